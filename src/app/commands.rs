@@ -1,0 +1,51 @@
+//! What panels ask of the app. Panels only push commands; the app applies
+//! them after drawing, so no panel touches the worker directly.
+
+use std::path::PathBuf;
+
+use crate::worker::JobId;
+
+/// Which latent an encoded image replaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// The latent shown by the sliders.
+    Current,
+    /// Interpolation start.
+    A,
+    /// Interpolation end.
+    B,
+}
+
+/// What to save.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveKind {
+    /// The current image.
+    Image,
+    /// The interpolation strip as one PNG.
+    Strip,
+    /// The interpolation as a looping GIF.
+    Animation,
+}
+
+/// A request from a panel, applied by the app after the frame.
+#[derive(Clone, Debug, PartialEq)]
+pub enum UiCommand {
+    /// Open another model.
+    SelectModel(String),
+    /// The current latent changed: decode a preview.
+    DecodeCurrent,
+    /// Endpoints, method or frame count changed: decode the strip.
+    DecodeStrip,
+    /// Encode an image file into a slot.
+    EncodeFile { path: PathBuf, slot: Slot },
+    /// Ask for an image file, then encode it into a slot.
+    PickImage(Slot),
+    /// Save into the output folder (`dialog: false`) or via "Save as…".
+    Save { kind: SaveKind, dialog: bool },
+    /// Choose the output folder.
+    ChooseOutputDir,
+    /// Stop a job.
+    Cancel(JobId),
+    /// Show the About window.
+    ShowAbout,
+}

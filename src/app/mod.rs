@@ -1,0 +1,29 @@
+//! The eframe application: persisted settings, commands, the job table and
+//! the glue between panels and the worker.
+
+pub mod commands;
+pub mod jobs;
+pub mod settings;
+pub mod studio;
+
+use std::path::PathBuf;
+
+pub use studio::StudioApp;
+
+/// Opens the studio window and runs until it is closed.
+pub fn run_gui(models_dir: PathBuf) -> anyhow::Result<()> {
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_inner_size([1180.0, 860.0])
+            .with_title("Latent Studio")
+            .with_drag_and_drop(true),
+        renderer: eframe::Renderer::Wgpu,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "Latent Studio",
+        options,
+        Box::new(move |cc| Ok(Box::new(StudioApp::new(cc, models_dir)?) as Box<dyn eframe::App>)),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}

@@ -1,0 +1,41 @@
+//! What the studio remembers across restarts.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::io::output::default_output_dir;
+use crate::pipelines::latent::Interpolation;
+
+/// Persisted through eframe's storage under [`Settings::KEY`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Where "Save" writes numbered files.
+    pub output_dir: PathBuf,
+    /// The model open when the studio was last closed.
+    pub last_model: Option<String>,
+    /// Interpolation method.
+    pub method: Interpolation,
+    /// Frames in an interpolation strip.
+    pub frames: usize,
+    /// Integer upscale for saved images.
+    pub save_scale: u32,
+}
+
+impl Settings {
+    /// Storage key.
+    pub const KEY: &'static str = "latent-studio-settings";
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            output_dir: default_output_dir(),
+            last_model: None,
+            method: Interpolation::Slerp,
+            frames: 10,
+            save_scale: 4,
+        }
+    }
+}

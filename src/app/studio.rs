@@ -1,0 +1,466 @@
+//! The studio application: owns the worker handle, the job table and the
+//! panels; turns panel commands into worker requests and worker events into
+//! panel state.
+
+use std::path::PathBuf;
+
+use eframe::egui_wgpu::RenderState;
+
+use super::commands::{SaveKind, Slot, UiCommand};
+use super::jobs::{JobTable, Purpose};
+use super::settings::Settings;
+use crate::io::manifest::{ModelManifest, discover};
+use crate::io::png_meta::ImageSettings;
+use crate::ui::latent_panel::{Endpoint, LatentPanel, Origin, PanelContext};
+use crate::ui::status::{Notice, status_ui};
+use crate::ui::{about::about_window, scatter};
+use crate::worker::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerHandle, WorkerRequest};
+
+/// How long one frame may spend applying worker events before drawing.
+const EVENT_BUDGET: std::time::Duration = std::time::Duration::from_millis(4);
+
+/// The whole application state.
+pub struct StudioApp {
+    worker: WorkerHandle,
+    models: Vec<ModelManifest>,
+    /// Persisted settings.
+    pub settings: Settings,
+    jobs: JobTable,
+    /// The latent panel.
+    pub panel: LatentPanel,
+    notices: Vec<Notice>,
+    about_open: bool,
+    gpu_scatter: bool,
+    selected: Option<String>,
+}
+
+impl StudioApp {
+    /// Builds the app from eframe's creation context: restores settings,
+    /// starts the worker, installs the GPU scatter and opens the last model.
+    pub fn new(cc: &eframe::CreationContext<'_>, models_dir: PathBuf) -> anyhow::Result<Self> {
+        let settings = cc
+            .storage
+            .and_then(|s| eframe::get_value(s, Settings::KEY))
+            .unwrap_or_default();
+        Self::with_settings(
+            &cc.egui_ctx,
+            cc.wgpu_render_state.as_ref(),
+            models_dir,
+            settings,
+        )
+    }
+
+    /// Builds the app without eframe (tests, benchmarks).
+    pub fn with_settings(
+        ctx: &egui::Context,
+        render_state: Option<&RenderState>,
+        models_dir: PathBuf,
+        settings: Settings,
+    ) -> anyhow::Result<Self> {
+        if let Some(rs) = render_state {
+            scatter::install(rs);
+        }
+        let repaint = ctx.clone();
+        let worker = WorkerHandle::spawn(
+            models_dir.clone(),
+            std::sync::Arc::new(move || repaint.request_repaint()),
+        )?;
+        let (models, failed) = discover(&models_dir);
+        let notices = failed
+            .iter()
+            .map(|e| Notice {
+                text: format!("skipped model: {e}"),
+                error: true,
+            })
+            .collect();
+        let panel = LatentPanel::new(settings.method, settings.frames);
+        let mut app = Self {
+            worker,
+            models,
+            settings,
+            jobs: JobTable::default(),
+            panel,
+            notices,
+            about_open: false,
+            gpu_scatter: scatter::is_installed(render_state),
+            selected: None,
+        };
+        let first = app
+            .settings
+            .last_model
+            .clone()
+            .filter(|id| app.models.iter().any(|m| &m.id == id));
+        if let Some(id) = first.or_else(|| app.models.first().map(|m| m.id.clone())) {
+            app.apply(UiCommand::SelectModel(id));
+        }
+        Ok(app)
+    }
+
+    /// Installed models.
+    pub fn models(&self) -> &[ModelManifest] {
+        &self.models
+    }
+
+    /// Messages shown in the status bar, oldest first.
+    pub fn notices(&self) -> &[Notice] {
+        &self.notices
+    }
+
+    /// The job table.
+    pub fn jobs(&self) -> &JobTable {
+        &self.jobs
+    }
+
+    /// Submits a request and records it in the job table.
+    pub fn submit(
+        &mut self,
+        request: WorkerRequest,
+        purpose: Purpose,
+        label: impl Into<String>,
+    ) -> JobId {
+        let job = self.worker.submit(request);
+        self.jobs.add(job, purpose, label);
+        job
+    }
+
+    fn model_id(&self) -> Option<String> {
+        self.panel.model.as_ref().map(|m| m.manifest.id.clone())
+    }
+
+    /// Applies one command from a panel.
+    pub fn apply(&mut self, command: UiCommand) {
+        match command {
+            UiCommand::SelectModel(id) => {
+                self.selected = Some(id.clone());
+                self.settings.last_model = Some(id.clone());
+                self.submit(
+                    WorkerRequest::LoadModel { model: id.clone() },
+                    Purpose::LoadModel,
+                    format!("loading {id}"),
+                );
+            }
+            UiCommand::DecodeCurrent => {
+                let Some(model) = self.model_id() else { return };
+                let request = WorkerRequest::Decode {
+                    model,
+                    latents: vec![self.panel.latent.clone()],
+                    preview: Some("current".into()),
+                };
+                self.submit(request, Purpose::Preview, "decode");
+            }
+            UiCommand::DecodeStrip => {
+                let Some(model) = self.model_id() else { return };
+                let latents = self.panel.path_latents();
+                let request = WorkerRequest::Decode {
+                    model,
+                    latents,
+                    preview: Some("strip".into()),
+                };
+                self.submit(request, Purpose::Strip, "interpolate");
+            }
+            UiCommand::EncodeFile { path, slot } => {
+                let Some(model) = self.model_id() else { return };
+                let label = format!("encode {}", path.display());
+                self.submit(
+                    WorkerRequest::Encode { model, image: path },
+                    Purpose::Encode(slot),
+                    label,
+                );
+            }
+            UiCommand::PickImage(slot) => {
+                let picked = rfd::FileDialog::new()
+                    .add_filter("Images", &["png", "jpg", "jpeg", "gif", "bmp"])
+                    .pick_file();
+                if let Some(path) = picked {
+                    self.apply(UiCommand::EncodeFile { path, slot });
+                }
+            }
+            UiCommand::Save { kind, dialog } => self.save(kind, dialog),
+            UiCommand::ChooseOutputDir => {
+                if let Some(dir) = rfd::FileDialog::new()
+                    .set_directory(&self.settings.output_dir)
+                    .pick_folder()
+                {
+                    self.settings.output_dir = dir;
+                }
+            }
+            UiCommand::Cancel(job) => self.worker.cancel(job),
+            UiCommand::ShowAbout => self.about_open = true,
+        }
+    }
+
+    fn save(&mut self, kind: SaveKind, dialog: bool) {
+        let Some(model) = self.model_id() else { return };
+        let p = &self.panel;
+        let (latents, format, settings, stem) = match kind {
+            SaveKind::Image => {
+                let (method, seeds) = match &p.origin {
+                    Origin::Seed(s) => ("seed".to_owned(), vec![*s]),
+                    Origin::Edited => ("slider".to_owned(), vec![]),
+                    Origin::Encoded(path) => (format!("encode {}", path.display()), vec![]),
+                };
+                let settings = ImageSettings {
+                    model: model.clone(),
+                    kind: "image".into(),
+                    seeds,
+                    method,
+                    latents: vec![p.latent.clone()],
+                };
+                (
+                    vec![p.latent.clone()],
+                    SaveFormat::Png { columns: 1 },
+                    settings,
+                    model.clone(),
+                )
+            }
+            SaveKind::Strip | SaveKind::Animation => {
+                let latents = p.path_latents();
+                let seeds = p
+                    .endpoints
+                    .iter()
+                    .filter_map(|e: &Endpoint| e.seed)
+                    .collect();
+                let kind_name = if kind == SaveKind::Strip {
+                    "strip"
+                } else {
+                    "animation"
+                };
+                let settings = ImageSettings {
+                    model: model.clone(),
+                    kind: kind_name.into(),
+                    seeds,
+                    method: p.method.name().into(),
+                    latents: latents.clone(),
+                };
+                let format = if kind == SaveKind::Strip {
+                    SaveFormat::Png {
+                        columns: latents.len(),
+                    }
+                } else {
+                    SaveFormat::Gif { delay_ms: 80 }
+                };
+                (
+                    latents,
+                    format,
+                    settings,
+                    format!("{model}-{}", p.method.name()),
+                )
+            }
+        };
+        let ext = if matches!(format, SaveFormat::Gif { .. }) {
+            "gif"
+        } else {
+            "png"
+        };
+        let target = if dialog {
+            let picked = rfd::FileDialog::new()
+                .set_directory(&self.settings.output_dir)
+                .set_file_name(format!("{stem}.{ext}"))
+                .add_filter(ext, &[ext])
+                .save_file();
+            let Some(path) = picked else { return };
+            SaveTarget::Exact(path)
+        } else {
+            SaveTarget::Numbered {
+                dir: self.settings.output_dir.clone(),
+                stem,
+            }
+        };
+        let request = WorkerRequest::Save {
+            model,
+            latents,
+            settings,
+            format,
+            target,
+            scale: self.settings.save_scale,
+        };
+        self.submit(request, Purpose::Save, format!("save {ext}"));
+    }
+
+    /// Applies worker events for at most [`EVENT_BUDGET`].
+    pub fn handle_events(&mut self, ctx: &egui::Context) {
+        let started = std::time::Instant::now();
+        for event in self.worker.poll() {
+            let purpose = self.jobs.apply(&event);
+            self.apply_event(ctx, event, purpose);
+            if started.elapsed() > EVENT_BUDGET {
+                ctx.request_repaint();
+                break;
+            }
+        }
+    }
+
+    fn apply_event(&mut self, ctx: &egui::Context, event: WorkerEvent, purpose: Option<Purpose>) {
+        match (event, purpose) {
+            (
+                WorkerEvent::ModelLoaded {
+                    manifest,
+                    latent_map,
+                    can_encode,
+                    ..
+                },
+                _,
+            ) => {
+                if self.selected.as_deref() != Some(manifest.id.as_str()) {
+                    return; // an older selection finished loading late
+                }
+                self.panel
+                    .set_model(*manifest, can_encode, latent_map.as_ref());
+                self.apply(UiCommand::DecodeCurrent);
+                self.apply(UiCommand::DecodeStrip);
+            }
+            (WorkerEvent::Decoded { images, .. }, Some(Purpose::Preview)) => {
+                if let Some(img) = images.first() {
+                    self.panel.set_image(ctx, img);
+                }
+            }
+            (
+                WorkerEvent::Decoded {
+                    images, latents, ..
+                },
+                Some(Purpose::Strip),
+            ) => self.panel.set_strip(ctx, &images, latents),
+            (WorkerEvent::Encoded { latent, source, .. }, Some(Purpose::Encode(slot))) => {
+                let label = source
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                match slot {
+                    Slot::Current => {
+                        self.panel.latent = latent;
+                        self.panel.origin = Origin::Encoded(source);
+                        self.apply(UiCommand::DecodeCurrent);
+                    }
+                    Slot::A | Slot::B => {
+                        let i = if slot == Slot::A { 0 } else { 1 };
+                        self.panel.endpoints[i] = Endpoint {
+                            latent,
+                            label,
+                            seed: None,
+                        };
+                        self.apply(UiCommand::DecodeStrip);
+                    }
+                }
+            }
+            (WorkerEvent::Saved { path, .. }, _) => self.notices.push(Notice {
+                text: format!("saved {}", path.display()),
+                error: false,
+            }),
+            (WorkerEvent::Failed { job, error }, _) => {
+                let label = self
+                    .jobs
+                    .get(job)
+                    .map(|j| j.label.clone())
+                    .unwrap_or_default();
+                self.notices.push(Notice {
+                    text: format!("{label} failed: {error}"),
+                    error: true,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Files dropped on the window are encoded into the current latent.
+    fn handle_dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_owned())
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        });
+        for path in dropped {
+            if self.panel.model.as_ref().is_some_and(|m| m.can_encode) {
+                self.apply(UiCommand::EncodeFile {
+                    path,
+                    slot: Slot::Current,
+                });
+            } else {
+                self.notices.push(Notice {
+                    text: format!(
+                        "cannot encode {}: this model has no encoder",
+                        path.display()
+                    ),
+                    error: true,
+                });
+            }
+        }
+    }
+
+    /// One frame: events in, panels drawn, commands applied.
+    pub fn frame_ui(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        self.handle_events(&ctx);
+        self.handle_dropped_files(&ctx);
+        let mut out = Vec::new();
+        egui::Panel::top("top-bar").show(ui, |ui| self.top_bar_ui(ui, &mut out));
+        egui::Panel::bottom("status-bar")
+            .show(ui, |ui| status_ui(ui, &self.jobs, &self.notices, &mut out));
+        egui::CentralPanel::default().show(ui, |ui| {
+            let panel_ctx = PanelContext {
+                models: &self.models,
+                gpu_scatter: self.gpu_scatter,
+                time: ctx.input(|i| i.time),
+                strip_pending: self.jobs.any_active(&Purpose::Strip),
+            };
+            egui::ScrollArea::vertical().show(ui, |ui| self.panel.ui(ui, &panel_ctx, &mut out));
+        });
+        about_window(&ctx, &mut self.about_open, &self.models);
+        self.settings.method = self.panel.method;
+        self.settings.frames = self.panel.frames;
+        for command in out {
+            self.apply(command);
+        }
+    }
+
+    fn top_bar_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
+        ui.horizontal(|ui| {
+            ui.strong("Latent Studio");
+            ui.separator();
+            let current = self.selected.clone().unwrap_or_default();
+            let shown = self
+                .models
+                .iter()
+                .find(|m| m.id == current)
+                .map(|m| m.name.clone())
+                .unwrap_or_else(|| "(none)".into());
+            egui::ComboBox::from_label("Model")
+                .selected_text(shown)
+                .show_ui(ui, |ui| {
+                    for m in &self.models {
+                        let text = format!("{} — {}-D {}", m.name, m.latent_dim, m.family.name());
+                        if ui.selectable_label(m.id == current, text).clicked() && m.id != current {
+                            out.push(UiCommand::SelectModel(m.id.clone()));
+                        }
+                    }
+                });
+            ui.separator();
+            let dir = self.settings.output_dir.display().to_string();
+            if ui
+                .button("Output folder…")
+                .on_hover_text(format!("Saving into {dir}"))
+                .clicked()
+            {
+                out.push(UiCommand::ChooseOutputDir);
+            }
+            ui.label(egui::RichText::new(dir).weak().small());
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                if ui.button("About").clicked() {
+                    out.push(UiCommand::ShowAbout);
+                }
+            });
+        });
+    }
+}
+
+impl eframe::App for StudioApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.frame_ui(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, Settings::KEY, &self.settings);
+    }
+}

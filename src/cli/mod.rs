@@ -1,0 +1,142 @@
+//! Headless subcommands: every feature of the studio from the command line,
+//! through the same models and pipelines as the GUI.
+
+mod bench;
+mod latent;
+mod train;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::pipelines::latent::Interpolation;
+
+/// Command-line interface. No subcommand opens the GUI.
+#[derive(Parser, Debug)]
+#[command(
+    name = "latent-studio",
+    version,
+    about = "A local-first studio for generative models"
+)]
+pub struct Cli {
+    /// Folder that holds one sub-folder per model (default: $LATENT_STUDIO_MODELS, ./models, or the source tree's).
+    #[arg(long, global = true)]
+    pub models_dir: Option<PathBuf>,
+    /// What to do; none opens the GUI.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Headless subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List the installed models.
+    Models {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decode seeded random latents into an image (a grid when --count > 1).
+    Sample {
+        #[arg(long)]
+        model: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Number of images; seeds are SEED, SEED+1, …
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Integer upscale factor for the saved file.
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+        /// PNG file to create (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Decode one given latent vector.
+    Decode {
+        #[arg(long)]
+        model: String,
+        /// Comma-separated values, e.g. "0.5,-1.2".
+        #[arg(long, allow_hyphen_values = true)]
+        latent: String,
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Encode an image and print its latent (posterior mean) as JSON.
+    Encode {
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        image: PathBuf,
+    },
+    /// Interpolate between two seeds' latents; PNG strip or animated GIF.
+    Interpolate {
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        from_seed: u64,
+        #[arg(long)]
+        to_seed: u64,
+        #[arg(long, default_value_t = 8)]
+        frames: usize,
+        #[arg(long, default_value = "slerp")]
+        method: Interpolation,
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+        /// FILE.png for a strip, FILE.gif for a looping animation.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Train a model.
+    Train {
+        #[command(subcommand)]
+        what: train::TrainCommand,
+    },
+    /// Measure performance and print a table.
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCommand,
+    },
+}
+
+/// Runs a headless command.
+pub fn run(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
+    match command {
+        Command::Models { json } => latent::list_models(&models_dir, json),
+        Command::Sample {
+            model,
+            seed,
+            count,
+            scale,
+            out,
+        } => latent::sample(&models_dir, &model, seed, count, scale, &out),
+        Command::Decode {
+            model,
+            latent,
+            scale,
+            out,
+        } => latent::decode(&models_dir, &model, &latent, scale, &out),
+        Command::Encode { model, image } => latent::encode(&models_dir, &model, &image),
+        Command::Interpolate {
+            model,
+            from_seed,
+            to_seed,
+            frames,
+            method,
+            scale,
+            out,
+        } => latent::interpolate(
+            &models_dir,
+            &model,
+            (from_seed, to_seed),
+            frames,
+            method,
+            scale,
+            &out,
+        ),
+        Command::Train { what } => train::run(what),
+        Command::Bench { what } => bench::run(what, &models_dir),
+    }
+}

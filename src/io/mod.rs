@@ -1,0 +1,8 @@
+//! Files: data sets, model manifests, PNG with metadata, GIF export, output paths.
+
+pub mod datasets;
+pub mod export;
+pub mod latent_map;
+pub mod manifest;
+pub mod output;
+pub mod png_meta;

@@ -1,0 +1,141 @@
+//! PNG files that carry the settings that made them, as text chunks.
+
+use std::path::Path;
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+/// The settings behind a saved image, stored in its PNG text chunks.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageSettings {
+    /// Model id.
+    pub model: String,
+    /// What the file shows: `image`, `strip`, `grid` or `animation`.
+    pub kind: String,
+    /// Seeds the latents came from, when they came from seeds.
+    #[serde(default)]
+    pub seeds: Vec<u64>,
+    /// How the latents were made: `seed`, `slider`, `encode`, `lerp`, `slerp`, …
+    pub method: String,
+    /// The latent of each image, in order.
+    pub latents: Vec<Vec<f32>>,
+}
+
+/// Key of the JSON chunk with all the settings.
+pub const SETTINGS_KEY: &str = "latent-studio";
+
+impl ImageSettings {
+    /// Text chunks: readable keys for other tools plus one JSON chunk for ours.
+    pub fn text_chunks(&self) -> Vec<(String, String)> {
+        let fmt = |z: &Vec<f32>| {
+            z.iter()
+                .map(|v| format!("{v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut chunks = vec![
+            (
+                "Software".to_owned(),
+                format!("Latent Studio {}", env!("CARGO_PKG_VERSION")),
+            ),
+            ("Model".to_owned(), self.model.clone()),
+            ("Method".to_owned(), self.method.clone()),
+        ];
+        if !self.seeds.is_empty() {
+            let seeds = self
+                .seeds
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            chunks.push(("Seed".to_owned(), seeds));
+        }
+        chunks.push((
+            "Latent".to_owned(),
+            self.latents.iter().map(fmt).collect::<Vec<_>>().join(";"),
+        ));
+        chunks.push((
+            SETTINGS_KEY.to_owned(),
+            serde_json::to_string(self).unwrap_or_default(),
+        ));
+        chunks
+    }
+}
+
+/// Encodes `image` as PNG bytes with `chunks` as iTXt text chunks.
+pub fn encode_png(image: &RgbImage, chunks: &[(String, String)]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, image.width(), image.height());
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        for (k, v) in chunks {
+            enc.add_itxt_chunk(k.clone(), v.clone())
+                .map_err(|e| e.to_string())?;
+        }
+        let mut writer = enc.write_header().map_err(|e| e.to_string())?;
+        writer
+            .write_image_data(image.as_raw())
+            .map_err(|e| e.to_string())?;
+        writer.finish().map_err(|e| e.to_string())?;
+    }
+    Ok(out)
+}
+
+/// All text chunks (tEXt, zTXt and iTXt) of the PNG at `path`.
+pub fn read_png_text(path: &Path) -> Result<Vec<(String, String)>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let decoder = png::Decoder::new(std::io::BufReader::new(file));
+    let reader = decoder
+        .read_info()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let info = reader.info();
+    let mut out: Vec<(String, String)> = info
+        .uncompressed_latin1_text
+        .iter()
+        .map(|c| (c.keyword.clone(), c.text.clone()))
+        .collect();
+    for c in &info.compressed_latin1_text {
+        out.push((c.keyword.clone(), c.get_text().map_err(|e| e.to_string())?));
+    }
+    for c in &info.utf8_text {
+        out.push((c.keyword.clone(), c.get_text().map_err(|e| e.to_string())?));
+    }
+    Ok(out)
+}
+
+/// The settings our JSON chunk holds, if the PNG has one.
+pub fn read_settings(path: &Path) -> Result<Option<ImageSettings>, String> {
+    let chunks = read_png_text(path)?;
+    let Some((_, json)) = chunks.iter().find(|(k, _)| k == SETTINGS_KEY) else {
+        return Ok(None);
+    };
+    serde_json::from_str(json)
+        .map(Some)
+        .map_err(|e| format!("{}: bad {SETTINGS_KEY} chunk: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip() {
+        let settings = ImageSettings {
+            model: "digits-2d".into(),
+            kind: "image".into(),
+            seeds: vec![42],
+            method: "seed".into(),
+            latents: vec![vec![0.25, -1.5]],
+        };
+        let img = RgbImage::from_pixel(3, 2, image::Rgb([10, 20, 30]));
+        let bytes = encode_png(&img, &settings.text_chunks()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.png");
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(read_settings(&path).unwrap(), Some(settings));
+        let text = read_png_text(&path).unwrap();
+        assert!(text.contains(&("Latent".to_owned(), "0.25,-1.5".to_owned())));
+        assert_eq!(image::open(&path).unwrap().to_rgb8(), img);
+    }
+}

@@ -1,0 +1,88 @@
+//! The family-agnostic face that the latent panel, the CLI and the worker use:
+//! a latent size, a batch decoder and an optional encoder.
+
+use std::path::PathBuf;
+
+use image::RgbImage;
+
+use crate::io::manifest::ModelManifest;
+
+/// Errors from loading or running a model; each names the file or model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// No model with that id in the models folder.
+    #[error("no model with id {id:?} (available: {available})")]
+    UnknownModel { id: String, available: String },
+    /// The weights file is missing, truncated or not safetensors.
+    #[error("cannot load weights {path}: {detail}")]
+    Weights { path: PathBuf, detail: String },
+    /// The manifest disagrees with itself or with the weights.
+    #[error("{path}: {detail}")]
+    Manifest { path: PathBuf, detail: String },
+    /// The model cannot do this (e.g. encode with a GAN).
+    #[error("model {id} {what}")]
+    Unsupported { id: String, what: String },
+    /// A latent of the wrong length or similar caller error.
+    #[error("{0}")]
+    BadInput(String),
+    /// An image file that cannot be read.
+    #[error("cannot read image {path}: {detail}")]
+    Image { path: PathBuf, detail: String },
+    /// The numeric backend failed while running the model.
+    #[error("model {id}: {source}")]
+    Compute {
+        id: String,
+        source: candle_core::Error,
+    },
+}
+
+/// A model whose outputs are images addressed by a latent vector.
+pub trait LatentModel: Send + Sync {
+    /// What the model is.
+    fn manifest(&self) -> &ModelManifest;
+
+    /// Decodes a batch of latents (each `latent_dim` long) into images.
+    fn decode(&self, latents: &[Vec<f32>]) -> Result<Vec<RgbImage>, ModelError>;
+
+    /// Whether [`LatentModel::encode`] is available.
+    fn can_encode(&self) -> bool {
+        false
+    }
+
+    /// The latent that best explains `image` (the posterior mean for a VAE).
+    fn encode(&self, _image: &image::DynamicImage) -> Result<Vec<f32>, ModelError> {
+        let m = self.manifest();
+        Err(ModelError::Unsupported {
+            id: m.id.clone(),
+            what: "has no encoder".into(),
+        })
+    }
+
+    /// Latent size.
+    fn latent_dim(&self) -> usize {
+        self.manifest().latent_dim
+    }
+
+    /// Checks that each latent has `latent_dim` finite entries.
+    fn check_latents(&self, latents: &[Vec<f32>]) -> Result<(), ModelError> {
+        let dim = self.latent_dim();
+        if latents.is_empty() {
+            return Err(ModelError::BadInput("no latents to decode".into()));
+        }
+        for z in latents {
+            if z.len() != dim {
+                return Err(ModelError::BadInput(format!(
+                    "model {} takes {dim} latent values, got {}",
+                    self.manifest().id,
+                    z.len()
+                )));
+            }
+            if z.iter().any(|v| !v.is_finite()) {
+                return Err(ModelError::BadInput(
+                    "latent contains a non-finite value".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

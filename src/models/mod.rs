@@ -1,0 +1,21 @@
+//! Model families: configuration, construction from weights, forward passes.
+//! Nothing here knows about the UI or threads.
+
+pub mod latent_model;
+pub mod registry;
+pub mod vae;
+pub mod vae_model;
+
+/// The device models run on: the first GPU when built with `cuda` or `metal`
+/// and one is present, else the CPU.
+pub fn default_device() -> candle_core::Device {
+    #[cfg(feature = "cuda")]
+    if let Ok(d) = candle_core::Device::new_cuda(0) {
+        return d;
+    }
+    #[cfg(feature = "metal")]
+    if let Ok(d) = candle_core::Device::new_metal(0) {
+        return d;
+    }
+    candle_core::Device::Cpu
+}

@@ -1,0 +1,8 @@
+//! Panels and widgets. egui only: nothing here touches models or threads.
+
+pub mod about;
+pub mod latent_map;
+pub mod latent_panel;
+pub mod scatter;
+pub mod status;
+pub mod theme;

@@ -1,0 +1,55 @@
+//! The status bar: running jobs with progress and Cancel, then recent messages.
+
+use crate::app::commands::UiCommand;
+use crate::app::jobs::{JobState, JobTable};
+
+use super::theme;
+
+/// A message for the user, e.g. a saved file or a failure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notice {
+    /// The text, naming the file where there is one.
+    pub text: String,
+    /// Whether it reports a failure.
+    pub error: bool,
+}
+
+/// Draws the bar.
+pub fn status_ui(ui: &mut egui::Ui, jobs: &JobTable, notices: &[Notice], out: &mut Vec<UiCommand>) {
+    ui.horizontal(|ui| {
+        for (id, job) in jobs.active() {
+            match &job.state {
+                JobState::Running {
+                    step,
+                    total,
+                    message,
+                } if *total > 0 => {
+                    let bar = egui::ProgressBar::new(*step as f32 / *total as f32)
+                        .desired_width(160.0)
+                        .text(format!("{} {message}", job.label));
+                    ui.add(bar);
+                }
+                _ => {
+                    ui.spinner();
+                    ui.label(&job.label);
+                }
+            }
+            if ui
+                .small_button("Cancel")
+                .on_hover_text(format!("Cancel {}", job.label))
+                .clicked()
+            {
+                out.push(UiCommand::Cancel(id));
+            }
+        }
+        if let Some(n) = notices.last() {
+            let color = if n.error { theme::ERROR } else { theme::OK };
+            ui.label(egui::RichText::new(&n.text).color(color))
+                .on_hover_ui(|ui| {
+                    for n in notices.iter().rev().take(10) {
+                        ui.label(&n.text);
+                    }
+                });
+        }
+    });
+}

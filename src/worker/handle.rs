@@ -1,0 +1,161 @@
+//! The app's side of the worker: submit without blocking, cancel, drain events.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+
+use super::cache::ModelCache;
+use super::protocol::{JobId, WorkerEvent, WorkerRequest};
+use super::run::{Envelope, Worker};
+use crate::models::latent_model::LatentModel;
+use crate::pipelines::cancel::CancelToken;
+
+/// How many requests may wait in the channel; more wait app-side in `overflow`.
+const QUEUE_CAPACITY: usize = 32;
+
+/// Called by the worker after each event so that the UI repaints.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// Owns the channels to the worker thread.
+pub struct WorkerHandle {
+    requests: Sender<Envelope>,
+    events: Receiver<WorkerEvent>,
+    tokens: HashMap<JobId, CancelToken>,
+    overflow: VecDeque<Envelope>,
+    next_id: u64,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    /// Starts the worker thread over `models_dir`.
+    pub fn spawn(models_dir: PathBuf, waker: Waker) -> std::io::Result<Self> {
+        Self::spawn_with(
+            ModelCache::new(models_dir, crate::models::default_device()),
+            waker,
+        )
+    }
+
+    /// Starts the worker with models already in its cache (tests, opened files).
+    pub fn spawn_with_models(
+        models_dir: PathBuf,
+        models: Vec<Arc<dyn LatentModel>>,
+        waker: Waker,
+    ) -> std::io::Result<Self> {
+        let mut cache = ModelCache::new(models_dir, crate::models::default_device());
+        for m in models {
+            cache.insert(m);
+        }
+        Self::spawn_with(cache, waker)
+    }
+
+    fn spawn_with(cache: ModelCache, waker: Waker) -> std::io::Result<Self> {
+        let (req_tx, req_rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
+        let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
+        let worker = Worker::new(cache, req_rx, ev_tx, waker);
+        let thread = std::thread::Builder::new()
+            .name("inference-worker".into())
+            .spawn(move || worker.run())?;
+        Ok(Self {
+            requests: req_tx,
+            events: ev_rx,
+            tokens: HashMap::new(),
+            overflow: VecDeque::new(),
+            next_id: 1,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `request` and returns its job id. Never blocks: when the channel
+    /// is full the request waits here and is sent on a later [`WorkerHandle::poll`].
+    pub fn submit(&mut self, request: WorkerRequest) -> JobId {
+        let job = JobId(self.next_id);
+        self.next_id += 1;
+        let cancel = CancelToken::new();
+        self.tokens.insert(job, cancel.clone());
+        self.overflow.push_back(Envelope {
+            job,
+            cancel,
+            request,
+        });
+        self.flush();
+        job
+    }
+
+    /// Asks `job` to stop: dropped if still queued, stopped at its next check if running.
+    pub fn cancel(&mut self, job: JobId) {
+        if let Some(token) = self.tokens.get(&job) {
+            token.cancel();
+        }
+    }
+
+    fn flush(&mut self) {
+        while let Some(env) = self.overflow.pop_front() {
+            match self.requests.try_send(env) {
+                Ok(()) => {}
+                Err(TrySendError::Full(env)) => {
+                    self.overflow.push_front(env);
+                    return;
+                }
+                Err(TrySendError::Disconnected(env)) => {
+                    // The worker is gone; the job fails in `poll`.
+                    self.overflow.push_front(env);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends waiting requests and returns the events that have arrived.
+    pub fn poll(&mut self) -> Vec<WorkerEvent> {
+        self.flush();
+        let mut out = Vec::new();
+        loop {
+            match self.events.try_recv() {
+                Ok(e) => {
+                    if e.is_terminal() {
+                        self.tokens.remove(&e.job());
+                    }
+                    out.push(e);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    for env in self.overflow.drain(..) {
+                        out.push(WorkerEvent::Failed {
+                            job: env.job,
+                            error: "the worker thread has stopped".into(),
+                        });
+                    }
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// Blocks until the next event (tests and the CLI; never the UI thread).
+    pub fn recv_timeout(&mut self, timeout: std::time::Duration) -> Option<WorkerEvent> {
+        self.flush();
+        let e = self.events.recv_timeout(timeout).ok()?;
+        if e.is_terminal() {
+            self.tokens.remove(&e.job());
+        }
+        Some(e)
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        let _ = self.requests.try_send(Envelope {
+            job: JobId(0),
+            cancel: CancelToken::new(),
+            request: WorkerRequest::Shutdown,
+        });
+        for token in self.tokens.values() {
+            token.cancel();
+        }
+        // Joining could wait for a long decode; the thread ends on its own.
+        drop(self.thread.take());
+    }
+}

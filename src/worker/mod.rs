@@ -1,0 +1,11 @@
+//! The background inference worker: a named thread that owns the models.
+//! The app talks to it only through [`WorkerHandle`].
+
+pub mod cache;
+pub mod handle;
+pub mod protocol;
+pub mod run;
+mod training;
+
+pub use handle::{Waker, WorkerHandle};
+pub use protocol::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerRequest};

@@ -1,0 +1,153 @@
+//! Messages between the app (UI thread) and the worker thread.
+
+use std::path::PathBuf;
+
+use image::RgbImage;
+
+use crate::io::latent_map::LatentMap;
+use crate::io::manifest::ModelManifest;
+use crate::io::png_meta::ImageSettings;
+use crate::pipelines::train_vae::{EpochReport, TrainVaeSpec};
+
+/// Identifies one job from request to its final event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(pub u64);
+
+/// How a save request lays out its images.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SaveFormat {
+    /// One PNG: a single image, or a grid with this many columns.
+    Png { columns: usize },
+    /// A looping animated GIF, one frame per latent.
+    Gif { delay_ms: u32 },
+}
+
+/// Where a save request writes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SaveTarget {
+    /// `DIR/STEM-NNNN.EXT` with the first free number.
+    Numbered { dir: PathBuf, stem: String },
+    /// Exactly this path, which must not exist yet.
+    Exact(PathBuf),
+}
+
+/// Work the app asks of the worker.
+#[derive(Clone, Debug)]
+pub enum WorkerRequest {
+    /// Load a model (and its latent map) into the cache.
+    LoadModel { model: String },
+    /// Decode latents into images. Pending previews with the same `stream`
+    /// are coalesced: only the newest is computed.
+    Decode {
+        model: String,
+        latents: Vec<Vec<f32>>,
+        preview: Option<String>,
+    },
+    /// Encode an image file into the model's latent space.
+    Encode { model: String, image: PathBuf },
+    /// Decode and write a file; never coalesced or dropped.
+    Save {
+        model: String,
+        latents: Vec<Vec<f32>>,
+        settings: ImageSettings,
+        format: SaveFormat,
+        target: SaveTarget,
+        scale: u32,
+    },
+    /// Train a VAE on its own thread; progress arrives as events.
+    TrainVae {
+        spec: TrainVaeSpec,
+        data_dir: PathBuf,
+        checkpoint_dir: PathBuf,
+        limit: Option<usize>,
+    },
+    /// Stop the worker after the jobs before it.
+    Shutdown,
+}
+
+impl WorkerRequest {
+    /// The coalescing key of a preview decode.
+    pub fn preview_stream(&self) -> Option<&str> {
+        match self {
+            Self::Decode {
+                preview: Some(stream),
+                ..
+            } => Some(stream),
+            _ => None,
+        }
+    }
+}
+
+/// What the worker reports back. Every job ends with exactly one terminal
+/// event: `ModelLoaded`, `Decoded`, `Encoded`, `Saved`, `TrainingDone`,
+/// `Failed`, `Cancelled` or `Superseded`.
+#[derive(Clone, Debug)]
+pub enum WorkerEvent {
+    /// The job left the queue and is running.
+    Started { job: JobId },
+    /// Partial progress of a long job.
+    Progress {
+        job: JobId,
+        step: usize,
+        total: usize,
+        message: String,
+    },
+    /// A model is loaded.
+    ModelLoaded {
+        job: JobId,
+        manifest: Box<ModelManifest>,
+        latent_map: Option<LatentMap>,
+        can_encode: bool,
+    },
+    /// Images decoded from the request's latents, in order.
+    Decoded {
+        job: JobId,
+        images: Vec<RgbImage>,
+        latents: Vec<Vec<f32>>,
+    },
+    /// The latent of an image file.
+    Encoded {
+        job: JobId,
+        latent: Vec<f32>,
+        source: PathBuf,
+    },
+    /// A file was written.
+    Saved { job: JobId, path: PathBuf },
+    /// A training epoch finished and was checkpointed.
+    TrainingEpoch { job: JobId, report: EpochReport },
+    /// Training ended (all epochs, or cancelled after a checkpoint).
+    TrainingDone { job: JobId, epochs: usize },
+    /// The job failed; `error` says what and which file.
+    Failed { job: JobId, error: String },
+    /// The job was cancelled before it finished.
+    Cancelled { job: JobId },
+    /// A newer preview replaced this one before it ran.
+    Superseded { job: JobId },
+}
+
+impl WorkerEvent {
+    /// The job the event belongs to.
+    pub fn job(&self) -> JobId {
+        match self {
+            Self::Started { job }
+            | Self::Progress { job, .. }
+            | Self::ModelLoaded { job, .. }
+            | Self::Decoded { job, .. }
+            | Self::Encoded { job, .. }
+            | Self::Saved { job, .. }
+            | Self::TrainingEpoch { job, .. }
+            | Self::TrainingDone { job, .. }
+            | Self::Failed { job, .. }
+            | Self::Cancelled { job }
+            | Self::Superseded { job } => *job,
+        }
+    }
+
+    /// Whether this is the job's last event.
+    pub fn is_terminal(&self) -> bool {
+        !matches!(
+            self,
+            Self::Started { .. } | Self::Progress { .. } | Self::TrainingEpoch { .. }
+        )
+    }
+}

@@ -1,0 +1,239 @@
+//! The worker thread: takes requests in order, coalesces previews, runs each
+//! job inside a panic guard and reports events.
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::cache::ModelCache;
+use super::handle::Waker;
+use super::protocol::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerRequest};
+use super::training::spawn_vae_training;
+use crate::io::export::{encode_gif, make_grid, upscale};
+use crate::io::latent_map::read_latent_map;
+use crate::io::output::{save_numbered, write_new_file};
+use crate::io::png_meta::encode_png;
+use crate::pipelines::cancel::CancelToken;
+
+/// A request with its job id and cancel token.
+pub struct Envelope {
+    /// The job.
+    pub job: JobId,
+    /// Set by the app to cancel.
+    pub cancel: CancelToken,
+    /// What to do.
+    pub request: WorkerRequest,
+}
+
+/// State owned by the worker thread.
+pub struct Worker {
+    cache: ModelCache,
+    requests: Receiver<Envelope>,
+    events: EventSink,
+    queue: VecDeque<Envelope>,
+}
+
+/// Sends events and wakes the UI.
+#[derive(Clone)]
+pub struct EventSink {
+    tx: Sender<WorkerEvent>,
+    waker: Waker,
+}
+
+impl EventSink {
+    /// Delivers `event`; a closed app is not an error for the worker.
+    pub fn send(&self, event: WorkerEvent) {
+        let _ = self.tx.send(event);
+        (self.waker)();
+    }
+}
+
+impl Worker {
+    /// A worker over `cache`, reading `requests` and reporting to `events`.
+    pub fn new(
+        cache: ModelCache,
+        requests: Receiver<Envelope>,
+        events: Sender<WorkerEvent>,
+        waker: Waker,
+    ) -> Self {
+        Self {
+            cache,
+            requests,
+            events: EventSink { tx: events, waker },
+            queue: VecDeque::new(),
+        }
+    }
+
+    /// Serves requests until `Shutdown` or until the app drops its handle.
+    pub fn run(mut self) {
+        loop {
+            if self.queue.is_empty() {
+                match self.requests.recv() {
+                    Ok(env) => self.queue.push_back(env),
+                    Err(_) => return,
+                }
+            }
+            self.queue.extend(self.requests.try_iter());
+            self.coalesce();
+            let Some(env) = self.queue.pop_front() else {
+                continue;
+            };
+            if matches!(env.request, WorkerRequest::Shutdown) {
+                return;
+            }
+            if env.cancel.is_cancelled() {
+                self.events.send(WorkerEvent::Cancelled { job: env.job });
+                continue;
+            }
+            self.events.send(WorkerEvent::Started { job: env.job });
+            let job = env.job;
+            let outcome = catch_unwind(AssertUnwindSafe(|| self.execute(env)));
+            let event = match outcome {
+                Ok(Ok(Some(event))) => event,
+                Ok(Ok(None)) => continue, // a job that reports on its own (training)
+                Ok(Err(error)) => WorkerEvent::Failed { job, error },
+                Err(panic) => WorkerEvent::Failed {
+                    job,
+                    error: format!("internal error: {}", panic_message(&panic)),
+                },
+            };
+            self.events.send(event);
+        }
+    }
+
+    /// Drops every queued preview that a newer preview of the same stream replaces.
+    fn coalesce(&mut self) {
+        let mut keep = VecDeque::with_capacity(self.queue.len());
+        let queued: Vec<Envelope> = self.queue.drain(..).collect();
+        for (i, env) in queued.iter().enumerate() {
+            let newer = env.request.preview_stream().is_some_and(|s| {
+                queued[i + 1..]
+                    .iter()
+                    .any(|later| later.request.preview_stream() == Some(s))
+            });
+            if newer {
+                self.events.send(WorkerEvent::Superseded { job: env.job });
+            }
+            keep.push_back(!newer);
+        }
+        self.queue = queued
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(e, k)| k.then_some(e))
+            .collect();
+    }
+
+    fn execute(&mut self, env: Envelope) -> Result<Option<WorkerEvent>, String> {
+        let job = env.job;
+        Ok(Some(match env.request {
+            WorkerRequest::LoadModel { model } => {
+                let m = self.cache.get(&model).map_err(|e| e.to_string())?;
+                let manifest = m.manifest().clone();
+                let latent_map = match manifest.latent_map_path() {
+                    Some(path) => Some(read_latent_map(&path)?),
+                    None => None,
+                };
+                WorkerEvent::ModelLoaded {
+                    job,
+                    can_encode: m.can_encode(),
+                    manifest: Box::new(manifest),
+                    latent_map,
+                }
+            }
+            WorkerRequest::Decode { model, latents, .. } => {
+                let m = self.cache.get(&model).map_err(|e| e.to_string())?;
+                let images = m.decode(&latents).map_err(|e| e.to_string())?;
+                WorkerEvent::Decoded {
+                    job,
+                    images,
+                    latents,
+                }
+            }
+            WorkerRequest::Encode { model, image } => {
+                let m = self.cache.get(&model).map_err(|e| e.to_string())?;
+                let img = image::open(&image)
+                    .map_err(|e| format!("cannot read image {}: {e}", image.display()))?;
+                let latent = m.encode(&img).map_err(|e| e.to_string())?;
+                WorkerEvent::Encoded {
+                    job,
+                    latent,
+                    source: image,
+                }
+            }
+            WorkerRequest::Save {
+                model,
+                latents,
+                settings,
+                format,
+                target,
+                scale,
+            } => {
+                let m = self.cache.get(&model).map_err(|e| e.to_string())?;
+                let images = m.decode(&latents).map_err(|e| e.to_string())?;
+                if env.cancel.is_cancelled() {
+                    return Ok(Some(WorkerEvent::Cancelled { job }));
+                }
+                let (bytes, ext) = match format {
+                    SaveFormat::Png { columns } => {
+                        let img = if images.len() == 1 {
+                            images[0].clone()
+                        } else {
+                            make_grid(&images, columns, 1)
+                        };
+                        (
+                            encode_png(&upscale(&img, scale), &settings.text_chunks())?,
+                            "png",
+                        )
+                    }
+                    SaveFormat::Gif { delay_ms } => {
+                        let frames: Vec<_> = images.iter().map(|i| upscale(i, scale)).collect();
+                        (encode_gif(&frames, delay_ms)?, "gif")
+                    }
+                };
+                let path = match target {
+                    SaveTarget::Numbered { dir, stem } => save_numbered(&dir, &stem, ext, &bytes),
+                    SaveTarget::Exact(path) => write_new_file(&path, &bytes).map(|()| path),
+                }
+                .map_err(|e| e.to_string())?;
+                WorkerEvent::Saved { job, path }
+            }
+            WorkerRequest::TrainVae {
+                spec,
+                data_dir,
+                checkpoint_dir,
+                limit,
+            } => {
+                spawn_vae_training(
+                    job,
+                    spec,
+                    data_dir,
+                    checkpoint_dir,
+                    limit,
+                    env.cancel,
+                    self.events.clone(),
+                )
+                .map_err(|e| format!("cannot start the training thread: {e}"))?;
+                return Ok(None);
+            }
+            WorkerRequest::Shutdown => return Ok(None),
+        }))
+    }
+
+    /// The folder models come from.
+    pub fn models_dir(&self) -> &Path {
+        self.cache.models_dir()
+    }
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_owned()
+    }
+}

@@ -1,0 +1,94 @@
+//! Training runs on its own named thread so the worker keeps decoding.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::protocol::{JobId, WorkerEvent};
+use super::run::{EventSink, panic_message};
+use crate::io::datasets::load;
+use crate::pipelines::cancel::CancelToken;
+use crate::pipelines::train_vae::{TrainEvent, TrainVaeSpec, VaeTrainer};
+
+/// Starts training; every outcome arrives as an event for `job`.
+pub fn spawn_vae_training(
+    job: JobId,
+    spec: TrainVaeSpec,
+    data_dir: PathBuf,
+    checkpoint_dir: PathBuf,
+    limit: Option<usize>,
+    cancel: CancelToken,
+    events: EventSink,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("vae-trainer".into())
+        .spawn(move || {
+            let sink = events.clone();
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                train(job, spec, &data_dir, &checkpoint_dir, limit, &cancel, &sink)
+            }));
+            let event = match result {
+                Ok(Ok(epochs)) if cancel.is_cancelled() => {
+                    let _ = epochs;
+                    WorkerEvent::Cancelled { job }
+                }
+                Ok(Ok(epochs)) => WorkerEvent::TrainingDone { job, epochs },
+                Ok(Err(error)) => WorkerEvent::Failed { job, error },
+                Err(p) => WorkerEvent::Failed {
+                    job,
+                    error: format!("internal error: {}", panic_message(&p)),
+                },
+            };
+            events.send(event);
+        })?;
+    Ok(())
+}
+
+fn train(
+    job: JobId,
+    spec: TrainVaeSpec,
+    data_dir: &std::path::Path,
+    checkpoint_dir: &std::path::Path,
+    limit: Option<usize>,
+    cancel: &CancelToken,
+    events: &EventSink,
+) -> Result<usize, String> {
+    let split = load(spec.dataset, data_dir).map_err(|e| e.to_string())?;
+    let train = match limit {
+        Some(n) => split.train.truncated(n),
+        None => split.train,
+    };
+    let mut trainer =
+        VaeTrainer::new(spec, &crate::models::default_device()).map_err(|e| e.to_string())?;
+    let mut last_progress = Instant::now() - Duration::from_secs(1);
+    while !trainer.finished() && !cancel.is_cancelled() {
+        let mut on_event = |e: TrainEvent| match e {
+            // At most ~20 progress events a second: the UI needs no more.
+            TrainEvent::Batch {
+                epoch,
+                batch,
+                batches,
+                loss,
+            } if last_progress.elapsed() > Duration::from_millis(50) || batch == batches => {
+                last_progress = Instant::now();
+                events.send(WorkerEvent::Progress {
+                    job,
+                    step: batch,
+                    total: batches,
+                    message: format!("epoch {epoch}, loss {loss:.2}"),
+                });
+            }
+            TrainEvent::Epoch(report) => events.send(WorkerEvent::TrainingEpoch { job, report }),
+            TrainEvent::Batch { .. } => {}
+        };
+        let done = trainer
+            .train_epoch(&train, &split.test, &mut on_event, cancel)
+            .map_err(|e| e.to_string())?;
+        if done.is_some() {
+            trainer
+                .save_checkpoint(checkpoint_dir)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(trainer.history().len())
+}

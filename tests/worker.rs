@@ -1,0 +1,294 @@
+//! The worker protocol on the CPU with tiny models: coalescing, cancel,
+//! panic containment and clear errors for bad files.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use image::RgbImage;
+use latent_studio::io::manifest::ModelManifest;
+use latent_studio::models::latent_model::{LatentModel, ModelError};
+use latent_studio::worker::{
+    JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerHandle, WorkerRequest,
+};
+
+/// A model that takes its time or panics, to drive the worker's edge cases.
+struct TestModel {
+    manifest: ModelManifest,
+    delay: Duration,
+    panic: bool,
+}
+
+impl LatentModel for TestModel {
+    fn manifest(&self) -> &ModelManifest {
+        &self.manifest
+    }
+    fn decode(&self, latents: &[Vec<f32>]) -> Result<Vec<RgbImage>, ModelError> {
+        std::thread::sleep(self.delay);
+        if self.panic {
+            panic!("decoder exploded");
+        }
+        Ok(latents
+            .iter()
+            .map(|z| RgbImage::from_pixel(2, 2, image::Rgb([(z[0] * 10.0) as u8, 0, 0])))
+            .collect())
+    }
+}
+
+fn test_model(id: &str, delay_ms: u64, panic: bool) -> Arc<dyn LatentModel> {
+    let manifest: ModelManifest = serde_json::from_value(serde_json::json!({
+        "id": id, "family": "vae", "name": id, "latent_dim": 1, "image_size": [2, 2], "channels": 3,
+        "license": "test", "dataset": "none", "weights": "-", "config": {}
+    }))
+    .unwrap();
+    Arc::new(TestModel {
+        manifest,
+        delay: Duration::from_millis(delay_ms),
+        panic,
+    })
+}
+
+fn spawn(models: Vec<Arc<dyn LatentModel>>, dir: &std::path::Path) -> WorkerHandle {
+    WorkerHandle::spawn_with_models(dir.to_owned(), models, Arc::new(|| {})).unwrap()
+}
+
+/// Collects events until every job in `jobs` has its terminal event.
+fn finish(worker: &mut WorkerHandle, jobs: &[JobId]) -> Vec<WorkerEvent> {
+    let mut events = Vec::new();
+    let mut open: Vec<JobId> = jobs.to_vec();
+    while !open.is_empty() {
+        let e = worker
+            .recv_timeout(Duration::from_secs(30))
+            .expect("worker went quiet");
+        if e.is_terminal() {
+            open.retain(|j| *j != e.job());
+        }
+        events.push(e);
+    }
+    events
+}
+
+fn terminal(events: &[WorkerEvent], job: JobId) -> &WorkerEvent {
+    events
+        .iter()
+        .find(|e| e.job() == job && e.is_terminal())
+        .expect("no terminal event")
+}
+
+fn decode(model: &str, z: f32, preview: bool) -> WorkerRequest {
+    WorkerRequest::Decode {
+        model: model.into(),
+        latents: vec![vec![z]],
+        preview: preview.then(|| "current".into()),
+    }
+}
+
+#[test]
+fn previews_are_coalesced_but_saves_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = spawn(
+        vec![test_model("slow", 300, false), test_model("fast", 0, false)],
+        dir.path(),
+    );
+    let busy = w.submit(decode("slow", 0.0, false));
+    std::thread::sleep(Duration::from_millis(50)); // the slow job is running now
+    let mut previews = Vec::new();
+    let mut save = None;
+    for i in 0..10 {
+        previews.push(w.submit(decode("fast", i as f32, true)));
+        if i == 4 {
+            save = Some(w.submit(WorkerRequest::Save {
+                model: "fast".into(),
+                latents: vec![vec![1.0]],
+                settings: Default::default(),
+                format: SaveFormat::Png { columns: 1 },
+                target: SaveTarget::Numbered {
+                    dir: dir.path().join("out"),
+                    stem: "x".into(),
+                },
+                scale: 1,
+            }));
+        }
+    }
+    let save = save.unwrap();
+    let mut all = previews.clone();
+    all.extend([busy, save]);
+    let events = finish(&mut w, &all);
+    for job in &previews[..9] {
+        assert!(
+            matches!(terminal(&events, *job), WorkerEvent::Superseded { .. }),
+            "{job:?} was not superseded"
+        );
+    }
+    let WorkerEvent::Decoded { images, .. } = terminal(&events, previews[9]) else {
+        panic!("newest preview not decoded")
+    };
+    assert_eq!(
+        images[0].get_pixel(0, 0).0[0],
+        90,
+        "the newest latent was decoded"
+    );
+    assert!(matches!(terminal(&events, save), WorkerEvent::Saved { .. }));
+}
+
+#[test]
+fn cancel_drops_a_queued_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = spawn(vec![test_model("slow", 300, false)], dir.path());
+    let first = w.submit(decode("slow", 0.0, false));
+    let second = w.submit(decode("slow", 1.0, false));
+    w.cancel(second);
+    let events = finish(&mut w, &[first, second]);
+    assert!(matches!(
+        terminal(&events, first),
+        WorkerEvent::Decoded { .. }
+    ));
+    assert!(matches!(
+        terminal(&events, second),
+        WorkerEvent::Cancelled { .. }
+    ));
+}
+
+#[test]
+fn a_panicking_job_fails_and_the_worker_lives_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = spawn(
+        vec![test_model("boom", 0, true), test_model("fine", 0, false)],
+        dir.path(),
+    );
+    let bad = w.submit(decode("boom", 0.0, false));
+    let good = w.submit(decode("fine", 0.0, false));
+    let events = finish(&mut w, &[bad, good]);
+    let WorkerEvent::Failed { error, .. } = terminal(&events, bad) else {
+        panic!("panic not reported")
+    };
+    assert!(error.contains("decoder exploded"), "{error}");
+    assert!(matches!(
+        terminal(&events, good),
+        WorkerEvent::Decoded { .. }
+    ));
+}
+
+#[test]
+fn corrupt_weights_name_the_file_and_the_worker_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let good_dir = common::write_tiny_vae(dir.path(), "good");
+    let bad_dir = common::write_tiny_vae(dir.path(), "bad");
+    std::fs::write(
+        bad_dir.join("model.safetensors"),
+        b"\x10\x00\x00\x00garbage",
+    )
+    .unwrap();
+    let mut w = WorkerHandle::spawn(dir.path().to_owned(), Arc::new(|| {})).unwrap();
+    let bad = w.submit(WorkerRequest::LoadModel {
+        model: "bad".into(),
+    });
+    let good = w.submit(decode("good", 0.5, false));
+    let events = finish(&mut w, &[bad, good]);
+    let WorkerEvent::Failed { error, .. } = terminal(&events, bad) else {
+        panic!("corrupt file loaded")
+    };
+    assert!(
+        error.contains(&bad_dir.join("model.safetensors").display().to_string()),
+        "{error}"
+    );
+    // The tiny VAE has a 2-D latent: a 1-D latent is refused with a clear message.
+    let WorkerEvent::Failed { error, .. } = terminal(&events, good) else {
+        panic!("wrong latent size accepted")
+    };
+    assert!(error.contains("takes 2 latent values"), "{error}");
+    let _ = good_dir;
+}
+
+#[test]
+fn a_manifest_that_lies_about_shapes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = common::write_tiny_vae(dir.path(), "liar");
+    let path = model_dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("\"hidden\": 16", "\"hidden\": 32");
+    std::fs::write(&path, text).unwrap();
+    let mut w = WorkerHandle::spawn(dir.path().to_owned(), Arc::new(|| {})).unwrap();
+    let job = w.submit(WorkerRequest::LoadModel {
+        model: "liar".into(),
+    });
+    let events = finish(&mut w, &[job]);
+    let WorkerEvent::Failed { error, .. } = terminal(&events, job) else {
+        panic!("lying manifest loaded")
+    };
+    assert!(
+        error.contains("model.safetensors") && error.contains("shape"),
+        "{error}"
+    );
+}
+
+#[test]
+fn unreadable_images_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny_vae(dir.path(), "tiny");
+    let not_image = dir.path().join("notes.png");
+    std::fs::write(&not_image, b"this is text").unwrap();
+    let mut w = WorkerHandle::spawn(dir.path().to_owned(), Arc::new(|| {})).unwrap();
+    let job = w.submit(WorkerRequest::Encode {
+        model: "tiny".into(),
+        image: not_image.clone(),
+    });
+    let ok = w.submit(WorkerRequest::Decode {
+        model: "tiny".into(),
+        latents: vec![vec![0.0, 0.0]],
+        preview: None,
+    });
+    let events = finish(&mut w, &[job, ok]);
+    let WorkerEvent::Failed { error, .. } = terminal(&events, job) else {
+        panic!("text file encoded")
+    };
+    assert!(error.contains("notes.png"), "{error}");
+    assert!(matches!(terminal(&events, ok), WorkerEvent::Decoded { .. }));
+}
+
+#[test]
+fn saving_into_a_read_only_folder_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    let mut perms = std::fs::metadata(&locked).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&locked, perms).unwrap();
+    // A file in the way of the output folder fails for root too.
+    let blocked = dir.path().join("file-not-folder");
+    std::fs::write(&blocked, b"").unwrap();
+    let mut w = spawn(vec![test_model("fast", 0, false)], dir.path());
+    let targets = [locked.clone(), blocked.join("sub")];
+    let root_ignores_permissions = std::fs::write(locked.join("probe"), b"").is_ok();
+    let jobs: Vec<JobId> = targets
+        .iter()
+        .map(|d| {
+            w.submit(WorkerRequest::Save {
+                model: "fast".into(),
+                latents: vec![vec![1.0]],
+                settings: Default::default(),
+                format: SaveFormat::Png { columns: 1 },
+                target: SaveTarget::Numbered {
+                    dir: d.clone(),
+                    stem: "x".into(),
+                },
+                scale: 1,
+            })
+        })
+        .collect();
+    let events = finish(&mut w, &jobs);
+    for (job, target) in jobs.iter().zip(&targets) {
+        if root_ignores_permissions && target == &locked {
+            continue;
+        }
+        let WorkerEvent::Failed { error, .. } = terminal(&events, *job) else {
+            panic!("save into {target:?} succeeded")
+        };
+        assert!(
+            error.contains(&target.display().to_string()) || error.contains("file-not-folder"),
+            "{error}"
+        );
+    }
+}
