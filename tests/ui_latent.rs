@@ -24,7 +24,7 @@ fn settings() -> Settings {
 
 fn harness() -> Harness<'static, StudioApp> {
     Harness::builder()
-        .with_size([1180.0, 860.0])
+        .with_size([1200.0, 780.0])
         .wgpu()
         .build_eframe(|cc| {
             StudioApp::with_settings(
@@ -59,6 +59,11 @@ fn idle(app: &StudioApp) -> bool {
 fn moving_a_latent_slider_changes_the_image() {
     let mut h = harness();
     step_until(&mut h, "the first decode", idle);
+    // Merely showing the sliders must not edit the seeded latent.
+    assert_eq!(
+        h.state().panel.latent,
+        latent_studio::pipelines::latent::seeded_latent(0, 2)
+    );
     let before_tex = h.state().panel.image.as_ref().map(|t| t.id());
     let before_px = h.render().expect("render");
     let slider = h.get_by_role_and_label(Role::Slider, "z1");

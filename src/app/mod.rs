@@ -14,7 +14,7 @@ pub use studio::StudioApp;
 pub fn run_gui(models_dir: PathBuf) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
-            .with_inner_size([1180.0, 860.0])
+            .with_inner_size([1200.0, 780.0])
             .with_title("Latent Studio")
             .with_drag_and_drop(true),
         renderer: eframe::Renderer::Wgpu,

@@ -1,30 +1,63 @@
 //! `bench …`: in-process timings printed as tables (warm-up, many runs, median and p95).
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+use candle_core::{Device, Tensor};
 use clap::Subcommand;
 
-use crate::models::default_device;
-use crate::models::registry::{find_manifest, load_latent_model};
+use crate::io::datasets::DatasetName;
+use crate::models::registry::find_manifest;
+use crate::models::vae::VaeConfig;
+use crate::models::vae_model::VaeModel;
 use crate::pipelines::latent::{Interpolation, interpolate, seeded_latent};
+use crate::pipelines::rng::SeededRng;
+use crate::pipelines::train_vae::{TrainVaeSpec, VaeTrainer};
 
 /// What to measure.
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
-    /// Decode latency of a latent model: one image, a 16-frame strip, and UI frame time while training.
+    /// Decode latency of a VAE (one image, a 16-frame strip, a batch of 64),
+    /// one training step, and UI frame time while training.
     Latent {
         #[arg(long)]
         model: String,
         /// Timed runs per row.
         #[arg(long, default_value_t = 200)]
         runs: usize,
+        /// UI frames to time while a training job runs (0 skips that row).
+        #[arg(long, default_value_t = 600)]
+        frames: usize,
+        /// Where scripts/fetch-data.sh put the training data.
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+        /// Print the timings as one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Write inputs and outputs as safetensors for benches/torch_vae.py to check against.
+        #[arg(long)]
+        dump: Option<PathBuf>,
     },
 }
 
 pub fn run(cmd: BenchCommand, models_dir: &Path) -> anyhow::Result<()> {
     match cmd {
-        BenchCommand::Latent { model, runs } => bench_latent(models_dir, &model, runs),
+        BenchCommand::Latent {
+            model,
+            runs,
+            frames,
+            data_dir,
+            json,
+            dump,
+        } => {
+            bench_latent(models_dir, &model, runs, json, dump.as_deref())?;
+            if frames > 0 {
+                super::bench_ui::bench_ui_during_training(models_dir, &model, frames, &data_dir)?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -35,54 +68,163 @@ pub fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
     (at(0.5), at(0.95))
 }
 
-fn time_runs(
-    runs: usize,
-    mut f: impl FnMut() -> anyhow::Result<()>,
-) -> anyhow::Result<Vec<Duration>> {
+fn time_runs(runs: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<(f64, f64)> {
     for _ in 0..runs.div_ceil(10) {
         f()?;
     }
-    (0..runs.max(1))
+    let mut samples = (0..runs.max(1))
         .map(|_| {
             let t = Instant::now();
             f().map(|()| t.elapsed())
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (p50, p95) = percentiles(&mut samples);
+    Ok((ms(p50), ms(p95)))
 }
 
-fn ms(d: Duration) -> f64 {
+/// Milliseconds.
+pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn bench_latent(models_dir: &Path, id: &str, runs: usize) -> anyhow::Result<()> {
-    let model = load_latent_model(find_manifest(models_dir, id)?, &default_device())?;
-    let dim = model.latent_dim();
-    let one = vec![seeded_latent(1, dim)];
-    let strip = interpolate(
+fn bench_latent(
+    models_dir: &Path,
+    id: &str,
+    runs: usize,
+    json: bool,
+    dump: Option<&Path>,
+) -> anyhow::Result<()> {
+    let manifest = find_manifest(models_dir, id)?;
+    let weights = manifest.weights_path();
+    let config: VaeConfig =
+        serde_json::from_value(manifest.config.clone()).context("bench latent needs a VAE")?;
+    let model = VaeModel::load(manifest, &Device::Cpu)?;
+    let decoder = &model.vae().decoder;
+    let dim = config.latent_dim;
+    let batch = |latents: &[Vec<f32>]| -> candle_core::Result<Tensor> {
+        Tensor::from_vec(
+            latents.iter().flatten().copied().collect(),
+            (latents.len(), dim),
+            &Device::Cpu,
+        )
+    };
+    let one = batch(&[seeded_latent(1, dim)])?;
+    let strip = batch(&interpolate(
         &seeded_latent(1, dim),
         &seeded_latent(2, dim),
         16,
         Interpolation::Slerp,
-    );
-    let mut single = time_runs(runs, || model.decode(&one).map(drop).map_err(Into::into))?;
-    let mut sixteen = time_runs(runs, || model.decode(&strip).map(drop).map_err(Into::into))?;
-    let (s50, s95) = percentiles(&mut single);
-    let (t50, t95) = percentiles(&mut sixteen);
-    println!(
-        "bench latent --model {id} ({runs} runs, {} threads)",
-        candle_core::utils::get_num_threads()
-    );
+    ))?;
+    let many = batch(&(0..64).map(|s| seeded_latent(s, dim)).collect::<Vec<_>>())?;
+    // Tensor-level decode (what PyTorch is timed on) and the studio's full path (to RGB images).
+    let one_latent = vec![seeded_latent(1, dim)];
+    let decode_1 = time_runs(runs, || Ok(drop(decoder.decode(&one)?.to_vec1_flat()?)))?;
+    let decode_1_rgb = time_runs(runs, || {
+        Ok(drop(crate::models::latent_model::LatentModel::decode(
+            &model,
+            &one_latent,
+        )?))
+    })?;
+    let decode_16 = time_runs(runs, || Ok(drop(decoder.decode(&strip)?.to_vec1_flat()?)))?;
+    let decode_64 = time_runs(runs.div_ceil(4), || {
+        Ok(drop(decoder.decode(&many)?.to_vec1_flat()?))
+    })?;
+
+    // One training step from the shipped weights on decoded images.
+    let xs = decoder.decode(&many)?;
+    let eps = Tensor::from_vec(
+        SeededRng::new(99).normal_vec(64 * dim),
+        (64, dim),
+        &Device::Cpu,
+    )?;
+    let spec = TrainVaeSpec {
+        dataset: DatasetName::Mnist,
+        config: config.clone(),
+        epochs: 1,
+        batch_size: 64,
+        lr: 1e-3,
+        beta: 1.0,
+        seed: 0,
+    };
+    let mut trainer = VaeTrainer::new(spec.clone(), &Device::Cpu)?;
+    trainer.load_weights(&weights)?;
+    let first_loss = trainer.train_step(&xs, &eps)?;
+    let train_64 = time_runs(runs.div_ceil(10).max(10), || {
+        trainer
+            .train_step(&xs, &eps)
+            .map(|_| ())
+            .map_err(Into::into)
+    })?;
+
+    if let Some(path) = dump {
+        let fresh = {
+            let mut t = VaeTrainer::new(spec, &Device::Cpu)?;
+            t.load_weights(&weights)?;
+            t
+        };
+        let (mean, _) = fresh.vae().encoder.forward(&xs)?;
+        let tensors: HashMap<String, Tensor> = [
+            ("strip_latents", strip.clone()),
+            ("strip_images", decoder.decode(&strip)?),
+            ("train_x", xs.clone()),
+            ("train_eps", eps.clone()),
+            (
+                "train_loss",
+                Tensor::new(&[first_loss as f32], &Device::Cpu)?,
+            ),
+            ("encoder_mean", mean),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        candle_core::safetensors::save(&tensors, path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+
+    let threads = candle_core::utils::get_num_threads();
+    if json {
+        let row = |(p50, p95): (f64, f64)| serde_json::json!({ "p50_ms": p50, "p95_ms": p95 });
+        let out = serde_json::json!({
+            "model": id, "threads": threads, "runs": runs,
+            "decode_1": row(decode_1), "decode_1_rgb": row(decode_1_rgb), "decode_16": row(decode_16),
+            "decode_64": row(decode_64), "train_step_64": row(train_64),
+        });
+        println!("{out}");
+        return Ok(());
+    }
+    println!("bench latent --model {id} ({runs} runs, {threads} threads)\n");
     println!("| work | p50 ms | p95 ms | target |");
     println!("|---|---|---|---|");
     println!(
-        "| decode 1 image | {:.3} | {:.3} | p95 < 8 ms |",
-        ms(s50),
-        ms(s95)
+        "| decode 1 image (tensor) | {:.3} | {:.3} | |",
+        decode_1.0, decode_1.1
+    );
+    println!(
+        "| decode 1 image to RGB (what the UI gets) | {:.3} | {:.3} | p95 < 8 ms |",
+        decode_1_rgb.0, decode_1_rgb.1
     );
     println!(
         "| decode 16-frame strip | {:.3} | {:.3} | < 16 ms |",
-        ms(t50),
-        ms(t95)
+        decode_16.0, decode_16.1
+    );
+    println!(
+        "| decode batch of 64 | {:.3} | {:.3} | |",
+        decode_64.0, decode_64.1
+    );
+    println!(
+        "| training step, batch 64 (fwd + bwd + AdamW) | {:.3} | {:.3} | |",
+        train_64.0, train_64.1
     );
     Ok(())
+}
+
+/// Forces the computation and copies the result out, as a user of the output would.
+trait Flat {
+    fn to_vec1_flat(&self) -> candle_core::Result<Vec<f32>>;
+}
+
+impl Flat for Tensor {
+    fn to_vec1_flat(&self) -> candle_core::Result<Vec<f32>> {
+        self.flatten_all()?.to_vec1()
+    }
 }

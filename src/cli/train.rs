@@ -43,7 +43,7 @@ pub enum TrainCommand {
         beta: f64,
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 128)]
         hidden: usize,
         #[arg(long, default_value_t = 32)]
         base_channels: usize,

@@ -90,10 +90,10 @@ impl Adam {
             let m_hat = (&m / bias1)?;
             let v_hat = (&v / bias2)?;
             let update = (m_hat / (v_hat.sqrt()? + c.eps)?)?;
-            let decayed = (var.as_tensor() * (1.0 - c.lr * c.weight_decay))?;
+            let decayed = (var.as_tensor().detach() * (1.0 - c.lr * c.weight_decay))?;
             var.set(&(decayed - (update * c.lr)?)?)?;
-            self.m[i] = m;
-            self.v[i] = v;
+            self.m[i] = m.detach();
+            self.v[i] = v.detach();
         }
         Ok(())
     }
@@ -153,6 +153,22 @@ mod tests {
             (got[0] - 0.9).abs() < 1e-6 && (got[1] + 1.9).abs() < 1e-6,
             "{got:?}"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn moments_do_not_keep_the_graph_alive() -> Result<()> {
+        // Regression: moments built from undetached gradients chained every
+        // step's autograd graph together and training ran out of memory.
+        let w = Var::new(&[1.0f32, 2.0], &Device::Cpu)?;
+        let mut opt = Adam::new(vec![("w".into(), w.clone())], AdamConfig::default())?;
+        for _ in 0..3 {
+            let loss = w.as_tensor().sqr()?.sum_all()?;
+            opt.backward_step(&loss)?;
+        }
+        for t in opt.state().values() {
+            assert!(!t.track_op(), "optimizer state tracks an op");
+        }
         Ok(())
     }
 

@@ -219,7 +219,7 @@ impl VaeTrainer {
         on_event: &mut dyn FnMut(TrainEvent),
         cancel: &CancelToken,
     ) -> Result<Option<EpochReport>, TrainError> {
-        let cfg = &self.spec.config;
+        let cfg = self.spec.config.clone();
         if train.side != cfg.image_size || cfg.channels != 1 {
             return Err(TrainError::Invalid(format!(
                 "the data has {0}×{0} grey images but the model expects {1}×{1} with {2} channel(s)",
@@ -247,10 +247,7 @@ impl VaeTrainer {
                 (idx.len(), cfg.latent_dim),
                 &self.device,
             )?;
-            let out = self.vae.forward(&xs, &eps)?;
-            let loss = vae_loss(&out, &xs, self.spec.beta)?;
-            self.opt.backward_step(&loss.total)?;
-            let value = loss.total.to_scalar::<f32>()? as f64;
+            let value = self.train_step(&xs, &eps)?;
             total += value;
             on_event(TrainEvent::Batch {
                 epoch,
@@ -271,6 +268,21 @@ impl VaeTrainer {
         self.history.push(report.clone());
         on_event(TrainEvent::Epoch(report.clone()));
         Ok(Some(report))
+    }
+
+    /// One optimiser step on images `xs` ([n, c, s, s]) with noise `eps`
+    /// ([n, latent]); returns the batch loss before the update.
+    pub fn train_step(&mut self, xs: &Tensor, eps: &Tensor) -> Result<f64, TrainError> {
+        let out = self.vae.forward(xs, eps)?;
+        let loss = vae_loss(&out, xs, self.spec.beta)?;
+        self.opt.backward_step(&loss.total)?;
+        Ok(loss.total.to_scalar::<f32>()? as f64)
+    }
+
+    /// Replaces the weights with those of a saved model (benchmarks start
+    /// from shipped weights to compare with other frameworks).
+    pub fn load_weights(&mut self, path: &Path) -> Result<(), TrainError> {
+        self.varmap.load(path).map_err(|e| file_err(path, e))
     }
 
     /// Held-out (loss, recon, KL) per image, with noise from a fixed seed so

@@ -181,10 +181,11 @@ impl LatentPanel {
                 ui.set_width(280.0);
                 self.sliders_ui(ui, out);
             });
-            ui.separator();
+            // Spacing, not vertical separators: those grow to the full panel height.
+            ui.add_space(theme::COLUMN_GAP);
             ui.vertical(|ui| self.image_ui(ui, out));
             if self.latent.len() == 2 {
-                ui.separator();
+                ui.add_space(theme::COLUMN_GAP);
                 ui.vertical(|ui| self.map_ui(ui, ctx, out));
             }
         });
@@ -229,9 +230,12 @@ impl LatentPanel {
             .show(ui, |ui| {
                 for i in 0..self.latent.len() {
                     let label = format!("z{}", i + 1);
+                    // Display-only formatting and clamping on edits only: `fixed_decimals`
+                    // and the default clamping would round or clip (so edit) the latent.
                     let slider = egui::Slider::new(&mut self.latent[i], -r..=r)
                         .text(&label)
-                        .fixed_decimals(2);
+                        .clamping(egui::SliderClamping::Edits)
+                        .custom_formatter(|v, _| format!("{v:.2}"));
                     if ui.add(slider).changed() {
                         self.origin = Origin::Edited;
                         out.push(UiCommand::DecodeCurrent);

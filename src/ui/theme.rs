@@ -8,6 +8,8 @@ pub const IMAGE_SIDE: f32 = 256.0;
 pub const MAP_SIDE: f32 = 300.0;
 /// Side of one strip thumbnail, in points.
 pub const THUMB_SIDE: f32 = 64.0;
+/// Space between the panel's columns, in points.
+pub const COLUMN_GAP: f32 = 24.0;
 /// The latent range the sliders and the map cover (±3σ).
 pub const LATENT_RANGE: f32 = 3.0;
 /// Seconds per animation frame.

@@ -1,0 +1,103 @@
+//! The UI's per-frame CPU time while a VAE trains in the background and the
+//! user drags a latent slider: the real `StudioApp` runs headless in an egui
+//! context (layout + tessellation, everything but the GPU submit).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::app::StudioApp;
+use crate::app::commands::UiCommand;
+use crate::app::jobs::Purpose;
+use crate::app::settings::Settings;
+use crate::io::datasets::DatasetName;
+use crate::models::vae::VaeConfig;
+use crate::pipelines::train_vae::TrainVaeSpec;
+use crate::worker::WorkerRequest;
+
+use super::bench::ms;
+
+/// Runs `frames` UI frames at ~60 Hz while a training job runs; prints p50/p99.
+pub fn bench_ui_during_training(
+    models_dir: &Path,
+    model: &str,
+    frames: usize,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
+    if !data_dir.join("mnist").is_dir() {
+        println!(
+            "| UI frame CPU time during training | skipped: no training data in {} (run scripts/fetch-data.sh) | | |",
+            data_dir.display()
+        );
+        return Ok(());
+    }
+    let ctx = egui::Context::default();
+    let settings = Settings {
+        last_model: Some(model.to_owned()),
+        ..Settings::default()
+    };
+    let mut app = StudioApp::with_settings(&ctx, None, models_dir.to_owned(), settings)?;
+    let spec = TrainVaeSpec {
+        dataset: DatasetName::Mnist,
+        config: VaeConfig::mnist(2),
+        epochs: 1000,
+        batch_size: 64,
+        lr: 1e-3,
+        beta: 1.0,
+        seed: 0,
+    };
+    let checkpoint_dir =
+        std::env::temp_dir().join(format!("latent-studio-bench-{}", std::process::id()));
+    let train = app.submit(
+        WorkerRequest::TrainVae {
+            spec,
+            data_dir: data_dir.to_owned(),
+            checkpoint_dir: checkpoint_dir.clone(),
+            limit: None,
+        },
+        Purpose::Train,
+        "train (benchmark)",
+    );
+    let input = || egui::RawInput {
+        screen_rect: Some(egui::Rect::from_min_size(
+            egui::Pos2::ZERO,
+            egui::vec2(1200.0, 780.0),
+        )),
+        ..Default::default()
+    };
+    // Let the model load and the trainer start before timing.
+    let warm = Instant::now();
+    while warm.elapsed() < Duration::from_secs(3) {
+        let out = ctx.run_ui(input(), |ui| app.frame_ui(ui));
+        let _ = ctx.tessellate(out.shapes, out.pixels_per_point);
+        std::thread::sleep(Duration::from_millis(16));
+    }
+    let mut times = Vec::with_capacity(frames);
+    for i in 0..frames {
+        let t = Instant::now();
+        // A slider drag: a new latent (and a coalesced decode request) every frame.
+        if let Some(z) = app.panel.latent.first_mut() {
+            *z = 2.5 * (i as f32 * 0.05).sin();
+            app.apply(UiCommand::DecodeCurrent);
+        }
+        let out = ctx.run_ui(input(), |ui| app.frame_ui(ui));
+        let _ = ctx.tessellate(out.shapes, out.pixels_per_point);
+        times.push(t.elapsed());
+        std::thread::sleep(Duration::from_millis(16).saturating_sub(t.elapsed()));
+    }
+    let training = app
+        .jobs()
+        .get(train)
+        .map(|j| format!("{:?}", j.state))
+        .unwrap_or_default();
+    app.apply(UiCommand::Cancel(train));
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "| UI frame CPU time while training + dragging ({frames} frames) | {:.3} | p99 {:.3} | p99 < 4 ms |",
+        ms(at(0.5)),
+        ms(at(0.99))
+    );
+    eprintln!("training job during the run: {training}");
+    let _ = std::fs::remove_dir_all(checkpoint_dir);
+    Ok(())
+}
