@@ -21,6 +21,8 @@ pub enum Slot {
 pub enum SaveKind {
     /// The current image.
     Image,
+    /// A 4×4 grid of seeded samples from the current seed on.
+    Grid,
     /// The interpolation strip as one PNG.
     Strip,
     /// The interpolation as a looping GIF.

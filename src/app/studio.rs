@@ -11,6 +11,7 @@ use super::jobs::{JobTable, Purpose};
 use super::settings::Settings;
 use crate::io::manifest::{ModelManifest, discover};
 use crate::io::png_meta::ImageSettings;
+use crate::pipelines::latent::seeded_latent;
 use crate::ui::latent_panel::{Endpoint, LatentPanel, Origin, PanelContext};
 use crate::ui::status::{Notice, status_ui};
 use crate::ui::{about::about_window, scatter};
@@ -212,6 +213,12 @@ impl StudioApp {
                     settings,
                     model.clone(),
                 )
+            }
+            SaveKind::Grid => {
+                let seeds: Vec<u64> = (p.seed..p.seed + 16).collect();
+                let latents: Vec<Vec<f32>> = seeds.iter().map(|&s| seeded_latent(s, p.latent.len())).collect();
+                let settings = ImageSettings { model: model.clone(), kind: "grid".into(), seeds, method: "seed".into(), latents: latents.clone() };
+                (latents, SaveFormat::Png { columns: 4 }, settings, format!("{model}-grid"))
             }
             SaveKind::Strip | SaveKind::Animation => {
                 let latents = p.path_latents();

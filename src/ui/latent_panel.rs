@@ -83,6 +83,9 @@ pub struct LatentPanel {
     pub strip_latents: Vec<Vec<f32>>,
     /// Play the strip as a loop.
     pub animate: bool,
+    /// Where dropped image files go, recorded while drawing: endpoint columns
+    /// take drops for A and B, everything else for the current latent.
+    pub drop_zones: Vec<(egui::Rect, Slot)>,
 }
 
 impl LatentPanel {
@@ -105,6 +108,7 @@ impl LatentPanel {
             strip: Vec::new(),
             strip_latents: Vec::new(),
             animate: true,
+            drop_zones: Vec::new(),
         }
     }
 
@@ -334,7 +338,7 @@ impl LatentPanel {
         let can_encode = self.model.as_ref().is_some_and(|m| m.can_encode);
         ui.horizontal(|ui| {
             ui.label(RichText::new(name).strong());
-            ui.label(&self.endpoints[slot].label);
+            ui.label(&self.endpoints[slot].label).on_hover_text(format!("Drop an image here to encode it as {name}"));
         });
         ui.horizontal(|ui| {
             let dim = self.latent.len();
@@ -381,9 +385,11 @@ impl LatentPanel {
     ) {
         ui.heading("Interpolation");
         ui.horizontal_top(|ui| {
-            ui.vertical(|ui| self.endpoint_ui(ui, 0, out));
+            self.drop_zones.clear();
+            let a = ui.vertical(|ui| self.endpoint_ui(ui, 0, out)).response.rect;
             ui.add_space(16.0);
-            ui.vertical(|ui| self.endpoint_ui(ui, 1, out));
+            let b = ui.vertical(|ui| self.endpoint_ui(ui, 1, out)).response.rect;
+            self.drop_zones = vec![(a, Slot::A), (b, Slot::B)];
             ui.add_space(16.0);
             ui.vertical(|ui| {
                 ui.horizontal(|ui| {
