@@ -13,7 +13,10 @@ pub use studio::StudioApp;
 /// Opens the studio window and runs until it is closed.
 pub fn run_gui(models_dir: PathBuf) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
+        viewport: window_icon()
+            .map_or_else(egui::ViewportBuilder::default, |icon| {
+                egui::ViewportBuilder::default().with_icon(icon)
+            })
             .with_inner_size([1200.0, 780.0])
             .with_title("Latent Studio")
             .with_drag_and_drop(true),
@@ -26,4 +29,16 @@ pub fn run_gui(models_dir: PathBuf) -> anyhow::Result<()> {
         Box::new(move |cc| Ok(Box::new(StudioApp::new(cc, models_dir)?) as Box<dyn eframe::App>)),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}
+
+/// The window icon: a digit decoded by the shipped `digits-2d` VAE.
+fn window_icon() -> Option<egui::IconData> {
+    let img = image::load_from_memory(include_bytes!("../../assets/icon.png"))
+        .ok()?
+        .to_rgba8();
+    Some(egui::IconData {
+        width: img.width(),
+        height: img.height(),
+        rgba: img.into_raw(),
+    })
 }

@@ -216,9 +216,23 @@ impl StudioApp {
             }
             SaveKind::Grid => {
                 let seeds: Vec<u64> = (p.seed..p.seed + 16).collect();
-                let latents: Vec<Vec<f32>> = seeds.iter().map(|&s| seeded_latent(s, p.latent.len())).collect();
-                let settings = ImageSettings { model: model.clone(), kind: "grid".into(), seeds, method: "seed".into(), latents: latents.clone() };
-                (latents, SaveFormat::Png { columns: 4 }, settings, format!("{model}-grid"))
+                let latents: Vec<Vec<f32>> = seeds
+                    .iter()
+                    .map(|&s| seeded_latent(s, p.latent.len()))
+                    .collect();
+                let settings = ImageSettings {
+                    model: model.clone(),
+                    kind: "grid".into(),
+                    seeds,
+                    method: "seed".into(),
+                    latents: latents.clone(),
+                };
+                (
+                    latents,
+                    SaveFormat::Png { columns: 4 },
+                    settings,
+                    format!("{model}-grid"),
+                )
             }
             SaveKind::Strip | SaveKind::Animation => {
                 let latents = p.path_latents();

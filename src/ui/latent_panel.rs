@@ -323,11 +323,11 @@ impl LatentPanel {
             ui.horizontal_wrapped(|ui| {
                 ui.set_max_width(theme::MAP_SIDE);
                 for (i, name) in model.manifest.classes.iter().enumerate().take(10) {
-                    ui.label(
-                        RichText::new(format!("● {name}"))
-                            .color(theme::CLASS_COLORS[i])
-                            .small(),
-                    );
+                    // A painted dot: the default fonts have no "●".
+                    let (dot, _) = ui.allocate_exact_size(Vec2::splat(8.0), egui::Sense::hover());
+                    ui.painter()
+                        .circle_filled(dot.center(), 3.5, theme::CLASS_COLORS[i]);
+                    ui.label(RichText::new(name).color(theme::CLASS_COLORS[i]).small());
                 }
             });
         }
@@ -338,7 +338,8 @@ impl LatentPanel {
         let can_encode = self.model.as_ref().is_some_and(|m| m.can_encode);
         ui.horizontal(|ui| {
             ui.label(RichText::new(name).strong());
-            ui.label(&self.endpoints[slot].label).on_hover_text(format!("Drop an image here to encode it as {name}"));
+            ui.label(&self.endpoints[slot].label)
+                .on_hover_text(format!("Drop an image here to encode it as {name}"));
         });
         ui.horizontal(|ui| {
             let dim = self.latent.len();
@@ -351,7 +352,7 @@ impl LatentPanel {
                 };
                 out.push(UiCommand::DecodeStrip);
             }
-            if ui.button(format!("Current → {name}")).clicked() {
+            if ui.button(format!("Current to {name}")).clicked() {
                 let (label, seed) = match &self.origin {
                     Origin::Seed(s) => (format!("seed {s}"), Some(*s)),
                     _ => ("the current latent".to_owned(), None),
@@ -363,7 +364,7 @@ impl LatentPanel {
                 };
                 out.push(UiCommand::DecodeStrip);
             }
-            let pick = ui.add_enabled(can_encode, egui::Button::new(format!("Image → {name}…")));
+            let pick = ui.add_enabled(can_encode, egui::Button::new(format!("Image to {name}…")));
             if pick
                 .on_disabled_hover_text("This model has no encoder")
                 .clicked()
