@@ -113,3 +113,140 @@ fn randomise_shows_a_new_seed_and_decodes_it() {
     let expected = latent_studio::pipelines::latent::seeded_latent(new_seed, 2);
     assert_eq!(h.state().panel.latent, expected);
 }
+
+/// A file dropped by the test, as the windowing integration would hand it over.
+#[derive(Debug)]
+struct Dropped(std::path::PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn drop_file(h: &mut Harness<'_, StudioApp>, path: &std::path::Path, at: egui::Pos2) {
+    h.hover_at(at);
+    h.step();
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(Dropped(path.to_owned())));
+    h.step();
+}
+
+#[test]
+fn dropped_images_are_encoded_into_the_slot_under_the_pointer() {
+    let dir = tempfile::tempdir().unwrap();
+    let digit = dir.path().join("digit.png");
+    // A "1" from the top-left of the digits map.
+    let img = {
+        let manifest =
+            latent_studio::models::registry::find_manifest(&common::shipped_models(), "digits-2d")
+                .unwrap();
+        let model =
+            latent_studio::models::registry::load_latent_model(manifest, &candle_core::Device::Cpu)
+                .unwrap();
+        model.decode(&[vec![-2.0, 2.0]]).unwrap().remove(0)
+    };
+    img.save(&digit).unwrap();
+    let mut h = harness();
+    step_until(&mut h, "the first decode", idle);
+
+    let zone_a = h
+        .state()
+        .panel
+        .drop_zones
+        .iter()
+        .find(|(_, s)| *s == latent_studio::app::commands::Slot::A)
+        .unwrap()
+        .0;
+    drop_file(&mut h, &digit, zone_a.center());
+    step_until(&mut h, "encoding into A", |app| {
+        app.panel.endpoints[0].label == "digit.png" && idle(app)
+    });
+    let a = h.state().panel.endpoints[0].latent.clone();
+    assert!(
+        (a[0] + 2.0).abs() < 1.0 && (a[1] - 2.0).abs() < 1.0,
+        "encoded to {a:?}"
+    );
+
+    drop_file(&mut h, &digit, egui::pos2(400.0, 150.0)); // over the image: the current latent
+    step_until(&mut h, "encoding into the current latent", |app| {
+        matches!(
+            app.panel.origin,
+            latent_studio::ui::latent_panel::Origin::Encoded(_)
+        ) && idle(app)
+    });
+    assert_eq!(h.state().panel.latent, a);
+
+    let text = dir.path().join("notes.png");
+    std::fs::write(&text, "not an image").unwrap();
+    drop_file(&mut h, &text, egui::pos2(400.0, 150.0));
+    step_until(&mut h, "the failure notice", |app| {
+        app.notices().iter().any(|n| n.error)
+    });
+    let notice = h
+        .state()
+        .notices()
+        .iter()
+        .find(|n| n.error)
+        .unwrap()
+        .text
+        .clone();
+    assert!(notice.contains("notes.png"), "{notice}");
+}
+
+#[test]
+fn settings_persist_the_last_model_and_output_folder() {
+    #[derive(Default)]
+    struct Memory(std::collections::HashMap<String, String>);
+    impl eframe::Storage for Memory {
+        fn get_string(&self, key: &str) -> Option<String> {
+            self.0.get(key).cloned()
+        }
+        fn set_string(&mut self, key: &str, value: String) {
+            self.0.insert(key.to_owned(), value);
+        }
+        fn remove_string(&mut self, key: &str) {
+            self.0.remove(key);
+        }
+        fn flush(&mut self) {}
+    }
+    let mut h = harness();
+    step_until(&mut h, "the first decode", idle);
+    h.state_mut()
+        .apply(latent_studio::app::commands::UiCommand::SelectModel(
+            "fashion-16d".into(),
+        ));
+    h.state_mut().settings.output_dir = "/tmp/elsewhere".into();
+    step_until(&mut h, "the second model", |app| {
+        app.panel.latent.len() == 16 && idle(app)
+    });
+    let mut storage = Memory::default();
+    eframe::App::save(h.state_mut(), &mut storage);
+    let restored: Settings = eframe::get_value(&storage, Settings::KEY).unwrap();
+    assert_eq!(restored.last_model.as_deref(), Some("fashion-16d"));
+    assert_eq!(
+        restored.output_dir,
+        std::path::PathBuf::from("/tmp/elsewhere")
+    );
+    // A restart with those settings opens that model.
+    let mut h2 = Harness::builder()
+        .with_size([1200.0, 780.0])
+        .build_eframe(|cc| {
+            StudioApp::with_settings(
+                &cc.egui_ctx,
+                None,
+                common::shipped_models(),
+                restored.clone(),
+            )
+            .unwrap()
+        });
+    step_until(&mut h2, "the restored model", |app| {
+        app.panel.latent.len() == 16
+    });
+    // 16 sliders, one per latent dimension.
+    assert!(h2.query_by_role_and_label(Role::Slider, "z16").is_some());
+}

@@ -382,22 +382,30 @@ impl StudioApp {
         }
     }
 
-    /// Files dropped on the window are encoded into the current latent.
+    /// Files dropped on the window are encoded: on an endpoint into A or B,
+    /// anywhere else into the current latent.
     fn handle_dropped_files(&mut self, ctx: &egui::Context) {
-        let dropped: Vec<PathBuf> = ctx.input(|i| {
-            i.raw
+        let (dropped, pointer) = ctx.input(|i| {
+            let files: Vec<PathBuf> = i
+                .raw
                 .dropped_files
                 .iter()
                 .map(|f| f.path().to_owned())
                 .filter(|p| !p.as_os_str().is_empty())
-                .collect()
+                .collect();
+            (files, i.pointer.latest_pos())
         });
+        let slot = pointer
+            .and_then(|p| {
+                self.panel
+                    .drop_zones
+                    .iter()
+                    .find(|(rect, _)| rect.contains(p))
+            })
+            .map_or(Slot::Current, |(_, slot)| *slot);
         for path in dropped {
             if self.panel.model.as_ref().is_some_and(|m| m.can_encode) {
-                self.apply(UiCommand::EncodeFile {
-                    path,
-                    slot: Slot::Current,
-                });
+                self.apply(UiCommand::EncodeFile { path, slot });
             } else {
                 self.notices.push(Notice {
                     text: format!(

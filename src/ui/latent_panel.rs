@@ -307,6 +307,15 @@ impl LatentPanel {
                 });
             }
         });
+        ui.horizontal(|ui| {
+            let tip = format!("Save a 4x4 grid of seeds {}-{}", self.seed, self.seed + 15);
+            if ui.button("Save grid").on_hover_text(tip).clicked() {
+                out.push(UiCommand::Save {
+                    kind: SaveKind::Grid,
+                    dialog: false,
+                });
+            }
+        });
     }
 
     fn map_ui(&mut self, ui: &mut egui::Ui, ctx: &PanelContext, out: &mut Vec<UiCommand>) {
