@@ -96,6 +96,12 @@ def torch_side(model_dir, ref, runs):
     x, eps = ref["train_x"], ref["train_eps"]
     first_loss = vae.loss(x, eps).item()
     opt = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+    # Five AdamW steps from the shipped weights, then the loss (candle did the same).
+    for _ in range(5):
+        opt.zero_grad(set_to_none=True)
+        vae.loss(x, eps).backward()
+        opt.step()
+    loss_after_5 = vae.loss(x, eps).item()
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -114,7 +120,8 @@ def torch_side(model_dir, ref, runs):
     checks = {
         "decode max abs diff": diff_decode,
         "encoder mean max abs diff": diff_mean,
-        "loss abs diff (nats/image)": abs(first_loss - ref["train_loss"].item()),
+        "loss relative diff": abs(first_loss - ref["train_loss"].item()) / abs(first_loss),
+        "loss after 5 AdamW steps, relative diff": abs(loss_after_5 - ref["loss_after_5_steps"].item()) / abs(loss_after_5),
     }
     return rows, checks
 
@@ -133,12 +140,14 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         dump = os.path.join(tmp, "ref.safetensors")
         for r in range(args.rounds):  # interleaved: candle, torch, candle, torch …
+            env = dict(os.environ, RAYON_NUM_THREADS="2")  # the same thread count as torch
             out = subprocess.run(
                 [args.studio, "--models-dir", args.models_dir, "bench", "latent", "--model", args.model,
                  "--runs", str(args.runs), "--frames", "0", "--json", "--dump", dump],
-                check=True, capture_output=True, text=True,
+                check=True, capture_output=True, text=True, env=env,
             )
             candle = json.loads(out.stdout)
+            assert candle["threads"] == torch.get_num_threads(), candle["threads"]
             for k in ("decode_1", "decode_16", "decode_64", "train_step_64"):
                 results["candle"].setdefault(k, []).append(candle[k]["p50_ms"])
             rows, checks = torch_side(model_dir, load_file(dump), args.runs)
@@ -149,7 +158,9 @@ def main():
     print("| check | value | bound |\n|---|---|---|")
     ok = True
     for name, v in checks.items():
-        bound = 1e-4 if "diff" in name and "loss" not in name else 1e-3 * 200
+        # Outputs: float32 agreement. One loss: summation order only. After five
+        # steps: Adam divides by √v, so near-zero gradients amplify rounding.
+        bound = 1e-4 if "abs diff" in name else (1e-4 if "after 5" in name else 1e-5)
         ok &= v < bound
         print(f"| {name} | {v:.2e} | < {bound:g} |")
     print("\n| work | candle p50 ms | PyTorch p50 ms | candle speed vs PyTorch |\n|---|---|---|---|")

@@ -16,11 +16,7 @@ fn studio(args: &[&str]) -> Output {
 
 fn ok(args: &[&str]) -> String {
     let out = studio(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -38,11 +34,7 @@ fn s(p: &Path) -> &str {
 fn models_lists_the_shipped_models() {
     let json: serde_json::Value = serde_json::from_str(&ok(&["models", "--json"])).unwrap();
     let rows = json.as_array().unwrap();
-    let find = |id: &str| {
-        rows.iter()
-            .find(|r| r["id"] == id)
-            .unwrap_or_else(|| panic!("{id} not listed: {json}"))
-    };
+    let find = |id: &str| rows.iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("{id} not listed: {json}"));
     assert_eq!(find("digits-2d")["latent_dim"], 2);
     assert!(find("fashion-16d")["latent_dim"].as_u64().unwrap() >= 8);
     for r in rows {
@@ -55,49 +47,11 @@ fn models_lists_the_shipped_models() {
 #[test]
 fn sample_is_byte_identical_for_the_same_seed() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b, c) = (
-        dir.path().join("a.png"),
-        dir.path().join("b.png"),
-        dir.path().join("c.png"),
-    );
-    ok(&[
-        "sample",
-        "--model",
-        "fashion-16d",
-        "--seed",
-        "7",
-        "--count",
-        "4",
-        "--out",
-        s(&a),
-    ]);
-    ok(&[
-        "sample",
-        "--model",
-        "fashion-16d",
-        "--seed",
-        "7",
-        "--count",
-        "4",
-        "--out",
-        s(&b),
-    ]);
-    ok(&[
-        "sample",
-        "--model",
-        "fashion-16d",
-        "--seed",
-        "8",
-        "--count",
-        "4",
-        "--out",
-        s(&c),
-    ]);
-    let (a, b, c) = (
-        std::fs::read(a).unwrap(),
-        std::fs::read(b).unwrap(),
-        std::fs::read(c).unwrap(),
-    );
+    let (a, b, c) = (dir.path().join("a.png"), dir.path().join("b.png"), dir.path().join("c.png"));
+    ok(&["sample", "--model", "fashion-16d", "--seed", "7", "--count", "4", "--out", s(&a)]);
+    ok(&["sample", "--model", "fashion-16d", "--seed", "7", "--count", "4", "--out", s(&b)]);
+    ok(&["sample", "--model", "fashion-16d", "--seed", "8", "--count", "4", "--out", s(&c)]);
+    let (a, b, c) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap(), std::fs::read(c).unwrap());
     assert_eq!(a, b);
     assert_ne!(a, c);
 }
@@ -106,32 +60,14 @@ fn sample_is_byte_identical_for_the_same_seed() {
 fn decode_writes_metadata_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("z.png");
-    ok(&[
-        "decode",
-        "--model",
-        "digits-2d",
-        "--latent",
-        "0.5,-1.25",
-        "--out",
-        s(&out),
-    ]);
-    let settings = latent_studio::io::png_meta::read_settings(&out)
-        .unwrap()
-        .unwrap();
+    ok(&["decode", "--model", "digits-2d", "--latent", "0.5,-1.25", "--out", s(&out)]);
+    let settings = latent_studio::io::png_meta::read_settings(&out).unwrap().unwrap();
     assert_eq!(settings.model, "digits-2d");
     assert_eq!(settings.latents, vec![vec![0.5, -1.25]]);
     let img = image::open(&out).unwrap();
     assert_eq!((img.width(), img.height()), (28, 28));
     let before = std::fs::read(&out).unwrap();
-    let err = fails(&[
-        "decode",
-        "--model",
-        "digits-2d",
-        "--latent",
-        "0,0",
-        "--out",
-        s(&out),
-    ]);
+    let err = fails(&["decode", "--model", "digits-2d", "--latent", "0,0", "--out", s(&out)]);
     assert!(err.contains("already exists"), "{err}");
     assert_eq!(std::fs::read(&out).unwrap(), before);
 }
@@ -140,23 +76,9 @@ fn decode_writes_metadata_and_never_overwrites() {
 fn encode_then_decode_reconstructs_a_digit() {
     let dir = tempfile::tempdir().unwrap();
     let original = dir.path().join("orig.png");
-    ok(&[
-        "decode",
-        "--model",
-        "digits-2d",
-        "--latent",
-        "1.0,0.5",
-        "--out",
-        s(&original),
-    ]);
-    let latent: Vec<f32> = serde_json::from_str(&ok(&[
-        "encode",
-        "--model",
-        "digits-2d",
-        "--image",
-        s(&original),
-    ]))
-    .unwrap();
+    ok(&["decode", "--model", "digits-2d", "--latent", "1.0,0.5", "--out", s(&original)]);
+    let latent: Vec<f32> =
+        serde_json::from_str(&ok(&["encode", "--model", "digits-2d", "--image", s(&original)])).unwrap();
     assert_eq!(latent.len(), 2);
     // A decoded image encodes back close to where it came from.
     let dist = ((latent[0] - 1.0).powi(2) + (latent[1] - 0.5).powi(2)).sqrt();
@@ -197,22 +119,11 @@ fn interpolate_writes_a_strip_and_a_gif() {
     ]);
     let strip = image::open(&png).unwrap();
     assert_eq!(strip.width(), 6 * 29 + 1);
-    let settings = latent_studio::io::png_meta::read_settings(&png)
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (
-            settings.method.as_str(),
-            settings.seeds.clone(),
-            settings.latents.len()
-        ),
-        ("lerp", vec![1, 2], 6)
-    );
+    let settings = latent_studio::io::png_meta::read_settings(&png).unwrap().unwrap();
+    assert_eq!((settings.method.as_str(), settings.seeds.clone(), settings.latents.len()), ("lerp", vec![1, 2], 6));
     use image::AnimationDecoder;
-    let frames = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(
-        std::fs::File::open(&gif).unwrap(),
-    ))
-    .unwrap();
+    let frames =
+        image::codecs::gif::GifDecoder::new(std::io::BufReader::new(std::fs::File::open(&gif).unwrap())).unwrap();
     assert_eq!(frames.into_frames().count(), 6);
     // Determinism holds for GIFs too.
     let gif2 = dir.path().join("s2.gif");
@@ -236,41 +147,20 @@ fn interpolate_writes_a_strip_and_a_gif() {
 fn bad_input_gives_a_clear_error_and_nonzero_exit() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.png");
+    assert!(fails(&["sample", "--model", "nope", "--out", s(&out)]).contains("no model with id \"nope\""));
     assert!(
-        fails(&["sample", "--model", "nope", "--out", s(&out)])
-            .contains("no model with id \"nope\"")
+        fails(&["decode", "--model", "digits-2d", "--latent", "1,2,3", "--out", s(&out)])
+            .contains("takes 2 latent values")
     );
     assert!(
-        fails(&[
-            "decode",
-            "--model",
-            "digits-2d",
-            "--latent",
-            "1,2,3",
-            "--out",
-            s(&out)
-        ])
-        .contains("takes 2 latent values")
-    );
-    assert!(
-        fails(&[
-            "decode",
-            "--model",
-            "digits-2d",
-            "--latent",
-            "1,x",
-            "--out",
-            s(&out)
-        ])
-        .contains("\"x\" is not a number")
+        fails(&["decode", "--model", "digits-2d", "--latent", "1,x", "--out", s(&out)])
+            .contains("\"x\" is not a number")
     );
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, "hello").unwrap();
     assert!(fails(&["encode", "--model", "digits-2d", "--image", s(&text)]).contains("notes.txt"));
     let missing_dir = dir.path().join("missing").join("x.png");
-    assert!(
-        fails(&["sample", "--model", "digits-2d", "--out", s(&missing_dir)]).contains("missing")
-    );
+    assert!(fails(&["sample", "--model", "digits-2d", "--out", s(&missing_dir)]).contains("missing"));
     assert!(!out.exists());
 }
 
@@ -282,15 +172,7 @@ fn a_corrupt_model_file_is_named() {
     let bytes = std::fs::read(&weights).unwrap();
     std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap(); // truncated download
     let out = Command::new(env!("CARGO_BIN_EXE_latent-studio"))
-        .args([
-            "--models-dir",
-            s(dir.path()),
-            "sample",
-            "--model",
-            "broken",
-            "--out",
-            s(&dir.path().join("o.png")),
-        ])
+        .args(["--models-dir", s(dir.path()), "sample", "--model", "broken", "--out", s(&dir.path().join("o.png"))])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -14,7 +14,8 @@ use latent_studio::pipelines::latent::Interpolation;
 
 fn settings() -> Settings {
     Settings {
-        output_dir: std::env::temp_dir().join("latent-studio-ui-test"),
+        // A fixed path: the top bar shows it, so it is part of the snapshot.
+        output_dir: "/tmp/latent-studio-ui-test".into(),
         last_model: Some("digits-2d".into()),
         method: Interpolation::Slerp,
         frames: 8,
@@ -23,28 +24,17 @@ fn settings() -> Settings {
 }
 
 fn harness() -> Harness<'static, StudioApp> {
-    Harness::builder()
-        .with_size([1200.0, 780.0])
-        .wgpu()
-        .build_eframe(|cc| {
-            StudioApp::with_settings(
-                &cc.egui_ctx,
-                cc.wgpu_render_state.as_ref(),
-                common::shipped_models(),
-                settings(),
-            )
+    Harness::builder().with_size([1200.0, 780.0]).wgpu().build_eframe(|cc| {
+        StudioApp::with_settings(&cc.egui_ctx, cc.wgpu_render_state.as_ref(), common::shipped_models(), settings())
             .unwrap()
-        })
+    })
 }
 
 /// Steps the UI until `done` holds or a timeout passes.
 fn step_until(h: &mut Harness<'_, StudioApp>, what: &str, done: impl Fn(&StudioApp) -> bool) {
     let start = Instant::now();
     while !done(h.state()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
+        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
         h.step();
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -60,27 +50,17 @@ fn moving_a_latent_slider_changes_the_image() {
     let mut h = harness();
     step_until(&mut h, "the first decode", idle);
     // Merely showing the sliders must not edit the seeded latent.
-    assert_eq!(
-        h.state().panel.latent,
-        latent_studio::pipelines::latent::seeded_latent(0, 2)
-    );
+    assert_eq!(h.state().panel.latent, latent_studio::pipelines::latent::seeded_latent(0, 2));
     let before_tex = h.state().panel.image.as_ref().map(|t| t.id());
     let before_px = h.render().expect("render");
     let slider = h.get_by_role_and_label(Role::Slider, "z1");
     slider.set_value_accesskit(2.5);
     h.step();
-    assert!(
-        (h.state().panel.latent[0] - 2.5).abs() < 1e-6,
-        "slider did not move the latent"
-    );
-    step_until(&mut h, "the new decode", |app| {
-        idle(app) && app.panel.image.as_ref().map(|t| t.id()) != before_tex
-    });
+    assert!((h.state().panel.latent[0] - 2.5).abs() < 1e-6, "slider did not move the latent");
+    step_until(&mut h, "the new decode", |app| idle(app) && app.panel.image.as_ref().map(|t| t.id()) != before_tex);
     let after_px = h.render().expect("render");
     // Compare the image area only (the slider's own pixels change too).
-    let image_rect = h
-        .get_by_label("The decoded latent; drop an image file to encode it")
-        .rect();
+    let image_rect = h.get_by_label("The decoded latent; drop an image file to encode it").rect();
     let ppp = 1.0;
     let differs = (image_rect.top() as u32..image_rect.bottom() as u32)
         .flat_map(|y| (image_rect.left() as u32..image_rect.right() as u32).map(move |x| (x, y)))
@@ -106,12 +86,14 @@ fn randomise_shows_a_new_seed_and_decodes_it() {
     let mut h = harness();
     step_until(&mut h, "the first decode", idle);
     let seed = h.state().panel.seed;
+    let before = h.state().panel.image.as_ref().map(|t| t.id());
     h.get_by_label("Randomise").click();
     h.step();
     let new_seed = h.state().panel.seed;
     assert_ne!(seed, new_seed);
     let expected = latent_studio::pipelines::latent::seeded_latent(new_seed, 2);
     assert_eq!(h.state().panel.latent, expected);
+    step_until(&mut h, "the new seed's decode", |app| idle(app) && app.panel.image.as_ref().map(|t| t.id()) != before);
 }
 
 /// A file dropped by the test, as the windowing integration would hand it over.
@@ -130,9 +112,7 @@ impl egui::DroppedFile for Dropped {
 fn drop_file(h: &mut Harness<'_, StudioApp>, path: &std::path::Path, at: egui::Pos2) {
     h.hover_at(at);
     h.step();
-    h.input_mut()
-        .dropped_files
-        .push(std::sync::Arc::new(Dropped(path.to_owned())));
+    h.input_mut().dropped_files.push(std::sync::Arc::new(Dropped(path.to_owned())));
     h.step();
 }
 
@@ -142,59 +122,32 @@ fn dropped_images_are_encoded_into_the_slot_under_the_pointer() {
     let digit = dir.path().join("digit.png");
     // A "1" from the top-left of the digits map.
     let img = {
-        let manifest =
-            latent_studio::models::registry::find_manifest(&common::shipped_models(), "digits-2d")
-                .unwrap();
-        let model =
-            latent_studio::models::registry::load_latent_model(manifest, &candle_core::Device::Cpu)
-                .unwrap();
+        let manifest = latent_studio::models::registry::find_manifest(&common::shipped_models(), "digits-2d").unwrap();
+        let model = latent_studio::models::registry::load_latent_model(manifest, &candle_core::Device::Cpu).unwrap();
         model.decode(&[vec![-2.0, 2.0]]).unwrap().remove(0)
     };
     img.save(&digit).unwrap();
     let mut h = harness();
     step_until(&mut h, "the first decode", idle);
 
-    let zone_a = h
-        .state()
-        .panel
-        .drop_zones
-        .iter()
-        .find(|(_, s)| *s == latent_studio::app::commands::Slot::A)
-        .unwrap()
-        .0;
+    let zone_a =
+        h.state().panel.drop_zones.iter().find(|(_, s)| *s == latent_studio::app::commands::Slot::A).unwrap().0;
     drop_file(&mut h, &digit, zone_a.center());
-    step_until(&mut h, "encoding into A", |app| {
-        app.panel.endpoints[0].label == "digit.png" && idle(app)
-    });
+    step_until(&mut h, "encoding into A", |app| app.panel.endpoints[0].label == "digit.png" && idle(app));
     let a = h.state().panel.endpoints[0].latent.clone();
-    assert!(
-        (a[0] + 2.0).abs() < 1.0 && (a[1] - 2.0).abs() < 1.0,
-        "encoded to {a:?}"
-    );
+    assert!((a[0] + 2.0).abs() < 1.0 && (a[1] - 2.0).abs() < 1.0, "encoded to {a:?}");
 
     drop_file(&mut h, &digit, egui::pos2(400.0, 150.0)); // over the image: the current latent
     step_until(&mut h, "encoding into the current latent", |app| {
-        matches!(
-            app.panel.origin,
-            latent_studio::ui::latent_panel::Origin::Encoded(_)
-        ) && idle(app)
+        matches!(app.panel.origin, latent_studio::ui::latent_panel::Origin::Encoded(_)) && idle(app)
     });
     assert_eq!(h.state().panel.latent, a);
 
     let text = dir.path().join("notes.png");
     std::fs::write(&text, "not an image").unwrap();
     drop_file(&mut h, &text, egui::pos2(400.0, 150.0));
-    step_until(&mut h, "the failure notice", |app| {
-        app.notices().iter().any(|n| n.error)
-    });
-    let notice = h
-        .state()
-        .notices()
-        .iter()
-        .find(|n| n.error)
-        .unwrap()
-        .text
-        .clone();
+    step_until(&mut h, "the failure notice", |app| app.notices().iter().any(|n| n.error));
+    let notice = h.state().notices().iter().find(|n| n.error).unwrap().text.clone();
     assert!(notice.contains("notes.png"), "{notice}");
 }
 
@@ -216,37 +169,19 @@ fn settings_persist_the_last_model_and_output_folder() {
     }
     let mut h = harness();
     step_until(&mut h, "the first decode", idle);
-    h.state_mut()
-        .apply(latent_studio::app::commands::UiCommand::SelectModel(
-            "fashion-16d".into(),
-        ));
+    h.state_mut().apply(latent_studio::app::commands::UiCommand::SelectModel("fashion-16d".into()));
     h.state_mut().settings.output_dir = "/tmp/elsewhere".into();
-    step_until(&mut h, "the second model", |app| {
-        app.panel.latent.len() == 16 && idle(app)
-    });
+    step_until(&mut h, "the second model", |app| app.panel.latent.len() == 16 && idle(app));
     let mut storage = Memory::default();
     eframe::App::save(h.state_mut(), &mut storage);
     let restored: Settings = eframe::get_value(&storage, Settings::KEY).unwrap();
     assert_eq!(restored.last_model.as_deref(), Some("fashion-16d"));
-    assert_eq!(
-        restored.output_dir,
-        std::path::PathBuf::from("/tmp/elsewhere")
-    );
+    assert_eq!(restored.output_dir, std::path::PathBuf::from("/tmp/elsewhere"));
     // A restart with those settings opens that model.
-    let mut h2 = Harness::builder()
-        .with_size([1200.0, 780.0])
-        .build_eframe(|cc| {
-            StudioApp::with_settings(
-                &cc.egui_ctx,
-                None,
-                common::shipped_models(),
-                restored.clone(),
-            )
-            .unwrap()
-        });
-    step_until(&mut h2, "the restored model", |app| {
-        app.panel.latent.len() == 16
+    let mut h2 = Harness::builder().with_size([1200.0, 780.0]).build_eframe(|cc| {
+        StudioApp::with_settings(&cc.egui_ctx, None, common::shipped_models(), restored.clone()).unwrap()
     });
+    step_until(&mut h2, "the restored model", |app| app.panel.latent.len() == 16);
     // 16 sliders, one per latent dimension.
     assert!(h2.query_by_role_and_label(Role::Slider, "z16").is_some());
 }

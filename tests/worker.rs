@@ -9,9 +9,7 @@ use std::time::Duration;
 use image::RgbImage;
 use latent_studio::io::manifest::ModelManifest;
 use latent_studio::models::latent_model::{LatentModel, ModelError};
-use latent_studio::worker::{
-    JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerHandle, WorkerRequest,
-};
+use latent_studio::worker::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerHandle, WorkerRequest};
 
 /// A model that takes its time or panics, to drive the worker's edge cases.
 struct TestModel {
@@ -29,10 +27,7 @@ impl LatentModel for TestModel {
         if self.panic {
             panic!("decoder exploded");
         }
-        Ok(latents
-            .iter()
-            .map(|z| RgbImage::from_pixel(2, 2, image::Rgb([(z[0] * 10.0) as u8, 0, 0])))
-            .collect())
+        Ok(latents.iter().map(|z| RgbImage::from_pixel(2, 2, image::Rgb([(z[0] * 10.0) as u8, 0, 0]))).collect())
     }
 }
 
@@ -42,11 +37,7 @@ fn test_model(id: &str, delay_ms: u64, panic: bool) -> Arc<dyn LatentModel> {
         "license": "test", "dataset": "none", "weights": "-", "config": {}
     }))
     .unwrap();
-    Arc::new(TestModel {
-        manifest,
-        delay: Duration::from_millis(delay_ms),
-        panic,
-    })
+    Arc::new(TestModel { manifest, delay: Duration::from_millis(delay_ms), panic })
 }
 
 fn spawn(models: Vec<Arc<dyn LatentModel>>, dir: &std::path::Path) -> WorkerHandle {
@@ -58,9 +49,7 @@ fn finish(worker: &mut WorkerHandle, jobs: &[JobId]) -> Vec<WorkerEvent> {
     let mut events = Vec::new();
     let mut open: Vec<JobId> = jobs.to_vec();
     while !open.is_empty() {
-        let e = worker
-            .recv_timeout(Duration::from_secs(30))
-            .expect("worker went quiet");
+        let e = worker.recv_timeout(Duration::from_secs(30)).expect("worker went quiet");
         if e.is_terminal() {
             open.retain(|j| *j != e.job());
         }
@@ -70,27 +59,17 @@ fn finish(worker: &mut WorkerHandle, jobs: &[JobId]) -> Vec<WorkerEvent> {
 }
 
 fn terminal(events: &[WorkerEvent], job: JobId) -> &WorkerEvent {
-    events
-        .iter()
-        .find(|e| e.job() == job && e.is_terminal())
-        .expect("no terminal event")
+    events.iter().find(|e| e.job() == job && e.is_terminal()).expect("no terminal event")
 }
 
 fn decode(model: &str, z: f32, preview: bool) -> WorkerRequest {
-    WorkerRequest::Decode {
-        model: model.into(),
-        latents: vec![vec![z]],
-        preview: preview.then(|| "current".into()),
-    }
+    WorkerRequest::Decode { model: model.into(), latents: vec![vec![z]], preview: preview.then(|| "current".into()) }
 }
 
 #[test]
 fn previews_are_coalesced_but_saves_are_not() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = spawn(
-        vec![test_model("slow", 300, false), test_model("fast", 0, false)],
-        dir.path(),
-    );
+    let mut w = spawn(vec![test_model("slow", 300, false), test_model("fast", 0, false)], dir.path());
     let busy = w.submit(decode("slow", 0.0, false));
     std::thread::sleep(Duration::from_millis(50)); // the slow job is running now
     let mut previews = Vec::new();
@@ -103,10 +82,7 @@ fn previews_are_coalesced_but_saves_are_not() {
                 latents: vec![vec![1.0]],
                 settings: Default::default(),
                 format: SaveFormat::Png { columns: 1 },
-                target: SaveTarget::Numbered {
-                    dir: dir.path().join("out"),
-                    stem: "x".into(),
-                },
+                target: SaveTarget::Numbered { dir: dir.path().join("out"), stem: "x".into() },
                 scale: 1,
             }));
         }
@@ -116,19 +92,12 @@ fn previews_are_coalesced_but_saves_are_not() {
     all.extend([busy, save]);
     let events = finish(&mut w, &all);
     for job in &previews[..9] {
-        assert!(
-            matches!(terminal(&events, *job), WorkerEvent::Superseded { .. }),
-            "{job:?} was not superseded"
-        );
+        assert!(matches!(terminal(&events, *job), WorkerEvent::Superseded { .. }), "{job:?} was not superseded");
     }
     let WorkerEvent::Decoded { images, .. } = terminal(&events, previews[9]) else {
         panic!("newest preview not decoded")
     };
-    assert_eq!(
-        images[0].get_pixel(0, 0).0[0],
-        90,
-        "the newest latent was decoded"
-    );
+    assert_eq!(images[0].get_pixel(0, 0).0[0], 90, "the newest latent was decoded");
     assert!(matches!(terminal(&events, save), WorkerEvent::Saved { .. }));
 }
 
@@ -140,34 +109,20 @@ fn cancel_drops_a_queued_job() {
     let second = w.submit(decode("slow", 1.0, false));
     w.cancel(second);
     let events = finish(&mut w, &[first, second]);
-    assert!(matches!(
-        terminal(&events, first),
-        WorkerEvent::Decoded { .. }
-    ));
-    assert!(matches!(
-        terminal(&events, second),
-        WorkerEvent::Cancelled { .. }
-    ));
+    assert!(matches!(terminal(&events, first), WorkerEvent::Decoded { .. }));
+    assert!(matches!(terminal(&events, second), WorkerEvent::Cancelled { .. }));
 }
 
 #[test]
 fn a_panicking_job_fails_and_the_worker_lives_on() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = spawn(
-        vec![test_model("boom", 0, true), test_model("fine", 0, false)],
-        dir.path(),
-    );
+    let mut w = spawn(vec![test_model("boom", 0, true), test_model("fine", 0, false)], dir.path());
     let bad = w.submit(decode("boom", 0.0, false));
     let good = w.submit(decode("fine", 0.0, false));
     let events = finish(&mut w, &[bad, good]);
-    let WorkerEvent::Failed { error, .. } = terminal(&events, bad) else {
-        panic!("panic not reported")
-    };
+    let WorkerEvent::Failed { error, .. } = terminal(&events, bad) else { panic!("panic not reported") };
     assert!(error.contains("decoder exploded"), "{error}");
-    assert!(matches!(
-        terminal(&events, good),
-        WorkerEvent::Decoded { .. }
-    ));
+    assert!(matches!(terminal(&events, good), WorkerEvent::Decoded { .. }));
 }
 
 #[test]
@@ -175,28 +130,15 @@ fn corrupt_weights_name_the_file_and_the_worker_survives() {
     let dir = tempfile::tempdir().unwrap();
     let good_dir = common::write_tiny_vae(dir.path(), "good");
     let bad_dir = common::write_tiny_vae(dir.path(), "bad");
-    std::fs::write(
-        bad_dir.join("model.safetensors"),
-        b"\x10\x00\x00\x00garbage",
-    )
-    .unwrap();
+    std::fs::write(bad_dir.join("model.safetensors"), b"\x10\x00\x00\x00garbage").unwrap();
     let mut w = WorkerHandle::spawn(dir.path().to_owned(), Arc::new(|| {})).unwrap();
-    let bad = w.submit(WorkerRequest::LoadModel {
-        model: "bad".into(),
-    });
+    let bad = w.submit(WorkerRequest::LoadModel { model: "bad".into() });
     let good = w.submit(decode("good", 0.5, false));
     let events = finish(&mut w, &[bad, good]);
-    let WorkerEvent::Failed { error, .. } = terminal(&events, bad) else {
-        panic!("corrupt file loaded")
-    };
-    assert!(
-        error.contains(&bad_dir.join("model.safetensors").display().to_string()),
-        "{error}"
-    );
+    let WorkerEvent::Failed { error, .. } = terminal(&events, bad) else { panic!("corrupt file loaded") };
+    assert!(error.contains(&bad_dir.join("model.safetensors").display().to_string()), "{error}");
     // The tiny VAE has a 2-D latent: a 1-D latent is refused with a clear message.
-    let WorkerEvent::Failed { error, .. } = terminal(&events, good) else {
-        panic!("wrong latent size accepted")
-    };
+    let WorkerEvent::Failed { error, .. } = terminal(&events, good) else { panic!("wrong latent size accepted") };
     assert!(error.contains("takes 2 latent values"), "{error}");
     let _ = good_dir;
 }
@@ -206,22 +148,13 @@ fn a_manifest_that_lies_about_shapes_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let model_dir = common::write_tiny_vae(dir.path(), "liar");
     let path = model_dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("\"hidden\": 16", "\"hidden\": 32");
+    let text = std::fs::read_to_string(&path).unwrap().replace("\"hidden\": 16", "\"hidden\": 32");
     std::fs::write(&path, text).unwrap();
     let mut w = WorkerHandle::spawn(dir.path().to_owned(), Arc::new(|| {})).unwrap();
-    let job = w.submit(WorkerRequest::LoadModel {
-        model: "liar".into(),
-    });
+    let job = w.submit(WorkerRequest::LoadModel { model: "liar".into() });
     let events = finish(&mut w, &[job]);
-    let WorkerEvent::Failed { error, .. } = terminal(&events, job) else {
-        panic!("lying manifest loaded")
-    };
-    assert!(
-        error.contains("model.safetensors") && error.contains("shape"),
-        "{error}"
-    );
+    let WorkerEvent::Failed { error, .. } = terminal(&events, job) else { panic!("lying manifest loaded") };
+    assert!(error.contains("model.safetensors") && error.contains("shape"), "{error}");
 }
 
 #[test]
@@ -231,19 +164,10 @@ fn unreadable_images_name_the_file() {
     let not_image = dir.path().join("notes.png");
     std::fs::write(&not_image, b"this is text").unwrap();
     let mut w = WorkerHandle::spawn(dir.path().to_owned(), Arc::new(|| {})).unwrap();
-    let job = w.submit(WorkerRequest::Encode {
-        model: "tiny".into(),
-        image: not_image.clone(),
-    });
-    let ok = w.submit(WorkerRequest::Decode {
-        model: "tiny".into(),
-        latents: vec![vec![0.0, 0.0]],
-        preview: None,
-    });
+    let job = w.submit(WorkerRequest::Encode { model: "tiny".into(), image: not_image.clone() });
+    let ok = w.submit(WorkerRequest::Decode { model: "tiny".into(), latents: vec![vec![0.0, 0.0]], preview: None });
     let events = finish(&mut w, &[job, ok]);
-    let WorkerEvent::Failed { error, .. } = terminal(&events, job) else {
-        panic!("text file encoded")
-    };
+    let WorkerEvent::Failed { error, .. } = terminal(&events, job) else { panic!("text file encoded") };
     assert!(error.contains("notes.png"), "{error}");
     assert!(matches!(terminal(&events, ok), WorkerEvent::Decoded { .. }));
 }
@@ -270,10 +194,7 @@ fn saving_into_a_read_only_folder_fails_clearly() {
                 latents: vec![vec![1.0]],
                 settings: Default::default(),
                 format: SaveFormat::Png { columns: 1 },
-                target: SaveTarget::Numbered {
-                    dir: d.clone(),
-                    stem: "x".into(),
-                },
+                target: SaveTarget::Numbered { dir: d.clone(), stem: "x".into() },
                 scale: 1,
             })
         })
@@ -286,9 +207,37 @@ fn saving_into_a_read_only_folder_fails_clearly() {
         let WorkerEvent::Failed { error, .. } = terminal(&events, *job) else {
             panic!("save into {target:?} succeeded")
         };
-        assert!(
-            error.contains(&target.display().to_string()) || error.contains("file-not-folder"),
-            "{error}"
-        );
+        assert!(error.contains(&target.display().to_string()) || error.contains("file-not-folder"), "{error}");
     }
+}
+
+#[test]
+fn training_without_data_fails_with_the_missing_file() {
+    use latent_studio::io::datasets::DatasetName;
+    use latent_studio::models::vae::VaeConfig;
+    use latent_studio::pipelines::train_vae::TrainVaeSpec;
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = spawn(vec![test_model("fast", 0, false)], dir.path());
+    let spec = TrainVaeSpec {
+        dataset: DatasetName::Fashion,
+        config: VaeConfig::tiny(),
+        epochs: 1,
+        batch_size: 8,
+        lr: 1e-3,
+        beta: 1.0,
+        seed: 0,
+    };
+    let data_dir = dir.path().join("no-data");
+    let train = w.submit(WorkerRequest::TrainVae {
+        spec,
+        data_dir: data_dir.clone(),
+        checkpoint_dir: dir.path().join("ckpt"),
+        limit: None,
+    });
+    // The worker keeps serving while the trainer thread fails.
+    let decode = w.submit(decode("fast", 1.0, false));
+    let events = finish(&mut w, &[train, decode]);
+    let WorkerEvent::Failed { error, .. } = terminal(&events, train) else { panic!("training without data succeeded") };
+    assert!(error.contains(&data_dir.display().to_string()) && error.contains("fetch-data.sh"), "{error}");
+    assert!(matches!(terminal(&events, decode), WorkerEvent::Decoded { .. }));
 }

@@ -28,11 +28,7 @@ pub enum JobState {
     /// Waiting for the worker.
     Queued,
     /// Running; `total` is 0 when unknown.
-    Running {
-        step: usize,
-        total: usize,
-        message: String,
-    },
+    Running { step: usize, total: usize, message: String },
     /// Finished successfully.
     Done,
     /// Failed with a message naming the cause.
@@ -50,6 +46,8 @@ pub struct Job {
     pub purpose: Purpose,
     /// Progress.
     pub state: JobState,
+    /// The model the job ran on, if any.
+    pub model: Option<String>,
 }
 
 /// All jobs of this session, newest last.
@@ -63,15 +61,8 @@ const KEEP_FINISHED: usize = 50;
 
 impl JobTable {
     /// Records a submitted job.
-    pub fn add(&mut self, job: JobId, purpose: Purpose, label: impl Into<String>) {
-        self.jobs.insert(
-            job,
-            Job {
-                label: label.into(),
-                purpose,
-                state: JobState::Queued,
-            },
-        );
+    pub fn add(&mut self, job: JobId, purpose: Purpose, label: impl Into<String>, model: Option<String>) {
+        self.jobs.insert(job, Job { label: label.into(), purpose, state: JobState::Queued, model });
         self.prune();
     }
 
@@ -84,21 +75,10 @@ impl JobTable {
     pub fn apply(&mut self, event: &WorkerEvent) -> Option<Purpose> {
         let job = self.jobs.get_mut(&event.job())?;
         job.state = match event {
-            WorkerEvent::Started { .. } => JobState::Running {
-                step: 0,
-                total: 0,
-                message: String::new(),
-            },
-            WorkerEvent::Progress {
-                step,
-                total,
-                message,
-                ..
-            } => JobState::Running {
-                step: *step,
-                total: *total,
-                message: message.clone(),
-            },
+            WorkerEvent::Started { .. } => JobState::Running { step: 0, total: 0, message: String::new() },
+            WorkerEvent::Progress { step, total, message, .. } => {
+                JobState::Running { step: *step, total: *total, message: message.clone() }
+            }
             WorkerEvent::TrainingEpoch { .. } => job.state.clone(),
             WorkerEvent::Failed { error, .. } => JobState::Failed(error.clone()),
             WorkerEvent::Cancelled { .. } | WorkerEvent::Superseded { .. } => JobState::Cancelled,
@@ -127,10 +107,7 @@ impl JobTable {
             .filter(|(_, j)| !matches!(j.state, JobState::Queued | JobState::Running { .. }))
             .map(|(id, _)| *id)
             .collect();
-        for id in finished
-            .iter()
-            .take(finished.len().saturating_sub(KEEP_FINISHED))
-        {
+        for id in finished.iter().take(finished.len().saturating_sub(KEEP_FINISHED)) {
             self.jobs.remove(id);
         }
     }

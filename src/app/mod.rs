@@ -2,6 +2,7 @@
 //! the glue between panels and the worker.
 
 pub mod commands;
+pub mod dialogs;
 pub mod jobs;
 pub mod settings;
 pub mod studio;
@@ -14,9 +15,7 @@ pub use studio::StudioApp;
 pub fn run_gui(models_dir: PathBuf) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: window_icon()
-            .map_or_else(egui::ViewportBuilder::default, |icon| {
-                egui::ViewportBuilder::default().with_icon(icon)
-            })
+            .map_or_else(egui::ViewportBuilder::default, |icon| egui::ViewportBuilder::default().with_icon(icon))
             .with_inner_size([1200.0, 780.0])
             .with_title("Latent Studio")
             .with_drag_and_drop(true),
@@ -33,12 +32,6 @@ pub fn run_gui(models_dir: PathBuf) -> anyhow::Result<()> {
 
 /// The window icon: a digit decoded by the shipped `digits-2d` VAE.
 fn window_icon() -> Option<egui::IconData> {
-    let img = image::load_from_memory(include_bytes!("../../assets/icon.png"))
-        .ok()?
-        .to_rgba8();
-    Some(egui::IconData {
-        width: img.width(),
-        height: img.height(),
-        rgba: img.into_raw(),
-    })
+    let img = image::load_from_memory(include_bytes!("../../assets/icon.png")).ok()?.to_rgba8();
+    Some(egui::IconData { width: img.width(), height: img.height(), rgba: img.into_raw() })
 }

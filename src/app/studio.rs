@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use eframe::egui_wgpu::RenderState;
 
 use super::commands::{SaveKind, Slot, UiCommand};
+use super::dialogs::{DialogOutcome, Dialogs};
 use super::jobs::{JobTable, Purpose};
 use super::settings::Settings;
 use crate::io::manifest::{ModelManifest, discover};
@@ -33,22 +34,17 @@ pub struct StudioApp {
     about_open: bool,
     gpu_scatter: bool,
     selected: Option<String>,
+    /// Events polled but not yet applied (the per-frame budget ran out).
+    backlog: std::collections::VecDeque<WorkerEvent>,
+    dialogs: Dialogs,
 }
 
 impl StudioApp {
     /// Builds the app from eframe's creation context: restores settings,
     /// starts the worker, installs the GPU scatter and opens the last model.
     pub fn new(cc: &eframe::CreationContext<'_>, models_dir: PathBuf) -> anyhow::Result<Self> {
-        let settings = cc
-            .storage
-            .and_then(|s| eframe::get_value(s, Settings::KEY))
-            .unwrap_or_default();
-        Self::with_settings(
-            &cc.egui_ctx,
-            cc.wgpu_render_state.as_ref(),
-            models_dir,
-            settings,
-        )
+        let settings = cc.storage.and_then(|s| eframe::get_value(s, Settings::KEY)).unwrap_or_default();
+        Self::with_settings(&cc.egui_ctx, cc.wgpu_render_state.as_ref(), models_dir, settings)
     }
 
     /// Builds the app without eframe (tests, benchmarks).
@@ -62,18 +58,13 @@ impl StudioApp {
             scatter::install(rs);
         }
         let repaint = ctx.clone();
-        let worker = WorkerHandle::spawn(
-            models_dir.clone(),
-            std::sync::Arc::new(move || repaint.request_repaint()),
-        )?;
+        let worker = WorkerHandle::spawn(models_dir.clone(), std::sync::Arc::new(move || repaint.request_repaint()))?;
         let (models, failed) = discover(&models_dir);
-        let notices = failed
-            .iter()
-            .map(|e| Notice {
-                text: format!("skipped model: {e}"),
-                error: true,
-            })
-            .collect();
+        let notices = failed.iter().map(|e| Notice { text: format!("skipped model: {e}"), error: true }).collect();
+        let mut settings = settings;
+        // Stored settings may come from an older or hand-edited file.
+        settings.save_scale = settings.save_scale.clamp(1, 64);
+        settings.frames = settings.frames.clamp(2, 32);
         let panel = LatentPanel::new(settings.method, settings.frames);
         let mut app = Self {
             worker,
@@ -85,12 +76,10 @@ impl StudioApp {
             about_open: false,
             gpu_scatter: scatter::is_installed(render_state),
             selected: None,
+            backlog: std::collections::VecDeque::new(),
+            dialogs: Dialogs::new(ctx.clone()),
         };
-        let first = app
-            .settings
-            .last_model
-            .clone()
-            .filter(|id| app.models.iter().any(|m| &m.id == id));
+        let first = app.settings.last_model.clone().filter(|id| app.models.iter().any(|m| &m.id == id));
         if let Some(id) = first.or_else(|| app.models.first().map(|m| m.id.clone())) {
             app.apply(UiCommand::SelectModel(id));
         }
@@ -113,14 +102,10 @@ impl StudioApp {
     }
 
     /// Submits a request and records it in the job table.
-    pub fn submit(
-        &mut self,
-        request: WorkerRequest,
-        purpose: Purpose,
-        label: impl Into<String>,
-    ) -> JobId {
+    pub fn submit(&mut self, request: WorkerRequest, purpose: Purpose, label: impl Into<String>) -> JobId {
+        let model = request.model().map(str::to_owned);
         let job = self.worker.submit(request);
-        self.jobs.add(job, purpose, label);
+        self.jobs.add(job, purpose, label, model);
         job
     }
 
@@ -152,38 +137,26 @@ impl StudioApp {
             UiCommand::DecodeStrip => {
                 let Some(model) = self.model_id() else { return };
                 let latents = self.panel.path_latents();
-                let request = WorkerRequest::Decode {
-                    model,
-                    latents,
-                    preview: Some("strip".into()),
-                };
+                let request = WorkerRequest::Decode { model, latents, preview: Some("strip".into()) };
                 self.submit(request, Purpose::Strip, "interpolate");
             }
             UiCommand::EncodeFile { path, slot } => {
                 let Some(model) = self.model_id() else { return };
                 let label = format!("encode {}", path.display());
-                self.submit(
-                    WorkerRequest::Encode { model, image: path },
-                    Purpose::Encode(slot),
-                    label,
-                );
+                self.submit(WorkerRequest::Encode { model, image: path }, Purpose::Encode(slot), label);
             }
-            UiCommand::PickImage(slot) => {
-                let picked = rfd::FileDialog::new()
-                    .add_filter("Images", &["png", "jpg", "jpeg", "gif", "bmp"])
-                    .pick_file();
-                if let Some(path) = picked {
-                    self.apply(UiCommand::EncodeFile { path, slot });
-                }
-            }
+            UiCommand::PickImage(slot) => self.dialogs.open(move || {
+                let path =
+                    rfd::FileDialog::new().add_filter("Images", &["png", "jpg", "jpeg", "gif", "bmp"]).pick_file()?;
+                Some(DialogOutcome::Encode { path, slot })
+            }),
             UiCommand::Save { kind, dialog } => self.save(kind, dialog),
             UiCommand::ChooseOutputDir => {
-                if let Some(dir) = rfd::FileDialog::new()
-                    .set_directory(&self.settings.output_dir)
-                    .pick_folder()
-                {
-                    self.settings.output_dir = dir;
-                }
+                let start = self.settings.output_dir.clone();
+                self.dialogs.open(move || {
+                    let dir = rfd::FileDialog::new().set_directory(start).pick_folder()?;
+                    Some(DialogOutcome::OutputDir(dir))
+                });
             }
             UiCommand::Cancel(job) => self.worker.cancel(job),
             UiCommand::ShowAbout => self.about_open = true,
@@ -207,19 +180,11 @@ impl StudioApp {
                     method,
                     latents: vec![p.latent.clone()],
                 };
-                (
-                    vec![p.latent.clone()],
-                    SaveFormat::Png { columns: 1 },
-                    settings,
-                    model.clone(),
-                )
+                (vec![p.latent.clone()], SaveFormat::Png { columns: 1 }, settings, model.clone())
             }
             SaveKind::Grid => {
-                let seeds: Vec<u64> = (p.seed..p.seed + 16).collect();
-                let latents: Vec<Vec<f32>> = seeds
-                    .iter()
-                    .map(|&s| seeded_latent(s, p.latent.len()))
-                    .collect();
+                let seeds: Vec<u64> = (0..16).map(|i| p.seed.wrapping_add(i)).collect();
+                let latents: Vec<Vec<f32>> = seeds.iter().map(|&s| seeded_latent(s, p.latent.len())).collect();
                 let settings = ImageSettings {
                     model: model.clone(),
                     kind: "grid".into(),
@@ -227,25 +192,12 @@ impl StudioApp {
                     method: "seed".into(),
                     latents: latents.clone(),
                 };
-                (
-                    latents,
-                    SaveFormat::Png { columns: 4 },
-                    settings,
-                    format!("{model}-grid"),
-                )
+                (latents, SaveFormat::Png { columns: 4 }, settings, format!("{model}-grid"))
             }
             SaveKind::Strip | SaveKind::Animation => {
                 let latents = p.path_latents();
-                let seeds = p
-                    .endpoints
-                    .iter()
-                    .filter_map(|e: &Endpoint| e.seed)
-                    .collect();
-                let kind_name = if kind == SaveKind::Strip {
-                    "strip"
-                } else {
-                    "animation"
-                };
+                let seeds = p.endpoints.iter().filter_map(|e: &Endpoint| e.seed).collect();
+                let kind_name = if kind == SaveKind::Strip { "strip" } else { "animation" };
                 let settings = ImageSettings {
                     model: model.clone(),
                     kind: kind_name.into(),
@@ -254,98 +206,96 @@ impl StudioApp {
                     latents: latents.clone(),
                 };
                 let format = if kind == SaveKind::Strip {
-                    SaveFormat::Png {
-                        columns: latents.len(),
-                    }
+                    SaveFormat::Png { columns: latents.len() }
                 } else {
                     SaveFormat::Gif { delay_ms: 80 }
                 };
-                (
-                    latents,
-                    format,
-                    settings,
-                    format!("{model}-{}", p.method.name()),
-                )
+                (latents, format, settings, format!("{model}-{}", p.method.name()))
             }
         };
-        let ext = if matches!(format, SaveFormat::Gif { .. }) {
-            "gif"
-        } else {
-            "png"
-        };
-        let target = if dialog {
-            let picked = rfd::FileDialog::new()
-                .set_directory(&self.settings.output_dir)
-                .set_file_name(format!("{stem}.{ext}"))
-                .add_filter(ext, &[ext])
-                .save_file();
-            let Some(path) = picked else { return };
-            SaveTarget::Exact(path)
-        } else {
-            SaveTarget::Numbered {
-                dir: self.settings.output_dir.clone(),
-                stem,
-            }
-        };
-        let request = WorkerRequest::Save {
+        let ext = if matches!(format, SaveFormat::Gif { .. }) { "gif" } else { "png" };
+        let dir = self.settings.output_dir.clone();
+        let mut request = WorkerRequest::Save {
             model,
             latents,
             settings,
             format,
-            target,
+            target: SaveTarget::Numbered { dir: dir.clone(), stem: stem.clone() },
             scale: self.settings.save_scale,
         };
-        self.submit(request, Purpose::Save, format!("save {ext}"));
+        let label = format!("save {ext}");
+        if !dialog {
+            self.submit(request, Purpose::Save, label);
+            return;
+        }
+        self.dialogs.open(move || {
+            let path = rfd::FileDialog::new()
+                .set_directory(dir)
+                .set_file_name(format!("{stem}.{ext}"))
+                .add_filter(ext, &[ext])
+                .save_file()?;
+            if let WorkerRequest::Save { target, .. } = &mut request {
+                *target = SaveTarget::Exact(path);
+            }
+            Some(DialogOutcome::Save { request: Box::new(request), label })
+        });
     }
 
     /// Applies worker events for at most [`EVENT_BUDGET`].
+    /// Events left over when the budget runs out wait in a backlog for the
+    /// next frame; none is dropped.
     pub fn handle_events(&mut self, ctx: &egui::Context) {
+        for outcome in self.dialogs.poll() {
+            match outcome {
+                DialogOutcome::Encode { path, slot } => self.apply(UiCommand::EncodeFile { path, slot }),
+                DialogOutcome::Save { request, label } => {
+                    self.submit(*request, Purpose::Save, label);
+                }
+                DialogOutcome::OutputDir(dir) => self.settings.output_dir = dir,
+            }
+        }
         let started = std::time::Instant::now();
-        for event in self.worker.poll() {
+        self.backlog.extend(self.worker.poll());
+        while let Some(event) = self.backlog.pop_front() {
             let purpose = self.jobs.apply(&event);
             self.apply_event(ctx, event, purpose);
             if started.elapsed() > EVENT_BUDGET {
-                ctx.request_repaint();
                 break;
             }
         }
+        if !self.backlog.is_empty() {
+            ctx.request_repaint();
+        }
+    }
+
+    /// Whether a finished job's result still fits what the panel shows: a
+    /// decode or encode for a model the user has since left is dropped.
+    fn is_current(&self, job: JobId) -> bool {
+        let current = self.model_id();
+        self.jobs.get(job).is_some_and(|j| j.model.is_some() && j.model == current)
     }
 
     fn apply_event(&mut self, ctx: &egui::Context, event: WorkerEvent, purpose: Option<Purpose>) {
         match (event, purpose) {
-            (
-                WorkerEvent::ModelLoaded {
-                    manifest,
-                    latent_map,
-                    can_encode,
-                    ..
-                },
-                _,
-            ) => {
+            (WorkerEvent::ModelLoaded { manifest, latent_map, can_encode, .. }, _) => {
                 if self.selected.as_deref() != Some(manifest.id.as_str()) {
                     return; // an older selection finished loading late
                 }
-                self.panel
-                    .set_model(*manifest, can_encode, latent_map.as_ref());
+                self.panel.set_model(*manifest, can_encode, latent_map.as_ref());
                 self.apply(UiCommand::DecodeCurrent);
                 self.apply(UiCommand::DecodeStrip);
             }
+            (WorkerEvent::Decoded { job, .. } | WorkerEvent::Encoded { job, .. }, _) if !self.is_current(job) => {}
             (WorkerEvent::Decoded { images, .. }, Some(Purpose::Preview)) => {
                 if let Some(img) = images.first() {
                     self.panel.set_image(ctx, img);
                 }
             }
-            (
-                WorkerEvent::Decoded {
-                    images, latents, ..
-                },
-                Some(Purpose::Strip),
-            ) => self.panel.set_strip(ctx, &images, latents),
+            (WorkerEvent::Decoded { images, latents, .. }, Some(Purpose::Strip)) => {
+                self.panel.set_strip(ctx, &images, latents)
+            }
             (WorkerEvent::Encoded { latent, source, .. }, Some(Purpose::Encode(slot))) => {
-                let label = source
-                    .file_name()
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+                let label = source.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
                 match slot {
                     Slot::Current => {
                         self.panel.latent = latent;
@@ -354,29 +304,17 @@ impl StudioApp {
                     }
                     Slot::A | Slot::B => {
                         let i = if slot == Slot::A { 0 } else { 1 };
-                        self.panel.endpoints[i] = Endpoint {
-                            latent,
-                            label,
-                            seed: None,
-                        };
+                        self.panel.endpoints[i] = Endpoint { latent, label, seed: None };
                         self.apply(UiCommand::DecodeStrip);
                     }
                 }
             }
-            (WorkerEvent::Saved { path, .. }, _) => self.notices.push(Notice {
-                text: format!("saved {}", path.display()),
-                error: false,
-            }),
+            (WorkerEvent::Saved { path, .. }, _) => {
+                self.notices.push(Notice { text: format!("saved {}", path.display()), error: false })
+            }
             (WorkerEvent::Failed { job, error }, _) => {
-                let label = self
-                    .jobs
-                    .get(job)
-                    .map(|j| j.label.clone())
-                    .unwrap_or_default();
-                self.notices.push(Notice {
-                    text: format!("{label} failed: {error}"),
-                    error: true,
-                });
+                let label = self.jobs.get(job).map(|j| j.label.clone()).unwrap_or_default();
+                self.notices.push(Notice { text: format!("{label} failed: {error}"), error: true });
             }
             _ => {}
         }
@@ -386,32 +324,19 @@ impl StudioApp {
     /// anywhere else into the current latent.
     fn handle_dropped_files(&mut self, ctx: &egui::Context) {
         let (dropped, pointer) = ctx.input(|i| {
-            let files: Vec<PathBuf> = i
-                .raw
-                .dropped_files
-                .iter()
-                .map(|f| f.path().to_owned())
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect();
+            let files: Vec<PathBuf> =
+                i.raw.dropped_files.iter().map(|f| f.path().to_owned()).filter(|p| !p.as_os_str().is_empty()).collect();
             (files, i.pointer.latest_pos())
         });
         let slot = pointer
-            .and_then(|p| {
-                self.panel
-                    .drop_zones
-                    .iter()
-                    .find(|(rect, _)| rect.contains(p))
-            })
+            .and_then(|p| self.panel.drop_zones.iter().find(|(rect, _)| rect.contains(p)))
             .map_or(Slot::Current, |(_, slot)| *slot);
         for path in dropped {
             if self.panel.model.as_ref().is_some_and(|m| m.can_encode) {
                 self.apply(UiCommand::EncodeFile { path, slot });
             } else {
                 self.notices.push(Notice {
-                    text: format!(
-                        "cannot encode {}: this model has no encoder",
-                        path.display()
-                    ),
+                    text: format!("cannot encode {}: this model has no encoder", path.display()),
                     error: true,
                 });
             }
@@ -425,8 +350,7 @@ impl StudioApp {
         self.handle_dropped_files(&ctx);
         let mut out = Vec::new();
         egui::Panel::top("top-bar").show(ui, |ui| self.top_bar_ui(ui, &mut out));
-        egui::Panel::bottom("status-bar")
-            .show(ui, |ui| status_ui(ui, &self.jobs, &self.notices, &mut out));
+        egui::Panel::bottom("status-bar").show(ui, |ui| status_ui(ui, &self.jobs, &self.notices, &mut out));
         egui::CentralPanel::default().show(ui, |ui| {
             let panel_ctx = PanelContext {
                 models: &self.models,
@@ -449,29 +373,19 @@ impl StudioApp {
             ui.strong("Latent Studio");
             ui.separator();
             let current = self.selected.clone().unwrap_or_default();
-            let shown = self
-                .models
-                .iter()
-                .find(|m| m.id == current)
-                .map(|m| m.name.clone())
-                .unwrap_or_else(|| "(none)".into());
-            egui::ComboBox::from_label("Model")
-                .selected_text(shown)
-                .show_ui(ui, |ui| {
-                    for m in &self.models {
-                        let text = format!("{} — {}-D {}", m.name, m.latent_dim, m.family.name());
-                        if ui.selectable_label(m.id == current, text).clicked() && m.id != current {
-                            out.push(UiCommand::SelectModel(m.id.clone()));
-                        }
+            let shown =
+                self.models.iter().find(|m| m.id == current).map(|m| m.name.clone()).unwrap_or_else(|| "(none)".into());
+            egui::ComboBox::from_label("Model").selected_text(shown).show_ui(ui, |ui| {
+                for m in &self.models {
+                    let text = format!("{} — {}-D {}", m.name, m.latent_dim, m.family.name());
+                    if ui.selectable_label(m.id == current, text).clicked() && m.id != current {
+                        out.push(UiCommand::SelectModel(m.id.clone()));
                     }
-                });
+                }
+            });
             ui.separator();
             let dir = self.settings.output_dir.display().to_string();
-            if ui
-                .button("Output folder…")
-                .on_hover_text(format!("Saving into {dir}"))
-                .clicked()
-            {
+            if ui.button("Output folder…").on_hover_text(format!("Saving into {dir}")).clicked() {
                 out.push(UiCommand::ChooseOutputDir);
             }
             ui.label(egui::RichText::new(dir).weak().small());

@@ -44,14 +44,7 @@ pub enum BenchCommand {
 
 pub fn run(cmd: BenchCommand, models_dir: &Path) -> anyhow::Result<()> {
     match cmd {
-        BenchCommand::Latent {
-            model,
-            runs,
-            frames,
-            data_dir,
-            json,
-            dump,
-        } => {
+        BenchCommand::Latent { model, runs, frames, data_dir, json, dump } => {
             bench_latent(models_dir, &model, runs, json, dump.as_deref())?;
             if frames > 0 {
                 super::bench_ui::bench_ui_during_training(models_dir, &model, frames, &data_dir)?;
@@ -87,56 +80,30 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn bench_latent(
-    models_dir: &Path,
-    id: &str,
-    runs: usize,
-    json: bool,
-    dump: Option<&Path>,
-) -> anyhow::Result<()> {
+fn bench_latent(models_dir: &Path, id: &str, runs: usize, json: bool, dump: Option<&Path>) -> anyhow::Result<()> {
     let manifest = find_manifest(models_dir, id)?;
     let weights = manifest.weights_path();
-    let config: VaeConfig =
-        serde_json::from_value(manifest.config.clone()).context("bench latent needs a VAE")?;
+    let config: VaeConfig = serde_json::from_value(manifest.config.clone()).context("bench latent needs a VAE")?;
     let model = VaeModel::load(manifest, &Device::Cpu)?;
     let decoder = &model.vae().decoder;
     let dim = config.latent_dim;
     let batch = |latents: &[Vec<f32>]| -> candle_core::Result<Tensor> {
-        Tensor::from_vec(
-            latents.iter().flatten().copied().collect(),
-            (latents.len(), dim),
-            &Device::Cpu,
-        )
+        Tensor::from_vec(latents.iter().flatten().copied().collect(), (latents.len(), dim), &Device::Cpu)
     };
     let one = batch(&[seeded_latent(1, dim)])?;
-    let strip = batch(&interpolate(
-        &seeded_latent(1, dim),
-        &seeded_latent(2, dim),
-        16,
-        Interpolation::Slerp,
-    ))?;
+    let strip = batch(&interpolate(&seeded_latent(1, dim), &seeded_latent(2, dim), 16, Interpolation::Slerp))?;
     let many = batch(&(0..64).map(|s| seeded_latent(s, dim)).collect::<Vec<_>>())?;
     // Tensor-level decode (what PyTorch is timed on) and the studio's full path (to RGB images).
     let one_latent = vec![seeded_latent(1, dim)];
     let decode_1 = time_runs(runs, || Ok(drop(decoder.decode(&one)?.to_vec1_flat()?)))?;
-    let decode_1_rgb = time_runs(runs, || {
-        Ok(drop(crate::models::latent_model::LatentModel::decode(
-            &model,
-            &one_latent,
-        )?))
-    })?;
+    let decode_1_rgb =
+        time_runs(runs, || Ok(drop(crate::models::latent_model::LatentModel::decode(&model, &one_latent)?)))?;
     let decode_16 = time_runs(runs, || Ok(drop(decoder.decode(&strip)?.to_vec1_flat()?)))?;
-    let decode_64 = time_runs(runs.div_ceil(4), || {
-        Ok(drop(decoder.decode(&many)?.to_vec1_flat()?))
-    })?;
+    let decode_64 = time_runs(runs.div_ceil(4), || Ok(drop(decoder.decode(&many)?.to_vec1_flat()?)))?;
 
     // One training step from the shipped weights on decoded images.
     let xs = decoder.decode(&many)?;
-    let eps = Tensor::from_vec(
-        SeededRng::new(99).normal_vec(64 * dim),
-        (64, dim),
-        &Device::Cpu,
-    )?;
+    let eps = Tensor::from_vec(SeededRng::new(99).normal_vec(64 * dim), (64, dim), &Device::Cpu)?;
     let spec = TrainVaeSpec {
         dataset: DatasetName::Mnist,
         config: config.clone(),
@@ -149,12 +116,8 @@ fn bench_latent(
     let mut trainer = VaeTrainer::new(spec.clone(), &Device::Cpu)?;
     trainer.load_weights(&weights)?;
     let first_loss = trainer.train_step(&xs, &eps)?;
-    let train_64 = time_runs(runs.div_ceil(10).max(10), || {
-        trainer
-            .train_step(&xs, &eps)
-            .map(|_| ())
-            .map_err(Into::into)
-    })?;
+    let train_64 =
+        time_runs(runs.div_ceil(10).max(10), || trainer.train_step(&xs, &eps).map(|_| ()).map_err(Into::into))?;
 
     if let Some(path) = dump {
         let fresh = {
@@ -163,22 +126,25 @@ fn bench_latent(
             t
         };
         let (mean, _) = fresh.vae().encoder.forward(&xs)?;
+        // Five AdamW steps from the shipped weights, then the loss: checks backward and the optimiser.
+        let mut stepped = fresh;
+        for _ in 0..5 {
+            stepped.train_step(&xs, &eps)?;
+        }
+        let loss_after_5 = stepped.train_step(&xs, &eps)?;
         let tensors: HashMap<String, Tensor> = [
             ("strip_latents", strip.clone()),
             ("strip_images", decoder.decode(&strip)?),
             ("train_x", xs.clone()),
             ("train_eps", eps.clone()),
-            (
-                "train_loss",
-                Tensor::new(&[first_loss as f32], &Device::Cpu)?,
-            ),
+            ("train_loss", Tensor::new(&[first_loss as f32], &Device::Cpu)?),
+            ("loss_after_5_steps", Tensor::new(&[loss_after_5 as f32], &Device::Cpu)?),
             ("encoder_mean", mean),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        candle_core::safetensors::save(&tensors, path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        candle_core::safetensors::save(&tensors, path).with_context(|| format!("cannot write {}", path.display()))?;
     }
 
     let threads = candle_core::utils::get_num_threads();
@@ -195,26 +161,14 @@ fn bench_latent(
     println!("bench latent --model {id} ({runs} runs, {threads} threads)\n");
     println!("| work | p50 ms | p95 ms | target |");
     println!("|---|---|---|---|");
-    println!(
-        "| decode 1 image (tensor) | {:.3} | {:.3} | |",
-        decode_1.0, decode_1.1
-    );
+    println!("| decode 1 image (tensor) | {:.3} | {:.3} | |", decode_1.0, decode_1.1);
     println!(
         "| decode 1 image to RGB (what the UI gets) | {:.3} | {:.3} | p95 < 8 ms |",
         decode_1_rgb.0, decode_1_rgb.1
     );
-    println!(
-        "| decode 16-frame strip | {:.3} | {:.3} | < 16 ms |",
-        decode_16.0, decode_16.1
-    );
-    println!(
-        "| decode batch of 64 | {:.3} | {:.3} | |",
-        decode_64.0, decode_64.1
-    );
-    println!(
-        "| training step, batch 64 (fwd + bwd + AdamW) | {:.3} | {:.3} | |",
-        train_64.0, train_64.1
-    );
+    println!("| decode 16-frame strip | {:.3} | {:.3} | < 16 ms |", decode_16.0, decode_16.1);
+    println!("| decode batch of 64 | {:.3} | {:.3} | |", decode_64.0, decode_64.1);
+    println!("| training step, batch 64 (fwd + bwd + AdamW) | {:.3} | {:.3} | |", train_64.0, train_64.1);
     Ok(())
 }
 

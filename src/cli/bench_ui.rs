@@ -17,12 +17,7 @@ use crate::worker::WorkerRequest;
 use super::bench::ms;
 
 /// Runs `frames` UI frames at ~60 Hz while a training job runs; prints p50/p99.
-pub fn bench_ui_during_training(
-    models_dir: &Path,
-    model: &str,
-    frames: usize,
-    data_dir: &Path,
-) -> anyhow::Result<()> {
+pub fn bench_ui_during_training(models_dir: &Path, model: &str, frames: usize, data_dir: &Path) -> anyhow::Result<()> {
     if !data_dir.join("mnist").is_dir() {
         println!(
             "| UI frame CPU time during training | skipped: no training data in {} (run scripts/fetch-data.sh) | | |",
@@ -31,10 +26,7 @@ pub fn bench_ui_during_training(
         return Ok(());
     }
     let ctx = egui::Context::default();
-    let settings = Settings {
-        last_model: Some(model.to_owned()),
-        ..Settings::default()
-    };
+    let settings = Settings { last_model: Some(model.to_owned()), ..Settings::default() };
     let mut app = StudioApp::with_settings(&ctx, None, models_dir.to_owned(), settings)?;
     let spec = TrainVaeSpec {
         dataset: DatasetName::Mnist,
@@ -45,8 +37,7 @@ pub fn bench_ui_during_training(
         beta: 1.0,
         seed: 0,
     };
-    let checkpoint_dir =
-        std::env::temp_dir().join(format!("latent-studio-bench-{}", std::process::id()));
+    let checkpoint_dir = std::env::temp_dir().join(format!("latent-studio-bench-{}", std::process::id()));
     let train = app.submit(
         WorkerRequest::TrainVae {
             spec,
@@ -58,10 +49,7 @@ pub fn bench_ui_during_training(
         "train (benchmark)",
     );
     let input = || egui::RawInput {
-        screen_rect: Some(egui::Rect::from_min_size(
-            egui::Pos2::ZERO,
-            egui::vec2(1200.0, 780.0),
-        )),
+        screen_rect: Some(egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1200.0, 780.0))),
         ..Default::default()
     };
     // Let the model load and the trainer start before timing.
@@ -84,11 +72,7 @@ pub fn bench_ui_during_training(
         times.push(t.elapsed());
         std::thread::sleep(Duration::from_millis(16).saturating_sub(t.elapsed()));
     }
-    let training = app
-        .jobs()
-        .get(train)
-        .map(|j| format!("{:?}", j.state))
-        .unwrap_or_default();
+    let training = app.jobs().get(train).map(|j| format!("{:?}", j.state)).unwrap_or_default();
     app.apply(UiCommand::Cancel(train));
     times.sort();
     let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];

@@ -27,13 +27,8 @@ fn save_png(
     settings: &ImageSettings,
     out: &Path,
 ) -> anyhow::Result<()> {
-    let img = if images.len() == 1 {
-        images[0].clone()
-    } else {
-        make_grid(images, columns, 1)
-    };
-    let bytes =
-        encode_png(&upscale(&img, scale), &settings.text_chunks()).map_err(anyhow::Error::msg)?;
+    let img = if images.len() == 1 { images[0].clone() } else { make_grid(images, columns, 1) };
+    let bytes = encode_png(&upscale(&img, scale), &settings.text_chunks()).map_err(anyhow::Error::msg)?;
     write_new_file(out, &bytes)?;
     eprintln!("wrote {}", out.display());
     Ok(())
@@ -58,19 +53,9 @@ pub fn list_models(models_dir: &Path, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!(
-        "{:<16} {:<6} {:>6}  {:<40} path",
-        "id", "family", "latent", "license"
-    );
+    println!("{:<16} {:<6} {:>6}  {:<40} path", "id", "family", "latent", "license");
     for m in &found {
-        println!(
-            "{:<16} {:<6} {:>6}  {:<40} {}",
-            m.id,
-            m.family.name(),
-            m.latent_dim,
-            m.license,
-            m.dir.display()
-        );
+        println!("{:<16} {:<6} {:>6}  {:<40} {}", m.id, m.family.name(), m.latent_dim, m.license, m.dir.display());
     }
     if found.is_empty() {
         eprintln!("no models in {}", models_dir.display());
@@ -78,59 +63,27 @@ pub fn list_models(models_dir: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn sample(
-    models_dir: &Path,
-    id: &str,
-    seed: u64,
-    count: usize,
-    scale: u32,
-    out: &Path,
-) -> anyhow::Result<()> {
+pub fn sample(models_dir: &Path, id: &str, seed: u64, count: usize, scale: u32, out: &Path) -> anyhow::Result<()> {
     if count == 0 {
         bail!("--count must be at least 1");
     }
     let model = load(models_dir, id)?;
     let seeds: Vec<u64> = (0..count as u64).map(|i| seed.wrapping_add(i)).collect();
-    let latents: Vec<Vec<f32>> = seeds
-        .iter()
-        .map(|&s| seeded_latent(s, model.latent_dim()))
-        .collect();
+    let latents: Vec<Vec<f32>> = seeds.iter().map(|&s| seeded_latent(s, model.latent_dim())).collect();
     let images = model.decode(&latents)?;
     let kind = if count == 1 { "image" } else { "grid" };
-    let settings = ImageSettings {
-        model: id.into(),
-        kind: kind.into(),
-        seeds,
-        method: "seed".into(),
-        latents,
-    };
-    save_png(
-        &images,
-        (count as f64).sqrt().ceil() as usize,
-        scale,
-        &settings,
-        out,
-    )
+    let settings = ImageSettings { model: id.into(), kind: kind.into(), seeds, method: "seed".into(), latents };
+    save_png(&images, (count as f64).sqrt().ceil() as usize, scale, &settings, out)
 }
 
 /// Parses "x,y,…" into numbers, naming the bad entry.
 pub fn parse_latent(text: &str) -> anyhow::Result<Vec<f32>> {
     text.split(',')
-        .map(|s| {
-            s.trim()
-                .parse::<f32>()
-                .with_context(|| format!("latent entry {s:?} is not a number"))
-        })
+        .map(|s| s.trim().parse::<f32>().with_context(|| format!("latent entry {s:?} is not a number")))
         .collect()
 }
 
-pub fn decode(
-    models_dir: &Path,
-    id: &str,
-    latent: &str,
-    scale: u32,
-    out: &Path,
-) -> anyhow::Result<()> {
+pub fn decode(models_dir: &Path, id: &str, latent: &str, scale: u32, out: &Path) -> anyhow::Result<()> {
     let z = parse_latent(latent)?;
     let model = load(models_dir, id)?;
     let images = model.decode(std::slice::from_ref(&z))?;
@@ -146,8 +99,7 @@ pub fn decode(
 
 pub fn encode(models_dir: &Path, id: &str, image: &Path) -> anyhow::Result<()> {
     let model = load(models_dir, id)?;
-    let img =
-        image::open(image).with_context(|| format!("cannot read image {}", image.display()))?;
+    let img = image::open(image).with_context(|| format!("cannot read image {}", image.display()))?;
     let z = model.encode(&img)?;
     println!("{}", serde_json::to_string(&z)?);
     Ok(())
@@ -165,27 +117,14 @@ pub fn interpolate(
     if frames < 2 {
         bail!("--frames must be at least 2");
     }
-    let gif = match out
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase())
-        .as_deref()
-    {
+    let gif = match out.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
         Some("gif") => true,
         Some("png") => false,
-        _ => bail!(
-            "--out must end in .png (a strip) or .gif (an animation): {}",
-            out.display()
-        ),
+        _ => bail!("--out must end in .png (a strip) or .gif (an animation): {}", out.display()),
     };
     let model = load(models_dir, id)?;
     let dim = model.latent_dim();
-    let latents = path(
-        &seeded_latent(from, dim),
-        &seeded_latent(to, dim),
-        frames,
-        method,
-    );
+    let latents = path(&seeded_latent(from, dim), &seeded_latent(to, dim), frames, method);
     let images = model.decode(&latents)?;
     if gif {
         let frames: Vec<_> = images.iter().map(|i| upscale(i, scale)).collect();

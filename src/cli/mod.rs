@@ -14,11 +14,7 @@ use crate::pipelines::latent::Interpolation;
 
 /// Command-line interface. No subcommand opens the GUI.
 #[derive(Parser, Debug)]
-#[command(
-    name = "latent-studio",
-    version,
-    about = "A local-first studio for generative models"
-)]
+#[command(name = "latent-studio", version, about = "A local-first studio for generative models")]
 pub struct Cli {
     /// Folder that holds one sub-folder per model (default: $LATENT_STUDIO_MODELS, ./models, or the source tree's).
     #[arg(long, global = true)]
@@ -47,7 +43,7 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         count: usize,
         /// Integer upscale factor for the saved file.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
         scale: u32,
         /// PNG file to create (never overwritten).
         #[arg(long)]
@@ -60,7 +56,7 @@ pub enum Command {
         /// Comma-separated values, e.g. "0.5,-1.2".
         #[arg(long, allow_hyphen_values = true)]
         latent: String,
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
         scale: u32,
         #[arg(long)]
         out: PathBuf,
@@ -84,7 +80,7 @@ pub enum Command {
         frames: usize,
         #[arg(long, default_value = "slerp")]
         method: Interpolation,
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
         scale: u32,
         /// FILE.png for a strip, FILE.gif for a looping animation.
         #[arg(long)]
@@ -106,37 +102,14 @@ pub enum Command {
 pub fn run(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
     match command {
         Command::Models { json } => latent::list_models(&models_dir, json),
-        Command::Sample {
-            model,
-            seed,
-            count,
-            scale,
-            out,
-        } => latent::sample(&models_dir, &model, seed, count, scale, &out),
-        Command::Decode {
-            model,
-            latent,
-            scale,
-            out,
-        } => latent::decode(&models_dir, &model, &latent, scale, &out),
+        Command::Sample { model, seed, count, scale, out } => {
+            latent::sample(&models_dir, &model, seed, count, scale, &out)
+        }
+        Command::Decode { model, latent, scale, out } => latent::decode(&models_dir, &model, &latent, scale, &out),
         Command::Encode { model, image } => latent::encode(&models_dir, &model, &image),
-        Command::Interpolate {
-            model,
-            from_seed,
-            to_seed,
-            frames,
-            method,
-            scale,
-            out,
-        } => latent::interpolate(
-            &models_dir,
-            &model,
-            (from_seed, to_seed),
-            frames,
-            method,
-            scale,
-            &out,
-        ),
+        Command::Interpolate { model, from_seed, to_seed, frames, method, scale, out } => {
+            latent::interpolate(&models_dir, &model, (from_seed, to_seed), frames, method, scale, &out)
+        }
         Command::Train { what } => train::run(what),
         Command::Bench { what } => bench::run(what, &models_dir),
     }

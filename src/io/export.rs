@@ -10,11 +10,8 @@ pub fn make_grid(images: &[RgbImage], columns: usize, pad: u32) -> RgbImage {
     let (w, h) = first.dimensions();
     let columns = columns.clamp(1, images.len());
     let rows = images.len().div_ceil(columns);
-    let mut grid = RgbImage::from_pixel(
-        columns as u32 * (w + pad) + pad,
-        rows as u32 * (h + pad) + pad,
-        image::Rgb([32, 32, 36]),
-    );
+    let mut grid =
+        RgbImage::from_pixel(columns as u32 * (w + pad) + pad, rows as u32 * (h + pad) + pad, image::Rgb([32, 32, 36]));
     for (i, img) in images.iter().enumerate() {
         let x = pad + (i % columns) as u32 * (w + pad);
         let y = pad + (i / columns) as u32 * (h + pad);
@@ -40,8 +37,7 @@ pub fn encode_gif(frames: &[RgbImage], delay_ms: u32) -> Result<Vec<u8>, String>
     let mut out = Vec::new();
     {
         let mut enc = image::codecs::gif::GifEncoder::new_with_speed(&mut out, 10);
-        enc.set_repeat(image::codecs::gif::Repeat::Infinite)
-            .map_err(|e| e.to_string())?;
+        enc.set_repeat(image::codecs::gif::Repeat::Infinite).map_err(|e| e.to_string())?;
         let delay = Delay::from_numer_denom_ms(delay_ms, 1);
         let frames = frames.iter().map(|f| {
             let rgba: RgbaImage = image::DynamicImage::ImageRgb8(f.clone()).to_rgba8();
@@ -70,9 +66,7 @@ mod tests {
     #[test]
     fn gif_has_every_frame() {
         use image::AnimationDecoder;
-        let frames: Vec<RgbImage> = (0..4)
-            .map(|i| RgbImage::from_pixel(4, 4, image::Rgb([i * 60, 0, 0])))
-            .collect();
+        let frames: Vec<RgbImage> = (0..4).map(|i| RgbImage::from_pixel(4, 4, image::Rgb([i * 60, 0, 0]))).collect();
         let bytes = encode_gif(&frames, 80).unwrap();
         let decoded = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(bytes)).unwrap();
         assert_eq!(decoded.into_frames().count(), 4);

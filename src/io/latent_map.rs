@@ -21,42 +21,24 @@ const LABELS: &str = "labels";
 pub fn read_latent_map(path: &Path) -> Result<LatentMap, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let points = st
-        .tensor(POINTS)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let labels = st
-        .tensor(LABELS)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let points = st.tensor(POINTS).map_err(|e| format!("{}: {e}", path.display()))?;
+    let labels = st.tensor(LABELS).map_err(|e| format!("{}: {e}", path.display()))?;
     let n = labels.shape().first().copied().unwrap_or(0);
-    if points.dtype() != Dtype::F32 || points.shape() != [n, 2] || labels.dtype() != Dtype::U8 {
-        return Err(format!(
-            "{}: expected points f32 [{n}, 2] and labels u8 [{n}]",
-            path.display()
-        ));
+    if points.dtype() != Dtype::F32 || points.shape() != [n, 2] || labels.dtype() != Dtype::U8 || labels.shape() != [n]
+    {
+        return Err(format!("{}: expected points f32 [{n}, 2] and labels u8 [{n}]", path.display()));
     }
-    let coords: Vec<f32> = points
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    Ok(LatentMap {
-        points: coords.chunks_exact(2).map(|c| [c[0], c[1]]).collect(),
-        labels: labels.data().to_vec(),
-    })
+    let coords: Vec<f32> =
+        points.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    Ok(LatentMap { points: coords.chunks_exact(2).map(|c| [c[0], c[1]]).collect(), labels: labels.data().to_vec() })
 }
 
 /// Writes `map` as safetensors.
 pub fn write_latent_map(path: &Path, map: &LatentMap) -> Result<(), String> {
-    let coords: Vec<u8> = map
-        .points
-        .iter()
-        .flat_map(|p| p.iter().flat_map(|v| v.to_le_bytes()))
-        .collect();
+    let coords: Vec<u8> = map.points.iter().flat_map(|p| p.iter().flat_map(|v| v.to_le_bytes())).collect();
     let n = map.labels.len();
-    let points = safetensors::tensor::TensorView::new(Dtype::F32, vec![n, 2], &coords)
-        .map_err(|e| e.to_string())?;
-    let labels = safetensors::tensor::TensorView::new(Dtype::U8, vec![n], &map.labels)
-        .map_err(|e| e.to_string())?;
+    let points = safetensors::tensor::TensorView::new(Dtype::F32, vec![n, 2], &coords).map_err(|e| e.to_string())?;
+    let labels = safetensors::tensor::TensorView::new(Dtype::U8, vec![n], &map.labels).map_err(|e| e.to_string())?;
     safetensors::serialize_to_file([(POINTS, points), (LABELS, labels)], None, path)
         .map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -69,10 +51,7 @@ mod tests {
     fn round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("map.safetensors");
-        let map = LatentMap {
-            points: vec![[0.5, -1.0], [2.0, 3.0]],
-            labels: vec![4, 9],
-        };
+        let map = LatentMap { points: vec![[0.5, -1.0], [2.0, 3.0]], labels: vec![4, 9] };
         write_latent_map(&path, &map).unwrap();
         assert_eq!(read_latent_map(&path).unwrap(), map);
     }
@@ -82,10 +61,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.safetensors");
         std::fs::write(&path, b"not a tensor file").unwrap();
-        assert!(
-            read_latent_map(&path)
-                .unwrap_err()
-                .contains("bad.safetensors")
-        );
+        assert!(read_latent_map(&path).unwrap_err().contains("bad.safetensors"));
     }
 }

@@ -98,13 +98,9 @@ pub struct ManifestError {
 /// Reads one model folder's manifest.
 pub fn read_manifest(dir: &Path) -> Result<ModelManifest, ManifestError> {
     let path = dir.join(MANIFEST_FILE);
-    let err = |detail: String| ManifestError {
-        path: path.clone(),
-        detail,
-    };
+    let err = |detail: String| ManifestError { path: path.clone(), detail };
     let text = std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?;
-    let mut manifest: ModelManifest =
-        serde_json::from_str(&text).map_err(|e| err(format!("invalid manifest: {e}")))?;
+    let mut manifest: ModelManifest = serde_json::from_str(&text).map_err(|e| err(format!("invalid manifest: {e}")))?;
     manifest.dir = dir.to_owned();
     Ok(manifest)
 }

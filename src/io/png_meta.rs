@@ -27,37 +27,18 @@ pub const SETTINGS_KEY: &str = "latent-studio";
 impl ImageSettings {
     /// Text chunks: readable keys for other tools plus one JSON chunk for ours.
     pub fn text_chunks(&self) -> Vec<(String, String)> {
-        let fmt = |z: &Vec<f32>| {
-            z.iter()
-                .map(|v| format!("{v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let fmt = |z: &Vec<f32>| z.iter().map(|v| format!("{v}")).collect::<Vec<_>>().join(",");
         let mut chunks = vec![
-            (
-                "Software".to_owned(),
-                format!("Latent Studio {}", env!("CARGO_PKG_VERSION")),
-            ),
+            ("Software".to_owned(), format!("Latent Studio {}", env!("CARGO_PKG_VERSION"))),
             ("Model".to_owned(), self.model.clone()),
             ("Method".to_owned(), self.method.clone()),
         ];
         if !self.seeds.is_empty() {
-            let seeds = self
-                .seeds
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(",");
+            let seeds = self.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",");
             chunks.push(("Seed".to_owned(), seeds));
         }
-        chunks.push((
-            "Latent".to_owned(),
-            self.latents.iter().map(fmt).collect::<Vec<_>>().join(";"),
-        ));
-        chunks.push((
-            SETTINGS_KEY.to_owned(),
-            serde_json::to_string(self).unwrap_or_default(),
-        ));
+        chunks.push(("Latent".to_owned(), self.latents.iter().map(fmt).collect::<Vec<_>>().join(";")));
+        chunks.push((SETTINGS_KEY.to_owned(), serde_json::to_string(self).unwrap_or_default()));
         chunks
     }
 }
@@ -70,13 +51,10 @@ pub fn encode_png(image: &RgbImage, chunks: &[(String, String)]) -> Result<Vec<u
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
         for (k, v) in chunks {
-            enc.add_itxt_chunk(k.clone(), v.clone())
-                .map_err(|e| e.to_string())?;
+            enc.add_itxt_chunk(k.clone(), v.clone()).map_err(|e| e.to_string())?;
         }
         let mut writer = enc.write_header().map_err(|e| e.to_string())?;
-        writer
-            .write_image_data(image.as_raw())
-            .map_err(|e| e.to_string())?;
+        writer.write_image_data(image.as_raw()).map_err(|e| e.to_string())?;
         writer.finish().map_err(|e| e.to_string())?;
     }
     Ok(out)
@@ -86,15 +64,10 @@ pub fn encode_png(image: &RgbImage, chunks: &[(String, String)]) -> Result<Vec<u
 pub fn read_png_text(path: &Path) -> Result<Vec<(String, String)>, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let decoder = png::Decoder::new(std::io::BufReader::new(file));
-    let reader = decoder
-        .read_info()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let reader = decoder.read_info().map_err(|e| format!("{}: {e}", path.display()))?;
     let info = reader.info();
-    let mut out: Vec<(String, String)> = info
-        .uncompressed_latin1_text
-        .iter()
-        .map(|c| (c.keyword.clone(), c.text.clone()))
-        .collect();
+    let mut out: Vec<(String, String)> =
+        info.uncompressed_latin1_text.iter().map(|c| (c.keyword.clone(), c.text.clone())).collect();
     for c in &info.compressed_latin1_text {
         out.push((c.keyword.clone(), c.get_text().map_err(|e| e.to_string())?));
     }
@@ -110,9 +83,7 @@ pub fn read_settings(path: &Path) -> Result<Option<ImageSettings>, String> {
     let Some((_, json)) = chunks.iter().find(|(k, _)| k == SETTINGS_KEY) else {
         return Ok(None);
     };
-    serde_json::from_str(json)
-        .map(Some)
-        .map_err(|e| format!("{}: bad {SETTINGS_KEY} chunk: {e}", path.display()))
+    serde_json::from_str(json).map(Some).map_err(|e| format!("{}: bad {SETTINGS_KEY} chunk: {e}", path.display()))
 }
 
 #[cfg(test)]

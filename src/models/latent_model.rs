@@ -30,10 +30,7 @@ pub enum ModelError {
     Image { path: PathBuf, detail: String },
     /// The numeric backend failed while running the model.
     #[error("model {id}: {source}")]
-    Compute {
-        id: String,
-        source: candle_core::Error,
-    },
+    Compute { id: String, source: candle_core::Error },
 }
 
 /// A model whose outputs are images addressed by a latent vector.
@@ -52,10 +49,7 @@ pub trait LatentModel: Send + Sync {
     /// The latent that best explains `image` (the posterior mean for a VAE).
     fn encode(&self, _image: &image::DynamicImage) -> Result<Vec<f32>, ModelError> {
         let m = self.manifest();
-        Err(ModelError::Unsupported {
-            id: m.id.clone(),
-            what: "has no encoder".into(),
-        })
+        Err(ModelError::Unsupported { id: m.id.clone(), what: "has no encoder".into() })
     }
 
     /// Latent size.
@@ -78,9 +72,7 @@ pub trait LatentModel: Send + Sync {
                 )));
             }
             if z.iter().any(|v| !v.is_finite()) {
-                return Err(ModelError::BadInput(
-                    "latent contains a non-finite value".into(),
-                ));
+                return Err(ModelError::BadInput("latent contains a non-finite value".into()));
             }
         }
         Ok(())

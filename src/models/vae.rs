@@ -3,8 +3,7 @@
 
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{
-    Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Linear, VarBuilder,
-    conv_transpose2d, conv2d, linear,
+    Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Linear, VarBuilder, conv_transpose2d, conv2d, linear,
 };
 use serde::{Deserialize, Serialize};
 
@@ -26,24 +25,12 @@ pub struct VaeConfig {
 impl VaeConfig {
     /// The shipped 28×28 grey models.
     pub fn mnist(latent_dim: usize) -> Self {
-        Self {
-            image_size: 28,
-            channels: 1,
-            latent_dim,
-            base_channels: 32,
-            hidden: 256,
-        }
+        Self { image_size: 28, channels: 1, latent_dim, base_channels: 32, hidden: 256 }
     }
 
     /// A very small network for fast tests.
     pub fn tiny() -> Self {
-        Self {
-            image_size: 8,
-            channels: 1,
-            latent_dim: 2,
-            base_channels: 4,
-            hidden: 16,
-        }
+        Self { image_size: 8, channels: 1, latent_dim: 2, base_channels: 4, hidden: 16 }
     }
 
     /// Side of the feature map after two stride-2 convolutions.
@@ -58,10 +45,7 @@ impl VaeConfig {
     /// Checks the values that the layer arithmetic relies on.
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.image_size == 0 || self.image_size % 4 != 0 {
-            return Err(format!(
-                "image_size {} is not a positive multiple of 4",
-                self.image_size
-            ));
+            return Err(format!("image_size {} is not a positive multiple of 4", self.image_size));
         }
         if !matches!(self.channels, 1 | 3) {
             return Err(format!("channels {} is neither 1 nor 3", self.channels));
@@ -74,19 +58,11 @@ impl VaeConfig {
 }
 
 fn down() -> Conv2dConfig {
-    Conv2dConfig {
-        padding: 1,
-        stride: 2,
-        ..Default::default()
-    }
+    Conv2dConfig { padding: 1, stride: 2, ..Default::default() }
 }
 
 fn up() -> ConvTranspose2dConfig {
-    ConvTranspose2dConfig {
-        padding: 1,
-        stride: 2,
-        ..Default::default()
-    }
+    ConvTranspose2dConfig { padding: 1, stride: 2, ..Default::default() }
 }
 
 /// Image → (mean, log-variance) of q(z|x).
@@ -197,11 +173,7 @@ impl Vae {
     pub fn forward(&self, xs: &Tensor, eps: &Tensor) -> Result<VaeOutput> {
         let (mean, logvar) = self.encoder.forward(xs)?;
         let z = reparameterize(&mean, &logvar, eps)?;
-        Ok(VaeOutput {
-            logits: self.decoder.forward(&z)?,
-            mean,
-            logvar,
-        })
+        Ok(VaeOutput { logits: self.decoder.forward(&z)?, mean, logvar })
     }
 }
 
@@ -221,8 +193,7 @@ pub fn kl_divergence(mean: &Tensor, logvar: &Tensor) -> Result<Tensor> {
 /// pixels: max(l,0) − l·x + log(1 + e^−|l|), the numerically stable form. Returns [batch].
 pub fn bce_with_logits(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
     let batch = logits.dim(0)?;
-    let stable =
-        ((logits.relu()? - logits.mul(target)?)? + (logits.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
+    let stable = ((logits.relu()? - logits.mul(target)?)? + (logits.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
     stable.reshape((batch, ()))?.sum(1)
 }
 
@@ -261,10 +232,7 @@ mod tests {
     fn shapes_flow_through() -> Result<()> {
         let cfg = VaeConfig::mnist(3);
         let varmap = candle_nn::VarMap::new();
-        let vae = Vae::new(
-            &cfg,
-            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-        )?;
+        let vae = Vae::new(&cfg, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu))?;
         let xs = Tensor::zeros((5, 1, 28, 28), DType::F32, &Device::Cpu)?;
         let eps = Tensor::zeros((5, 3), DType::F32, &Device::Cpu)?;
         let out = vae.forward(&xs, &eps)?;
@@ -284,10 +252,7 @@ mod tests {
         let expected = 0.5 * (1.0 + 3.0 - 4f64.ln());
         assert!((kl as f64 - expected).abs() < 1e-6, "{kl} vs {expected}");
         // The prior itself has zero divergence.
-        let zero = kl_divergence(
-            &Tensor::zeros((1, 2), DType::F32, &dev)?,
-            &Tensor::zeros((1, 2), DType::F32, &dev)?,
-        )?;
+        let zero = kl_divergence(&Tensor::zeros((1, 2), DType::F32, &dev)?, &Tensor::zeros((1, 2), DType::F32, &dev)?)?;
         assert_eq!(zero.to_vec1::<f32>()?, vec![0.0]);
         Ok(())
     }
@@ -297,8 +262,7 @@ mod tests {
         let dev = Device::Cpu;
         let l = [-3.0f32, -0.5, 0.0, 2.0];
         let x = [0.0f32, 1.0, 0.3, 0.9];
-        let got = bce_with_logits(&Tensor::new(&[l], &dev)?, &Tensor::new(&[x], &dev)?)?
-            .to_vec1::<f32>()?[0];
+        let got = bce_with_logits(&Tensor::new(&[l], &dev)?, &Tensor::new(&[x], &dev)?)?.to_vec1::<f32>()?[0];
         let expected: f64 = l
             .iter()
             .zip(&x)
@@ -316,16 +280,10 @@ mod tests {
         // With ε ~ N(0,1), z = μ + σε must have mean μ and standard deviation σ.
         let dev = Device::Cpu;
         let n = 100_000;
-        let eps = Tensor::from_vec(
-            crate::pipelines::rng::SeededRng::new(11).normal_vec(n),
-            (n, 1),
-            &dev,
-        )?;
+        let eps = Tensor::from_vec(crate::pipelines::rng::SeededRng::new(11).normal_vec(n), (n, 1), &dev)?;
         let mean = Tensor::full(1.5f32, (n, 1), &dev)?;
         let logvar = Tensor::full((0.25f32).ln(), (n, 1), &dev)?; // σ = 0.5
-        let z: Vec<f32> = reparameterize(&mean, &logvar, &eps)?
-            .flatten_all()?
-            .to_vec1()?;
+        let z: Vec<f32> = reparameterize(&mean, &logvar, &eps)?.flatten_all()?.to_vec1()?;
         let m = z.iter().map(|v| *v as f64).sum::<f64>() / n as f64;
         let sd = (z.iter().map(|v| (*v as f64 - m).powi(2)).sum::<f64>() / n as f64).sqrt();
         assert!((m - 1.5).abs() < 0.01, "mean {m}");

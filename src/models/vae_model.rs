@@ -19,18 +19,12 @@ impl VaeModel {
     /// Loads the weights named by `manifest`, checking the manifest against
     /// the configuration and every tensor's shape.
     pub fn load(manifest: ModelManifest, device: &Device) -> Result<Self, ModelError> {
-        let bad = |detail: String| ModelError::Manifest {
-            path: manifest.manifest_path(),
-            detail,
-        };
+        let bad = |detail: String| ModelError::Manifest { path: manifest.manifest_path(), detail };
         if manifest.family != Family::Vae {
-            return Err(bad(format!(
-                "family is {}, not vae",
-                manifest.family.name()
-            )));
+            return Err(bad(format!("family is {}, not vae", manifest.family.name())));
         }
-        let config: VaeConfig = serde_json::from_value(manifest.config.clone())
-            .map_err(|e| bad(format!("invalid VAE config: {e}")))?;
+        let config: VaeConfig =
+            serde_json::from_value(manifest.config.clone()).map_err(|e| bad(format!("invalid VAE config: {e}")))?;
         config.validate().map_err(&bad)?;
         if config.latent_dim != manifest.latent_dim
             || manifest.image_size != [config.image_size, config.image_size]
@@ -47,27 +41,15 @@ impl VaeModel {
             )));
         }
         let path = manifest.weights_path();
-        let weights_err = |detail: String| ModelError::Weights {
-            path: path.clone(),
-            detail,
-        };
-        let tensors = candle_core::safetensors::load(&path, device)
-            .map_err(|e| weights_err(e.to_string()))?;
+        let weights_err = |detail: String| ModelError::Weights { path: path.clone(), detail };
+        let tensors = candle_core::safetensors::load(&path, device).map_err(|e| weights_err(e.to_string()))?;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-        let vae = Vae::new(&config, vb)
-            .map_err(|e| weights_err(format!("does not fit the manifest's config: {e}")))?;
-        Ok(Self {
-            manifest,
-            vae,
-            device: device.clone(),
-        })
+        let vae = Vae::new(&config, vb).map_err(|e| weights_err(format!("does not fit the manifest's config: {e}")))?;
+        Ok(Self { manifest, vae, device: device.clone() })
     }
 
     fn compute(&self, e: candle_core::Error) -> ModelError {
-        ModelError::Compute {
-            id: self.manifest.id.clone(),
-            source: e,
-        }
+        ModelError::Compute { id: self.manifest.id.clone(), source: e }
     }
 
     /// The network itself, for benchmarks and tests.
@@ -91,11 +73,7 @@ pub fn tensor_to_images(t: &Tensor) -> candle_core::Result<Vec<RgbImage>> {
                     let v = to_u8(img[i]);
                     image::Rgb([v, v, v])
                 } else {
-                    image::Rgb([
-                        to_u8(img[i]),
-                        to_u8(img[plane + i]),
-                        to_u8(img[2 * plane + i]),
-                    ])
+                    image::Rgb([to_u8(img[i]), to_u8(img[plane + i]), to_u8(img[2 * plane + i])])
                 }
             })
         })
@@ -109,26 +87,12 @@ pub fn image_to_tensor(
     channels: usize,
     device: &Device,
 ) -> candle_core::Result<Tensor> {
-    let resized = image.resize_exact(
-        size as u32,
-        size as u32,
-        image::imageops::FilterType::Triangle,
-    );
+    let resized = image.resize_exact(size as u32, size as u32, image::imageops::FilterType::Triangle);
     let data: Vec<f32> = if channels == 1 {
-        resized
-            .to_luma8()
-            .pixels()
-            .map(|p| p.0[0] as f32 / 255.0)
-            .collect()
+        resized.to_luma8().pixels().map(|p| p.0[0] as f32 / 255.0).collect()
     } else {
         let rgb = resized.to_rgb8();
-        (0..3)
-            .flat_map(|c| {
-                rgb.pixels()
-                    .map(move |p| p.0[c] as f32 / 255.0)
-                    .collect::<Vec<_>>()
-            })
-            .collect()
+        (0..3).flat_map(|c| rgb.pixels().map(move |p| p.0[c] as f32 / 255.0).collect::<Vec<_>>()).collect()
     };
     Tensor::from_vec(data, (1, channels, size, size), device)
 }

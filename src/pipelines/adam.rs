@@ -23,13 +23,7 @@ pub struct AdamConfig {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        Self {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        }
+        Self { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
     }
 }
 
@@ -47,21 +41,9 @@ impl Adam {
     /// Starts with zero moments for every variable.
     pub fn new(mut vars: Vec<(String, Var)>, config: AdamConfig) -> Result<Self> {
         vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let m = vars
-            .iter()
-            .map(|(_, v)| v.zeros_like())
-            .collect::<Result<Vec<_>>>()?;
-        let v = vars
-            .iter()
-            .map(|(_, v)| v.zeros_like())
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Self {
-            vars,
-            m,
-            v,
-            step: 0,
-            config,
-        })
+        let m = vars.iter().map(|(_, v)| v.zeros_like()).collect::<Result<Vec<_>>>()?;
+        let v = vars.iter().map(|(_, v)| v.zeros_like()).collect::<Result<Vec<_>>>()?;
+        Ok(Self { vars, m, v, step: 0, config })
     }
 
     /// Number of updates made so far.
@@ -113,14 +95,10 @@ impl Adam {
         for (i, (name, var)) in self.vars.iter().enumerate() {
             for (prefix, slot) in [("m", &mut self.m[i]), ("v", &mut self.v[i])] {
                 let key = format!("{prefix}.{name}");
-                let t = state.get(&key).ok_or_else(|| {
-                    candle_core::Error::Msg(format!("optimizer state lacks {key}"))
-                })?;
+                let t =
+                    state.get(&key).ok_or_else(|| candle_core::Error::Msg(format!("optimizer state lacks {key}")))?;
                 if t.dims() != var.dims() {
-                    return Err(candle_core::Error::Msg(format!(
-                        "optimizer state {key} has shape {:?}",
-                        t.dims()
-                    )));
+                    return Err(candle_core::Error::Msg(format!("optimizer state {key} has shape {:?}", t.dims())));
                 }
                 *slot = t.clone();
             }
@@ -139,20 +117,11 @@ mod tests {
     fn first_step_moves_each_weight_by_lr_against_the_gradient() -> Result<()> {
         // With bias correction, Adam's first update is lr·sign(g) (up to eps).
         let w = Var::new(&[1.0f32, -2.0], &Device::Cpu)?;
-        let mut opt = Adam::new(
-            vec![("w".into(), w.clone())],
-            AdamConfig {
-                lr: 0.1,
-                ..Default::default()
-            },
-        )?;
+        let mut opt = Adam::new(vec![("w".into(), w.clone())], AdamConfig { lr: 0.1, ..Default::default() })?;
         let loss = (w.as_tensor().sqr()?.sum_all()? * 0.5)?; // gradient = w
         opt.backward_step(&loss)?;
         let got = w.as_tensor().to_vec1::<f32>()?;
-        assert!(
-            (got[0] - 0.9).abs() < 1e-6 && (got[1] + 1.9).abs() < 1e-6,
-            "{got:?}"
-        );
+        assert!((got[0] - 0.9).abs() < 1e-6 && (got[1] + 1.9).abs() < 1e-6, "{got:?}");
         Ok(())
     }
 
@@ -175,13 +144,7 @@ mod tests {
     #[test]
     fn minimises_a_quadratic() -> Result<()> {
         let w = Var::new(&[5.0f32, -3.0], &Device::Cpu)?;
-        let mut opt = Adam::new(
-            vec![("w".into(), w.clone())],
-            AdamConfig {
-                lr: 0.1,
-                ..Default::default()
-            },
-        )?;
+        let mut opt = Adam::new(vec![("w".into(), w.clone())], AdamConfig { lr: 0.1, ..Default::default() })?;
         for _ in 0..500 {
             let loss = (w.as_tensor() - 1.0)?.sqr()?.sum_all()?;
             opt.backward_step(&loss)?;

@@ -27,34 +27,23 @@ pub struct ExportInfo<'a> {
 }
 
 fn file_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
-    TrainError::File {
-        path: path.to_owned(),
-        detail: e.to_string(),
-    }
+    TrainError::File { path: path.to_owned(), detail: e.to_string() }
 }
 
 /// Writes the model folder `dir` from `trainer`, using `test` for the latent map.
-pub fn export_vae(
-    trainer: &VaeTrainer,
-    test: &ImageSet,
-    dir: &Path,
-    info: &ExportInfo,
-) -> Result<(), TrainError> {
+pub fn export_vae(trainer: &VaeTrainer, test: &ImageSet, dir: &Path, info: &ExportInfo) -> Result<(), TrainError> {
     let spec = trainer.spec();
     let cfg = &spec.config;
+    if trainer.history().is_empty() {
+        return Err(TrainError::Invalid("no finished epoch: nothing to export".into()));
+    }
     std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
     let weights = dir.join("model.safetensors");
-    trainer
-        .varmap()
-        .save(&weights)
-        .map_err(|e| file_err(&weights, e))?;
+    trainer.varmap().save(&weights).map_err(|e| file_err(&weights, e))?;
 
     let latent_map = if cfg.latent_dim == 2 {
         let means = trainer.encode_means(test)?;
-        let map = LatentMap {
-            points: means.iter().map(|z| [z[0], z[1]]).collect(),
-            labels: test.labels.clone(),
-        };
+        let map = LatentMap { points: means.iter().map(|z| [z[0], z[1]]).collect(), labels: test.labels.clone() };
         let path = dir.join("latent_map.safetensors");
         write_latent_map(&path, &map).map_err(|e| file_err(&path, e))?;
         Some("latent_map.safetensors".to_owned())
@@ -82,11 +71,7 @@ pub fn export_vae(
     let samples = dir.join("samples.png");
     let (grid_latents, caption) = sample_latents(cfg.latent_dim);
     let flat: Vec<f32> = grid_latents.iter().flatten().copied().collect();
-    let z = Tensor::from_vec(
-        flat,
-        (grid_latents.len(), cfg.latent_dim),
-        &candle_core::Device::Cpu,
-    )?;
+    let z = Tensor::from_vec(flat, (grid_latents.len(), cfg.latent_dim), trainer.device())?;
     let images = tensor_to_images(&trainer.vae().decoder.decode(&z)?)?;
     let columns = (grid_latents.len() as f64).sqrt().round() as usize;
     let grid = upscale(&make_grid(&images, columns, 1), 2);
@@ -94,8 +79,7 @@ pub fn export_vae(
     std::fs::write(&samples, png).map_err(|e| file_err(&samples, e))?;
 
     let card = dir.join("README.md");
-    std::fs::write(&card, model_card(trainer, &manifest, info, caption)?)
-        .map_err(|e| file_err(&card, e))
+    std::fs::write(&card, model_card(trainer, &manifest, info, caption)?).map_err(|e| file_err(&card, e))
 }
 
 /// A 12×12 sweep over [−2.5, 2.5]² for 2-D models, else 64 seeded samples.
@@ -103,33 +87,18 @@ fn sample_latents(dim: usize) -> (Vec<Vec<f32>>, &'static str) {
     if dim == 2 {
         let n = 12;
         let at = |i: usize| -2.5 + 5.0 * i as f32 / (n - 1) as f32;
-        let sweep = (0..n)
-            .flat_map(|row| (0..n).map(move |col| vec![at(col), -at(row)]))
-            .collect();
-        (
-            sweep,
-            "decoded on a 12×12 grid over z ∈ [−2.5, 2.5]² (z1 left→right, z2 bottom→top)",
-        )
+        let sweep = (0..n).flat_map(|row| (0..n).map(move |col| vec![at(col), -at(row)])).collect();
+        (sweep, "decoded on a 12×12 grid over z ∈ [−2.5, 2.5]² (z1 left→right, z2 bottom→top)")
     } else {
-        (
-            (0..64).map(|s| seeded_latent(s, dim)).collect(),
-            "decoded from seeds 0–63",
-        )
+        ((0..64).map(|s| seeded_latent(s, dim)).collect(), "decoded from seeds 0–63")
     }
 }
 
-fn model_card(
-    trainer: &VaeTrainer,
-    m: &ModelManifest,
-    info: &ExportInfo,
-    caption: &str,
-) -> Result<String, TrainError> {
+fn model_card(trainer: &VaeTrainer, m: &ModelManifest, info: &ExportInfo, caption: &str) -> Result<String, TrainError> {
     let spec = trainer.spec();
     let params = parameter_count(&spec.config)?;
     let history = trainer.history();
-    let last = history
-        .last()
-        .ok_or_else(|| TrainError::Invalid("no finished epoch to report".into()))?;
+    let last = history.last().ok_or_else(|| TrainError::Invalid("no finished epoch to report".into()))?;
     let seconds: f64 = history.iter().map(|r| r.seconds).sum();
     let mut s = String::new();
     let _ = writeln!(s, "# {} (`{}`)\n", m.name, m.id);
@@ -141,16 +110,8 @@ fn model_card(
     let _ = writeln!(s, "| | |\n|---|---|");
     let _ = writeln!(s, "| Data | {} |", m.dataset);
     let _ = writeln!(s, "| Weights license | {} |", m.license);
-    let _ = writeln!(
-        s,
-        "| Parameters | {params} ({:.1} MB as f32) |",
-        params as f64 * 4.0 / 1e6
-    );
-    let _ = writeln!(
-        s,
-        "| Network | {} |",
-        serde_json::to_string(&spec.config).unwrap_or_default()
-    );
+    let _ = writeln!(s, "| Parameters | {params} ({:.1} MB as f32) |", params as f64 * 4.0 / 1e6);
+    let _ = writeln!(s, "| Network | {} |", serde_json::to_string(&spec.config).unwrap_or_default());
     let _ = writeln!(
         s,
         "| Optimiser | AdamW, lr {}, batch {}, β (KL weight) {}, seed {} |",
@@ -163,23 +124,12 @@ fn model_card(
         seconds,
         seconds / history.len() as f64
     );
-    let _ = writeln!(
-        s,
-        "| Held-out reconstruction (BCE, nats/image) | {:.2} |",
-        last.val_recon
-    );
+    let _ = writeln!(s, "| Held-out reconstruction (BCE, nats/image) | {:.2} |", last.val_recon);
     let _ = writeln!(s, "| Held-out KL (nats/image) | {:.2} |", last.val_kl);
-    let _ = writeln!(
-        s,
-        "| Held-out negative ELBO (nats/image) | {:.2} |\n",
-        last.val_loss
-    );
+    let _ = writeln!(s, "| Held-out negative ELBO (nats/image) | {:.2} |\n", last.val_loss);
     let _ = writeln!(s, "Trained with:\n\n```sh\n{}\n```\n", info.command);
     let _ = writeln!(s, "![samples](samples.png)\n\nSamples {caption}.\n");
-    let _ = writeln!(
-        s,
-        "| epoch | train loss | held-out loss | recon | KL | seconds |\n|---|---|---|---|---|---|"
-    );
+    let _ = writeln!(s, "| epoch | train loss | held-out loss | recon | KL | seconds |\n|---|---|---|---|---|---|");
     for r in history {
         let _ = writeln!(
             s,

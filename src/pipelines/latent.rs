@@ -31,9 +31,7 @@ impl std::str::FromStr for Interpolation {
         match s {
             "lerp" => Ok(Self::Lerp),
             "slerp" => Ok(Self::Slerp),
-            other => Err(format!(
-                "unknown interpolation method {other:?} (expected lerp or slerp)"
-            )),
+            other => Err(format!("unknown interpolation method {other:?} (expected lerp or slerp)")),
         }
     }
 }
@@ -66,21 +64,14 @@ pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
     let t = t as f64;
     let wa = ((1.0 - t) * omega).sin() / sin;
     let wb = (t * omega).sin() / sin;
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (wa * *x as f64 + wb * *y as f64) as f32)
-        .collect()
+    a.iter().zip(b).map(|(x, y)| (wa * *x as f64 + wb * *y as f64) as f32).collect()
 }
 
 /// `frames` latents from `a` to `b` inclusive (a single frame is `a`).
 pub fn interpolate(a: &[f32], b: &[f32], frames: usize, method: Interpolation) -> Vec<Vec<f32>> {
     (0..frames)
         .map(|i| {
-            let t = if frames > 1 {
-                i as f32 / (frames - 1) as f32
-            } else {
-                0.0
-            };
+            let t = if frames > 1 { i as f32 / (frames - 1) as f32 } else { 0.0 };
             match method {
                 Interpolation::Lerp => lerp(a, b, t),
                 Interpolation::Slerp => slerp(a, b, t),

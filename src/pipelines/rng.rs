@@ -25,10 +25,7 @@ impl SeededRng {
     /// near (0, −1)).
     pub fn new(seed: u64) -> Self {
         let state = mix64(seed.wrapping_mul(GOLDEN_GAMMA) ^ 0x243F_6A88_85A3_08D3);
-        Self {
-            state,
-            spare_normal: None,
-        }
+        Self { state, spare_normal: None }
     }
 
     /// The next 64 random bits.
@@ -100,21 +97,14 @@ mod tests {
     fn small_seeds_give_spread_out_latents() {
         // Regression: unscrambled, seeds 1, 2, 5 and 9 drew latents within 0.35 of
         // each other. Independent N(0, I) points in 2-D are √π ≈ 1.77 apart on average.
-        let latents: Vec<Vec<f32>> = [1u64, 2, 5, 9]
-            .iter()
-            .map(|&s| SeededRng::new(s).normal_vec(2))
-            .collect();
+        let latents: Vec<Vec<f32>> = [1u64, 2, 5, 9].iter().map(|&s| SeededRng::new(s).normal_vec(2)).collect();
         let mut total = 0.0;
         for (i, a) in latents.iter().enumerate() {
             for b in &latents[i + 1..] {
                 total += ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
             }
         }
-        assert!(
-            total / 6.0 > 1.0,
-            "mean distance {} between {latents:?}",
-            total / 6.0
-        );
+        assert!(total / 6.0 > 1.0, "mean distance {} between {latents:?}", total / 6.0);
     }
 
     #[test]

@@ -69,12 +69,7 @@ pub struct EpochReport {
 #[derive(Clone, Debug)]
 pub enum TrainEvent {
     /// A batch finished.
-    Batch {
-        epoch: usize,
-        batch: usize,
-        batches: usize,
-        loss: f64,
-    },
+    Batch { epoch: usize, batch: usize, batches: usize, loss: f64 },
     /// An epoch finished and was checkpointed.
     Epoch(EpochReport),
 }
@@ -102,10 +97,7 @@ pub struct VaeTrainer {
 }
 
 fn file_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
-    TrainError::File {
-        path: path.to_owned(),
-        detail: e.to_string(),
-    }
+    TrainError::File { path: path.to_owned(), detail: e.to_string() }
 }
 
 impl VaeTrainer {
@@ -117,72 +109,61 @@ impl VaeTrainer {
             return Err(TrainError::Invalid("batch size must be positive".into()));
         }
         let varmap = VarMap::new();
-        let vae = Vae::new(
-            &spec.config,
-            VarBuilder::from_varmap(&varmap, DType::F32, device),
-        )?;
+        let vae = Vae::new(&spec.config, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
         reseed_parameters(&varmap, spec.seed)?;
-        let opt = Adam::new(
-            named_vars(&varmap),
-            AdamConfig {
-                lr: spec.lr,
-                ..Default::default()
-            },
-        )?;
-        Ok(Self {
-            varmap,
-            vae,
-            opt,
-            spec,
-            history: Vec::new(),
-            device: device.clone(),
-        })
+        let opt = Adam::new(named_vars(&varmap), AdamConfig { lr: spec.lr, ..Default::default() })?;
+        Ok(Self { varmap, vae, opt, spec, history: Vec::new(), device: device.clone() })
     }
 
     /// Continues from a checkpoint folder written by [`VaeTrainer::save_checkpoint`].
     /// `epochs` may be raised to train further than first planned.
     pub fn resume(dir: &Path, epochs: usize, device: &Device) -> Result<Self, TrainError> {
+        let previous = sibling(dir, "old");
+        let dir = if !dir.join(STATE).exists() && previous.join(STATE).exists() { previous.as_path() } else { dir };
         let state_path = dir.join(STATE);
         let text = std::fs::read_to_string(&state_path).map_err(|e| file_err(&state_path, e))?;
-        let state: CheckpointState =
-            serde_json::from_str(&text).map_err(|e| file_err(&state_path, e))?;
+        let state: CheckpointState = serde_json::from_str(&text).map_err(|e| file_err(&state_path, e))?;
         let mut spec = state.spec;
         spec.epochs = epochs.max(state.history.len());
         let mut trainer = Self::new(spec, device)?;
         let weights = dir.join(WEIGHTS);
-        trainer
-            .varmap
-            .load(&weights)
-            .map_err(|e| file_err(&weights, e))?;
+        trainer.varmap.load(&weights).map_err(|e| file_err(&weights, e))?;
         let opt_path = dir.join(OPTIMIZER);
-        let opt_state = candle_core::safetensors::load(&opt_path, device)
-            .map_err(|e| file_err(&opt_path, e))?;
-        trainer
-            .opt
-            .restore(&opt_state, state.optimizer_steps)
-            .map_err(|e| file_err(&opt_path, e))?;
+        let opt_state = candle_core::safetensors::load(&opt_path, device).map_err(|e| file_err(&opt_path, e))?;
+        trainer.opt.restore(&opt_state, state.optimizer_steps).map_err(|e| file_err(&opt_path, e))?;
         trainer.history = state.history;
         Ok(trainer)
     }
 
     /// Writes weights, optimiser moments and history into `dir`.
+    ///
+    /// The files are written into a fresh sibling folder that then replaces
+    /// `dir`, so a crash mid-save never leaves weights from one epoch next to
+    /// optimiser state from another.
     pub fn save_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
-        std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
-        let weights = dir.join(WEIGHTS);
-        self.varmap
-            .save(&weights)
-            .map_err(|e| file_err(&weights, e))?;
-        let opt_path = dir.join(OPTIMIZER);
-        candle_core::safetensors::save(&self.opt.state(), &opt_path)
-            .map_err(|e| file_err(&opt_path, e))?;
+        let staging = sibling(dir, "new");
+        let previous = sibling(dir, "old");
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging).map_err(|e| file_err(&staging, e))?;
+        let weights = staging.join(WEIGHTS);
+        self.varmap.save(&weights).map_err(|e| file_err(&weights, e))?;
+        let opt_path = staging.join(OPTIMIZER);
+        candle_core::safetensors::save(&self.opt.state(), &opt_path).map_err(|e| file_err(&opt_path, e))?;
         let state = CheckpointState {
             spec: self.spec.clone(),
             optimizer_steps: self.opt.steps(),
             history: self.history.clone(),
         };
-        let state_path = dir.join(STATE);
+        let state_path = staging.join(STATE);
         let text = serde_json::to_string_pretty(&state).map_err(|e| file_err(&state_path, e))?;
-        std::fs::write(&state_path, text).map_err(|e| file_err(&state_path, e))
+        std::fs::write(&state_path, text).map_err(|e| file_err(&state_path, e))?;
+        let _ = std::fs::remove_dir_all(&previous);
+        if dir.exists() {
+            std::fs::rename(dir, &previous).map_err(|e| file_err(dir, e))?;
+        }
+        std::fs::rename(&staging, dir).map_err(|e| file_err(dir, e))?;
+        let _ = std::fs::remove_dir_all(&previous);
+        Ok(())
     }
 
     /// Epochs finished so far.
@@ -193,6 +174,11 @@ impl VaeTrainer {
     /// The run's settings.
     pub fn spec(&self) -> &TrainVaeSpec {
         &self.spec
+    }
+
+    /// The device the network lives on.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// The network being trained.
@@ -220,10 +206,10 @@ impl VaeTrainer {
         cancel: &CancelToken,
     ) -> Result<Option<EpochReport>, TrainError> {
         let cfg = self.spec.config.clone();
-        if train.side != cfg.image_size || cfg.channels != 1 {
+        if train.side != cfg.image_size || test.side != cfg.image_size || cfg.channels != 1 {
             return Err(TrainError::Invalid(format!(
-                "the data has {0}×{0} grey images but the model expects {1}×{1} with {2} channel(s)",
-                train.side, cfg.image_size, cfg.channels
+                "the data has {0}×{0} (train) and {1}×{1} (held-out) grey images but the model expects {2}×{2} with {3} channel(s)",
+                train.side, test.side, cfg.image_size, cfg.channels
             )));
         }
         if train.is_empty() {
@@ -232,8 +218,7 @@ impl VaeTrainer {
         let started = Instant::now();
         let epoch = self.history.len() + 1;
         let mut order: Vec<usize> = (0..train.len()).collect();
-        SeededRng::new(self.spec.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9))
-            .shuffle(&mut order);
+        SeededRng::new(self.spec.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9)).shuffle(&mut order);
         let batches = order.len().div_ceil(self.spec.batch_size);
         let mut noise = SeededRng::new(self.spec.seed.wrapping_add(1_000_003 * epoch as u64));
         let mut total = 0.0;
@@ -249,12 +234,7 @@ impl VaeTrainer {
             )?;
             let value = self.train_step(&xs, &eps)?;
             total += value;
-            on_event(TrainEvent::Batch {
-                epoch,
-                batch: b + 1,
-                batches,
-                loss: value,
-            });
+            on_event(TrainEvent::Batch { epoch, batch: b + 1, batches, loss: value });
         }
         let (val_loss, val_recon, val_kl) = self.evaluate(test)?;
         let report = EpochReport {
@@ -294,11 +274,7 @@ impl VaeTrainer {
         let idx: Vec<usize> = (0..set.len()).collect();
         for chunk in idx.chunks(256) {
             let xs = batch_tensor(set, chunk, &self.device)?;
-            let eps = Tensor::from_vec(
-                noise.normal_vec(chunk.len() * dim),
-                (chunk.len(), dim),
-                &self.device,
-            )?;
+            let eps = Tensor::from_vec(noise.normal_vec(chunk.len() * dim), (chunk.len(), dim), &self.device)?;
             let out = self.vae.forward(&xs, &eps)?;
             let loss = vae_loss(&out, &xs, self.spec.beta)?;
             recon += loss.recon.to_scalar::<f32>()? as f64 * chunk.len() as f64;
@@ -322,6 +298,13 @@ impl VaeTrainer {
     }
 }
 
+/// `dir` with `.SUFFIX` appended to its last component.
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".{suffix}"));
+    dir.with_file_name(name)
+}
+
 /// The images at `idx` as [n, 1, side, side].
 fn batch_tensor(set: &ImageSet, idx: &[usize], device: &Device) -> candle_core::Result<Tensor> {
     let mut data = Vec::with_capacity(idx.len() * set.side * set.side);
@@ -332,10 +315,7 @@ fn batch_tensor(set: &ImageSet, idx: &[usize], device: &Device) -> candle_core::
 }
 
 fn named_vars(varmap: &VarMap) -> Vec<(String, candle_core::Var)> {
-    let data = varmap
-        .data()
-        .lock()
-        .map(|d| d.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+    let data = varmap.data().lock().map(|d| d.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
     data.unwrap_or_default()
 }
 
@@ -353,9 +333,7 @@ fn reseed_parameters(varmap: &VarMap, seed: u64) -> candle_core::Result<()> {
             vec![0.0; var.elem_count()]
         } else {
             let std = (1.0 / dims[1..].iter().product::<usize>() as f64).sqrt();
-            (0..var.elem_count())
-                .map(|_| (rng.normal() * std) as f32)
-                .collect()
+            (0..var.elem_count()).map(|_| (rng.normal() * std) as f32).collect()
         };
         var.set(&Tensor::from_vec(fresh, var.shape(), var.device())?)?;
     }
@@ -369,10 +347,7 @@ mod tests {
     fn toy_set(n: usize, seed: u64) -> ImageSet {
         // Two classes of 8×8 images: a bright left half or a bright top half, with noise.
         let mut rng = SeededRng::new(seed);
-        let mut set = ImageSet {
-            side: 8,
-            ..Default::default()
-        };
+        let mut set = ImageSet { side: 8, ..Default::default() };
         for i in 0..n {
             let class = (i % 2) as u8;
             for y in 0..8 {
@@ -425,10 +400,7 @@ mod tests {
         let mut resumed = VaeTrainer::resume(dir.path(), 3, &Device::Cpu)?;
         resumed.train_epoch(&train, &test, &mut |_| {}, &cancel)?;
         assert_eq!(resumed.history().len(), 2);
-        assert_eq!(
-            resumed.history()[1].val_loss,
-            straight.history()[1].val_loss
-        );
+        assert_eq!(resumed.history()[1].val_loss, straight.history()[1].val_loss);
         Ok(())
     }
 
@@ -462,20 +434,11 @@ mod tests {
             named_vars(t.varmap())
                 .into_iter()
                 .map(|(k, v)| {
-                    (
-                        k,
-                        v.as_tensor()
-                            .flatten_all()
-                            .and_then(|t| t.to_vec1::<f32>())
-                            .unwrap_or_default(),
-                    )
+                    (k, v.as_tensor().flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("weights readable"))
                 })
                 .collect::<std::collections::BTreeMap<_, _>>()
         };
-        assert!(
-            first(&a) == first(&b),
-            "two trainers with one seed start from different weights"
-        );
+        assert!(first(&a) == first(&b), "two trainers with one seed start from different weights");
         Ok(())
     }
 }

@@ -19,10 +19,7 @@ pub struct MapPoints {
 /// Latent ↔ screen mapping for a canvas rect (z2 grows upwards).
 fn to_screen(rect: Rect, z: [f32; 2]) -> Pos2 {
     let r = theme::LATENT_RANGE;
-    pos2(
-        rect.left() + (z[0] + r) / (2.0 * r) * rect.width(),
-        rect.bottom() - (z[1] + r) / (2.0 * r) * rect.height(),
-    )
+    pos2(rect.left() + (z[0] + r) / (2.0 * r) * rect.width(), rect.bottom() - (z[1] + r) / (2.0 * r) * rect.height())
 }
 
 fn to_latent(rect: Rect, p: Pos2) -> [f32; 2] {
@@ -40,10 +37,8 @@ pub fn latent_map_ui(
     current: [f32; 2],
     path: &[[f32; 2]],
 ) -> Option<[f32; 2]> {
-    let (response, painter) =
-        ui.allocate_painter(Vec2::splat(theme::MAP_SIDE), Sense::click_and_drag());
-    let response =
-        response.on_hover_text("Click or drag: the pointer position is the latent (z1, z2)");
+    let (response, painter) = ui.allocate_painter(Vec2::splat(theme::MAP_SIDE), Sense::click_and_drag());
+    let response = response.on_hover_text("Click or drag: the pointer position is the latent (z1, z2)");
     let rect = response.rect;
     painter.rect_filled(rect, 4.0, theme::MAP_BACKGROUND);
     for v in -3..=3 {
@@ -81,24 +76,15 @@ pub fn latent_map_ui(
     }
     if path.len() > 1 {
         let pts: Vec<Pos2> = path.iter().map(|z| to_screen(rect, *z)).collect();
-        painter.add(egui::Shape::line(
-            pts.clone(),
-            Stroke::new(1.5, theme::ENDPOINT),
-        ));
+        painter.add(egui::Shape::line(pts.clone(), Stroke::new(1.5, theme::ENDPOINT)));
         for p in [pts[0], pts[pts.len() - 1]] {
             painter.circle_stroke(p, 5.0, Stroke::new(2.0, theme::ENDPOINT));
         }
     }
     let c = to_screen(rect, current);
     painter.circle_stroke(c, 6.0, Stroke::new(2.0, theme::CURSOR));
-    painter.line_segment(
-        [c - Vec2::X * 10.0, c + Vec2::X * 10.0],
-        Stroke::new(1.0, theme::CURSOR),
-    );
-    painter.line_segment(
-        [c - Vec2::Y * 10.0, c + Vec2::Y * 10.0],
-        Stroke::new(1.0, theme::CURSOR),
-    );
+    painter.line_segment([c - Vec2::X * 10.0, c + Vec2::X * 10.0], Stroke::new(1.0, theme::CURSOR));
+    painter.line_segment([c - Vec2::Y * 10.0, c + Vec2::Y * 10.0], Stroke::new(1.0, theme::CURSOR));
     if response.clicked() || response.dragged() {
         return response.interact_pointer_pos().map(|p| to_latent(rect, p));
     }
@@ -114,10 +100,7 @@ mod tests {
         let rect = Rect::from_min_size(pos2(10.0, 20.0), Vec2::splat(300.0));
         for z in [[0.0, 0.0], [-3.0, 3.0], [1.5, -2.25]] {
             let back = to_latent(rect, to_screen(rect, z));
-            assert!(
-                (back[0] - z[0]).abs() < 1e-4 && (back[1] - z[1]).abs() < 1e-4,
-                "{z:?} → {back:?}"
-            );
+            assert!((back[0] - z[0]).abs() < 1e-4 && (back[1] - z[1]).abs() < 1e-4, "{z:?} → {back:?}");
         }
         // z2 grows upwards: the top edge is +3.
         assert!((to_latent(rect, rect.center_top())[1] - 3.0).abs() < 1e-5);

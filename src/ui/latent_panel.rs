@@ -91,11 +91,7 @@ pub struct LatentPanel {
 impl LatentPanel {
     /// An empty panel with the given interpolation settings.
     pub fn new(method: Interpolation, frames: usize) -> Self {
-        let empty = Endpoint {
-            latent: Vec::new(),
-            label: String::new(),
-            seed: None,
-        };
+        let empty = Endpoint { latent: Vec::new(), label: String::new(), seed: None };
         Self {
             model: None,
             latent: Vec::new(),
@@ -113,38 +109,19 @@ impl LatentPanel {
     }
 
     /// Shows a freshly loaded model: seed 0 as the current latent, seeds 1 and 2 as endpoints.
-    pub fn set_model(
-        &mut self,
-        manifest: ModelManifest,
-        can_encode: bool,
-        map: Option<&LatentMap>,
-    ) {
+    pub fn set_model(&mut self, manifest: ModelManifest, can_encode: bool, map: Option<&LatentMap>) {
         let dim = manifest.latent_dim;
         let map = map.map(|m| MapPoints {
             points: Arc::new(
-                m.points
-                    .iter()
-                    .zip(&m.labels)
-                    .map(|(p, l)| ScatterPoint {
-                        latent: *p,
-                        label: *l as u32,
-                    })
-                    .collect(),
+                m.points.iter().zip(&m.labels).map(|(p, l)| ScatterPoint { latent: *p, label: *l as u32 }).collect(),
             ),
             version: hash_id(&manifest.id),
         });
-        self.model = Some(ModelView {
-            manifest,
-            can_encode,
-            map,
-        });
+        self.model = Some(ModelView { manifest, can_encode, map });
         self.set_seed(self.seed, dim);
         for (i, seed) in [1u64, 2].into_iter().enumerate() {
-            self.endpoints[i] = Endpoint {
-                latent: seeded_latent(seed, dim),
-                label: format!("seed {seed}"),
-                seed: Some(seed),
-            };
+            self.endpoints[i] =
+                Endpoint { latent: seeded_latent(seed, dim), label: format!("seed {seed}"), seed: Some(seed) };
         }
         self.image = None;
         self.strip.clear();
@@ -159,23 +136,15 @@ impl LatentPanel {
 
     /// The latents of the interpolation path for the current settings.
     pub fn path_latents(&self) -> Vec<Vec<f32>> {
-        interpolate(
-            &self.endpoints[0].latent,
-            &self.endpoints[1].latent,
-            self.frames.max(2),
-            self.method,
-        )
+        interpolate(&self.endpoints[0].latent, &self.endpoints[1].latent, self.frames.max(2), self.method)
     }
 
     /// Draws the panel and pushes what the user asked for into `out`.
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &PanelContext, out: &mut Vec<UiCommand>) {
         if self.model.is_none() {
             ui.centered_and_justified(|ui| {
-                let text = if ctx.models.is_empty() {
-                    "No models installed: see README.md"
-                } else {
-                    "Loading model…"
-                };
+                let text =
+                    if ctx.models.is_empty() { "No models installed: see README.md" } else { "Loading model…" };
                 ui.label(text);
             });
             return;
@@ -203,58 +172,44 @@ impl LatentPanel {
             let mut seed = self.seed;
             ui.label("Seed");
             let changed = ui
-                .add(egui::DragValue::new(&mut seed).speed(1.0))
+                .add(egui::DragValue::new(&mut seed).speed(1.0).range(0..=u64::from(u32::MAX)))
                 .on_hover_text("The seed the latent is drawn from")
                 .changed();
-            if ui
-                .button("Randomise")
-                .on_hover_text("Draw a latent from a new seed")
-                .clicked()
-            {
+            if ui.button("Randomise").on_hover_text("Draw a latent from a new seed").clicked() {
                 seed = fresh_seed(self.seed);
             }
             if changed || seed != self.seed {
                 self.set_seed(seed, self.latent.len());
                 out.push(UiCommand::DecodeCurrent);
             }
-            if ui
-                .button("Zero")
-                .on_hover_text("The centre of the latent space")
-                .clicked()
-            {
+            if ui.button("Zero").on_hover_text("The centre of the latent space").clicked() {
                 self.latent.iter_mut().for_each(|v| *v = 0.0);
                 self.origin = Origin::Edited;
                 out.push(UiCommand::DecodeCurrent);
             }
         });
         let r = theme::LATENT_RANGE;
-        egui::ScrollArea::vertical()
-            .max_height(300.0)
-            .id_salt("sliders")
-            .show(ui, |ui| {
-                for i in 0..self.latent.len() {
-                    let label = format!("z{}", i + 1);
-                    // Display-only formatting and clamping on edits only: `fixed_decimals`
-                    // and the default clamping would round or clip (so edit) the latent.
-                    let slider = egui::Slider::new(&mut self.latent[i], -r..=r)
-                        .text(&label)
-                        .clamping(egui::SliderClamping::Edits)
-                        .custom_formatter(|v, _| format!("{v:.2}"));
-                    if ui.add(slider).changed() {
-                        self.origin = Origin::Edited;
-                        out.push(UiCommand::DecodeCurrent);
-                    }
+        egui::ScrollArea::vertical().max_height(300.0).id_salt("sliders").show(ui, |ui| {
+            for i in 0..self.latent.len() {
+                let label = format!("z{}", i + 1);
+                // Display-only formatting and clamping on edits only: `fixed_decimals`
+                // and the default clamping would round or clip (so edit) the latent.
+                let slider = egui::Slider::new(&mut self.latent[i], -r..=r)
+                    .text(&label)
+                    .clamping(egui::SliderClamping::Edits)
+                    .custom_formatter(|v, _| format!("{v:.2}"));
+                if ui.add(slider).changed() {
+                    self.origin = Origin::Edited;
+                    out.push(UiCommand::DecodeCurrent);
                 }
-            });
+            }
+        });
         let origin = match &self.origin {
             Origin::Seed(s) => format!("from seed {s}"),
             Origin::Edited => "edited".to_owned(),
-            Origin::Encoded(p) => format!(
-                "encoded from {}",
-                p.file_name()
-                    .map(|f| f.to_string_lossy())
-                    .unwrap_or_default()
-            ),
+            Origin::Encoded(p) => {
+                format!("encoded from {}", p.file_name().map(|f| f.to_string_lossy()).unwrap_or_default())
+            }
         };
         ui.label(RichText::new(origin).weak());
     }
@@ -290,30 +245,17 @@ impl LatentPanel {
             if open.clicked() {
                 out.push(UiCommand::PickImage(Slot::Current));
             }
-            if ui
-                .button("Save image")
-                .on_hover_text("Save as PNG into the output folder")
-                .clicked()
-            {
-                out.push(UiCommand::Save {
-                    kind: SaveKind::Image,
-                    dialog: false,
-                });
+            if ui.button("Save image").on_hover_text("Save as PNG into the output folder").clicked() {
+                out.push(UiCommand::Save { kind: SaveKind::Image, dialog: false });
             }
             if ui.button("Save as…").clicked() {
-                out.push(UiCommand::Save {
-                    kind: SaveKind::Image,
-                    dialog: true,
-                });
+                out.push(UiCommand::Save { kind: SaveKind::Image, dialog: true });
             }
         });
         ui.horizontal(|ui| {
-            let tip = format!("Save a 4x4 grid of seeds {}-{}", self.seed, self.seed + 15);
+            let tip = format!("Save a 4x4 grid of seeds {}-{}", self.seed, self.seed.wrapping_add(15));
             if ui.button("Save grid").on_hover_text(tip).clicked() {
-                out.push(UiCommand::Save {
-                    kind: SaveKind::Grid,
-                    dialog: false,
-                });
+                out.push(UiCommand::Save { kind: SaveKind::Grid, dialog: false });
             }
         });
     }
@@ -334,8 +276,7 @@ impl LatentPanel {
                 for (i, name) in model.manifest.classes.iter().enumerate().take(10) {
                     // A painted dot: the default fonts have no "●".
                     let (dot, _) = ui.allocate_exact_size(Vec2::splat(8.0), egui::Sense::hover());
-                    ui.painter()
-                        .circle_filled(dot.center(), 3.5, theme::CLASS_COLORS[i]);
+                    ui.painter().circle_filled(dot.center(), 3.5, theme::CLASS_COLORS[i]);
                     ui.label(RichText::new(name).color(theme::CLASS_COLORS[i]).small());
                 }
             });
@@ -347,18 +288,14 @@ impl LatentPanel {
         let can_encode = self.model.as_ref().is_some_and(|m| m.can_encode);
         ui.horizontal(|ui| {
             ui.label(RichText::new(name).strong());
-            ui.label(&self.endpoints[slot].label)
-                .on_hover_text(format!("Drop an image here to encode it as {name}"));
+            ui.label(&self.endpoints[slot].label).on_hover_text(format!("Drop an image here to encode it as {name}"));
         });
         ui.horizontal(|ui| {
             let dim = self.latent.len();
             if ui.button(format!("Random {name}")).clicked() {
                 let seed = fresh_seed(self.endpoints[slot].seed.unwrap_or(slot as u64));
-                self.endpoints[slot] = Endpoint {
-                    latent: seeded_latent(seed, dim),
-                    label: format!("seed {seed}"),
-                    seed: Some(seed),
-                };
+                self.endpoints[slot] =
+                    Endpoint { latent: seeded_latent(seed, dim), label: format!("seed {seed}"), seed: Some(seed) };
                 out.push(UiCommand::DecodeStrip);
             }
             if ui.button(format!("Current to {name}")).clicked() {
@@ -366,33 +303,17 @@ impl LatentPanel {
                     Origin::Seed(s) => (format!("seed {s}"), Some(*s)),
                     _ => ("the current latent".to_owned(), None),
                 };
-                self.endpoints[slot] = Endpoint {
-                    latent: self.latent.clone(),
-                    label,
-                    seed,
-                };
+                self.endpoints[slot] = Endpoint { latent: self.latent.clone(), label, seed };
                 out.push(UiCommand::DecodeStrip);
             }
             let pick = ui.add_enabled(can_encode, egui::Button::new(format!("Image to {name}…")));
-            if pick
-                .on_disabled_hover_text("This model has no encoder")
-                .clicked()
-            {
-                out.push(UiCommand::PickImage(if slot == 0 {
-                    Slot::A
-                } else {
-                    Slot::B
-                }));
+            if pick.on_disabled_hover_text("This model has no encoder").clicked() {
+                out.push(UiCommand::PickImage(if slot == 0 { Slot::A } else { Slot::B }));
             }
         });
     }
 
-    fn interpolation_ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        ctx: &PanelContext,
-        out: &mut Vec<UiCommand>,
-    ) {
+    fn interpolation_ui(&mut self, ui: &mut egui::Ui, ctx: &PanelContext, out: &mut Vec<UiCommand>) {
         ui.heading("Interpolation");
         ui.horizontal_top(|ui| {
             self.drop_zones.clear();
@@ -404,8 +325,7 @@ impl LatentPanel {
             ui.vertical(|ui| {
                 ui.horizontal(|ui| {
                     let before = (self.method, self.frames);
-                    ui.radio_value(&mut self.method, Interpolation::Lerp, "lerp")
-                        .on_hover_text("Straight line");
+                    ui.radio_value(&mut self.method, Interpolation::Lerp, "lerp").on_hover_text("Straight line");
                     ui.radio_value(&mut self.method, Interpolation::Slerp, "slerp")
                         .on_hover_text("Great circle: keeps the norm typical of Gaussian latents");
                     ui.add(egui::Slider::new(&mut self.frames, 2..=32).text("Frames"));
@@ -416,22 +336,13 @@ impl LatentPanel {
                 ui.horizontal(|ui| {
                     ui.checkbox(&mut self.animate, "Animate");
                     if ui.button("Save strip").clicked() {
-                        out.push(UiCommand::Save {
-                            kind: SaveKind::Strip,
-                            dialog: false,
-                        });
+                        out.push(UiCommand::Save { kind: SaveKind::Strip, dialog: false });
                     }
                     if ui.button("Save GIF").clicked() {
-                        out.push(UiCommand::Save {
-                            kind: SaveKind::Animation,
-                            dialog: false,
-                        });
+                        out.push(UiCommand::Save { kind: SaveKind::Animation, dialog: false });
                     }
                     if ui.button("Save GIF as…").clicked() {
-                        out.push(UiCommand::Save {
-                            kind: SaveKind::Animation,
-                            dialog: true,
-                        });
+                        out.push(UiCommand::Save { kind: SaveKind::Animation, dialog: true });
                     }
                 });
             });
@@ -442,70 +353,45 @@ impl LatentPanel {
                 // Ping-pong so the loop has no jump.
                 let tick = (ctx.time / theme::FRAME_SECONDS) as usize % (2 * n - 2).max(1);
                 let i = if tick < n { tick } else { 2 * n - 2 - tick };
-                ui.add(
-                    egui::Image::new(&self.strip[i])
-                        .fit_to_exact_size(Vec2::splat(2.0 * theme::THUMB_SIDE)),
-                )
-                .on_hover_text("The interpolation as a loop");
-                ui.ctx()
-                    .request_repaint_after(std::time::Duration::from_secs_f64(
-                        theme::FRAME_SECONDS,
-                    ));
+                ui.add(egui::Image::new(&self.strip[i]).fit_to_exact_size(Vec2::splat(2.0 * theme::THUMB_SIDE)))
+                    .on_hover_text("The interpolation as a loop");
+                ui.ctx().request_repaint_after(std::time::Duration::from_secs_f64(theme::FRAME_SECONDS));
             }
-            egui::ScrollArea::horizontal()
-                .id_salt("strip")
-                .show(ui, |ui| {
-                    ui.horizontal(|ui| {
-                        for (i, tex) in self.strip.iter().enumerate() {
-                            let r = ui.add(
-                                egui::Image::new(tex)
-                                    .fit_to_exact_size(Vec2::splat(theme::THUMB_SIDE))
-                                    .sense(egui::Sense::click()),
-                            );
-                            if r.on_hover_text("Click to make this frame the current latent")
-                                .clicked()
-                            {
-                                if let Some(z) = self.strip_latents.get(i) {
-                                    self.latent = z.clone();
-                                    self.origin = Origin::Edited;
-                                    out.push(UiCommand::DecodeCurrent);
-                                }
+            egui::ScrollArea::horizontal().id_salt("strip").show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    for (i, tex) in self.strip.iter().enumerate() {
+                        let r = ui.add(
+                            egui::Image::new(tex)
+                                .fit_to_exact_size(Vec2::splat(theme::THUMB_SIDE))
+                                .sense(egui::Sense::click()),
+                        );
+                        if r.on_hover_text("Click to make this frame the current latent").clicked() {
+                            if let Some(z) = self.strip_latents.get(i) {
+                                self.latent = z.clone();
+                                self.origin = Origin::Edited;
+                                out.push(UiCommand::DecodeCurrent);
                             }
                         }
-                        if ctx.strip_pending {
-                            ui.spinner();
-                        }
-                    });
+                    }
+                    if ctx.strip_pending {
+                        ui.spinner();
+                    }
                 });
+            });
         });
     }
 
     /// Replaces the decoded image.
     pub fn set_image(&mut self, ctx: &egui::Context, image: &image::RgbImage) {
-        self.image = Some(ctx.load_texture(
-            "latent-current",
-            to_color_image(image),
-            TextureOptions::NEAREST,
-        ));
+        self.image = Some(ctx.load_texture("latent-current", to_color_image(image), TextureOptions::NEAREST));
     }
 
     /// Replaces the decoded strip.
-    pub fn set_strip(
-        &mut self,
-        ctx: &egui::Context,
-        images: &[image::RgbImage],
-        latents: Vec<Vec<f32>>,
-    ) {
+    pub fn set_strip(&mut self, ctx: &egui::Context, images: &[image::RgbImage], latents: Vec<Vec<f32>>) {
         self.strip = images
             .iter()
             .enumerate()
-            .map(|(i, img)| {
-                ctx.load_texture(
-                    format!("latent-strip-{i}"),
-                    to_color_image(img),
-                    TextureOptions::NEAREST,
-                )
-            })
+            .map(|(i, img)| ctx.load_texture(format!("latent-strip-{i}"), to_color_image(img), TextureOptions::NEAREST))
             .collect();
         self.strip_latents = latents;
     }
@@ -513,18 +399,13 @@ impl LatentPanel {
 
 /// egui's image type from a decoded RGB image.
 pub fn to_color_image(image: &image::RgbImage) -> egui::ColorImage {
-    egui::ColorImage::from_rgb(
-        [image.width() as usize, image.height() as usize],
-        image.as_raw(),
-    )
+    egui::ColorImage::from_rgb([image.width() as usize, image.height() as usize], image.as_raw())
 }
 
 /// A new seed that differs from `previous`, from the clock.
 fn fresh_seed(previous: u64) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(1);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(1);
     let seed = (nanos as u64 ^ previous.wrapping_mul(6364136223846793005)) % 100_000;
     if seed == previous { seed + 1 } else { seed }
 }

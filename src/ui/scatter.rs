@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use eframe::egui_wgpu::{
-    self, CallbackResources, CallbackTrait, RenderState, ScreenDescriptor, wgpu,
-};
+use eframe::egui_wgpu::{self, CallbackResources, CallbackTrait, RenderState, ScreenDescriptor, wgpu};
 use wgpu::util::DeviceExt;
 
 /// One point as the vertex shader reads it.
@@ -99,32 +97,19 @@ pub fn install(render_state: &RenderState) {
     let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some("scatter_view"),
         layout: &layout,
-        entries: &[wgpu::BindGroupEntry {
-            binding: 0,
-            resource: uniform.as_entire_binding(),
-        }],
+        entries: &[wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }],
     });
-    render_state
-        .renderer
-        .write()
-        .callback_resources
-        .insert(ScatterResources {
-            pipeline,
-            uniform,
-            bind_group,
-            instances: None,
-        });
+    render_state.renderer.write().callback_resources.insert(ScatterResources {
+        pipeline,
+        uniform,
+        bind_group,
+        instances: None,
+    });
 }
 
 impl ViewUniform {
     fn zeroed_view() -> Self {
-        Self {
-            lo: [-1.0, -1.0],
-            hi: [1.0, 1.0],
-            radius: [0.01, 0.01],
-            alpha: 1.0,
-            _pad: 0.0,
-        }
+        Self { lo: [-1.0, -1.0], hi: [1.0, 1.0], radius: [0.01, 0.01], alpha: 1.0, _pad: 0.0 }
     }
 }
 
@@ -156,11 +141,7 @@ impl CallbackTrait for ScatterCallback {
         let Some(res) = resources.get_mut::<ScatterResources>() else {
             return Vec::new();
         };
-        if res
-            .instances
-            .as_ref()
-            .is_none_or(|(v, _, _)| *v != self.version)
-        {
+        if res.instances.as_ref().is_none_or(|(v, _, _)| *v != self.version) {
             let buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("scatter_points"),
                 contents: bytemuck::cast_slice(&self.points),
@@ -171,10 +152,7 @@ impl CallbackTrait for ScatterCallback {
         let view = ViewUniform {
             lo: self.lo,
             hi: self.hi,
-            radius: [
-                2.0 * self.radius_px / self.canvas[0].max(1.0),
-                2.0 * self.radius_px / self.canvas[1].max(1.0),
-            ],
+            radius: [2.0 * self.radius_px / self.canvas[0].max(1.0), 2.0 * self.radius_px / self.canvas[1].max(1.0)],
             alpha: 0.75,
             _pad: 0.0,
         };
@@ -206,12 +184,7 @@ impl CallbackTrait for ScatterCallback {
 
 /// Whether the scatter pipeline is installed (false under a non-wgpu renderer).
 pub fn is_installed(render_state: Option<&RenderState>) -> bool {
-    render_state.is_some_and(|rs| {
-        rs.renderer
-            .read()
-            .callback_resources
-            .contains::<ScatterResources>()
-    })
+    render_state.is_some_and(|rs| rs.renderer.read().callback_resources.contains::<ScatterResources>())
 }
 
 /// Adds the scatter to `painter` within `rect`.

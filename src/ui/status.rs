@@ -19,11 +19,7 @@ pub fn status_ui(ui: &mut egui::Ui, jobs: &JobTable, notices: &[Notice], out: &m
     ui.horizontal(|ui| {
         for (id, job) in jobs.active() {
             match &job.state {
-                JobState::Running {
-                    step,
-                    total,
-                    message,
-                } if *total > 0 => {
+                JobState::Running { step, total, message } if *total > 0 => {
                     let bar = egui::ProgressBar::new(*step as f32 / *total as f32)
                         .desired_width(160.0)
                         .text(format!("{} {message}", job.label));
@@ -34,22 +30,17 @@ pub fn status_ui(ui: &mut egui::Ui, jobs: &JobTable, notices: &[Notice], out: &m
                     ui.label(&job.label);
                 }
             }
-            if ui
-                .small_button("Cancel")
-                .on_hover_text(format!("Cancel {}", job.label))
-                .clicked()
-            {
+            if ui.small_button("Cancel").on_hover_text(format!("Cancel {}", job.label)).clicked() {
                 out.push(UiCommand::Cancel(id));
             }
         }
         if let Some(n) = notices.last() {
             let color = if n.error { theme::ERROR } else { theme::OK };
-            ui.label(egui::RichText::new(&n.text).color(color))
-                .on_hover_ui(|ui| {
-                    for n in notices.iter().rev().take(10) {
-                        ui.label(&n.text);
-                    }
-                });
+            ui.label(egui::RichText::new(&n.text).color(color)).on_hover_ui(|ui| {
+                for n in notices.iter().rev().take(10) {
+                    ui.label(&n.text);
+                }
+            });
         }
     });
 }

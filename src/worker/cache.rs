@@ -19,11 +19,7 @@ pub struct ModelCache {
 impl ModelCache {
     /// An empty cache over `models_dir`.
     pub fn new(models_dir: PathBuf, device: Device) -> Self {
-        Self {
-            models_dir,
-            device,
-            loaded: HashMap::new(),
-        }
+        Self { models_dir, device, loaded: HashMap::new() }
     }
 
     /// Adds an already built model (used by tests and future "Open model…").

@@ -31,10 +31,7 @@ pub struct WorkerHandle {
 impl WorkerHandle {
     /// Starts the worker thread over `models_dir`.
     pub fn spawn(models_dir: PathBuf, waker: Waker) -> std::io::Result<Self> {
-        Self::spawn_with(
-            ModelCache::new(models_dir, crate::models::default_device()),
-            waker,
-        )
+        Self::spawn_with(ModelCache::new(models_dir, crate::models::default_device()), waker)
     }
 
     /// Starts the worker with models already in its cache (tests, opened files).
@@ -54,9 +51,7 @@ impl WorkerHandle {
         let (req_tx, req_rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
         let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
         let worker = Worker::new(cache, req_rx, ev_tx, waker);
-        let thread = std::thread::Builder::new()
-            .name("inference-worker".into())
-            .spawn(move || worker.run())?;
+        let thread = std::thread::Builder::new().name("inference-worker".into()).spawn(move || worker.run())?;
         Ok(Self {
             requests: req_tx,
             events: ev_rx,
@@ -74,11 +69,7 @@ impl WorkerHandle {
         self.next_id += 1;
         let cancel = CancelToken::new();
         self.tokens.insert(job, cancel.clone());
-        self.overflow.push_back(Envelope {
-            job,
-            cancel,
-            request,
-        });
+        self.overflow.push_back(Envelope { job, cancel, request });
         self.flush();
         job
     }
@@ -122,10 +113,7 @@ impl WorkerHandle {
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     for env in self.overflow.drain(..) {
-                        out.push(WorkerEvent::Failed {
-                            job: env.job,
-                            error: "the worker thread has stopped".into(),
-                        });
+                        out.push(WorkerEvent::Failed { job: env.job, error: "the worker thread has stopped".into() });
                     }
                     break;
                 }

@@ -38,11 +38,7 @@ pub enum WorkerRequest {
     LoadModel { model: String },
     /// Decode latents into images. Pending previews with the same `stream`
     /// are coalesced: only the newest is computed.
-    Decode {
-        model: String,
-        latents: Vec<Vec<f32>>,
-        preview: Option<String>,
-    },
+    Decode { model: String, latents: Vec<Vec<f32>>, preview: Option<String> },
     /// Encode an image file into the model's latent space.
     Encode { model: String, image: PathBuf },
     /// Decode and write a file; never coalesced or dropped.
@@ -55,24 +51,27 @@ pub enum WorkerRequest {
         scale: u32,
     },
     /// Train a VAE on its own thread; progress arrives as events.
-    TrainVae {
-        spec: TrainVaeSpec,
-        data_dir: PathBuf,
-        checkpoint_dir: PathBuf,
-        limit: Option<usize>,
-    },
+    TrainVae { spec: TrainVaeSpec, data_dir: PathBuf, checkpoint_dir: PathBuf, limit: Option<usize> },
     /// Stop the worker after the jobs before it.
     Shutdown,
 }
 
 impl WorkerRequest {
+    /// The model the request runs on, if it names one.
+    pub fn model(&self) -> Option<&str> {
+        match self {
+            Self::LoadModel { model }
+            | Self::Decode { model, .. }
+            | Self::Encode { model, .. }
+            | Self::Save { model, .. } => Some(model),
+            Self::TrainVae { .. } | Self::Shutdown => None,
+        }
+    }
+
     /// The coalescing key of a preview decode.
     pub fn preview_stream(&self) -> Option<&str> {
         match self {
-            Self::Decode {
-                preview: Some(stream),
-                ..
-            } => Some(stream),
+            Self::Decode { preview: Some(stream), .. } => Some(stream),
             _ => None,
         }
     }
@@ -86,31 +85,13 @@ pub enum WorkerEvent {
     /// The job left the queue and is running.
     Started { job: JobId },
     /// Partial progress of a long job.
-    Progress {
-        job: JobId,
-        step: usize,
-        total: usize,
-        message: String,
-    },
+    Progress { job: JobId, step: usize, total: usize, message: String },
     /// A model is loaded.
-    ModelLoaded {
-        job: JobId,
-        manifest: Box<ModelManifest>,
-        latent_map: Option<LatentMap>,
-        can_encode: bool,
-    },
+    ModelLoaded { job: JobId, manifest: Box<ModelManifest>, latent_map: Option<LatentMap>, can_encode: bool },
     /// Images decoded from the request's latents, in order.
-    Decoded {
-        job: JobId,
-        images: Vec<RgbImage>,
-        latents: Vec<Vec<f32>>,
-    },
+    Decoded { job: JobId, images: Vec<RgbImage>, latents: Vec<Vec<f32>> },
     /// The latent of an image file.
-    Encoded {
-        job: JobId,
-        latent: Vec<f32>,
-        source: PathBuf,
-    },
+    Encoded { job: JobId, latent: Vec<f32>, source: PathBuf },
     /// A file was written.
     Saved { job: JobId, path: PathBuf },
     /// A training epoch finished and was checkpointed.
@@ -145,9 +126,6 @@ impl WorkerEvent {
 
     /// Whether this is the job's last event.
     pub fn is_terminal(&self) -> bool {
-        !matches!(
-            self,
-            Self::Started { .. } | Self::Progress { .. } | Self::TrainingEpoch { .. }
-        )
+        !matches!(self, Self::Started { .. } | Self::Progress { .. } | Self::TrainingEpoch { .. })
     }
 }

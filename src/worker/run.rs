@@ -52,18 +52,8 @@ impl EventSink {
 
 impl Worker {
     /// A worker over `cache`, reading `requests` and reporting to `events`.
-    pub fn new(
-        cache: ModelCache,
-        requests: Receiver<Envelope>,
-        events: Sender<WorkerEvent>,
-        waker: Waker,
-    ) -> Self {
-        Self {
-            cache,
-            requests,
-            events: EventSink { tx: events, waker },
-            queue: VecDeque::new(),
-        }
+    pub fn new(cache: ModelCache, requests: Receiver<Envelope>, events: Sender<WorkerEvent>, waker: Waker) -> Self {
+        Self { cache, requests, events: EventSink { tx: events, waker }, queue: VecDeque::new() }
     }
 
     /// Serves requests until `Shutdown` or until the app drops its handle.
@@ -94,10 +84,7 @@ impl Worker {
                 Ok(Ok(Some(event))) => event,
                 Ok(Ok(None)) => continue, // a job that reports on its own (training)
                 Ok(Err(error)) => WorkerEvent::Failed { job, error },
-                Err(panic) => WorkerEvent::Failed {
-                    job,
-                    error: format!("internal error: {}", panic_message(&panic)),
-                },
+                Err(panic) => WorkerEvent::Failed { job, error: format!("internal error: {}", panic_message(&panic)) },
             };
             self.events.send(event);
         }
@@ -108,21 +95,16 @@ impl Worker {
         let mut keep = VecDeque::with_capacity(self.queue.len());
         let queued: Vec<Envelope> = self.queue.drain(..).collect();
         for (i, env) in queued.iter().enumerate() {
-            let newer = env.request.preview_stream().is_some_and(|s| {
-                queued[i + 1..]
-                    .iter()
-                    .any(|later| later.request.preview_stream() == Some(s))
-            });
+            let newer = env
+                .request
+                .preview_stream()
+                .is_some_and(|s| queued[i + 1..].iter().any(|later| later.request.preview_stream() == Some(s)));
             if newer {
                 self.events.send(WorkerEvent::Superseded { job: env.job });
             }
             keep.push_back(!newer);
         }
-        self.queue = queued
-            .into_iter()
-            .zip(keep)
-            .filter_map(|(e, k)| k.then_some(e))
-            .collect();
+        self.queue = queued.into_iter().zip(keep).filter_map(|(e, k)| k.then_some(e)).collect();
     }
 
     fn execute(&mut self, env: Envelope) -> Result<Option<WorkerEvent>, String> {
@@ -135,57 +117,31 @@ impl Worker {
                     Some(path) => Some(read_latent_map(&path)?),
                     None => None,
                 };
-                WorkerEvent::ModelLoaded {
-                    job,
-                    can_encode: m.can_encode(),
-                    manifest: Box::new(manifest),
-                    latent_map,
-                }
+                WorkerEvent::ModelLoaded { job, can_encode: m.can_encode(), manifest: Box::new(manifest), latent_map }
             }
             WorkerRequest::Decode { model, latents, .. } => {
                 let m = self.cache.get(&model).map_err(|e| e.to_string())?;
                 let images = m.decode(&latents).map_err(|e| e.to_string())?;
-                WorkerEvent::Decoded {
-                    job,
-                    images,
-                    latents,
-                }
+                WorkerEvent::Decoded { job, images, latents }
             }
             WorkerRequest::Encode { model, image } => {
                 let m = self.cache.get(&model).map_err(|e| e.to_string())?;
-                let img = image::open(&image)
-                    .map_err(|e| format!("cannot read image {}: {e}", image.display()))?;
+                let img = image::open(&image).map_err(|e| format!("cannot read image {}: {e}", image.display()))?;
                 let latent = m.encode(&img).map_err(|e| e.to_string())?;
-                WorkerEvent::Encoded {
-                    job,
-                    latent,
-                    source: image,
-                }
+                WorkerEvent::Encoded { job, latent, source: image }
             }
-            WorkerRequest::Save {
-                model,
-                latents,
-                settings,
-                format,
-                target,
-                scale,
-            } => {
+            WorkerRequest::Save { model, latents, settings, format, target, scale } => {
                 let m = self.cache.get(&model).map_err(|e| e.to_string())?;
                 let images = m.decode(&latents).map_err(|e| e.to_string())?;
+                // Large factors would only allocate huge images; 64× already turns 28 px into 1792.
+                let scale = scale.clamp(1, 64);
                 if env.cancel.is_cancelled() {
                     return Ok(Some(WorkerEvent::Cancelled { job }));
                 }
                 let (bytes, ext) = match format {
                     SaveFormat::Png { columns } => {
-                        let img = if images.len() == 1 {
-                            images[0].clone()
-                        } else {
-                            make_grid(&images, columns, 1)
-                        };
-                        (
-                            encode_png(&upscale(&img, scale), &settings.text_chunks())?,
-                            "png",
-                        )
+                        let img = if images.len() == 1 { images[0].clone() } else { make_grid(&images, columns, 1) };
+                        (encode_png(&upscale(&img, scale), &settings.text_chunks())?, "png")
                     }
                     SaveFormat::Gif { delay_ms } => {
                         let frames: Vec<_> = images.iter().map(|i| upscale(i, scale)).collect();
@@ -199,22 +155,9 @@ impl Worker {
                 .map_err(|e| e.to_string())?;
                 WorkerEvent::Saved { job, path }
             }
-            WorkerRequest::TrainVae {
-                spec,
-                data_dir,
-                checkpoint_dir,
-                limit,
-            } => {
-                spawn_vae_training(
-                    job,
-                    spec,
-                    data_dir,
-                    checkpoint_dir,
-                    limit,
-                    env.cancel,
-                    self.events.clone(),
-                )
-                .map_err(|e| format!("cannot start the training thread: {e}"))?;
+            WorkerRequest::TrainVae { spec, data_dir, checkpoint_dir, limit } => {
+                spawn_vae_training(job, spec, data_dir, checkpoint_dir, limit, env.cancel, self.events.clone())
+                    .map_err(|e| format!("cannot start the training thread: {e}"))?;
                 return Ok(None);
             }
             WorkerRequest::Shutdown => return Ok(None),

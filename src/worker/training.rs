@@ -20,27 +20,19 @@ pub fn spawn_vae_training(
     cancel: CancelToken,
     events: EventSink,
 ) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("vae-trainer".into())
-        .spawn(move || {
-            let sink = events.clone();
-            let result = catch_unwind(AssertUnwindSafe(|| {
-                train(job, spec, &data_dir, &checkpoint_dir, limit, &cancel, &sink)
-            }));
-            let event = match result {
-                Ok(Ok(epochs)) if cancel.is_cancelled() => {
-                    let _ = epochs;
-                    WorkerEvent::Cancelled { job }
-                }
-                Ok(Ok(epochs)) => WorkerEvent::TrainingDone { job, epochs },
-                Ok(Err(error)) => WorkerEvent::Failed { job, error },
-                Err(p) => WorkerEvent::Failed {
-                    job,
-                    error: format!("internal error: {}", panic_message(&p)),
-                },
-            };
-            events.send(event);
-        })?;
+    std::thread::Builder::new().name("vae-trainer".into()).spawn(move || {
+        let sink = events.clone();
+        let result =
+            catch_unwind(AssertUnwindSafe(|| train(job, spec, &data_dir, &checkpoint_dir, limit, &cancel, &sink)));
+        let event = match result {
+            // Cancelled means stopped early: a cancel that lands after the last epoch changes nothing.
+            Ok(Ok((done, planned))) if done < planned && cancel.is_cancelled() => WorkerEvent::Cancelled { job },
+            Ok(Ok((epochs, _))) => WorkerEvent::TrainingDone { job, epochs },
+            Ok(Err(error)) => WorkerEvent::Failed { job, error },
+            Err(p) => WorkerEvent::Failed { job, error: format!("internal error: {}", panic_message(&p)) },
+        };
+        events.send(event);
+    })?;
     Ok(())
 }
 
@@ -52,24 +44,20 @@ fn train(
     limit: Option<usize>,
     cancel: &CancelToken,
     events: &EventSink,
-) -> Result<usize, String> {
+) -> Result<(usize, usize), String> {
     let split = load(spec.dataset, data_dir).map_err(|e| e.to_string())?;
     let train = match limit {
         Some(n) => split.train.truncated(n),
         None => split.train,
     };
-    let mut trainer =
-        VaeTrainer::new(spec, &crate::models::default_device()).map_err(|e| e.to_string())?;
+    let mut trainer = VaeTrainer::new(spec, &crate::models::default_device()).map_err(|e| e.to_string())?;
     let mut last_progress = Instant::now() - Duration::from_secs(1);
     while !trainer.finished() && !cancel.is_cancelled() {
         let mut on_event = |e: TrainEvent| match e {
             // At most ~20 progress events a second: the UI needs no more.
-            TrainEvent::Batch {
-                epoch,
-                batch,
-                batches,
-                loss,
-            } if last_progress.elapsed() > Duration::from_millis(50) || batch == batches => {
+            TrainEvent::Batch { epoch, batch, batches, loss }
+                if last_progress.elapsed() > Duration::from_millis(50) || batch == batches =>
+            {
                 last_progress = Instant::now();
                 events.send(WorkerEvent::Progress {
                     job,
@@ -81,14 +69,10 @@ fn train(
             TrainEvent::Epoch(report) => events.send(WorkerEvent::TrainingEpoch { job, report }),
             TrainEvent::Batch { .. } => {}
         };
-        let done = trainer
-            .train_epoch(&train, &split.test, &mut on_event, cancel)
-            .map_err(|e| e.to_string())?;
+        let done = trainer.train_epoch(&train, &split.test, &mut on_event, cancel).map_err(|e| e.to_string())?;
         if done.is_some() {
-            trainer
-                .save_checkpoint(checkpoint_dir)
-                .map_err(|e| e.to_string())?;
+            trainer.save_checkpoint(checkpoint_dir).map_err(|e| e.to_string())?;
         }
     }
-    Ok(trainer.history().len())
+    Ok((trainer.history().len(), trainer.spec().epochs))
 }

@@ -14,11 +14,7 @@ pub fn write_tiny_vae(root: &Path, id: &str) -> PathBuf {
     let dir = root.join(id);
     std::fs::create_dir_all(&dir).unwrap();
     let varmap = VarMap::new();
-    Vae::new(
-        &cfg,
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-    )
-    .unwrap();
+    Vae::new(&cfg, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
     varmap.save(dir.join("model.safetensors")).unwrap();
     let manifest = ModelManifest {
         id: id.into(),
