@@ -62,7 +62,7 @@ pub fn latent_map_ui(
                     lo: [-r, -r],
                     hi: [r, r],
                     radius_px: 2.0,
-                    canvas: [rect.width(), rect.height()],
+                    canvas: rect,
                 },
             );
         } else {

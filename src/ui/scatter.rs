@@ -125,8 +125,29 @@ pub struct ScatterCallback {
     pub hi: [f32; 2],
     /// Disc radius in points (logical pixels).
     pub radius_px: f32,
-    /// Canvas size in points, to keep discs round.
-    pub canvas: [f32; 2],
+    /// The canvas in points (egui clips the draw to its on-screen part).
+    pub canvas: egui::Rect,
+}
+
+/// The uniform for the part of the canvas that is on screen: egui_wgpu sets
+/// the viewport to the canvas clamped to the window, so when the map is
+/// scrolled partly out of view the latent range must shrink with it.
+fn visible_view(cb: &ScatterCallback, ppp: f32, screen_px: [u32; 2]) -> ViewUniform {
+    let full = egui::Rect::from_min_max(cb.canvas.min * ppp, cb.canvas.max * ppp);
+    let screen = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(screen_px[0] as f32, screen_px[1] as f32));
+    let shown = full.intersect(screen);
+    let (w, h) = (full.width().max(1.0), full.height().max(1.0));
+    let x_at = |px: f32| cb.lo[0] + (px - full.left()) / w * (cb.hi[0] - cb.lo[0]);
+    // Screen y grows downwards, latent z2 upwards.
+    let y_at = |py: f32| cb.hi[1] - (py - full.top()) / h * (cb.hi[1] - cb.lo[1]);
+    let radius = cb.radius_px * ppp;
+    ViewUniform {
+        lo: [x_at(shown.left()), y_at(shown.bottom())],
+        hi: [x_at(shown.right()), y_at(shown.top())],
+        radius: [2.0 * radius / shown.width().max(1.0), 2.0 * radius / shown.height().max(1.0)],
+        alpha: 0.75,
+        _pad: 0.0,
+    }
 }
 
 impl CallbackTrait for ScatterCallback {
@@ -134,7 +155,7 @@ impl CallbackTrait for ScatterCallback {
         &self,
         device: &wgpu::Device,
         queue: &wgpu::Queue,
-        _screen: &ScreenDescriptor,
+        screen: &ScreenDescriptor,
         _encoder: &mut wgpu::CommandEncoder,
         resources: &mut CallbackResources,
     ) -> Vec<wgpu::CommandBuffer> {
@@ -149,13 +170,7 @@ impl CallbackTrait for ScatterCallback {
             });
             res.instances = Some((self.version, buffer, self.points.len() as u32));
         }
-        let view = ViewUniform {
-            lo: self.lo,
-            hi: self.hi,
-            radius: [2.0 * self.radius_px / self.canvas[0].max(1.0), 2.0 * self.radius_px / self.canvas[1].max(1.0)],
-            alpha: 0.75,
-            _pad: 0.0,
-        };
+        let view = visible_view(self, screen.pixels_per_point, screen.size_in_pixels);
         queue.write_buffer(&res.uniform, 0, bytemuck::bytes_of(&view));
         Vec::new()
     }
@@ -190,4 +205,51 @@ pub fn is_installed(render_state: Option<&RenderState>) -> bool {
 /// Adds the scatter to `painter` within `rect`.
 pub fn paint(painter: &egui::Painter, rect: egui::Rect, callback: ScatterCallback) {
     painter.add(egui_wgpu::Callback::new_paint_callback(rect, callback));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn callback(canvas: egui::Rect) -> ScatterCallback {
+        ScatterCallback {
+            points: Arc::new(Vec::new()),
+            version: 0,
+            lo: [-3.0, -3.0],
+            hi: [3.0, 3.0],
+            radius_px: 2.0,
+            canvas,
+        }
+    }
+
+    #[test]
+    fn fully_visible_canvas_keeps_the_range() {
+        let view = visible_view(
+            &callback(egui::Rect::from_min_size(egui::pos2(10.0, 10.0), egui::vec2(300.0, 300.0))),
+            1.0,
+            [800, 600],
+        );
+        assert_eq!((view.lo, view.hi), ([-3.0, -3.0], [3.0, 3.0]));
+        assert!((view.radius[0] - 4.0 / 300.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn canvas_scrolled_above_the_window_shows_only_its_lower_part() {
+        // The top third of the canvas is above the window: z2 from −3 to +1 remains.
+        let view = visible_view(
+            &callback(egui::Rect::from_min_size(egui::pos2(0.0, -100.0), egui::vec2(300.0, 300.0))),
+            1.0,
+            [800, 600],
+        );
+        assert!((view.hi[1] - 1.0).abs() < 1e-5 && (view.lo[1] + 3.0).abs() < 1e-5, "{view:?}");
+        assert_eq!((view.lo[0], view.hi[0]), (-3.0, 3.0));
+    }
+
+    #[test]
+    fn high_dpi_scales_consistently() {
+        let canvas = egui::Rect::from_min_size(egui::pos2(500.0, 0.0), egui::vec2(300.0, 300.0));
+        // 2 px per point on a 1400 px wide window: the right 100 points are cut off.
+        let view = visible_view(&callback(canvas), 2.0, [1400, 1200]);
+        assert!((view.hi[0] - 1.0).abs() < 1e-5, "{view:?}");
+    }
 }
