@@ -60,8 +60,10 @@ pub fn bench_ui_during_training(models_dir: &Path, model: &str, frames: usize, d
         std::thread::sleep(Duration::from_millis(16));
     }
     let mut times = Vec::with_capacity(frames);
+    let mut cpu_times = Vec::with_capacity(frames);
     for i in 0..frames {
         let t = Instant::now();
+        let cpu = thread_cpu_time();
         // A slider drag: a new latent (and a coalesced decode request) every frame.
         if let Some(z) = app.panel.latent.first_mut() {
             *z = 2.5 * (i as f32 * 0.05).sin();
@@ -70,18 +72,43 @@ pub fn bench_ui_during_training(models_dir: &Path, model: &str, frames: usize, d
         let out = ctx.run_ui(input(), |ui| app.frame_ui(ui));
         let _ = ctx.tessellate(out.shapes, out.pixels_per_point);
         times.push(t.elapsed());
+        if let (Some(end), Some(start)) = (thread_cpu_time(), cpu) {
+            cpu_times.push(end.saturating_sub(start));
+        }
         std::thread::sleep(Duration::from_millis(16).saturating_sub(t.elapsed()));
     }
     let training = app.jobs().get(train).map(|j| format!("{:?}", j.state)).unwrap_or_default();
     app.apply(UiCommand::Cancel(train));
-    times.sort();
-    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
-    println!(
-        "| UI frame CPU time while training + dragging ({frames} frames) | {:.3} | p99 {:.3} | p99 < 4 ms |",
-        ms(at(0.5)),
-        ms(at(0.99))
-    );
+    let (wall50, wall99) = p50_p99(&mut times);
+    if cpu_times.is_empty() {
+        println!("| UI frame CPU time (UI thread) while training + dragging | n/a on this OS | | p99 < 4 ms |");
+    } else {
+        let (cpu50, cpu99) = p50_p99(&mut cpu_times);
+        println!("| UI frame CPU time (UI thread) while training + dragging ({frames} frames) | {cpu50:.3} | p99 {cpu99:.3} | p99 < 4 ms |");
+    }
+    println!("| UI frame wall time, same frames | {wall50:.3} | p99 {wall99:.3} | |");
     eprintln!("training job during the run: {training}");
     let _ = std::fs::remove_dir_all(checkpoint_dir);
     Ok(())
+}
+
+fn p50_p99(samples: &mut [Duration]) -> (f64, f64) {
+    samples.sort();
+    let at = |q: f64| ms(samples[((samples.len() - 1) as f64 * q).round() as usize]);
+    (at(0.5), at(0.99))
+}
+
+/// CPU time the calling thread has used: unlike wall time, it leaves out the
+/// moments the scheduler gave the core to another thread.
+/// `None` where there is no per-thread clock (only Linux is wired up).
+fn thread_cpu_time() -> Option<Duration> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime writes into the timespec we own.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
+            return Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+        }
+    }
+    None
 }

@@ -22,8 +22,11 @@ pub fn spawn_vae_training(
 ) -> std::io::Result<()> {
     std::thread::Builder::new().name("vae-trainer".into()).spawn(move || {
         let sink = events.clone();
-        let result =
-            catch_unwind(AssertUnwindSafe(|| train(job, spec, &data_dir, &checkpoint_dir, limit, &cancel, &sink)));
+        let run = || catch_unwind(AssertUnwindSafe(|| train(job, spec, &data_dir, &checkpoint_dir, limit, &cancel, &sink)));
+        let result = match training_pool() {
+            Some(pool) => pool.install(run),
+            None => run(),
+        };
         let event = match result {
             // Cancelled means stopped early: a cancel that lands after the last epoch changes nothing.
             Ok(Ok((done, planned))) if done < planned && cancel.is_cancelled() => WorkerEvent::Cancelled { job },
@@ -34,6 +37,29 @@ pub fn spawn_vae_training(
         events.send(event);
     })?;
     Ok(())
+}
+
+/// A rayon pool for candle's kernels whose threads run at a lower priority
+/// than the UI and the inference worker: on a 2-core machine training would
+/// otherwise take the cores away from the UI thread mid-frame. Training still
+/// gets every idle cycle. `None` (use the global pool) if it cannot be built.
+fn training_pool() -> Option<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(candle_core::utils::get_num_threads())
+        .thread_name(|i| format!("vae-trainer-{i}"))
+        .start_handler(|_| lower_this_threads_priority())
+        .build()
+        .ok()
+}
+
+/// Raises the calling thread's nice value (Linux schedules threads separately).
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on the calling thread's own id; failure only leaves the priority as it was.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+    }
 }
 
 fn train(
