@@ -22,6 +22,7 @@ pub enum BenchCommand {
     /// Decode latency of a VAE (one image, a 16-frame strip, a batch of 64),
     /// one training step, and UI frame time while training.
     Latent {
+        /// Model id (see `latent-studio models`).
         #[arg(long)]
         model: String,
         /// Timed runs per row.
@@ -42,6 +43,7 @@ pub enum BenchCommand {
     },
 }
 
+/// Runs a benchmark and prints its table.
 pub fn run(cmd: BenchCommand, models_dir: &Path) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Latent { model, runs, frames, data_dir, json, dump } => {

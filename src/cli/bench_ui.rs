@@ -84,7 +84,9 @@ pub fn bench_ui_during_training(models_dir: &Path, model: &str, frames: usize, d
         println!("| UI frame CPU time (UI thread) while training + dragging | n/a on this OS | | p99 < 4 ms |");
     } else {
         let (cpu50, cpu99) = p50_p99(&mut cpu_times);
-        println!("| UI frame CPU time (UI thread) while training + dragging ({frames} frames) | {cpu50:.3} | p99 {cpu99:.3} | p99 < 4 ms |");
+        println!(
+            "| UI frame CPU time (UI thread) while training + dragging ({frames} frames) | {cpu50:.3} | p99 {cpu99:.3} | p99 < 4 ms |"
+        );
     }
     println!("| UI frame wall time, same frames | {wall50:.3} | p99 {wall99:.3} | |");
     eprintln!("training job during the run: {training}");

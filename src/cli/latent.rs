@@ -34,6 +34,7 @@ fn save_png(
     Ok(())
 }
 
+/// Prints the installed models as a table or JSON.
 pub fn list_models(models_dir: &Path, json: bool) -> anyhow::Result<()> {
     let (found, failed) = discover(models_dir);
     for e in &failed {
@@ -63,6 +64,7 @@ pub fn list_models(models_dir: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Decodes seeded latents into one image or a grid.
 pub fn sample(models_dir: &Path, id: &str, seed: u64, count: usize, scale: u32, out: &Path) -> anyhow::Result<()> {
     if count == 0 {
         bail!("--count must be at least 1");
@@ -83,6 +85,7 @@ pub fn parse_latent(text: &str) -> anyhow::Result<Vec<f32>> {
         .collect()
 }
 
+/// Decodes one latent given as text.
 pub fn decode(models_dir: &Path, id: &str, latent: &str, scale: u32, out: &Path) -> anyhow::Result<()> {
     let z = parse_latent(latent)?;
     let model = load(models_dir, id)?;
@@ -97,6 +100,7 @@ pub fn decode(models_dir: &Path, id: &str, latent: &str, scale: u32, out: &Path)
     save_png(&images, 1, scale, &settings, out)
 }
 
+/// Prints the latent (posterior mean) of an image file as JSON.
 pub fn encode(models_dir: &Path, id: &str, image: &Path) -> anyhow::Result<()> {
     let model = load(models_dir, id)?;
     let img = image::open(image).with_context(|| format!("cannot read image {}", image.display()))?;
@@ -105,6 +109,7 @@ pub fn encode(models_dir: &Path, id: &str, image: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes the path between two seeds as a PNG strip or a GIF.
 pub fn interpolate(
     models_dir: &Path,
     id: &str,

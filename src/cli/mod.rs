@@ -35,8 +35,10 @@ pub enum Command {
     },
     /// Decode seeded random latents into an image (a grid when --count > 1).
     Sample {
+        /// Model id (see `latent-studio models`).
         #[arg(long)]
         model: String,
+        /// Seed of the latent (the same seed always gives the same latent).
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Number of images; seeds are SEED, SEED+1, …
@@ -51,35 +53,46 @@ pub enum Command {
     },
     /// Decode one given latent vector.
     Decode {
+        /// Model id (see `latent-studio models`).
         #[arg(long)]
         model: String,
         /// Comma-separated values, e.g. "0.5,-1.2".
         #[arg(long, allow_hyphen_values = true)]
         latent: String,
+        /// Integer upscale factor for the saved file (1–64).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
         scale: u32,
+        /// File to create (never overwritten).
         #[arg(long)]
         out: PathBuf,
     },
     /// Encode an image and print its latent (posterior mean) as JSON.
     Encode {
+        /// Model id (see `latent-studio models`).
         #[arg(long)]
         model: String,
+        /// Image file to encode (PNG, JPEG, GIF, …).
         #[arg(long)]
         image: PathBuf,
     },
     /// Interpolate between two seeds' latents; PNG strip or animated GIF.
     Interpolate {
+        /// Model id (see `latent-studio models`).
         #[arg(long)]
         model: String,
+        /// Seed of the start latent.
         #[arg(long)]
         from_seed: u64,
+        /// Seed of the end latent.
         #[arg(long)]
         to_seed: u64,
+        /// Number of frames, endpoints included.
         #[arg(long, default_value_t = 8)]
         frames: usize,
+        /// lerp (straight line) or slerp (great circle).
         #[arg(long, default_value = "slerp")]
         method: Interpolation,
+        /// Integer upscale factor for the saved file (1–64).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
         scale: u32,
         /// FILE.png for a strip, FILE.gif for a looping animation.

@@ -20,10 +20,13 @@ use crate::pipelines::train_vae::{TrainEvent, TrainVaeSpec, VaeTrainer};
 pub enum TrainCommand {
     /// A convolutional VAE on 28×28 grey images.
     Vae {
+        /// Training data (fetch it with scripts/fetch-data.sh).
         #[arg(long, value_enum)]
         dataset: DatasetName,
+        /// Latent dimensions.
         #[arg(long)]
         latent_dim: usize,
+        /// Total epochs (with --resume: train on up to this many).
         #[arg(long, default_value_t = 10)]
         epochs: usize,
         /// Model folder to write (weights, manifest, card); checkpoints go to OUT/checkpoint.
@@ -35,17 +38,22 @@ pub enum TrainCommand {
         /// Display name.
         #[arg(long)]
         name: Option<String>,
+        /// Images per optimiser step.
         #[arg(long, default_value_t = 64)]
         batch_size: usize,
+        /// AdamW learning rate.
         #[arg(long, default_value_t = 1e-3)]
         lr: f64,
         /// Weight of the KL term (1 = plain VAE).
         #[arg(long, default_value_t = 1.0)]
         beta: f64,
+        /// Seed of the latent (the same seed always gives the same latent).
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Width of the fully connected layer.
         #[arg(long, default_value_t = 128)]
         hidden: usize,
+        /// Channels of the first convolution.
         #[arg(long, default_value_t = 32)]
         base_channels: usize,
         /// Use only the first N training images (quick runs).
@@ -60,6 +68,7 @@ pub enum TrainCommand {
     },
 }
 
+/// Trains a model as the command asks.
 pub fn run(cmd: TrainCommand) -> anyhow::Result<()> {
     let TrainCommand::Vae {
         dataset,

@@ -22,7 +22,8 @@ pub fn spawn_vae_training(
 ) -> std::io::Result<()> {
     std::thread::Builder::new().name("vae-trainer".into()).spawn(move || {
         let sink = events.clone();
-        let run = || catch_unwind(AssertUnwindSafe(|| train(job, spec, &data_dir, &checkpoint_dir, limit, &cancel, &sink)));
+        let run =
+            || catch_unwind(AssertUnwindSafe(|| train(job, spec, &data_dir, &checkpoint_dir, limit, &cancel, &sink)));
         let result = match training_pool() {
             Some(pool) => pool.install(run),
             None => run(),
