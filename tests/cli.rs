@@ -104,19 +104,23 @@ fn interpolate_writes_a_strip_and_a_gif() {
         "--out",
         s(&png),
     ]);
-    ok(&[
-        "interpolate",
-        "--model",
-        "fashion-16d",
-        "--from-seed",
-        "1",
-        "--to-seed",
-        "2",
-        "--frames",
-        "6",
-        "--out",
-        s(&gif),
-    ]);
+    // Seeds 1 → 2 in 6 frames, slerp (the default), as a GIF.
+    let walk = |out: &Path| {
+        ok(&[
+            "interpolate",
+            "--model",
+            "fashion-16d",
+            "--from-seed",
+            "1",
+            "--to-seed",
+            "2",
+            "--frames",
+            "6",
+            "--out",
+            s(out),
+        ])
+    };
+    walk(&gif);
     let strip = image::open(&png).unwrap();
     assert_eq!(strip.width(), 6 * 29 + 1);
     let settings = latent_studio::io::png_meta::read_settings(&png).unwrap().unwrap();
@@ -127,19 +131,7 @@ fn interpolate_writes_a_strip_and_a_gif() {
     assert_eq!(frames.into_frames().count(), 6);
     // Determinism holds for GIFs too.
     let gif2 = dir.path().join("s2.gif");
-    ok(&[
-        "interpolate",
-        "--model",
-        "fashion-16d",
-        "--from-seed",
-        "1",
-        "--to-seed",
-        "2",
-        "--frames",
-        "6",
-        "--out",
-        s(&gif2),
-    ]);
+    walk(&gif2);
     assert_eq!(std::fs::read(&gif).unwrap(), std::fs::read(&gif2).unwrap());
 }
 
