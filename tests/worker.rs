@@ -241,3 +241,98 @@ fn training_without_data_fails_with_the_missing_file() {
     assert!(error.contains(&data_dir.display().to_string()) && error.contains("fetch-data.sh"), "{error}");
     assert!(matches!(terminal(&events, decode), WorkerEvent::Decoded { .. }));
 }
+
+/// Writes a toy Fashion-MNIST-format data set of 8×8 images (two classes:
+/// left half or top half lit) under `root/fashion/`.
+fn write_toy_fashion(root: &std::path::Path, train: usize) {
+    use std::io::Write;
+    let dir = root.join("fashion");
+    std::fs::create_dir_all(&dir).unwrap();
+    let write_gz = |name: &str, bytes: Vec<u8>| {
+        let f = std::fs::File::create(dir.join(name)).unwrap();
+        let mut enc = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        enc.write_all(&bytes).unwrap();
+        enc.finish().unwrap();
+    };
+    for (prefix, n) in [("train", train), ("t10k", 32)] {
+        let mut images = vec![0, 0, 8, 3];
+        images.extend((n as u32).to_be_bytes());
+        images.extend(8u32.to_be_bytes());
+        images.extend(8u32.to_be_bytes());
+        let mut labels = vec![0, 0, 8, 1];
+        labels.extend((n as u32).to_be_bytes());
+        for i in 0..n {
+            for y in 0..8 {
+                for x in 0..8 {
+                    let on = if i % 2 == 0 { x < 4 } else { y < 4 };
+                    images.push(if on { 230 } else { 20 });
+                }
+            }
+            labels.push((i % 2) as u8);
+        }
+        write_gz(&format!("{prefix}-images-idx3-ubyte.gz"), images);
+        write_gz(&format!("{prefix}-labels-idx1-ubyte.gz"), labels);
+    }
+}
+
+fn toy_training(data_dir: &std::path::Path, checkpoint: &std::path::Path, epochs: usize) -> WorkerRequest {
+    use latent_studio::io::datasets::DatasetName;
+    use latent_studio::models::vae::VaeConfig;
+    use latent_studio::pipelines::train_vae::TrainVaeSpec;
+    let spec = TrainVaeSpec {
+        dataset: DatasetName::Fashion,
+        config: VaeConfig::tiny(),
+        epochs,
+        batch_size: 8,
+        lr: 1e-2,
+        beta: 1.0,
+        seed: 0,
+    };
+    WorkerRequest::TrainVae { spec, data_dir: data_dir.to_owned(), checkpoint_dir: checkpoint.to_owned(), limit: None }
+}
+
+#[test]
+fn training_reports_epochs_and_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    write_toy_fashion(dir.path(), 64);
+    let checkpoint = dir.path().join("ckpt");
+    let mut w = spawn(vec![], dir.path());
+    let job = w.submit(toy_training(dir.path(), &checkpoint, 2));
+    let events = finish(&mut w, &[job]);
+    let epochs: Vec<_> = events
+        .iter()
+        .filter_map(|e| if let WorkerEvent::TrainingEpoch { report, .. } = e { Some(report.clone()) } else { None })
+        .collect();
+    assert_eq!(epochs.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![1, 2]);
+    assert!(epochs.iter().all(|r| r.val_loss.is_finite() && r.seconds > 0.0), "{epochs:?}");
+    assert!(events.iter().any(|e| matches!(e, WorkerEvent::Progress { .. })));
+    assert!(matches!(terminal(&events, job), WorkerEvent::TrainingDone { epochs: 2, .. }));
+    assert!(checkpoint.join("state.json").is_file() && checkpoint.join("weights.safetensors").is_file());
+}
+
+#[test]
+fn cancelled_training_stops_and_keeps_the_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    write_toy_fashion(dir.path(), 4000);
+    let checkpoint = dir.path().join("ckpt");
+    let mut w = spawn(vec![], dir.path());
+    let job = w.submit(toy_training(dir.path(), &checkpoint, 1000));
+    let mut events = Vec::new();
+    loop {
+        let e = w.recv_timeout(Duration::from_secs(60)).expect("worker went quiet");
+        let first_epoch_done = matches!(e, WorkerEvent::TrainingEpoch { .. });
+        let is_terminal = e.is_terminal();
+        events.push(e);
+        if first_epoch_done {
+            w.cancel(job);
+        }
+        if is_terminal {
+            break;
+        }
+    }
+    assert!(matches!(events.last(), Some(WorkerEvent::Cancelled { .. })), "{:?}", events.last());
+    let epochs = events.iter().filter(|e| matches!(e, WorkerEvent::TrainingEpoch { .. })).count();
+    assert!(epochs < 1000, "cancel did not stop training");
+    let state = std::fs::read_to_string(checkpoint.join("state.json")).unwrap();
+    assert!(state.contains("\"epoch\": 1"), "the first epoch's checkpoint is kept");
+}
