@@ -336,3 +336,22 @@ fn cancelled_training_stops_and_keeps_the_last_checkpoint() {
     let state = std::fs::read_to_string(checkpoint.join("state.json")).unwrap();
     assert!(state.contains("\"epoch\": 1"), "the first epoch's checkpoint is kept");
 }
+
+#[test]
+fn jobs_left_behind_by_a_stopped_worker_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = spawn(vec![test_model("slow", 200, false)], dir.path());
+    let running = w.submit(decode("slow", 0.0, false));
+    w.submit(WorkerRequest::Shutdown);
+    let stranded = w.submit(decode("slow", 1.0, false));
+    let start = std::time::Instant::now();
+    let mut events = Vec::new();
+    while !events.iter().any(|e: &WorkerEvent| e.job() == stranded && e.is_terminal()) {
+        assert!(start.elapsed() < Duration::from_secs(10), "the stranded job never ended: {events:?}");
+        events.extend(w.poll());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(matches!(terminal(&events, running), WorkerEvent::Decoded { .. }));
+    let WorkerEvent::Failed { error, .. } = terminal(&events, stranded) else { panic!("stranded job did not fail") };
+    assert!(error.contains("worker stopped"), "{error}");
+}

@@ -26,6 +26,8 @@ pub struct WorkerHandle {
     overflow: VecDeque<Envelope>,
     next_id: u64,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Training jobs live on their own threads and outlive a dead worker.
+    training: std::collections::HashSet<JobId>,
 }
 
 impl WorkerHandle {
@@ -59,6 +61,7 @@ impl WorkerHandle {
             overflow: VecDeque::new(),
             next_id: 1,
             thread: Some(thread),
+            training: Default::default(),
         })
     }
 
@@ -69,6 +72,9 @@ impl WorkerHandle {
         self.next_id += 1;
         let cancel = CancelToken::new();
         self.tokens.insert(job, cancel.clone());
+        if matches!(request, WorkerRequest::TrainVae { .. }) {
+            self.training.insert(job);
+        }
         self.overflow.push_back(Envelope { job, cancel, request });
         self.flush();
         job
@@ -110,13 +116,22 @@ impl WorkerHandle {
                     }
                     out.push(e);
                 }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    for env in self.overflow.drain(..) {
-                        out.push(WorkerEvent::Failed { job: env.job, error: "the worker thread has stopped".into() });
-                    }
-                    break;
-                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        // A worker that died outside a job's panic guard would leave its jobs
+        // open forever: end them so the UI can say so.
+        if self.thread.as_ref().is_some_and(|t| t.is_finished()) {
+            self.overflow.clear();
+            let orphans: Vec<JobId> = self.tokens.keys().filter(|j| !self.training.contains(j)).copied().collect();
+            for job in orphans {
+                self.tokens.remove(&job);
+                out.push(WorkerEvent::Failed { job, error: "the inference worker stopped; restart the studio".into() });
+            }
+        }
+        for e in &out {
+            if e.is_terminal() {
+                self.training.remove(&e.job());
             }
         }
         out
