@@ -1,8 +1,10 @@
 //! Model families: configuration, construction from weights, forward passes.
 //! Nothing here knows about the UI or threads.
 
+pub mod conv;
 pub mod latent_model;
 pub mod registry;
+pub mod unfold;
 pub mod vae;
 pub mod vae_model;
 

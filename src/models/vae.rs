@@ -2,9 +2,9 @@
 //! reparameterised sampling, decoder back to pixels, and the ELBO loss.
 
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{
-    Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Linear, VarBuilder, conv_transpose2d, conv2d, linear,
-};
+use candle_nn::{Conv2dConfig, ConvTranspose2dConfig, Linear, VarBuilder, linear};
+
+use super::conv::{Conv2d, ConvTranspose2d, conv_transpose2d, conv2d};
 use serde::{Deserialize, Serialize};
 
 /// Shape of the network; stored in the model's manifest next to its weights.
