@@ -41,6 +41,12 @@ pub enum BenchCommand {
         #[arg(long)]
         dump: Option<PathBuf>,
     },
+    /// candle's built-in convolutions against the GEMM ones: per conv layer of the shipped VAEs and whole-model work.
+    Conv {
+        /// Timed runs per cell.
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+    },
 }
 
 /// Runs a benchmark and prints its table.
@@ -53,6 +59,7 @@ pub fn run(cmd: BenchCommand, models_dir: &Path) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        BenchCommand::Conv { runs } => super::bench_conv::bench_conv(runs),
     }
 }
 
@@ -63,7 +70,7 @@ pub fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
     (at(0.5), at(0.95))
 }
 
-fn time_runs(runs: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<(f64, f64)> {
+pub(super) fn time_runs(runs: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<(f64, f64)> {
     for _ in 0..runs.div_ceil(10) {
         f()?;
     }

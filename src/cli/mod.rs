@@ -2,6 +2,7 @@
 //! through the same models and pipelines as the GUI.
 
 mod bench;
+mod bench_conv;
 mod bench_ui;
 mod latent;
 mod train;

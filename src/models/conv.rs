@@ -18,6 +18,18 @@ pub enum ConvBackend {
     Builtin,
 }
 
+/// What `Module::forward` uses: `Auto` unless a benchmark switched it.
+static DEFAULT_BACKEND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Chooses the backend every conv layer's `forward` uses (benchmarks compare both).
+pub fn set_default_backend(backend: ConvBackend) {
+    DEFAULT_BACKEND.store(backend == ConvBackend::Auto, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn default_backend() -> ConvBackend {
+    if DEFAULT_BACKEND.load(std::sync::atomic::Ordering::Relaxed) { ConvBackend::Auto } else { ConvBackend::Builtin }
+}
+
 fn gemm_applies(x: &Tensor, groups: usize) -> bool {
     x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && groups == 1
 }
@@ -114,7 +126,7 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_with(x, ConvBackend::Auto)
+        self.forward_with(x, default_backend())
     }
 }
 
@@ -149,7 +161,7 @@ impl ConvTranspose2d {
 
 impl Module for ConvTranspose2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_with(x, ConvBackend::Auto)
+        self.forward_with(x, default_backend())
     }
 }
 
