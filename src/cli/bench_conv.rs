@@ -14,12 +14,26 @@ fn random(shape: &[usize], seed: u64) -> candle_core::Result<Tensor> {
     Tensor::from_vec(SeededRng::new(seed).normal_vec(n), shape, &Device::Cpu)
 }
 
-/// One row: forward and forward + backward with each backend.
-fn layer_row(name: &str, runs: usize, run: &dyn Fn(ConvBackend, bool) -> anyhow::Result<()>) -> anyhow::Result<()> {
+/// One row: `forward` on `x` alone and with the backward pass, each backend.
+fn layer_row(
+    name: &str,
+    runs: usize,
+    x: &Var,
+    forward: &dyn Fn(&Tensor, ConvBackend) -> candle_core::Result<Tensor>,
+) -> anyhow::Result<()> {
     let mut cells = Vec::new();
     for backward in [false, true] {
         for backend in [ConvBackend::Builtin, ConvBackend::Auto] {
-            cells.push(time_runs(runs, || run(backend, backward))?.0);
+            let run = || -> anyhow::Result<()> {
+                let y = forward(x.as_tensor(), backend)?;
+                if backward {
+                    y.sqr()?.sum_all()?.backward()?;
+                } else {
+                    y.flatten_all()?.to_vec1::<f32>()?;
+                }
+                Ok(())
+            };
+            cells.push(time_runs(runs, run)?.0);
         }
     }
     println!(
@@ -50,15 +64,8 @@ pub fn bench_conv(runs: usize) -> anyhow::Result<()> {
         ("encoder.conv2 32→64, 14→7", conv2d(b, 2 * b, 4, down, vb.pp("c2"))?, [64, b, 14, 14]),
     ];
     for (i, (name, layer, shape)) in convs.iter().enumerate() {
-        let x = Var::from_tensor(&random(shape, i as u64)?)?;
-        layer_row(name, runs, &|backend, backward| {
-            let y = layer.forward_with(x.as_tensor(), backend)?;
-            if backward {
-                y.sqr()?.sum_all()?.backward()?;
-            } else {
-                y.flatten_all()?.to_vec1::<f32>()?;
-            }
-            Ok(())
+        layer_row(name, runs, &Var::from_tensor(&random(shape, i as u64)?)?, &|x, backend| {
+            layer.forward_with(x, backend)
         })?;
     }
     let deconvs = [
@@ -67,15 +74,7 @@ pub fn bench_conv(runs: usize) -> anyhow::Result<()> {
     ];
     for (i, (name, layer, shape)) in deconvs.iter().enumerate() {
         let x = Var::from_tensor(&random(shape, 10 + i as u64)?)?;
-        layer_row(name, runs, &|backend, backward| {
-            let y = layer.forward_with(x.as_tensor(), backend)?;
-            if backward {
-                y.sqr()?.sum_all()?.backward()?;
-            } else {
-                y.flatten_all()?.to_vec1::<f32>()?;
-            }
-            Ok(())
-        })?;
+        layer_row(name, runs, &x, &|x, backend| layer.forward_with(x, backend))?;
     }
 
     println!("\n| whole VAE (16-D latent) | built-in | GEMM | speed-up |\n|---|---|---|---|");
