@@ -95,6 +95,14 @@ pub fn conv_transpose2d_gemm(x: &Tensor, w: &Tensor, cfg: &ConvTranspose2dConfig
     cols.contiguous()?.apply_op1(Col2Im(g))
 }
 
+/// Adds a per-channel bias [c] to `y` [b, c, h, w].
+fn add_channel_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    match bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
+        None => Ok(y),
+    }
+}
+
 /// A 2-D convolution layer (tensor names `weight`, `bias` as in candle_nn).
 #[derive(Clone, Debug)]
 pub struct Conv2d {
@@ -112,10 +120,7 @@ impl Conv2d {
         } else {
             x.conv2d(&self.weight, c.padding, c.stride, c.dilation, c.groups)?
         };
-        match &self.bias {
-            Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
-            None => Ok(y),
-        }
+        add_channel_bias(y, self.bias.as_ref())
     }
 
     /// Weight [cout, cin, k, k].
@@ -147,10 +152,7 @@ impl ConvTranspose2d {
         } else {
             x.conv_transpose2d(&self.weight, c.padding, c.output_padding, c.stride, c.dilation)?
         };
-        match &self.bias {
-            Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
-            None => Ok(y),
-        }
+        add_channel_bias(y, self.bias.as_ref())
     }
 
     /// Weight [cin, cout, k, k].
