@@ -1,13 +1,14 @@
 //! Convolution layers that every model in the project uses. On the CPU in f32
-//! or f64 they run as one large GEMM around im2col/col2im (see `unfold.rs`),
-//! forward and backward; elsewhere (CUDA, Metal, other dtypes, groups > 1)
+//! or f64 they run as GEMMs around im2col/col2im with bias and ReLU fused, as
+//! one custom op with its own backward pass (see `conv_op.rs`); elsewhere (CUDA, Metal, other dtypes, groups > 1)
 //! they fall back to candle's own kernels. Weights, names and initialisation
 //! are candle_nn's, so checkpoints are interchangeable.
 
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, ConvTranspose2dConfig, VarBuilder};
 
-use super::unfold::{Col2Im, Im2Col, PatchGeometry};
+use super::conv_op::{ConvKind, ConvOp};
+use super::unfold::PatchGeometry;
 
 /// Which implementation runs a convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,15 +35,21 @@ fn gemm_applies(x: &Tensor, groups: usize) -> bool {
     x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && groups == 1
 }
 
-/// conv2d as `W · im2col(x)`: x [b, cin, h, w], w [cout, cin, k, k] → [b, cout, oh, ow].
-pub fn conv2d_gemm(x: &Tensor, w: &Tensor, cfg: &Conv2dConfig) -> Result<Tensor> {
-    let (batch, channels, height, width) = x.dims4()?;
+fn bias_or_zeros(bias: Option<&Tensor>, w: &Tensor, channels: usize) -> Result<Tensor> {
+    match bias {
+        Some(b) => b.contiguous(),
+        None => Tensor::zeros(channels, w.dtype(), w.device()),
+    }
+}
+
+/// conv2d + bias (+ ReLU) as `W · im2col(x)`: x [b, cin, h, w], w [cout, cin, k, k] → [b, cout, oh, ow].
+pub fn conv2d_gemm(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, cfg: &Conv2dConfig, relu: bool) -> Result<Tensor> {
+    let (_, channels, height, width) = x.dims4()?;
     let (cout, cin, kh, kw) = w.dims4()?;
     if cin != channels || kh != kw {
         candle_core::bail!("conv2d: input has {channels} channels, weight {:?}", w.dims());
     }
-    let g = PatchGeometry {
-        batch,
+    let geometry = PatchGeometry {
         channels,
         height,
         width,
@@ -51,16 +58,21 @@ pub fn conv2d_gemm(x: &Tensor, w: &Tensor, cfg: &Conv2dConfig) -> Result<Tensor>
         padding: cfg.padding,
         dilation: cfg.dilation,
     };
-    g.validate()?;
-    let cols = x.contiguous()?.apply_op1(Im2Col(g))?; // [cin·k², b·oh·ow]
-    let out = w.reshape((cout, g.rows()))?.matmul(&cols)?; // [cout, b·oh·ow]
-    out.reshape((cout, batch, g.out_height(), g.out_width()))?.transpose(0, 1)?.contiguous()
+    geometry.validate()?;
+    let op = ConvOp { kind: ConvKind::Conv, geometry, features: cout, relu };
+    x.contiguous()?.apply_op3(&w.contiguous()?, &bias_or_zeros(bias, w, cout)?, op)
 }
 
-/// Transposed conv2d as `col2im(Wᵀ · x)`: x [b, cin, h, w], w [cin, cout, k, k] → [b, cout, oh, ow]
-/// with oh = (h−1)·stride − 2·padding + dilation·(k−1) + output_padding + 1.
-pub fn conv_transpose2d_gemm(x: &Tensor, w: &Tensor, cfg: &ConvTranspose2dConfig) -> Result<Tensor> {
-    let (batch, cin, height, width) = x.dims4()?;
+/// Transposed conv2d + bias (+ ReLU) as `col2im(Wᵀ · x)`: x [b, cin, h, w], w [cin, cout, k, k]
+/// → [b, cout, oh, ow] with oh = (h−1)·stride − 2·padding + dilation·(k−1) + output_padding + 1.
+pub fn conv_transpose2d_gemm(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    cfg: &ConvTranspose2dConfig,
+    relu: bool,
+) -> Result<Tensor> {
+    let (_, cin, height, width) = x.dims4()?;
     let (win, cout, kh, kw) = w.dims4()?;
     if win != cin || kh != kw {
         candle_core::bail!("conv_transpose2d: input has {cin} channels, weight {:?}", w.dims());
@@ -72,8 +84,7 @@ pub fn conv_transpose2d_gemm(x: &Tensor, w: &Tensor, cfg: &ConvTranspose2dConfig
         candle_core::bail!("conv_transpose2d: padding {} is too large for {height}×{width}", cfg.padding);
     };
     // The output image is what a conv2d with the same settings would read from.
-    let g = PatchGeometry {
-        batch,
+    let geometry = PatchGeometry {
         channels: cout,
         height: oh,
         width: ow,
@@ -82,25 +93,25 @@ pub fn conv_transpose2d_gemm(x: &Tensor, w: &Tensor, cfg: &ConvTranspose2dConfig
         padding: cfg.padding,
         dilation: cfg.dilation,
     };
-    g.validate()?;
-    if (g.out_height(), g.out_width()) != (height, width) {
+    geometry.validate()?;
+    if (geometry.out_height(), geometry.out_width()) != (height, width) {
         candle_core::bail!(
             "conv_transpose2d: output_padding {} must be below stride {}",
             cfg.output_padding,
             cfg.stride
         );
     }
-    let xs = x.transpose(0, 1)?.reshape((cin, batch * height * width))?; // [cin, b·h·w]
-    let cols = w.reshape((cin, g.rows()))?.t()?.matmul(&xs)?; // [cout·k², b·h·w]
-    cols.contiguous()?.apply_op1(Col2Im(g))
+    let op = ConvOp { kind: ConvKind::Transposed, geometry, features: cin, relu };
+    x.contiguous()?.apply_op3(&w.contiguous()?, &bias_or_zeros(bias, w, cout)?, op)
 }
 
-/// Adds a per-channel bias [c] to `y` [b, c, h, w].
-fn add_channel_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    match bias {
-        Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
-        None => Ok(y),
-    }
+/// Adds a per-channel bias [c] to `y` [b, c, h, w] and applies ReLU if asked (candle's kernels).
+fn bias_relu_builtin(y: Tensor, bias: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+    let y = match bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
+        None => y,
+    };
+    if relu { y.relu() } else { Ok(y) }
 }
 
 /// A 2-D convolution layer (tensor names `weight`, `bias` as in candle_nn).
@@ -112,15 +123,19 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    /// The layer with the given backend.
-    pub fn forward_with(&self, x: &Tensor, backend: ConvBackend) -> Result<Tensor> {
+    /// The layer with the given backend, followed by ReLU if `relu` (fused where possible).
+    pub fn forward_with(&self, x: &Tensor, backend: ConvBackend, relu: bool) -> Result<Tensor> {
         let c = &self.config;
-        let y = if backend == ConvBackend::Auto && gemm_applies(x, c.groups) {
-            conv2d_gemm(x, &self.weight, c)?
-        } else {
-            x.conv2d(&self.weight, c.padding, c.stride, c.dilation, c.groups)?
-        };
-        add_channel_bias(y, self.bias.as_ref())
+        if backend == ConvBackend::Auto && gemm_applies(x, c.groups) {
+            return conv2d_gemm(x, &self.weight, self.bias.as_ref(), c, relu);
+        }
+        let y = x.conv2d(&self.weight, c.padding, c.stride, c.dilation, c.groups)?;
+        bias_relu_builtin(y, self.bias.as_ref(), relu)
+    }
+
+    /// `relu(self.forward(x))` in one pass.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, default_backend(), true)
     }
 
     /// Weight [cout, cin, k, k].
@@ -131,7 +146,7 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_with(x, default_backend())
+        self.forward_with(x, default_backend(), false)
     }
 }
 
@@ -144,15 +159,19 @@ pub struct ConvTranspose2d {
 }
 
 impl ConvTranspose2d {
-    /// The layer with the given backend.
-    pub fn forward_with(&self, x: &Tensor, backend: ConvBackend) -> Result<Tensor> {
+    /// The layer with the given backend, followed by ReLU if `relu` (fused where possible).
+    pub fn forward_with(&self, x: &Tensor, backend: ConvBackend, relu: bool) -> Result<Tensor> {
         let c = &self.config;
-        let y = if backend == ConvBackend::Auto && gemm_applies(x, 1) {
-            conv_transpose2d_gemm(x, &self.weight, c)?
-        } else {
-            x.conv_transpose2d(&self.weight, c.padding, c.output_padding, c.stride, c.dilation)?
-        };
-        add_channel_bias(y, self.bias.as_ref())
+        if backend == ConvBackend::Auto && gemm_applies(x, 1) {
+            return conv_transpose2d_gemm(x, &self.weight, self.bias.as_ref(), c, relu);
+        }
+        let y = x.conv_transpose2d(&self.weight, c.padding, c.output_padding, c.stride, c.dilation)?;
+        bias_relu_builtin(y, self.bias.as_ref(), relu)
+    }
+
+    /// `relu(self.forward(x))` in one pass.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, default_backend(), true)
     }
 
     /// Weight [cin, cout, k, k].
@@ -163,7 +182,7 @@ impl ConvTranspose2d {
 
 impl Module for ConvTranspose2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_with(x, default_backend())
+        self.forward_with(x, default_backend(), false)
     }
 }
 

@@ -2,7 +2,10 @@
 //! Nothing here knows about the UI or threads.
 
 pub mod conv;
+pub mod conv_op;
+pub mod linear;
 pub mod latent_model;
+pub mod matrix;
 pub mod registry;
 pub mod unfold;
 pub mod vae;

@@ -1,19 +1,16 @@
-//! im2col ("unfold") and col2im ("fold") as candle custom ops on the CPU.
+//! im2col ("unfold") and col2im ("fold") for one image on the CPU.
 //!
-//! With them a convolution is one large GEMM: conv2d is `W · im2col(x)` and
-//! the transposed convolution is `col2im(Wᵀ · x)`. The two ops are adjoint
-//! linear maps, so each one's backward pass is the other, and candle's own
-//! matmul backward supplies the rest of the gradients.
+//! With them a convolution is a GEMM: conv2d is `W · im2col(x)` and the
+//! transposed convolution is `col2im(Wᵀ · x)`. The two are adjoint linear
+//! maps, so each one is the other's backward pass (see `conv_op.rs`).
 
-use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
+use candle_core::Result;
 
-/// Where the patches of a convolution come from.
+use super::matrix::Element;
+
+/// Where the patches of a convolution come from, for one image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PatchGeometry {
-    /// Images in the batch.
-    pub batch: usize,
     /// Channels per image.
     pub channels: usize,
     /// Image height.
@@ -50,11 +47,6 @@ impl PatchGeometry {
         self.channels * self.kernel * self.kernel
     }
 
-    /// Columns of the patch matrix: batch × output positions.
-    pub fn cols(&self) -> usize {
-        self.batch * self.out_height() * self.out_width()
-    }
-
     /// Checks that at least one patch fits and nothing is zero.
     pub fn validate(&self) -> Result<()> {
         let fits = |n: usize| n + 2 * self.padding >= self.span();
@@ -69,121 +61,70 @@ impl PatchGeometry {
     fn source(&self, o: usize, t: usize, size: usize) -> Option<usize> {
         (o * self.stride + t * self.dilation).checked_sub(self.padding).filter(|&i| i < size)
     }
+
+    /// Output positions per image (columns of one image's patch matrix).
+    pub fn positions(&self) -> usize {
+        self.out_height() * self.out_width()
+    }
+
+    /// Elements of one image: channels × height × width.
+    pub fn image_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// The output indices `lo..hi` whose tap `t` lands inside an image side of `size`.
+    fn valid_range(&self, t: usize, size: usize, outputs: usize) -> (usize, usize) {
+        let offset = t * self.dilation; // input = o·stride + offset − padding
+        let lo = self.padding.saturating_sub(offset).div_ceil(self.stride);
+        let hi = (size + self.padding).saturating_sub(offset).div_ceil(self.stride).min(outputs);
+        (lo.min(hi), hi)
+    }
 }
 
-/// Element types the kernels run on.
-trait Element: Copy + Default + Send + Sync + std::ops::AddAssign {}
-impl Element for f32 {}
-impl Element for f64 {}
-
-/// [batch, channels, h, w] → [channels·k², batch·oh·ow]; row (c, ki, kj), column (b, oy, ox).
-fn im2col<T: Element>(x: &[T], g: &PatchGeometry) -> Vec<T> {
+/// One image [channels, h, w] → its patch matrix `dst` [channels·k², oh·ow]:
+/// row (c, ki, kj), column (oy, ox). Every entry of `dst` is written.
+pub fn im2col<T: Element>(img: &[T], g: &PatchGeometry, dst: &mut [T]) {
     let (oh, ow, k) = (g.out_height(), g.out_width(), g.kernel);
-    let plane = oh * ow;
-    let ncols = g.cols();
-    let mut out = vec![T::default(); g.rows() * ncols];
-    out.par_chunks_mut(ncols).enumerate().for_each(|(row, dst)| {
+    assert_eq!(img.len(), g.image_len(), "im2col: image size");
+    assert_eq!(dst.len(), g.rows() * oh * ow, "im2col: patch matrix size");
+    for (row, dst) in dst.chunks_exact_mut(oh * ow).enumerate() {
         let (c, ki, kj) = (row / (k * k), (row / k) % k, row % k);
-        for b in 0..g.batch {
-            let src = &x[(b * g.channels + c) * g.height * g.width..][..g.height * g.width];
-            let dst = &mut dst[b * plane..(b + 1) * plane];
-            for oy in 0..oh {
-                let drow = &mut dst[oy * ow..(oy + 1) * ow];
-                let Some(iy) = g.source(oy, ki, g.height) else { continue }; // stays zero
-                let srow = &src[iy * g.width..(iy + 1) * g.width];
-                for (ox, d) in drow.iter_mut().enumerate() {
-                    if let Some(ix) = g.source(ox, kj, g.width) {
-                        *d = srow[ix];
-                    }
-                }
+        let plane = &img[c * g.height * g.width..][..g.height * g.width];
+        let (x_lo, x_hi) = g.valid_range(kj, g.width, ow);
+        for (oy, drow) in dst.chunks_exact_mut(ow).enumerate() {
+            let Some(iy) = g.source(oy, ki, g.height) else {
+                drow.fill(T::default());
+                continue;
+            };
+            let srow = &plane[iy * g.width..(iy + 1) * g.width];
+            drow[..x_lo].fill(T::default());
+            drow[x_hi..].fill(T::default());
+            let first = x_lo * g.stride + kj * g.dilation - g.padding;
+            for (d, ix) in drow[x_lo..x_hi].iter_mut().zip((first..).step_by(g.stride)) {
+                *d = srow[ix];
             }
         }
-    });
-    out
+    }
 }
 
-/// The adjoint of [`im2col`]: sums every patch entry back into its pixel.
-fn col2im<T: Element>(cols: &[T], g: &PatchGeometry) -> Vec<T> {
+/// The adjoint of [`im2col`]: adds every entry of `cols` [channels·k², oh·ow]
+/// into its pixel of `img` [channels, h, w].
+pub fn col2im_add<T: Element>(cols: &[T], g: &PatchGeometry, img: &mut [T]) {
     let (oh, ow, k) = (g.out_height(), g.out_width(), g.kernel);
-    let plane = oh * ow;
-    let ncols = g.cols();
-    let mut out = vec![T::default(); g.batch * g.channels * g.height * g.width];
-    // One task per output plane: no two tasks write the same pixel.
-    out.par_chunks_mut(g.height * g.width).enumerate().for_each(|(bc, img)| {
-        let (b, c) = (bc / g.channels, bc % g.channels);
-        for ki in 0..k {
-            for kj in 0..k {
-                let row = (c * k + ki) * k + kj;
-                let src = &cols[row * ncols + b * plane..][..plane];
-                for oy in 0..oh {
-                    let Some(iy) = g.source(oy, ki, g.height) else { continue };
-                    let irow = &mut img[iy * g.width..(iy + 1) * g.width];
-                    for ox in 0..ow {
-                        if let Some(ix) = g.source(ox, kj, g.width) {
-                            irow[ix] += src[oy * ow + ox];
-                        }
-                    }
-                }
+    assert_eq!(img.len(), g.image_len(), "col2im: image size");
+    assert_eq!(cols.len(), g.rows() * oh * ow, "col2im: patch matrix size");
+    for (row, src) in cols.chunks_exact(oh * ow).enumerate() {
+        let (c, ki, kj) = (row / (k * k), (row / k) % k, row % k);
+        let plane = &mut img[c * g.height * g.width..][..g.height * g.width];
+        let (x_lo, x_hi) = g.valid_range(kj, g.width, ow);
+        for (oy, srow) in src.chunks_exact(ow).enumerate() {
+            let Some(iy) = g.source(oy, ki, g.height) else { continue };
+            let irow = &mut plane[iy * g.width..(iy + 1) * g.width];
+            let first = x_lo * g.stride + kj * g.dilation - g.padding;
+            for (s, ix) in srow[x_lo..x_hi].iter().zip((first..).step_by(g.stride)) {
+                irow[ix] += *s;
             }
         }
-    });
-    out
-}
-
-fn contiguous<'a, T>(data: &'a [T], layout: &Layout, len: usize, what: &str) -> Result<&'a [T]> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) if end - start == len => Ok(&data[start..end]),
-        _ => candle_core::bail!("{what} needs a contiguous input of {len} elements, got {:?}", layout.shape()),
-    }
-}
-
-/// Unfolds images into the patch matrix (see [`im2col`]).
-#[derive(Clone, Copy, Debug)]
-pub struct Im2Col(pub PatchGeometry);
-
-/// Folds a patch matrix back into images, summing overlaps (see [`col2im`]).
-#[derive(Clone, Copy, Debug)]
-pub struct Col2Im(pub PatchGeometry);
-
-impl CustomOp1 for Im2Col {
-    fn name(&self) -> &'static str {
-        "im2col"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = &self.0;
-        let len = g.batch * g.channels * g.height * g.width;
-        let out = match storage {
-            CpuStorage::F32(d) => CpuStorage::F32(im2col(contiguous(d, layout, len, "im2col")?, g)),
-            CpuStorage::F64(d) => CpuStorage::F64(im2col(contiguous(d, layout, len, "im2col")?, g)),
-            other => candle_core::bail!("im2col supports f32 and f64, not {:?}", other.dtype()),
-        };
-        Ok((out, Shape::from((g.rows(), g.cols()))))
-    }
-
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&Col2Im(self.0))?))
-    }
-}
-
-impl CustomOp1 for Col2Im {
-    fn name(&self) -> &'static str {
-        "col2im"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = &self.0;
-        let len = g.rows() * g.cols();
-        let out = match storage {
-            CpuStorage::F32(d) => CpuStorage::F32(col2im(contiguous(d, layout, len, "col2im")?, g)),
-            CpuStorage::F64(d) => CpuStorage::F64(col2im(contiguous(d, layout, len, "col2im")?, g)),
-            other => candle_core::bail!("col2im supports f32 and f64, not {:?}", other.dtype()),
-        };
-        Ok((out, Shape::from((g.batch, g.channels, g.height, g.width))))
-    }
-
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&Im2Col(self.0))?))
     }
 }
 
@@ -196,13 +137,17 @@ mod tests {
     fn col2im_is_the_adjoint_of_im2col() {
         // ⟨im2col(x), y⟩ = ⟨x, col2im(y)⟩ for every geometry: this is what makes each the other's gradient.
         for (stride, padding, dilation) in [(1, 0, 1), (2, 1, 1), (2, 2, 2), (3, 1, 1)] {
-            let g = PatchGeometry { batch: 2, channels: 3, height: 7, width: 6, kernel: 3, stride, padding, dilation };
+            let g = PatchGeometry { channels: 3, height: 7, width: 6, kernel: 3, stride, padding, dilation };
             g.validate().unwrap();
             let mut rng = SeededRng::new(4);
-            let x: Vec<f64> = (0..2 * 3 * 7 * 6).map(|_| rng.normal()).collect();
-            let y: Vec<f64> = (0..g.rows() * g.cols()).map(|_| rng.normal()).collect();
-            let lhs: f64 = im2col(&x, &g).iter().zip(&y).map(|(a, b)| a * b).sum();
-            let rhs: f64 = x.iter().zip(col2im(&y, &g)).map(|(a, b)| a * b).sum();
+            let x: Vec<f64> = (0..g.image_len()).map(|_| rng.normal()).collect();
+            let y: Vec<f64> = (0..g.rows() * g.positions()).map(|_| rng.normal()).collect();
+            let mut cols = vec![f64::NAN; y.len()]; // im2col must overwrite every entry
+            im2col(&x, &g, &mut cols);
+            let mut folded = vec![0.0; x.len()];
+            col2im_add(&y, &g, &mut folded);
+            let lhs: f64 = cols.iter().zip(&y).map(|(a, b)| a * b).sum();
+            let rhs: f64 = x.iter().zip(&folded).map(|(a, b)| a * b).sum();
             assert!((lhs - rhs).abs() < 1e-9 * lhs.abs().max(1.0), "{stride} {padding} {dilation}: {lhs} vs {rhs}");
         }
     }
@@ -212,8 +157,9 @@ mod tests {
         // A 3×3 image 1..9, 2×2 kernel, stride 1, padding 0: four patches.
         let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
         let g =
-            PatchGeometry { batch: 1, channels: 1, height: 3, width: 3, kernel: 2, stride: 1, padding: 0, dilation: 1 };
-        let cols = im2col(&x, &g);
+            PatchGeometry { channels: 1, height: 3, width: 3, kernel: 2, stride: 1, padding: 0, dilation: 1 };
+        let mut cols = vec![0.0; 16];
+        im2col(&x, &g, &mut cols);
         // Row (ki, kj) = (0, 0) holds the top-left pixel of each patch.
         assert_eq!(&cols[0..4], &[1.0, 2.0, 4.0, 5.0]);
         // Row (1, 1) holds the bottom-right pixel of each patch.

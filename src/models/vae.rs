@@ -2,9 +2,10 @@
 //! reparameterised sampling, decoder back to pixels, and the ELBO loss.
 
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{Conv2dConfig, ConvTranspose2dConfig, Linear, VarBuilder, linear};
+use candle_nn::{Conv2dConfig, ConvTranspose2dConfig, VarBuilder};
 
 use super::conv::{Conv2d, ConvTranspose2d, conv_transpose2d, conv2d};
+use super::linear::{Linear, linear};
 use serde::{Deserialize, Serialize};
 
 /// Shape of the network; stored in the model's manifest next to its weights.
@@ -90,9 +91,9 @@ impl Encoder {
 
     /// `xs`: [batch, channels, size, size] in [0, 1] → ([batch, latent], [batch, latent]).
     pub fn forward(&self, xs: &Tensor) -> Result<(Tensor, Tensor)> {
-        let h = self.conv1.forward(xs)?.relu()?; // [b, base, s/2, s/2]
-        let h = self.conv2.forward(&h)?.relu()?; // [b, 2·base, s/4, s/4]
-        let h = self.fc.forward(&h.flatten_from(1)?)?.relu()?; // [b, hidden]
+        let h = self.conv1.forward_relu(xs)?; // [b, base, s/2, s/2]
+        let h = self.conv2.forward_relu(&h)?; // [b, 2·base, s/4, s/4]
+        let h = self.fc.forward_relu(&h.flatten_from(1)?)?; // [b, hidden]
         Ok((self.mean.forward(&h)?, self.logvar.forward(&h)?))
     }
 }
@@ -125,10 +126,10 @@ impl Decoder {
     /// `z`: [batch, latent] → logits [batch, channels, size, size].
     pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
         let batch = z.dim(0)?;
-        let h = self.fc1.forward(z)?.relu()?; // [b, hidden]
-        let h = self.fc2.forward(&h)?.relu()?; // [b, 2·base·side²]
+        let h = self.fc1.forward_relu(z)?; // [b, hidden]
+        let h = self.fc2.forward_relu(&h)?; // [b, 2·base·side²]
         let h = h.reshape((batch, 2 * self.base, self.side, self.side))?;
-        let h = self.deconv1.forward(&h)?.relu()?; // [b, base, s/2, s/2]
+        let h = self.deconv1.forward_relu(&h)?; // [b, base, s/2, s/2]
         self.deconv2.forward(&h) // [b, channels, s, s]
     }
 

@@ -1,10 +1,12 @@
-//! The GEMM-based convolutions against candle's own kernels in float64 (an
+//! The GEMM-based convolutions and linear layer against candle's own kernels in float64 (an
 //! independent implementation), in float32 against that reference, and their
 //! gradients against central finite differences.
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Conv2dConfig, ConvTranspose2dConfig};
+use candle_core::Module;
 use latent_studio::models::conv::{conv_transpose2d_gemm, conv2d_gemm};
+use latent_studio::models::linear::{Linear, linear};
 use latent_studio::pipelines::rng::SeededRng;
 
 /// One parameter variant: channels in/out, kernel, stride, padding, dilation, output padding, image side.
@@ -61,18 +63,25 @@ fn cfgt(c: &Case) -> ConvTranspose2dConfig {
     }
 }
 
+/// candle's bias add and ReLU after its own convolution: the reference for the fused epilogue.
+fn bias_relu(y: Tensor, b: &Tensor, relu: bool) -> Tensor {
+    let y = y.broadcast_add(&b.reshape((1, (), 1, 1)).unwrap()).unwrap();
+    if relu { y.relu().unwrap() } else { y }
+}
+
 #[test]
 fn conv2d_matches_candle_in_f64_and_f32() {
     for (i, c) in CASES.iter().enumerate() {
-        for batch in [1, 64] {
+        for (batch, relu) in [(1, false), (64, true)] {
             let x = random(&[batch, c.cin, c.side, c.side], 10 + i as u64, DType::F64);
             let w = random(&[c.cout, c.cin, c.k, c.k], 20 + i as u64, DType::F64);
-            let reference = x.conv2d(&w, c.padding, c.stride, c.dilation, 1).unwrap();
-            let ours = conv2d_gemm(&x, &w, &cfg2(c)).unwrap();
+            let b = random(&[c.cout], 25 + i as u64, DType::F64);
+            let reference = bias_relu(x.conv2d(&w, c.padding, c.stride, c.dilation, 1).unwrap(), &b, relu);
+            let ours = conv2d_gemm(&x, &w, Some(&b), &cfg2(c), relu).unwrap();
             assert_eq!(ours.dims(), reference.dims(), "{c:?}");
             assert!(max_diff(&ours, &reference) < 1e-12 * max_abs(&reference).max(1.0), "f64 {c:?} batch {batch}");
-            let ours32 =
-                conv2d_gemm(&x.to_dtype(DType::F32).unwrap(), &w.to_dtype(DType::F32).unwrap(), &cfg2(c)).unwrap();
+            let f32 = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+            let ours32 = conv2d_gemm(&f32(&x), &f32(&w), Some(&f32(&b)), &cfg2(c), relu).unwrap();
             // Sums of up to 150 products in f32: relative error ~1e-7 each, bound 2e-6 of the largest output.
             assert!(max_diff(&ours32, &reference) < 2e-6 * max_abs(&reference).max(1.0), "f32 {c:?} batch {batch}");
         }
@@ -82,35 +91,36 @@ fn conv2d_matches_candle_in_f64_and_f32() {
 #[test]
 fn conv_transpose2d_matches_candle_in_f64_and_f32() {
     for (i, c) in CASES.iter().enumerate() {
-        for batch in [1, 64] {
+        for (batch, relu) in [(1, true), (64, false)] {
             let x = random(&[batch, c.cin, c.side, c.side], 30 + i as u64, DType::F64);
             let w = random(&[c.cin, c.cout, c.k, c.k], 40 + i as u64, DType::F64);
-            let reference = x.conv_transpose2d(&w, c.padding, c.output_padding, c.stride, c.dilation).unwrap();
-            let ours = conv_transpose2d_gemm(&x, &w, &cfgt(c)).unwrap();
+            let b = random(&[c.cout], 45 + i as u64, DType::F64);
+            let builtin = x.conv_transpose2d(&w, c.padding, c.output_padding, c.stride, c.dilation).unwrap();
+            let reference = bias_relu(builtin, &b, relu);
+            let ours = conv_transpose2d_gemm(&x, &w, Some(&b), &cfgt(c), relu).unwrap();
             assert_eq!(ours.dims(), reference.dims(), "{c:?}");
             assert!(max_diff(&ours, &reference) < 1e-12 * max_abs(&reference).max(1.0), "f64 {c:?} batch {batch}");
-            let ours32 =
-                conv_transpose2d_gemm(&x.to_dtype(DType::F32).unwrap(), &w.to_dtype(DType::F32).unwrap(), &cfgt(c))
-                    .unwrap();
+            let f32 = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+            let ours32 = conv_transpose2d_gemm(&f32(&x), &f32(&w), Some(&f32(&b)), &cfgt(c), relu).unwrap();
             assert!(max_diff(&ours32, &reference) < 2e-6 * max_abs(&reference).max(1.0), "f32 {c:?} batch {batch}");
         }
     }
 }
 
-/// Checks d(Σ out·r)/dθ from backward against central differences at a few entries of x and w.
-fn check_gradients(c: &Case, transposed: bool) {
-    let x = Var::from_tensor(&random(&[2, c.cin, c.side, c.side], 50, DType::F64)).unwrap();
-    let wshape = if transposed { [c.cin, c.cout, c.k, c.k] } else { [c.cout, c.cin, c.k, c.k] };
-    let w = Var::from_tensor(&random(&wshape, 60, DType::F64)).unwrap();
-    let forward = |x: &Tensor, w: &Tensor| {
-        if transposed { conv_transpose2d_gemm(x, w, &cfgt(c)) } else { conv2d_gemm(x, w, &cfg2(c)) }.unwrap()
-    };
-    let out = forward(x.as_tensor(), w.as_tensor());
+/// A layer under test: output from (x, weight, bias).
+type Layer<'a> = dyn Fn(&Tensor, &Tensor, &Tensor) -> Tensor + 'a;
+
+/// Checks d(Σ out·r)/dθ from backward against central differences at a few
+/// entries of each of x, w and b (all float64).
+fn check_gradients(what: &str, shapes: [&[usize]; 3], forward: &Layer) {
+    let vars: Vec<Var> =
+        shapes.iter().enumerate().map(|(i, s)| Var::from_tensor(&random(s, 50 + i as u64, DType::F64)).unwrap()).collect();
+    let out = forward(vars[0].as_tensor(), vars[1].as_tensor(), vars[2].as_tensor());
     let r = random(out.dims(), 70, DType::F64);
-    let loss = |x: &Tensor, w: &Tensor| (forward(x, w) * &r).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
+    let loss = |t: &[Tensor]| (forward(&t[0], &t[1], &t[2]) * &r).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
     let grads = (out * &r).unwrap().sum_all().unwrap().backward().unwrap();
     let eps = 1e-6;
-    for (var, other, is_x) in [(&x, &w, true), (&w, &x, false)] {
+    for (which, var) in vars.iter().enumerate() {
         let g: Vec<f64> = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let base: Vec<f64> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
         let mut rng = SeededRng::new(80);
@@ -119,15 +129,16 @@ fn check_gradients(c: &Case, transposed: bool) {
             let at = |delta: f64| {
                 let mut v = base.clone();
                 v[i] += delta;
-                let t = Tensor::from_vec(v, var.dims(), &Device::Cpu).unwrap();
-                if is_x { loss(&t, other.as_tensor()) } else { loss(other.as_tensor(), &t) }
+                let mut inputs: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+                inputs[which] = Tensor::from_vec(v, var.dims(), &Device::Cpu).unwrap();
+                loss(&inputs)
             };
             let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
             // Central differences in f64 are good to ~1e-8 here.
             assert!(
                 (g[i] - numeric).abs() < 1e-6 * numeric.abs().max(1.0),
-                "{c:?} transposed={transposed} {}[{i}]: {} vs {numeric}",
-                if is_x { "x" } else { "w" },
+                "{what} {}[{i}]: {} vs {numeric}",
+                ["x", "w", "b"][which],
                 g[i]
             );
         }
@@ -136,15 +147,43 @@ fn check_gradients(c: &Case, transposed: bool) {
 
 #[test]
 fn conv2d_gradients_match_finite_differences() {
-    for c in &CASES {
-        check_gradients(c, false);
+    for (i, c) in CASES.iter().enumerate() {
+        let relu = i % 2 == 0;
+        let shapes: [&[usize]; 3] = [&[2, c.cin, c.side, c.side], &[c.cout, c.cin, c.k, c.k], &[c.cout]];
+        check_gradients(&format!("conv2d {c:?} relu={relu}"), shapes, &|x, w, b| {
+            conv2d_gemm(x, w, Some(b), &cfg2(c), relu).unwrap()
+        });
     }
 }
 
 #[test]
 fn conv_transpose2d_gradients_match_finite_differences() {
-    for c in &CASES {
-        check_gradients(c, true);
+    for (i, c) in CASES.iter().enumerate() {
+        let relu = i % 2 == 1;
+        let shapes: [&[usize]; 3] = [&[2, c.cin, c.side, c.side], &[c.cin, c.cout, c.k, c.k], &[c.cout]];
+        check_gradients(&format!("conv_transpose2d {c:?} relu={relu}"), shapes, &|x, w, b| {
+            conv_transpose2d_gemm(x, w, Some(b), &cfgt(c), relu).unwrap()
+        });
+    }
+}
+
+#[test]
+fn linear_matches_candle_and_finite_differences() {
+    for (rows, inputs, outputs, relu) in [(1, 7, 5, false), (64, 33, 17, true), (3, 1, 4, true)] {
+        let x = random(&[rows, inputs], 90, DType::F64);
+        let varmap = candle_nn::VarMap::new();
+        let vb = candle_nn::VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu);
+        let layer = linear(inputs, outputs, vb).unwrap();
+        let reference = candle_nn::Linear::new(layer.weight().clone(), Some(layer.bias().clone()));
+        let expected = reference.forward(&x).unwrap();
+        let expected = if relu { expected.relu().unwrap() } else { expected };
+        let ours = layer.forward_with(&x, relu).unwrap();
+        assert!(max_diff(&ours, &expected) < 1e-12 * max_abs(&expected).max(1.0), "{rows}×{inputs}→{outputs}");
+        let shapes: [&[usize]; 3] = [&[rows, inputs], &[outputs, inputs], &[outputs]];
+        check_gradients(&format!("linear {rows}×{inputs}→{outputs} relu={relu}"), shapes, &|x, w, b| {
+            let l = Linear::from_parts(w.clone(), b.clone());
+            l.forward_with(x, relu).unwrap()
+        });
     }
 }
 
@@ -153,7 +192,7 @@ fn bad_geometry_is_an_error_not_a_panic() {
     let x = random(&[1, 2, 3, 3], 1, DType::F32);
     let w = random(&[4, 2, 5, 5], 2, DType::F32);
     let cfg = Conv2dConfig { padding: 0, stride: 1, dilation: 1, groups: 1, cudnn_fwd_algo: None };
-    assert!(conv2d_gemm(&x, &w, &cfg).is_err(), "a 5×5 kernel does not fit a 3×3 image");
+    assert!(conv2d_gemm(&x, &w, None, &cfg, false).is_err(), "a 5×5 kernel does not fit a 3×3 image");
     let wrong_channels = random(&[4, 3, 1, 1], 3, DType::F32);
-    assert!(conv2d_gemm(&x, &wrong_channels, &cfg).is_err());
+    assert!(conv2d_gemm(&x, &wrong_channels, None, &cfg, false).is_err());
 }

@@ -1,0 +1,357 @@
+//! conv2d and conv_transpose2d (+ bias, + optional ReLU) as one candle custom
+//! op on the CPU. Forward and the whole backward pass (input, weight and bias
+//! gradients) are direct GEMM calls around im2col/col2im, parallel over the
+//! batch, with no intermediate candle tensors: candle's generic matmul
+//! backward, transposes and broadcasts cost ten times the GEMM work here.
+//!
+//! Both ops relate a *feature* tensor [batch, features, positions] and an
+//! *image* tensor [batch, channels, h, w] through one weight matrix W
+//! [features, channels·k²] (`PatchGeometry` describes the image side):
+//! conv2d maps image → features as `W · im2col(img)`, the transposed
+//! convolution maps features → image as `col2im(Wᵀ · feat)`. Each is the
+//! other's input gradient, and both share `dW = Σ feat · im2col(img)ᵀ`.
+
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::matrix::{Element, MatRef, Threads, contiguous, cpu_slice, matmul};
+use super::unfold::{PatchGeometry, col2im_add, im2col};
+
+/// Which direction the op maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvKind {
+    /// conv2d: input is the image side, output the feature side.
+    Conv,
+    /// conv_transpose2d: input is the feature side, output the image side.
+    Transposed,
+}
+
+/// A convolution with bias and optional ReLU, applied to (x, weight, bias).
+#[derive(Clone, Copy, Debug)]
+pub struct ConvOp {
+    /// conv2d or its transpose.
+    pub kind: ConvKind,
+    /// The image side: for conv2d the input, for the transpose the output.
+    pub geometry: PatchGeometry,
+    /// Output channels of a conv2d / input channels of a transpose: rows of W.
+    pub features: usize,
+    /// Apply max(0, ·) to the output.
+    pub relu: bool,
+}
+
+/// Shapes of one call, checked against the tensors.
+struct Sizes {
+    batch: usize,
+    /// Elements of one feature-side item: features × positions.
+    feat: usize,
+    /// Elements of one image-side item.
+    img: usize,
+}
+
+impl ConvOp {
+    fn sizes(&self, x_len: usize) -> Sizes {
+        let g = &self.geometry;
+        let (feat, img) = (self.features * g.positions(), g.image_len());
+        let per_item = match self.kind {
+            ConvKind::Conv => img,
+            ConvKind::Transposed => feat,
+        };
+        Sizes { batch: x_len / per_item.max(1), feat, img }
+    }
+
+    /// Output shape for a batch.
+    fn out_shape(&self, batch: usize) -> Shape {
+        let g = &self.geometry;
+        match self.kind {
+            ConvKind::Conv => Shape::from((batch, self.features, g.out_height(), g.out_width())),
+            ConvKind::Transposed => Shape::from((batch, g.channels, g.height, g.width)),
+        }
+    }
+
+    fn forward<T: Element>(&self, x: &[T], w: &[T], b: &[T]) -> Result<Vec<T>> {
+        let g = &self.geometry;
+        let s = self.sizes(x.len());
+        let expected_x = s.batch * if self.kind == ConvKind::Conv { s.img } else { s.feat };
+        if x.len() != expected_x || x.is_empty() {
+            candle_core::bail!("{}: input of {} elements does not fit {g:?}", self.name(), x.len());
+        }
+        if w.len() != self.features * g.rows() {
+            candle_core::bail!("{}: weight has {} elements, expected {}", self.name(), w.len(), self.features * g.rows());
+        }
+        if b.len() != self.out_channels() {
+            candle_core::bail!("{}: bias has {} elements, expected {}", self.name(), b.len(), self.out_channels());
+        }
+        let epilogue = Epilogue { bias: Some(b), relu: self.relu };
+        Ok(match self.kind {
+            ConvKind::Conv => {
+                let mut feat = vec![T::default(); s.batch * s.feat];
+                unfold_mul(w, self.features, x, g, &mut feat, epilogue);
+                feat
+            }
+            ConvKind::Transposed => {
+                let mut img = vec![T::default(); s.batch * s.img];
+                fold_mul(w, self.features, x, g, &mut img, epilogue);
+                img
+            }
+        })
+    }
+
+    /// (dx, dW, db) from the output gradient `dy`; `dx` only when `want_dx`.
+    fn backward<T: Element>(
+        &self,
+        x: &[T],
+        w: &[T],
+        y: &[T],
+        dy: &[T],
+        want_dx: bool,
+    ) -> (Option<Vec<T>>, Vec<T>, Vec<T>) {
+        let g = &self.geometry;
+        let s = self.sizes(x.len());
+        let masked: Vec<T>;
+        let dy = if self.relu {
+            masked = y.par_iter().zip(dy).map(|(&y, &d)| if y > T::default() { d } else { T::default() }).collect();
+            &masked[..]
+        } else {
+            dy
+        };
+        let db = channel_sums(dy, self.out_channels(), self.out_plane());
+        match self.kind {
+            ConvKind::Conv => {
+                let dw = weight_grad(dy, self.features, x, g);
+                let dx = want_dx.then(|| {
+                    let mut dx = vec![T::default(); s.batch * s.img];
+                    fold_mul(w, self.features, dy, g, &mut dx, Epilogue::NONE);
+                    dx
+                });
+                (dx, dw, db)
+            }
+            ConvKind::Transposed => {
+                let dw = weight_grad(x, self.features, dy, g);
+                let dx = want_dx.then(|| {
+                    let mut dx = vec![T::default(); s.batch * s.feat];
+                    unfold_mul(w, self.features, dy, g, &mut dx, Epilogue::NONE);
+                    dx
+                });
+                (dx, dw, db)
+            }
+        }
+    }
+
+    /// Elements per output channel of one item.
+    fn out_plane(&self) -> usize {
+        let g = &self.geometry;
+        match self.kind {
+            ConvKind::Conv => g.positions(),
+            ConvKind::Transposed => g.height * g.width,
+        }
+    }
+
+    /// Channels of the output (the bias length).
+    fn out_channels(&self) -> usize {
+        match self.kind {
+            ConvKind::Conv => self.features,
+            ConvKind::Transposed => self.geometry.channels,
+        }
+    }
+}
+
+/// Items per parallel task and how each task's GEMMs use threads: with fewer
+/// items than threads, the GEMMs themselves are split instead.
+fn split(batch: usize) -> (usize, Threads) {
+    let threads = rayon::current_num_threads().max(1);
+    if batch >= threads { (batch.div_ceil(threads), Threads::One) } else { (1, Threads::Pool) }
+}
+
+/// `feat_b = W · im2col(img_b)` for every item b.
+fn unfold_mul<T: Element>(
+    w: &[T],
+    features: usize,
+    img: &[T],
+    g: &PatchGeometry,
+    feat: &mut [T],
+    epilogue: Epilogue<T>,
+) {
+    let (rows, positions, img_len) = (g.rows(), g.positions(), g.image_len());
+    let feat_len = features * positions;
+    let (per_task, threads) = split(img.len() / img_len);
+    let wm = MatRef::new(w, features, rows);
+    feat.par_chunks_mut(per_task * feat_len).zip(img.par_chunks(per_task * img_len)).for_each(|(feat, img)| {
+        T::with_scratch(rows * positions, |cols| {
+            for (f, i) in feat.chunks_exact_mut(feat_len).zip(img.chunks_exact(img_len)) {
+                im2col(i, g, cols);
+                matmul(f, positions, wm, MatRef::new(cols, rows, positions), false, threads);
+                epilogue.add_bias(f);
+                epilogue.relu(f);
+            }
+        })
+    });
+}
+
+/// `img_b += col2im(Wᵀ · feat_b)` for every item b.
+fn fold_mul<T: Element>(
+    w: &[T],
+    features: usize,
+    feat: &[T],
+    g: &PatchGeometry,
+    img: &mut [T],
+    epilogue: Epilogue<T>,
+) {
+    let (rows, positions, img_len) = (g.rows(), g.positions(), g.image_len());
+    let feat_len = features * positions;
+    let (per_task, threads) = split(img.len() / img_len);
+    let wt = MatRef::new(w, features, rows).t();
+    img.par_chunks_mut(per_task * img_len).zip(feat.par_chunks(per_task * feat_len)).for_each(|(img, feat)| {
+        T::with_scratch(rows * positions, |cols| {
+            for (i, f) in img.chunks_exact_mut(img_len).zip(feat.chunks_exact(feat_len)) {
+                matmul(cols, positions, wt, MatRef::new(f, features, positions), false, threads);
+                epilogue.add_bias(i);
+                col2im_add(cols, g, i);
+                epilogue.relu(i);
+            }
+        })
+    });
+}
+
+/// `dW = Σ_b feat_b · im2col(img_b)ᵀ`, [features, channels·k²].
+fn weight_grad<T: Element>(feat: &[T], features: usize, img: &[T], g: &PatchGeometry) -> Vec<T> {
+    let (rows, positions, img_len) = (g.rows(), g.positions(), g.image_len());
+    let feat_len = features * positions;
+    let (per_task, threads) = split(img.len() / img_len);
+    let partials: Vec<Vec<T>> = feat
+        .par_chunks(per_task * feat_len)
+        .zip(img.par_chunks(per_task * img_len))
+        .map(|(feat, img)| {
+            let mut dw = vec![T::default(); features * rows];
+            T::with_scratch(rows * positions, |cols| {
+                for (n, (f, i)) in feat.chunks_exact(feat_len).zip(img.chunks_exact(img_len)).enumerate() {
+                    im2col(i, g, cols);
+                    let (fm, cm) = (MatRef::new(f, features, positions), MatRef::new(cols, rows, positions));
+                    matmul(&mut dw, rows, fm, cm.t(), n > 0, threads);
+                }
+            });
+            dw
+        })
+        .collect();
+    let mut partials = partials.into_iter();
+    let mut dw = partials.next().unwrap_or_else(|| vec![T::default(); features * rows]);
+    for p in partials {
+        dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+    }
+    dw
+}
+
+/// Bias and ReLU, applied to each output item while it is still in cache.
+#[derive(Clone, Copy)]
+struct Epilogue<'a, T> {
+    /// One value per channel of the item.
+    bias: Option<&'a [T]>,
+    relu: bool,
+}
+
+impl<T: Element> Epilogue<'_, T> {
+    const NONE: Self = Self { bias: None, relu: false };
+
+    /// `item` [channels, plane] += bias[channel].
+    fn add_bias(&self, item: &mut [T]) {
+        if let Some(bias) = self.bias {
+            for (plane, &b) in item.chunks_exact_mut(item.len() / bias.len()).zip(bias) {
+                plane.iter_mut().for_each(|v| *v += b);
+            }
+        }
+    }
+
+    fn relu(&self, item: &mut [T]) {
+        if self.relu {
+            // `<` keeps NaN visible instead of hiding it as 0.
+            item.iter_mut().filter(|v| **v < T::default()).for_each(|v| *v = T::default());
+        }
+    }
+}
+
+/// Σ over batch and positions of `dy` [batch, channels, plane], per channel.
+fn channel_sums<T: Element>(dy: &[T], channels: usize, plane: usize) -> Vec<T> {
+    let zeros = || vec![T::default(); channels];
+    dy.par_chunks(channels * plane)
+        .fold(zeros, |mut acc, item| {
+            for (a, p) in acc.iter_mut().zip(item.chunks_exact(plane)) {
+                p.iter().for_each(|&v| *a += v);
+            }
+            acc
+        })
+        .reduce(zeros, |mut a, b| {
+            a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+            a
+        })
+}
+
+impl CustomOp3 for ConvOp {
+    fn name(&self) -> &'static str {
+        match self.kind {
+            ConvKind::Conv => "conv2d-gemm",
+            ConvKind::Transposed => "conv-transpose2d-gemm",
+        }
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let out = match (s1, s2, s3) {
+            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
+                CpuStorage::F32(self.forward(contiguous(x, l1)?, contiguous(w, l2)?, contiguous(b, l3)?)?)
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
+                CpuStorage::F64(self.forward(contiguous(x, l1)?, contiguous(w, l2)?, contiguous(b, l3)?)?)
+            }
+            _ => candle_core::bail!("{} supports f32 and f64 inputs of one dtype", self.name()),
+        };
+        let batch = l1.shape().dims().first().copied().unwrap_or(0);
+        Ok((out, self.out_shape(batch)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        match x.dtype() {
+            DType::F32 => self.backward_tensors::<f32>(x, w, b, y, dy),
+            DType::F64 => self.backward_tensors::<f64>(x, w, b, y, dy),
+            other => candle_core::bail!("{}: no backward pass for {other:?}", self.name()),
+        }
+    }
+}
+
+impl ConvOp {
+    fn backward_tensors<T: Element>(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let (xs, xl) = x.storage_and_layout();
+        let (ws, wl) = w.storage_and_layout();
+        let (ys, yl) = y.storage_and_layout();
+        let (dys, dyl) = dy.storage_and_layout();
+        let (dx, dw, db) = self.backward::<T>(
+            cpu_slice(&xs, xl)?,
+            cpu_slice(&ws, wl)?,
+            cpu_slice(&ys, yl)?,
+            cpu_slice(&dys, dyl)?,
+            x.track_op(),
+        );
+        let dx = dx.map(|dx| Tensor::from_vec(dx, x.shape(), x.device())).transpose()?;
+        Ok((dx, Some(Tensor::from_vec(dw, w.shape(), w.device())?), Some(Tensor::from_vec(db, b.shape(), b.device())?)))
+    }
+}
