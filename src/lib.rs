@@ -5,6 +5,7 @@
 //! (state and job table) → `ui` (egui panels). `io` is shared file handling.
 //! See ARCHITECTURE.md.
 
+pub mod allocator;
 pub mod app;
 pub mod cli;
 pub mod io;

@@ -7,6 +7,7 @@ use candle_nn::{Conv2dConfig, ConvTranspose2dConfig, VarBuilder, VarMap};
 use super::bench::time_runs;
 use crate::models::conv::{ConvBackend, conv_transpose2d, conv2d, set_default_backend};
 use crate::models::vae::{Vae, VaeConfig, vae_loss};
+use crate::pipelines::adam::{Adam, AdamConfig};
 use crate::pipelines::rng::SeededRng;
 
 fn random(shape: &[usize], seed: u64) -> candle_core::Result<Tensor> {
@@ -84,16 +85,19 @@ pub fn bench_conv(runs: usize) -> anyhow::Result<()> {
     let eps = random(&[64, 16], 21)?;
     let z1 = random(&[1, 16], 22)?;
     let z64 = random(&[64, 16], 23)?;
-    let rows: [(&str, Box<dyn Fn() -> anyhow::Result<()>>); 3] = [
+    let vars: Vec<(String, Var)> = varmap.data().lock().map_err(|_| anyhow::anyhow!("poisoned varmap"))?.clone().into_iter().collect();
+    let adam = std::cell::RefCell::new(Adam::new(vars, AdamConfig::default())?);
+    let rows: [(&str, Box<dyn Fn() -> anyhow::Result<()>>); 5] = [
         ("decode, batch 1", Box::new(|| Ok(drop(vae.decoder.decode(&z1)?.flatten_all()?.to_vec1::<f32>()?)))),
         ("decode, batch 64", Box::new(|| Ok(drop(vae.decoder.decode(&z64)?.flatten_all()?.to_vec1::<f32>()?)))),
+        ("forward + loss, batch 64", Box::new(|| Ok(vae_loss(&vae.forward(&xs, &eps)?, &xs, 1.0)?.total.to_scalar::<f32>().map(|_| ())?))),
         (
-            "loss + backward, batch 64 (a training step without the optimiser)",
-            Box::new(|| {
-                let loss = vae_loss(&vae.forward(&xs, &eps)?, &xs, 1.0)?;
-                loss.total.backward()?;
-                Ok(())
-            }),
+            "forward + loss + backward, batch 64",
+            Box::new(|| Ok(drop(vae_loss(&vae.forward(&xs, &eps)?, &xs, 1.0)?.total.backward()?))),
+        ),
+        (
+            "training step (+ AdamW), batch 64",
+            Box::new(|| Ok(adam.borrow_mut().backward_step(&vae_loss(&vae.forward(&xs, &eps)?, &xs, 1.0)?.total)?)),
         ),
     ];
     for (name, f) in &rows {

@@ -114,6 +114,12 @@ pub enum Command {
 
 /// Runs a headless command.
 pub fn run(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
+    // On a pool thread, parallel loops keep one half of their work instead of
+    // handing all of it to other threads and sleeping.
+    rayon::scope(|_| run_here(command, models_dir))
+}
+
+fn run_here(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
     match command {
         Command::Models { json } => latent::list_models(&models_dir, json),
         Command::Sample { model, seed, count, scale, out } => {

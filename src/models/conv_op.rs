@@ -105,8 +105,6 @@ impl ConvOp {
         dy: &[T],
         want_dx: bool,
     ) -> (Option<Vec<T>>, Vec<T>, Vec<T>) {
-        let g = &self.geometry;
-        let s = self.sizes(x.len());
         let masked: Vec<T>;
         let dy = if self.relu {
             masked = y.par_iter().zip(dy).map(|(&y, &d)| if y > T::default() { d } else { T::default() }).collect();
@@ -115,26 +113,8 @@ impl ConvOp {
             dy
         };
         let db = channel_sums(dy, self.out_channels(), self.out_plane());
-        match self.kind {
-            ConvKind::Conv => {
-                let dw = weight_grad(dy, self.features, x, g);
-                let dx = want_dx.then(|| {
-                    let mut dx = vec![T::default(); s.batch * s.img];
-                    fold_mul(w, self.features, dy, g, &mut dx, Epilogue::NONE);
-                    dx
-                });
-                (dx, dw, db)
-            }
-            ConvKind::Transposed => {
-                let dw = weight_grad(x, self.features, dy, g);
-                let dx = want_dx.then(|| {
-                    let mut dx = vec![T::default(); s.batch * s.feat];
-                    unfold_mul(w, self.features, dy, g, &mut dx, Epilogue::NONE);
-                    dx
-                });
-                (dx, dw, db)
-            }
-        }
+        let (dx, dw) = gradients(self.kind, w, self.features, x, dy, &self.geometry, want_dx);
+        (dx, dw, db)
     }
 
     /// Elements per output channel of one item.
@@ -212,21 +192,60 @@ fn fold_mul<T: Element>(
     });
 }
 
-/// `dW = Σ_b feat_b · im2col(img_b)ᵀ`, [features, channels·k²].
-fn weight_grad<T: Element>(feat: &[T], features: usize, img: &[T], g: &PatchGeometry) -> Vec<T> {
+/// `dW = Σ_b feat_b · im2col(img_b)ᵀ` and, when asked, the input gradient,
+/// in one pass over the batch: each item's patch matrix is built once and
+/// feeds both products. Returns (dx, dW).
+fn gradients<T: Element>(
+    kind: ConvKind,
+    w: &[T],
+    features: usize,
+    x: &[T],
+    dy: &[T],
+    g: &PatchGeometry,
+    want_dx: bool,
+) -> (Option<Vec<T>>, Vec<T>) {
     let (rows, positions, img_len) = (g.rows(), g.positions(), g.image_len());
     let feat_len = features * positions;
-    let (per_task, threads) = split(img.len() / img_len);
-    let partials: Vec<Vec<T>> = feat
-        .par_chunks(per_task * feat_len)
-        .zip(img.par_chunks(per_task * img_len))
-        .map(|(feat, img)| {
+    // conv2d: x is the image side and dy the feature side; the transpose swaps them.
+    let (img, feat, x_len) = match kind {
+        ConvKind::Conv => (x, dy, img_len),
+        ConvKind::Transposed => (dy, x, feat_len),
+    };
+    let batch = img.len() / img_len;
+    let (per_task, threads) = split(batch);
+    let tasks = batch.div_ceil(per_task);
+    let mut dx = if want_dx { vec![T::default(); batch * x_len] } else { Vec::new() };
+    let dx_parts: Vec<Option<&mut [T]>> = if want_dx {
+        dx.chunks_mut(per_task * x_len).map(Some).collect()
+    } else {
+        (0..tasks).map(|_| None).collect()
+    };
+    let wm = MatRef::new(w, features, rows);
+    let partials: Vec<Vec<T>> = dx_parts
+        .into_par_iter()
+        .enumerate()
+        .map(|(task, mut dx)| {
             let mut dw = vec![T::default(); features * rows];
+            let items = task * per_task..((task + 1) * per_task).min(batch);
             T::with_scratch(rows * positions, |cols| {
-                for (n, (f, i)) in feat.chunks_exact(feat_len).zip(img.chunks_exact(img_len)).enumerate() {
-                    im2col(i, g, cols);
-                    let (fm, cm) = (MatRef::new(f, features, positions), MatRef::new(cols, rows, positions));
-                    matmul(&mut dw, rows, fm, cm.t(), n > 0, threads);
+                for (n, b) in items.enumerate() {
+                    let (img_b, feat_b) = (&img[b * img_len..][..img_len], &feat[b * feat_len..][..feat_len]);
+                    im2col(img_b, g, cols);
+                    let fm = MatRef::new(feat_b, features, positions);
+                    matmul(&mut dw, rows, fm, MatRef::new(cols, rows, positions).t(), n > 0, threads);
+                    let Some(dx) = dx.as_deref_mut() else { continue };
+                    let dx_b = &mut dx[n * x_len..][..x_len];
+                    match kind {
+                        // dx_b = col2im(Wᵀ · dy_b), reusing the patch buffer.
+                        ConvKind::Conv => {
+                            matmul(cols, positions, wm.t(), fm, false, threads);
+                            col2im_add(cols, g, dx_b);
+                        }
+                        // dx_b = W · im2col(dy_b).
+                        ConvKind::Transposed => {
+                            matmul(dx_b, positions, wm, MatRef::new(cols, rows, positions), false, threads)
+                        }
+                    }
                 }
             });
             dw
@@ -237,7 +256,7 @@ fn weight_grad<T: Element>(feat: &[T], features: usize, img: &[T], g: &PatchGeom
     for p in partials {
         dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
     }
-    dw
+    (want_dx.then_some(dx), dw)
 }
 
 /// Bias and ReLU, applied to each output item while it is still in cache.
@@ -249,8 +268,6 @@ struct Epilogue<'a, T> {
 }
 
 impl<T: Element> Epilogue<'_, T> {
-    const NONE: Self = Self { bias: None, relu: false };
-
     /// `item` [channels, plane] += bias[channel].
     fn add_bias(&self, item: &mut [T]) {
         if let Some(bias) = self.bias {

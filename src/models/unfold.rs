@@ -99,10 +99,12 @@ pub fn im2col<T: Element>(img: &[T], g: &PatchGeometry, dst: &mut [T]) {
             let srow = &plane[iy * g.width..(iy + 1) * g.width];
             drow[..x_lo].fill(T::default());
             drow[x_hi..].fill(T::default());
-            let first = x_lo * g.stride + kj * g.dilation - g.padding;
-            for (d, ix) in drow[x_lo..x_hi].iter_mut().zip((first..).step_by(g.stride)) {
-                *d = srow[ix];
+            if x_lo == x_hi {
+                continue;
             }
+            let first = x_lo * g.stride + kj * g.dilation - g.padding;
+            let taps = srow[first..].iter().step_by(g.stride);
+            drow[x_lo..x_hi].iter_mut().zip(taps).for_each(|(d, &s)| *d = s);
         }
     }
 }
@@ -118,12 +120,11 @@ pub fn col2im_add<T: Element>(cols: &[T], g: &PatchGeometry, img: &mut [T]) {
         let plane = &mut img[c * g.height * g.width..][..g.height * g.width];
         let (x_lo, x_hi) = g.valid_range(kj, g.width, ow);
         for (oy, srow) in src.chunks_exact(ow).enumerate() {
-            let Some(iy) = g.source(oy, ki, g.height) else { continue };
+            let Some(iy) = g.source(oy, ki, g.height).filter(|_| x_lo < x_hi) else { continue };
             let irow = &mut plane[iy * g.width..(iy + 1) * g.width];
             let first = x_lo * g.stride + kj * g.dilation - g.padding;
-            for (s, ix) in srow[x_lo..x_hi].iter().zip((first..).step_by(g.stride)) {
-                irow[ix] += *s;
-            }
+            let taps = irow[first..].iter_mut().step_by(g.stride);
+            taps.zip(&srow[x_lo..x_hi]).for_each(|(d, &s)| *d += s);
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
-use candle_core::{Result, Tensor, Var};
+use candle_core::{CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Result, Tensor, Var};
 
 /// Hyper-parameters.
 #[derive(Clone, Copy, Debug)]
@@ -67,6 +67,22 @@ impl Adam {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
+            let p = var.as_tensor();
+            if p.device().is_cpu() && p.dtype() == DType::F32 {
+                // In place, one pass per tensor: no temporaries for ~1 M parameters.
+                let g = g.contiguous()?;
+                self.m[i].inplace_op2(&g, &MomentUpdate { decay: c.beta1 as f32, square: false })?;
+                self.v[i].inplace_op2(&g, &MomentUpdate { decay: c.beta2 as f32, square: true })?;
+                let update = ParamUpdate {
+                    lr: c.lr as f32,
+                    eps: c.eps as f32,
+                    bias1: bias1 as f32,
+                    bias2: bias2 as f32,
+                    shrink: (1.0 - c.lr * c.weight_decay) as f32,
+                };
+                p.inplace_op3(&self.m[i], &self.v[i], &update)?;
+                continue;
+            }
             let m = ((&self.m[i] * c.beta1)? + (g * (1.0 - c.beta1))?)?;
             let v = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
             let m_hat = (&m / bias1)?;
@@ -81,13 +97,14 @@ impl Adam {
     }
 
     /// The moments as named tensors (`m.NAME`, `v.NAME`), for checkpoints.
-    pub fn state(&self) -> HashMap<String, Tensor> {
+    pub fn state(&self) -> Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();
         for (i, (name, _)) in self.vars.iter().enumerate() {
-            out.insert(format!("m.{name}"), self.m[i].clone());
-            out.insert(format!("v.{name}"), self.v[i].clone());
+            // Copies: the moments are updated in place by later steps.
+            out.insert(format!("m.{name}"), self.m[i].copy()?);
+            out.insert(format!("v.{name}"), self.v[i].copy()?);
         }
-        out
+        Ok(out)
     }
 
     /// Restores moments saved by [`Adam::state`] and the step count.
@@ -100,11 +117,82 @@ impl Adam {
                 if t.dims() != var.dims() {
                     return Err(candle_core::Error::Msg(format!("optimizer state {key} has shape {:?}", t.dims())));
                 }
-                *slot = t.clone();
+                *slot = t.copy()?; // not shared with the caller's map: updated in place
             }
         }
         self.step = step;
         Ok(())
+    }
+}
+
+/// `m ← decay·m + (1 − decay)·g` (or `g²` for the second moment), in place.
+struct MomentUpdate {
+    decay: f32,
+    square: bool,
+}
+
+impl InplaceOp2 for MomentUpdate {
+    fn name(&self) -> &'static str {
+        "adam-moment"
+    }
+
+    fn cpu_fwd(&self, m: &mut CpuStorage, ml: &Layout, g: &CpuStorage, gl: &Layout) -> Result<()> {
+        let (CpuStorage::F32(m), CpuStorage::F32(g)) = (m, g) else { candle_core::bail!("adam: f32 only") };
+        let (m, g) = (contiguous_mut(m, ml)?, contiguous(g, gl)?);
+        let (keep, take) = (self.decay, 1.0 - self.decay);
+        for (m, &g) in m.iter_mut().zip(g) {
+            *m = keep * *m + take * if self.square { g * g } else { g };
+        }
+        Ok(())
+    }
+}
+
+/// `p ← shrink·p − lr·m̂ / (√v̂ + eps)` with bias-corrected moments, in place.
+struct ParamUpdate {
+    lr: f32,
+    eps: f32,
+    bias1: f32,
+    bias2: f32,
+    /// 1 − lr·weight_decay (decoupled decay).
+    shrink: f32,
+}
+
+impl InplaceOp3 for ParamUpdate {
+    fn name(&self) -> &'static str {
+        "adam-param"
+    }
+
+    fn cpu_fwd(
+        &self,
+        p: &mut CpuStorage,
+        pl: &Layout,
+        m: &CpuStorage,
+        ml: &Layout,
+        v: &CpuStorage,
+        vl: &Layout,
+    ) -> Result<()> {
+        let (CpuStorage::F32(p), CpuStorage::F32(m), CpuStorage::F32(v)) = (p, m, v) else {
+            candle_core::bail!("adam: f32 only")
+        };
+        let (p, m, v) = (contiguous_mut(p, pl)?, contiguous(m, ml)?, contiguous(v, vl)?);
+        for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+            *p = self.shrink * *p - self.lr * (m / self.bias1) / ((v / self.bias2).sqrt() + self.eps);
+        }
+        Ok(())
+    }
+}
+
+fn contiguous<'a>(data: &'a [f32], layout: &Layout) -> Result<&'a [f32]> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("adam: tensors must be contiguous"),
+    }
+}
+
+fn contiguous_mut<'a>(data: &'a mut [f32], layout: &Layout) -> Result<&'a mut [f32]> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&mut data[start..end]),
+        None => candle_core::bail!("adam: tensors must be contiguous"),
     }
 }
 
@@ -135,7 +223,7 @@ mod tests {
             let loss = w.as_tensor().sqr()?.sum_all()?;
             opt.backward_step(&loss)?;
         }
-        for t in opt.state().values() {
+        for t in opt.state()?.values() {
             assert!(!t.track_op(), "optimizer state tracks an op");
         }
         Ok(())

@@ -148,7 +148,7 @@ impl VaeTrainer {
         let weights = staging.join(WEIGHTS);
         self.varmap.save(&weights).map_err(|e| file_err(&weights, e))?;
         let opt_path = staging.join(OPTIMIZER);
-        candle_core::safetensors::save(&self.opt.state(), &opt_path).map_err(|e| file_err(&opt_path, e))?;
+        candle_core::safetensors::save(&self.opt.state()?, &opt_path).map_err(|e| file_err(&opt_path, e))?;
         let state = CheckpointState {
             spec: self.spec.clone(),
             optimizer_steps: self.opt.steps(),
