@@ -15,7 +15,7 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::matrix::{Element, MatRef, Threads, contiguous, cpu_slice, matmul};
-use super::unfold::{PatchGeometry, col2im_add, im2col};
+use super::unfold::{PatchGeometry, PatchTable, col2im_add, im2col};
 
 /// Which direction the op maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,12 +85,12 @@ impl ConvOp {
         Ok(match self.kind {
             ConvKind::Conv => {
                 let mut feat = vec![T::default(); s.batch * s.feat];
-                unfold_mul(w, self.features, x, g, &mut feat, epilogue);
+                unfold_mul(w, self.features, x, &PatchTable::new(g), &mut feat, epilogue);
                 feat
             }
             ConvKind::Transposed => {
                 let mut img = vec![T::default(); s.batch * s.img];
-                fold_mul(w, self.features, x, g, &mut img, epilogue);
+                fold_mul(w, self.features, x, &PatchTable::new(g), &mut img, epilogue);
                 img
             }
         })
@@ -113,7 +113,8 @@ impl ConvOp {
             dy
         };
         let db = channel_sums(dy, self.out_channels(), self.out_plane());
-        let (dx, dw) = gradients(self.kind, w, self.features, x, dy, &self.geometry, want_dx);
+        let table = PatchTable::new(&self.geometry);
+        let (dx, dw) = gradients(self.kind, w, self.features, x, dy, &table, want_dx);
         (dx, dw, db)
     }
 
@@ -147,10 +148,11 @@ fn unfold_mul<T: Element>(
     w: &[T],
     features: usize,
     img: &[T],
-    g: &PatchGeometry,
+    table: &PatchTable,
     feat: &mut [T],
     epilogue: Epilogue<T>,
 ) {
+    let g = table.geometry();
     let (rows, positions, img_len) = (g.rows(), g.positions(), g.image_len());
     let feat_len = features * positions;
     let (per_task, threads) = split(img.len() / img_len);
@@ -158,7 +160,7 @@ fn unfold_mul<T: Element>(
     feat.par_chunks_mut(per_task * feat_len).zip(img.par_chunks(per_task * img_len)).for_each(|(feat, img)| {
         T::with_scratch(rows * positions, |cols| {
             for (f, i) in feat.chunks_exact_mut(feat_len).zip(img.chunks_exact(img_len)) {
-                im2col(i, g, cols);
+                im2col(i, table, cols);
                 matmul(f, positions, wm, MatRef::new(cols, rows, positions), false, threads);
                 epilogue.add_bias(f);
                 epilogue.relu(f);
@@ -172,10 +174,11 @@ fn fold_mul<T: Element>(
     w: &[T],
     features: usize,
     feat: &[T],
-    g: &PatchGeometry,
+    table: &PatchTable,
     img: &mut [T],
     epilogue: Epilogue<T>,
 ) {
+    let g = table.geometry();
     let (rows, positions, img_len) = (g.rows(), g.positions(), g.image_len());
     let feat_len = features * positions;
     let (per_task, threads) = split(img.len() / img_len);
@@ -185,7 +188,7 @@ fn fold_mul<T: Element>(
             for (i, f) in img.chunks_exact_mut(img_len).zip(feat.chunks_exact(feat_len)) {
                 matmul(cols, positions, wt, MatRef::new(f, features, positions), false, threads);
                 epilogue.add_bias(i);
-                col2im_add(cols, g, i);
+                col2im_add(cols, table, i);
                 epilogue.relu(i);
             }
         })
@@ -201,9 +204,10 @@ fn gradients<T: Element>(
     features: usize,
     x: &[T],
     dy: &[T],
-    g: &PatchGeometry,
+    table: &PatchTable,
     want_dx: bool,
 ) -> (Option<Vec<T>>, Vec<T>) {
+    let g = table.geometry();
     let (rows, positions, img_len) = (g.rows(), g.positions(), g.image_len());
     let feat_len = features * positions;
     // conv2d: x is the image side and dy the feature side; the transpose swaps them.
@@ -230,7 +234,7 @@ fn gradients<T: Element>(
             T::with_scratch(rows * positions, |cols| {
                 for (n, b) in items.enumerate() {
                     let (img_b, feat_b) = (&img[b * img_len..][..img_len], &feat[b * feat_len..][..feat_len]);
-                    im2col(img_b, g, cols);
+                    im2col(img_b, table, cols);
                     let fm = MatRef::new(feat_b, features, positions);
                     matmul(&mut dw, rows, fm, MatRef::new(cols, rows, positions).t(), n > 0, threads);
                     let Some(dx) = dx.as_deref_mut() else { continue };
@@ -239,7 +243,7 @@ fn gradients<T: Element>(
                         // dx_b = col2im(Wᵀ · dy_b), reusing the patch buffer.
                         ConvKind::Conv => {
                             matmul(cols, positions, wm.t(), fm, false, threads);
-                            col2im_add(cols, g, dx_b);
+                            col2im_add(cols, table, dx_b);
                         }
                         // dx_b = W · im2col(dy_b).
                         ConvKind::Transposed => {
