@@ -118,16 +118,19 @@ impl PatchTable {
     }
 }
 
-/// One image [channels, h, w] → its patch matrix `dst` [channels·k², oh·ow]:
-/// row (c, ki, kj), column (oy, ox). Every entry of `dst` is written.
-pub fn im2col<T: Element>(img: &[T], table: &PatchTable, dst: &mut [T]) {
+/// One image [channels, h, w] → its patch matrix [channels·k², oh·ow]
+/// (row (c, ki, kj), column (oy, ox)), written into `dst` with rows `ld`
+/// apart, so that several images can fill column blocks of one matrix. Every
+/// entry of the image's block is written.
+pub fn im2col<T: Element>(img: &[T], table: &PatchTable, dst: &mut [T], ld: usize) {
     let g = &table.geometry;
     let (positions, taps, plane) = (g.positions(), g.kernel * g.kernel, g.height * g.width);
     assert_eq!(img.len(), g.image_len(), "im2col: image size");
-    assert_eq!(dst.len(), g.rows() * positions, "im2col: patch matrix size");
-    for (row, dst) in dst.chunks_exact_mut(positions).enumerate() {
+    assert!(ld >= positions && dst.len() >= (g.rows() - 1) * ld + positions, "im2col: patch matrix size");
+    for row in 0..g.rows() {
         let (c, t) = (row / taps, row % taps);
         let src = &img[c * plane..][..plane];
+        let dst = &mut dst[row * ld..][..positions];
         let pairs = table.tap(t);
         if pairs.len() < positions {
             dst.fill(T::default()); // padding
@@ -138,15 +141,16 @@ pub fn im2col<T: Element>(img: &[T], table: &PatchTable, dst: &mut [T]) {
     }
 }
 
-/// The adjoint of [`im2col`]: adds every entry of `cols` [channels·k², oh·ow]
-/// into its pixel of `img` [channels, h, w].
-pub fn col2im_add<T: Element>(cols: &[T], table: &PatchTable, img: &mut [T]) {
+/// The adjoint of [`im2col`]: adds every entry of one image's patch matrix
+/// (rows `ld` apart in `cols`) into its pixel of `img` [channels, h, w].
+pub fn col2im_add<T: Element>(cols: &[T], ld: usize, table: &PatchTable, img: &mut [T]) {
     let g = &table.geometry;
     let (positions, taps, plane) = (g.positions(), g.kernel * g.kernel, g.height * g.width);
     assert_eq!(img.len(), g.image_len(), "col2im: image size");
-    assert_eq!(cols.len(), g.rows() * positions, "col2im: patch matrix size");
-    for (row, src) in cols.chunks_exact(positions).enumerate() {
+    assert!(ld >= positions && cols.len() >= (g.rows() - 1) * ld + positions, "col2im: patch matrix size");
+    for row in 0..g.rows() {
         let (c, t) = (row / taps, row % taps);
+        let src = &cols[row * ld..][..positions];
         let dst = &mut img[c * plane..][..plane];
         for &(p, i) in table.tap(t) {
             dst[i as usize] += src[p as usize];
@@ -170,9 +174,9 @@ mod tests {
             let y: Vec<f64> = (0..g.rows() * g.positions()).map(|_| rng.normal()).collect();
             let table = PatchTable::new(&g);
             let mut cols = vec![f64::NAN; y.len()]; // im2col must overwrite every entry
-            im2col(&x, &table, &mut cols);
+            im2col(&x, &table, &mut cols, g.positions());
             let mut folded = vec![0.0; x.len()];
-            col2im_add(&y, &table, &mut folded);
+            col2im_add(&y, g.positions(), &table, &mut folded);
             let lhs: f64 = cols.iter().zip(&y).map(|(a, b)| a * b).sum();
             let rhs: f64 = x.iter().zip(&folded).map(|(a, b)| a * b).sum();
             assert!((lhs - rhs).abs() < 1e-9 * lhs.abs().max(1.0), "{stride} {padding} {dilation}: {lhs} vs {rhs}");
@@ -186,7 +190,7 @@ mod tests {
         let g =
             PatchGeometry { channels: 1, height: 3, width: 3, kernel: 2, stride: 1, padding: 0, dilation: 1 };
         let mut cols = vec![0.0; 16];
-        im2col(&x, &PatchTable::new(&g), &mut cols);
+        im2col(&x, &PatchTable::new(&g), &mut cols, 4);
         // Row (ki, kj) = (0, 0) holds the top-left pixel of each patch.
         assert_eq!(&cols[0..4], &[1.0, 2.0, 4.0, 5.0]);
         // Row (1, 1) holds the bottom-right pixel of each patch.
