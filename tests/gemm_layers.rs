@@ -2,9 +2,9 @@
 //! independent implementation), in float32 against that reference, and their
 //! gradients against central finite differences.
 
+use candle_core::Module;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Conv2dConfig, ConvTranspose2dConfig};
-use candle_core::Module;
 use latent_studio::models::conv::{conv_transpose2d_gemm, conv2d_gemm};
 use latent_studio::models::linear::{Linear, linear};
 use latent_studio::pipelines::rng::SeededRng;
@@ -113,11 +113,15 @@ type Layer<'a> = dyn Fn(&Tensor, &Tensor, &Tensor) -> Tensor + 'a;
 /// Checks d(Σ out·r)/dθ from backward against central differences at a few
 /// entries of each of x, w and b (all float64).
 fn check_gradients(what: &str, shapes: [&[usize]; 3], forward: &Layer) {
-    let vars: Vec<Var> =
-        shapes.iter().enumerate().map(|(i, s)| Var::from_tensor(&random(s, 50 + i as u64, DType::F64)).unwrap()).collect();
+    let vars: Vec<Var> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Var::from_tensor(&random(s, 50 + i as u64, DType::F64)).unwrap())
+        .collect();
     let out = forward(vars[0].as_tensor(), vars[1].as_tensor(), vars[2].as_tensor());
     let r = random(out.dims(), 70, DType::F64);
-    let loss = |t: &[Tensor]| (forward(&t[0], &t[1], &t[2]) * &r).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
+    let loss =
+        |t: &[Tensor]| (forward(&t[0], &t[1], &t[2]) * &r).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
     let grads = (out * &r).unwrap().sum_all().unwrap().backward().unwrap();
     let eps = 1e-6;
     for (which, var) in vars.iter().enumerate() {

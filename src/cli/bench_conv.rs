@@ -85,12 +85,16 @@ pub fn bench_conv(runs: usize) -> anyhow::Result<()> {
     let eps = random(&[64, 16], 21)?;
     let z1 = random(&[1, 16], 22)?;
     let z64 = random(&[64, 16], 23)?;
-    let vars: Vec<(String, Var)> = varmap.data().lock().map_err(|_| anyhow::anyhow!("poisoned varmap"))?.clone().into_iter().collect();
+    let vars: Vec<(String, Var)> =
+        varmap.data().lock().map_err(|_| anyhow::anyhow!("poisoned varmap"))?.clone().into_iter().collect();
     let adam = std::cell::RefCell::new(Adam::new(vars, AdamConfig::default())?);
     let rows: [(&str, Box<dyn Fn() -> anyhow::Result<()>>); 5] = [
         ("decode, batch 1", Box::new(|| Ok(drop(vae.decoder.decode(&z1)?.flatten_all()?.to_vec1::<f32>()?)))),
         ("decode, batch 64", Box::new(|| Ok(drop(vae.decoder.decode(&z64)?.flatten_all()?.to_vec1::<f32>()?)))),
-        ("forward + loss, batch 64", Box::new(|| Ok(vae_loss(&vae.forward(&xs, &eps)?, &xs, 1.0)?.total.to_scalar::<f32>().map(|_| ())?))),
+        (
+            "forward + loss, batch 64",
+            Box::new(|| Ok(vae_loss(&vae.forward(&xs, &eps)?, &xs, 1.0)?.total.to_scalar::<f32>().map(|_| ())?)),
+        ),
         (
             "forward + loss + backward, batch 64",
             Box::new(|| Ok(drop(vae_loss(&vae.forward(&xs, &eps)?, &xs, 1.0)?.total.backward()?))),

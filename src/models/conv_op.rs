@@ -14,6 +14,7 @@
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::epilogue::{Epilogue, relu_mask_and_channel_sums};
 use super::matrix::{Element, MatRef, Threads, contiguous, cpu_slice, matmul};
 use super::unfold::{PatchGeometry, PatchTable, col2im_add, im2col};
 
@@ -76,7 +77,12 @@ impl ConvOp {
             candle_core::bail!("{}: input of {} elements does not fit {g:?}", self.name(), x.len());
         }
         if w.len() != self.features * g.rows() {
-            candle_core::bail!("{}: weight has {} elements, expected {}", self.name(), w.len(), self.features * g.rows());
+            candle_core::bail!(
+                "{}: weight has {} elements, expected {}",
+                self.name(),
+                w.len(),
+                self.features * g.rows()
+            );
         }
         if b.len() != self.out_channels() {
             candle_core::bail!("{}: bias has {} elements, expected {}", self.name(), b.len(), self.out_channels());
@@ -105,14 +111,9 @@ impl ConvOp {
         dy: &[T],
         want_dx: bool,
     ) -> (Option<Vec<T>>, Vec<T>, Vec<T>) {
-        let masked: Vec<T>;
-        let dy = if self.relu {
-            masked = y.par_iter().zip(dy).map(|(&y, &d)| if y > T::default() { d } else { T::default() }).collect();
-            &masked[..]
-        } else {
-            dy
-        };
-        let db = channel_sums(dy, self.out_channels(), self.out_plane());
+        let (masked, db) =
+            relu_mask_and_channel_sums(dy, self.relu.then_some(y), self.out_channels(), self.out_plane());
+        let dy = masked.as_deref().unwrap_or(dy);
         let table = PatchTable::new(&self.geometry);
         let (dx, dw) = gradients(self.kind, w, self.features, x, dy, &table, want_dx);
         (dx, dw, db)
@@ -262,11 +263,8 @@ fn gradients<T: Element>(
     let nb = block_items(rows, positions, per_task);
     let tasks = batch.div_ceil(per_task);
     let mut dx = if want_dx { vec![T::default(); batch * x_len] } else { Vec::new() };
-    let dx_parts: Vec<Option<&mut [T]>> = if want_dx {
-        dx.chunks_mut(per_task * x_len).map(Some).collect()
-    } else {
-        (0..tasks).map(|_| None).collect()
-    };
+    let dx_parts: Vec<Option<&mut [T]>> =
+        if want_dx { dx.chunks_mut(per_task * x_len).map(Some).collect() } else { (0..tasks).map(|_| None).collect() };
     let wm = MatRef::new(w, features, rows);
     let partials: Vec<Vec<T>> = dx_parts
         .into_par_iter()
@@ -313,48 +311,6 @@ fn gradients<T: Element>(
         dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
     }
     (want_dx.then_some(dx), dw)
-}
-
-/// Bias and ReLU, applied to each output item while it is still in cache.
-#[derive(Clone, Copy)]
-struct Epilogue<'a, T> {
-    /// One value per channel of the item.
-    bias: Option<&'a [T]>,
-    relu: bool,
-}
-
-impl<T: Element> Epilogue<'_, T> {
-    /// `item` [channels, plane] += bias[channel].
-    fn add_bias(&self, item: &mut [T]) {
-        if let Some(bias) = self.bias {
-            for (plane, &b) in item.chunks_exact_mut(item.len() / bias.len()).zip(bias) {
-                plane.iter_mut().for_each(|v| *v += b);
-            }
-        }
-    }
-
-    fn relu(&self, item: &mut [T]) {
-        if self.relu {
-            // `<` keeps NaN visible instead of hiding it as 0.
-            item.iter_mut().filter(|v| **v < T::default()).for_each(|v| *v = T::default());
-        }
-    }
-}
-
-/// Σ over batch and positions of `dy` [batch, channels, plane], per channel.
-fn channel_sums<T: Element>(dy: &[T], channels: usize, plane: usize) -> Vec<T> {
-    let zeros = || vec![T::default(); channels];
-    dy.par_chunks(channels * plane)
-        .fold(zeros, |mut acc, item| {
-            for (a, p) in acc.iter_mut().zip(item.chunks_exact(plane)) {
-                p.iter().for_each(|&v| *a += v);
-            }
-            acc
-        })
-        .reduce(zeros, |mut a, b| {
-            a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-            a
-        })
 }
 
 impl CustomOp3 for ConvOp {

@@ -8,6 +8,7 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use super::epilogue::relu_mask_and_channel_sums;
 use super::matrix::{Element, MatRef, Threads, contiguous, cpu_slice, matmul};
 
 /// A fully connected layer (tensor names `weight` [out, in] and `bias` [out]).
@@ -87,12 +88,20 @@ impl LinearOp {
             candle_core::bail!("linear: input of {} elements is not rows of {inputs}", x.len());
         }
         let rows = x.len() / inputs;
-        let mut y: Vec<T> = b.iter().copied().cycle().take(rows * outputs).collect();
-        let (xm, wm) = (MatRef::new(x, rows, inputs), MatRef::new(w, outputs, inputs));
-        matmul(&mut y, outputs, xm, wm.t(), true, Threads::Pool);
-        if self.relu {
-            y.par_iter_mut().filter(|v| **v < T::default()).for_each(|v| *v = T::default());
-        }
+        let mut y = vec![T::default(); rows * outputs];
+        let wt = MatRef::new(w, outputs, inputs).t();
+        // One parallel region: each task fills its rows with the bias, adds
+        // its product and applies the ReLU while the rows are in cache.
+        let tasks = rayon::current_num_threads().min(rows / 16).max(1);
+        let threads = if tasks > 1 { Threads::One } else { Threads::Pool };
+        let per_task = rows.div_ceil(tasks);
+        y.par_chunks_mut(per_task * outputs).zip(x.par_chunks(per_task * inputs)).for_each(|(y, x)| {
+            y.chunks_exact_mut(outputs).for_each(|row| row.copy_from_slice(b));
+            matmul(y, outputs, MatRef::new(x, x.len() / inputs, inputs), wt, true, threads);
+            if self.relu {
+                y.iter_mut().filter(|v| **v < T::default()).for_each(|v| *v = T::default());
+            }
+        });
         Ok((y, rows))
     }
 
@@ -105,20 +114,12 @@ impl LinearOp {
     ) -> (Option<Vec<T>>, Vec<T>, Vec<T>) {
         let inputs = w.len() / outputs;
         let rows = x.len() / inputs;
-        let masked: Vec<T>;
-        let dy = if self.relu {
-            masked = y.par_iter().zip(dy).map(|(&y, &d)| if y > T::default() { d } else { T::default() }).collect();
-            &masked[..]
-        } else {
-            dy
-        };
-        let (xm, wm, dym) = (MatRef::new(x, rows, inputs), MatRef::new(w, outputs, inputs), MatRef::new(dy, rows, outputs));
+        let (masked, db) = relu_mask_and_channel_sums(dy, self.relu.then_some(y), outputs, 1);
+        let dy = masked.as_deref().unwrap_or(dy);
+        let (xm, wm, dym) =
+            (MatRef::new(x, rows, inputs), MatRef::new(w, outputs, inputs), MatRef::new(dy, rows, outputs));
         let mut dw = vec![T::default(); outputs * inputs];
         matmul(&mut dw, inputs, dym.t(), xm, false, Threads::Pool);
-        let mut db = vec![T::default(); outputs];
-        for row in dy.chunks_exact(outputs) {
-            db.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
-        }
         let dx = want_dx.then(|| {
             let mut dx = vec![T::default(); rows * inputs];
             matmul(&mut dx, inputs, dym, wm, false, Threads::Pool);

@@ -3,8 +3,9 @@
 
 pub mod conv;
 pub mod conv_op;
-pub mod linear;
+pub mod epilogue;
 pub mod latent_model;
+pub mod linear;
 pub mod matrix;
 pub mod registry;
 pub mod unfold;

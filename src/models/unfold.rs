@@ -187,8 +187,7 @@ mod tests {
     fn patches_hold_the_right_pixels() {
         // A 3×3 image 1..9, 2×2 kernel, stride 1, padding 0: four patches.
         let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
-        let g =
-            PatchGeometry { channels: 1, height: 3, width: 3, kernel: 2, stride: 1, padding: 0, dilation: 1 };
+        let g = PatchGeometry { channels: 1, height: 3, width: 3, kernel: 2, stride: 1, padding: 0, dilation: 1 };
         let mut cols = vec![0.0; 16];
         im2col(&x, &PatchTable::new(&g), &mut cols, 4);
         // Row (ki, kj) = (0, 0) holds the top-left pixel of each patch.

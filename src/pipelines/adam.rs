@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
+use rayon::prelude::*;
+
 use candle_core::{CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Result, Tensor, Var};
 
 /// Hyper-parameters.
@@ -125,6 +127,9 @@ impl Adam {
     }
 }
 
+/// Elements per parallel task of the in-place updates.
+const PAR_CHUNK: usize = 1 << 14;
+
 /// `m ← decay·m + (1 − decay)·g` (or `g²` for the second moment), in place.
 struct MomentUpdate {
     decay: f32,
@@ -140,9 +145,11 @@ impl InplaceOp2 for MomentUpdate {
         let (CpuStorage::F32(m), CpuStorage::F32(g)) = (m, g) else { candle_core::bail!("adam: f32 only") };
         let (m, g) = (contiguous_mut(m, ml)?, contiguous(g, gl)?);
         let (keep, take) = (self.decay, 1.0 - self.decay);
-        for (m, &g) in m.iter_mut().zip(g) {
-            *m = keep * *m + take * if self.square { g * g } else { g };
-        }
+        m.par_chunks_mut(PAR_CHUNK).zip(g.par_chunks(PAR_CHUNK)).for_each(|(m, g)| {
+            for (m, &g) in m.iter_mut().zip(g) {
+                *m = keep * *m + take * if self.square { g * g } else { g };
+            }
+        });
         Ok(())
     }
 }
@@ -175,9 +182,12 @@ impl InplaceOp3 for ParamUpdate {
             candle_core::bail!("adam: f32 only")
         };
         let (p, m, v) = (contiguous_mut(p, pl)?, contiguous(m, ml)?, contiguous(v, vl)?);
-        for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
-            *p = self.shrink * *p - self.lr * (m / self.bias1) / ((v / self.bias2).sqrt() + self.eps);
-        }
+        let chunks = p.par_chunks_mut(PAR_CHUNK).zip(m.par_chunks(PAR_CHUNK).zip(v.par_chunks(PAR_CHUNK)));
+        chunks.for_each(|(p, (m, v))| {
+            for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+                *p = self.shrink * *p - self.lr * (m / self.bias1) / ((v / self.bias2).sqrt() + self.eps);
+            }
+        });
         Ok(())
     }
 }
