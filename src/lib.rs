@@ -5,11 +5,11 @@
 //! (state and job table) → `ui` (egui panels). `io` is shared file handling.
 //! See ARCHITECTURE.md.
 
-pub mod allocator;
 pub mod app;
 pub mod cli;
 pub mod io;
 pub mod models;
 pub mod pipelines;
+pub mod runtime;
 pub mod ui;
 pub mod worker;

@@ -7,7 +7,7 @@ use latent_studio::cli::{Cli, run};
 use latent_studio::io::manifest::default_models_dir;
 
 fn main() -> ExitCode {
-    latent_studio::allocator::tune();
+    latent_studio::runtime::tune();
     let cli = Cli::parse();
     let models_dir = cli.models_dir.clone().unwrap_or_else(default_models_dir);
     let result = match cli.command {
