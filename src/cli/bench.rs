@@ -43,9 +43,18 @@ pub enum BenchCommand {
     },
     /// candle's built-in convolutions against the GEMM ones: per conv layer of the shipped VAEs and whole-model work.
     Conv {
+        /// Model id whose layers and weights are timed (a VAE).
+        #[arg(long, default_value = "fashion-16d")]
+        model: String,
         /// Timed runs per cell.
         #[arg(long, default_value_t = 30)]
         runs: usize,
+        /// Allocate the patch-matrix buffers on every call instead of reusing them.
+        #[arg(long)]
+        fresh_buffers: bool,
+        /// Print the timings as one JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -59,7 +68,9 @@ pub fn run(cmd: BenchCommand, models_dir: &Path) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        BenchCommand::Conv { runs } => super::bench_conv::bench_conv(runs),
+        BenchCommand::Conv { model, runs, fresh_buffers, json } => {
+            super::bench_conv::bench_conv(models_dir, &model, runs, fresh_buffers, json)
+        }
     }
 }
 

@@ -1,114 +1,140 @@
 //! `bench conv`: candle's built-in convolutions against the GEMM ones, per
-//! conv layer of the shipped VAEs (batch 64) and for whole-model work.
+//! conv layer of a shipped VAE (batch 64, its own weights) and for
+//! whole-model work. `benches/torch_vae.py` times the same layers and models
+//! in PyTorch from `--json` output.
 
+use std::path::Path;
+
+use anyhow::Context;
+use candle_core::Module;
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{Conv2dConfig, ConvTranspose2dConfig, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
 
 use super::bench::time_runs;
-use crate::models::conv::{ConvBackend, conv_transpose2d, conv2d, set_default_backend};
+use crate::models::conv::{ConvBackend, set_default_backend};
+use crate::models::matrix::set_scratch_reuse;
+use crate::models::registry::find_manifest;
 use crate::models::vae::{Vae, VaeConfig, vae_loss};
 use crate::pipelines::adam::{Adam, AdamConfig};
 use crate::pipelines::rng::SeededRng;
+
+/// Batch size of every row.
+const BATCH: usize = 64;
 
 fn random(shape: &[usize], seed: u64) -> candle_core::Result<Tensor> {
     let n = shape.iter().product();
     Tensor::from_vec(SeededRng::new(seed).normal_vec(n), shape, &Device::Cpu)
 }
 
-/// One row: `forward` on `x` alone and with the backward pass, each backend.
-fn layer_row(
-    name: &str,
-    runs: usize,
-    x: &Var,
-    forward: &dyn Fn(&Tensor, ConvBackend) -> candle_core::Result<Tensor>,
-) -> anyhow::Result<()> {
-    let mut cells = Vec::new();
-    for backward in [false, true] {
-        for backend in [ConvBackend::Builtin, ConvBackend::Auto] {
-            let run = || -> anyhow::Result<()> {
-                let y = forward(x.as_tensor(), backend)?;
-                if backward {
-                    y.sqr()?.sum_all()?.backward()?;
-                } else {
-                    y.flatten_all()?.to_vec1::<f32>()?;
-                }
-                Ok(())
-            };
-            cells.push(time_runs(runs, run)?.0);
-        }
-    }
-    println!(
-        "| {name} | {:.2} | {:.2} | {:.1}× | {:.2} | {:.2} | {:.1}× |",
-        cells[0],
-        cells[1],
-        cells[0] / cells[1],
-        cells[2],
-        cells[3],
-        cells[2] / cells[3]
-    );
-    Ok(())
+/// Median milliseconds of `f` with each backend: (built-in, GEMM).
+fn both(runs: usize, f: &dyn Fn() -> anyhow::Result<()>) -> anyhow::Result<(f64, f64)> {
+    set_default_backend(ConvBackend::Builtin);
+    let builtin = time_runs(runs, f)?.0;
+    set_default_backend(ConvBackend::Auto);
+    Ok((builtin, time_runs(runs, f)?.0))
 }
 
-/// Prints the per-layer and whole-model tables.
-pub fn bench_conv(runs: usize) -> anyhow::Result<()> {
-    let cfg = VaeConfig::mnist(16);
-    let b = cfg.base_channels;
-    let down = Conv2dConfig { padding: 1, stride: 2, ..Default::default() };
-    let up = ConvTranspose2dConfig { padding: 1, stride: 2, ..Default::default() };
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    println!("bench conv ({runs} runs, {} threads, batch 64, p50 ms)\n", candle_core::utils::get_num_threads());
-    println!("| layer | fwd built-in | fwd GEMM | speed-up | fwd+bwd built-in | fwd+bwd GEMM | speed-up |");
-    println!("|---|---|---|---|---|---|---|");
-    let convs = [
-        ("encoder.conv1 1→32, 28→14", conv2d(1, b, 4, down, vb.pp("c1"))?, [64, 1, 28, 28]),
-        ("encoder.conv2 32→64, 14→7", conv2d(b, 2 * b, 4, down, vb.pp("c2"))?, [64, b, 14, 14]),
-    ];
-    for (i, (name, layer, shape)) in convs.iter().enumerate() {
-        layer_row(name, runs, &Var::from_tensor(&random(shape, i as u64)?)?, &|x, backend| {
-            layer.forward_with(x, backend, true)
-        })?;
-    }
-    let deconvs = [
-        ("decoder.deconv1 64→32, 7→14", conv_transpose2d(2 * b, b, 4, up, vb.pp("d1"))?, [64, 2 * b, 7, 7]),
-        ("decoder.deconv2 32→1, 14→28", conv_transpose2d(b, 1, 4, up, vb.pp("d2"))?, [64, b, 14, 14]),
-    ];
-    for (i, (name, layer, shape)) in deconvs.iter().enumerate() {
-        let x = Var::from_tensor(&random(shape, 10 + i as u64)?)?;
-        let relu = i == 0; // as in the VAE: the last layer gives logits
-        layer_row(name, runs, &x, &|x, backend| layer.forward_with(x, backend, relu))?;
+/// A conv layer's forward pass with the ReLU the model applies (on the default backend).
+type LayerForward<'a> = Box<dyn Fn(&Tensor) -> candle_core::Result<Tensor> + 'a>;
+
+/// One conv layer of the VAE: name, input shape and forward pass.
+struct LayerCase<'a> {
+    name: &'static str,
+    input: [usize; 4],
+    forward: LayerForward<'a>,
+}
+
+fn layer_cases(vae: &Vae) -> Vec<LayerCase<'_>> {
+    let c = &vae.config;
+    let (b, s) = (c.base_channels, c.image_size);
+    let (enc, dec) = (&vae.encoder, &vae.decoder);
+    vec![
+        LayerCase {
+            name: "encoder.conv1",
+            input: [BATCH, c.channels, s, s],
+            forward: Box::new(|x| enc.conv1.forward_relu(x)),
+        },
+        LayerCase {
+            name: "encoder.conv2",
+            input: [BATCH, b, s / 2, s / 2],
+            forward: Box::new(|x| enc.conv2.forward_relu(x)),
+        },
+        LayerCase {
+            name: "decoder.deconv1",
+            input: [BATCH, 2 * b, s / 4, s / 4],
+            forward: Box::new(|x| dec.deconv1.forward_relu(x)),
+        },
+        LayerCase {
+            name: "decoder.deconv2",
+            input: [BATCH, b, s / 2, s / 2],
+            // The last layer gives logits: no ReLU.
+            forward: Box::new(|x| dec.deconv2.forward(x)),
+        },
+    ]
+}
+
+/// Times every row and prints the tables (or one JSON object).
+pub fn bench_conv(models_dir: &Path, id: &str, runs: usize, fresh_buffers: bool, json: bool) -> anyhow::Result<()> {
+    set_scratch_reuse(!fresh_buffers);
+    let manifest = find_manifest(models_dir, id)?;
+    let config: VaeConfig = serde_json::from_value(manifest.config.clone()).context("bench conv needs a VAE")?;
+    let mut varmap = VarMap::new();
+    let vae = Vae::new(&config, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu))?;
+    let weights = manifest.weights_path();
+    varmap.load(&weights).with_context(|| format!("cannot load {}", weights.display()))?;
+
+    let mut layers = Vec::new();
+    for (i, case) in layer_cases(&vae).iter().enumerate() {
+        let x = Var::from_tensor(&random(&case.input, i as u64)?)?;
+        let forward = || (case.forward)(x.as_tensor());
+        let fwd = both(runs, &|| Ok(drop(forward()?.flatten_all()?.to_vec1::<f32>()?)))?;
+        let fwd_bwd = both(runs, &|| Ok(drop(forward()?.sqr()?.sum_all()?.backward()?)))?;
+        layers.push((case.name, case.input, fwd, fwd_bwd));
     }
 
-    println!("\n| whole VAE (16-D latent) | built-in | GEMM | speed-up |\n|---|---|---|---|");
-    let vae = Vae::new(&cfg, vb.pp("vae"))?;
-    let xs = candle_nn::ops::sigmoid(&random(&[64, 1, 28, 28], 20)?)?;
-    let eps = random(&[64, 16], 21)?;
-    let z1 = random(&[1, 16], 22)?;
-    let z64 = random(&[64, 16], 23)?;
+    let dim = config.latent_dim;
+    let xs = candle_nn::ops::sigmoid(&random(&[BATCH, config.channels, config.image_size, config.image_size], 20)?)?;
+    let eps = random(&[BATCH, dim], 21)?;
+    let (z1, z64) = (random(&[1, dim], 22)?, random(&[BATCH, dim], 23)?);
+    let decode =
+        |z: &Tensor| -> anyhow::Result<()> { Ok(drop(vae.decoder.decode(z)?.flatten_all()?.to_vec1::<f32>()?)) };
     let vars: Vec<(String, Var)> =
         varmap.data().lock().map_err(|_| anyhow::anyhow!("poisoned varmap"))?.clone().into_iter().collect();
     let adam = std::cell::RefCell::new(Adam::new(vars, AdamConfig::default())?);
-    let rows: [(&str, Box<dyn Fn() -> anyhow::Result<()>>); 5] = [
-        ("decode, batch 1", Box::new(|| Ok(drop(vae.decoder.decode(&z1)?.flatten_all()?.to_vec1::<f32>()?)))),
-        ("decode, batch 64", Box::new(|| Ok(drop(vae.decoder.decode(&z64)?.flatten_all()?.to_vec1::<f32>()?)))),
-        (
-            "forward + loss, batch 64",
-            Box::new(|| Ok(vae_loss(&vae.forward(&xs, &eps)?, &xs, 1.0)?.total.to_scalar::<f32>().map(|_| ())?)),
-        ),
-        (
-            "forward + loss + backward, batch 64",
-            Box::new(|| Ok(drop(vae_loss(&vae.forward(&xs, &eps)?, &xs, 1.0)?.total.backward()?))),
-        ),
-        (
-            "training step (+ AdamW), batch 64",
-            Box::new(|| Ok(adam.borrow_mut().backward_step(&vae_loss(&vae.forward(&xs, &eps)?, &xs, 1.0)?.total)?)),
-        ),
+    let step = || -> anyhow::Result<()> {
+        let loss = vae_loss(&vae.forward(&xs, &eps)?, &xs, 1.0)?;
+        Ok(adam.borrow_mut().backward_step(&loss.total)?)
+    };
+    let whole = [
+        ("decode_1", both(runs, &|| decode(&z1))?),
+        ("decode_64", both(runs, &|| decode(&z64))?),
+        ("train_step_64", both(runs.div_ceil(2), &step)?),
     ];
-    for (name, f) in &rows {
-        set_default_backend(ConvBackend::Builtin);
-        let builtin = time_runs(runs, f)?.0;
-        set_default_backend(ConvBackend::Auto);
-        let gemm = time_runs(runs, f)?.0;
+
+    let threads = candle_core::utils::get_num_threads();
+    if json {
+        let pair = |(builtin, gemm): (f64, f64)| serde_json::json!({ "builtin_ms": builtin, "gemm_ms": gemm });
+        let layers: Vec<_> = layers
+            .iter()
+            .map(|(name, input, fwd, fwd_bwd)| {
+                serde_json::json!({ "name": name, "input": input, "fwd": pair(*fwd), "fwd_bwd": pair(*fwd_bwd) })
+            })
+            .collect();
+        let whole: serde_json::Map<_, _> = whole.iter().map(|(k, v)| (k.to_string(), pair(*v))).collect();
+        let out =
+            serde_json::json!({ "model": id, "threads": threads, "runs": runs, "layers": layers, "whole": whole });
+        println!("{out}");
+        return Ok(());
+    }
+    let buffers = if fresh_buffers { "fresh buffers per call" } else { "reused scratch buffers" };
+    println!("bench conv --model {id} ({runs} runs, {threads} threads, batch {BATCH}, {buffers}, p50 ms)\n");
+    println!("| layer (input) | fwd built-in | fwd GEMM | speed-up | fwd+bwd built-in | fwd+bwd GEMM | speed-up |");
+    println!("|---|---|---|---|---|---|---|");
+    for (name, input, (fb, fg), (bb, bg)) in &layers {
+        println!("| {name} {input:?} | {fb:.2} | {fg:.2} | {:.1}× | {bb:.2} | {bg:.2} | {:.1}× |", fb / fg, bb / bg);
+    }
+    println!("\n| whole VAE | built-in | GEMM | speed-up |\n|---|---|---|---|");
+    for (name, (builtin, gemm)) in &whole {
         println!("| {name} | {builtin:.2} | {gemm:.2} | {:.1}× |", builtin / gemm);
     }
     Ok(())

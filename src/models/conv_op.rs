@@ -196,10 +196,10 @@ fn unfold_mul<T: Element>(
                     im2col(i, table, &mut cols[j * positions..], ld);
                 }
                 matmul(out, ld, wm, MatRef::new(cols, rows, ld), false, threads);
-                scatter(&out[..features * ld], features, positions, feat);
-                for f in feat.chunks_exact_mut(feat_len) {
-                    epilogue.add_bias(f);
-                    epilogue.relu(f);
+                for (j, item) in feat.chunks_exact_mut(feat_len).enumerate() {
+                    for (f, row) in item.chunks_exact_mut(positions).enumerate() {
+                        epilogue.copy_row(row, &out[f * ld + j * positions..][..positions], f);
+                    }
                 }
             }
         })

@@ -25,6 +25,18 @@ impl<T: Element> Epilogue<'_, T> {
         }
     }
 
+    /// `row` ← max(0, `src` + bias[channel]): a feature row copied out of a
+    /// GEMM block and finished in the same pass.
+    pub fn copy_row(&self, row: &mut [T], src: &[T], channel: usize) {
+        let b = self.bias.map_or(T::default(), |b| b[channel]);
+        let zero = T::default();
+        for (d, &s) in row.iter_mut().zip(src) {
+            let v = s + b;
+            *d = if self.relu && v < zero { zero } else { v };
+        }
+    }
+
+    /// max(0, ·) over `item` when the layer has a ReLU.
     pub fn relu(&self, item: &mut [T]) {
         if self.relu {
             // `<` keeps NaN visible instead of hiding it as 0.

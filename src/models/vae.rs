@@ -69,8 +69,8 @@ fn up() -> ConvTranspose2dConfig {
 /// Image → (mean, log-variance) of q(z|x).
 #[derive(Clone, Debug)]
 pub struct Encoder {
-    conv1: Conv2d,
-    conv2: Conv2d,
+    pub(crate) conv1: Conv2d,
+    pub(crate) conv2: Conv2d,
     fc: Linear,
     mean: Linear,
     logvar: Linear,
@@ -103,8 +103,8 @@ impl Encoder {
 pub struct Decoder {
     fc1: Linear,
     fc2: Linear,
-    deconv1: ConvTranspose2d,
-    deconv2: ConvTranspose2d,
+    pub(crate) deconv1: ConvTranspose2d,
+    pub(crate) deconv2: ConvTranspose2d,
     base: usize,
     side: usize,
 }
