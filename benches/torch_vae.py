@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch reference for the studio's VAE: same architecture, same safetensors
 weights. Checks that its outputs match candle's (max abs diff < 1e-4) and times
-decode and one training step, interleaved with `latent-studio bench latent`.
+decode and one training step, interleaved with `latent-studio bench latent`,
+and each conv layer (forward, forward + backward, batch 64, the model's
+weights) interleaved with `latent-studio bench conv`.
 
 Usage (after benches/setup-torch.sh):
   $VENV/bin/python benches/torch_vae.py --model digits-2d [--studio target/release/latent-studio]
@@ -126,16 +128,46 @@ def torch_side(model_dir, ref, runs):
     return rows, checks
 
 
+def torch_layers(vae, c, runs):
+    """Per conv layer, as `bench conv` times it: forward with the model's ReLU
+    (copied out), and forward + backward of sum(y²) into x and the weights."""
+    b, s = c["base_channels"], c["image_size"]
+    cases = [
+        ("encoder.conv1", vae.encoder.conv1, (64, c["channels"], s, s), True),
+        ("encoder.conv2", vae.encoder.conv2, (64, b, s // 2, s // 2), True),
+        ("decoder.deconv1", vae.decoder.deconv1, (64, 2 * b, s // 4, s // 4), True),
+        ("decoder.deconv2", vae.decoder.deconv2, (64, b, s // 2, s // 2), False),
+    ]
+    rows = {}
+    for name, layer, shape, relu in cases:
+        def forward(x, layer=layer, relu=relu):
+            return torch.relu(layer(x)) if relu else layer(x)
+
+        x = torch.randn(shape, requires_grad=True)
+
+        def fwd_bwd(x=x, forward=forward, layer=layer):
+            forward(x).pow(2).sum().backward()
+            x.grad = None
+            layer.zero_grad(set_to_none=True)
+
+        with torch.no_grad():
+            fwd = timed(runs, lambda x=x, forward=forward: forward(x).numpy().copy())
+        rows[name] = (fwd[0], timed(runs, fwd_bwd)[0])
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
     ap.add_argument("--models-dir", default="models")
     ap.add_argument("--studio", default="target/release/latent-studio")
     ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--layer-runs", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     model_dir = os.path.join(args.models_dir, args.model)
     results = {"candle": {}, "torch": {}}
+    layers = {"builtin": {}, "ours": {}, "torch": {}}  # name -> list of (fwd, fwd_bwd) per round
     checks = {}
     with tempfile.TemporaryDirectory() as tmp:
         dump = os.path.join(tmp, "ref.safetensors")
@@ -153,6 +185,17 @@ def main():
             rows, checks = torch_side(model_dir, load_file(dump), args.runs)
             for k, (p50, _) in rows.items():
                 results["torch"].setdefault(k, []).append(p50)
+            out = subprocess.run(
+                [args.studio, "--models-dir", args.models_dir, "bench", "conv", "--model", args.model,
+                 "--runs", str(args.layer_runs), "--json"],
+                check=True, capture_output=True, text=True, env=env,
+            )
+            for row in json.loads(out.stdout)["layers"]:
+                for side, key in (("builtin", "builtin_ms"), ("ours", "gemm_ms")):
+                    layers[side].setdefault(row["name"], []).append((row["fwd"][key], row["fwd_bwd"][key]))
+            manifest = json.load(open(os.path.join(model_dir, "manifest.json")))
+            for name, times in torch_layers(load_vae(model_dir), manifest["config"], args.layer_runs).items():
+                layers["torch"].setdefault(name, []).append(times)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; candle: {args.studio}; model {args.model}; "
           f"{args.rounds} interleaved rounds, median of per-round p50s\n")
     print("| check | value | bound |\n|---|---|---|")
@@ -167,6 +210,17 @@ def main():
     for k in ("decode_1", "decode_16", "decode_64", "train_step_64"):
         c, t = statistics.median(results["candle"][k]), statistics.median(results["torch"][k])
         print(f"| {k} | {c:.3f} | {t:.3f} | {t / c:.2f}× |")
+    print("\nPer conv layer, batch 64, p50 ms (`bench conv`; forward includes the model's ReLU):\n")
+    print("| layer | fwd candle built-in | fwd ours | fwd PyTorch | fwd ours vs PyTorch "
+          "| fwd+bwd candle built-in | fwd+bwd ours | fwd+bwd PyTorch | fwd+bwd ours vs PyTorch |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in layers["torch"]:
+        med = {side: [statistics.median(t[i] for t in layers[side][name]) for i in (0, 1)] for side in layers}
+        cells = []
+        for i in (0, 1):
+            b, o, t = med["builtin"][i], med["ours"][i], med["torch"][i]
+            cells.append(f"{b:.2f} | {o:.2f} | {t:.2f} | {t / o:.2f}×")
+        print(f"| {name} | {cells[0]} | {cells[1]} |")
     sys.exit(0 if ok else 1)
 
 
