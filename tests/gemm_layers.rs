@@ -234,3 +234,24 @@ fn gemm_blocks_with_a_remainder_match_candle_with_gradients() {
         }
     }
 }
+
+#[test]
+fn other_dtypes_fall_back_to_candle_kernels() {
+    // f16 has no GEMM op here: the layers must hand it to candle's own kernels.
+    let varmap = candle_nn::VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(&varmap, DType::F16, &Device::Cpu);
+    let cfg = Conv2dConfig { padding: 1, stride: 2, dilation: 1, groups: 1, cudnn_fwd_algo: None };
+    let conv = latent_studio::models::conv::conv2d(2, 3, 3, cfg, vb.pp("conv")).unwrap();
+    let fc = linear(3 * 4 * 4, 5, vb.pp("fc")).unwrap();
+    let x = random(&[2, 2, 8, 8], 5, DType::F16);
+    let h = conv.forward_relu(&x).unwrap();
+    let expected = bias_relu(
+        x.conv2d(conv.weight(), 1, 2, 1, 1).unwrap(),
+        &varmap.data().lock().unwrap()["conv.bias"].as_tensor().clone(),
+        true,
+    );
+    assert_eq!(h.dtype(), DType::F16);
+    assert!(max_diff(&h, &expected) == 0.0, "the fallback is candle's own conv2d");
+    let y = fc.forward(&h.flatten_from(1).unwrap()).unwrap();
+    assert_eq!((y.dims(), y.dtype()), (&[2, 5][..], DType::F16));
+}
