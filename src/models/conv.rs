@@ -8,6 +8,7 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, ConvTranspose2dConfig, VarBuilder};
 
 use super::conv_op::{ConvKind, ConvOp};
+use super::layer_op;
 use super::unfold::PatchGeometry;
 
 /// Which implementation runs a convolution.
@@ -37,7 +38,7 @@ fn gemm_applies(x: &Tensor, groups: usize) -> bool {
 
 fn bias_or_zeros(bias: Option<&Tensor>, w: &Tensor, channels: usize) -> Result<Tensor> {
     match bias {
-        Some(b) => b.contiguous(),
+        Some(b) => Ok(b.clone()),
         None => Tensor::zeros(channels, w.dtype(), w.device()),
     }
 }
@@ -60,7 +61,7 @@ pub fn conv2d_gemm(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, cfg: &Conv2dCo
     };
     geometry.validate()?;
     let op = ConvOp { kind: ConvKind::Conv, geometry, features: cout, relu };
-    x.contiguous()?.apply_op3(&w.contiguous()?, &bias_or_zeros(bias, w, cout)?, op)
+    layer_op::apply(op, x, w, &bias_or_zeros(bias, w, cout)?)
 }
 
 /// Transposed conv2d + bias (+ ReLU) as `col2im(Wᵀ · x)`: x [b, cin, h, w], w [cin, cout, k, k]
@@ -102,7 +103,7 @@ pub fn conv_transpose2d_gemm(
         );
     }
     let op = ConvOp { kind: ConvKind::Transposed, geometry, features: cin, relu };
-    x.contiguous()?.apply_op3(&w.contiguous()?, &bias_or_zeros(bias, w, cout)?, op)
+    layer_op::apply(op, x, w, &bias_or_zeros(bias, w, cout)?)
 }
 
 /// Adds a per-channel bias [c] to `y` [b, c, h, w] and applies ReLU if asked (candle's kernels).

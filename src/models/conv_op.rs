@@ -1,5 +1,5 @@
 //! conv2d and conv_transpose2d (+ bias, + optional ReLU) as one candle custom
-//! op on the CPU. Forward and the whole backward pass (input, weight and bias
+//! op on the CPU (through `layer_op.rs`). Forward and the whole backward pass (input, weight and bias
 //! gradients) are direct GEMM calls around im2col/col2im, parallel over the
 //! batch, with no intermediate candle tensors: candle's generic matmul
 //! backward, transposes and broadcasts cost ten times the GEMM work here.
@@ -11,11 +11,12 @@
 //! convolution maps features → image as `col2im(Wᵀ · feat)`. Each is the
 //! other's input gradient, and both share `dW = Σ feat · im2col(img)ᵀ`.
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{Result, Shape};
 use rayon::prelude::*;
 
 use super::epilogue::{Epilogue, relu_mask_and_channel_sums};
-use super::matrix::{Element, MatRef, Threads, contiguous, cpu_slice, matmul};
+use super::layer_op::LayerKernels;
+use super::matrix::{Element, MatRef, Threads, matmul};
 use super::unfold::{PatchGeometry, PatchTable, col2im_add, im2col};
 
 /// Which direction the op maps.
@@ -69,56 +70,6 @@ impl ConvOp {
         }
     }
 
-    fn forward<T: Element>(&self, x: &[T], w: &[T], b: &[T]) -> Result<Vec<T>> {
-        let g = &self.geometry;
-        let s = self.sizes(x.len());
-        let expected_x = s.batch * if self.kind == ConvKind::Conv { s.img } else { s.feat };
-        if x.len() != expected_x || x.is_empty() {
-            candle_core::bail!("{}: input of {} elements does not fit {g:?}", self.name(), x.len());
-        }
-        if w.len() != self.features * g.rows() {
-            candle_core::bail!(
-                "{}: weight has {} elements, expected {}",
-                self.name(),
-                w.len(),
-                self.features * g.rows()
-            );
-        }
-        if b.len() != self.out_channels() {
-            candle_core::bail!("{}: bias has {} elements, expected {}", self.name(), b.len(), self.out_channels());
-        }
-        let epilogue = Epilogue { bias: Some(b), relu: self.relu };
-        Ok(match self.kind {
-            ConvKind::Conv => {
-                let mut feat = vec![T::default(); s.batch * s.feat];
-                unfold_mul(w, self.features, x, &PatchTable::new(g), &mut feat, epilogue);
-                feat
-            }
-            ConvKind::Transposed => {
-                let mut img = vec![T::default(); s.batch * s.img];
-                fold_mul(w, self.features, x, &PatchTable::new(g), &mut img, epilogue);
-                img
-            }
-        })
-    }
-
-    /// (dx, dW, db) from the output gradient `dy`; `dx` only when `want_dx`.
-    fn backward<T: Element>(
-        &self,
-        x: &[T],
-        w: &[T],
-        y: &[T],
-        dy: &[T],
-        want_dx: bool,
-    ) -> (Option<Vec<T>>, Vec<T>, Vec<T>) {
-        let (masked, db) =
-            relu_mask_and_channel_sums(dy, self.relu.then_some(y), self.out_channels(), self.out_plane());
-        let dy = masked.as_deref().unwrap_or(dy);
-        let table = PatchTable::new(&self.geometry);
-        let (dx, dw) = gradients(self.kind, w, self.features, x, dy, &table, want_dx);
-        (dx, dw, db)
-    }
-
     /// Elements per output channel of one item.
     fn out_plane(&self) -> usize {
         let g = &self.geometry;
@@ -137,19 +88,100 @@ impl ConvOp {
     }
 }
 
-/// Items per parallel task and how each task's GEMMs use threads: with fewer
-/// items than threads, the GEMMs themselves are split instead.
-fn split(batch: usize) -> (usize, Threads) {
-    let threads = rayon::current_num_threads().max(1);
-    if batch >= threads { (batch.div_ceil(threads), Threads::One) } else { (1, Threads::Pool) }
+impl LayerKernels for ConvOp {
+    fn name(&self) -> &'static str {
+        match self.kind {
+            ConvKind::Conv => "conv2d-gemm",
+            ConvKind::Transposed => "conv-transpose2d-gemm",
+        }
+    }
+
+    fn forward<T: Element>(&self, x: &[T], x_shape: &Shape, w: &[T], b: &[T]) -> Result<(Vec<T>, Shape)> {
+        let g = &self.geometry;
+        let s = self.sizes(x.len());
+        let expected_x = s.batch * if self.kind == ConvKind::Conv { s.img } else { s.feat };
+        if x.len() != expected_x || x.is_empty() {
+            candle_core::bail!("{}: input of {} elements does not fit {g:?}", self.name(), x.len());
+        }
+        if w.len() != self.features * g.rows() {
+            candle_core::bail!(
+                "{}: weight has {} elements, expected {}",
+                self.name(),
+                w.len(),
+                self.features * g.rows()
+            );
+        }
+        if b.len() != self.out_channels() {
+            candle_core::bail!("{}: bias has {} elements, expected {}", self.name(), b.len(), self.out_channels());
+        }
+        let epilogue = Epilogue { bias: Some(b), relu: self.relu };
+        let batch = x_shape.dims().first().copied().unwrap_or(0);
+        let y = match self.kind {
+            ConvKind::Conv => {
+                let mut feat = vec![T::default(); s.batch * s.feat];
+                unfold_mul(w, self.features, x, &PatchTable::new(g), &mut feat, epilogue);
+                feat
+            }
+            ConvKind::Transposed => {
+                let mut img = vec![T::default(); s.batch * s.img];
+                fold_mul(w, self.features, x, &PatchTable::new(g), &mut img, epilogue);
+                img
+            }
+        };
+        Ok((y, self.out_shape(batch)))
+    }
+
+    fn backward<T: Element>(
+        &self,
+        x: &[T],
+        w: &[T],
+        y: &[T],
+        dy: &[T],
+        want_dx: bool,
+    ) -> (Option<Vec<T>>, Vec<T>, Vec<T>) {
+        let (masked, db) =
+            relu_mask_and_channel_sums(dy, self.relu.then_some(y), self.out_channels(), self.out_plane());
+        let dy = masked.as_deref().unwrap_or(dy);
+        let table = PatchTable::new(&self.geometry);
+        let (dx, dw) = gradients(self.kind, w, self.features, x, dy, &table, want_dx);
+        (dx, dw, db)
+    }
 }
 
-/// Items whose patch matrices share one GEMM: more columns make the products
-/// faster (83 → 101 GFLOP/s per core for conv2 of the VAE), but the block
-/// should stay within a 1 MB L2 cache.
-fn block_items(rows: usize, positions: usize, per_task: usize) -> usize {
-    const BLOCK_ELEMENTS: usize = 1 << 17; // 512 KiB of f32
-    (BLOCK_ELEMENTS / (rows * positions).max(1)).clamp(1, per_task.max(1))
+/// How one call splits its batch: tasks of `per_task` images run in
+/// parallel, each multiplying blocks of `block` images at a time.
+struct Plan {
+    /// Rows of one image's patch matrix (channels·k²).
+    rows: usize,
+    /// Columns of one image's patch matrix (output positions).
+    positions: usize,
+    /// Elements of one image-side item.
+    img_len: usize,
+    /// Elements of one feature-side item.
+    feat_len: usize,
+    per_task: usize,
+    /// With fewer images than threads, the GEMMs themselves are split instead.
+    threads: Threads,
+    block: usize,
+}
+
+impl Plan {
+    fn new(table: &PatchTable, features: usize, batch: usize) -> Self {
+        // More columns per GEMM make the products faster (83 → 101 GFLOP/s
+        // per core for conv2 of the VAE), but a block should stay in a 1 MB L2.
+        const BLOCK_ELEMENTS: usize = 1 << 17; // 512 KiB of f32
+        let g = table.geometry();
+        let (rows, positions) = (g.rows(), g.positions());
+        let pool = rayon::current_num_threads().max(1);
+        let (per_task, threads) = if batch >= pool { (batch.div_ceil(pool), Threads::One) } else { (1, Threads::Pool) };
+        let block = (BLOCK_ELEMENTS / (rows * positions).max(1)).clamp(1, per_task);
+        Self { rows, positions, img_len: g.image_len(), feat_len: features * positions, per_task, threads, block }
+    }
+
+    /// Scratch elements per task: a block's patch matrix and its feature block.
+    fn scratch_len(&self, features: usize) -> usize {
+        self.block * self.positions * (self.rows + features)
+    }
 }
 
 /// Copies items [n][features][positions] into a block [features][n·positions].
@@ -181,14 +213,12 @@ fn unfold_mul<T: Element>(
     feat: &mut [T],
     epilogue: Epilogue<T>,
 ) {
-    let g = table.geometry();
-    let (rows, positions, img_len) = (g.rows(), g.positions(), g.image_len());
-    let feat_len = features * positions;
-    let (per_task, threads) = split(img.len() / img_len);
-    let nb = block_items(rows, positions, per_task);
+    let p = Plan::new(table, features, img.len() / table.geometry().image_len());
+    let (rows, positions, img_len, feat_len, nb, threads) =
+        (p.rows, p.positions, p.img_len, p.feat_len, p.block, p.threads);
     let wm = MatRef::new(w, features, rows);
-    feat.par_chunks_mut(per_task * feat_len).zip(img.par_chunks(per_task * img_len)).for_each(|(feat, img)| {
-        T::with_scratch(nb * positions * (rows + features), |scratch| {
+    feat.par_chunks_mut(p.per_task * feat_len).zip(img.par_chunks(p.per_task * img_len)).for_each(|(feat, img)| {
+        T::with_scratch(p.scratch_len(features), |scratch| {
             let (cols, out) = scratch.split_at_mut(nb * positions * rows);
             for (feat, img) in feat.chunks_mut(nb * feat_len).zip(img.chunks(nb * img_len)) {
                 let ld = img.len() / img_len * positions;
@@ -215,14 +245,12 @@ fn fold_mul<T: Element>(
     img: &mut [T],
     epilogue: Epilogue<T>,
 ) {
-    let g = table.geometry();
-    let (rows, positions, img_len) = (g.rows(), g.positions(), g.image_len());
-    let feat_len = features * positions;
-    let (per_task, threads) = split(img.len() / img_len);
-    let nb = block_items(rows, positions, per_task);
+    let p = Plan::new(table, features, img.len() / table.geometry().image_len());
+    let (rows, positions, img_len, feat_len, nb, threads) =
+        (p.rows, p.positions, p.img_len, p.feat_len, p.block, p.threads);
     let wt = MatRef::new(w, features, rows).t();
-    img.par_chunks_mut(per_task * img_len).zip(feat.par_chunks(per_task * feat_len)).for_each(|(img, feat)| {
-        T::with_scratch(nb * positions * (rows + features), |scratch| {
+    img.par_chunks_mut(p.per_task * img_len).zip(feat.par_chunks(p.per_task * feat_len)).for_each(|(img, feat)| {
+        T::with_scratch(p.scratch_len(features), |scratch| {
             let (cols, block) = scratch.split_at_mut(nb * positions * rows);
             for (img, feat) in img.chunks_mut(nb * img_len).zip(feat.chunks(nb * feat_len)) {
                 let ld = feat.len() / feat_len * positions;
@@ -250,17 +278,17 @@ fn gradients<T: Element>(
     table: &PatchTable,
     want_dx: bool,
 ) -> (Option<Vec<T>>, Vec<T>) {
-    let g = table.geometry();
-    let (rows, positions, img_len) = (g.rows(), g.positions(), g.image_len());
-    let feat_len = features * positions;
+    let img_len = table.geometry().image_len();
     // conv2d: x is the image side and dy the feature side; the transpose swaps them.
-    let (img, feat, x_len) = match kind {
-        ConvKind::Conv => (x, dy, img_len),
-        ConvKind::Transposed => (dy, x, feat_len),
+    let (img, feat) = match kind {
+        ConvKind::Conv => (x, dy),
+        ConvKind::Transposed => (dy, x),
     };
     let batch = img.len() / img_len;
-    let (per_task, threads) = split(batch);
-    let nb = block_items(rows, positions, per_task);
+    let p = Plan::new(table, features, batch);
+    let (rows, positions, feat_len, nb, threads, per_task) =
+        (p.rows, p.positions, p.feat_len, p.block, p.threads, p.per_task);
+    let x_len = if kind == ConvKind::Conv { img_len } else { feat_len };
     let tasks = batch.div_ceil(per_task);
     let mut dx = if want_dx { vec![T::default(); batch * x_len] } else { Vec::new() };
     let dx_parts: Vec<Option<&mut [T]>> =
@@ -272,7 +300,7 @@ fn gradients<T: Element>(
         .map(|(task, mut dx)| {
             let mut dw = vec![T::default(); features * rows];
             let items = task * per_task..((task + 1) * per_task).min(batch);
-            T::with_scratch(nb * positions * (rows + features), |scratch| {
+            T::with_scratch(p.scratch_len(features), |scratch| {
                 let (cols, block) = scratch.split_at_mut(nb * positions * rows);
                 for (first, start) in items.clone().step_by(nb).enumerate() {
                     let n = nb.min(items.end - start);
@@ -311,76 +339,4 @@ fn gradients<T: Element>(
         dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
     }
     (want_dx.then_some(dx), dw)
-}
-
-impl CustomOp3 for ConvOp {
-    fn name(&self) -> &'static str {
-        match self.kind {
-            ConvKind::Conv => "conv2d-gemm",
-            ConvKind::Transposed => "conv-transpose2d-gemm",
-        }
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
-                CpuStorage::F32(self.forward(contiguous(x, l1)?, contiguous(w, l2)?, contiguous(b, l3)?)?)
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
-                CpuStorage::F64(self.forward(contiguous(x, l1)?, contiguous(w, l2)?, contiguous(b, l3)?)?)
-            }
-            _ => candle_core::bail!("{} supports f32 and f64 inputs of one dtype", self.name()),
-        };
-        let batch = l1.shape().dims().first().copied().unwrap_or(0);
-        Ok((out, self.out_shape(batch)))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        y: &Tensor,
-        dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        match x.dtype() {
-            DType::F32 => self.backward_tensors::<f32>(x, w, b, y, dy),
-            DType::F64 => self.backward_tensors::<f64>(x, w, b, y, dy),
-            other => candle_core::bail!("{}: no backward pass for {other:?}", self.name()),
-        }
-    }
-}
-
-impl ConvOp {
-    fn backward_tensors<T: Element>(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        y: &Tensor,
-        dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let dy = dy.contiguous()?;
-        let (xs, xl) = x.storage_and_layout();
-        let (ws, wl) = w.storage_and_layout();
-        let (ys, yl) = y.storage_and_layout();
-        let (dys, dyl) = dy.storage_and_layout();
-        let (dx, dw, db) = self.backward::<T>(
-            cpu_slice(&xs, xl)?,
-            cpu_slice(&ws, wl)?,
-            cpu_slice(&ys, yl)?,
-            cpu_slice(&dys, dyl)?,
-            x.track_op(),
-        );
-        let dx = dx.map(|dx| Tensor::from_vec(dx, x.shape(), x.device())).transpose()?;
-        Ok((dx, Some(Tensor::from_vec(dw, w.shape(), w.device())?), Some(Tensor::from_vec(db, b.shape(), b.device())?)))
-    }
 }

@@ -4,12 +4,13 @@
 //! reductions, bias and ReLU fused); elsewhere candle's own ops. Tensor names
 //! and initialisation are candle_nn's.
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{DType, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
 use super::epilogue::relu_mask_and_channel_sums;
-use super::matrix::{Element, MatRef, Threads, contiguous, cpu_slice, matmul};
+use super::layer_op::{self, LayerKernels};
+use super::matrix::{Element, MatRef, Threads, matmul};
 
 /// A fully connected layer (tensor names `weight` [out, in] and `bias` [out]).
 #[derive(Clone, Debug)]
@@ -45,8 +46,8 @@ impl Linear {
         };
         *last = outputs;
         let rows = x.elem_count() / inputs;
-        let op = LinearOp { relu };
-        x.reshape((rows, inputs))?.contiguous()?.apply_op3(&self.weight.contiguous()?, &self.bias, op)?.reshape(dims)
+        let op = LinearOp { relu, outputs };
+        layer_op::apply(op, &x.reshape((rows, inputs))?, &self.weight, &self.bias)?.reshape(dims)
     }
 
     /// `relu(self.forward(x))` in one pass.
@@ -75,12 +76,18 @@ impl candle_core::Module for Linear {
 #[derive(Clone, Copy, Debug)]
 struct LinearOp {
     relu: bool,
+    /// Rows of W (the bias length).
+    outputs: usize,
 }
 
-impl LinearOp {
-    fn forward<T: Element>(&self, x: &[T], w: &[T], b: &[T]) -> Result<(Vec<T>, usize)> {
-        let outputs = b.len();
-        if outputs == 0 || w.len() % outputs != 0 {
+impl LayerKernels for LinearOp {
+    fn name(&self) -> &'static str {
+        "linear-gemm"
+    }
+
+    fn forward<T: Element>(&self, x: &[T], _x_shape: &Shape, w: &[T], b: &[T]) -> Result<(Vec<T>, Shape)> {
+        let outputs = self.outputs;
+        if outputs == 0 || b.len() != outputs || w.len() % outputs != 0 {
             candle_core::bail!("linear: weight of {} elements does not fit {outputs} outputs", w.len());
         }
         let inputs = w.len() / outputs;
@@ -102,16 +109,18 @@ impl LinearOp {
                 y.iter_mut().filter(|v| **v < T::default()).for_each(|v| *v = T::default());
             }
         });
-        Ok((y, rows))
+        Ok((y, Shape::from((rows, outputs))))
     }
 
-    /// (dx, dW, db) from the output gradient; `dx` only when `want_dx`.
     fn backward<T: Element>(
         &self,
-        (x, w, y, dy): (&[T], &[T], &[T], &[T]),
-        outputs: usize,
+        x: &[T],
+        w: &[T],
+        y: &[T],
+        dy: &[T],
         want_dx: bool,
     ) -> (Option<Vec<T>>, Vec<T>, Vec<T>) {
+        let outputs = self.outputs;
         let inputs = w.len() / outputs;
         let rows = x.len() / inputs;
         let (masked, db) = relu_mask_and_channel_sums(dy, self.relu.then_some(y), outputs, 1);
@@ -126,68 +135,5 @@ impl LinearOp {
             dx
         });
         (dx, dw, db)
-    }
-
-    fn backward_tensors<T: Element>(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        y: &Tensor,
-        dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (w, dy) = (w.contiguous()?, dy.contiguous()?);
-        let (xs, xl) = x.storage_and_layout();
-        let (ws, wl) = w.storage_and_layout();
-        let (ys, yl) = y.storage_and_layout();
-        let (dys, dyl) = dy.storage_and_layout();
-        let slices = (cpu_slice(&xs, xl)?, cpu_slice(&ws, wl)?, cpu_slice(&ys, yl)?, cpu_slice(&dys, dyl)?);
-        let (dx, dw, db) = self.backward::<T>(slices, b.elem_count(), x.track_op());
-        let dx = dx.map(|dx| Tensor::from_vec(dx, x.shape(), x.device())).transpose()?;
-        Ok((dx, Some(Tensor::from_vec(dw, w.shape(), w.device())?), Some(Tensor::from_vec(db, b.shape(), b.device())?)))
-    }
-}
-
-impl CustomOp3 for LinearOp {
-    fn name(&self) -> &'static str {
-        "linear-gemm"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (out, rows) = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
-                let (y, rows) = self.forward(contiguous(x, l1)?, contiguous(w, l2)?, contiguous(b, l3)?)?;
-                (CpuStorage::F32(y), rows)
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
-                let (y, rows) = self.forward(contiguous(x, l1)?, contiguous(w, l2)?, contiguous(b, l3)?)?;
-                (CpuStorage::F64(y), rows)
-            }
-            _ => candle_core::bail!("linear supports f32 and f64 inputs of one dtype"),
-        };
-        Ok((out, Shape::from((rows, l3.shape().elem_count()))))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        y: &Tensor,
-        dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        match x.dtype() {
-            DType::F32 => self.backward_tensors::<f32>(x, w, b, y, dy),
-            DType::F64 => self.backward_tensors::<f64>(x, w, b, y, dy),
-            other => candle_core::bail!("linear: no backward pass for {other:?}"),
-        }
     }
 }

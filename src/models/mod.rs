@@ -5,6 +5,7 @@ pub mod conv;
 pub mod conv_op;
 pub mod epilogue;
 pub mod latent_model;
+pub mod layer_op;
 pub mod linear;
 pub mod matrix;
 pub mod registry;
