@@ -5,6 +5,7 @@ mod bench;
 mod bench_conv;
 mod bench_ui;
 mod latent;
+mod text;
 mod train;
 
 use std::path::PathBuf;
@@ -100,6 +101,39 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Generate text with a language model, streamed to stdout.
+    Text {
+        #[command(flatten)]
+        model: text::ModelChoice,
+        /// The prompt (raw text to continue, or with --chat the user's message).
+        #[arg(long)]
+        prompt: String,
+        /// Wrap the prompt in the model's chat template (instruct models).
+        #[arg(long)]
+        chat: bool,
+        /// Most new tokens.
+        #[arg(long, default_value_t = 256)]
+        max_tokens: usize,
+        /// Stop when the output contains this text (repeatable).
+        #[arg(long)]
+        stop: Vec<String>,
+        #[command(flatten)]
+        sampling: text::SamplingArgs,
+    },
+    /// Print the token ids and pieces of a text.
+    Tokenize {
+        #[command(flatten)]
+        model: text::ModelChoice,
+        /// The text to split.
+        #[arg(long)]
+        text: String,
+        /// Apply the chat template first (as `text --chat` does).
+        #[arg(long)]
+        chat: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Train a model.
     Train {
         #[command(subcommand)]
@@ -130,6 +164,10 @@ fn run_here(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
         Command::Interpolate { model, from_seed, to_seed, frames, method, scale, out } => {
             latent::interpolate(&models_dir, &model, (from_seed, to_seed), frames, method, scale, &out)
         }
+        Command::Text { model, prompt, chat, max_tokens, stop, sampling } => {
+            text::text(&models_dir, &model, prompt, chat, max_tokens, stop, &sampling)
+        }
+        Command::Tokenize { model, text: input, chat, json } => text::tokenize(&models_dir, &model, &input, chat, json),
         Command::Train { what } => train::run(what),
         Command::Bench { what } => bench::run(what, &models_dir),
     }

@@ -40,11 +40,14 @@ pub struct ModelManifest {
     pub family: Family,
     /// Display name.
     pub name: String,
-    /// Number of latent dimensions the decoder takes.
+    /// Number of latent dimensions the decoder takes (0 for text models).
+    #[serde(default)]
     pub latent_dim: usize,
-    /// Output image width and height.
+    /// Output image width and height ([0, 0] for text models).
+    #[serde(default)]
     pub image_size: [usize; 2],
-    /// 1 (grey) or 3 (RGB).
+    /// 1 (grey) or 3 (RGB); 0 for text models.
+    #[serde(default)]
     pub channels: usize,
     /// License of the weights.
     pub license: String,

@@ -4,11 +4,14 @@
 pub mod conv;
 pub mod conv_op;
 pub mod epilogue;
+pub mod gguf_llama;
+pub mod gguf_tokenizer;
 pub mod latent_model;
 pub mod layer_op;
 pub mod linear;
 pub mod matrix;
 pub mod registry;
+pub mod text_model;
 pub mod unfold;
 pub mod vae;
 pub mod vae_model;

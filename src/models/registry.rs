@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use candle_core::Device;
 
+use super::gguf_llama::GgufLlama;
 use super::latent_model::{LatentModel, ModelError};
+use super::text_model::{TextModel, TextModelError};
 use super::vae_model::VaeModel;
 use crate::io::manifest::{Family, ModelManifest, discover};
 
@@ -21,6 +23,24 @@ pub fn find_manifest(root: &Path, id: &str) -> Result<ModelManifest, ModelError>
     }
     let available = found.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", ");
     Err(ModelError::UnknownModel { id: id.to_owned(), available: format!("{available} in {}", root.display()) })
+}
+
+/// Loads a language model: a manifest of the text family whose weights are a GGUF file.
+pub fn load_text_model(manifest: &ModelManifest, device: &Device) -> Result<Box<dyn TextModel>, TextModelError> {
+    if manifest.family != Family::Text {
+        return Err(TextModelError::Format {
+            path: manifest.manifest_path(),
+            detail: format!("model {} is a {} model, not a language model", manifest.id, manifest.family.name()),
+        });
+    }
+    let path = manifest.weights_path();
+    if !path.is_file() {
+        return Err(TextModelError::Io {
+            path,
+            detail: "the weights are not there; scripts/fetch-models.sh downloads them".into(),
+        });
+    }
+    Ok(Box::new(GgufLlama::load(&path, device)?))
 }
 
 /// Loads a model that can decode latents into images.

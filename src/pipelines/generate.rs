@@ -1,0 +1,145 @@
+//! Autoregressive text generation: encode the prompt (raw, or through the
+//! model's chat template), feed it in one pass, then sample one token at a
+//! time, streaming each piece of new text to a callback, until a stop token,
+//! a stop string, the token budget, the context or a cancel.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::cancel::CancelToken;
+use super::sampling::{Sampler, SamplingParams};
+use crate::models::gguf_tokenizer::ChatMessage;
+use crate::models::text_model::{TextModel, TextModelError};
+
+/// What to generate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenerateSpec {
+    /// The user's text.
+    pub prompt: String,
+    /// Wrap the prompt as a user message in the model's chat template.
+    pub chat: bool,
+    /// Most new tokens.
+    pub max_new_tokens: usize,
+    /// Sampling parameters, seed included.
+    pub sampling: SamplingParams,
+    /// Generation ends when the output contains one of these (it is cut before it).
+    pub stop_strings: Vec<String>,
+}
+
+/// Why generation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopReason {
+    /// The model produced an end-of-turn token.
+    StopToken,
+    /// The output reached a stop string.
+    StopString,
+    /// `max_new_tokens` were generated.
+    MaxTokens,
+    /// The context is full.
+    ContextFull,
+    /// The user cancelled.
+    Cancelled,
+}
+
+/// The result of one generation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Generated {
+    /// Prompt token ids as fed to the model (template applied).
+    pub prompt_ids: Vec<u32>,
+    /// Generated token ids (a final stop token excluded).
+    pub ids: Vec<u32>,
+    /// The generated text (cut at a stop string).
+    pub text: String,
+    /// Why it ended.
+    pub stop: StopReason,
+    /// Seconds spent on the prompt (one forward pass).
+    pub prompt_seconds: f64,
+    /// Seconds spent generating after the prompt.
+    pub generate_seconds: f64,
+}
+
+impl Generated {
+    /// Generated tokens per second (after the prompt).
+    pub fn tokens_per_second(&self) -> f64 {
+        self.ids.len() as f64 / self.generate_seconds.max(1e-9)
+    }
+}
+
+/// The token ids `spec` feeds the model.
+pub fn prompt_ids(model: &dyn TextModel, spec: &GenerateSpec) -> Result<Vec<u32>, TextModelError> {
+    let codec = model.codec();
+    if !spec.chat {
+        return Ok(codec.encode(&spec.prompt, false)?);
+    }
+    let messages = [ChatMessage { role: "user".into(), content: spec.prompt.clone() }];
+    match codec.chat_prompt(&messages) {
+        Some(text) => Ok(codec.encode(&text?, true)?),
+        None => Err(crate::models::gguf_tokenizer::TokenizerError::Template(format!(
+            "{} has no chat template; generate without chat mode",
+            model.name()
+        ))
+        .into()),
+    }
+}
+
+/// Runs generation; `on_text(id, new_text)` is called for every token with
+/// the text it completes (empty while a multi-byte character is unfinished).
+pub fn generate(
+    model: &mut dyn TextModel,
+    spec: &GenerateSpec,
+    cancel: &CancelToken,
+    on_text: &mut dyn FnMut(u32, &str),
+) -> Result<Generated, TextModelError> {
+    let prompt_ids = prompt_ids(model, spec)?;
+    let context = model.context_len();
+    if prompt_ids.is_empty() || prompt_ids.len() >= context {
+        return Err(TextModelError::PromptTooLong { tokens: prompt_ids.len(), context });
+    }
+    let mut sampler = Sampler::new(spec.sampling.clone());
+    let stop_ids = model.codec().stop_ids().to_vec();
+    model.reset();
+    let start = Instant::now();
+    let mut logits = model.forward(&prompt_ids, 0)?;
+    let prompt_seconds = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+
+    let mut history = prompt_ids.clone();
+    let mut ids = Vec::new();
+    let mut text = String::new();
+    let stop = loop {
+        if cancel.is_cancelled() {
+            break StopReason::Cancelled;
+        }
+        if ids.len() >= spec.max_new_tokens {
+            break StopReason::MaxTokens;
+        }
+        if history.len() >= context {
+            break StopReason::ContextFull;
+        }
+        let id = sampler.sample(&mut logits, &history);
+        if stop_ids.contains(&id) {
+            break StopReason::StopToken;
+        }
+        history.push(id);
+        ids.push(id);
+        // Decode everything so far: a token may end a character another one began.
+        let decoded = model.codec().decode(&ids)?;
+        let complete = if decoded.ends_with('\u{FFFD}') { text.len() } else { decoded.len() };
+        if complete > text.len() && decoded.is_char_boundary(text.len()) {
+            let new = &decoded[text.len()..complete];
+            on_text(id, new);
+            text.push_str(new);
+        } else {
+            on_text(id, "");
+        }
+        if let Some(cut) =
+            spec.stop_strings.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min()
+        {
+            text.truncate(cut);
+            break StopReason::StopString;
+        }
+        logits = model.forward(&[id], history.len() - 1)?;
+    };
+    Ok(Generated { prompt_ids, ids, text, stop, prompt_seconds, generate_seconds: start.elapsed().as_secs_f64() })
+}
