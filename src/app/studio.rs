@@ -79,8 +79,9 @@ impl StudioApp {
             backlog: std::collections::VecDeque::new(),
             dialogs: Dialogs::new(ctx.clone()),
         };
-        let first = app.settings.last_model.clone().filter(|id| app.models.iter().any(|m| &m.id == id));
-        if let Some(id) = first.or_else(|| app.models.first().map(|m| m.id.clone())) {
+        let latent = |m: &&ModelManifest| m.family.has_latent();
+        let first = app.settings.last_model.clone().filter(|id| app.models.iter().filter(latent).any(|m| &m.id == id));
+        if let Some(id) = first.or_else(|| app.models.iter().find(latent).map(|m| m.id.clone())) {
             app.apply(UiCommand::SelectModel(id));
         }
         Ok(app)
@@ -376,7 +377,7 @@ impl StudioApp {
             let shown =
                 self.models.iter().find(|m| m.id == current).map(|m| m.name.clone()).unwrap_or_else(|| "(none)".into());
             egui::ComboBox::from_label("Model").selected_text(shown).show_ui(ui, |ui| {
-                for m in &self.models {
+                for m in self.models.iter().filter(|m| m.family.has_latent()) {
                     let text = format!("{} — {}-D {}", m.name, m.latent_dim, m.family.name());
                     if ui.selectable_label(m.id == current, text).clicked() && m.id != current {
                         out.push(UiCommand::SelectModel(m.id.clone()));

@@ -54,9 +54,9 @@ pub fn list_models(models_dir: &Path, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!("{:<16} {:<6} {:>6}  {:<40} path", "id", "family", "latent", "license");
+    println!("{:<22} {:<6} {:>6}  {:<40} path", "id", "family", "latent", "license");
     for m in &found {
-        println!("{:<16} {:<6} {:>6}  {:<40} {}", m.id, m.family.name(), m.latent_dim, m.license, m.dir.display());
+        println!("{:<22} {:<6} {:>6}  {:<40} {}", m.id, m.family.name(), m.latent_dim, m.license, m.dir.display());
     }
     if found.is_empty() {
         eprintln!("no models in {}", models_dir.display());

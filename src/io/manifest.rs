@@ -20,6 +20,11 @@ pub enum Family {
 }
 
 impl Family {
+    /// Whether its models decode latent vectors into images (the latent panel's models).
+    pub fn has_latent(self) -> bool {
+        matches!(self, Self::Vae | Self::Gan)
+    }
+
     /// Lower-case name, as in manifests.
     pub fn name(self) -> &'static str {
         match self {
