@@ -83,13 +83,15 @@ pub fn prompt_ids(model: &dyn TextModel, spec: &GenerateSpec) -> Result<Vec<u32>
     }
 }
 
-/// Runs generation; `on_text(id, new_text)` is called for every token with
-/// the text it completes (empty while a multi-byte character is unfinished).
+/// Runs generation; `on_text(Some(id), new_text)` is called for every token
+/// with the text it completes (empty while a multi-byte character is
+/// unfinished), and `on_text(None, rest)` once at the end if generation
+/// stopped inside a character (its bytes then show as U+FFFD).
 pub fn generate(
     model: &mut dyn TextModel,
     spec: &GenerateSpec,
     cancel: &CancelToken,
-    on_text: &mut dyn FnMut(u32, &str),
+    on_text: &mut dyn FnMut(Option<u32>, &str),
 ) -> Result<Generated, TextModelError> {
     let prompt_ids = prompt_ids(model, spec)?;
     let context = model.context_len();
@@ -128,10 +130,10 @@ pub fn generate(
         let complete = if decoded.ends_with('\u{FFFD}') { text.len() } else { decoded.len() };
         if complete > text.len() && decoded.is_char_boundary(text.len()) {
             let new = &decoded[text.len()..complete];
-            on_text(id, new);
+            on_text(Some(id), new);
             text.push_str(new);
         } else {
-            on_text(id, "");
+            on_text(Some(id), "");
         }
         if let Some(cut) =
             spec.stop_strings.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min()
@@ -141,5 +143,12 @@ pub fn generate(
         }
         logits = model.forward(&[id], history.len() - 1)?;
     };
+    if stop != StopReason::StopString {
+        let decoded = model.codec().decode(&ids)?;
+        if decoded.len() > text.len() && decoded.is_char_boundary(text.len()) {
+            on_text(None, &decoded[text.len()..]);
+            text = decoded;
+        }
+    }
     Ok(Generated { prompt_ids, ids, text, stop, prompt_seconds, generate_seconds: start.elapsed().as_secs_f64() })
 }

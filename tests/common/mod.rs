@@ -39,3 +39,76 @@ pub fn write_tiny_vae(root: &Path, id: &str) -> PathBuf {
 pub fn shipped_models() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
 }
+
+/// Writes a randomly initialised tiny llama model as a GGUF file: 2 blocks,
+/// width 16, a byte-level vocabulary (256 byte tokens, the merge "a b" and
+/// `<|endoftext|>`), `context` positions, architecture `arch`.
+pub fn write_tiny_llama_gguf(path: &Path, context: u32, arch: &str) {
+    use candle_core::quantized::gguf_file::Value;
+    use candle_core::quantized::{GgmlDType, QTensor};
+    let (dim, ffn, heads, kv_heads, blocks) = (16usize, 32usize, 2u32, 1u32, 2u32);
+    let head_dim = dim / heads as usize;
+    let mut alphabet: Vec<char> = tokenizers::pre_tokenizers::byte_level::ByteLevel::alphabet().into_iter().collect();
+    alphabet.sort_unstable();
+    let mut tokens: Vec<Value> = alphabet.iter().map(|c| Value::String(c.to_string())).collect();
+    tokens.push(Value::String("ab".into()));
+    tokens.push(Value::String("<|endoftext|>".into()));
+    let vocab = tokens.len();
+    let mut types = vec![Value::I32(1); vocab];
+    types[vocab - 1] = Value::I32(3);
+    let s = |v: &str| Value::String(v.into());
+    let metadata: Vec<(&str, Value)> = vec![
+        ("general.architecture", s(arch)),
+        ("general.name", s("tiny llama")),
+        ("llama.block_count", Value::U32(blocks)),
+        ("llama.context_length", Value::U32(context)),
+        ("llama.embedding_length", Value::U32(dim as u32)),
+        ("llama.feed_forward_length", Value::U32(ffn as u32)),
+        ("llama.attention.head_count", Value::U32(heads)),
+        ("llama.attention.head_count_kv", Value::U32(kv_heads)),
+        ("llama.rope.dimension_count", Value::U32(head_dim as u32)),
+        ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
+        ("tokenizer.ggml.model", s("gpt2")),
+        ("tokenizer.ggml.pre", s("default")),
+        ("tokenizer.ggml.tokens", Value::Array(tokens)),
+        ("tokenizer.ggml.token_type", Value::Array(types)),
+        ("tokenizer.ggml.merges", Value::Array(vec![s("a b")])),
+        ("tokenizer.ggml.eos_token_id", Value::U32(vocab as u32 - 1)),
+        ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
+    ];
+    let mut rng = latent_studio::pipelines::rng::SeededRng::new(5);
+    let mut tensor = |shape: &[usize], scale: f32| {
+        let n = shape.iter().product();
+        let data: Vec<f32> = rng.normal_vec(n).into_iter().map(|v| v * scale).collect();
+        let t = candle_core::Tensor::from_vec(data, shape, &Device::Cpu).unwrap();
+        QTensor::quantize(&t, GgmlDType::F32).unwrap()
+    };
+    let ones = |n: usize| {
+        QTensor::quantize(&candle_core::Tensor::ones(n, DType::F32, &Device::Cpu).unwrap(), GgmlDType::F32).unwrap()
+    };
+    let kv = kv_heads as usize * head_dim;
+    let mut named: Vec<(String, QTensor)> = vec![
+        ("token_embd.weight".into(), tensor(&[vocab, dim], 1.0)),
+        ("output_norm.weight".into(), ones(dim)),
+        ("output.weight".into(), tensor(&[vocab, dim], 0.5)),
+    ];
+    for b in 0..blocks {
+        for (name, shape) in [
+            ("attn_q", [dim, dim]),
+            ("attn_k", [kv, dim]),
+            ("attn_v", [kv, dim]),
+            ("attn_output", [dim, dim]),
+            ("ffn_gate", [ffn, dim]),
+            ("ffn_up", [ffn, dim]),
+            ("ffn_down", [dim, ffn]),
+        ] {
+            named.push((format!("blk.{b}.{name}.weight"), tensor(&shape, 0.3)));
+        }
+        named.push((format!("blk.{b}.attn_norm.weight"), ones(dim)));
+        named.push((format!("blk.{b}.ffn_norm.weight"), ones(dim)));
+    }
+    let md: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    let ts: Vec<(&str, &QTensor)> = named.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut file = std::fs::File::create(path).unwrap();
+    candle_core::quantized::gguf_file::write(&mut file, &md, &ts).unwrap();
+}
