@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use latent_studio::models::gguf_llama::GgufLlama;
-use latent_studio::models::text_model::{TextModel, TextModelError};
+use latent_studio::models::text_model::TextModelError;
 use latent_studio::pipelines::cancel::CancelToken;
 use latent_studio::pipelines::generate::{GenerateSpec, Generated, StopReason, generate};
 use latent_studio::pipelines::sampling::SamplingParams;

@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn min_p_and_top_k_filter() {
-        let mut c = vec![(0, 0.5), (1, 0.3), (2, 0.04), (3, 0.16)];
+        let mut c: Vec<(u32, f64)> = vec![(0, 0.5), (1, 0.3), (2, 0.04), (3, 0.16)];
         c.sort_by(|a, b| b.1.total_cmp(&a.1));
         let mut k = c.clone();
         top_k(&mut k, 2);
