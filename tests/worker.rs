@@ -355,3 +355,79 @@ fn jobs_left_behind_by_a_stopped_worker_fail() {
     let WorkerEvent::Failed { error, .. } = terminal(&events, stranded) else { panic!("stranded job did not fail") };
     assert!(error.contains("worker stopped"), "{error}");
 }
+
+mod text_generation {
+    use super::*;
+    use latent_studio::pipelines::generate::{GenerateSpec, StopReason};
+    use latent_studio::pipelines::sampling::SamplingParams;
+    use latent_studio::worker::TextModelRef;
+
+    fn generate_request(path: &std::path::Path, max_new_tokens: usize) -> WorkerRequest {
+        let spec = GenerateSpec {
+            prompt: "ab".into(),
+            chat: false,
+            max_new_tokens,
+            sampling: SamplingParams { seed: 3, ..Default::default() },
+            stop_strings: vec![],
+        };
+        WorkerRequest::Generate { model: TextModelRef::File(path.to_owned()), spec }
+    }
+
+    #[test]
+    fn tokens_stream_and_add_up_to_the_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        common::write_tiny_llama_gguf(&path, 256, "llama");
+        let mut worker = spawn(vec![], dir.path());
+        let job = worker.submit(generate_request(&path, 12));
+        let events = finish(&mut worker, &[job]);
+        let mut streamed = String::new();
+        let mut tokens = 0;
+        for e in &events {
+            if let WorkerEvent::TextTokens { token, text, .. } = e {
+                streamed.push_str(text);
+                tokens += token.is_some() as usize;
+            }
+        }
+        assert!(events.iter().any(|e| matches!(e, WorkerEvent::TextStarted { prompt, .. } if prompt.len() == 1)));
+        let Some(WorkerEvent::TextDone { generated, .. }) = events.last() else { panic!("{events:?}") };
+        assert_eq!((generated.ids.len(), tokens), (12, 12));
+        assert_eq!(generated.text, streamed);
+    }
+
+    #[test]
+    fn cancel_stops_generation_and_keeps_the_partial_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        common::write_tiny_llama_gguf(&path, 4096, "llama");
+        let mut worker = spawn(vec![], dir.path());
+        let job = worker.submit(generate_request(&path, 1_000_000));
+        loop {
+            let e = worker.recv_timeout(Duration::from_secs(30)).expect("no tokens");
+            if matches!(e, WorkerEvent::TextTokens { .. }) {
+                break;
+            }
+        }
+        worker.cancel(job);
+        let events = finish(&mut worker, &[job]);
+        let Some(WorkerEvent::TextDone { generated, .. }) = events.last() else { panic!("{events:?}") };
+        assert_eq!(generated.stop, StopReason::Cancelled);
+        assert!(!generated.ids.is_empty() && generated.ids.len() < 4000);
+    }
+
+    #[test]
+    fn a_broken_model_file_fails_the_job_and_the_worker_lives_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("broken.gguf");
+        std::fs::write(&bad, "GGUF but not really").unwrap();
+        let mut worker = spawn(vec![test_model("m", 0, false)], dir.path());
+        let job = worker.submit(generate_request(&bad, 4));
+        let events = finish(&mut worker, &[job]);
+        let Some(WorkerEvent::Failed { error, .. }) = events.last() else { panic!("{events:?}") };
+        assert!(error.contains("broken.gguf"), "{error}");
+        let decode =
+            worker.submit(WorkerRequest::Decode { model: "m".into(), latents: vec![vec![0.5]], preview: None });
+        let events = finish(&mut worker, &[decode]);
+        assert!(matches!(events.last(), Some(WorkerEvent::Decoded { .. })), "{events:?}");
+    }
+}

@@ -83,15 +83,18 @@ pub fn prompt_ids(model: &dyn TextModel, spec: &GenerateSpec) -> Result<Vec<u32>
     }
 }
 
-/// Runs generation; `on_text(Some(id), new_text)` is called for every token
-/// with the text it completes (empty while a multi-byte character is
+/// A new token: its id and what it stands for on its own (the token view).
+pub type NewToken<'a> = Option<(u32, &'a str)>;
+
+/// Runs generation; `on_text(Some((id, piece)), new_text)` is called for every
+/// token with the text it completes (empty while a multi-byte character is
 /// unfinished), and `on_text(None, rest)` once at the end if generation
 /// stopped inside a character (its bytes then show as U+FFFD).
 pub fn generate(
     model: &mut dyn TextModel,
     spec: &GenerateSpec,
     cancel: &CancelToken,
-    on_text: &mut dyn FnMut(Option<u32>, &str),
+    on_text: &mut dyn FnMut(NewToken, &str),
 ) -> Result<Generated, TextModelError> {
     let prompt_ids = prompt_ids(model, spec)?;
     let context = model.context_len();
@@ -128,12 +131,13 @@ pub fn generate(
         // Decode everything so far: a token may end a character another one began.
         let decoded = model.codec().decode(&ids)?;
         let complete = if decoded.ends_with('\u{FFFD}') { text.len() } else { decoded.len() };
+        let piece = model.codec().piece(id);
         if complete > text.len() && decoded.is_char_boundary(text.len()) {
             let new = &decoded[text.len()..complete];
-            on_text(Some(id), new);
+            on_text(Some((id, &piece)), new);
             text.push_str(new);
         } else {
-            on_text(Some(id), "");
+            on_text(Some((id, &piece)), "");
         }
         if let Some(cut) =
             spec.stop_strings.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min()

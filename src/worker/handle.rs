@@ -26,7 +26,7 @@ pub struct WorkerHandle {
     overflow: VecDeque<Envelope>,
     next_id: u64,
     thread: Option<std::thread::JoinHandle<()>>,
-    /// Training jobs live on their own threads and outlive a dead worker.
+    /// Training and text jobs live on their own threads and outlive a dead worker.
     training: std::collections::HashSet<JobId>,
 }
 
@@ -72,7 +72,7 @@ impl WorkerHandle {
         self.next_id += 1;
         let cancel = CancelToken::new();
         self.tokens.insert(job, cancel.clone());
-        if matches!(request, WorkerRequest::TrainVae { .. }) {
+        if matches!(request, WorkerRequest::TrainVae { .. } | WorkerRequest::Generate { .. }) {
             self.training.insert(job);
         }
         self.overflow.push_back(Envelope { job, cancel, request });

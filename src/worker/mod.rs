@@ -5,7 +5,8 @@ pub mod cache;
 pub mod handle;
 pub mod protocol;
 pub mod run;
+mod text;
 mod training;
 
 pub use handle::{Waker, WorkerHandle};
-pub use protocol::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerRequest};
+pub use protocol::{JobId, SaveFormat, SaveTarget, TextModelRef, TokenPiece, WorkerEvent, WorkerRequest};

@@ -7,6 +7,7 @@ use image::RgbImage;
 use crate::io::latent_map::LatentMap;
 use crate::io::manifest::ModelManifest;
 use crate::io::png_meta::ImageSettings;
+use crate::pipelines::generate::{GenerateSpec, Generated};
 use crate::pipelines::train_vae::{EpochReport, TrainVaeSpec};
 
 /// Identifies one job from request to its final event.
@@ -31,6 +32,33 @@ pub enum SaveTarget {
     Exact(PathBuf),
 }
 
+/// A language model to run: an installed one, or a GGUF file the user opened.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum TextModelRef {
+    /// Installed model id (a manifest of the text family).
+    Id(String),
+    /// A llama-family GGUF file anywhere on disk.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for TextModelRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Id(id) => f.write_str(id),
+            Self::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// One token as the text panel shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenPiece {
+    /// Token id.
+    pub id: u32,
+    /// What the token stands for on its own (`piece` of the tokenizer).
+    pub piece: String,
+}
+
 /// Work the app asks of the worker.
 #[derive(Clone, Debug)]
 pub enum WorkerRequest {
@@ -50,6 +78,8 @@ pub enum WorkerRequest {
         target: SaveTarget,
         scale: u32,
     },
+    /// Generate text on the text thread; tokens stream back as events.
+    Generate { model: TextModelRef, spec: GenerateSpec },
     /// Train a VAE on its own thread; progress arrives as events.
     TrainVae { spec: TrainVaeSpec, data_dir: PathBuf, checkpoint_dir: PathBuf, limit: Option<usize> },
     /// Stop the worker after the jobs before it.
@@ -64,7 +94,7 @@ impl WorkerRequest {
             | Self::Decode { model, .. }
             | Self::Encode { model, .. }
             | Self::Save { model, .. } => Some(model),
-            Self::TrainVae { .. } | Self::Shutdown => None,
+            Self::TrainVae { .. } | Self::Generate { .. } | Self::Shutdown => None,
         }
     }
 
@@ -79,7 +109,7 @@ impl WorkerRequest {
 
 /// What the worker reports back. Every job ends with exactly one terminal
 /// event: `ModelLoaded`, `Decoded`, `Encoded`, `Saved`, `TrainingDone`,
-/// `Failed`, `Cancelled` or `Superseded`.
+/// `TextDone`, `Failed`, `Cancelled` or `Superseded`.
 #[derive(Clone, Debug)]
 pub enum WorkerEvent {
     /// The job left the queue and is running.
@@ -98,6 +128,13 @@ pub enum WorkerEvent {
     TrainingEpoch { job: JobId, report: EpochReport },
     /// Training ended (all epochs, or cancelled after a checkpoint).
     TrainingDone { job: JobId, epochs: usize },
+    /// Generation began: the model's name and the prompt as the model sees it.
+    TextStarted { job: JobId, model_name: String, prompt: Vec<TokenPiece> },
+    /// A new token and the text it completes (empty mid-character); `token`
+    /// is `None` for text flushed at the end without a new token.
+    TextTokens { job: JobId, token: Option<TokenPiece>, text: String },
+    /// Generation ended (also when cancelled: the partial text is kept).
+    TextDone { job: JobId, generated: Box<Generated> },
     /// The job failed; `error` says what and which file.
     Failed { job: JobId, error: String },
     /// The job was cancelled before it finished.
@@ -118,6 +155,9 @@ impl WorkerEvent {
             | Self::Saved { job, .. }
             | Self::TrainingEpoch { job, .. }
             | Self::TrainingDone { job, .. }
+            | Self::TextStarted { job, .. }
+            | Self::TextTokens { job, .. }
+            | Self::TextDone { job, .. }
             | Self::Failed { job, .. }
             | Self::Cancelled { job }
             | Self::Superseded { job } => *job,
@@ -126,6 +166,13 @@ impl WorkerEvent {
 
     /// Whether this is the job's last event.
     pub fn is_terminal(&self) -> bool {
-        !matches!(self, Self::Started { .. } | Self::Progress { .. } | Self::TrainingEpoch { .. })
+        !matches!(
+            self,
+            Self::Started { .. }
+                | Self::Progress { .. }
+                | Self::TrainingEpoch { .. }
+                | Self::TextStarted { .. }
+                | Self::TextTokens { .. }
+        )
     }
 }

@@ -10,6 +10,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::cache::ModelCache;
 use super::handle::Waker;
 use super::protocol::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerRequest};
+use super::text::TextThread;
 use super::training::spawn_vae_training;
 use crate::io::export::{encode_gif, make_grid, upscale};
 use crate::io::latent_map::read_latent_map;
@@ -33,6 +34,8 @@ pub struct Worker {
     requests: Receiver<Envelope>,
     events: EventSink,
     queue: VecDeque<Envelope>,
+    /// Started on the first text request.
+    text: Option<TextThread>,
 }
 
 /// Sends events and wakes the UI.
@@ -53,7 +56,7 @@ impl EventSink {
 impl Worker {
     /// A worker over `cache`, reading `requests` and reporting to `events`.
     pub fn new(cache: ModelCache, requests: Receiver<Envelope>, events: Sender<WorkerEvent>, waker: Waker) -> Self {
-        Self { cache, requests, events: EventSink { tx: events, waker }, queue: VecDeque::new() }
+        Self { cache, requests, events: EventSink { tx: events, waker }, queue: VecDeque::new(), text: None }
     }
 
     /// Serves requests until `Shutdown` or until the app drops its handle.
@@ -154,6 +157,16 @@ impl Worker {
                 }
                 .map_err(|e| e.to_string())?;
                 WorkerEvent::Saved { job, path }
+            }
+            WorkerRequest::Generate { .. } => {
+                if self.text.is_none() {
+                    let thread = TextThread::spawn(self.cache.models_dir().to_owned(), self.events.clone())
+                        .map_err(|e| format!("cannot start the text thread: {e}"))?;
+                    self.text = Some(thread);
+                }
+                let text = self.text.as_ref().expect("started above");
+                text.submit(env).map_err(|_| "the text thread stopped; restart the studio".to_owned())?;
+                return Ok(None);
             }
             WorkerRequest::TrainVae { spec, data_dir, checkpoint_dir, limit } => {
                 spawn_vae_training(job, spec, data_dir, checkpoint_dir, limit, env.cancel, self.events.clone())
