@@ -20,6 +20,7 @@ fn settings() -> Settings {
         method: Interpolation::Slerp,
         frames: 8,
         save_scale: 1,
+        ..Settings::default()
     }
 }
 

@@ -3,7 +3,17 @@
 
 use std::path::PathBuf;
 
-use crate::worker::JobId;
+use crate::worker::{JobId, TextModelRef};
+
+/// The studio's main views.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Tab {
+    /// Latent space: sliders, map, interpolation.
+    #[default]
+    Latent,
+    /// Language models.
+    Text,
+}
 
 /// Which latent an encoded image replaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,4 +60,14 @@ pub enum UiCommand {
     Cancel(JobId),
     /// Show the About window.
     ShowAbout,
+    /// Switch the main view.
+    ShowTab(Tab),
+    /// Use another language model.
+    SelectTextModel(TextModelRef),
+    /// Ask for a GGUF file and use it as the language model.
+    OpenTextModel,
+    /// Generate text from the text panel's prompt and settings.
+    Generate,
+    /// Save the last generated text with its settings.
+    SaveText,
 }

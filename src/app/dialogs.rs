@@ -16,6 +16,8 @@ pub enum DialogOutcome {
     Save { request: Box<WorkerRequest>, label: String },
     /// Use this output folder from now on.
     OutputDir(PathBuf),
+    /// Use this GGUF file as the language model.
+    TextModel(PathBuf),
 }
 
 /// Runs dialogs on helper threads and hands their outcomes back.

@@ -20,6 +20,8 @@ pub enum Purpose {
     Save,
     /// Training a model.
     Train,
+    /// Generating text.
+    Generate,
 }
 
 /// Where a job is.

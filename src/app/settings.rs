@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::commands::Tab;
 use crate::io::output::default_output_dir;
 use crate::pipelines::latent::Interpolation;
+use crate::pipelines::sampling::SamplingParams;
 
 /// Persisted through eframe's storage under [`Settings::KEY`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -21,6 +23,16 @@ pub struct Settings {
     pub frames: usize,
     /// Integer upscale for saved images.
     pub save_scale: u32,
+    /// The view open when the studio was last closed.
+    pub tab: Tab,
+    /// The language model last used (an installed id).
+    pub text_model: Option<String>,
+    /// The text panel's sampling settings.
+    pub sampling: SamplingParams,
+    /// The text panel's token limit.
+    pub max_tokens: usize,
+    /// Whether the text panel was in chat mode.
+    pub chat: bool,
 }
 
 impl Settings {
@@ -36,6 +48,11 @@ impl Default for Settings {
             method: Interpolation::Slerp,
             frames: 10,
             save_scale: 4,
+            tab: Tab::Latent,
+            text_model: None,
+            sampling: SamplingParams::default(),
+            max_tokens: 256,
+            chat: true,
         }
     }
 }

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use eframe::egui_wgpu::RenderState;
 
-use super::commands::{SaveKind, Slot, UiCommand};
+mod text;
+
+use super::commands::{SaveKind, Slot, Tab, UiCommand};
 use super::dialogs::{DialogOutcome, Dialogs};
 use super::jobs::{JobTable, Purpose};
 use super::settings::Settings;
@@ -15,6 +17,7 @@ use crate::io::png_meta::ImageSettings;
 use crate::pipelines::latent::seeded_latent;
 use crate::ui::latent_panel::{Endpoint, LatentPanel, Origin, PanelContext};
 use crate::ui::status::{Notice, status_ui};
+use crate::ui::text_panel::{TextPanel, TextPanelContext};
 use crate::ui::{about::about_window, scatter};
 use crate::worker::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerHandle, WorkerRequest};
 
@@ -30,6 +33,8 @@ pub struct StudioApp {
     jobs: JobTable,
     /// The latent panel.
     pub panel: LatentPanel,
+    /// The text panel.
+    pub text: TextPanel,
     notices: Vec<Notice>,
     about_open: bool,
     gpu_scatter: bool,
@@ -66,12 +71,21 @@ impl StudioApp {
         settings.save_scale = settings.save_scale.clamp(1, 64);
         settings.frames = settings.frames.clamp(2, 32);
         let panel = LatentPanel::new(settings.method, settings.frames);
+        let mut text = TextPanel::default();
+        text.model = settings.text_model.clone().map(crate::worker::TextModelRef::Id).or_else(|| {
+            let first = models.iter().find(|m| m.family == crate::io::manifest::Family::Text);
+            first.map(|m| crate::worker::TextModelRef::Id(m.id.clone()))
+        });
+        text.sampling = settings.sampling.clone();
+        text.max_tokens = settings.max_tokens.clamp(1, 2048);
+        text.chat = settings.chat;
         let mut app = Self {
             worker,
             models,
             settings,
             jobs: JobTable::default(),
             panel,
+            text,
             notices,
             about_open: false,
             gpu_scatter: scatter::is_installed(render_state),
@@ -116,6 +130,7 @@ impl StudioApp {
 
     /// Applies one command from a panel.
     pub fn apply(&mut self, command: UiCommand) {
+        let Some(command) = self.apply_text_command(command) else { return };
         match command {
             UiCommand::SelectModel(id) => {
                 self.selected = Some(id.clone());
@@ -161,6 +176,9 @@ impl StudioApp {
             }
             UiCommand::Cancel(job) => self.worker.cancel(job),
             UiCommand::ShowAbout => self.about_open = true,
+            UiCommand::ShowTab(tab) => self.settings.tab = tab,
+            // Handled by `apply_text_command`.
+            UiCommand::SelectTextModel(_) | UiCommand::OpenTextModel | UiCommand::Generate | UiCommand::SaveText => {}
         }
     }
 
@@ -253,6 +271,9 @@ impl StudioApp {
                     self.submit(*request, Purpose::Save, label);
                 }
                 DialogOutcome::OutputDir(dir) => self.settings.output_dir = dir,
+                DialogOutcome::TextModel(path) => {
+                    self.apply(UiCommand::SelectTextModel(crate::worker::TextModelRef::File(path)))
+                }
             }
         }
         let started = std::time::Instant::now();
@@ -277,6 +298,7 @@ impl StudioApp {
     }
 
     fn apply_event(&mut self, ctx: &egui::Context, event: WorkerEvent, purpose: Option<Purpose>) {
+        let Some(event) = self.apply_text_event(event) else { return };
         match (event, purpose) {
             (WorkerEvent::ModelLoaded { manifest, latent_map, can_encode, .. }, _) => {
                 if self.selected.as_deref() != Some(manifest.id.as_str()) {
@@ -352,18 +374,32 @@ impl StudioApp {
         let mut out = Vec::new();
         egui::Panel::top("top-bar").show(ui, |ui| self.top_bar_ui(ui, &mut out));
         egui::Panel::bottom("status-bar").show(ui, |ui| status_ui(ui, &self.jobs, &self.notices, &mut out));
-        egui::CentralPanel::default().show(ui, |ui| {
-            let panel_ctx = PanelContext {
-                models: &self.models,
-                gpu_scatter: self.gpu_scatter,
-                time: ctx.input(|i| i.time),
-                strip_pending: self.jobs.any_active(&Purpose::Strip),
-            };
-            egui::ScrollArea::vertical().show(ui, |ui| self.panel.ui(ui, &panel_ctx, &mut out));
+        egui::CentralPanel::default().show(ui, |ui| match self.settings.tab {
+            Tab::Latent => {
+                let panel_ctx = PanelContext {
+                    models: &self.models,
+                    gpu_scatter: self.gpu_scatter,
+                    time: ctx.input(|i| i.time),
+                    strip_pending: self.jobs.any_active(&Purpose::Strip),
+                };
+                egui::ScrollArea::vertical().show(ui, |ui| self.panel.ui(ui, &panel_ctx, &mut out));
+            }
+            Tab::Text => {
+                let text_models: Vec<ModelManifest> =
+                    self.models.iter().filter(|m| m.family == crate::io::manifest::Family::Text).cloned().collect();
+                let panel_ctx = TextPanelContext { models: &text_models };
+                egui::ScrollArea::vertical().show(ui, |ui| self.text.ui(ui, &panel_ctx, &mut out));
+                if self.text.running.is_some() {
+                    ctx.request_repaint_after(std::time::Duration::from_millis(100)); // tokens/s ticks
+                }
+            }
         });
         about_window(&ctx, &mut self.about_open, &self.models);
         self.settings.method = self.panel.method;
         self.settings.frames = self.panel.frames;
+        self.settings.sampling = self.text.sampling.clone();
+        self.settings.max_tokens = self.text.max_tokens;
+        self.settings.chat = self.text.chat;
         for command in out {
             self.apply(command);
         }
@@ -373,6 +409,16 @@ impl StudioApp {
         ui.horizontal(|ui| {
             ui.strong("Latent Studio");
             ui.separator();
+            for (tab, name) in [(Tab::Latent, "Latent"), (Tab::Text, "Text")] {
+                if ui.selectable_label(self.settings.tab == tab, name).clicked() {
+                    out.push(UiCommand::ShowTab(tab));
+                }
+            }
+            ui.separator();
+            if self.settings.tab == Tab::Text {
+                self.top_bar_common_ui(ui, out);
+                return;
+            }
             let current = self.selected.clone().unwrap_or_default();
             let shown =
                 self.models.iter().find(|m| m.id == current).map(|m| m.name.clone()).unwrap_or_else(|| "(none)".into());
@@ -385,16 +431,21 @@ impl StudioApp {
                 }
             });
             ui.separator();
-            let dir = self.settings.output_dir.display().to_string();
-            if ui.button("Output folder…").on_hover_text(format!("Saving into {dir}")).clicked() {
-                out.push(UiCommand::ChooseOutputDir);
+            self.top_bar_common_ui(ui, out);
+        });
+    }
+
+    /// Output folder and About, shown in every view.
+    fn top_bar_common_ui(&self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
+        let dir = self.settings.output_dir.display().to_string();
+        if ui.button("Output folder…").on_hover_text(format!("Saving into {dir}")).clicked() {
+            out.push(UiCommand::ChooseOutputDir);
+        }
+        ui.label(egui::RichText::new(dir).weak().small());
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            if ui.button("About").clicked() {
+                out.push(UiCommand::ShowAbout);
             }
-            ui.label(egui::RichText::new(dir).weak().small());
-            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                if ui.button("About").clicked() {
-                    out.push(UiCommand::ShowAbout);
-                }
-            });
         });
     }
 }

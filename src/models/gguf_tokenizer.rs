@@ -161,12 +161,17 @@ impl TextTokenizer {
         self.inner.decode(ids, false).map_err(|e| TokenizerError::Library(e.to_string()))
     }
 
-    /// What token `id` stands for, as readable text (`Ġ` shown as a space).
+    /// What token `id` stands for, as readable text (`Ġ` shown as a space);
+    /// a token that is part of a multi-byte character shows its bytes, `<0xE2>`.
     pub fn piece(&self, id: u32) -> String {
+        let Some(stored) = self.pieces.get(id as usize) else { return String::new() };
         if self.special.contains(&id) {
-            return self.pieces.get(id as usize).cloned().unwrap_or_default();
+            return stored.clone();
         }
-        self.decode(&[id]).unwrap_or_default()
+        match self.decode(&[id]) {
+            Ok(text) if !text.contains('\u{FFFD}') => text,
+            _ => stored.chars().filter_map(byte_of_char).map(|b| format!("<0x{b:02X}>")).collect(),
+        }
     }
 
     /// Vocabulary size.
@@ -206,6 +211,19 @@ impl TextTokenizer {
     }
 }
 
+/// The byte that GPT-2's byte-level alphabet writes as `c` (the inverse of
+/// its `bytes_to_unicode`: printable Latin-1 bytes stand for themselves, the
+/// other 68 bytes for U+0100 onwards, in order).
+fn byte_of_char(c: char) -> Option<u8> {
+    let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+    let code = c as u32;
+    if code < 256 && printable(code as u8) {
+        return Some(code as u8);
+    }
+    let n = code.checked_sub(256)? as usize;
+    (0..=255u8).filter(|&b| !printable(b)).nth(n)
+}
+
 /// The pre-tokenizer llama.cpp names in `tokenizer.ggml.pre`: every "smollm"
 /// and GPT-2-family vocabulary splits with GPT-2's regex; SmolLM2's first
 /// splits digits one by one.
@@ -215,5 +233,24 @@ fn pre_tokenizer(md: &HashMap<String, Value>) -> PreTokenizerWrapper {
     match pre {
         "smollm" => Sequence::new(vec![Digits::new(true).into(), byte_level.into()]).into(),
         _ => byte_level.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::byte_of_char;
+
+    #[test]
+    fn byte_level_alphabet_inverts() {
+        // GPT-2's alphabet: 'Ġ' (U+0120) is the space byte, 'Ċ' (U+010A) the newline, 'a' itself.
+        assert_eq!(byte_of_char('Ġ'), Some(b' '));
+        assert_eq!(byte_of_char('Ċ'), Some(b'\n'));
+        assert_eq!(byte_of_char('a'), Some(b'a'));
+        assert_eq!(byte_of_char('Ā'), Some(0)); // U+0100 is byte 0
+        let all: std::collections::HashSet<u8> = tokenizers::pre_tokenizers::byte_level::ByteLevel::alphabet()
+            .into_iter()
+            .filter_map(byte_of_char)
+            .collect();
+        assert_eq!(all.len(), 256, "every byte has exactly one character");
     }
 }

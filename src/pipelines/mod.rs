@@ -8,4 +8,5 @@ pub mod generate;
 pub mod latent;
 pub mod rng;
 pub mod sampling;
+pub mod text_export;
 pub mod train_vae;

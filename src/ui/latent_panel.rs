@@ -403,7 +403,7 @@ pub fn to_color_image(image: &image::RgbImage) -> egui::ColorImage {
 }
 
 /// A new seed that differs from `previous`, from the clock.
-fn fresh_seed(previous: u64) -> u64 {
+pub fn fresh_seed(previous: u64) -> u64 {
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(1);
     let seed = (nanos as u64 ^ previous.wrapping_mul(6364136223846793005)) % 100_000;

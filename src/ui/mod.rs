@@ -5,4 +5,5 @@ pub mod latent_map;
 pub mod latent_panel;
 pub mod scatter;
 pub mod status;
+pub mod text_panel;
 pub mod theme;

@@ -28,6 +28,11 @@ pub const CURSOR: Color32 = Color32::WHITE;
 /// Interpolation endpoints and path.
 pub const ENDPOINT: Color32 = Color32::from_rgb(255, 200, 60);
 
+/// Background of prompt tokens in the token view.
+pub const PROMPT_TOKEN: Color32 = Color32::from_rgb(62, 84, 120);
+/// Background of generated tokens in the token view.
+pub const OUTPUT_TOKEN: Color32 = Color32::from_rgb(60, 110, 80);
+
 /// The shader's palette, for the legend and the CPU fallback (keep in sync with shaders/scatter.wgsl).
 pub const CLASS_COLORS: [Color32; 10] = [
     Color32::from_rgb(78, 121, 167),

@@ -78,6 +78,8 @@ pub enum WorkerRequest {
         target: SaveTarget,
         scale: u32,
     },
+    /// Write generated text (with its settings) to a new file.
+    SaveText { contents: String, target: SaveTarget },
     /// Generate text on the text thread; tokens stream back as events.
     Generate { model: TextModelRef, spec: GenerateSpec },
     /// Train a VAE on its own thread; progress arrives as events.
@@ -94,7 +96,7 @@ impl WorkerRequest {
             | Self::Decode { model, .. }
             | Self::Encode { model, .. }
             | Self::Save { model, .. } => Some(model),
-            Self::TrainVae { .. } | Self::Generate { .. } | Self::Shutdown => None,
+            Self::TrainVae { .. } | Self::Generate { .. } | Self::SaveText { .. } | Self::Shutdown => None,
         }
     }
 

@@ -158,6 +158,14 @@ impl Worker {
                 .map_err(|e| e.to_string())?;
                 WorkerEvent::Saved { job, path }
             }
+            WorkerRequest::SaveText { contents, target } => {
+                let path = match target {
+                    SaveTarget::Numbered { dir, stem } => save_numbered(&dir, &stem, "txt", contents.as_bytes()),
+                    SaveTarget::Exact(path) => write_new_file(&path, contents.as_bytes()).map(|()| path),
+                }
+                .map_err(|e| e.to_string())?;
+                WorkerEvent::Saved { job, path }
+            }
             WorkerRequest::Generate { .. } => {
                 if self.text.is_none() {
                     let thread = TextThread::spawn(self.cache.models_dir().to_owned(), self.events.clone())

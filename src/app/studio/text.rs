@@ -1,0 +1,78 @@
+//! The studio's text side: turning the text panel's commands into generation
+//! requests and the text thread's events into panel state.
+
+use super::StudioApp;
+use crate::app::commands::UiCommand;
+use crate::app::dialogs::DialogOutcome;
+use crate::app::jobs::Purpose;
+use crate::pipelines::generate::GenerateSpec;
+use crate::pipelines::text_export::text_with_settings;
+use crate::ui::status::Notice;
+use crate::worker::{SaveTarget, TextModelRef, WorkerEvent, WorkerRequest};
+
+impl StudioApp {
+    /// Applies a text-panel command; returns it back if it is not one.
+    pub(super) fn apply_text_command(&mut self, command: UiCommand) -> Option<UiCommand> {
+        match command {
+            UiCommand::SelectTextModel(model) => {
+                if let TextModelRef::Id(id) = &model {
+                    self.settings.text_model = Some(id.clone());
+                }
+                self.text.model = Some(model);
+            }
+            UiCommand::OpenTextModel => self.dialogs.open(|| {
+                let path = rfd::FileDialog::new().add_filter("GGUF models", &["gguf"]).pick_file()?;
+                Some(DialogOutcome::TextModel(path))
+            }),
+            UiCommand::Generate => {
+                let Some(model) = self.text.model.clone() else { return None };
+                let spec = GenerateSpec {
+                    prompt: self.text.prompt.clone(),
+                    chat: self.text.chat,
+                    max_new_tokens: self.text.max_tokens,
+                    sampling: self.text.sampling.clone(),
+                    stop_strings: self.text.stop_strings(),
+                };
+                if let Err(e) = spec.sampling.validate() {
+                    self.notices.push(Notice { text: format!("cannot generate: {e}"), error: true });
+                    return None;
+                }
+                let label = format!("generate with {model}");
+                let job = self.submit(WorkerRequest::Generate { model, spec }, Purpose::Generate, label);
+                self.text.begin(job);
+            }
+            UiCommand::SaveText => {
+                let (Some(generated), Some(model)) = (&self.text.last, &self.text.model) else { return None };
+                let spec = GenerateSpec {
+                    prompt: self.text.prompt.clone(),
+                    chat: self.text.chat,
+                    max_new_tokens: self.text.max_tokens,
+                    sampling: self.text.sampling.clone(),
+                    stop_strings: self.text.stop_strings(),
+                };
+                let contents = text_with_settings(&model.to_string(), &self.text.model_name, &spec, generated);
+                let target = SaveTarget::Numbered { dir: self.settings.output_dir.clone(), stem: "text".into() };
+                self.submit(WorkerRequest::SaveText { contents, target }, Purpose::Save, "save text");
+            }
+            other => return Some(other),
+        }
+        None
+    }
+
+    /// Applies a text-thread event; returns it back if it is not one.
+    pub(super) fn apply_text_event(&mut self, event: WorkerEvent) -> Option<WorkerEvent> {
+        let ours = |job| self.text.running == Some(job);
+        match event {
+            WorkerEvent::TextStarted { job, model_name, prompt } if ours(job) => self.text.started(model_name, prompt),
+            WorkerEvent::TextTokens { job, token, text } if ours(job) => self.text.push(token, &text),
+            WorkerEvent::TextDone { job, generated } if ours(job) => self.text.finish(*generated),
+            WorkerEvent::Failed { job, .. } | WorkerEvent::Cancelled { job } if ours(job) => {
+                self.text.abort();
+                return Some(event); // the status bar reports it too
+            }
+            WorkerEvent::TextStarted { .. } | WorkerEvent::TextTokens { .. } | WorkerEvent::TextDone { .. } => {}
+            other => return Some(other),
+        }
+        None
+    }
+}

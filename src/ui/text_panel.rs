@@ -1,0 +1,271 @@
+//! The text panel: pick a language model, write a prompt (or a chat
+//! message), set the sampling knobs, and watch the answer stream in token by
+//! token; stop at any time; see how prompt and output split into tokens (ids
+//! on hover); save the text with the settings that made it.
+
+use egui::{Color32, RichText};
+
+use super::theme;
+use crate::app::commands::UiCommand;
+use crate::io::manifest::ModelManifest;
+use crate::pipelines::generate::{Generated, StopReason};
+use crate::pipelines::sampling::SamplingParams;
+use crate::worker::{JobId, TextModelRef, TokenPiece};
+
+/// What the panel shows besides its own state.
+pub struct TextPanelContext<'a> {
+    /// Installed language models.
+    pub models: &'a [ModelManifest],
+}
+
+/// The text panel's state.
+pub struct TextPanel {
+    /// The model to run.
+    pub model: Option<TextModelRef>,
+    /// The user's text.
+    pub prompt: String,
+    /// Wrap the prompt in the model's chat template.
+    pub chat: bool,
+    /// Sampling knobs and seed.
+    pub sampling: SamplingParams,
+    /// Most new tokens.
+    pub max_tokens: usize,
+    /// Stop strings, one per line.
+    pub stop: String,
+    /// The answer so far.
+    pub output: String,
+    /// The prompt as the model saw it.
+    pub prompt_tokens: Vec<TokenPiece>,
+    /// The tokens generated so far.
+    pub output_tokens: Vec<TokenPiece>,
+    /// The generation in progress.
+    pub running: Option<JobId>,
+    /// The last finished generation (what "Save text" writes).
+    pub last: Option<Generated>,
+    /// Name of the model that produced the output.
+    pub model_name: String,
+    started: Option<std::time::Instant>,
+}
+
+impl Default for TextPanel {
+    fn default() -> Self {
+        Self {
+            model: None,
+            prompt: String::new(),
+            chat: true,
+            sampling: SamplingParams::default(),
+            max_tokens: 256,
+            stop: String::new(),
+            output: String::new(),
+            prompt_tokens: Vec::new(),
+            output_tokens: Vec::new(),
+            running: None,
+            last: None,
+            model_name: String::new(),
+            started: None,
+        }
+    }
+}
+
+impl TextPanel {
+    /// Stop strings as a list (blank lines ignored; `\n` written as text means a newline).
+    pub fn stop_strings(&self) -> Vec<String> {
+        self.stop.lines().filter(|l| !l.is_empty()).map(|l| l.replace("\\n", "\n")).collect()
+    }
+
+    /// A generation was submitted as `job`.
+    pub fn begin(&mut self, job: JobId) {
+        self.running = Some(job);
+        self.output.clear();
+        self.prompt_tokens.clear();
+        self.output_tokens.clear();
+        self.last = None;
+        self.started = Some(std::time::Instant::now());
+    }
+
+    /// The worker tokenized the prompt.
+    pub fn started(&mut self, model_name: String, prompt: Vec<TokenPiece>) {
+        self.model_name = model_name;
+        self.prompt_tokens = prompt;
+        self.started = Some(std::time::Instant::now());
+    }
+
+    /// A token arrived.
+    pub fn push(&mut self, token: Option<TokenPiece>, text: &str) {
+        self.output_tokens.extend(token);
+        self.output.push_str(text);
+    }
+
+    /// Generation ended.
+    pub fn finish(&mut self, generated: Generated) {
+        self.output = generated.text.clone();
+        self.running = None;
+        self.last = Some(generated);
+    }
+
+    /// The job failed or was dropped.
+    pub fn abort(&mut self) {
+        self.running = None;
+    }
+
+    /// Draws the panel; user actions become commands in `out`.
+    pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &TextPanelContext, out: &mut Vec<UiCommand>) {
+        self.model_row_ui(ui, ctx, out);
+        ui.add_space(6.0);
+        ui.columns(2, |cols| {
+            self.prompt_ui(&mut cols[0], out);
+            self.settings_ui(&mut cols[1]);
+        });
+        ui.separator();
+        self.output_ui(ui);
+    }
+
+    fn model_row_ui(&mut self, ui: &mut egui::Ui, ctx: &TextPanelContext, out: &mut Vec<UiCommand>) {
+        ui.horizontal(|ui| {
+            ui.heading("Text");
+            let shown = match &self.model {
+                Some(TextModelRef::Id(id)) => {
+                    ctx.models.iter().find(|m| &m.id == id).map_or(id.clone(), |m| m.name.clone())
+                }
+                Some(TextModelRef::File(path)) => {
+                    path.file_name().map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into_owned())
+                }
+                None => "(no model)".into(),
+            };
+            egui::ComboBox::from_label("Language model").selected_text(shown).show_ui(ui, |ui| {
+                for m in ctx.models {
+                    let chosen = TextModelRef::Id(m.id.clone());
+                    if ui.selectable_label(self.model.as_ref() == Some(&chosen), &m.name).clicked() {
+                        out.push(UiCommand::SelectTextModel(chosen));
+                    }
+                }
+            });
+            if ui.button("Open model…").on_hover_text("Any llama-family GGUF file").clicked() {
+                out.push(UiCommand::OpenTextModel);
+            }
+        });
+    }
+
+    fn prompt_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
+        let label = ui.label("Prompt");
+        ui.add(
+            egui::TextEdit::multiline(&mut self.prompt)
+                .hint_text(if self.chat { "A message to the assistant" } else { "Text to continue" })
+                .desired_rows(5)
+                .desired_width(f32::INFINITY),
+        )
+        .labelled_by(label.id);
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut self.chat, "Chat").on_hover_text("Use the model's chat template (instruct models)");
+            let idle = self.running.is_none();
+            let can_run = idle && self.model.is_some() && !self.prompt.trim().is_empty();
+            if ui.add_enabled(can_run, egui::Button::new("Generate")).clicked() {
+                out.push(UiCommand::Generate);
+            }
+            if ui.add_enabled(!idle, egui::Button::new("Stop")).clicked() {
+                if let Some(job) = self.running {
+                    out.push(UiCommand::Cancel(job));
+                }
+            }
+            let can_save = idle && self.last.is_some();
+            if ui.add_enabled(can_save, egui::Button::new("Save text")).clicked() {
+                out.push(UiCommand::SaveText);
+            }
+        });
+    }
+
+    fn settings_ui(&mut self, ui: &mut egui::Ui) {
+        let s = &mut self.sampling;
+        egui::Grid::new("sampling").num_columns(2).spacing([12.0, 4.0]).show(ui, |ui| {
+            ui.label("Temperature");
+            ui.add(egui::Slider::new(&mut s.temperature, 0.0..=2.0).step_by(0.05))
+                .on_hover_text("0 always picks the most likely token");
+            ui.end_row();
+            ui.label("Top-k");
+            ui.add(egui::Slider::new(&mut s.top_k, 0..=200)).on_hover_text("0 keeps every token");
+            ui.end_row();
+            ui.label("Top-p");
+            ui.add(egui::Slider::new(&mut s.top_p, 0.05..=1.0).step_by(0.01));
+            ui.end_row();
+            ui.label("Min-p");
+            ui.add(egui::Slider::new(&mut s.min_p, 0.0..=0.5).step_by(0.01));
+            ui.end_row();
+            ui.label("Repetition penalty");
+            ui.add(egui::Slider::new(&mut s.repeat_penalty, 1.0..=2.0).step_by(0.01));
+            ui.end_row();
+            ui.label("Penalty window");
+            ui.add(egui::Slider::new(&mut s.repeat_window, 0..=512));
+            ui.end_row();
+            ui.label("Max new tokens");
+            ui.add(egui::Slider::new(&mut self.max_tokens, 1..=2048).logarithmic(true));
+            ui.end_row();
+            ui.label("Seed");
+            ui.horizontal(|ui| {
+                ui.add(egui::DragValue::new(&mut s.seed));
+                if ui.button("Random").clicked() {
+                    s.seed = super::latent_panel::fresh_seed(s.seed);
+                }
+            });
+            ui.end_row();
+            ui.label("Stop strings").on_hover_text("One per line; generation ends before them");
+            ui.add(egui::TextEdit::multiline(&mut self.stop).desired_rows(2).desired_width(160.0));
+            ui.end_row();
+        });
+    }
+
+    fn output_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.strong("Output");
+            let count = self.output_tokens.len();
+            let rate = match (&self.last, self.started) {
+                (Some(g), _) => Some(g.tokens_per_second()),
+                (None, Some(t)) if count > 0 => Some(count as f64 / t.elapsed().as_secs_f64().max(1e-6)),
+                _ => None,
+            };
+            if let Some(rate) = rate {
+                ui.label(format!("{count} tokens, {rate:.1} tokens/s"));
+            }
+            if self.running.is_some() {
+                ui.spinner();
+            } else if let Some(g) = &self.last {
+                ui.label(RichText::new(stop_text(g.stop)).weak());
+            }
+        });
+        let label = ui.label(RichText::new("Generated text").weak());
+        ui.add(
+            egui::TextEdit::multiline(&mut self.output.as_str())
+                .desired_rows(8)
+                .desired_width(f32::INFINITY)
+                .id_salt("text-output"),
+        )
+        .labelled_by(label.id);
+        egui::CollapsingHeader::new("Tokens").default_open(true).show(ui, |ui| {
+            ui.label(RichText::new("Prompt, then output; hover a token for its id").weak());
+            tokens_ui(ui, &self.prompt_tokens, theme::PROMPT_TOKEN);
+            tokens_ui(ui, &self.output_tokens, theme::OUTPUT_TOKEN);
+        });
+    }
+}
+
+fn stop_text(stop: StopReason) -> &'static str {
+    match stop {
+        StopReason::StopToken => "ended by the model",
+        StopReason::StopString => "reached a stop string",
+        StopReason::MaxTokens => "reached the token limit",
+        StopReason::ContextFull => "the context is full",
+        StopReason::Cancelled => "stopped",
+    }
+}
+
+/// Tokens as chips in alternating shades so their boundaries show.
+fn tokens_ui(ui: &mut egui::Ui, tokens: &[TokenPiece], base: Color32) {
+    ui.horizontal_wrapped(|ui| {
+        ui.spacing_mut().item_spacing = egui::vec2(1.0, 2.0);
+        for (i, t) in tokens.iter().enumerate() {
+            let shade = if i % 2 == 0 { base } else { base.gamma_multiply(0.7) };
+            let text = t.piece.replace('\n', "⏎").replace(' ', "·");
+            ui.label(RichText::new(text).monospace().background_color(shade).color(Color32::WHITE))
+                .on_hover_text(format!("id {}", t.id));
+        }
+    });
+}
