@@ -241,8 +241,8 @@ impl TextPanel {
         .labelled_by(label.id);
         egui::CollapsingHeader::new("Tokens").default_open(true).show(ui, |ui| {
             ui.label(RichText::new("Prompt, then output; hover a token for its id").weak());
-            tokens_ui(ui, &self.prompt_tokens, theme::PROMPT_TOKEN);
-            tokens_ui(ui, &self.output_tokens, theme::OUTPUT_TOKEN);
+            tokens_ui(ui, &self.prompt_tokens, theme::PROMPT_TOKENS);
+            tokens_ui(ui, &self.output_tokens, theme::OUTPUT_TOKENS);
         });
     }
 }
@@ -258,12 +258,12 @@ fn stop_text(stop: StopReason) -> &'static str {
 }
 
 /// Tokens as chips in alternating shades so their boundaries show.
-fn tokens_ui(ui: &mut egui::Ui, tokens: &[TokenPiece], base: Color32) {
+fn tokens_ui(ui: &mut egui::Ui, tokens: &[TokenPiece], shades: [Color32; 2]) {
     ui.horizontal_wrapped(|ui| {
-        ui.spacing_mut().item_spacing = egui::vec2(1.0, 2.0);
+        ui.spacing_mut().item_spacing = egui::vec2(2.0, 3.0);
         for (i, t) in tokens.iter().enumerate() {
-            let shade = if i % 2 == 0 { base } else { base.gamma_multiply(0.7) };
-            let text = t.piece.replace('\n', "⏎").replace(' ', "·");
+            let shade = shades[i % 2];
+            let text = t.piece.replace('\n', "\\n").replace(' ', "·");
             ui.label(RichText::new(text).monospace().background_color(shade).color(Color32::WHITE))
                 .on_hover_text(format!("id {}", t.id));
         }

@@ -28,10 +28,10 @@ pub const CURSOR: Color32 = Color32::WHITE;
 /// Interpolation endpoints and path.
 pub const ENDPOINT: Color32 = Color32::from_rgb(255, 200, 60);
 
-/// Background of prompt tokens in the token view.
-pub const PROMPT_TOKEN: Color32 = Color32::from_rgb(62, 84, 120);
-/// Background of generated tokens in the token view.
-pub const OUTPUT_TOKEN: Color32 = Color32::from_rgb(60, 110, 80);
+/// Backgrounds of prompt tokens in the token view, alternating.
+pub const PROMPT_TOKENS: [Color32; 2] = [Color32::from_rgb(52, 74, 115), Color32::from_rgb(88, 112, 160)];
+/// Backgrounds of generated tokens in the token view, alternating.
+pub const OUTPUT_TOKENS: [Color32; 2] = [Color32::from_rgb(46, 96, 66), Color32::from_rgb(82, 138, 100)];
 
 /// The shader's palette, for the legend and the CPU fallback (keep in sync with shaders/scatter.wgsl).
 pub const CLASS_COLORS: [Color32; 10] = [
