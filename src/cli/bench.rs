@@ -41,6 +41,23 @@ pub enum BenchCommand {
         #[arg(long)]
         dump: Option<PathBuf>,
     },
+    /// Prompt-processing and generation speed of a language model (tokens/s).
+    Text {
+        #[command(flatten)]
+        model: super::text::ModelChoice,
+        /// Prompt length of the pp test.
+        #[arg(long, default_value_t = 128)]
+        prompt_tokens: usize,
+        /// Tokens generated in the tg test.
+        #[arg(long, default_value_t = 128)]
+        gen_tokens: usize,
+        /// Timed rounds (after one warm-up).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// candle's built-in convolutions against the GEMM ones: per conv layer of the shipped VAEs and whole-model work.
     Conv {
         /// Model id whose layers and weights are timed (a VAE).
@@ -67,6 +84,9 @@ pub fn run(cmd: BenchCommand, models_dir: &Path) -> anyhow::Result<()> {
                 super::bench_ui::bench_ui_during_training(models_dir, &model, frames, &data_dir)?;
             }
             Ok(())
+        }
+        BenchCommand::Text { model, prompt_tokens, gen_tokens, runs, json } => {
+            super::bench_text::bench_text(models_dir, &model, prompt_tokens, gen_tokens, runs.max(1), json)
         }
         BenchCommand::Conv { model, runs, fresh_buffers, json } => {
             super::bench_conv::bench_conv(models_dir, &model, runs, fresh_buffers, json)

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_conv;
+mod bench_text;
 mod bench_ui;
 mod latent;
 mod text;
@@ -119,6 +120,9 @@ pub enum Command {
         stop: Vec<String>,
         #[command(flatten)]
         sampling: text::SamplingArgs,
+        /// Print one JSON object (text, token ids, timings) at the end instead of streaming.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the token ids and pieces of a text.
     Tokenize {
@@ -164,8 +168,9 @@ fn run_here(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
         Command::Interpolate { model, from_seed, to_seed, frames, method, scale, out } => {
             latent::interpolate(&models_dir, &model, (from_seed, to_seed), frames, method, scale, &out)
         }
-        Command::Text { model, prompt, chat, max_tokens, stop, sampling } => {
-            text::text(&models_dir, &model, prompt, chat, max_tokens, stop, &sampling)
+        Command::Text { model, prompt, chat, max_tokens, stop, sampling, json } => {
+            let spec = text::TextRun { prompt, chat, max_tokens, stop, json };
+            text::text(&models_dir, &model, spec, &sampling)
         }
         Command::Tokenize { model, text: input, chat, json } => text::tokenize(&models_dir, &model, &input, chat, json),
         Command::Train { what } => train::run(what),

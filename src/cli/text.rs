@@ -79,33 +79,44 @@ impl SamplingArgs {
     }
 }
 
-/// `text`: streams the continuation (or chat answer) to stdout; stats to stderr.
-pub fn text(
-    models_dir: &Path,
-    choice: &ModelChoice,
-    spec_prompt: String,
-    chat: bool,
-    max_tokens: usize,
-    stop: Vec<String>,
-    sampling: &SamplingArgs,
-) -> anyhow::Result<()> {
+/// What `text` generates and how it reports.
+pub struct TextRun {
+    /// Raw text to continue, or with `chat` the user's message.
+    pub prompt: String,
+    /// Use the model's chat template.
+    pub chat: bool,
+    /// Most new tokens.
+    pub max_tokens: usize,
+    /// Stop strings.
+    pub stop: Vec<String>,
+    /// One JSON object at the end instead of streamed text.
+    pub json: bool,
+}
+
+/// `text`: streams the continuation (or chat answer) to stdout, stats to
+/// stderr; with `json`, prints the result as one object instead.
+pub fn text(models_dir: &Path, choice: &ModelChoice, run: TextRun, sampling: &SamplingArgs) -> anyhow::Result<()> {
     let mut model = choice.load(models_dir)?;
     let spec = GenerateSpec {
-        prompt: spec_prompt,
-        chat,
-        max_new_tokens: max_tokens,
+        prompt: run.prompt,
+        chat: run.chat,
+        max_new_tokens: run.max_tokens,
         sampling: sampling.params()?,
-        stop_strings: stop,
+        stop_strings: run.stop,
     };
     let mut out = std::io::stdout().lock();
     let mut write_error = None;
     let result = generate(model.as_mut(), &spec, &CancelToken::new(), &mut |_, piece| {
-        if write_error.is_none() {
+        if !run.json && write_error.is_none() {
             write_error = out.write_all(piece.as_bytes()).and_then(|()| out.flush()).err();
         }
     })?;
     if let Some(e) = write_error {
         return Err(e).context("cannot write to stdout");
+    }
+    if run.json {
+        writeln!(out, "{}", serde_json::to_string(&result)?)?;
+        return Ok(());
     }
     writeln!(out)?;
     eprintln!(

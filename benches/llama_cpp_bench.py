@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""SmolLM2 in Latent Studio against llama.cpp on the same GGUF file and thread
+count: prompt processing (pp, one pass over N prompt tokens) and generation
+(tg, M tokens one at a time) in tokens/s, interleaved rounds; then greedy
+outputs for a few prompts compared token by token (llama.cpp with its
+default f16 KV cache and with an f32 one, as candle keeps it).
+
+Setup: see benches/llama_cpp_reference.py (llama-cpp-python in a venv).
+Usage:
+  ~/.cache/latent-studio/llama-venv/bin/python benches/llama_cpp_bench.py [--rounds 3]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import time
+
+import llama_cpp
+
+GGUF = "models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
+# Must match PASSAGE in src/cli/bench_text.rs: both sides run the same token ids.
+PASSAGE = ("The studio runs every model on the user's own machine. Artists type a prompt, "
+           "watch the answer appear token by token, change the temperature and try again. ")
+PROMPTS = [("The capital of France is", False), ("Once upon a time", False), ("def fibonacci(n):", False),
+           ("What is the capital of France?", True), ("Write a haiku about the sea.", True)]
+
+
+def llama(kv_f32=False):
+    kv = 0 if kv_f32 else 1  # GGML_TYPE_F32 / GGML_TYPE_F16 (llama.cpp's default)
+    return llama_cpp.Llama(model_path=GGUF, n_ctx=1024, n_batch=512, n_threads=2, n_threads_batch=2,
+                           logits_all=False, verbose=False, type_k=kv, type_v=kv)
+
+
+def llama_speed(llm, pp, tg):
+    ids = [t for _ in range(pp) for t in llm.tokenize(PASSAGE.encode(), add_bos=False, special=False)][:pp]
+    llm.reset()
+    t = time.perf_counter()
+    llm.eval(ids)
+    pp_s = time.perf_counter() - t
+    # Greedy generation through llama.cpp's sampler (temperature 0 = argmax).
+    t = time.perf_counter()
+    for _ in range(tg):
+        nxt = llm.sample(temp=0.0, repeat_penalty=1.0, top_k=1)
+        llm.eval([nxt])
+    tg_s = time.perf_counter() - t
+    return len(ids) / pp_s, tg / tg_s
+
+
+def studio(args, *extra):
+    env = dict(os.environ, RAYON_NUM_THREADS="2")
+    out = subprocess.run([args.studio, *extra], check=True, capture_output=True, text=True, env=env)
+    return json.loads(out.stdout)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--studio", default="target/release/latent-studio")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--pp", type=int, default=128)
+    ap.add_argument("--tg", type=int, default=128)
+    ap.add_argument("--agree-tokens", type=int, default=64)
+    args = ap.parse_args()
+    ours, theirs = {"pp": [], "tg": []}, {"pp": [], "tg": []}
+    llm = llama()
+    for _ in range(args.rounds):
+        r = studio(args, "bench", "text", "--model", "smollm2-135m-instruct", "--prompt-tokens", str(args.pp),
+                   "--gen-tokens", str(args.tg), "--runs", "1", "--json")
+        ours["pp"].append(r["pp_tokens_per_s"])
+        ours["tg"].append(r["tg_tokens_per_s"])
+        pp, tg = llama_speed(llm, args.pp, args.tg)
+        theirs["pp"].append(pp)
+        theirs["tg"].append(tg)
+    print(f"SmolLM2-135M-Instruct Q4_1, 2 threads; llama.cpp via llama-cpp-python {llama_cpp.__version__} "
+          f"(f16 KV cache, its default); {args.rounds} interleaved rounds, medians\n")
+    print("| test | Latent Studio (candle) tokens/s | llama.cpp tokens/s | ours vs llama.cpp |\n|---|---|---|---|")
+    for k, name in (("pp", f"pp{args.pp} (prompt)"), ("tg", f"tg{args.tg} (generation)")):
+        o, t = statistics.median(ours[k]), statistics.median(theirs[k])
+        print(f"| {name} | {o:.1f} | {t:.1f} | {o / t:.2f}× |")
+
+    print(f"\nGreedy outputs, first {args.agree_tokens} tokens: agreeing prefix length\n")
+    print("| prompt | chat | vs llama.cpp f16 KV | vs llama.cpp f32 KV |\n|---|---|---|---|")
+    engines = {"f16": llm, "f32": llama(kv_f32=True)}
+    for prompt, chat in PROMPTS:
+        extra = ["--chat"] if chat else []
+        r = studio(args, "text", "--model", "smollm2-135m-instruct", "--prompt", prompt, *extra, "--temperature", "0",
+                   "--repeat-penalty", "1", "--max-tokens", str(args.agree_tokens), "--json")
+        cells = []
+        for kv, eng in engines.items():
+            eng.reset()
+            eng.eval(r["prompt_ids"])
+            same = 0
+            for want in r["ids"]:
+                got = eng.sample(temp=0.0, repeat_penalty=1.0, top_k=1)
+                if got != want:
+                    break
+                same += 1
+                eng.eval([got])
+            cells.append(f"{same}/{len(r['ids'])}")
+        print(f"| {prompt} | {chat} | {cells[0]} | {cells[1]} |")
+
+
+if __name__ == "__main__":
+    main()
