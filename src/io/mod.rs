@@ -6,3 +6,4 @@ pub mod latent_map;
 pub mod manifest;
 pub mod output;
 pub mod png_meta;
+pub mod text_corpus;

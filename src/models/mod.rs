@@ -1,11 +1,13 @@
 //! Model families: configuration, construction from weights, forward passes.
 //! Nothing here knows about the UI or threads.
 
+pub mod char_gpt;
 pub mod conv;
 pub mod conv_op;
 pub mod epilogue;
 pub mod gguf_llama;
 pub mod gguf_tokenizer;
+pub mod gpt;
 pub mod latent_model;
 pub mod layer_op;
 pub mod linear;

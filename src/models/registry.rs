@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use candle_core::Device;
 
+use super::char_gpt::{CharGpt, CharGptManifest};
 use super::gguf_llama::GgufLlama;
 use super::latent_model::{LatentModel, ModelError};
 use super::text_model::{TextModel, TextModelError};
@@ -40,7 +41,20 @@ pub fn load_text_model(manifest: &ModelManifest, device: &Device) -> Result<Box<
             detail: "the weights are not there; scripts/fetch-models.sh downloads them".into(),
         });
     }
-    Ok(Box::new(GgufLlama::load(&path, device)?))
+    let format = manifest.config.get("format").and_then(|f| f.as_str()).unwrap_or("gguf");
+    match format {
+        "gguf" => Ok(Box::new(GgufLlama::load(&path, device)?)),
+        "char-gpt" => {
+            let config: CharGptManifest = serde_json::from_value(manifest.config.clone()).map_err(|e| {
+                TextModelError::Format { path: manifest.manifest_path(), detail: format!("invalid char-gpt config: {e}") }
+            })?;
+            Ok(Box::new(CharGpt::load(&manifest.name, &config, &path, device)?))
+        }
+        other => Err(TextModelError::Format {
+            path: manifest.manifest_path(),
+            detail: format!("unknown text model format \"{other}\""),
+        }),
+    }
 }
 
 /// Loads a model that can decode latents into images.

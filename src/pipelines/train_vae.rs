@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::adam::{Adam, AdamConfig};
 use super::cancel::CancelToken;
+use super::checkpoint::{readable_folder, replace_folder};
 use super::rng::SeededRng;
 use crate::io::datasets::{DatasetName, ImageSet};
 use crate::models::vae::{Vae, VaeConfig, vae_loss};
@@ -96,7 +97,7 @@ pub struct VaeTrainer {
     device: Device,
 }
 
-fn file_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
+pub(crate) fn file_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
     TrainError::File { path: path.to_owned(), detail: e.to_string() }
 }
 
@@ -118,8 +119,7 @@ impl VaeTrainer {
     /// Continues from a checkpoint folder written by [`VaeTrainer::save_checkpoint`].
     /// `epochs` may be raised to train further than first planned.
     pub fn resume(dir: &Path, epochs: usize, device: &Device) -> Result<Self, TrainError> {
-        let previous = sibling(dir, "old");
-        let dir = if !dir.join(STATE).exists() && previous.join(STATE).exists() { previous.as_path() } else { dir };
+        let dir = &readable_folder(dir, STATE);
         let state_path = dir.join(STATE);
         let text = std::fs::read_to_string(&state_path).map_err(|e| file_err(&state_path, e))?;
         let state: CheckpointState = serde_json::from_str(&text).map_err(|e| file_err(&state_path, e))?;
@@ -141,29 +141,20 @@ impl VaeTrainer {
     /// `dir`, so a crash mid-save never leaves weights from one epoch next to
     /// optimiser state from another.
     pub fn save_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
-        let staging = sibling(dir, "new");
-        let previous = sibling(dir, "old");
-        let _ = std::fs::remove_dir_all(&staging);
-        std::fs::create_dir_all(&staging).map_err(|e| file_err(&staging, e))?;
-        let weights = staging.join(WEIGHTS);
-        self.varmap.save(&weights).map_err(|e| file_err(&weights, e))?;
-        let opt_path = staging.join(OPTIMIZER);
-        candle_core::safetensors::save(&self.opt.state()?, &opt_path).map_err(|e| file_err(&opt_path, e))?;
-        let state = CheckpointState {
-            spec: self.spec.clone(),
-            optimizer_steps: self.opt.steps(),
-            history: self.history.clone(),
-        };
-        let state_path = staging.join(STATE);
-        let text = serde_json::to_string_pretty(&state).map_err(|e| file_err(&state_path, e))?;
-        std::fs::write(&state_path, text).map_err(|e| file_err(&state_path, e))?;
-        let _ = std::fs::remove_dir_all(&previous);
-        if dir.exists() {
-            std::fs::rename(dir, &previous).map_err(|e| file_err(dir, e))?;
-        }
-        std::fs::rename(&staging, dir).map_err(|e| file_err(dir, e))?;
-        let _ = std::fs::remove_dir_all(&previous);
-        Ok(())
+        replace_folder(dir, file_err, |staging| {
+            let weights = staging.join(WEIGHTS);
+            self.varmap.save(&weights).map_err(|e| file_err(&weights, e))?;
+            let opt_path = staging.join(OPTIMIZER);
+            candle_core::safetensors::save(&self.opt.state()?, &opt_path).map_err(|e| file_err(&opt_path, e))?;
+            let state = CheckpointState {
+                spec: self.spec.clone(),
+                optimizer_steps: self.opt.steps(),
+                history: self.history.clone(),
+            };
+            let state_path = staging.join(STATE);
+            let text = serde_json::to_string_pretty(&state).map_err(|e| file_err(&state_path, e))?;
+            std::fs::write(&state_path, text).map_err(|e| file_err(&state_path, e))
+        })
     }
 
     /// Epochs finished so far.
@@ -299,12 +290,6 @@ impl VaeTrainer {
 }
 
 /// `dir` with `.SUFFIX` appended to its last component.
-fn sibling(dir: &Path, suffix: &str) -> PathBuf {
-    let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(format!(".{suffix}"));
-    dir.with_file_name(name)
-}
-
 /// The images at `idx` as [n, 1, side, side].
 fn batch_tensor(set: &ImageSet, idx: &[usize], device: &Device) -> candle_core::Result<Tensor> {
     let mut data = Vec::with_capacity(idx.len() * set.side * set.side);
@@ -314,7 +299,7 @@ fn batch_tensor(set: &ImageSet, idx: &[usize], device: &Device) -> candle_core::
     Tensor::from_vec(data, (idx.len(), 1, set.side, set.side), device)
 }
 
-fn named_vars(varmap: &VarMap) -> Vec<(String, candle_core::Var)> {
+pub(crate) fn named_vars(varmap: &VarMap) -> Vec<(String, candle_core::Var)> {
     let data = varmap.data().lock().map(|d| d.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
     data.unwrap_or_default()
 }
@@ -323,7 +308,7 @@ fn named_vars(varmap: &VarMap) -> Vec<(String, candle_core::Var)> {
 /// initialiser uses an unseeded thread RNG, and a seed must fix the whole
 /// run): weights are N(0, 1/fan_in) with fan_in the product of all but the
 /// first dimension (LeCun normal), biases start at zero.
-fn reseed_parameters(varmap: &VarMap, seed: u64) -> candle_core::Result<()> {
+pub(crate) fn reseed_parameters(varmap: &VarMap, seed: u64) -> candle_core::Result<()> {
     let mut vars = named_vars(varmap);
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     let mut rng = SeededRng::new(seed);
