@@ -270,6 +270,29 @@ mod tests {
     }
 
     #[test]
+    fn an_exported_model_loads_as_a_text_model_and_continues_the_pattern() {
+        let corpus = CharCorpus::from_text(&"abcd".repeat(400));
+        let mut t = TextTrainer::new(spec(corpus.vocab.len(), 150), corpus.vocab.clone(), &Device::Cpu).unwrap();
+        t.train_until_eval(&corpus, &mut |_, _| true).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let info = crate::pipelines::export_model::ExportInfo { id: "toy", name: "toy", command: "test" };
+        crate::pipelines::export_text_model::export_char_gpt(&t, dir.path(), &info).unwrap();
+        let manifest = crate::io::manifest::read_manifest(dir.path()).unwrap();
+        let mut model = crate::models::registry::load_text_model(&manifest, &Device::Cpu).unwrap();
+        let spec = crate::pipelines::generate::GenerateSpec {
+            prompt: "abcdab".into(),
+            chat: false,
+            max_new_tokens: 10,
+            sampling: crate::pipelines::sampling::SamplingParams::greedy(),
+            stop_strings: vec![],
+        };
+        let cancel = crate::pipelines::cancel::CancelToken::new();
+        let out = crate::pipelines::generate::generate(model.as_mut(), &spec, &cancel, &mut |_, _| {}).unwrap();
+        assert_eq!(out.text, "cdabcdabcd");
+        assert!(std::fs::read_to_string(dir.path().join("README.md")).unwrap().contains("nats/character"));
+    }
+
+    #[test]
     fn resuming_continues_exactly() {
         let corpus = CharCorpus::from_text(&"the quick brown fox jumps over the lazy dog. ".repeat(30));
         let dir = tempfile::tempdir().unwrap();
