@@ -71,7 +71,10 @@ pub struct TrainTextArgs {
 /// Trains and exports.
 pub fn run(a: TrainTextArgs, command: String) -> anyhow::Result<()> {
     if !a.resume && a.out.join(MANIFEST_FILE).exists() {
-        bail!("{} already holds a model; choose another --out (models are never overwritten) or add --resume", a.out.display());
+        bail!(
+            "{} already holds a model; choose another --out (models are never overwritten) or add --resume",
+            a.out.display()
+        );
     }
     let text = read_corpus(&a.data_dir, a.corpus).map_err(anyhow::Error::msg)?;
     let corpus = CharCorpus::from_text(&text);
@@ -80,7 +83,13 @@ pub fn run(a: TrainTextArgs, command: String) -> anyhow::Result<()> {
     let mut trainer = if a.resume {
         TextTrainer::resume(&checkpoint, a.steps, &device).context("cannot resume")?
     } else {
-        let config = GptConfig { vocab: corpus.vocab.len(), context: a.context, layers: a.layers, heads: a.heads, width: a.width };
+        let config = GptConfig {
+            vocab: corpus.vocab.len(),
+            context: a.context,
+            layers: a.layers,
+            heads: a.heads,
+            width: a.width,
+        };
         config.validate().map_err(anyhow::Error::msg)?;
         let spec = TrainTextSpec {
             corpus: a.corpus,

@@ -75,7 +75,12 @@ pub struct CharGpt {
 
 impl CharGpt {
     /// Loads `weights` (safetensors) with the shape and alphabet from `manifest`.
-    pub fn load(name: &str, manifest: &CharGptManifest, weights: &Path, device: &Device) -> Result<Self, TextModelError> {
+    pub fn load(
+        name: &str,
+        manifest: &CharGptManifest,
+        weights: &Path,
+        device: &Device,
+    ) -> Result<Self, TextModelError> {
         let format = |detail: String| TextModelError::Format { path: weights.to_owned(), detail };
         let mut varmap = VarMap::new();
         let gpt = Gpt::new(&manifest.gpt, VarBuilder::from_varmap(&varmap, DType::F32, device))

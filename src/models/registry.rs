@@ -45,9 +45,11 @@ pub fn load_text_model(manifest: &ModelManifest, device: &Device) -> Result<Box<
     match format {
         "gguf" => Ok(Box::new(GgufLlama::load(&path, device)?)),
         "char-gpt" => {
-            let config: CharGptManifest = serde_json::from_value(manifest.config.clone()).map_err(|e| {
-                TextModelError::Format { path: manifest.manifest_path(), detail: format!("invalid char-gpt config: {e}") }
-            })?;
+            let config: CharGptManifest =
+                serde_json::from_value(manifest.config.clone()).map_err(|e| TextModelError::Format {
+                    path: manifest.manifest_path(),
+                    detail: format!("invalid char-gpt config: {e}"),
+                })?;
             Ok(Box::new(CharGpt::load(&manifest.name, &config, &path, device)?))
         }
         other => Err(TextModelError::Format {

@@ -50,14 +50,23 @@ pub fn export_char_gpt(trainer: &TextTrainer, dir: &Path, info: &ExportInfo) -> 
         CharCodec::new(trainer.alphabet().to_vec()),
         &candle_core::Device::Cpu,
     );
-    let sampling = SamplingParams { temperature: 0.8, top_k: 0, top_p: 1.0, min_p: 0.0, repeat_penalty: 1.0, repeat_window: 0, seed: 0 };
-    let sample_spec = GenerateSpec {
-        prompt: SAMPLE_PROMPT.into(),
-        chat: false,
-        max_new_tokens: 500,
-        sampling,
-        stop_strings: vec![],
+    let sampling = SamplingParams {
+        temperature: 0.8,
+        top_k: 0,
+        top_p: 1.0,
+        min_p: 0.0,
+        repeat_penalty: 1.0,
+        repeat_window: 0,
+        seed: 0,
     };
+    // A corpus without these characters gets its alphabet's first one as the prompt.
+    let prompt = if SAMPLE_PROMPT.chars().all(|c| trainer.alphabet().contains(&c)) {
+        SAMPLE_PROMPT.to_owned()
+    } else {
+        trainer.alphabet()[..1].iter().collect()
+    };
+    let sample_spec =
+        GenerateSpec { prompt: prompt.clone(), chat: false, max_new_tokens: 500, sampling, stop_strings: vec![] };
     let sample = generate(&mut model, &sample_spec, &CancelToken::new(), &mut |_, _| {})
         .map_err(|e| TrainError::Invalid(format!("sampling for the card failed: {e}")))?;
 
@@ -82,10 +91,24 @@ pub fn export_char_gpt(trainer: &TextTrainer, dir: &Path, info: &ExportInfo) -> 
         "| Optimiser | AdamW (weight decay 0.01), peak lr {}, 100-step warm-up then cosine to a tenth, batch {} windows, seed {} |",
         spec.lr, spec.batch_size, spec.seed
     );
-    let _ = writeln!(card, "| Steps | {} ({:.0} s on 2 CPU threads, {:.2} s/step) |", last.step, seconds, seconds / last.step.max(1) as f64);
-    let _ = writeln!(card, "| Held-out loss | **{:.3} nats/character** (last tenth of the corpus, {} windows) |", last.val_loss, spec.eval_windows);
+    let _ = writeln!(
+        card,
+        "| Steps | {} ({:.0} s on 2 CPU threads, {:.2} s/step) |",
+        last.step,
+        seconds,
+        seconds / last.step.max(1) as f64
+    );
+    let _ = writeln!(
+        card,
+        "| Held-out loss | **{:.3} nats/character** (last tenth of the corpus, {} windows) |",
+        last.val_loss, spec.eval_windows
+    );
     let _ = writeln!(card, "\nTrained with:\n\n```sh\n{}\n```\n", info.command);
-    let _ = writeln!(card, "Sample (prompt `ROMEO:\\n`, temperature 0.8, seed 0):\n\n```text\n{}{}\n```\n", SAMPLE_PROMPT, sample.text);
+    let _ = writeln!(
+        card,
+        "Sample (prompt {:?}, temperature 0.8, seed 0):\n\n```text\n{}{}\n```\n",
+        prompt, prompt, sample.text
+    );
     let _ = writeln!(card, "| step | train loss | held-out loss | seconds |\n|---|---|---|---|");
     for r in trainer.history() {
         let _ = writeln!(card, "| {} | {:.3} | {:.3} | {:.1} |", r.step, r.train_loss, r.val_loss, r.seconds);
