@@ -431,3 +431,21 @@ mod text_generation {
         assert!(matches!(events.last(), Some(WorkerEvent::Decoded { .. })), "{events:?}");
     }
 }
+
+#[test]
+fn saved_text_goes_to_a_new_numbered_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut worker = spawn(vec![], dir.path());
+    let target = || SaveTarget::Numbered { dir: dir.path().to_owned(), stem: "text".into() };
+    let a = worker.submit(WorkerRequest::SaveText { contents: "---\nseed: 1\n---\nfirst\n".into(), target: target() });
+    let b = worker.submit(WorkerRequest::SaveText { contents: "second\n".into(), target: target() });
+    let events = finish(&mut worker, &[a, b]);
+    let paths: Vec<_> = events
+        .iter()
+        .filter_map(|e| if let WorkerEvent::Saved { path, .. } = e { Some(path.clone()) } else { None })
+        .collect();
+    assert_eq!(paths.len(), 2, "{events:?}");
+    assert_ne!(paths[0], paths[1], "never overwritten");
+    assert!(std::fs::read_to_string(&paths[0]).unwrap().ends_with("first\n"));
+    assert_eq!(paths[1].extension().unwrap(), "txt");
+}
