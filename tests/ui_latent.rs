@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -31,17 +29,6 @@ fn harness() -> Harness<'static, StudioApp> {
     })
 }
 
-/// Steps the UI until `done` holds or a timeout passes.
-fn step_until(h: &mut Harness<'_, StudioApp>, what: &str, done: impl Fn(&StudioApp) -> bool) {
-    let start = Instant::now();
-    while !done(h.state()) {
-        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
-        h.step();
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    h.step();
-}
-
 fn idle(app: &StudioApp) -> bool {
     app.panel.image.is_some() && !app.panel.strip.is_empty() && app.jobs().active().next().is_none()
 }
@@ -49,7 +36,7 @@ fn idle(app: &StudioApp) -> bool {
 #[test]
 fn moving_a_latent_slider_changes_the_image() {
     let mut h = harness();
-    step_until(&mut h, "the first decode", idle);
+    common::step_until(&mut h, "the first decode", idle);
     // Merely showing the sliders must not edit the seeded latent.
     assert_eq!(h.state().panel.latent, latent_studio::pipelines::latent::seeded_latent(0, 2));
     let before_tex = h.state().panel.image.as_ref().map(|t| t.id());
@@ -58,7 +45,9 @@ fn moving_a_latent_slider_changes_the_image() {
     slider.set_value_accesskit(2.5);
     h.step();
     assert!((h.state().panel.latent[0] - 2.5).abs() < 1e-6, "slider did not move the latent");
-    step_until(&mut h, "the new decode", |app| idle(app) && app.panel.image.as_ref().map(|t| t.id()) != before_tex);
+    common::step_until(&mut h, "the new decode", |app| {
+        idle(app) && app.panel.image.as_ref().map(|t| t.id()) != before_tex
+    });
     let after_px = h.render().expect("render");
     // Compare the image area only (the slider's own pixels change too).
     let image_rect = h.get_by_label("The decoded latent; drop an image file to encode it").rect();
@@ -76,7 +65,7 @@ fn moving_a_latent_slider_changes_the_image() {
 #[test]
 fn latent_panel_snapshot() {
     let mut h = harness();
-    step_until(&mut h, "the first decode", idle);
+    common::step_until(&mut h, "the first decode", idle);
     h.state_mut().panel.animate = false; // a still frame for a stable snapshot
     h.step();
     h.snapshot("latent_panel");
@@ -85,7 +74,7 @@ fn latent_panel_snapshot() {
 #[test]
 fn randomise_shows_a_new_seed_and_decodes_it() {
     let mut h = harness();
-    step_until(&mut h, "the first decode", idle);
+    common::step_until(&mut h, "the first decode", idle);
     let seed = h.state().panel.seed;
     let before = h.state().panel.image.as_ref().map(|t| t.id());
     h.get_by_label("Randomise").click();
@@ -94,7 +83,9 @@ fn randomise_shows_a_new_seed_and_decodes_it() {
     assert_ne!(seed, new_seed);
     let expected = latent_studio::pipelines::latent::seeded_latent(new_seed, 2);
     assert_eq!(h.state().panel.latent, expected);
-    step_until(&mut h, "the new seed's decode", |app| idle(app) && app.panel.image.as_ref().map(|t| t.id()) != before);
+    common::step_until(&mut h, "the new seed's decode", |app| {
+        idle(app) && app.panel.image.as_ref().map(|t| t.id()) != before
+    });
 }
 
 /// A file dropped by the test, as the windowing integration would hand it over.
@@ -129,17 +120,17 @@ fn dropped_images_are_encoded_into_the_slot_under_the_pointer() {
     };
     img.save(&digit).unwrap();
     let mut h = harness();
-    step_until(&mut h, "the first decode", idle);
+    common::step_until(&mut h, "the first decode", idle);
 
     let zone_a =
         h.state().panel.drop_zones.iter().find(|(_, s)| *s == latent_studio::app::commands::Slot::A).unwrap().0;
     drop_file(&mut h, &digit, zone_a.center());
-    step_until(&mut h, "encoding into A", |app| app.panel.endpoints[0].label == "digit.png" && idle(app));
+    common::step_until(&mut h, "encoding into A", |app| app.panel.endpoints[0].label == "digit.png" && idle(app));
     let a = h.state().panel.endpoints[0].latent.clone();
     assert!((a[0] + 2.0).abs() < 1.0 && (a[1] - 2.0).abs() < 1.0, "encoded to {a:?}");
 
     drop_file(&mut h, &digit, egui::pos2(400.0, 150.0)); // over the image: the current latent
-    step_until(&mut h, "encoding into the current latent", |app| {
+    common::step_until(&mut h, "encoding into the current latent", |app| {
         matches!(app.panel.origin, latent_studio::ui::latent_panel::Origin::Encoded(_)) && idle(app)
     });
     assert_eq!(h.state().panel.latent, a);
@@ -147,7 +138,7 @@ fn dropped_images_are_encoded_into_the_slot_under_the_pointer() {
     let text = dir.path().join("notes.png");
     std::fs::write(&text, "not an image").unwrap();
     drop_file(&mut h, &text, egui::pos2(400.0, 150.0));
-    step_until(&mut h, "the failure notice", |app| app.notices().iter().any(|n| n.error));
+    common::step_until(&mut h, "the failure notice", |app| app.notices().iter().any(|n| n.error));
     let notice = h.state().notices().iter().find(|n| n.error).unwrap().text.clone();
     assert!(notice.contains("notes.png"), "{notice}");
 }
@@ -169,10 +160,10 @@ fn settings_persist_the_last_model_and_output_folder() {
         fn flush(&mut self) {}
     }
     let mut h = harness();
-    step_until(&mut h, "the first decode", idle);
+    common::step_until(&mut h, "the first decode", idle);
     h.state_mut().apply(latent_studio::app::commands::UiCommand::SelectModel("fashion-16d".into()));
     h.state_mut().settings.output_dir = "/tmp/elsewhere".into();
-    step_until(&mut h, "the second model", |app| app.panel.latent.len() == 16 && idle(app));
+    common::step_until(&mut h, "the second model", |app| app.panel.latent.len() == 16 && idle(app));
     let mut storage = Memory::default();
     eframe::App::save(h.state_mut(), &mut storage);
     let restored: Settings = eframe::get_value(&storage, Settings::KEY).unwrap();
@@ -182,7 +173,7 @@ fn settings_persist_the_last_model_and_output_folder() {
     let mut h2 = Harness::builder().with_size([1200.0, 780.0]).build_eframe(|cc| {
         StudioApp::with_settings(&cc.egui_ctx, None, common::shipped_models(), restored.clone()).unwrap()
     });
-    step_until(&mut h2, "the restored model", |app| app.panel.latent.len() == 16);
+    common::step_until(&mut h2, "the restored model", |app| app.panel.latent.len() == 16);
     // 16 sliders, one per latent dimension.
     assert!(h2.query_by_role_and_label(Role::Slider, "z16").is_some());
 }

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use latent_studio::app::StudioApp;
@@ -27,16 +25,6 @@ fn harness(model: &std::path::Path) -> Harness<'static, StudioApp> {
     h
 }
 
-fn step_until(h: &mut Harness<'_, StudioApp>, what: &str, done: impl Fn(&StudioApp) -> bool) {
-    let start = Instant::now();
-    while !done(h.state()) {
-        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
-        h.step();
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    h.step();
-}
-
 #[test]
 fn type_a_prompt_generate_see_streamed_text_and_stop() {
     let dir = tempfile::tempdir().unwrap();
@@ -53,12 +41,12 @@ fn type_a_prompt_generate_see_streamed_text_and_stop() {
     h.get_by_label("Generate").click();
     h.step();
     assert!(h.state().text.running.is_some(), "Generate started a job");
-    step_until(&mut h, "streamed tokens", |app| app.text.output_tokens.len() >= 5);
+    common::step_until(&mut h, "streamed tokens", |app| app.text.output_tokens.len() >= 5);
     assert!(h.state().text.running.is_some(), "still generating (2048 tokens allowed)");
     assert_eq!(h.state().text.prompt_tokens.len(), 2, "the prompt shows as tokens: ab ab");
 
     h.get_by_label("Stop").click();
-    step_until(&mut h, "the stop", |app| app.text.running.is_none());
+    common::step_until(&mut h, "the stop", |app| app.text.running.is_none());
     let last = h.state().text.last.clone().expect("a finished generation");
     assert_eq!(last.stop, StopReason::Cancelled);
     assert_eq!(h.state().text.output, last.text, "the panel shows the generated text");

@@ -10,9 +10,9 @@ use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 use super::adam::{Adam, AdamConfig};
-use super::checkpoint::{readable_folder, replace_folder};
+use super::checkpoint::{load_checkpoint_tensors, read_checkpoint_state, save_checkpoint};
 use super::rng::SeededRng;
-use super::train_vae::{TrainError, file_err};
+use super::train_vae::TrainError;
 use crate::io::text_corpus::{CharCorpus, CorpusName};
 use crate::models::gpt::{Gpt, GptConfig};
 
@@ -58,10 +58,6 @@ struct CheckpointState {
     history: Vec<EvalReport>,
 }
 
-const WEIGHTS: &str = "model.safetensors";
-const OPTIMIZER: &str = "optimizer.safetensors";
-const STATE: &str = "state.json";
-
 /// A training run in progress.
 pub struct TextTrainer {
     varmap: VarMap,
@@ -94,18 +90,11 @@ impl TextTrainer {
 
     /// Continues from a checkpoint; `steps` may raise the planned total.
     pub fn resume(dir: &Path, steps: usize, device: &Device) -> Result<Self, TrainError> {
-        let dir = &readable_folder(dir, STATE);
-        let state_path = dir.join(STATE);
-        let text = std::fs::read_to_string(&state_path).map_err(|e| file_err(&state_path, e))?;
-        let state: CheckpointState = serde_json::from_str(&text).map_err(|e| file_err(&state_path, e))?;
+        let (state, dir): (CheckpointState, _) = read_checkpoint_state(dir)?;
         let mut spec = state.spec;
         spec.steps = steps.max(state.step);
         let mut trainer = Self::new(spec, state.alphabet.chars().collect(), device)?;
-        let weights = dir.join(WEIGHTS);
-        trainer.varmap.load(&weights).map_err(|e| file_err(&weights, e))?;
-        let opt_path = dir.join(OPTIMIZER);
-        let opt_state = candle_core::safetensors::load(&opt_path, device).map_err(|e| file_err(&opt_path, e))?;
-        trainer.opt.restore(&opt_state, state.step).map_err(|e| file_err(&opt_path, e))?;
+        load_checkpoint_tensors(&dir, &mut trainer.varmap, &mut trainer.opt, state.step, device)?;
         trainer.step = state.step;
         trainer.history = state.history;
         Ok(trainer)
@@ -113,21 +102,13 @@ impl TextTrainer {
 
     /// Writes weights, optimiser moments, step and history into `dir` (replaced whole).
     pub fn save_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
-        replace_folder(dir, file_err, |staging| {
-            let weights = staging.join(WEIGHTS);
-            self.varmap.save(&weights).map_err(|e| file_err(&weights, e))?;
-            let opt_path = staging.join(OPTIMIZER);
-            candle_core::safetensors::save(&self.opt.state()?, &opt_path).map_err(|e| file_err(&opt_path, e))?;
-            let state = CheckpointState {
-                spec: self.spec.clone(),
-                alphabet: self.alphabet.iter().collect(),
-                step: self.step,
-                history: self.history.clone(),
-            };
-            let state_path = staging.join(STATE);
-            let text = serde_json::to_string_pretty(&state).map_err(|e| file_err(&state_path, e))?;
-            std::fs::write(&state_path, text).map_err(|e| file_err(&state_path, e))
-        })
+        let state = CheckpointState {
+            spec: self.spec.clone(),
+            alphabet: self.alphabet.iter().collect(),
+            step: self.step,
+            history: self.history.clone(),
+        };
+        save_checkpoint(dir, &self.varmap, &self.opt, &state)
     }
 
     /// The run's settings.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::adam::{Adam, AdamConfig};
 use super::cancel::CancelToken;
-use super::checkpoint::{readable_folder, replace_folder};
+use super::checkpoint::{load_checkpoint_tensors, read_checkpoint_state, save_checkpoint};
 use super::rng::SeededRng;
 use crate::io::datasets::{DatasetName, ImageSet};
 use crate::models::vae::{Vae, VaeConfig, vae_loss};
@@ -83,10 +83,6 @@ struct CheckpointState {
     history: Vec<EpochReport>,
 }
 
-const WEIGHTS: &str = "weights.safetensors";
-const OPTIMIZER: &str = "optimizer.safetensors";
-const STATE: &str = "state.json";
-
 /// A VAE being trained, with its optimiser and history.
 pub struct VaeTrainer {
     varmap: VarMap,
@@ -119,42 +115,23 @@ impl VaeTrainer {
     /// Continues from a checkpoint folder written by [`VaeTrainer::save_checkpoint`].
     /// `epochs` may be raised to train further than first planned.
     pub fn resume(dir: &Path, epochs: usize, device: &Device) -> Result<Self, TrainError> {
-        let dir = &readable_folder(dir, STATE);
-        let state_path = dir.join(STATE);
-        let text = std::fs::read_to_string(&state_path).map_err(|e| file_err(&state_path, e))?;
-        let state: CheckpointState = serde_json::from_str(&text).map_err(|e| file_err(&state_path, e))?;
+        let (state, dir): (CheckpointState, _) = read_checkpoint_state(dir)?;
         let mut spec = state.spec;
         spec.epochs = epochs.max(state.history.len());
         let mut trainer = Self::new(spec, device)?;
-        let weights = dir.join(WEIGHTS);
-        trainer.varmap.load(&weights).map_err(|e| file_err(&weights, e))?;
-        let opt_path = dir.join(OPTIMIZER);
-        let opt_state = candle_core::safetensors::load(&opt_path, device).map_err(|e| file_err(&opt_path, e))?;
-        trainer.opt.restore(&opt_state, state.optimizer_steps).map_err(|e| file_err(&opt_path, e))?;
+        load_checkpoint_tensors(&dir, &mut trainer.varmap, &mut trainer.opt, state.optimizer_steps, device)?;
         trainer.history = state.history;
         Ok(trainer)
     }
 
-    /// Writes weights, optimiser moments and history into `dir`.
-    ///
-    /// The files are written into a fresh sibling folder that then replaces
-    /// `dir`, so a crash mid-save never leaves weights from one epoch next to
-    /// optimiser state from another.
+    /// Writes weights, optimiser moments and history into `dir` (replaced whole).
     pub fn save_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
-        replace_folder(dir, file_err, |staging| {
-            let weights = staging.join(WEIGHTS);
-            self.varmap.save(&weights).map_err(|e| file_err(&weights, e))?;
-            let opt_path = staging.join(OPTIMIZER);
-            candle_core::safetensors::save(&self.opt.state()?, &opt_path).map_err(|e| file_err(&opt_path, e))?;
-            let state = CheckpointState {
-                spec: self.spec.clone(),
-                optimizer_steps: self.opt.steps(),
-                history: self.history.clone(),
-            };
-            let state_path = staging.join(STATE);
-            let text = serde_json::to_string_pretty(&state).map_err(|e| file_err(&state_path, e))?;
-            std::fs::write(&state_path, text).map_err(|e| file_err(&state_path, e))
-        })
+        let state = CheckpointState {
+            spec: self.spec.clone(),
+            optimizer_steps: self.opt.steps(),
+            history: self.history.clone(),
+        };
+        save_checkpoint(dir, &self.varmap, &self.opt, &state)
     }
 
     /// Epochs finished so far.

@@ -8,7 +8,7 @@ use egui::{Color32, RichText};
 use super::theme;
 use crate::app::commands::UiCommand;
 use crate::io::manifest::ModelManifest;
-use crate::pipelines::generate::{Generated, StopReason};
+use crate::pipelines::generate::{GenerateSpec, Generated, StopReason};
 use crate::pipelines::sampling::SamplingParams;
 use crate::worker::{JobId, TextModelRef, TokenPiece};
 
@@ -71,6 +71,17 @@ impl TextPanel {
     /// Stop strings as a list (blank lines ignored; `\n` written as text means a newline).
     pub fn stop_strings(&self) -> Vec<String> {
         self.stop.lines().filter(|l| !l.is_empty()).map(|l| l.replace("\\n", "\n")).collect()
+    }
+
+    /// What "Generate" runs: the prompt and every setting.
+    pub fn spec(&self) -> GenerateSpec {
+        GenerateSpec {
+            prompt: self.prompt.clone(),
+            chat: self.chat,
+            max_new_tokens: self.max_tokens,
+            sampling: self.sampling.clone(),
+            stop_strings: self.stop_strings(),
+        }
     }
 
     /// A generation was submitted as `job`.

@@ -112,3 +112,14 @@ pub fn write_tiny_llama_gguf(path: &Path, context: u32, arch: &str) {
     let mut file = std::fs::File::create(path).unwrap();
     candle_core::quantized::gguf_file::write(&mut file, &md, &ts).unwrap();
 }
+
+/// Steps a kittest harness until `done` holds (then once more), failing after 30 s.
+pub fn step_until<S>(h: &mut egui_kittest::Harness<'_, S>, what: &str, done: impl Fn(&S) -> bool) {
+    let start = std::time::Instant::now();
+    while !done(h.state()) {
+        assert!(start.elapsed() < std::time::Duration::from_secs(30), "timed out waiting for {what}");
+        h.step();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    h.step();
+}

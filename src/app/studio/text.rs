@@ -5,7 +5,6 @@ use super::StudioApp;
 use crate::app::commands::UiCommand;
 use crate::app::dialogs::DialogOutcome;
 use crate::app::jobs::Purpose;
-use crate::pipelines::generate::GenerateSpec;
 use crate::pipelines::text_export::text_with_settings;
 use crate::ui::status::Notice;
 use crate::worker::{SaveTarget, TextModelRef, WorkerEvent, WorkerRequest};
@@ -26,13 +25,7 @@ impl StudioApp {
             }),
             UiCommand::Generate => {
                 let Some(model) = self.text.model.clone() else { return None };
-                let spec = GenerateSpec {
-                    prompt: self.text.prompt.clone(),
-                    chat: self.text.chat,
-                    max_new_tokens: self.text.max_tokens,
-                    sampling: self.text.sampling.clone(),
-                    stop_strings: self.text.stop_strings(),
-                };
+                let spec = self.text.spec();
                 if let Err(e) = spec.sampling.validate() {
                     self.notices.push(Notice { text: format!("cannot generate: {e}"), error: true });
                     return None;
@@ -43,13 +36,7 @@ impl StudioApp {
             }
             UiCommand::SaveText => {
                 let (Some(generated), Some(model)) = (&self.text.last, &self.text.model) else { return None };
-                let spec = GenerateSpec {
-                    prompt: self.text.prompt.clone(),
-                    chat: self.text.chat,
-                    max_new_tokens: self.text.max_tokens,
-                    sampling: self.text.sampling.clone(),
-                    stop_strings: self.text.stop_strings(),
-                };
+                let spec = self.text.spec();
                 let contents = text_with_settings(&model.to_string(), &self.text.model_name, &spec, generated);
                 let target = SaveTarget::Numbered { dir: self.settings.output_dir.clone(), stem: "text".into() };
                 self.submit(WorkerRequest::SaveText { contents, target }, Purpose::Save, "save text");
