@@ -28,6 +28,8 @@ const EVENT_BUDGET: std::time::Duration = std::time::Duration::from_millis(4);
 pub struct StudioApp {
     worker: WorkerHandle,
     models: Vec<ModelManifest>,
+    /// The language models among `models` (the text panel's picker).
+    text_models: Vec<ModelManifest>,
     /// Persisted settings.
     pub settings: Settings,
     jobs: JobTable,
@@ -71,17 +73,21 @@ impl StudioApp {
         settings.save_scale = settings.save_scale.clamp(1, 64);
         settings.frames = settings.frames.clamp(2, 32);
         let panel = LatentPanel::new(settings.method, settings.frames);
+        let text_models: Vec<ModelManifest> =
+            models.iter().filter(|m| m.family == crate::io::manifest::Family::Text).cloned().collect();
         let mut text = TextPanel::default();
-        text.model = settings.text_model.clone().map(crate::worker::TextModelRef::Id).or_else(|| {
-            let first = models.iter().find(|m| m.family == crate::io::manifest::Family::Text);
-            first.map(|m| crate::worker::TextModelRef::Id(m.id.clone()))
-        });
+        text.model = settings
+            .text_model
+            .clone()
+            .or_else(|| text_models.first().map(|m| m.id.clone()))
+            .map(crate::worker::TextModelRef::Id);
         text.sampling = settings.sampling.clone();
         text.max_tokens = settings.max_tokens.clamp(1, 2048);
         text.chat = settings.chat;
         let mut app = Self {
             worker,
             models,
+            text_models,
             settings,
             jobs: JobTable::default(),
             panel,
@@ -385,9 +391,7 @@ impl StudioApp {
                 egui::ScrollArea::vertical().show(ui, |ui| self.panel.ui(ui, &panel_ctx, &mut out));
             }
             Tab::Text => {
-                let text_models: Vec<ModelManifest> =
-                    self.models.iter().filter(|m| m.family == crate::io::manifest::Family::Text).cloned().collect();
-                let panel_ctx = TextPanelContext { models: &text_models };
+                let panel_ctx = TextPanelContext { models: &self.text_models };
                 egui::ScrollArea::vertical().show(ui, |ui| self.text.ui(ui, &panel_ctx, &mut out));
                 if self.text.running.is_some() {
                     ctx.request_repaint_after(std::time::Duration::from_millis(100)); // tokens/s ticks

@@ -167,12 +167,12 @@ impl Worker {
                 WorkerEvent::Saved { job, path }
             }
             WorkerRequest::Generate { .. } => {
-                if self.text.is_none() {
-                    let thread = TextThread::spawn(self.cache.models_dir().to_owned(), self.events.clone())
-                        .map_err(|e| format!("cannot start the text thread: {e}"))?;
-                    self.text = Some(thread);
-                }
-                let text = self.text.as_ref().expect("started above");
+                let text = match self.text.take() {
+                    Some(thread) => thread,
+                    None => TextThread::spawn(self.cache.models_dir().to_owned(), self.events.clone())
+                        .map_err(|e| format!("cannot start the text thread: {e}"))?,
+                };
+                let text = self.text.insert(text);
                 text.submit(env).map_err(|_| "the text thread stopped; restart the studio".to_owned())?;
                 return Ok(None);
             }

@@ -79,9 +79,14 @@ impl TextWorker {
                 }
                 TextModelRef::File(path) => Box::new(GgufLlama::load(path, &device)?),
             };
-            self.loaded = Some((which.clone(), model));
+            return Ok(self.loaded.insert((which.clone(), model)).1.as_mut());
         }
-        Ok(self.loaded.as_mut().map(|(_, m)| m.as_mut()).expect("just loaded"))
+        match &mut self.loaded {
+            Some((_, model)) => Ok(model.as_mut()),
+            None => {
+                Err(TextModelError::Io { path: which.to_string().into(), detail: "the model is not loaded".into() })
+            }
+        }
     }
 
     fn generate(
