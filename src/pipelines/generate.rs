@@ -112,6 +112,9 @@ pub fn generate(
     let mut history = prompt_ids.clone();
     let mut ids = Vec::new();
     let mut text = String::new();
+    // `ids[pending..]` are tokens whose text is not shown yet (an unfinished character).
+    let mut pending = 0;
+    let longest_stop = spec.stop_strings.iter().map(String::len).max().unwrap_or(0);
     let stop = loop {
         if cancel.is_cancelled() {
             break StopReason::Cancelled;
@@ -128,31 +131,37 @@ pub fn generate(
         }
         history.push(id);
         ids.push(id);
-        // Decode everything so far: a token may end a character another one began.
-        let decoded = model.codec().decode(&ids)?;
-        let complete = if decoded.ends_with('\u{FFFD}') { text.len() } else { decoded.len() };
+        // Decode the tokens not yet shown: one may end a character an earlier one began.
+        // (Byte-level and character tokens decode independently, so a suffix suffices.)
+        let decoded = model.codec().decode(&ids[pending..])?;
         let piece = model.codec().piece(id);
-        if complete > text.len() && decoded.is_char_boundary(text.len()) {
-            let new = &decoded[text.len()..complete];
-            on_text(Some((id, &piece)), new);
-            text.push_str(new);
-        } else {
+        let before = text.len();
+        if decoded.ends_with('\u{FFFD}') {
             on_text(Some((id, &piece)), "");
+        } else {
+            on_text(Some((id, &piece)), &decoded);
+            text.push_str(&decoded);
+            pending = ids.len();
         }
-        if let Some(cut) =
-            spec.stop_strings.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min()
+        // Only the new text and the stop string's length before it can hold a new match.
+        let from = before.saturating_sub(longest_stop);
+        let from = (0..=from).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        if let Some(cut) = spec
+            .stop_strings
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| text[from..].find(s.as_str()).map(|i| from + i))
+            .min()
         {
             text.truncate(cut);
             break StopReason::StopString;
         }
         logits = model.forward(&[id], history.len() - 1)?;
     };
-    if stop != StopReason::StopString {
-        let decoded = model.codec().decode(&ids)?;
-        if decoded.len() > text.len() && decoded.is_char_boundary(text.len()) {
-            on_text(None, &decoded[text.len()..]);
-            text = decoded;
-        }
+    if stop != StopReason::StopString && pending < ids.len() {
+        let rest = model.codec().decode(&ids[pending..])?;
+        on_text(None, &rest);
+        text.push_str(&rest);
     }
     Ok(Generated { prompt_ids, ids, text, stop, prompt_seconds, generate_seconds: start.elapsed().as_secs_f64() })
 }
