@@ -57,14 +57,14 @@ pub fn bench_text(
     let threads = candle_core::utils::get_num_threads();
     if json {
         let out = serde_json::json!({
-            "model": model.name(), "threads": threads, "runs": runs,
+            "model": model.name(), "engine": model.engine(), "threads": threads, "runs": runs,
             "prompt_tokens": prompt.len(), "gen_tokens": gen_tokens,
             "pp_tokens_per_s": pp, "tg_tokens_per_s": tg,
         });
         println!("{out}");
         return Ok(());
     }
-    println!("bench text: {} ({threads} threads, median of {runs} runs)\n", model.name());
+    println!("bench text: {} on {} ({threads} threads, median of {runs} runs)\n", model.name(), model.engine());
     println!("| test | tokens/s |\n|---|---|");
     println!("| pp{} (prompt processing) | {pp:.1} |", prompt.len());
     println!("| tg{gen_tokens} (generation) | {tg:.1} |");

@@ -7,8 +7,8 @@ use anyhow::Context;
 use candle_core::Device;
 use clap::Args;
 
-use crate::models::gguf_llama::GgufLlama;
-use crate::models::registry::{find_manifest, load_text_model};
+use crate::models::gguf_llama::{EngineChoice, GgufLlama};
+use crate::models::registry::{find_manifest, load_text_model_with};
 use crate::models::text_model::TextModel;
 use crate::pipelines::cancel::CancelToken;
 use crate::pipelines::generate::{GenerateSpec, generate, prompt_ids};
@@ -23,15 +23,29 @@ pub struct ModelChoice {
     /// A llama-family GGUF file to load instead of an installed model.
     #[arg(long)]
     pub gguf: Option<PathBuf>,
+    /// What runs a GGUF model: our kernels where they cover it (auto), or candle-transformers.
+    #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
+    pub engine: EngineArg,
+}
+
+/// `--engine` values.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineArg {
+    Auto,
+    Candle,
 }
 
 impl ModelChoice {
     /// Loads the chosen model on the CPU.
     pub fn load(&self, models_dir: &Path) -> anyhow::Result<Box<dyn TextModel>> {
         let device = Device::Cpu;
+        let engine = match self.engine {
+            EngineArg::Auto => EngineChoice::Auto,
+            EngineArg::Candle => EngineChoice::Candle,
+        };
         match (&self.model, &self.gguf) {
-            (_, Some(path)) => Ok(Box::new(GgufLlama::load(path, &device)?)),
-            (Some(id), None) => Ok(load_text_model(&find_manifest(models_dir, id)?, &device)?),
+            (_, Some(path)) => Ok(Box::new(GgufLlama::load_with(path, &device, engine)?)),
+            (Some(id), None) => Ok(load_text_model_with(&find_manifest(models_dir, id)?, &device, engine)?),
             (None, None) => anyhow::bail!("give --model ID or --gguf FILE"),
         }
     }

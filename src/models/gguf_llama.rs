@@ -1,7 +1,8 @@
 //! Llama-family language models from GGUF files: SmolLM2 as shipped, and any
-//! other llama-architecture GGUF a user opens. Weights run through
-//! candle-transformers' quantized llama; tokenizer and chat template come from
-//! the file's metadata.
+//! other llama-architecture GGUF a user opens. On the CPU, files whose tensor
+//! types our kernels cover run on `models::llama`; the rest (K-quants, GPUs)
+//! run through candle-transformers' quantized llama. Tokenizer and chat
+//! template come from the file's metadata.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -12,21 +13,43 @@ use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::{MAX_SEQ_LEN, ModelWeights};
 
 use super::gguf_tokenizer::{ChatMessage, TextTokenizer, TokenizerError};
+use super::llama::{LlamaRunner, LlamaWeights, unsupported_reason};
 use super::text_model::{TextCodec, TextModel, TextModelError};
+
+/// Which implementation runs a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EngineChoice {
+    /// Our kernels where they cover the file and the device is the CPU, else candle.
+    #[default]
+    Auto,
+    /// candle-transformers' quantized llama (for comparisons).
+    Candle,
+}
+
+enum Engine {
+    Native(Box<LlamaRunner>),
+    Candle { weights: Box<ModelWeights>, device: Device },
+}
 
 /// A quantized llama model with its tokenizer.
 pub struct GgufLlama {
-    weights: ModelWeights,
+    engine: Engine,
+    /// Which engine runs it and why, for benchmarks and logs.
+    engine_note: String,
     tokenizer: TextTokenizer,
     name: String,
     context: usize,
-    device: Device,
 }
 
 impl GgufLlama {
     /// Reads `path`: checks the header and architecture before loading tensors,
     /// so a wrong or truncated file gets a message that says so.
     pub fn load(path: &Path, device: &Device) -> Result<Self, TextModelError> {
+        Self::load_with(path, device, EngineChoice::Auto)
+    }
+
+    /// [`GgufLlama::load`] with a choice of engine.
+    pub fn load_with(path: &Path, device: &Device, choice: EngineChoice) -> Result<Self, TextModelError> {
         let io = |e: std::io::Error| TextModelError::Io { path: path.to_owned(), detail: e.to_string() };
         let format = |detail: String| TextModelError::Format { path: path.to_owned(), detail };
         let file = File::open(path).map_err(io)?;
@@ -71,11 +94,32 @@ impl GgufLlama {
             .and_then(|v| v.to_string().ok())
             .cloned()
             .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
-        let weights = ModelWeights::from_gguf(content, &mut reader, device)
-            .map_err(|e| format(format!("cannot load the weights: {e}")))?;
-        // candle's rotary tables stop at MAX_SEQ_LEN positions.
-        let context = trained_context.min(MAX_SEQ_LEN);
-        Ok(Self { weights, tokenizer, name, context, device: device.clone() })
+        let native_blocker = match (choice, device) {
+            (EngineChoice::Candle, _) => Some("candle engine requested".to_owned()),
+            (_, Device::Cpu) => unsupported_reason(&content),
+            _ => Some("the native kernels run on the CPU only".to_owned()),
+        };
+        let (engine, engine_note, context) = match native_blocker {
+            None => {
+                let weights = LlamaWeights::load(&content, &mut reader).map_err(format)?;
+                let threads = candle_core::utils::get_num_threads();
+                let note = format!("native kernels, {threads} threads");
+                (Engine::Native(Box::new(LlamaRunner::new(weights, threads))), note, trained_context)
+            }
+            Some(reason) => {
+                let weights = ModelWeights::from_gguf(content, &mut reader, device)
+                    .map_err(|e| format(format!("cannot load the weights: {e}")))?;
+                // candle's rotary tables stop at MAX_SEQ_LEN positions.
+                let engine = Engine::Candle { weights: Box::new(weights), device: device.clone() };
+                (engine, format!("candle-transformers ({reason})"), trained_context.min(MAX_SEQ_LEN))
+            }
+        };
+        Ok(Self { engine, engine_note, tokenizer, name, context })
+    }
+
+    /// Which engine runs the model, and why.
+    pub fn engine_note(&self) -> &str {
+        &self.engine_note
     }
 
     /// The tokenizer (also reachable through [`TextModel::codec`]).
@@ -120,14 +164,28 @@ impl TextModel for GgufLlama {
     }
 
     fn reset(&mut self) {
-        self.weights.clear_kv_cache();
+        match &mut self.engine {
+            Engine::Native(runner) => runner.reset(),
+            Engine::Candle { weights, .. } => weights.clear_kv_cache(),
+        }
+    }
+
+    fn engine(&self) -> &str {
+        &self.engine_note
     }
 
     fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>, TextModelError> {
+        let (weights, device) = match &mut self.engine {
+            Engine::Native(runner) => {
+                return runner
+                    .forward(tokens, pos)
+                    .map_err(|e| TextModelError::Refused { name: self.name.clone(), detail: e.to_string() });
+            }
+            Engine::Candle { weights, device } => (weights, device),
+        };
         let compute = |source| TextModelError::Compute { name: self.name.clone(), source };
-        let input = Tensor::new(tokens, &self.device).and_then(|t| t.unsqueeze(0)).map_err(compute)?;
-        let logits = self
-            .weights
+        let input = Tensor::new(tokens, device).and_then(|t| t.unsqueeze(0)).map_err(compute)?;
+        let logits = weights
             .forward(&input, pos)
             .map_err(|source| TextModelError::Compute { name: self.name.clone(), source })?;
         logits

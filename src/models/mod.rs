@@ -11,6 +11,7 @@ pub mod gpt;
 pub mod latent_model;
 pub mod layer_op;
 pub mod linear;
+pub mod llama;
 pub mod matrix;
 pub mod registry;
 pub mod text_model;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use candle_core::Device;
 
 use super::char_gpt::{CharGpt, CharGptManifest};
-use super::gguf_llama::GgufLlama;
+use super::gguf_llama::{EngineChoice, GgufLlama};
 use super::latent_model::{LatentModel, ModelError};
 use super::text_model::{TextModel, TextModelError};
 use super::vae_model::VaeModel;
@@ -28,6 +28,15 @@ pub fn find_manifest(root: &Path, id: &str) -> Result<ModelManifest, ModelError>
 
 /// Loads a language model: a manifest of the text family whose weights are a GGUF file.
 pub fn load_text_model(manifest: &ModelManifest, device: &Device) -> Result<Box<dyn TextModel>, TextModelError> {
+    load_text_model_with(manifest, device, EngineChoice::Auto)
+}
+
+/// [`load_text_model`] with a choice of engine for GGUF models.
+pub fn load_text_model_with(
+    manifest: &ModelManifest,
+    device: &Device,
+    engine: EngineChoice,
+) -> Result<Box<dyn TextModel>, TextModelError> {
     if manifest.family != Family::Text {
         return Err(TextModelError::Format {
             path: manifest.manifest_path(),
@@ -43,7 +52,7 @@ pub fn load_text_model(manifest: &ModelManifest, device: &Device) -> Result<Box<
     }
     let format = manifest.config.get("format").and_then(|f| f.as_str()).unwrap_or("gguf");
     match format {
-        "gguf" => Ok(Box::new(GgufLlama::load(&path, device)?)),
+        "gguf" => Ok(Box::new(GgufLlama::load_with(&path, device, engine)?)),
         "char-gpt" => {
             let config: CharGptManifest =
                 serde_json::from_value(manifest.config.clone()).map_err(|e| TextModelError::Format {

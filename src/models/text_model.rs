@@ -23,6 +23,9 @@ pub enum TextModelError {
     /// The prompt does not leave room for a single new token.
     #[error("the prompt is {tokens} tokens long; this model's context holds {context}")]
     PromptTooLong { tokens: usize, context: usize },
+    /// The model refused the input (an unknown token id, a gap in positions).
+    #[error("model {name}: {detail}")]
+    Refused { name: String, detail: String },
     /// The numeric backend failed while running the model.
     #[error("model {name}: {source}")]
     Compute { name: String, source: candle_core::Error },
@@ -52,6 +55,10 @@ pub trait TextModel: Send {
     fn context_len(&self) -> usize;
     /// Its tokenizer.
     fn codec(&self) -> &dyn TextCodec;
+    /// What runs the model (kernels, threads), for benchmark tables.
+    fn engine(&self) -> &str {
+        "candle"
+    }
     /// Forgets the cached sequence: the next `forward` starts at position 0.
     fn reset(&mut self);
     /// Feeds `tokens` at positions `pos..` (after the cached ones) and

@@ -44,9 +44,47 @@ pub fn shipped_models() -> PathBuf {
 /// width 16, a byte-level vocabulary (256 byte tokens, the merge "a b" and
 /// `<|endoftext|>`), `context` positions, architecture `arch`.
 pub fn write_tiny_llama_gguf(path: &Path, context: u32, arch: &str) {
+    write_llama_gguf(path, &TinyLlama { context, arch: arch.into(), ..TinyLlama::default() });
+}
+
+/// The shape and storage of a random llama model for tests.
+pub struct TinyLlama {
+    pub context: u32,
+    pub arch: String,
+    pub dim: usize,
+    pub ffn: usize,
+    pub heads: u32,
+    pub kv_heads: u32,
+    pub blocks: u32,
+    /// Storage type of the matrices (norms stay F32).
+    pub dtype: candle_core::quantized::GgmlDType,
+    /// No output.weight: the head is the embedding table.
+    pub tied: bool,
+}
+
+impl Default for TinyLlama {
+    fn default() -> Self {
+        Self {
+            context: 256,
+            arch: "llama".into(),
+            dim: 16,
+            ffn: 32,
+            heads: 2,
+            kv_heads: 1,
+            blocks: 2,
+            dtype: candle_core::quantized::GgmlDType::F32,
+            tied: false,
+        }
+    }
+}
+
+/// Writes a random llama model shaped by `spec` as GGUF.
+#[allow(dead_code)]
+pub fn write_llama_gguf(path: &Path, spec: &TinyLlama) {
     use candle_core::quantized::gguf_file::Value;
     use candle_core::quantized::{GgmlDType, QTensor};
-    let (dim, ffn, heads, kv_heads, blocks) = (16usize, 32usize, 2u32, 1u32, 2u32);
+    let (dim, ffn, heads, kv_heads, blocks) = (spec.dim, spec.ffn, spec.heads, spec.kv_heads, spec.blocks);
+    let (context, arch) = (spec.context, spec.arch.as_str());
     let head_dim = dim / heads as usize;
     let mut alphabet: Vec<char> = tokenizers::pre_tokenizers::byte_level::ByteLevel::alphabet().into_iter().collect();
     alphabet.sort_unstable();
@@ -81,17 +119,17 @@ pub fn write_tiny_llama_gguf(path: &Path, context: u32, arch: &str) {
         let n = shape.iter().product();
         let data: Vec<f32> = rng.normal_vec(n).into_iter().map(|v| v * scale).collect();
         let t = candle_core::Tensor::from_vec(data, shape, &Device::Cpu).unwrap();
-        QTensor::quantize(&t, GgmlDType::F32).unwrap()
+        QTensor::quantize(&t, spec.dtype).unwrap()
     };
     let ones = |n: usize| {
         QTensor::quantize(&candle_core::Tensor::ones(n, DType::F32, &Device::Cpu).unwrap(), GgmlDType::F32).unwrap()
     };
     let kv = kv_heads as usize * head_dim;
-    let mut named: Vec<(String, QTensor)> = vec![
-        ("token_embd.weight".into(), tensor(&[vocab, dim], 1.0)),
-        ("output_norm.weight".into(), ones(dim)),
-        ("output.weight".into(), tensor(&[vocab, dim], 0.5)),
-    ];
+    let mut named: Vec<(String, QTensor)> =
+        vec![("token_embd.weight".into(), tensor(&[vocab, dim], 1.0)), ("output_norm.weight".into(), ones(dim))];
+    if !spec.tied {
+        named.push(("output.weight".into(), tensor(&[vocab, dim], 0.5)));
+    }
     for b in 0..blocks {
         for (name, shape) in [
             ("attn_q", [dim, dim]),

@@ -1,0 +1,147 @@
+//! AVX2 versions of the `dot` kernels (x86-64 with AVX2, FMA and F16C, which
+//! every x86 CPU since 2013–2015 has). Integer products per block come from
+//! `maddubs` (u8 × i8 → i16 pairs) and `madd` (→ i32); each block's scale is
+//! applied with one FMA into eight float lanes. Signed × signed products use
+//! the sign trick: |w| × (x · sign w).
+
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+use super::dot::{ActRows, WeightRows, tiles};
+use super::format::WeightFormat;
+
+/// Whether this CPU can run these kernels.
+pub(super) fn available() -> bool {
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+}
+
+/// [`super::dot::dot_rows`] with these kernels.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn dot_rows(w: WeightRows, rows: Range<usize>, acts: ActRows, out: &mut [f32]) {
+    match w.format {
+        WeightFormat::F32 => tiles(w, rows, acts, out, |a, b| dot_f32(a, b)),
+        WeightFormat::Q4_0 => tiles(w, rows, acts, out, |a, b| dot_q4_0_q8_0(a, b)),
+        WeightFormat::Q4_1 => tiles(w, rows, acts, out, |a, b| dot_q4_1_q8_1(a, b)),
+        WeightFormat::Q8_0 => tiles(w, rows, acts, out, |a, b| dot_q8_0_q8_0(a, b)),
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+}
+
+/// The 32 nibbles of a Q4 block as bytes: low nibbles (elements 0..16) in the
+/// lower lane, high nibbles (16..32) in the upper one.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn unpack_nibbles(qs: __m128i) -> __m256i {
+    let mask = _mm_set1_epi8(0x0F);
+    _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(qs, 4), mask), _mm_and_si128(qs, mask))
+}
+
+/// Σ w·x over 32 signed bytes, as eight i32 lanes turned float.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn signed_products(w: __m256i, x: __m256i) -> __m256 {
+    let p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+}
+
+/// Two f16 scales (`a` and `b`, 2 bytes each) multiplied, as f32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scale_product(a: *const u8, b: *const u8) -> __m128 {
+    // SAFETY: callers pass pointers to the first byte of a block header.
+    let (a, b) = unsafe { (a.cast::<u16>().read_unaligned(), b.cast::<u16>().read_unaligned()) };
+    let h = _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(a) | (i32::from(b) << 16)));
+    _mm_mul_ps(h, _mm_movehdup_ps(h))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_f32(w: &[u8], x: &[u8]) -> f32 {
+    let n = w.len().min(x.len()) / 4;
+    let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let mut i = 0;
+    // SAFETY: every load reads 8 floats that end at or before n.
+    unsafe {
+        let (wp, xp) = (w.as_ptr().cast::<f32>(), x.as_ptr().cast::<f32>());
+        while i + 16 <= n {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(i)), _mm256_loadu_ps(xp.add(i)), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(i + 8)), _mm256_loadu_ps(xp.add(i + 8)), a1);
+            i += 16;
+        }
+        while i + 8 <= n {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(i)), _mm256_loadu_ps(xp.add(i)), a0);
+            i += 8;
+        }
+    }
+    let mut sum = hsum(_mm256_add_ps(a0, a1));
+    for j in i..n {
+        let at = 4 * j;
+        sum += f32::from_le_bytes([w[at], w[at + 1], w[at + 2], w[at + 3]])
+            * f32::from_le_bytes([x[at], x[at + 1], x[at + 2], x[at + 3]]);
+    }
+    sum
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q4_0_q8_0(w: &[u8], x: &[u8]) -> f32 {
+    let n = (w.len() / 18).min(x.len() / 34);
+    let mut acc = _mm256_setzero_ps();
+    for i in 0..n {
+        // SAFETY: block i spans w[18i..18i+18] and x[34i..34i+34], inside both slices.
+        unsafe {
+            let (wb, xb) = (w.as_ptr().add(18 * i), x.as_ptr().add(34 * i));
+            let d = scale_product(wb, xb);
+            let wq = _mm256_sub_epi8(unpack_nibbles(_mm_loadu_si128(wb.add(2).cast())), _mm256_set1_epi8(8));
+            let xq = _mm256_loadu_si256(xb.add(2).cast());
+            acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), signed_products(wq, xq), acc);
+        }
+    }
+    hsum(acc)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q4_1_q8_1(w: &[u8], x: &[u8]) -> f32 {
+    let n = (w.len() / 20).min(x.len() / 36);
+    let ones = _mm256_set1_epi16(1);
+    let (mut acc, mut offsets) = (_mm256_setzero_ps(), _mm_setzero_ps());
+    for i in 0..n {
+        // SAFETY: block i spans w[20i..20i+20] and x[36i..36i+36], inside both slices.
+        unsafe {
+            let (wb, xb) = (w.as_ptr().add(20 * i), x.as_ptr().add(36 * i));
+            // Lanes [d_w, m_w, d_x, s_x] → [d_w·d_x, m_w·s_x].
+            let (wh, xh) = (wb.cast::<i32>().read_unaligned(), xb.cast::<i32>().read_unaligned());
+            let h = _mm_cvtph_ps(_mm_set_epi32(0, 0, xh, wh));
+            let scales = _mm_mul_ps(h, _mm_movehl_ps(h, h));
+            offsets = _mm_add_ps(offsets, scales);
+            let wq = unpack_nibbles(_mm_loadu_si128(wb.add(4).cast()));
+            let xq = _mm256_loadu_si256(xb.add(4).cast());
+            // Nibbles are unsigned, so maddubs takes them as they are.
+            let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wq, xq), ones));
+            acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), p, acc);
+        }
+    }
+    hsum(acc) + _mm_cvtss_f32(_mm_shuffle_ps(offsets, offsets, 1))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q8_0_q8_0(w: &[u8], x: &[u8]) -> f32 {
+    let n = (w.len() / 34).min(x.len() / 34);
+    let mut acc = _mm256_setzero_ps();
+    for i in 0..n {
+        // SAFETY: block i spans [34i..34i+34] of both slices.
+        unsafe {
+            let (wb, xb) = (w.as_ptr().add(34 * i), x.as_ptr().add(34 * i));
+            let d = scale_product(wb, xb);
+            let wq = _mm256_loadu_si256(wb.add(2).cast());
+            let xq = _mm256_loadu_si256(xb.add(2).cast());
+            acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), signed_products(wq, xq), acc);
+        }
+    }
+    hsum(acc)
+}

@@ -1,0 +1,16 @@
+//! Quantized matrix–vector products for GGUF weights, with SIMD kernels chosen
+//! at run time. candle 0.11's CPU path has no SIMD kernel for Q4_1 (the format
+//! SmolLM2 ships in), which made generation six times slower than llama.cpp.
+//!
+//! A crate of its own so that it is compiled optimised in test builds too
+//! (`[profile.dev.package.latent-kernels]`): unoptimised SIMD intrinsics run
+//! tens of times slower, and the model tests run real weights through them.
+
+mod dot;
+#[cfg(target_arch = "x86_64")]
+mod dot_avx2;
+pub mod format;
+pub mod qmatrix;
+
+pub use format::{ActFormat, WeightFormat};
+pub use qmatrix::{Activations, QMatrix};

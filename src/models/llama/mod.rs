@@ -1,0 +1,10 @@
+//! Llama-family models on our own quantized kernels (`models::quant`), for
+//! GGUF files whose tensor types those kernels cover (F32/F16/BF16, Q4_0,
+//! Q4_1, Q8_0). `gguf_llama` falls back to candle-transformers for the rest.
+
+pub mod forward;
+pub mod team;
+pub mod weights;
+
+pub use forward::{ForwardError, LlamaRunner};
+pub use weights::{LlamaConfig, LlamaWeights, unsupported_reason};

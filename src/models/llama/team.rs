@@ -1,0 +1,261 @@
+//! A team of threads that runs one forward pass together, splitting every
+//! matrix product by rows and meeting at spin barriers between the steps that
+//! depend on each other (llama.cpp's scheme). A pass has ~120 such steps per
+//! token, each tens of microseconds long: parking and waking pool threads
+//! between them would cost as much as the work.
+
+use std::marker::PhantomData;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Spins before a waiting thread starts yielding its core (on a machine with
+/// more runnable threads than cores, pure spinning would starve the others).
+const SPINS_BEFORE_YIELD: u32 = 1 << 14;
+
+/// Rows of a split are multiples of this, so threads write whole cache lines.
+const ROW_ALIGN: usize = 16;
+
+/// Runs closures on `threads` threads (the caller's included).
+#[derive(Debug, Clone, Copy)]
+pub struct Team {
+    threads: usize,
+}
+
+/// One thread's view of a running team.
+pub struct Member<'a> {
+    index: usize,
+    count: usize,
+    barrier: &'a SpinBarrier,
+}
+
+impl Team {
+    /// A team of `threads` (at least 1).
+    pub fn new(threads: usize) -> Self {
+        Self { threads: threads.max(1) }
+    }
+
+    /// How many threads run each pass.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `work` on every member and returns when all are done. A panic in
+    /// one member releases the others from the barrier and is passed on.
+    pub fn run(&self, work: impl Fn(&Member) + Sync) {
+        let barrier = SpinBarrier::new(self.threads);
+        let member = |index| {
+            let m = Member { index, count: self.threads, barrier: &barrier };
+            let _guard = PoisonOnPanic(&barrier);
+            work(&m);
+        };
+        std::thread::scope(|scope| {
+            for index in 1..self.threads {
+                let member = &member;
+                let spawned = std::thread::Builder::new()
+                    .name(format!("llama-team-{index}"))
+                    .spawn_scoped(scope, move || member(index));
+                if spawned.is_err() {
+                    // Without this thread the barrier can never fill: release the others.
+                    barrier.poison();
+                }
+            }
+            member(0);
+        });
+    }
+}
+
+impl Member<'_> {
+    /// This thread's number, 0 for the caller.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Waits until every member reaches this point.
+    pub fn sync(&self) {
+        self.barrier.wait();
+    }
+
+    /// This member's part of `0..n` rows: contiguous, a multiple of
+    /// [`ROW_ALIGN`] long except at the end.
+    pub fn rows(&self, n: usize) -> Range<usize> {
+        let blocks = n.div_ceil(ROW_ALIGN);
+        let part = |i: usize| (blocks * i / self.count * ROW_ALIGN).min(n);
+        part(self.index)..part(self.index + 1)
+    }
+
+    /// This member's items of `0..n` small work items (such as heads).
+    pub fn items(&self, n: usize) -> Range<usize> {
+        (n * self.index / self.count)..(n * (self.index + 1) / self.count)
+    }
+}
+
+/// A reusable barrier that spins, then yields.
+struct SpinBarrier {
+    count: usize,
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+    poisoned: AtomicBool,
+}
+
+impl SpinBarrier {
+    fn new(count: usize) -> Self {
+        Self { count, arrived: AtomicUsize::new(0), generation: AtomicUsize::new(0), poisoned: AtomicBool::new(false) }
+    }
+
+    fn wait(&self) {
+        let generation = self.generation.load(Ordering::Acquire);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.count {
+            self.arrived.store(0, Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::Release);
+            return;
+        }
+        let mut spins = 0u32;
+        while self.generation.load(Ordering::Acquire) == generation {
+            if self.poisoned.load(Ordering::Relaxed) {
+                panic!("another thread of the forward pass failed");
+            }
+            if spins < SPINS_BEFORE_YIELD {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    fn poison(&self) {
+        self.poisoned.store(true, Ordering::Relaxed);
+    }
+}
+
+struct PoisonOnPanic<'a>(&'a SpinBarrier);
+
+impl Drop for PoisonOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.poison();
+        }
+    }
+}
+
+/// A slice that every member may read and write during a pass. Members write
+/// disjoint parts between two barriers and read only after the next one;
+/// that discipline, not the type, keeps it free of data races.
+pub struct Shared<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _borrow: PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: access follows the disjoint-writes-between-barriers rule above.
+unsafe impl<T: Send> Sync for Shared<'_, T> {}
+unsafe impl<T: Send> Send for Shared<'_, T> {}
+
+impl<'a, T> Shared<'a, T> {
+    /// Shares `slice` for the duration of a pass.
+    pub fn new(slice: &'a mut [T]) -> Self {
+        Self { ptr: slice.as_mut_ptr(), len: slice.len(), _borrow: PhantomData }
+    }
+
+    /// The whole slice, to read.
+    ///
+    /// # Safety
+    /// No member writes to it until the next barrier.
+    pub unsafe fn get(&self) -> &[T] {
+        // SAFETY: the pointer and length come from a live `&mut [T]`; the caller rules out writers.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    /// Element `i`.
+    ///
+    /// # Safety
+    /// No other member writes element `i` until the next barrier.
+    #[inline]
+    pub unsafe fn value(&self, i: usize) -> T
+    where
+        T: Copy,
+    {
+        assert!(i < self.len);
+        // SAFETY: in bounds; the caller rules out a concurrent write.
+        unsafe { self.ptr.add(i).read() }
+    }
+
+    /// Sets element `i`.
+    ///
+    /// # Safety
+    /// No other member touches element `i` until the next barrier.
+    #[inline]
+    pub unsafe fn set(&self, i: usize, value: T) {
+        assert!(i < self.len);
+        // SAFETY: in bounds; the caller rules out other access.
+        unsafe { self.ptr.add(i).write(value) }
+    }
+
+    /// `range`, to write.
+    ///
+    /// # Safety
+    /// No other member touches `range` until the next barrier.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn part(&self, range: Range<usize>) -> &mut [T] {
+        assert!(range.start <= range.end && range.end <= self.len, "{range:?} outside 0..{}", self.len);
+        // SAFETY: in bounds (asserted); the caller rules out other access to the range.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(range.start), range.len()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_cover_the_range_once_in_aligned_parts() {
+        for threads in 1..5 {
+            for n in [1, 15, 16, 17, 576, 961, 49152] {
+                let barrier = SpinBarrier::new(threads);
+                let parts: Vec<_> =
+                    (0..threads).map(|index| Member { index, count: threads, barrier: &barrier }.rows(n)).collect();
+                assert_eq!(parts[0].start, 0);
+                assert_eq!(parts[threads - 1].end, n);
+                for w in parts.windows(2) {
+                    assert_eq!(w[0].end, w[1].start);
+                    assert!(w[0].end % ROW_ALIGN == 0 || w[0].end == n);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn members_see_each_others_writes_after_a_barrier() {
+        let mut data = vec![0usize; 4 * 1000];
+        let shared = Shared::new(&mut data);
+        let mut sums = vec![0usize; 4];
+        let sums_shared = Shared::new(&mut sums);
+        Team::new(4).run(|m| {
+            for round in 1..=50 {
+                let rows = m.items(4000);
+                // SAFETY: members write disjoint item ranges, read after the barrier.
+                unsafe { shared.part(rows.clone()).iter_mut().for_each(|v| *v = round) };
+                m.sync();
+                let total: usize = unsafe { shared.get() }.iter().sum();
+                assert_eq!(total, 4000 * round);
+                m.sync();
+            }
+            // SAFETY: one slot per member.
+            unsafe { sums_shared.part(m.index()..m.index() + 1)[0] = m.index() + 1 };
+        });
+        assert_eq!(sums, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_panicking_member_does_not_hang_the_others() {
+        let result = std::panic::catch_unwind(|| {
+            Team::new(3).run(|m| {
+                if m.index() == 2 {
+                    panic!("boom");
+                }
+                m.sync();
+            })
+        });
+        assert!(result.is_err());
+    }
+}

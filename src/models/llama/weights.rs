@@ -1,0 +1,202 @@
+//! The llama architecture's hyper-parameters and weights, read from a GGUF
+//! file into our own quantized matrices.
+
+use std::io::{Read, Seek};
+
+use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
+use candle_core::{Device, Tensor};
+
+use latent_kernels::{QMatrix, WeightFormat};
+
+/// Hyper-parameters from a file's `llama.*` metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaConfig {
+    /// Width of the residual stream.
+    pub embedding: usize,
+    /// Transformer blocks.
+    pub layers: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads (grouped-query attention when fewer than `heads`).
+    pub kv_heads: usize,
+    /// Hidden width of the SwiGLU MLP.
+    pub feed_forward: usize,
+    /// Vocabulary size (rows of the embedding table).
+    pub vocab: usize,
+    /// RMSNorm's ε.
+    pub rms_eps: f32,
+    /// RoPE's frequency base θ.
+    pub rope_base: f32,
+}
+
+impl LlamaConfig {
+    /// Width of one head.
+    pub fn head_dim(&self) -> usize {
+        self.embedding / self.heads
+    }
+
+    /// Width of all key (or value) heads together.
+    pub fn kv_dim(&self) -> usize {
+        self.kv_heads * self.head_dim()
+    }
+
+    /// Reads the metadata; the error names the missing or odd key.
+    pub fn from_gguf(content: &gguf_file::Content) -> Result<Self, String> {
+        let get = |key: &str| {
+            content
+                .metadata
+                .get(key)
+                .and_then(|v| v.to_u32().ok().or_else(|| v.to_u64().ok().map(|x| x as u32)))
+                .map(|v| v as usize)
+                .ok_or_else(|| format!("metadata key {key} is missing"))
+        };
+        let float =
+            |key: &str, default: f32| content.metadata.get(key).and_then(|v| v.to_f32().ok()).unwrap_or(default);
+        let vocab = content
+            .tensor_infos
+            .get("token_embd.weight")
+            .and_then(|t| t.shape.dims2().ok())
+            .map(|(rows, _)| rows)
+            .ok_or("tensor token_embd.weight is missing or not 2-D")?;
+        let config = Self {
+            embedding: get("llama.embedding_length")?,
+            layers: get("llama.block_count")?,
+            heads: get("llama.attention.head_count")?,
+            kv_heads: get("llama.attention.head_count_kv")?,
+            feed_forward: get("llama.feed_forward_length")?,
+            vocab,
+            rms_eps: float("llama.attention.layer_norm_rms_epsilon", 1e-5),
+            rope_base: float("llama.rope.freq_base", 10_000.0),
+        };
+        if config.heads == 0 || config.kv_heads == 0 || !config.heads.is_multiple_of(config.kv_heads) {
+            return Err(format!("{} query heads cannot share {} key/value heads", config.heads, config.kv_heads));
+        }
+        if !config.embedding.is_multiple_of(config.heads) || !config.head_dim().is_multiple_of(2) {
+            return Err(format!("width {} does not split into {} even heads", config.embedding, config.heads));
+        }
+        if let Ok(rope) = get("llama.rope.dimension_count")
+            && rope != config.head_dim()
+        {
+            return Err(format!("RoPE over {rope} of {} head dimensions is not supported", config.head_dim()));
+        }
+        if get("llama.expert_count").is_ok_and(|n| n > 1) {
+            return Err("mixture-of-experts models are not supported".into());
+        }
+        Ok(config)
+    }
+}
+
+/// One transformer block.
+pub struct LlamaBlock {
+    pub attn_norm: Vec<f32>,
+    pub wq: QMatrix,
+    pub wk: QMatrix,
+    pub wv: QMatrix,
+    pub wo: QMatrix,
+    pub ffn_norm: Vec<f32>,
+    pub gate: QMatrix,
+    pub up: QMatrix,
+    pub down: QMatrix,
+}
+
+/// Every weight of a llama model.
+pub struct LlamaWeights {
+    pub config: LlamaConfig,
+    pub token_embd: QMatrix,
+    pub blocks: Vec<LlamaBlock>,
+    pub output_norm: Vec<f32>,
+    /// The output head; `None` when it is tied to `token_embd`.
+    pub output: Option<QMatrix>,
+}
+
+/// Our format for a GGML tensor type, or `None` if we have no kernel for it.
+pub fn weight_format(dtype: GgmlDType) -> Option<WeightFormat> {
+    match dtype {
+        GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => Some(WeightFormat::F32),
+        GgmlDType::Q4_0 => Some(WeightFormat::Q4_0),
+        GgmlDType::Q4_1 => Some(WeightFormat::Q4_1),
+        GgmlDType::Q8_0 => Some(WeightFormat::Q8_0),
+        _ => None,
+    }
+}
+
+/// Why our kernels cannot run this file, or `None` if they can.
+pub fn unsupported_reason(content: &gguf_file::Content) -> Option<String> {
+    if let Err(e) = LlamaConfig::from_gguf(content) {
+        return Some(e);
+    }
+    let odd: Vec<String> = content
+        .tensor_infos
+        .iter()
+        .filter(|(_, t)| weight_format(t.ggml_dtype).is_none())
+        .map(|(name, t)| format!("{name} ({:?})", t.ggml_dtype))
+        .take(3)
+        .collect();
+    (!odd.is_empty()).then(|| format!("no native kernel for {}", odd.join(", ")))
+}
+
+impl LlamaWeights {
+    /// Loads every tensor. Call [`unsupported_reason`] first: a tensor type
+    /// without a kernel is an error here.
+    pub fn load<R: Read + Seek>(content: &gguf_file::Content, reader: &mut R) -> Result<Self, String> {
+        let config = LlamaConfig::from_gguf(content)?;
+        let mut tensor = |name: &str| -> Result<QTensor, String> {
+            content.tensor(reader, name, &Device::Cpu).map_err(|e| format!("tensor {name}: {e}"))
+        };
+        let matrix = |t: QTensor, name: &str, rows: usize, cols: usize| -> Result<QMatrix, String> {
+            let named = |e: String| format!("tensor {name}: {e}");
+            if t.shape().dims() != [rows, cols] {
+                return Err(named(format!("shape {:?}, expected [{rows}, {cols}]", t.shape().dims())));
+            }
+            let format =
+                weight_format(t.dtype()).ok_or_else(|| named(format!("type {:?} has no kernel", t.dtype())))?;
+            if format == WeightFormat::F32 {
+                let values = floats(&t).map_err(named)?;
+                return QMatrix::from_f32(rows, cols, &values).map_err(named);
+            }
+            let data = t.data().map_err(|e| named(e.to_string()))?.into_owned();
+            QMatrix::new(format, rows, cols, data).map_err(named)
+        };
+        let vector = |t: QTensor, name: &str, len: usize| -> Result<Vec<f32>, String> {
+            let values = floats(&t).map_err(|e| format!("tensor {name}: {e}"))?;
+            if values.len() != len {
+                return Err(format!("tensor {name}: {} values, expected {len}", values.len()));
+            }
+            Ok(values)
+        };
+        let (d, kv, ff) = (config.embedding, config.kv_dim(), config.feed_forward);
+        let token_embd = matrix(tensor("token_embd.weight")?, "token_embd.weight", config.vocab, d)?;
+        let output_norm = vector(tensor("output_norm.weight")?, "output_norm.weight", d)?;
+        let output = match content.tensor_infos.contains_key("output.weight") {
+            true => Some(matrix(tensor("output.weight")?, "output.weight", config.vocab, d)?),
+            false => None,
+        };
+        let mut blocks = Vec::with_capacity(config.layers);
+        for b in 0..config.layers {
+            let mut m = |suffix: &str, rows: usize, cols: usize| {
+                let name = format!("blk.{b}.{suffix}.weight");
+                matrix(tensor(&name)?, &name, rows, cols)
+            };
+            let (wq, wk, wv, wo) =
+                (m("attn_q", d, d)?, m("attn_k", kv, d)?, m("attn_v", kv, d)?, m("attn_output", d, d)?);
+            let (gate, up, down) = (m("ffn_gate", ff, d)?, m("ffn_up", ff, d)?, m("ffn_down", d, ff)?);
+            let mut v = |suffix: &str| {
+                let name = format!("blk.{b}.{suffix}.weight");
+                vector(tensor(&name)?, &name, d)
+            };
+            let (attn_norm, ffn_norm) = (v("attn_norm")?, v("ffn_norm")?);
+            blocks.push(LlamaBlock { attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down });
+        }
+        Ok(Self { config, token_embd, blocks, output_norm, output })
+    }
+
+    /// The output head.
+    pub fn head(&self) -> &QMatrix {
+        self.output.as_ref().unwrap_or(&self.token_embd)
+    }
+}
+
+/// A tensor's values as f32, whatever its float type.
+fn floats(t: &QTensor) -> Result<Vec<f32>, String> {
+    t.dequantize(&Device::Cpu).and_then(|t: Tensor| t.flatten_all()?.to_vec1::<f32>()).map_err(|e| e.to_string())
+}
