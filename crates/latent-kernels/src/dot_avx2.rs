@@ -7,7 +7,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::dot::{ActRows, WeightRows, tiles};
+use super::dot::{ActRows, ROW_TILE, WeightRows, tiles};
 use super::format::WeightFormat;
 
 /// Whether this CPU can run these kernels.
@@ -21,9 +21,67 @@ pub(super) fn dot_rows(w: WeightRows, rows: Range<usize>, acts: ActRows, out: &m
     match w.format {
         WeightFormat::F32 => tiles(w, rows, acts, out, |a, b| dot_f32(a, b)),
         WeightFormat::Q4_0 => tiles(w, rows, acts, out, |a, b| dot_q4_0_q8_0(a, b)),
-        WeightFormat::Q4_1 => tiles(w, rows, acts, out, |a, b| dot_q4_1_q8_1(a, b)),
+        WeightFormat::Q4_1 => tiles_by_four(w, rows, acts, out),
         WeightFormat::Q8_0 => tiles(w, rows, acts, out, |a, b| dot_q8_0_q8_0(a, b)),
     }
+}
+
+/// Q4_1 rows against four tokens at a time: each weight block is unpacked
+/// once for the four (prompt processing); leftover tokens go one by one.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn tiles_by_four(w: WeightRows, rows: Range<usize>, acts: ActRows, out: &mut [f32]) {
+    let width = rows.len();
+    assert!(out.len() >= acts.tokens * width, "output too short for {} tokens × {width} rows", acts.tokens);
+    let act = |t: usize| &acts.data[t * acts.row_bytes..(t + 1) * acts.row_bytes];
+    let quads = acts.tokens / 4;
+    let mut start = rows.start;
+    while start < rows.end {
+        let end = (start + ROW_TILE).min(rows.end);
+        for quad in 0..quads {
+            let t = 4 * quad;
+            let xs = [act(t), act(t + 1), act(t + 2), act(t + 3)];
+            for r in start..end {
+                let sums = dot_q4_1_q8_1_x4(&w.data[r * w.row_bytes..(r + 1) * w.row_bytes], xs);
+                for (k, v) in sums.into_iter().enumerate() {
+                    out[(t + k) * width + r - rows.start] = v;
+                }
+            }
+        }
+        for t in 4 * quads..acts.tokens {
+            for r in start..end {
+                out[t * width + r - rows.start] =
+                    dot_q4_1_q8_1(&w.data[r * w.row_bytes..(r + 1) * w.row_bytes], act(t));
+            }
+        }
+        start = end;
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q4_1_q8_1_x4(w: &[u8], x: [&[u8]; 4]) -> [f32; 4] {
+    let n = x.iter().fold(w.len() / 20, |n, x| n.min(x.len() / 36));
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut offsets = [_mm_setzero_ps(); 4];
+    for i in 0..n {
+        // SAFETY: block i spans w[20i..20i+20] and x[k][36i..36i+36], inside every slice.
+        unsafe {
+            let wb = w.as_ptr().add(20 * i);
+            let wq = unpack_nibbles(_mm_loadu_si128(wb.add(4).cast()));
+            // [d_w, m_w]
+            let wh = _mm_cvtph_ps(_mm_cvtsi32_si128(wb.cast::<i32>().read_unaligned()));
+            for k in 0..4 {
+                let xb = x[k].as_ptr().add(36 * i);
+                // [d_w·d_x, m_w·s_x]
+                let scales = _mm_mul_ps(wh, _mm_cvtph_ps(_mm_cvtsi32_si128(xb.cast::<i32>().read_unaligned())));
+                offsets[k] = _mm_add_ps(offsets[k], scales);
+                let xq = _mm256_loadu_si256(xb.add(4).cast());
+                let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wq, xq), ones));
+                acc[k] = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), p, acc[k]);
+            }
+        }
+    }
+    std::array::from_fn(|k| hsum(acc[k]) + _mm_cvtss_f32(_mm_shuffle_ps(offsets[k], offsets[k], 1)))
 }
 
 #[inline]

@@ -176,7 +176,8 @@ mod tests {
     /// dequantized activations: they must agree to f32 rounding of a sum.
     #[test]
     fn kernels_match_a_float64_dot_of_the_dequantized_values() {
-        let (rows, cols, tokens) = (37, 5 * BLOCK, 3);
+        // Six tokens: one group of four (the prompt kernels) and two single ones.
+        let (rows, cols, tokens) = (37, 5 * BLOCK, 6);
         for (i, format) in
             [WeightFormat::F32, WeightFormat::Q4_0, WeightFormat::Q4_1, WeightFormat::Q8_0].into_iter().enumerate()
         {
