@@ -38,12 +38,14 @@ def llama_speed(llm, pp, tg):
     t = time.perf_counter()
     llm.eval(ids)
     pp_s = time.perf_counter() - t
-    # Greedy generation through llama.cpp's sampler (temperature 0 = argmax).
-    t = time.perf_counter()
+    # Greedy generation: llama.cpp's sampler (temperature 0 = argmax) picks the
+    # token, only eval() is timed (as llama-bench times tg, without sampling).
+    tg_s = 0.0
     for _ in range(tg):
         nxt = llm.sample(temp=0.0, repeat_penalty=1.0, top_k=1)
+        t = time.perf_counter()
         llm.eval([nxt])
-    tg_s = time.perf_counter() - t
+        tg_s += time.perf_counter() - t
     return len(ids) / pp_s, tg / tg_s
 
 
@@ -60,23 +62,34 @@ def main():
     ap.add_argument("--pp", type=int, default=128)
     ap.add_argument("--tg", type=int, default=128)
     ap.add_argument("--agree-tokens", type=int, default=64)
+    ap.add_argument("--with-candle", action="store_true",
+                    help="also time candle-transformers' quantized llama (--engine candle)")
     args = ap.parse_args()
-    ours, theirs = {"pp": [], "tg": []}, {"pp": [], "tg": []}
+    engines = ["auto", "candle"] if args.with_candle else ["auto"]
+    ours = {e: {"pp": [], "tg": []} for e in engines}
+    theirs = {"pp": [], "tg": []}
     llm = llama()
     for _ in range(args.rounds):
-        r = studio(args, "bench", "text", "--model", "smollm2-135m-instruct", "--prompt-tokens", str(args.pp),
-                   "--gen-tokens", str(args.tg), "--runs", "1", "--json")
-        ours["pp"].append(r["pp_tokens_per_s"])
-        ours["tg"].append(r["tg_tokens_per_s"])
+        for engine in engines:
+            r = studio(args, "bench", "text", "--model", "smollm2-135m-instruct", "--prompt-tokens", str(args.pp),
+                       "--gen-tokens", str(args.tg), "--runs", "1", "--json", "--engine", engine)
+            ours[engine]["pp"].append(r["pp_tokens_per_s"])
+            ours[engine]["tg"].append(r["tg_tokens_per_s"])
+            ours[engine]["name"] = r["engine"]
         pp, tg = llama_speed(llm, args.pp, args.tg)
         theirs["pp"].append(pp)
         theirs["tg"].append(tg)
     print(f"SmolLM2-135M-Instruct Q4_1, 2 threads; llama.cpp via llama-cpp-python {llama_cpp.__version__} "
           f"(f16 KV cache, its default); {args.rounds} interleaved rounds, medians\n")
-    print("| test | Latent Studio (candle) tokens/s | llama.cpp tokens/s | ours vs llama.cpp |\n|---|---|---|---|")
-    for k, name in (("pp", f"pp{args.pp} (prompt)"), ("tg", f"tg{args.tg} (generation)")):
-        o, t = statistics.median(ours[k]), statistics.median(theirs[k])
-        print(f"| {name} | {o:.1f} | {t:.1f} | {o / t:.2f}× |")
+    head = " | ".join(f"Latent Studio, {ours[e]['name']}" for e in engines)
+    ratios = " | ".join(f"{'candle' if e == 'candle' else 'ours'} vs llama.cpp" for e in engines)
+    print(f"| test | {head} | llama.cpp | {ratios} |\n|---|" + "---|" * (2 * len(engines) + 1))
+    for k, name in (("pp", f"pp{args.pp} (prompt), tokens/s"), ("tg", f"tg{args.tg} (generation), tokens/s")):
+        t = statistics.median(theirs[k])
+        mine = [statistics.median(ours[e][k]) for e in engines]
+        cells = " | ".join(f"{o:.1f}" for o in mine)
+        rel = " | ".join(f"{o / t:.2f}×" for o in mine)
+        print(f"| {name} | {cells} | {t:.1f} | {rel} |")
 
     print(f"\nGreedy outputs, first {args.agree_tokens} tokens: agreeing prefix length\n")
     print("| prompt | chat | vs llama.cpp f16 KV | vs llama.cpp f32 KV |\n|---|---|---|---|")
