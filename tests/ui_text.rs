@@ -5,9 +5,9 @@
 mod common;
 
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use latent_studio::app::StudioApp;
-use latent_studio::app::commands::Tab;
+use latent_studio::app::commands::{Tab, UiCommand};
 use latent_studio::app::settings::Settings;
 use latent_studio::pipelines::generate::StopReason;
 use latent_studio::worker::TextModelRef;
@@ -53,4 +53,32 @@ fn type_a_prompt_generate_see_streamed_text_and_stop() {
     assert!(last.ids.len() >= 5 && last.ids.len() < 2048);
     // The token view lists every generated token.
     assert_eq!(h.state().text.output_tokens.len(), last.ids.len());
+}
+
+/// Chat mode follows the model: the character model has no chat template, so
+/// its Chat box is off and disabled; SmolLM2's is on.
+#[test]
+fn chat_mode_follows_the_model() {
+    let settings = Settings { tab: Tab::Text, output_dir: "/tmp/latent-studio-ui-test".into(), ..Settings::default() };
+    assert!(settings.chat, "the stored default is chat on");
+    let mut h = Harness::builder().with_size([1200.0, 780.0]).build_eframe(move |cc| {
+        StudioApp::with_settings(&cc.egui_ctx, None, common::shipped_models(), settings).unwrap()
+    });
+    h.step();
+    let id = |app: &StudioApp| match &app.text.model {
+        Some(TextModelRef::Id(id)) => id.clone(),
+        other => panic!("a shipped model is selected, not {other:?}"),
+    };
+    assert_eq!(id(h.state()), "shakespeare-char", "the first text model");
+    assert!(!h.state().text.chat, "no chat template, no chat mode");
+    assert!(h.get_by_label("Chat").accesskit_node().is_disabled());
+
+    h.state_mut().apply(UiCommand::SelectTextModel(TextModelRef::Id("smollm2-135m-instruct".into())));
+    h.step();
+    assert!(h.state().text.chat);
+    assert!(!h.get_by_label("Chat").accesskit_node().is_disabled());
+
+    h.state_mut().apply(UiCommand::SelectTextModel(TextModelRef::Id("shakespeare-char".into())));
+    h.step();
+    assert!(!h.state().text.chat);
 }

@@ -83,7 +83,11 @@ impl StudioApp {
             .map(crate::worker::TextModelRef::Id);
         text.sampling = settings.sampling.clone();
         text.max_tokens = settings.max_tokens.clamp(1, 2048);
-        text.chat = settings.chat;
+        let chat_available = |id: &str| text_models.iter().any(|m| m.id == id && m.has_chat_template());
+        text.chat = match &text.model {
+            Some(crate::worker::TextModelRef::Id(id)) if !chat_available(id) => false,
+            _ => settings.chat,
+        };
         let mut app = Self {
             worker,
             models,

@@ -74,6 +74,13 @@ pub struct ModelManifest {
 }
 
 impl ModelManifest {
+    /// Whether the model can wrap a prompt in a chat template: GGUF models
+    /// carry theirs in the file (instruct models do); the project's character
+    /// models have none.
+    pub fn has_chat_template(&self) -> bool {
+        self.family == Family::Text && self.config.get("format").and_then(|f| f.as_str()) != Some("char-gpt")
+    }
+
     /// Absolute path of the weights file.
     pub fn weights_path(&self) -> PathBuf {
         self.dir.join(&self.weights)

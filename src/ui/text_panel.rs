@@ -124,7 +124,7 @@ impl TextPanel {
         self.model_row_ui(ui, ctx, out);
         ui.add_space(6.0);
         ui.columns(2, |cols| {
-            self.prompt_ui(&mut cols[0], out);
+            self.prompt_ui(&mut cols[0], ctx, out);
             self.settings_ui(&mut cols[1]);
         });
         ui.separator();
@@ -157,7 +157,7 @@ impl TextPanel {
         });
     }
 
-    fn prompt_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
+    fn prompt_ui(&mut self, ui: &mut egui::Ui, ctx: &TextPanelContext, out: &mut Vec<UiCommand>) {
         let label = ui.label("Prompt");
         ui.add(
             egui::TextEdit::multiline(&mut self.prompt)
@@ -167,7 +167,13 @@ impl TextPanel {
         )
         .labelled_by(label.id);
         ui.horizontal(|ui| {
-            ui.checkbox(&mut self.chat, "Chat").on_hover_text("Use the model's chat template (instruct models)");
+            let has_template = match &self.model {
+                Some(TextModelRef::Id(id)) => ctx.models.iter().any(|m| &m.id == id && m.has_chat_template()),
+                _ => true,
+            };
+            ui.add_enabled(has_template, egui::Checkbox::new(&mut self.chat, "Chat"))
+                .on_hover_text("Use the model's chat template (instruct models)")
+                .on_disabled_hover_text("This model has no chat template: it continues the text");
             let idle = self.running.is_none();
             let can_run = idle && self.model.is_some() && !self.prompt.trim().is_empty();
             if ui.add_enabled(can_run, egui::Button::new("Generate")).clicked() {

@@ -17,6 +17,8 @@ impl StudioApp {
                 if let TextModelRef::Id(id) = &model {
                     self.settings.text_model = Some(id.clone());
                 }
+                // Chat mode follows the model: on for models with a template, off for the rest.
+                self.text.chat = self.chat_available(&model);
                 self.text.model = Some(model);
             }
             UiCommand::OpenTextModel => self.dialogs.open(|| {
@@ -44,6 +46,15 @@ impl StudioApp {
             other => return Some(other),
         }
         None
+    }
+
+    /// Whether `model` has a chat template (a file the user opened may: its
+    /// metadata is read only when it runs).
+    pub(super) fn chat_available(&self, model: &TextModelRef) -> bool {
+        match model {
+            TextModelRef::Id(id) => self.text_models.iter().any(|m| &m.id == id && m.has_chat_template()),
+            TextModelRef::File(_) => true,
+        }
     }
 
     /// Applies a text-thread event; returns it back if it is not one.
