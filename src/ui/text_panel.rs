@@ -179,10 +179,10 @@ impl TextPanel {
             if ui.add_enabled(can_run, egui::Button::new("Generate")).clicked() {
                 out.push(UiCommand::Generate);
             }
-            if ui.add_enabled(!idle, egui::Button::new("Stop")).clicked() {
-                if let Some(job) = self.running {
-                    out.push(UiCommand::Cancel(job));
-                }
+            if ui.add_enabled(!idle, egui::Button::new("Stop")).clicked()
+                && let Some(job) = self.running
+            {
+                out.push(UiCommand::Cancel(job));
             }
             let can_save = idle && self.last.is_some();
             if ui.add_enabled(can_save, egui::Button::new("Save text")).clicked() {

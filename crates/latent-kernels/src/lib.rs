@@ -11,6 +11,10 @@ mod dot;
 mod dot_avx2;
 pub mod format;
 pub mod qmatrix;
+pub mod softmax;
+pub mod vector;
 
 pub use format::{ActFormat, WeightFormat};
 pub use qmatrix::{Activations, QMatrix};
+pub use softmax::softmax;
+pub use vector::{axpy, dot};

@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use super::team::{Member, Shared, Team};
 use super::weights::{LlamaConfig, LlamaWeights};
-use latent_kernels::{ActFormat, Activations, QMatrix};
+use latent_kernels::{ActFormat, Activations, QMatrix, axpy, dot, softmax};
 
 /// Positions the KV cache grows by, so it is not reallocated every token.
 const CACHE_GROWTH: usize = 256;
@@ -261,30 +261,46 @@ impl Pass<'_> {
         }
     }
 
-    /// Causal softmax attention for this member's query heads.
-    fn attention(&self, m: &Member, layer: usize, scores: &mut Vec<f32>) {
+    /// Causal softmax attention for this member's query heads. Heads that
+    /// share a key/value head go through the cache together, so each cached
+    /// key and value is read once per group rather than once per head.
+    fn attention<'a>(&'a self, m: &Member, layer: usize, scores: &mut Vec<f32>) {
         let c = self.config;
         let (d, kv, hd) = (c.embedding, c.kv_dim(), c.head_dim());
         let b = &self.bufs;
         let group = c.heads / c.kv_heads;
         let scale = 1.0 / (hd as f32).sqrt();
         let (q, keys, values) = unsafe { (b.q.get(), b.keys[layer].get(), b.values[layer].get()) };
-        for h in m.items(c.heads) {
-            let g = h / group;
+        let mine = m.items(c.heads);
+        let mut first = mine.start;
+        while first < mine.end {
+            let g = first / group;
+            let heads = first..mine.end.min((g + 1) * group);
+            let n = heads.len();
+            let cached = |cache: &'a [f32], s: usize| -> &'a [f32] { &cache[s * kv + g * hd..s * kv + (g + 1) * hd] };
             for t in 0..self.tokens {
                 let visible = self.pos + t + 1;
-                let qh = &q[t * d + h * hd..t * d + (h + 1) * hd];
+                // [head, position]
                 scores.clear();
-                scores.extend((0..visible).map(|s| dot(qh, &keys[s * kv + g * hd..s * kv + (g + 1) * hd]) * scale));
-                softmax(scores);
-                let out = unsafe { b.att.part(t * d + h * hd..t * d + (h + 1) * hd) };
+                scores.resize(n * visible, 0.0);
+                for s in 0..visible {
+                    let k = cached(keys, s);
+                    for (i, h) in heads.clone().enumerate() {
+                        scores[i * visible + s] = dot(&q[t * d + h * hd..t * d + (h + 1) * hd], k) * scale;
+                    }
+                }
+                scores.chunks_exact_mut(visible).for_each(softmax);
+                // These heads' outputs lie side by side.
+                let out = unsafe { b.att.part(t * d + heads.start * hd..t * d + heads.end * hd) };
                 out.fill(0.0);
-                for (s, &p) in scores.iter().enumerate() {
-                    for (o, &val) in out.iter_mut().zip(&values[s * kv + g * hd..s * kv + (g + 1) * hd]) {
-                        *o += p * val;
+                for s in 0..visible {
+                    let v = cached(values, s);
+                    for (i, o) in out.chunks_exact_mut(hd).enumerate() {
+                        axpy(o, scores[i * visible + s], v);
                     }
                 }
             }
+            first = heads.end;
         }
     }
 }
@@ -326,25 +342,4 @@ fn rms_norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut Vec<f32>) {
             *o = v * inv * w;
         }
     }
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-        for i in 0..8 {
-            acc[i] += ca[i] * cb[i];
-        }
-    }
-    let tail: f32 = a.chunks_exact(8).remainder().iter().zip(b.chunks_exact(8).remainder()).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f32>() + tail
-}
-
-fn softmax(v: &mut [f32]) {
-    let max = v.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-    let mut sum = 0.0;
-    for x in v.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x;
-    }
-    v.iter_mut().for_each(|x| *x /= sum);
 }
