@@ -28,8 +28,10 @@ pub struct LlamaRunner {
 /// Why a forward pass was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ForwardError {
+    /// A token id the embedding table has no row for.
     #[error("token id {id} is outside the vocabulary of {vocab}")]
     UnknownToken { id: u32, vocab: usize },
+    /// The tokens would start after the end of the cached sequence.
     #[error("position {pos} skips past the {cached} cached tokens")]
     Gap { pos: usize, cached: usize },
 }
