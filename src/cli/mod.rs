@@ -8,6 +8,7 @@ mod bench_ui;
 mod latent;
 mod text;
 mod train;
+mod train_gan;
 mod train_text;
 
 use std::path::PathBuf;

@@ -68,6 +68,8 @@ pub enum TrainCommand {
     },
     /// A character-level GPT on a text corpus.
     Text(super::train_text::TrainTextArgs),
+    /// A DCGAN on images (emoji: 32×32 RGB).
+    Gan(super::train_gan::TrainGanArgs),
 }
 
 /// Trains a model as the command asks.
@@ -77,6 +79,7 @@ pub fn run(cmd: TrainCommand) -> anyhow::Result<()> {
     let command = command.replacen(&std::env::args().next().unwrap_or_default(), "latent-studio", 1);
     match cmd {
         TrainCommand::Text(args) => super::train_text::run(args, command),
+        TrainCommand::Gan(args) => super::train_gan::run(args, command),
         vae => train_vae(vae, command),
     }
 }

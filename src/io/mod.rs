@@ -1,6 +1,8 @@
 //! Files: data sets, model manifests, PNG with metadata, GIF export, output paths.
 
+pub mod chart;
 pub mod datasets;
+pub mod emoji;
 pub mod export;
 pub mod latent_map;
 pub mod manifest;

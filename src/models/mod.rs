@@ -5,6 +5,8 @@ pub mod char_gpt;
 pub mod conv;
 pub mod conv_op;
 pub mod epilogue;
+pub mod gan;
+pub mod gan_model;
 pub mod gguf_llama;
 pub mod gguf_tokenizer;
 pub mod gpt;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use candle_core::Device;
 
 use super::char_gpt::{CharGpt, CharGptManifest};
+use super::gan_model::GanModel;
 use super::gguf_llama::{EngineChoice, GgufLlama};
 use super::latent_model::{LatentModel, ModelError};
 use super::text_model::{TextModel, TextModelError};
@@ -72,6 +73,7 @@ pub fn load_text_model_with(
 pub fn load_latent_model(manifest: ModelManifest, device: &Device) -> Result<Arc<dyn LatentModel>, ModelError> {
     match manifest.family {
         Family::Vae => Ok(Arc::new(VaeModel::load(manifest, device)?)),
+        Family::Gan => Ok(Arc::new(GanModel::load(manifest, device)?)),
         other => Err(ModelError::Unsupported {
             id: manifest.id.clone(),
             what: format!("is a {} model, which this version cannot load", other.name()),

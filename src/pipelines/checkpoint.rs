@@ -26,8 +26,10 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
     dir.with_file_name(name)
 }
 
-/// Writes a checkpoint of `varmap`, `opt` and `state` into `dir`, replacing it whole.
-pub fn save_checkpoint<S: Serialize>(dir: &Path, varmap: &VarMap, opt: &Adam, state: &S) -> Result<(), TrainError> {
+/// Writes a checkpoint of `varmap`, the optimisers `opts` (over disjoint
+/// variables, such as a GAN's generator and discriminator) and `state` into
+/// `dir`, replacing it whole.
+pub fn save_checkpoint<S: Serialize>(dir: &Path, varmap: &VarMap, opts: &[&Adam], state: &S) -> Result<(), TrainError> {
     let staging = sibling(dir, "new");
     let previous = sibling(dir, "old");
     let _ = std::fs::remove_dir_all(&staging);
@@ -35,7 +37,11 @@ pub fn save_checkpoint<S: Serialize>(dir: &Path, varmap: &VarMap, opt: &Adam, st
     let weights = staging.join(WEIGHTS);
     varmap.save(&weights).map_err(|e| file_err(&weights, e))?;
     let opt_path = staging.join(OPTIMIZER);
-    candle_core::safetensors::save(&opt.state()?, &opt_path).map_err(|e| file_err(&opt_path, e))?;
+    let mut moments = std::collections::HashMap::new();
+    for opt in opts {
+        moments.extend(opt.state()?);
+    }
+    candle_core::safetensors::save(&moments, &opt_path).map_err(|e| file_err(&opt_path, e))?;
     let state_path = staging.join(STATE);
     let text = serde_json::to_string_pretty(state).map_err(|e| file_err(&state_path, e))?;
     std::fs::write(&state_path, text).map_err(|e| file_err(&state_path, e))?;
@@ -60,17 +66,19 @@ pub fn read_checkpoint_state<S: DeserializeOwned>(dir: &Path) -> Result<(S, Path
 }
 
 /// Loads the weights and optimiser moments of the checkpoint in `dir`
-/// (as returned by [`read_checkpoint_state`]); `steps` is the optimiser's step count.
+/// (as returned by [`read_checkpoint_state`]); each optimiser comes with its step count.
 pub fn load_checkpoint_tensors(
     dir: &Path,
     varmap: &mut VarMap,
-    opt: &mut Adam,
-    steps: usize,
+    opts: &mut [(&mut Adam, usize)],
     device: &Device,
 ) -> Result<(), TrainError> {
     let weights = dir.join(WEIGHTS);
     varmap.load(&weights).map_err(|e| file_err(&weights, e))?;
     let opt_path = dir.join(OPTIMIZER);
     let moments = candle_core::safetensors::load(&opt_path, device).map_err(|e| file_err(&opt_path, e))?;
-    opt.restore(&moments, steps).map_err(|e| file_err(&opt_path, e))
+    for (opt, steps) in opts {
+        opt.restore(&moments, *steps).map_err(|e| file_err(&opt_path, e))?;
+    }
+    Ok(())
 }

@@ -41,6 +41,13 @@ pub fn seeded_latent(seed: u64, dim: usize) -> Vec<f32> {
     SeededRng::new(seed).normal_vec(dim)
 }
 
+/// The truncation trick: `z` pulled towards the prior's mean (0 for the
+/// standard normal) by ψ; ψ = 1 leaves it, ψ = 0 gives the mean latent.
+/// Lower ψ trades variety for typical, cleaner images.
+pub fn truncate(z: &[f32], psi: f32) -> Vec<f32> {
+    z.iter().map(|v| v * psi).collect()
+}
+
 /// Linear interpolation at `t` in [0, 1].
 pub fn lerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
     a.iter().zip(b).map(|(x, y)| x + (y - x) * t).collect()

@@ -4,12 +4,15 @@
 pub mod adam;
 pub mod cancel;
 pub mod checkpoint;
+pub mod export_gan;
 pub mod export_model;
 pub mod export_text_model;
+pub mod gan_diversity;
 pub mod generate;
 pub mod latent;
 pub mod rng;
 pub mod sampling;
 pub mod text_export;
+pub mod train_gan;
 pub mod train_text;
 pub mod train_vae;

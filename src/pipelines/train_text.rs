@@ -94,7 +94,7 @@ impl TextTrainer {
         let mut spec = state.spec;
         spec.steps = steps.max(state.step);
         let mut trainer = Self::new(spec, state.alphabet.chars().collect(), device)?;
-        load_checkpoint_tensors(&dir, &mut trainer.varmap, &mut trainer.opt, state.step, device)?;
+        load_checkpoint_tensors(&dir, &mut trainer.varmap, &mut [(&mut trainer.opt, state.step)], device)?;
         trainer.step = state.step;
         trainer.history = state.history;
         Ok(trainer)
@@ -108,7 +108,7 @@ impl TextTrainer {
             step: self.step,
             history: self.history.clone(),
         };
-        save_checkpoint(dir, &self.varmap, &self.opt, &state)
+        save_checkpoint(dir, &self.varmap, &[&self.opt], &state)
     }
 
     /// The run's settings.

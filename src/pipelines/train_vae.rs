@@ -119,7 +119,7 @@ impl VaeTrainer {
         let mut spec = state.spec;
         spec.epochs = epochs.max(state.history.len());
         let mut trainer = Self::new(spec, device)?;
-        load_checkpoint_tensors(&dir, &mut trainer.varmap, &mut trainer.opt, state.optimizer_steps, device)?;
+        load_checkpoint_tensors(&dir, &mut trainer.varmap, &mut [(&mut trainer.opt, state.optimizer_steps)], device)?;
         trainer.history = state.history;
         Ok(trainer)
     }
@@ -131,7 +131,7 @@ impl VaeTrainer {
             optimizer_steps: self.opt.steps(),
             history: self.history.clone(),
         };
-        save_checkpoint(dir, &self.varmap, &self.opt, &state)
+        save_checkpoint(dir, &self.varmap, &[&self.opt], &state)
     }
 
     /// Epochs finished so far.
@@ -174,10 +174,11 @@ impl VaeTrainer {
         cancel: &CancelToken,
     ) -> Result<Option<EpochReport>, TrainError> {
         let cfg = self.spec.config.clone();
-        if train.side != cfg.image_size || test.side != cfg.image_size || cfg.channels != 1 {
+        let shape = |set: &ImageSet| (set.side, set.channels);
+        if shape(train) != (cfg.image_size, cfg.channels) || shape(test) != shape(train) {
             return Err(TrainError::Invalid(format!(
-                "the data has {0}×{0} (train) and {1}×{1} (held-out) grey images but the model expects {2}×{2} with {3} channel(s)",
-                train.side, test.side, cfg.image_size, cfg.channels
+                "the data has {0}×{0} images with {1} channel(s) (held-out: {2}×{2}, {3}) but the model expects {4}×{4} with {5}",
+                train.side, train.channels, test.side, test.channels, cfg.image_size, cfg.channels
             )));
         }
         if train.is_empty() {
@@ -267,13 +268,13 @@ impl VaeTrainer {
 }
 
 /// `dir` with `.SUFFIX` appended to its last component.
-/// The images at `idx` as [n, 1, side, side].
-fn batch_tensor(set: &ImageSet, idx: &[usize], device: &Device) -> candle_core::Result<Tensor> {
-    let mut data = Vec::with_capacity(idx.len() * set.side * set.side);
+/// The images at `idx` as [n, channels, side, side].
+pub(crate) fn batch_tensor(set: &ImageSet, idx: &[usize], device: &Device) -> candle_core::Result<Tensor> {
+    let mut data = Vec::with_capacity(idx.len() * set.image_len());
     for &i in idx {
         data.extend_from_slice(set.image(i));
     }
-    Tensor::from_vec(data, (idx.len(), 1, set.side, set.side), device)
+    Tensor::from_vec(data, (idx.len(), set.channels, set.side, set.side), device)
 }
 
 pub(crate) fn named_vars(varmap: &VarMap) -> Vec<(String, candle_core::Var)> {

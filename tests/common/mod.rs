@@ -161,3 +161,28 @@ pub fn step_until<S>(h: &mut egui_kittest::Harness<'_, S>, what: &str, done: imp
     }
     h.step();
 }
+
+/// Trains a tiny GAN for one epoch on random images, exports it as the model
+/// folder `dir/tiny-gan` and loads it.
+#[allow(dead_code)]
+pub fn write_tiny_gan(dir: &Path) -> latent_studio::models::gan_model::GanModel {
+    use latent_studio::io::datasets::{DatasetName, ImageSet};
+    use latent_studio::models::gan::GanConfig;
+    use latent_studio::pipelines::train_gan::{GanTrainer, TrainGanSpec};
+    let cfg = GanConfig::tiny();
+    let mut set = ImageSet { side: cfg.image_size, channels: 3, ..Default::default() };
+    let mut rng = latent_studio::pipelines::rng::SeededRng::new(1);
+    for _ in 0..16 {
+        set.pixels.extend(rng.normal_vec(3 * 64).into_iter().map(|v| (0.5 + 0.2 * v).clamp(0.0, 1.0)));
+        set.labels.push(0);
+    }
+    let spec = TrainGanSpec { batch_size: 8, ..TrainGanSpec::dcgan(DatasetName::Emoji, cfg, 1, 2) };
+    let mut trainer = GanTrainer::new(spec, &Device::Cpu).unwrap();
+    let cancel = latent_studio::pipelines::cancel::CancelToken::new();
+    trainer.train_epoch(&set, &mut |_| {}, &cancel).unwrap();
+    let out = dir.join("tiny-gan");
+    let info = latent_studio::pipelines::export_model::ExportInfo { id: "tiny-gan", name: "tiny GAN", command: "test" };
+    latent_studio::pipelines::export_gan::export_gan(&trainer, &set, &set, &out, &info).unwrap();
+    let manifest = latent_studio::models::registry::find_manifest(dir, "tiny-gan").unwrap();
+    latent_studio::models::gan_model::GanModel::load(manifest, &Device::Cpu).unwrap()
+}
