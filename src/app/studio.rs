@@ -155,7 +155,7 @@ impl StudioApp {
                 let Some(model) = self.model_id() else { return };
                 let request = WorkerRequest::Decode {
                     model,
-                    latents: vec![self.panel.latent.clone()],
+                    latents: vec![self.panel.current_latent()],
                     preview: Some("current".into()),
                 };
                 self.submit(request, Purpose::Preview, "decode");
@@ -207,19 +207,22 @@ impl StudioApp {
                     kind: "image".into(),
                     seeds,
                     method,
-                    latents: vec![p.latent.clone()],
+                    latents: vec![p.current_latent()],
+                    truncation: p.truncation_in_use(),
                 };
-                (vec![p.latent.clone()], SaveFormat::Png { columns: 1 }, settings, model.clone())
+                (vec![p.current_latent()], SaveFormat::Png { columns: 1 }, settings, model.clone())
             }
             SaveKind::Grid => {
                 let seeds: Vec<u64> = (0..16).map(|i| p.seed.wrapping_add(i)).collect();
-                let latents: Vec<Vec<f32>> = seeds.iter().map(|&s| seeded_latent(s, p.latent.len())).collect();
+                let latents: Vec<Vec<f32>> =
+                    seeds.iter().map(|&s| p.effective(&seeded_latent(s, p.latent.len()))).collect();
                 let settings = ImageSettings {
                     model: model.clone(),
                     kind: "grid".into(),
                     seeds,
                     method: "seed".into(),
                     latents: latents.clone(),
+                    truncation: p.truncation_in_use(),
                 };
                 (latents, SaveFormat::Png { columns: 4 }, settings, format!("{model}-grid"))
             }
@@ -233,6 +236,7 @@ impl StudioApp {
                     seeds,
                     method: p.method.name().into(),
                     latents: latents.clone(),
+                    truncation: p.truncation_in_use(),
                 };
                 let format = if kind == SaveKind::Strip {
                     SaveFormat::Png { columns: latents.len() }
@@ -310,11 +314,11 @@ impl StudioApp {
     fn apply_event(&mut self, ctx: &egui::Context, event: WorkerEvent, purpose: Option<Purpose>) {
         let Some(event) = self.apply_text_event(event) else { return };
         match (event, purpose) {
-            (WorkerEvent::ModelLoaded { manifest, latent_map, can_encode, .. }, _) => {
+            (WorkerEvent::ModelLoaded { manifest, latent_map, can_encode, directions, .. }, _) => {
                 if self.selected.as_deref() != Some(manifest.id.as_str()) {
                     return; // an older selection finished loading late
                 }
-                self.panel.set_model(*manifest, can_encode, latent_map.as_ref());
+                self.panel.set_model(*manifest, can_encode, latent_map.as_ref(), directions);
                 self.apply(UiCommand::DecodeCurrent);
                 self.apply(UiCommand::DecodeStrip);
             }

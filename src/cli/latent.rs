@@ -12,7 +12,7 @@ use crate::io::png_meta::{ImageSettings, encode_png};
 use crate::models::default_device;
 use crate::models::latent_model::LatentModel;
 use crate::models::registry::{find_manifest, load_latent_model};
-use crate::pipelines::latent::{Interpolation, interpolate as path, seeded_latent};
+use crate::pipelines::latent::{Interpolation, interpolate as path, seeded_latent, truncate};
 
 fn load(models_dir: &Path, id: &str) -> anyhow::Result<Arc<dyn LatentModel>> {
     let manifest = find_manifest(models_dir, id)?;
@@ -64,17 +64,33 @@ pub fn list_models(models_dir: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Decodes seeded latents into one image or a grid.
-pub fn sample(models_dir: &Path, id: &str, seed: u64, count: usize, scale: u32, out: &Path) -> anyhow::Result<()> {
+/// What `sample` draws.
+pub struct SampleRun {
+    pub seed: u64,
+    pub count: usize,
+    /// Truncation ψ (1: none).
+    pub truncation: f32,
+    pub scale: u32,
+}
+
+/// Decodes seeded latents (pulled towards the mean by ψ) into one image or a grid.
+pub fn sample(models_dir: &Path, id: &str, run: &SampleRun, out: &Path) -> anyhow::Result<()> {
+    let SampleRun { seed, count, truncation, scale } = *run;
     if count == 0 {
         bail!("--count must be at least 1");
     }
+    if !(0.0..=2.0).contains(&truncation) {
+        bail!("--truncation must lie in [0, 2]");
+    }
     let model = load(models_dir, id)?;
     let seeds: Vec<u64> = (0..count as u64).map(|i| seed.wrapping_add(i)).collect();
-    let latents: Vec<Vec<f32>> = seeds.iter().map(|&s| seeded_latent(s, model.latent_dim())).collect();
+    let latents: Vec<Vec<f32>> =
+        seeds.iter().map(|&s| truncate(&seeded_latent(s, model.latent_dim()), truncation)).collect();
     let images = model.decode(&latents)?;
     let kind = if count == 1 { "image" } else { "grid" };
-    let settings = ImageSettings { model: id.into(), kind: kind.into(), seeds, method: "seed".into(), latents };
+    let truncation = (truncation != 1.0).then_some(truncation);
+    let settings =
+        ImageSettings { model: id.into(), kind: kind.into(), seeds, method: "seed".into(), latents, truncation };
     save_png(&images, (count as f64).sqrt().ceil() as usize, scale, &settings, out)
 }
 
@@ -96,6 +112,7 @@ pub fn decode(models_dir: &Path, id: &str, latent: &str, scale: u32, out: &Path)
         seeds: vec![],
         method: "latent".into(),
         latents: vec![z],
+        truncation: None,
     };
     save_png(&images, 1, scale, &settings, out)
 }
@@ -143,6 +160,7 @@ pub fn interpolate(
         seeds: vec![from, to],
         method: method.name().into(),
         latents,
+        truncation: None,
     };
     save_png(&images, frames, scale, &settings, out)
 }

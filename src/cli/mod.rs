@@ -5,6 +5,7 @@ mod bench;
 mod bench_conv;
 mod bench_text;
 mod bench_ui;
+mod directions;
 mod latent;
 mod text;
 mod train;
@@ -49,6 +50,9 @@ pub enum Command {
         /// Number of images; seeds are SEED, SEED+1, …
         #[arg(long, default_value_t = 1)]
         count: usize,
+        /// Truncation ψ: latents pulled towards the mean (GANs; 1 = none, 0 = the mean image).
+        #[arg(long, default_value_t = 1.0)]
+        truncation: f32,
         /// Integer upscale factor for the saved file.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
         scale: u32,
@@ -103,6 +107,21 @@ pub enum Command {
         /// FILE.png for a strip, FILE.gif for a looping animation.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Compute a GAN's principal latent directions (GANSpace) and store them next to its weights.
+    Directions {
+        /// Model id of a GAN.
+        #[arg(long)]
+        model: String,
+        /// Directions to keep.
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+        /// Latents sampled to find them.
+        #[arg(long, default_value_t = 5000)]
+        samples: usize,
+        /// Seed of those latents.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Generate text with a language model, streamed to stdout.
     Text {
@@ -162,13 +181,16 @@ pub fn run(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
 fn run_here(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
     match command {
         Command::Models { json } => latent::list_models(&models_dir, json),
-        Command::Sample { model, seed, count, scale, out } => {
-            latent::sample(&models_dir, &model, seed, count, scale, &out)
+        Command::Sample { model, seed, count, truncation, scale, out } => {
+            latent::sample(&models_dir, &model, &latent::SampleRun { seed, count, truncation, scale }, &out)
         }
         Command::Decode { model, latent, scale, out } => latent::decode(&models_dir, &model, &latent, scale, &out),
         Command::Encode { model, image } => latent::encode(&models_dir, &model, &image),
         Command::Interpolate { model, from_seed, to_seed, frames, method, scale, out } => {
             latent::interpolate(&models_dir, &model, (from_seed, to_seed), frames, method, scale, &out)
+        }
+        Command::Directions { model, count, samples, seed } => {
+            directions::directions(&models_dir, &model, count, samples, seed)
         }
         Command::Text { model, prompt, chat, max_tokens, stop, sampling, json } => {
             let spec = text::TextRun { prompt, chat, max_tokens, stop, json };

@@ -2,6 +2,7 @@
 
 pub mod chart;
 pub mod datasets;
+pub mod directions;
 pub mod emoji;
 pub mod export;
 pub mod latent_map;

@@ -17,8 +17,11 @@ pub struct ImageSettings {
     pub seeds: Vec<u64>,
     /// How the latents were made: `seed`, `slider`, `encode`, `lerp`, `slerp`, …
     pub method: String,
-    /// The latent of each image, in order.
+    /// The latent of each image, in order (after truncation: what was decoded).
     pub latents: Vec<Vec<f32>>,
+    /// The truncation ψ applied to seeded or edited latents (GANs), if not 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncation: Option<f32>,
 }
 
 /// Key of the JSON chunk with all the settings.
@@ -98,6 +101,7 @@ mod tests {
             seeds: vec![42],
             method: "seed".into(),
             latents: vec![vec![0.25, -1.5]],
+            truncation: Some(0.7),
         };
         let img = RgbImage::from_pixel(3, 2, image::Rgb([10, 20, 30]));
         let bytes = encode_png(&img, &settings.text_chunks()).unwrap();

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::gan::{GanConfig, Generator};
 use super::latent_model::{LatentModel, ModelError};
 use super::vae_model::tensor_to_images;
+use crate::io::directions::{DIRECTIONS_FILE, read_directions};
 use crate::io::manifest::{Family, ModelManifest};
 
 #[derive(Deserialize)]
@@ -21,6 +22,7 @@ pub struct GanModel {
     manifest: ModelManifest,
     generator: Generator,
     config: GanConfig,
+    directions: Vec<Vec<f32>>,
     device: Device,
 }
 
@@ -54,7 +56,17 @@ impl GanModel {
         let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
         let generator = Generator::new(&config, vb.pp("generator"))
             .map_err(|e| weights_err(format!("does not fit the manifest's config: {e}")))?;
-        Ok(Self { manifest, generator, config, device: device.clone() })
+        let directions = match read_directions(&manifest.dir).map_err(&bad)? {
+            Some(d) if d.vectors.iter().any(|v| v.len() != config.latent_dim) => {
+                return Err(bad(format!(
+                    "{DIRECTIONS_FILE} holds vectors of another length than {}",
+                    config.latent_dim
+                )));
+            }
+            Some(d) => d.vectors,
+            None => Vec::new(),
+        };
+        Ok(Self { manifest, generator, config, directions, device: device.clone() })
     }
 
     /// The generator, for directions and tests.
@@ -76,6 +88,10 @@ impl GanModel {
 impl LatentModel for GanModel {
     fn manifest(&self) -> &ModelManifest {
         &self.manifest
+    }
+
+    fn directions(&self) -> Vec<Vec<f32>> {
+        self.directions.clone()
     }
 
     fn decode(&self, latents: &[Vec<f32>]) -> Result<Vec<RgbImage>, ModelError> {

@@ -52,6 +52,12 @@ pub trait LatentModel: Send + Sync {
         Err(ModelError::Unsupported { id: m.id.clone(), what: "has no encoder".into() })
     }
 
+    /// Named directions in latent space, orthonormal (a GAN's principal
+    /// directions once computed); empty when there are none.
+    fn directions(&self) -> Vec<Vec<f32>> {
+        Vec::new()
+    }
+
     /// Latent size.
     fn latent_dim(&self) -> usize {
         self.manifest().latent_dim

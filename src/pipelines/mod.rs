@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod export_gan;
 pub mod export_model;
 pub mod export_text_model;
+pub mod gan_directions;
 pub mod gan_diversity;
 pub mod generate;
 pub mod latent;

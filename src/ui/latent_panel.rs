@@ -12,8 +12,8 @@ use super::scatter::ScatterPoint;
 use super::theme;
 use crate::app::commands::{SaveKind, Slot, UiCommand};
 use crate::io::latent_map::LatentMap;
-use crate::io::manifest::ModelManifest;
-use crate::pipelines::latent::{Interpolation, interpolate, seeded_latent};
+use crate::io::manifest::{Family, ModelManifest};
+use crate::pipelines::latent::{Interpolation, interpolate, seeded_latent, truncate};
 
 /// The loaded model as the panel sees it.
 pub struct ModelView {
@@ -23,6 +23,15 @@ pub struct ModelView {
     pub can_encode: bool,
     /// Scatter of the encoded test set (2-D models).
     pub map: Option<MapPoints>,
+    /// Named orthonormal directions (a GAN's principal directions).
+    pub directions: Vec<Vec<f32>>,
+}
+
+impl ModelView {
+    /// Whether latents are truncated before decoding (GANs).
+    pub fn truncates(&self) -> bool {
+        self.manifest.family == Family::Gan
+    }
 }
 
 /// Where the current latent came from, for saved metadata.
@@ -86,6 +95,8 @@ pub struct LatentPanel {
     /// Where dropped image files go, recorded while drawing: endpoint columns
     /// take drops for A and B, everything else for the current latent.
     pub drop_zones: Vec<(egui::Rect, Slot)>,
+    /// Truncation ψ for GANs: decoded latents are ψ·z (1 leaves them, 0 is the mean image).
+    pub truncation: f32,
 }
 
 impl LatentPanel {
@@ -105,11 +116,37 @@ impl LatentPanel {
             strip_latents: Vec::new(),
             animate: true,
             drop_zones: Vec::new(),
+            truncation: 1.0,
         }
     }
 
+    /// What is decoded for latent `z`: truncated by ψ for GANs, else `z`.
+    pub fn effective(&self, z: &[f32]) -> Vec<f32> {
+        match self.truncation_in_use() {
+            Some(psi) => truncate(z, psi),
+            None => z.to_vec(),
+        }
+    }
+
+    /// ψ when the model truncates and ψ ≠ 1.
+    pub fn truncation_in_use(&self) -> Option<f32> {
+        let truncates = self.model.as_ref().is_some_and(ModelView::truncates);
+        (truncates && self.truncation != 1.0).then_some(self.truncation)
+    }
+
+    /// The current latent as decoded.
+    pub fn current_latent(&self) -> Vec<f32> {
+        self.effective(&self.latent)
+    }
+
     /// Shows a freshly loaded model: seed 0 as the current latent, seeds 1 and 2 as endpoints.
-    pub fn set_model(&mut self, manifest: ModelManifest, can_encode: bool, map: Option<&LatentMap>) {
+    pub fn set_model(
+        &mut self,
+        manifest: ModelManifest,
+        can_encode: bool,
+        map: Option<&LatentMap>,
+        directions: Vec<Vec<f32>>,
+    ) {
         let dim = manifest.latent_dim;
         let map = map.map(|m| MapPoints {
             points: Arc::new(
@@ -117,7 +154,7 @@ impl LatentPanel {
             ),
             version: hash_id(&manifest.id),
         });
-        self.model = Some(ModelView { manifest, can_encode, map });
+        self.model = Some(ModelView { manifest, can_encode, map, directions });
         self.set_seed(self.seed, dim);
         for (i, seed) in [1u64, 2].into_iter().enumerate() {
             self.endpoints[i] =
@@ -134,8 +171,13 @@ impl LatentPanel {
         self.origin = Origin::Seed(seed);
     }
 
-    /// The latents of the interpolation path for the current settings.
+    /// The latents of the interpolation path for the current settings, as decoded.
     pub fn path_latents(&self) -> Vec<Vec<f32>> {
+        self.raw_path().iter().map(|z| self.effective(z)).collect()
+    }
+
+    /// The path between the endpoints before truncation.
+    fn raw_path(&self) -> Vec<Vec<f32>> {
         interpolate(&self.endpoints[0].latent, &self.endpoints[1].latent, self.frames.max(2), self.method)
     }
 
@@ -204,6 +246,7 @@ impl LatentPanel {
                 }
             }
         });
+        self.gan_ui(ui, out);
         let origin = match &self.origin {
             Origin::Seed(s) => format!("from seed {s}"),
             Origin::Edited => "edited".to_owned(),
@@ -212,6 +255,42 @@ impl LatentPanel {
             }
         };
         ui.label(RichText::new(origin).weak());
+    }
+
+    /// Truncation and principal directions, for models that have them.
+    fn gan_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
+        let Some(model) = &self.model else { return };
+        if model.truncates() {
+            let psi = egui::Slider::new(&mut self.truncation, 0.0..=1.5).text("Truncation ψ");
+            let hint = "Decode ψ·z: below 1 trades variety for typical images; 0 is the mean latent's image";
+            if ui.add(psi).on_hover_text(hint).changed() {
+                out.push(UiCommand::DecodeCurrent);
+                out.push(UiCommand::DecodeStrip);
+            }
+        }
+        if model.directions.is_empty() {
+            return;
+        }
+        ui.label(RichText::new("Principal directions").strong())
+            .on_hover_text("GANSpace directions: main axes of variation of the generator's first layer");
+        let r = theme::LATENT_RANGE;
+        for (k, u) in model.directions.iter().enumerate() {
+            // The slider shows the latent's coordinate along u; moving it moves
+            // the latent along u only (the directions are orthonormal).
+            let before: f32 = self.latent.iter().zip(u).map(|(z, u)| z * u).sum();
+            let mut value = before;
+            let slider = egui::Slider::new(&mut value, -r..=r)
+                .text(format!("direction {}", k + 1))
+                .clamping(egui::SliderClamping::Edits)
+                .custom_formatter(|v, _| format!("{v:.2}"));
+            if ui.add(slider).changed() {
+                for (z, u) in self.latent.iter_mut().zip(u) {
+                    *z += (value - before) * u;
+                }
+                self.origin = Origin::Edited;
+                out.push(UiCommand::DecodeCurrent);
+            }
+        }
     }
 
     fn image_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
@@ -366,7 +445,8 @@ impl LatentPanel {
                                 .sense(egui::Sense::click()),
                         );
                         if r.on_hover_text("Click to make this frame the current latent").clicked() {
-                            if let Some(z) = self.strip_latents.get(i) {
+                            // The frame's latent before truncation (ψ applies on decoding).
+                            if let Some(z) = self.raw_path().get(i).filter(|_| i < self.strip_latents.len()) {
                                 self.latent = z.clone();
                                 self.origin = Origin::Edited;
                                 out.push(UiCommand::DecodeCurrent);

@@ -119,7 +119,14 @@ pub enum WorkerEvent {
     /// Partial progress of a long job.
     Progress { job: JobId, step: usize, total: usize, message: String },
     /// A model is loaded.
-    ModelLoaded { job: JobId, manifest: Box<ModelManifest>, latent_map: Option<LatentMap>, can_encode: bool },
+    ModelLoaded {
+        job: JobId,
+        manifest: Box<ModelManifest>,
+        latent_map: Option<LatentMap>,
+        can_encode: bool,
+        /// Named latent directions (a GAN's principal directions), orthonormal.
+        directions: Vec<Vec<f32>>,
+    },
     /// Images decoded from the request's latents, in order.
     Decoded { job: JobId, images: Vec<RgbImage>, latents: Vec<Vec<f32>> },
     /// The latent of an image file.

@@ -120,7 +120,13 @@ impl Worker {
                     Some(path) => Some(read_latent_map(&path)?),
                     None => None,
                 };
-                WorkerEvent::ModelLoaded { job, can_encode: m.can_encode(), manifest: Box::new(manifest), latent_map }
+                WorkerEvent::ModelLoaded {
+                    job,
+                    can_encode: m.can_encode(),
+                    directions: m.directions(),
+                    manifest: Box::new(manifest),
+                    latent_map,
+                }
             }
             WorkerRequest::Decode { model, latents, .. } => {
                 let m = self.cache.get(&model).map_err(|e| e.to_string())?;
