@@ -13,6 +13,8 @@ pub enum Tab {
     Latent,
     /// Language models.
     Text,
+    /// Training a GAN, with live losses and samples.
+    Train,
 }
 
 /// Which latent an encoded image replaces.
@@ -70,4 +72,6 @@ pub enum UiCommand {
     Generate,
     /// Save the last generated text with its settings.
     SaveText,
+    /// Start training a GAN with the training view's settings.
+    StartGanTraining,
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use eframe::egui_wgpu::RenderState;
 
 mod text;
+mod train;
 
 use super::commands::{SaveKind, Slot, Tab, UiCommand};
 use super::dialogs::{DialogOutcome, Dialogs};
@@ -18,6 +19,7 @@ use crate::pipelines::latent::seeded_latent;
 use crate::ui::latent_panel::{Endpoint, LatentPanel, Origin, PanelContext};
 use crate::ui::status::{Notice, status_ui};
 use crate::ui::text_panel::{TextPanel, TextPanelContext};
+use crate::ui::train_panel::TrainPanel;
 use crate::ui::{about::about_window, scatter};
 use crate::worker::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerHandle, WorkerRequest};
 
@@ -37,6 +39,8 @@ pub struct StudioApp {
     pub panel: LatentPanel,
     /// The text panel.
     pub text: TextPanel,
+    /// The training view.
+    pub train: TrainPanel,
     notices: Vec<Notice>,
     about_open: bool,
     gpu_scatter: bool,
@@ -96,6 +100,7 @@ impl StudioApp {
             jobs: JobTable::default(),
             panel,
             text,
+            train: TrainPanel::default(),
             notices,
             about_open: false,
             gpu_scatter: scatter::is_installed(render_state),
@@ -141,6 +146,7 @@ impl StudioApp {
     /// Applies one command from a panel.
     pub fn apply(&mut self, command: UiCommand) {
         let Some(command) = self.apply_text_command(command) else { return };
+        let Some(command) = self.apply_train_command(command) else { return };
         match command {
             UiCommand::SelectModel(id) => {
                 self.selected = Some(id.clone());
@@ -187,8 +193,12 @@ impl StudioApp {
             UiCommand::Cancel(job) => self.worker.cancel(job),
             UiCommand::ShowAbout => self.about_open = true,
             UiCommand::ShowTab(tab) => self.settings.tab = tab,
-            // Handled by `apply_text_command`.
-            UiCommand::SelectTextModel(_) | UiCommand::OpenTextModel | UiCommand::Generate | UiCommand::SaveText => {}
+            // Handled by `apply_text_command` and `apply_train_command`.
+            UiCommand::SelectTextModel(_)
+            | UiCommand::OpenTextModel
+            | UiCommand::Generate
+            | UiCommand::SaveText
+            | UiCommand::StartGanTraining => {}
         }
     }
 
@@ -313,6 +323,7 @@ impl StudioApp {
 
     fn apply_event(&mut self, ctx: &egui::Context, event: WorkerEvent, purpose: Option<Purpose>) {
         let Some(event) = self.apply_text_event(event) else { return };
+        let Some(event) = self.apply_train_event(ctx, event) else { return };
         match (event, purpose) {
             (WorkerEvent::ModelLoaded { manifest, latent_map, can_encode, directions, .. }, _) => {
                 if self.selected.as_deref() != Some(manifest.id.as_str()) {
@@ -398,6 +409,9 @@ impl StudioApp {
                 };
                 egui::ScrollArea::vertical().show(ui, |ui| self.panel.ui(ui, &panel_ctx, &mut out));
             }
+            Tab::Train => {
+                egui::ScrollArea::vertical().show(ui, |ui| self.train.ui(ui, &mut out));
+            }
             Tab::Text => {
                 let panel_ctx = TextPanelContext { models: &self.text_models };
                 egui::ScrollArea::vertical().show(ui, |ui| self.text.ui(ui, &panel_ctx, &mut out));
@@ -421,13 +435,13 @@ impl StudioApp {
         ui.horizontal(|ui| {
             ui.strong("Latent Studio");
             ui.separator();
-            for (tab, name) in [(Tab::Latent, "Latent"), (Tab::Text, "Text")] {
+            for (tab, name) in [(Tab::Latent, "Latent"), (Tab::Text, "Text"), (Tab::Train, "Train")] {
                 if ui.selectable_label(self.settings.tab == tab, name).clicked() {
                     out.push(UiCommand::ShowTab(tab));
                 }
             }
             ui.separator();
-            if self.settings.tab == Tab::Text {
+            if self.settings.tab != Tab::Latent {
                 self.top_bar_common_ui(ui, out);
                 return;
             }

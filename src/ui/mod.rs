@@ -7,3 +7,4 @@ pub mod scatter;
 pub mod status;
 pub mod text_panel;
 pub mod theme;
+pub mod train_panel;

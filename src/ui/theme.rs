@@ -27,6 +27,10 @@ pub const MAP_GRID: Color32 = Color32::from_rgb(55, 58, 66);
 pub const CURSOR: Color32 = Color32::WHITE;
 /// Interpolation endpoints and path.
 pub const ENDPOINT: Color32 = Color32::from_rgb(255, 200, 60);
+/// The discriminator's loss curve.
+pub const D_LOSS: Color32 = Color32::from_rgb(235, 110, 90);
+/// The generator's loss curve.
+pub const G_LOSS: Color32 = Color32::from_rgb(100, 150, 240);
 
 /// Backgrounds of prompt tokens in the token view, alternating.
 pub const PROMPT_TOKENS: [Color32; 2] = [Color32::from_rgb(52, 74, 115), Color32::from_rgb(88, 112, 160)];

@@ -72,7 +72,10 @@ impl WorkerHandle {
         self.next_id += 1;
         let cancel = CancelToken::new();
         self.tokens.insert(job, cancel.clone());
-        if matches!(request, WorkerRequest::TrainVae { .. } | WorkerRequest::Generate { .. }) {
+        if matches!(
+            request,
+            WorkerRequest::TrainVae { .. } | WorkerRequest::TrainGan { .. } | WorkerRequest::Generate { .. }
+        ) {
             self.training.insert(job);
         }
         self.overflow.push_back(Envelope { job, cancel, request });

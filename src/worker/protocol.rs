@@ -8,6 +8,7 @@ use crate::io::latent_map::LatentMap;
 use crate::io::manifest::ModelManifest;
 use crate::io::png_meta::ImageSettings;
 use crate::pipelines::generate::{GenerateSpec, Generated};
+use crate::pipelines::train_gan::{GanEpochReport, TrainGanSpec};
 use crate::pipelines::train_vae::{EpochReport, TrainVaeSpec};
 
 /// Identifies one job from request to its final event.
@@ -84,6 +85,10 @@ pub enum WorkerRequest {
     Generate { model: TextModelRef, spec: GenerateSpec },
     /// Train a VAE on its own thread; progress arrives as events.
     TrainVae { spec: TrainVaeSpec, data_dir: PathBuf, checkpoint_dir: PathBuf, limit: Option<usize> },
+    /// Train a GAN on its own thread; losses and sample grids arrive as
+    /// events, a checkpoint is written into a new numbered folder under
+    /// `runs_dir` after every epoch.
+    TrainGan { spec: TrainGanSpec, data_dir: PathBuf, runs_dir: PathBuf, limit: Option<usize> },
     /// Stop the worker after the jobs before it.
     Shutdown,
 }
@@ -96,7 +101,11 @@ impl WorkerRequest {
             | Self::Decode { model, .. }
             | Self::Encode { model, .. }
             | Self::Save { model, .. } => Some(model),
-            Self::TrainVae { .. } | Self::Generate { .. } | Self::SaveText { .. } | Self::Shutdown => None,
+            Self::TrainVae { .. }
+            | Self::TrainGan { .. }
+            | Self::Generate { .. }
+            | Self::SaveText { .. }
+            | Self::Shutdown => None,
         }
     }
 
@@ -135,6 +144,12 @@ pub enum WorkerEvent {
     Saved { job: JobId, path: PathBuf },
     /// A training epoch finished and was checkpointed.
     TrainingEpoch { job: JobId, report: EpochReport },
+    /// A GAN training run began; its checkpoints go to `folder`.
+    GanStarted { job: JobId, folder: PathBuf },
+    /// One GAN training step's losses.
+    GanBatch { job: JobId, epoch: usize, batch: usize, batches: usize, d_loss: f64, g_loss: f64 },
+    /// A GAN epoch finished and was checkpointed; `grid` shows the fixed latents.
+    GanEpoch { job: JobId, report: GanEpochReport, grid: RgbImage },
     /// Training ended (all epochs, or cancelled after a checkpoint).
     TrainingDone { job: JobId, epochs: usize },
     /// Generation began: the model's name and the prompt as the model sees it.
@@ -163,6 +178,9 @@ impl WorkerEvent {
             | Self::Encoded { job, .. }
             | Self::Saved { job, .. }
             | Self::TrainingEpoch { job, .. }
+            | Self::GanStarted { job, .. }
+            | Self::GanBatch { job, .. }
+            | Self::GanEpoch { job, .. }
             | Self::TrainingDone { job, .. }
             | Self::TextStarted { job, .. }
             | Self::TextTokens { job, .. }
@@ -180,6 +198,9 @@ impl WorkerEvent {
             Self::Started { .. }
                 | Self::Progress { .. }
                 | Self::TrainingEpoch { .. }
+                | Self::GanStarted { .. }
+                | Self::GanBatch { .. }
+                | Self::GanEpoch { .. }
                 | Self::TextStarted { .. }
                 | Self::TextTokens { .. }
         )

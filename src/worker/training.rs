@@ -8,6 +8,7 @@ use super::protocol::{JobId, WorkerEvent};
 use super::run::{EventSink, panic_message};
 use crate::io::datasets::load;
 use crate::pipelines::cancel::CancelToken;
+use crate::pipelines::train_gan::{GanTrainEvent, GanTrainer, TrainGanSpec};
 use crate::pipelines::train_vae::{TrainEvent, TrainVaeSpec, VaeTrainer};
 
 /// Starts training; every outcome arrives as an event for `job`.
@@ -20,11 +21,41 @@ pub fn spawn_vae_training(
     cancel: CancelToken,
     events: EventSink,
 ) -> std::io::Result<()> {
-    std::thread::Builder::new().name("vae-trainer".into()).spawn(move || {
+    spawn_training("vae-trainer", job, cancel, events, move |cancel, sink| {
+        train(job, spec, &data_dir, &checkpoint_dir, limit, cancel, sink)
+    })
+}
+
+/// Starts GAN training into a new numbered folder under `runs_dir`; every
+/// outcome arrives as an event for `job`.
+pub fn spawn_gan_training(
+    job: JobId,
+    spec: TrainGanSpec,
+    data_dir: PathBuf,
+    runs_dir: PathBuf,
+    limit: Option<usize>,
+    cancel: CancelToken,
+    events: EventSink,
+) -> std::io::Result<()> {
+    spawn_training("gan-trainer", job, cancel, events, move |cancel, sink| {
+        train_gan(job, spec, &data_dir, &runs_dir, limit, cancel, sink)
+    })
+}
+
+/// Runs `body` on a thread named `name` (its candle work on a low-priority
+/// pool) and turns its outcome — epochs done and planned, an error, a panic —
+/// into the job's terminal event.
+fn spawn_training(
+    name: &'static str,
+    job: JobId,
+    cancel: CancelToken,
+    events: EventSink,
+    body: impl FnOnce(&CancelToken, &EventSink) -> Result<(usize, usize), String> + Send + 'static,
+) -> std::io::Result<()> {
+    std::thread::Builder::new().name(name.into()).spawn(move || {
         let sink = events.clone();
-        let run =
-            || catch_unwind(AssertUnwindSafe(|| train(job, spec, &data_dir, &checkpoint_dir, limit, &cancel, &sink)));
-        let result = match training_pool() {
+        let run = || catch_unwind(AssertUnwindSafe(|| body(&cancel, &sink)));
+        let result = match training_pool(name) {
             Some(pool) => pool.install(run),
             None => run(),
         };
@@ -44,10 +75,10 @@ pub fn spawn_vae_training(
 /// than the UI and the inference worker: on a 2-core machine training would
 /// otherwise take the cores away from the UI thread mid-frame. Training still
 /// gets every idle cycle. `None` (use the global pool) if it cannot be built.
-fn training_pool() -> Option<rayon::ThreadPool> {
+fn training_pool(name: &'static str) -> Option<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(candle_core::utils::get_num_threads())
-        .thread_name(|i| format!("vae-trainer-{i}"))
+        .thread_name(move |i| format!("{name}-{i}"))
         .start_handler(|_| lower_this_threads_priority())
         .build()
         .ok()
@@ -102,4 +133,52 @@ fn train(
         }
     }
     Ok((trainer.history().len(), trainer.spec().epochs))
+}
+
+fn train_gan(
+    job: JobId,
+    spec: TrainGanSpec,
+    data_dir: &std::path::Path,
+    runs_dir: &std::path::Path,
+    limit: Option<usize>,
+    cancel: &CancelToken,
+    events: &EventSink,
+) -> Result<(usize, usize), String> {
+    let split = load(spec.dataset, data_dir).map_err(|e| e.to_string())?;
+    let train = match limit {
+        Some(n) => split.train.truncated(n),
+        None => split.train,
+    };
+    let folder = fresh_folder(runs_dir, "gan-run")
+        .map_err(|e| format!("cannot create a folder in {}: {e}", runs_dir.display()))?;
+    events.send(WorkerEvent::GanStarted { job, folder: folder.clone() });
+    let checkpoint = folder.join("checkpoint");
+    let mut trainer = GanTrainer::new(spec, &crate::models::default_device()).map_err(|e| e.to_string())?;
+    while !trainer.finished() && !cancel.is_cancelled() {
+        let mut on_event = |e: GanTrainEvent| match e {
+            GanTrainEvent::Batch { epoch, batch, batches, d_loss, g_loss } => {
+                events.send(WorkerEvent::GanBatch { job, epoch, batch, batches, d_loss, g_loss })
+            }
+            GanTrainEvent::Epoch { report, grid } => events.send(WorkerEvent::GanEpoch { job, report, grid }),
+        };
+        let done = trainer.train_epoch(&train, &mut on_event, cancel).map_err(|e| e.to_string())?;
+        if done.is_some() {
+            trainer.save_checkpoint(&checkpoint).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok((trainer.history().len(), trainer.spec().epochs))
+}
+
+/// Creates `root/stem-N` for the first N not taken, so no earlier run is overwritten.
+fn fresh_folder(root: &std::path::Path, stem: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(root)?;
+    let mut n = 1;
+    loop {
+        let dir = root.join(format!("{stem}-{n}"));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
