@@ -56,3 +56,24 @@ fn moving_direction_1_changes_the_image() {
     let after_image = model.decode(&[h.state().panel.current_latent()]).unwrap();
     assert_ne!(before_image, after_image, "the decoded image changed");
 }
+
+#[test]
+fn clicking_a_grid_sample_opens_its_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny_gan(dir.path());
+    let settings = Settings {
+        output_dir: "/tmp/latent-studio-ui-test".into(),
+        last_model: Some("tiny-gan".into()),
+        ..Settings::default()
+    };
+    let models = dir.path().to_owned();
+    let mut h = Harness::builder()
+        .with_size([1200.0, 1400.0])
+        .build_eframe(move |cc| StudioApp::with_settings(&cc.egui_ctx, None, models, settings).unwrap());
+    common::step_until(&mut h, "the grid", |app| idle(app) && app.panel.grid.len() == 16);
+    let first = h.state().panel.grid_seed;
+    h.get_all_by_label("Open this seed in the sliders").nth(3).expect("a fourth sample").click();
+    h.step();
+    assert_eq!(h.state().panel.seed, first + 3);
+    assert_eq!(h.state().panel.latent, latent_studio::pipelines::latent::seeded_latent(first + 3, 4));
+}

@@ -50,6 +50,8 @@ pub enum UiCommand {
     DecodeCurrent,
     /// Endpoints, method or frame count changed: decode the strip.
     DecodeStrip,
+    /// Decode the latent panel's grid of seeds.
+    DecodeGrid,
     /// Encode an image file into a slot.
     EncodeFile { path: PathBuf, slot: Slot },
     /// Ask for an image file, then encode it into a slot.

@@ -14,6 +14,8 @@ pub enum Purpose {
     Preview,
     /// Decoding the interpolation strip.
     Strip,
+    /// Decoding the grid of seeds.
+    Grid,
     /// Encoding an image into a slot.
     Encode(Slot),
     /// Writing a file.

@@ -172,6 +172,12 @@ impl StudioApp {
                 let request = WorkerRequest::Decode { model, latents, preview: Some("strip".into()) };
                 self.submit(request, Purpose::Strip, "interpolate");
             }
+            UiCommand::DecodeGrid => {
+                let Some(model) = self.model_id() else { return };
+                let latents = self.panel.grid_latents();
+                let request = WorkerRequest::Decode { model, latents, preview: Some("grid".into()) };
+                self.submit(request, Purpose::Grid, "sample grid");
+            }
             UiCommand::EncodeFile { path, slot } => {
                 let Some(model) = self.model_id() else { return };
                 let label = format!("encode {}", path.display());
@@ -332,6 +338,7 @@ impl StudioApp {
                 self.panel.set_model(*manifest, can_encode, latent_map.as_ref(), directions);
                 self.apply(UiCommand::DecodeCurrent);
                 self.apply(UiCommand::DecodeStrip);
+                self.apply(UiCommand::DecodeGrid);
             }
             (WorkerEvent::Decoded { job, .. } | WorkerEvent::Encoded { job, .. }, _) if !self.is_current(job) => {}
             (WorkerEvent::Decoded { images, .. }, Some(Purpose::Preview)) => {
@@ -339,6 +346,7 @@ impl StudioApp {
                     self.panel.set_image(ctx, img);
                 }
             }
+            (WorkerEvent::Decoded { images, .. }, Some(Purpose::Grid)) => self.panel.set_grid(ctx, &images),
             (WorkerEvent::Decoded { images, latents, .. }, Some(Purpose::Strip)) => {
                 self.panel.set_strip(ctx, &images, latents)
             }

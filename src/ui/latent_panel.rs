@@ -97,7 +97,14 @@ pub struct LatentPanel {
     pub drop_zones: Vec<(egui::Rect, Slot)>,
     /// Truncation ψ for GANs: decoded latents are ψ·z (1 leaves them, 0 is the mean image).
     pub truncation: f32,
+    /// First seed of the sample grid.
+    pub grid_seed: u64,
+    /// The decoded grid, seeds `grid_seed..grid_seed + GRID_SIZE`.
+    pub grid: Vec<TextureHandle>,
 }
+
+/// Images in the latent panel's sample grid.
+pub const GRID_SIZE: usize = 16;
 
 impl LatentPanel {
     /// An empty panel with the given interpolation settings.
@@ -117,6 +124,68 @@ impl LatentPanel {
             animate: true,
             drop_zones: Vec::new(),
             truncation: 1.0,
+            grid_seed: 0,
+            grid: Vec::new(),
+        }
+    }
+
+    /// The grid's latents as decoded.
+    pub fn grid_latents(&self) -> Vec<Vec<f32>> {
+        let dim = self.latent.len();
+        (0..GRID_SIZE as u64).map(|i| self.effective(&seeded_latent(self.grid_seed.wrapping_add(i), dim))).collect()
+    }
+
+    /// Replaces the decoded grid.
+    pub fn set_grid(&mut self, ctx: &egui::Context, images: &[image::RgbImage]) {
+        self.grid = images
+            .iter()
+            .enumerate()
+            .map(|(i, img)| ctx.load_texture(format!("latent-grid-{i}"), to_color_image(img), TextureOptions::NEAREST))
+            .collect();
+    }
+
+    fn grid_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
+        ui.heading("Samples");
+        ui.horizontal(|ui| {
+            let label = ui.label("First seed");
+            let mut seed = self.grid_seed;
+            let drag = egui::DragValue::new(&mut seed).range(0..=u64::from(u32::MAX));
+            let changed = ui.add(drag).labelled_by(label.id).changed();
+            let new = ui.button("Sample grid").on_hover_text(format!("Decode {GRID_SIZE} seeds from a new first seed"));
+            if new.clicked() {
+                seed = fresh_seed(self.grid_seed);
+            }
+            if changed || seed != self.grid_seed || (new.clicked() && self.grid.is_empty()) {
+                self.grid_seed = seed;
+                out.push(UiCommand::DecodeGrid);
+            }
+        });
+        let mut opened = None;
+        egui::Grid::new("sample-grid").spacing([6.0, 6.0]).show(ui, |ui| {
+            for (i, tex) in self.grid.iter().enumerate() {
+                let seed = self.grid_seed.wrapping_add(i as u64);
+                let clicked = ui
+                    .vertical(|ui| {
+                        let r = ui.add(
+                            egui::Image::new(tex)
+                                .fit_to_exact_size(Vec2::splat(theme::THUMB_SIDE))
+                                .sense(egui::Sense::click()),
+                        );
+                        ui.label(RichText::new(format!("seed {seed}")).small());
+                        r.on_hover_text("Open this seed in the sliders").clicked()
+                    })
+                    .inner;
+                if clicked {
+                    opened = Some(seed);
+                }
+                if i % 8 == 7 {
+                    ui.end_row();
+                }
+            }
+        });
+        if let Some(seed) = opened {
+            self.set_seed(seed, self.latent.len());
+            out.push(UiCommand::DecodeCurrent);
         }
     }
 
@@ -163,6 +232,7 @@ impl LatentPanel {
         self.image = None;
         self.strip.clear();
         self.strip_latents.clear();
+        self.grid.clear();
     }
 
     fn set_seed(&mut self, seed: u64, dim: usize) {
@@ -206,6 +276,8 @@ impl LatentPanel {
         });
         ui.separator();
         self.interpolation_ui(ui, ctx, out);
+        ui.separator();
+        self.grid_ui(ui, out);
     }
 
     fn sliders_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
@@ -264,8 +336,7 @@ impl LatentPanel {
             let psi = egui::Slider::new(&mut self.truncation, 0.0..=1.5).text("Truncation ψ");
             let hint = "Decode ψ·z: below 1 trades variety for typical images; 0 is the mean latent's image";
             if ui.add(psi).on_hover_text(hint).changed() {
-                out.push(UiCommand::DecodeCurrent);
-                out.push(UiCommand::DecodeStrip);
+                out.extend([UiCommand::DecodeCurrent, UiCommand::DecodeStrip, UiCommand::DecodeGrid]);
             }
         }
         if model.directions.is_empty() {
