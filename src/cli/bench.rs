@@ -58,6 +58,21 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// DCGAN training speed (discriminator + generator step) in real images/s, emoji network.
+    Gan {
+        /// Real images per step.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Timed steps (after two warm-up steps).
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Also write the initial weights, the first batch and the first two steps' losses here.
+        #[arg(long)]
+        dump: Option<std::path::PathBuf>,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// candle's built-in convolutions against the GEMM ones: per conv layer of the shipped VAEs and whole-model work.
     Conv {
         /// Model id whose layers and weights are timed (a VAE).
@@ -87,6 +102,9 @@ pub fn run(cmd: BenchCommand, models_dir: &Path) -> anyhow::Result<()> {
         }
         BenchCommand::Text { model, prompt_tokens, gen_tokens, runs, json } => {
             super::bench_text::bench_text(models_dir, &model, prompt_tokens, gen_tokens, runs.max(1), json)
+        }
+        BenchCommand::Gan { batch, steps, dump, json } => {
+            super::bench_gan::bench_gan(batch.max(2), steps.max(1), dump.as_deref(), json)
         }
         BenchCommand::Conv { model, runs, fresh_buffers, json } => {
             super::bench_conv::bench_conv(models_dir, &model, runs, fresh_buffers, json)
