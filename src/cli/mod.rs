@@ -123,6 +123,9 @@ pub enum Command {
         /// Seed of those latents.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Also write a PNG sweeping seeds 0–2 along each direction from −3 to 3 (never overwritten).
+        #[arg(long)]
+        sweep: Option<PathBuf>,
     },
     /// Generate text with a language model, streamed to stdout.
     Text {
@@ -190,8 +193,8 @@ fn run_here(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
         Command::Interpolate { model, from_seed, to_seed, frames, method, scale, out } => {
             latent::interpolate(&models_dir, &model, (from_seed, to_seed), frames, method, scale, &out)
         }
-        Command::Directions { model, count, samples, seed } => {
-            directions::directions(&models_dir, &model, count, samples, seed)
+        Command::Directions { model, count, samples, seed, sweep } => {
+            directions::directions(&models_dir, &model, count, samples, seed, sweep.as_deref())
         }
         Command::Text { model, prompt, chat, max_tokens, stop, sampling, json } => {
             let spec = text::TextRun { prompt, chat, max_tokens, stop, json };
