@@ -38,8 +38,10 @@ fn models_lists_the_shipped_models() {
     assert_eq!(find("digits-2d")["latent_dim"], 2);
     assert!(find("fashion-16d")["latent_dim"].as_u64().unwrap() >= 8);
     assert_eq!(find("smollm2-135m-instruct")["family"], "text", "listed even before its weights are fetched");
+    assert_eq!(find("emoji-dcgan")["family"], "gan");
+    assert_eq!(find("emoji-dcgan")["latent_dim"], 64);
     for r in rows {
-        assert!(["vae", "text"].contains(&r["family"].as_str().unwrap()), "{r}");
+        assert!(["vae", "gan", "text"].contains(&r["family"].as_str().unwrap()), "{r}");
         assert!(!r["license"].as_str().unwrap().is_empty());
     }
     assert!(ok(&["models"]).contains("digits-2d"));
@@ -151,4 +153,19 @@ fn a_corrupt_model_file_is_named() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(s(&weights)), "{err}");
+}
+
+#[test]
+fn a_gan_samples_with_truncation_and_refuses_to_encode() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mean, zero_psi) = (dir.path().join("mean.png"), dir.path().join("psi0.png"));
+    let zeros = vec!["0"; 64].join(",");
+    ok(&["decode", "--model", "emoji-dcgan", "--latent", &zeros, "--out", s(&mean)]);
+    ok(&["sample", "--model", "emoji-dcgan", "--seed", "5", "--truncation", "0", "--out", s(&zero_psi)]);
+    let pixels = |p: &Path| image::open(p).unwrap().to_rgb8().into_raw();
+    assert_eq!(pixels(&mean), pixels(&zero_psi), "ψ = 0 decodes the mean latent");
+    let err = fails(&["encode", "--model", "emoji-dcgan", "--image", s(&mean)]);
+    assert!(err.contains("has no encoder"), "{err}");
+    let err = fails(&["directions", "--model", "digits-2d"]);
+    assert!(err.contains("computed for GANs"), "{err}");
 }

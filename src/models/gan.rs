@@ -48,7 +48,7 @@ impl GanConfig {
     /// Checks the values that the layer arithmetic relies on.
     pub fn validate(&self) -> std::result::Result<(), String> {
         let n = self.image_size / 4;
-        if self.image_size < 8 || self.image_size % 4 != 0 || !n.is_power_of_two() {
+        if self.image_size < 8 || !self.image_size.is_multiple_of(4) || !n.is_power_of_two() {
             return Err(format!("image_size {} is not 4·2ⁿ with n ≥ 1 (8, 16, 32, 64…)", self.image_size));
         }
         if !matches!(self.channels, 1 | 3) {

@@ -68,6 +68,7 @@ pub fn principal_directions(
 
 /// Eigenvectors of the symmetric matrix `a` as the columns of a k×k matrix
 /// (row-major), ordered by decreasing eigenvalue (cyclic Jacobi rotations, in f64).
+#[allow(clippy::needless_range_loop, reason = "rotations update two rows in step; indices read clearer")]
 fn symmetric_eigenvectors(a: &[Vec<f32>]) -> Vec<Vec<f64>> {
     let k = a.len();
     let mut m: Vec<Vec<f64>> = a.iter().map(|r| r.iter().map(|&v| f64::from(v)).collect()).collect();
@@ -114,6 +115,7 @@ fn symmetric_eigenvectors(a: &[Vec<f32>]) -> Vec<Vec<f64>> {
 }
 
 /// Gram–Schmidt on the columns of `a` [n, k] (in f64), in order.
+#[allow(clippy::needless_range_loop, reason = "column j is updated from columns before it")]
 fn orthonormal_columns(a: &Tensor) -> candle_core::Result<Tensor> {
     let (n, k) = a.dims2()?;
     let rows: Vec<Vec<f32>> = a.to_vec2()?;
