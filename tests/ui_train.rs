@@ -54,3 +54,40 @@ fn a_gui_training_run_updates_the_loss_plot_and_can_be_cancelled() {
     assert!(h.state().train.last.as_ref().is_some_and(|r| r.epoch < 50), "stopped early");
     assert!(folder.join("checkpoint").join("state.json").exists(), "the last epoch's checkpoint is kept");
 }
+
+/// A run of `latent-studio train gan` writes `progress/losses.jsonl` and the
+/// epoch grids; "Watch a run…" follows them as they grow.
+#[test]
+fn watching_a_command_line_run_follows_its_log() {
+    use latent_studio::app::commands::UiCommand;
+    use latent_studio::pipelines::train_gan::GanEpochReport;
+    use latent_studio::pipelines::train_log::{LogLine, append, grid_path};
+    let run = tempfile::tempdir().unwrap();
+    let progress = run.path().join("progress");
+    std::fs::create_dir_all(&progress).unwrap();
+    let batch = |epoch, batch| LogLine::Batch { epoch, batch, batches: 2, d_loss: 1.2, g_loss: 0.8 };
+    append(&progress, &batch(1, 1)).unwrap();
+    append(&progress, &batch(1, 2)).unwrap();
+    image::RgbImage::from_pixel(10, 10, image::Rgb([200, 10, 10])).save(grid_path(&progress, 1)).unwrap();
+    let report = GanEpochReport { epoch: 1, d_loss: 1.2, g_loss: 0.8, d_real: 0.6, d_fake: 0.3, seconds: 9.0 };
+    append(&progress, &LogLine::Epoch { report }).unwrap();
+
+    let settings = Settings { tab: Tab::Train, output_dir: "/tmp/latent-studio-ui-test".into(), ..Settings::default() };
+    let mut h = Harness::builder().with_size([1200.0, 780.0]).build_eframe(move |cc| {
+        StudioApp::with_settings(&cc.egui_ctx, None, common::shipped_models(), settings).unwrap()
+    });
+    h.state_mut().apply(UiCommand::WatchGanRun(Some(run.path().to_owned())));
+    common::step_until(&mut h, "the first epoch", |app| app.train.grid.is_some());
+    assert_eq!(h.state().train.d_losses.len(), 2);
+    assert!(h.state().train.running.is_some(), "still watching: the run is not done");
+
+    append(&progress, &batch(2, 1)).unwrap();
+    common::step_until(&mut h, "the new batch", |app| app.train.d_losses.len() == 3);
+    append(&progress, &LogLine::Done { epochs: 2 }).unwrap();
+    common::step_until(&mut h, "the end of the run", |app| app.train.running.is_none());
+
+    // A folder without a run gets a clear error, not a hang.
+    let empty = tempfile::tempdir().unwrap();
+    h.state_mut().apply(UiCommand::WatchGanRun(Some(empty.path().to_owned())));
+    common::step_until(&mut h, "the refusal", |app| app.train.running.is_none());
+}

@@ -76,4 +76,6 @@ pub enum UiCommand {
     SaveText,
     /// Start training a GAN with the training view's settings.
     StartGanTraining,
+    /// Follow a command-line GAN run in a folder (`None`: ask for the folder).
+    WatchGanRun(Option<PathBuf>),
 }

@@ -18,6 +18,8 @@ pub enum DialogOutcome {
     OutputDir(PathBuf),
     /// Use this GGUF file as the language model.
     TextModel(PathBuf),
+    /// Follow the GAN run in this folder.
+    WatchRun(PathBuf),
 }
 
 /// Runs dialogs on helper threads and hands their outcomes back.

@@ -204,7 +204,8 @@ impl StudioApp {
             | UiCommand::OpenTextModel
             | UiCommand::Generate
             | UiCommand::SaveText
-            | UiCommand::StartGanTraining => {}
+            | UiCommand::StartGanTraining
+            | UiCommand::WatchGanRun(_) => {}
         }
     }
 
@@ -304,6 +305,7 @@ impl StudioApp {
                 DialogOutcome::TextModel(path) => {
                     self.apply(UiCommand::SelectTextModel(crate::worker::TextModelRef::File(path)))
                 }
+                DialogOutcome::WatchRun(folder) => self.apply(UiCommand::WatchGanRun(Some(folder))),
             }
         }
         let started = std::time::Instant::now();

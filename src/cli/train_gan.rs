@@ -16,6 +16,7 @@ use crate::pipelines::cancel::CancelToken;
 use crate::pipelines::export_gan::export_gan;
 use crate::pipelines::export_model::ExportInfo;
 use crate::pipelines::train_gan::{GanTrainEvent, GanTrainer, TrainGanSpec};
+use crate::pipelines::train_log::{self, LogLine};
 
 /// Flags of `train gan`.
 #[derive(Args, Debug)]
@@ -117,23 +118,33 @@ pub fn run(args: TrainGanArgs, command: String) -> anyhow::Result<()> {
         );
         bar.set_prefix((trainer.history().len() + 1).to_string());
         let mut grid = None;
+        // The log lets the studio's Train view follow this run (Watch a run…).
+        let mut log_error = None;
         let mut on_event = |e: GanTrainEvent| match e {
-            GanTrainEvent::Batch { batch, d_loss, g_loss, .. } => {
+            GanTrainEvent::Batch { epoch, batch, batches, d_loss, g_loss } => {
                 bar.set_position(batch as u64);
                 bar.set_message(format!("D {d_loss:.3}, G {g_loss:.3}"));
+                let line = LogLine::Batch { epoch, batch, batches, d_loss, g_loss };
+                if let Err(e) = train_log::append(&progress, &line) {
+                    log_error.get_or_insert(e);
+                }
             }
             GanTrainEvent::Epoch { grid: g, .. } => grid = Some(g),
         };
         let report = trainer.train_epoch(&train, &mut on_event, &cancel)?;
         bar.finish_and_clear();
+        if let Some(e) = log_error {
+            bail!("cannot write the training log in {}: {e}", progress.display());
+        }
         if let (Some(r), Some(grid)) = (report, grid) {
             eprintln!(
                 "epoch {}: D {:.3}, G {:.3}, D(real) {:.2}, D(fake) {:.2}, {:.1} s",
                 r.epoch, r.d_loss, r.g_loss, r.d_real, r.d_fake, r.seconds
             );
-            let path = progress.join(format!("epoch-{:03}.png", r.epoch));
+            let path = train_log::grid_path(&progress, r.epoch);
             let png = encode_png(&grid, &[]).map_err(anyhow::Error::msg)?;
             std::fs::write(&path, png).with_context(|| format!("cannot write {}", path.display()))?;
+            train_log::append(&progress, &LogLine::Epoch { report: r })?;
         }
         trainer.save_checkpoint(&checkpoint)?;
     }
@@ -141,6 +152,7 @@ pub fn run(args: TrainGanArgs, command: String) -> anyhow::Result<()> {
     let id = args.id.unwrap_or(folder);
     let name = args.name.unwrap_or_else(|| format!("{} DCGAN", spec.dataset.name()));
     export_gan(&trainer, &train, &split.test, out, &ExportInfo { id: &id, name: &name, command: &command })?;
+    train_log::append(&progress, &LogLine::Done { epochs: trainer.history().len() })?;
     eprintln!("wrote model {id} to {}", out.display());
     Ok(())
 }

@@ -15,5 +15,6 @@ pub mod rng;
 pub mod sampling;
 pub mod text_export;
 pub mod train_gan;
+pub mod train_log;
 pub mod train_text;
 pub mod train_vae;

@@ -112,6 +112,10 @@ impl TrainPanel {
             if ui.add_enabled(idle, egui::Button::new("Start training")).clicked() {
                 out.push(UiCommand::StartGanTraining);
             }
+            let watch = ui.add_enabled(idle, egui::Button::new("Watch a run…"));
+            if watch.on_hover_text("Follow a run of `latent-studio train gan` from its --out folder").clicked() {
+                out.push(UiCommand::WatchGanRun(None));
+            }
             let cancel = ui.add_enabled(!idle, egui::Button::new("Cancel training"));
             if cancel.on_hover_text("Stops after the current batch; the last epoch's checkpoint stays").clicked()
                 && let Some(job) = self.running

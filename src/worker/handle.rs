@@ -74,7 +74,10 @@ impl WorkerHandle {
         self.tokens.insert(job, cancel.clone());
         if matches!(
             request,
-            WorkerRequest::TrainVae { .. } | WorkerRequest::TrainGan { .. } | WorkerRequest::Generate { .. }
+            WorkerRequest::TrainVae { .. }
+                | WorkerRequest::TrainGan { .. }
+                | WorkerRequest::WatchGanRun { .. }
+                | WorkerRequest::Generate { .. }
         ) {
             self.training.insert(job);
         }

@@ -89,6 +89,9 @@ pub enum WorkerRequest {
     /// events, a checkpoint is written into a new numbered folder under
     /// `runs_dir` after every epoch.
     TrainGan { spec: TrainGanSpec, data_dir: PathBuf, runs_dir: PathBuf, limit: Option<usize> },
+    /// Follow a GAN run of `latent-studio train gan` in `folder` (its
+    /// `progress/` log and grids) and report it as a training run would be.
+    WatchGanRun { folder: PathBuf },
     /// Stop the worker after the jobs before it.
     Shutdown,
 }
@@ -103,6 +106,7 @@ impl WorkerRequest {
             | Self::Save { model, .. } => Some(model),
             Self::TrainVae { .. }
             | Self::TrainGan { .. }
+            | Self::WatchGanRun { .. }
             | Self::Generate { .. }
             | Self::SaveText { .. }
             | Self::Shutdown => None,

@@ -11,7 +11,7 @@ use super::cache::ModelCache;
 use super::handle::Waker;
 use super::protocol::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerRequest};
 use super::text::TextThread;
-use super::training::{spawn_gan_training, spawn_vae_training};
+use super::training::{spawn_gan_training, spawn_gan_watch, spawn_vae_training};
 use crate::io::export::{encode_gif, make_grid, upscale};
 use crate::io::latent_map::read_latent_map;
 use crate::io::output::{save_numbered, write_new_file};
@@ -190,6 +190,11 @@ impl Worker {
             WorkerRequest::TrainGan { spec, data_dir, runs_dir, limit } => {
                 spawn_gan_training(job, spec, data_dir, runs_dir, limit, env.cancel, self.events.clone())
                     .map_err(|e| format!("cannot start the training thread: {e}"))?;
+                return Ok(None);
+            }
+            WorkerRequest::WatchGanRun { folder } => {
+                spawn_gan_watch(job, folder, env.cancel, self.events.clone())
+                    .map_err(|e| format!("cannot start the watching thread: {e}"))?;
                 return Ok(None);
             }
             WorkerRequest::Shutdown => return Ok(None),

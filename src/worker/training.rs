@@ -1,7 +1,7 @@
 //! Training runs on its own named thread so the worker keeps decoding.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::protocol::{JobId, WorkerEvent};
@@ -9,6 +9,7 @@ use super::run::{EventSink, panic_message};
 use crate::io::datasets::load;
 use crate::pipelines::cancel::CancelToken;
 use crate::pipelines::train_gan::{GanTrainEvent, GanTrainer, TrainGanSpec};
+use crate::pipelines::train_log::{LogFollower, LogLine, grid_path};
 use crate::pipelines::train_vae::{TrainEvent, TrainVaeSpec, VaeTrainer};
 
 /// Starts training; every outcome arrives as an event for `job`.
@@ -181,4 +182,51 @@ fn fresh_folder(root: &std::path::Path, stem: &str) -> std::io::Result<PathBuf> 
             Err(e) => return Err(e),
         }
     }
+}
+
+/// How often a watched run's log is read.
+const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Follows a command-line GAN run in `folder`, sending its batches, epochs
+/// and sample grids as events for `job` until it is done or cancelled.
+pub fn spawn_gan_watch(job: JobId, folder: PathBuf, cancel: CancelToken, events: EventSink) -> std::io::Result<()> {
+    std::thread::Builder::new().name("gan-watcher".into()).spawn(move || {
+        let event = match watch(job, &folder, &cancel, &events) {
+            Ok(Some(epochs)) => WorkerEvent::TrainingDone { job, epochs },
+            Ok(None) => WorkerEvent::Cancelled { job },
+            Err(error) => WorkerEvent::Failed { job, error },
+        };
+        events.send(event);
+    })?;
+    Ok(())
+}
+
+/// `Some(epochs)` when the run finished, `None` when the watch was cancelled.
+fn watch(job: JobId, folder: &Path, cancel: &CancelToken, events: &EventSink) -> Result<Option<usize>, String> {
+    let progress = folder.join("progress");
+    if !progress.is_dir() {
+        return Err(format!(
+            "{} holds no GAN run: progress/ is missing (latent-studio train gan --out FOLDER writes it)",
+            folder.display()
+        ));
+    }
+    events.send(WorkerEvent::GanStarted { job, folder: folder.to_owned() });
+    let mut follower = LogFollower::new(&progress);
+    while !cancel.is_cancelled() {
+        for line in follower.poll()? {
+            match line {
+                LogLine::Batch { epoch, batch, batches, d_loss, g_loss } => {
+                    events.send(WorkerEvent::GanBatch { job, epoch, batch, batches, d_loss, g_loss })
+                }
+                LogLine::Epoch { report } => {
+                    let path = grid_path(&progress, report.epoch);
+                    let grid = image::open(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                    events.send(WorkerEvent::GanEpoch { job, report, grid: grid.to_rgb8() });
+                }
+                LogLine::Done { epochs } => return Ok(Some(epochs)),
+            }
+        }
+        std::thread::sleep(WATCH_INTERVAL);
+    }
+    Ok(None)
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::StudioApp;
 use crate::app::commands::UiCommand;
+use crate::app::dialogs::DialogOutcome;
 use crate::app::jobs::Purpose;
 use crate::io::datasets::DatasetName;
 use crate::models::gan::GanConfig;
@@ -14,8 +15,23 @@ use crate::worker::{WorkerEvent, WorkerRequest};
 impl StudioApp {
     /// Applies a training-view command; returns it back if it is not one.
     pub(super) fn apply_train_command(&mut self, command: UiCommand) -> Option<UiCommand> {
-        if command != UiCommand::StartGanTraining {
-            return Some(command);
+        match command {
+            UiCommand::StartGanTraining => {}
+            UiCommand::WatchGanRun(None) => {
+                let start = self.settings.output_dir.clone();
+                self.dialogs.open(move || {
+                    let folder = rfd::FileDialog::new().set_directory(start).pick_folder()?;
+                    Some(DialogOutcome::WatchRun(folder))
+                });
+                return None;
+            }
+            UiCommand::WatchGanRun(Some(folder)) => {
+                let label = format!("watch {}", folder.display());
+                let job = self.submit(WorkerRequest::WatchGanRun { folder }, Purpose::Train, label);
+                self.train.begin(job);
+                return None;
+            }
+            other => return Some(other),
         }
         let t = &self.train;
         let spec = TrainGanSpec::dcgan(DatasetName::Emoji, GanConfig::emoji(), t.epochs.max(1), t.seed);
