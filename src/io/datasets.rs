@@ -67,6 +67,14 @@ impl DatasetName {
         }
     }
 
+    /// Side and channels of its images as the studio loads them.
+    pub fn image_shape(self) -> (usize, usize) {
+        match self {
+            Self::Mnist | Self::Fashion => (28, 1),
+            Self::Emoji => (32, 3),
+        }
+    }
+
     /// The command-line spelling.
     pub fn name(self) -> &'static str {
         match self {

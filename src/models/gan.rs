@@ -13,14 +13,15 @@ use super::linear::{Linear, linear};
 /// Shape of both networks; stored in the model's manifest next to its weights.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GanConfig {
-    /// Width and height of the (square) images: 4·2ⁿ with n ≥ 1.
+    /// Width and height of the (square) images: s·2ⁿ with n ≥ 1 and a
+    /// starting side s from 4 to 7 (8, 16, 32, 64; 28 = 7·4 for MNIST-sized data).
     pub image_size: usize,
     /// 1 for grey, 3 for RGB.
     pub channels: usize,
     /// Length of the latent vector z.
     pub latent_dim: usize,
     /// Feature maps of the generator's last hidden layer (and the
-    /// discriminator's first); they double at each step towards 4×4.
+    /// discriminator's first); they double at each step towards the smallest map.
     pub base_channels: usize,
 }
 
@@ -30,26 +31,44 @@ impl GanConfig {
         Self { image_size: 32, channels: 3, latent_dim: 64, base_channels: 64 }
     }
 
+    /// The shape DCGAN uses for `(side, channels)` images: latent 64, base 64.
+    pub fn for_images(side: usize, channels: usize) -> Self {
+        Self { image_size: side, channels, ..Self::emoji() }
+    }
+
     /// A very small network for fast tests.
     pub fn tiny() -> Self {
         Self { image_size: 8, channels: 3, latent_dim: 4, base_channels: 4 }
     }
 
-    /// Up- (or down-) sampling steps between 4×4 and the image.
+    /// Doubling steps between the first feature map and the image: the
+    /// image side is halved while it stays even and at least 8.
     pub fn steps(&self) -> usize {
-        (self.image_size / 4).trailing_zeros() as usize
+        let (mut side, mut steps) = (self.image_size, 0);
+        while side.is_multiple_of(2) && side >= 8 {
+            side /= 2;
+            steps += 1;
+        }
+        steps
     }
 
-    /// Feature maps at 4×4.
+    /// Side of the first (smallest) feature map: 4 to 7.
+    pub fn start_side(&self) -> usize {
+        self.image_size >> self.steps()
+    }
+
+    /// Feature maps at the smallest side.
     pub fn top_channels(&self) -> usize {
-        self.base_channels << (self.steps() - 1)
+        self.base_channels << self.steps().saturating_sub(1)
     }
 
     /// Checks the values that the layer arithmetic relies on.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        let n = self.image_size / 4;
-        if self.image_size < 8 || !self.image_size.is_multiple_of(4) || !n.is_power_of_two() {
-            return Err(format!("image_size {} is not 4·2ⁿ with n ≥ 1 (8, 16, 32, 64…)", self.image_size));
+        if self.steps() == 0 || !(4..=7).contains(&self.start_side()) {
+            return Err(format!(
+                "image_size {} is not s·2ⁿ with n ≥ 1 and s from 4 to 7 (8, 16, 28, 32, 64…)",
+                self.image_size
+            ));
         }
         if !matches!(self.channels, 1 | 3) {
             return Err(format!("channels {} is neither 1 nor 3", self.channels));
@@ -81,6 +100,7 @@ pub struct Generator {
     project_norm: BatchNorm,
     ups: Vec<(ConvTranspose2d, Option<BatchNorm>)>,
     top: usize,
+    start: usize,
 }
 
 impl Generator {
@@ -98,17 +118,18 @@ impl Generator {
             width = out;
         }
         Ok(Self {
-            project: linear(cfg.latent_dim, top * 16, vb.pp("project"))?,
+            project: linear(cfg.latent_dim, top * cfg.start_side().pow(2), vb.pp("project"))?,
             project_norm: batch_norm(top, vb.pp("project_norm"))?,
             ups,
             top,
+            start: cfg.start_side(),
         })
     }
 
-    /// The first hidden layer, `[batch, top, 4, 4]` after normalisation and
-    /// ReLU: where GANSpace-style principal directions are measured.
+    /// The first hidden layer, `[batch, top, start, start]` after
+    /// normalisation and ReLU: where GANSpace-style principal directions are measured.
     pub fn features(&self, z: &Tensor, train: bool) -> Result<Tensor> {
-        let h = self.project.forward(z)?.reshape((z.dim(0)?, self.top, 4, 4))?;
+        let h = self.project.forward(z)?.reshape((z.dim(0)?, self.top, self.start, self.start))?;
         self.project_norm.forward_t(&h, train)?.relu()
     }
 
@@ -152,7 +173,7 @@ impl Discriminator {
             downs.push(conv2d(width, out, 4, down(), vb.pp(format!("down{i}")))?);
             width = out;
         }
-        Ok(Self { downs, classify: linear(width * 16, 1, vb.pp("classify"))? })
+        Ok(Self { downs, classify: linear(width * cfg.start_side().pow(2), 1, vb.pp("classify"))? })
     }
 
     /// `x`: [batch, channels, size, size] → logits [batch].
@@ -199,9 +220,9 @@ mod tests {
 
     #[test]
     fn shapes_follow_the_config() {
-        for cfg in
-            [GanConfig::tiny(), GanConfig::emoji(), GanConfig { image_size: 16, channels: 1, ..GanConfig::tiny() }]
-        {
+        let fashion = GanConfig { image_size: 28, channels: 1, ..GanConfig::tiny() };
+        let grey16 = GanConfig { image_size: 16, channels: 1, ..GanConfig::tiny() };
+        for cfg in [GanConfig::tiny(), GanConfig::emoji(), grey16, fashion.clone()] {
             cfg.validate().unwrap();
             let varmap = VarMap::new();
             let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
@@ -212,10 +233,15 @@ mod tests {
             assert_eq!(images.dims(), [5, cfg.channels, cfg.image_size, cfg.image_size]);
             let range = images.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(range <= 1.0, "tanh output");
-            assert_eq!(g.features(&z, false).unwrap().dims(), [5, cfg.top_channels(), 4, 4]);
+            let s = cfg.start_side();
+            assert_eq!(g.features(&z, false).unwrap().dims(), [5, cfg.top_channels(), s, s]);
             assert_eq!(d.forward(&images).unwrap().dims(), [5]);
         }
-        assert!(GanConfig { image_size: 24, ..GanConfig::tiny() }.validate().is_err());
+        assert_eq!((GanConfig::emoji().steps(), GanConfig::emoji().start_side()), (3, 4));
+        assert_eq!((fashion.steps(), fashion.start_side()), (2, 7));
+        for bad in [4, 6, 9, 36] {
+            assert!(GanConfig { image_size: bad, ..GanConfig::tiny() }.validate().is_err(), "{bad}");
+        }
         assert_eq!(parameter_counts(&GanConfig::tiny()).unwrap().1, 3 * 4 * 16 + 4 + 4 * 16 + 1);
     }
 

@@ -11,12 +11,15 @@ use egui_plot::{Legend, Line, Plot};
 use super::latent_panel::to_color_image;
 use super::theme;
 use crate::app::commands::UiCommand;
+use crate::io::datasets::DatasetName;
 use crate::pipelines::train_gan::GanEpochReport;
 use crate::worker::JobId;
 
 /// The training view's state.
 pub struct TrainPanel {
-    /// Where scripts/fetch-data.sh put the data (holds `emoji/`).
+    /// What to train on.
+    pub dataset: DatasetName,
+    /// Where scripts/fetch-data.sh put the data (holds `emoji/`, `fashion/`, `mnist/`).
     pub data_dir: String,
     /// Epochs to train.
     pub epochs: usize,
@@ -42,6 +45,7 @@ pub struct TrainPanel {
 impl Default for TrainPanel {
     fn default() -> Self {
         Self {
+            dataset: DatasetName::Emoji,
             data_dir: "data".into(),
             epochs: 25,
             limit: 0,
@@ -87,12 +91,22 @@ impl TrainPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
         ui.heading("Train a GAN");
         ui.label(
-            RichText::new("A DCGAN on the Noto emoji set at 32×32 (scripts/fetch-data.sh emoji); checkpoints go to the output folder")
-                .weak(),
+            RichText::new(
+                "A DCGAN (emoji 32×32 RGB, MNIST and Fashion-MNIST 28×28 grey; fetch them with \
+                 scripts/fetch-data.sh); checkpoints go to a new folder in the output folder",
+            )
+            .weak(),
         );
         let idle = self.running.is_none();
         ui.add_enabled_ui(idle, |ui| {
             egui::Grid::new("train-settings").num_columns(2).show(ui, |ui| {
+                ui.label("Data set");
+                ui.horizontal(|ui| {
+                    for d in [DatasetName::Emoji, DatasetName::Fashion, DatasetName::Mnist] {
+                        ui.radio_value(&mut self.dataset, d, d.name());
+                    }
+                });
+                ui.end_row();
                 let label = ui.label("Data folder");
                 ui.text_edit_singleline(&mut self.data_dir).labelled_by(label.id);
                 ui.end_row();

@@ -7,7 +7,6 @@ use super::StudioApp;
 use crate::app::commands::UiCommand;
 use crate::app::dialogs::DialogOutcome;
 use crate::app::jobs::Purpose;
-use crate::io::datasets::DatasetName;
 use crate::models::gan::GanConfig;
 use crate::pipelines::train_gan::TrainGanSpec;
 use crate::worker::{WorkerEvent, WorkerRequest};
@@ -34,7 +33,9 @@ impl StudioApp {
             other => return Some(other),
         }
         let t = &self.train;
-        let spec = TrainGanSpec::dcgan(DatasetName::Emoji, GanConfig::emoji(), t.epochs.max(1), t.seed);
+        let (side, channels) = t.dataset.image_shape();
+        let config = GanConfig::for_images(side, channels);
+        let spec = TrainGanSpec::dcgan(t.dataset, config, t.epochs.max(1), t.seed);
         let request = WorkerRequest::TrainGan {
             spec,
             data_dir: PathBuf::from(&t.data_dir),
