@@ -13,6 +13,7 @@ pub mod generate;
 pub mod latent;
 pub mod rng;
 pub mod sampling;
+pub mod schedulers;
 pub mod text_export;
 pub mod train_gan;
 pub mod train_log;
