@@ -9,4 +9,5 @@ pub mod latent_map;
 pub mod manifest;
 pub mod output;
 pub mod png_meta;
+pub mod sd_params;
 pub mod text_corpus;
