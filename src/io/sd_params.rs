@@ -121,6 +121,11 @@ fn split_pairs(line: &str) -> Result<Vec<(String, String)>, ParamsError> {
     let mut pairs = Vec::new();
     let mut rest = line;
     while !rest.is_empty() {
+        // A last key may have an empty value ("Model:" once the line is trimmed).
+        if rest.ends_with(':') && !rest.contains(": ") {
+            pairs.push((rest[..rest.len() - 1].trim().to_owned(), String::new()));
+            break;
+        }
         let colon = rest.find(": ").ok_or_else(|| ParamsError(format!("{rest:?} has no \"Key: value\"")))?;
         let key = rest[..colon].trim().to_owned();
         let after = &rest[colon + 2..];
