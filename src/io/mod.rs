@@ -7,6 +7,7 @@ pub mod emoji;
 pub mod export;
 pub mod latent_map;
 pub mod manifest;
+pub mod npy;
 pub mod output;
 pub mod png_meta;
 pub mod sd_params;
