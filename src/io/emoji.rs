@@ -31,6 +31,12 @@ struct Entry {
     image: String,
     category: String,
     #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    short_names: Vec<String>,
+    #[serde(default)]
+    subcategory: Option<String>,
+    #[serde(default)]
     has_img_google: bool,
     #[serde(default)]
     skin_variations: BTreeMap<String, Variation>,
@@ -47,6 +53,49 @@ struct Variation {
 /// included) from `dir/64/`, at `side × side` (a divisor of 64). Every tenth
 /// image is held out.
 pub fn load_emoji(dir: &Path, side: usize) -> Result<Split, DatasetError> {
+    load_emoji_with_captions(dir, side).map(|(split, _)| split)
+}
+
+/// Text for each image of a split, in order (training, then held out).
+pub struct Captions {
+    pub train: Vec<String>,
+    pub test: Vec<String>,
+}
+
+/// Words for the skin-tone modifiers in the variants' keys.
+fn skin_tone(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "1F3FB" => "light skin tone",
+        "1F3FC" => "medium-light skin tone",
+        "1F3FD" => "medium skin tone",
+        "1F3FE" => "medium-dark skin tone",
+        "1F3FF" => "dark skin tone",
+        _ => return None,
+    })
+}
+
+/// An emoji's caption for text conditioning: its name, short names and
+/// subcategory in plain words ("grinning face, grinning, face smiling"),
+/// plus the skin tones of a variant.
+fn caption(entry: &Entry, variant: Option<&str>) -> String {
+    let plain = |s: &str| s.replace(['-', '_'], " ").to_lowercase();
+    let mut parts: Vec<String> = Vec::new();
+    for part in entry.name.iter().chain(&entry.short_names).chain(&entry.subcategory).map(|s| plain(s)) {
+        if !part.is_empty() && !parts.contains(&part) {
+            parts.push(part);
+        }
+    }
+    if let Some(key) = variant {
+        let tones: Vec<&str> = key.split('-').filter_map(skin_tone).collect();
+        if !tones.is_empty() {
+            parts.push(tones.join(" and "));
+        }
+    }
+    parts.join(", ")
+}
+
+/// [`load_emoji`] with each image's caption.
+pub fn load_emoji_with_captions(dir: &Path, side: usize) -> Result<(Split, Captions), DatasetError> {
     let list = dir.join("emoji.json");
     let entries: Vec<Entry> = serde_json::from_slice(&read_file(&list)?).map_err(|e| DatasetError::Format {
         path: list.clone(),
@@ -55,27 +104,30 @@ pub fn load_emoji(dir: &Path, side: usize) -> Result<Split, DatasetError> {
     })?;
     let new_set = || ImageSet { side, channels: 3, ..Default::default() };
     let (mut train, mut test) = (new_set(), new_set());
+    let mut captions = Captions { train: Vec::new(), test: Vec::new() };
     let mut count = 0;
     for entry in &entries {
         let label = CATEGORIES.iter().position(|c| *c == entry.category).unwrap_or(CATEGORIES.len() - 1) as u8;
-        let images = std::iter::once((entry.has_img_google, &entry.image))
-            .chain(entry.skin_variations.values().map(|v| (v.has_img_google, &v.image)));
-        for (present, name) in images {
+        let images = std::iter::once((entry.has_img_google, &entry.image, None))
+            .chain(entry.skin_variations.iter().map(|(key, v)| (v.has_img_google, &v.image, Some(key.as_str()))));
+        for (present, name, variant) in images {
             if !present {
                 continue;
             }
             let path = dir.join("64").join(name);
             let pixels = read_emoji(&path, side)?;
-            let set = if count % 10 == 9 { &mut test } else { &mut train };
+            let (set, texts) =
+                if count % 10 == 9 { (&mut test, &mut captions.test) } else { (&mut train, &mut captions.train) };
             set.pixels.extend_from_slice(&pixels);
             set.labels.push(label);
+            texts.push(caption(entry, variant));
             count += 1;
         }
     }
     if count == 0 {
         return Err(DatasetError::Format { path: list, what: "emoji list", detail: "it lists no images".into() });
     }
-    Ok(Split { train, test })
+    Ok((Split { train, test }, captions))
 }
 
 /// One emoji as `[3, side, side]` values in [0, 1], composited on white.
@@ -126,6 +178,21 @@ mod tests {
         assert_eq!(split.train.labels, vec![8, 8]);
         // [3, 2, 2]: red plane 1 everywhere; green and blue 0 on the left, 1 on the right.
         assert_eq!(split.train.image(0), &[1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn captions_read_like_words() {
+        let list = r#"[{"image":"a.png","category":"People & Body","has_img_google":true,
+            "name":"FATHER CHRISTMAS","short_names":["santa"],"subcategory":"person-fantasy",
+            "skin_variations":{"1F3FB":{"image":"a.png","has_img_google":true},
+                               "1F3FE-1F3FF":{"image":"a.png","has_img_google":true}}}]"#;
+        let entries: Vec<Entry> = serde_json::from_str(list).unwrap();
+        assert_eq!(caption(&entries[0], None), "father christmas, santa, person fantasy");
+        assert_eq!(caption(&entries[0], Some("1F3FB")), "father christmas, santa, person fantasy, light skin tone");
+        assert_eq!(
+            caption(&entries[0], Some("1F3FE-1F3FF")),
+            "father christmas, santa, person fantasy, medium-dark skin tone and dark skin tone"
+        );
     }
 
     #[test]
