@@ -1,13 +1,12 @@
 //! A trained GAN generator loaded from a models folder, behind
 //! [`LatentModel`]. A GAN has no encoder: `can_encode` is false.
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{Device, Tensor};
 use image::RgbImage;
 use serde::Deserialize;
 
 use super::gan::{GanConfig, Generator};
-use super::latent_model::{LatentModel, ModelError};
+use super::latent_model::{LatentModel, ModelError, check_manifest_shape, load_weights};
 use super::vae_model::tensor_to_images;
 use crate::io::directions::{DIRECTIONS_FILE, read_directions};
 use crate::io::manifest::{Family, ModelManifest};
@@ -37,23 +36,8 @@ impl GanModel {
         let GanManifestConfig { gan: config } =
             serde_json::from_value(manifest.config.clone()).map_err(|e| bad(format!("invalid GAN config: {e}")))?;
         config.validate().map_err(&bad)?;
-        if (config.latent_dim, [config.image_size; 2], config.channels)
-            != (manifest.latent_dim, manifest.image_size, manifest.channels)
-        {
-            return Err(bad(format!(
-                "manifest says latent_dim {}, size {:?}, channels {} but its config says {}, {}, {}",
-                manifest.latent_dim,
-                manifest.image_size,
-                manifest.channels,
-                config.latent_dim,
-                config.image_size,
-                config.channels
-            )));
-        }
-        let path = manifest.weights_path();
-        let weights_err = |detail: String| ModelError::Weights { path: path.clone(), detail };
-        let tensors = candle_core::safetensors::load(&path, device).map_err(|e| weights_err(e.to_string()))?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+        check_manifest_shape(&manifest, config.latent_dim, config.image_size, config.channels)?;
+        let (vb, weights_err) = load_weights(&manifest, device)?;
         let generator = Generator::new(&config, vb.pp("generator"))
             .map_err(|e| weights_err(format!("does not fit the manifest's config: {e}")))?;
         let directions = match read_directions(&manifest.dir).map_err(&bad)? {

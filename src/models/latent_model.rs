@@ -84,3 +84,36 @@ pub trait LatentModel: Send + Sync {
         Ok(())
     }
 }
+
+/// Checks that `manifest`'s latent size, image size and channels agree with
+/// the network config's, naming both in the error.
+pub fn check_manifest_shape(
+    manifest: &ModelManifest,
+    latent_dim: usize,
+    image_size: usize,
+    channels: usize,
+) -> Result<(), ModelError> {
+    if (manifest.latent_dim, manifest.image_size, manifest.channels) == (latent_dim, [image_size; 2], channels) {
+        return Ok(());
+    }
+    Err(ModelError::Manifest {
+        path: manifest.manifest_path(),
+        detail: format!(
+            "manifest says latent_dim {}, size {:?}, channels {} but its config says {latent_dim}, {image_size}, {channels}",
+            manifest.latent_dim, manifest.image_size, manifest.channels
+        ),
+    })
+}
+
+/// The manifest's weights file as a `VarBuilder`, and a constructor for
+/// errors about that file.
+pub fn load_weights(
+    manifest: &ModelManifest,
+    device: &candle_core::Device,
+) -> Result<(candle_nn::VarBuilder<'static>, impl Fn(String) -> ModelError + use<>), ModelError> {
+    let path = manifest.weights_path();
+    let weights_err = move |detail: String| ModelError::Weights { path: path.clone(), detail };
+    let tensors =
+        candle_core::safetensors::load(manifest.weights_path(), device).map_err(|e| weights_err(e.to_string()))?;
+    Ok((candle_nn::VarBuilder::from_tensors(tensors, candle_core::DType::F32, device), weights_err))
+}

@@ -1,10 +1,9 @@
 //! A trained VAE loaded from a models folder, behind [`LatentModel`].
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 use image::{DynamicImage, RgbImage};
 
-use super::latent_model::{LatentModel, ModelError};
+use super::latent_model::{LatentModel, ModelError, check_manifest_shape, load_weights};
 use super::vae::{Vae, VaeConfig};
 use crate::io::manifest::{Family, ModelManifest};
 
@@ -26,24 +25,8 @@ impl VaeModel {
         let config: VaeConfig =
             serde_json::from_value(manifest.config.clone()).map_err(|e| bad(format!("invalid VAE config: {e}")))?;
         config.validate().map_err(&bad)?;
-        if config.latent_dim != manifest.latent_dim
-            || manifest.image_size != [config.image_size, config.image_size]
-            || config.channels != manifest.channels
-        {
-            return Err(bad(format!(
-                "manifest says latent_dim {}, size {:?}, channels {} but its config says {}, {}, {}",
-                manifest.latent_dim,
-                manifest.image_size,
-                manifest.channels,
-                config.latent_dim,
-                config.image_size,
-                config.channels
-            )));
-        }
-        let path = manifest.weights_path();
-        let weights_err = |detail: String| ModelError::Weights { path: path.clone(), detail };
-        let tensors = candle_core::safetensors::load(&path, device).map_err(|e| weights_err(e.to_string()))?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+        check_manifest_shape(&manifest, config.latent_dim, config.image_size, config.channels)?;
+        let (vb, weights_err) = load_weights(&manifest, device)?;
         let vae = Vae::new(&config, vb).map_err(|e| weights_err(format!("does not fit the manifest's config: {e}")))?;
         Ok(Self { manifest, vae, device: device.clone() })
     }
