@@ -128,10 +128,7 @@ fn train_vae(cmd: TrainCommand, command: String) -> anyhow::Result<()> {
         );
     }
     let split = load(spec.dataset, &data_dir)?;
-    let train = match limit {
-        Some(n) => split.train.truncated(n),
-        None => split.train,
-    };
+    let train = split.train.limited(limit);
     eprintln!(
         "training {} on {} images ({} held out), epochs {}..={}",
         out.display(),

@@ -95,10 +95,7 @@ pub fn run(args: TrainGanArgs, command: String) -> anyhow::Result<()> {
         GanTrainer::new(spec, &device)?
     };
     let spec = trainer.spec().clone();
-    let train = match args.limit {
-        Some(n) => split.train.truncated(n),
-        None => split.train,
-    };
+    let train = split.train.limited(args.limit);
     let progress = out.join("progress");
     std::fs::create_dir_all(&progress).with_context(|| format!("cannot create {}", progress.display()))?;
     eprintln!(

@@ -127,6 +127,14 @@ impl ImageSet {
         &self.pixels[i * n..(i + 1) * n]
     }
 
+    /// The first `limit` images when a limit is given, else all (quick runs).
+    pub fn limited(self, limit: Option<usize>) -> Self {
+        match limit {
+            Some(n) => self.truncated(n),
+            None => self,
+        }
+    }
+
     /// The first `n` images (all when `n` is larger).
     pub fn truncated(mut self, n: usize) -> Self {
         let n = n.min(self.len());

@@ -105,10 +105,7 @@ fn train(
     events: &EventSink,
 ) -> Result<(usize, usize), String> {
     let split = load(spec.dataset, data_dir).map_err(|e| e.to_string())?;
-    let train = match limit {
-        Some(n) => split.train.truncated(n),
-        None => split.train,
-    };
+    let train = split.train.limited(limit);
     let mut trainer = VaeTrainer::new(spec, &crate::models::default_device()).map_err(|e| e.to_string())?;
     let mut last_progress = Instant::now() - Duration::from_secs(1);
     while !trainer.finished() && !cancel.is_cancelled() {
@@ -146,10 +143,7 @@ fn train_gan(
     events: &EventSink,
 ) -> Result<(usize, usize), String> {
     let split = load(spec.dataset, data_dir).map_err(|e| e.to_string())?;
-    let train = match limit {
-        Some(n) => split.train.truncated(n),
-        None => split.train,
-    };
+    let train = split.train.limited(limit);
     let folder = fresh_folder(runs_dir, "gan-run")
         .map_err(|e| format!("cannot create a folder in {}: {e}", runs_dir.display()))?;
     events.send(WorkerEvent::GanStarted { job, folder: folder.clone() });
