@@ -41,14 +41,6 @@ impl Sampler for Ddim {
         &self.timesteps
     }
 
-    fn init_noise_sigma(&self) -> f64 {
-        1.0
-    }
-
-    fn scale_model_input(&self, sample: &Tensor, _i: usize) -> Result<Tensor> {
-        Ok(sample.clone())
-    }
-
     fn step(&self, output: &Tensor, i: usize, sample: &Tensor, noise: &Tensor) -> Result<Tensor> {
         let t = self.timesteps[i] as i64;
         let (a_t, a_prev) = (self.alpha_at(t), self.alpha_at(t - self.step_ratio as i64));

@@ -44,14 +44,6 @@ impl Sampler for Ddpm {
         &self.timesteps
     }
 
-    fn init_noise_sigma(&self) -> f64 {
-        1.0
-    }
-
-    fn scale_model_input(&self, sample: &Tensor, _i: usize) -> Result<Tensor> {
-        Ok(sample.clone())
-    }
-
     fn step(&self, output: &Tensor, i: usize, sample: &Tensor, noise: &Tensor) -> Result<Tensor> {
         let a_t = self.alphas_cumprod[self.timesteps[i] as usize];
         let (x0, _) = estimates(self.prediction, output, sample, a_t)?;

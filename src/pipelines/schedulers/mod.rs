@@ -160,9 +160,13 @@ pub trait Sampler {
     /// Training timesteps of the run, noisiest first (what the model is told).
     fn timesteps(&self) -> &[f64];
     /// Scale of the initial noise (1 for DDPM/DDIM, σ_max-ish for Euler).
-    fn init_noise_sigma(&self) -> f64;
-    /// The model's input at step `i` (Euler divides by √(σ² + 1)).
-    fn scale_model_input(&self, sample: &Tensor, i: usize) -> Result<Tensor>;
+    fn init_noise_sigma(&self) -> f64 {
+        1.0
+    }
+    /// The model's input at step `i` (the sample itself, but Euler divides by √(σ² + 1)).
+    fn scale_model_input(&self, sample: &Tensor, _i: usize) -> Result<Tensor> {
+        Ok(sample.clone())
+    }
     /// The sample after step `i` from the model's output; `noise` (standard
     /// normal, drawn by the caller) is used by stochastic samplers.
     fn step(&self, output: &Tensor, i: usize, sample: &Tensor, noise: &Tensor) -> Result<Tensor>;
