@@ -3,6 +3,7 @@
 
 pub mod char_gpt;
 pub mod conv;
+pub mod diffusion;
 pub mod conv_op;
 pub mod epilogue;
 pub mod gan;

@@ -15,6 +15,7 @@ pub mod rng;
 pub mod sampling;
 pub mod schedulers;
 pub mod text_export;
+pub mod train_clip_bpe;
 pub mod train_gan;
 pub mod train_log;
 pub mod train_text;

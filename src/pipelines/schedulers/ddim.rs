@@ -3,7 +3,7 @@
 
 use candle_core::{Result, Tensor};
 
-use super::{Prediction, Sampler, ScheduleError, SchedulerConfig, estimates};
+use super::{Prediction, Sampler, ScheduleError, SchedulerConfig, estimates, noised};
 
 /// A DDIM run of a given number of steps.
 pub struct Ddim {
@@ -51,5 +51,13 @@ impl Sampler for Ddim {
         let direction = (eps * (1.0 - a_prev - std * std).max(0.0).sqrt())?;
         let prev = ((x0 * a_prev.sqrt())? + direction)?;
         if std > 0.0 { prev + (noise * std)? } else { Ok(prev) }
+    }
+
+    fn denoised(&self, output: &Tensor, i: usize, sample: &Tensor) -> Result<Tensor> {
+        Ok(estimates(self.prediction, output, sample, self.alpha_at(self.timesteps[i] as i64))?.0)
+    }
+
+    fn add_noise(&self, clean: &Tensor, noise: &Tensor, i: usize) -> Result<Tensor> {
+        noised(clean, noise, self.alpha_at(self.timesteps[i] as i64))
     }
 }

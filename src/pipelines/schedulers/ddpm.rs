@@ -4,7 +4,7 @@
 
 use candle_core::{Result, Tensor};
 
-use super::{Prediction, Sampler, ScheduleError, SchedulerConfig, estimates};
+use super::{Prediction, Sampler, ScheduleError, SchedulerConfig, estimates, noised};
 
 /// A DDPM run of a given number of steps.
 pub struct Ddpm {
@@ -51,5 +51,13 @@ impl Sampler for Ddpm {
         let mean = ((x0 * c_x0)? + (sample * c_xt)?)?;
         // No noise is added on the way to t = 0.
         if self.timesteps[i] > 0.0 { mean + (noise * variance.sqrt())? } else { Ok(mean) }
+    }
+
+    fn denoised(&self, output: &Tensor, i: usize, sample: &Tensor) -> Result<Tensor> {
+        Ok(estimates(self.prediction, output, sample, self.alphas_cumprod[self.timesteps[i] as usize])?.0)
+    }
+
+    fn add_noise(&self, clean: &Tensor, noise: &Tensor, i: usize) -> Result<Tensor> {
+        noised(clean, noise, self.alphas_cumprod[self.timesteps[i] as usize])
     }
 }

@@ -59,15 +59,23 @@ impl Sampler for EulerAncestral {
 
     fn step(&self, output: &Tensor, i: usize, sample: &Tensor, noise: &Tensor) -> Result<Tensor> {
         let (from, to) = (self.sigmas[i], self.sigmas[i + 1]);
-        let denoised = match self.prediction {
-            Prediction::Epsilon => (sample - (output * from)?)?,
-            // v at σ: x₀ = x/(σ² + 1) − v·σ/√(σ² + 1).
-            Prediction::V => ((sample / (from * from + 1.0))? - (output * (from / (from * from + 1.0).sqrt()))?)?,
-        };
+        let denoised = self.denoised(output, i, sample)?;
         let up = (to * to * (from * from - to * to) / (from * from)).max(0.0).sqrt();
         let down = (to * to - up * up).max(0.0).sqrt();
         let derivative = ((sample - &denoised)? / from)?;
         let next = (sample + (derivative * (down - from))?)?;
         if up > 0.0 { next + (noise * up)? } else { Ok(next) }
+    }
+
+    fn denoised(&self, output: &Tensor, i: usize, sample: &Tensor) -> Result<Tensor> {
+        let s = self.sigmas[i];
+        match self.prediction {
+            Prediction::Epsilon => sample - (output * s)?,
+            Prediction::V => (sample / (s * s + 1.0))? - (output * (s / (s * s + 1.0).sqrt()))?,
+        }
+    }
+
+    fn add_noise(&self, clean: &Tensor, noise: &Tensor, i: usize) -> Result<Tensor> {
+        clean + (noise * self.sigmas[i])?
     }
 }

@@ -170,6 +170,15 @@ pub trait Sampler {
     /// The sample after step `i` from the model's output; `noise` (standard
     /// normal, drawn by the caller) is used by stochastic samplers.
     fn step(&self, output: &Tensor, i: usize, sample: &Tensor, noise: &Tensor) -> Result<Tensor>;
+    /// The clean-sample estimate behind the model's output at step `i` (what previews show).
+    fn denoised(&self, output: &Tensor, i: usize, sample: &Tensor) -> Result<Tensor>;
+    /// A clean sample noised to the level step `i` expects (img2img's start).
+    fn add_noise(&self, clean: &Tensor, noise: &Tensor, i: usize) -> Result<Tensor>;
+}
+
+/// √ᾱ·x₀ + √(1−ᾱ)·ε, the forward process at ᾱ.
+pub(crate) fn noised(clean: &Tensor, noise: &Tensor, alpha_bar: f64) -> Result<Tensor> {
+    (clean * alpha_bar.sqrt())? + (noise * (1.0 - alpha_bar).sqrt())?
 }
 
 #[cfg(test)]

@@ -1,0 +1,184 @@
+//! CLIP's text transformer (Hugging Face `CLIPTextModel`, tensor names as in
+//! its checkpoints): token and position embeddings, pre-norm causal
+//! self-attention layers with an MLP, a final layer norm. Stable Diffusion
+//! conditions on its last hidden state (SDXL on the one before it).
+//!
+//! Ours rather than candle-transformers' because theirs has no way to build a
+//! configuration other than its presets (the fields are private), and the
+//! tests and our emoji model need small ones.
+
+use candle_core::{DType, Module, Result, Tensor};
+use candle_nn::{Embedding, LayerNorm, VarBuilder, embedding, layer_norm};
+use serde::{Deserialize, Serialize};
+
+use crate::models::linear::{Linear, linear};
+
+/// `text_encoder/config.json`: the fields the network's shape depends on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClipTextConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub max_position_embeddings: usize,
+    /// `quick_gelu` (CLIP ViT-L, SD 1.x) or `gelu` (OpenCLIP, SD 2.x/SDXL).
+    #[serde(default = "quick_gelu")]
+    pub hidden_act: String,
+    #[serde(default = "layer_norm_eps")]
+    pub layer_norm_eps: f64,
+}
+
+fn quick_gelu() -> String {
+    "quick_gelu".into()
+}
+
+fn layer_norm_eps() -> f64 {
+    1e-5
+}
+
+impl ClipTextConfig {
+    /// A very small encoder for tests.
+    pub fn tiny(vocab_size: usize) -> Self {
+        Self {
+            vocab_size,
+            hidden_size: 32,
+            intermediate_size: 64,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            max_position_embeddings: 16,
+            hidden_act: quick_gelu(),
+            layer_norm_eps: layer_norm_eps(),
+        }
+    }
+
+    /// Checks the values the layer arithmetic relies on.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+            return Err(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        if !matches!(self.hidden_act.as_str(), "quick_gelu" | "gelu") {
+            return Err(format!("hidden_act \"{}\" is not supported", self.hidden_act));
+        }
+        Ok(())
+    }
+}
+
+struct Layer {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    norm1: LayerNorm,
+    norm2: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+/// The text encoder.
+pub struct ClipTextModel {
+    tokens: Embedding,
+    positions: Embedding,
+    layers: Vec<Layer>,
+    final_norm: LayerNorm,
+    config: ClipTextConfig,
+}
+
+impl ClipTextModel {
+    /// Builds the model from `vb` (the root of `text_encoder/model.safetensors`).
+    pub fn new(config: &ClipTextConfig, vb: VarBuilder) -> Result<Self> {
+        config.validate().map_err(candle_core::Error::msg)?;
+        let (h, eps) = (config.hidden_size, config.layer_norm_eps);
+        let vb = vb.pp("text_model");
+        let emb = vb.pp("embeddings");
+        let tokens = embedding(config.vocab_size, h, emb.pp("token_embedding"))?;
+        let positions = embedding(config.max_position_embeddings, h, emb.pp("position_embedding"))?;
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| {
+                let vb = vb.pp(format!("encoder.layers.{i}"));
+                let attn = vb.pp("self_attn");
+                Ok(Layer {
+                    q: linear(h, h, attn.pp("q_proj"))?,
+                    k: linear(h, h, attn.pp("k_proj"))?,
+                    v: linear(h, h, attn.pp("v_proj"))?,
+                    out: linear(h, h, attn.pp("out_proj"))?,
+                    norm1: layer_norm(h, eps, vb.pp("layer_norm1"))?,
+                    norm2: layer_norm(h, eps, vb.pp("layer_norm2"))?,
+                    fc1: linear(h, config.intermediate_size, vb.pp("mlp.fc1"))?,
+                    fc2: linear(config.intermediate_size, h, vb.pp("mlp.fc2"))?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let final_norm = layer_norm(h, eps, vb.pp("final_layer_norm"))?;
+        Ok(Self { tokens, positions, layers, final_norm, config: config.clone() })
+    }
+
+    /// The configuration the model was built with.
+    pub fn config(&self) -> &ClipTextConfig {
+        &self.config
+    }
+
+    fn activation(&self, x: &Tensor) -> Result<Tensor> {
+        match self.config.hidden_act.as_str() {
+            "gelu" => x.gelu_erf(),
+            _ => x * candle_nn::ops::sigmoid(&(x * 1.702)?)?,
+        }
+    }
+
+    fn attention(&self, layer: &Layer, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (b, n, h) = x.dims3()?;
+        let heads = self.config.num_attention_heads;
+        let split = |t: Tensor| t.reshape((b, n, heads, h / heads))?.transpose(1, 2)?.contiguous();
+        let scale = 1.0 / ((h / heads) as f64).sqrt();
+        let q = split((layer.q.forward(x)? * scale)?)?; // [b, heads, n, d]
+        let k = split(layer.k.forward(x)?)?;
+        let v = split(layer.v.forward(x)?)?;
+        let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?; // [b, heads, n, n]
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let y = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, n, h))?;
+        layer.out.forward(&y)
+    }
+
+    /// Hidden states for token ids [batch, n]: the last one after the final
+    /// norm [batch, n, hidden] (SD 1.x/2.x's conditioning) and the input of
+    /// the last layer, un-normed (SDXL's "penultimate" states).
+    pub fn forward(&self, ids: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (_, n) = ids.dims2()?;
+        if n > self.config.max_position_embeddings {
+            candle_core::bail!("{n} tokens exceed the encoder's {} positions", self.config.max_position_embeddings);
+        }
+        let device = ids.device();
+        let position_ids = Tensor::arange(0u32, n as u32, device)?;
+        let mut x = self.tokens.forward(ids)?.broadcast_add(&self.positions.forward(&position_ids)?)?;
+        let mask: Vec<f32> =
+            (0..n).flat_map(|i| (0..n).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 })).collect();
+        let mask = Tensor::from_vec(mask, (n, n), device)?.to_dtype(x.dtype())?;
+        let mut penultimate = x.clone();
+        for (i, layer) in self.layers.iter().enumerate() {
+            if i + 1 == self.layers.len() {
+                penultimate = x.clone();
+            }
+            let attended = self.attention(layer, &layer.norm1.forward(&x)?, &mask)?;
+            x = (x + attended)?;
+            let hidden = self.activation(&layer.fc1.forward(&layer.norm2.forward(&x)?)?)?;
+            x = (&x + layer.fc2.forward(&hidden)?)?;
+        }
+        Ok((self.final_norm.forward(&x)?, penultimate))
+    }
+
+    /// The conditioning for prompts already tokenized, [batch, n, hidden].
+    pub fn encode(&self, ids: &[Vec<u32>]) -> Result<Tensor> {
+        let n = ids.first().map_or(0, Vec::len);
+        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
+        let ids = Tensor::from_vec(flat, (ids.len(), n), self.tokens.embeddings().device())?;
+        Ok(self.forward(&ids)?.0)
+    }
+
+    /// dtype of the weights.
+    pub fn dtype(&self) -> DType {
+        self.tokens.embeddings().dtype()
+    }
+}

@@ -1,0 +1,204 @@
+//! The denoising U-Net: diffusers' `unet/config.json` read into
+//! candle-transformers' `UNet2DConditionModel` (ResNet blocks with a timestep
+//! embedding, cross-attention transformer blocks over the text states), which
+//! runs both Stable Diffusion weights and our own emoji model.
+
+use candle_transformers::models::stable_diffusion::unet_2d::{BlockConfig, UNet2DConditionModelConfig};
+use serde::{Deserialize, Serialize};
+
+/// A number for every block, or one for all (diffusers writes both forms).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PerBlock {
+    All(usize),
+    Each(Vec<usize>),
+}
+
+impl PerBlock {
+    fn at(&self, i: usize) -> Option<usize> {
+        match self {
+            PerBlock::All(n) => Some(*n),
+            PerBlock::Each(v) => v.get(i).copied(),
+        }
+    }
+}
+
+/// `unet/config.json`: the fields the network's shape depends on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UnetConfig {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub block_out_channels: Vec<usize>,
+    pub down_block_types: Vec<String>,
+    pub up_block_types: Vec<String>,
+    pub layers_per_block: usize,
+    /// Heads per block in SD configs (diffusers' historical name), unless
+    /// `num_attention_heads` is given.
+    pub attention_head_dim: PerBlock,
+    #[serde(default)]
+    pub num_attention_heads: Option<PerBlock>,
+    pub cross_attention_dim: usize,
+    #[serde(default)]
+    pub transformer_layers_per_block: Option<PerBlock>,
+    #[serde(default)]
+    pub use_linear_projection: bool,
+    #[serde(default = "thirty_two")]
+    pub norm_num_groups: usize,
+    #[serde(default = "norm_eps")]
+    pub norm_eps: f64,
+    #[serde(default = "yes")]
+    pub flip_sin_to_cos: bool,
+    #[serde(default)]
+    pub freq_shift: f64,
+    #[serde(default)]
+    pub center_input_sample: bool,
+    #[serde(default = "one")]
+    pub downsample_padding: usize,
+    #[serde(default = "one_f")]
+    pub mid_block_scale_factor: f64,
+    /// Latent side the model was trained at.
+    #[serde(default)]
+    pub sample_size: Option<usize>,
+    /// SDXL's "text_time" micro-conditioning (not applied; see `Self::notes`).
+    #[serde(default)]
+    pub addition_embed_type: Option<String>,
+}
+
+fn thirty_two() -> usize {
+    32
+}
+fn norm_eps() -> f64 {
+    1e-5
+}
+fn yes() -> bool {
+    true
+}
+fn one() -> usize {
+    1
+}
+fn one_f() -> f64 {
+    1.0
+}
+
+impl UnetConfig {
+    /// A very small U-Net for tests: two levels, cross-attention in both.
+    pub fn tiny(latent_channels: usize, cross_attention_dim: usize) -> Self {
+        Self {
+            in_channels: latent_channels,
+            out_channels: latent_channels,
+            block_out_channels: vec![16, 32],
+            down_block_types: vec!["CrossAttnDownBlock2D".into(), "CrossAttnDownBlock2D".into()],
+            up_block_types: vec!["CrossAttnUpBlock2D".into(), "CrossAttnUpBlock2D".into()],
+            layers_per_block: 1,
+            attention_head_dim: PerBlock::All(2),
+            num_attention_heads: None,
+            cross_attention_dim,
+            transformer_layers_per_block: None,
+            use_linear_projection: true,
+            norm_num_groups: 8,
+            norm_eps: 1e-5,
+            flip_sin_to_cos: true,
+            freq_shift: 0.0,
+            center_input_sample: false,
+            downsample_padding: 1,
+            mid_block_scale_factor: 1.0,
+            sample_size: Some(8),
+            addition_embed_type: None,
+        }
+    }
+
+    /// candle-transformers' form of the config. Its U-Net mirrors the down
+    /// blocks on the way up, so other layouts are refused.
+    pub fn to_candle(&self) -> Result<UNet2DConditionModelConfig, String> {
+        let n = self.block_out_channels.len();
+        if n == 0 || self.down_block_types.len() != n || self.up_block_types.len() != n {
+            return Err(format!("{n} block_out_channels but {} down and {} up block types", self.down_block_types.len(), self.up_block_types.len()));
+        }
+        let heads = self.num_attention_heads.as_ref().unwrap_or(&self.attention_head_dim);
+        let blocks = (0..n)
+            .map(|i| {
+                let down = self.down_block_types[i].as_str();
+                let cross = match down {
+                    "CrossAttnDownBlock2D" => true,
+                    "DownBlock2D" => false,
+                    other => return Err(format!("down block type {other} is not supported")),
+                };
+                let up = &self.up_block_types[n - 1 - i];
+                let expected = if cross { "CrossAttnUpBlock2D" } else { "UpBlock2D" };
+                if up != expected {
+                    return Err(format!("up block {} is {up}; only mirrored layouts ({expected}) are supported", n - 1 - i));
+                }
+                let layers = self.transformer_layers_per_block.as_ref().map_or(Some(1), |t| t.at(i));
+                let (Some(layers), Some(heads)) = (layers, heads.at(i)) else {
+                    return Err(format!("block {i} has no transformer_layers_per_block or attention heads"));
+                };
+                if heads == 0 || self.block_out_channels[i] % heads != 0 {
+                    return Err(format!("{} channels do not split into {heads} heads", self.block_out_channels[i]));
+                }
+                Ok(BlockConfig {
+                    out_channels: self.block_out_channels[i],
+                    use_cross_attn: cross.then_some(layers),
+                    attention_head_dim: heads,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(c) = self.block_out_channels.iter().find(|c| self.norm_num_groups == 0 || *c % self.norm_num_groups != 0) {
+            return Err(format!("{c} channels do not split into {} groups", self.norm_num_groups));
+        }
+        Ok(UNet2DConditionModelConfig {
+            center_input_sample: self.center_input_sample,
+            flip_sin_to_cos: self.flip_sin_to_cos,
+            freq_shift: self.freq_shift,
+            blocks,
+            layers_per_block: self.layers_per_block,
+            downsample_padding: self.downsample_padding,
+            mid_block_scale_factor: self.mid_block_scale_factor,
+            norm_num_groups: self.norm_num_groups,
+            norm_eps: self.norm_eps,
+            cross_attention_dim: self.cross_attention_dim,
+            sliced_attention_size: None,
+            use_linear_projection: self.use_linear_projection,
+        })
+    }
+
+    /// What the run leaves out of the model's design, for the user to see.
+    pub fn notes(&self) -> Option<String> {
+        self.addition_embed_type.as_ref().map(|kind| {
+            format!("the U-Net's \"{kind}\" added embedding (SDXL size conditioning) is not applied by candle-transformers")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sd15_config_maps_to_candles_preset() {
+        let json = r#"{"in_channels":4,"out_channels":4,"block_out_channels":[320,640,1280,1280],
+          "down_block_types":["CrossAttnDownBlock2D","CrossAttnDownBlock2D","CrossAttnDownBlock2D","DownBlock2D"],
+          "up_block_types":["UpBlock2D","CrossAttnUpBlock2D","CrossAttnUpBlock2D","CrossAttnUpBlock2D"],
+          "layers_per_block":2,"attention_head_dim":8,"cross_attention_dim":768,"sample_size":64}"#;
+        let cfg: UnetConfig = serde_json::from_str(json).unwrap();
+        let c = cfg.to_candle().unwrap();
+        assert_eq!(c.blocks.iter().map(|b| (b.out_channels, b.use_cross_attn, b.attention_head_dim)).collect::<Vec<_>>(),
+            [(320, Some(1), 8), (640, Some(1), 8), (1280, Some(1), 8), (1280, None, 8)]);
+        assert_eq!((c.cross_attention_dim, c.norm_num_groups, c.downsample_padding), (768, 32, 1));
+    }
+
+    #[test]
+    fn sdxl_lists_are_read_per_block_and_unmirrored_layouts_refused() {
+        let json = r#"{"in_channels":4,"out_channels":4,"block_out_channels":[320,640,1280],
+          "down_block_types":["DownBlock2D","CrossAttnDownBlock2D","CrossAttnDownBlock2D"],
+          "up_block_types":["CrossAttnUpBlock2D","CrossAttnUpBlock2D","UpBlock2D"],
+          "layers_per_block":2,"attention_head_dim":[5,10,20],"transformer_layers_per_block":[1,2,10],
+          "cross_attention_dim":2048,"use_linear_projection":true,"addition_embed_type":"text_time"}"#;
+        let mut cfg: UnetConfig = serde_json::from_str(json).unwrap();
+        let c = cfg.to_candle().unwrap();
+        assert_eq!(c.blocks.iter().map(|b| (b.use_cross_attn, b.attention_head_dim)).collect::<Vec<_>>(),
+            [(None, 5), (Some(2), 10), (Some(10), 20)]);
+        assert!(cfg.notes().unwrap().contains("text_time"));
+        cfg.up_block_types.swap(0, 2);
+        assert!(cfg.to_candle().unwrap_err().contains("mirrored"));
+    }
+}
