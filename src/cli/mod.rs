@@ -7,9 +7,12 @@ mod bench_gan;
 mod bench_text;
 mod bench_ui;
 mod directions;
+mod generate;
 mod latent;
 mod text;
 mod train;
+mod train_autoencoder;
+mod train_diffusion;
 mod train_gan;
 mod train_text;
 
@@ -163,6 +166,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Text-to-image (or image-to-image) with a diffusion model.
+    Generate(Box<generate::GenerateArgs>),
+    /// Print the generation settings stored in a PNG (ours or A1111-style).
+    Info {
+        /// The image.
+        file: PathBuf,
+        /// Print our JSON record instead of the A1111 text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Train a model.
     Train {
         #[command(subcommand)]
@@ -201,6 +214,8 @@ fn run_here(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
             text::text(&models_dir, &model, spec, &sampling)
         }
         Command::Tokenize { model, text: input, chat, json } => text::tokenize(&models_dir, &model, &input, chat, json),
+        Command::Generate(args) => generate::generate(&models_dir, *args),
+        Command::Info { file, json } => generate::info(&file, json),
         Command::Train { what } => train::run(what),
         Command::Bench { what } => bench::run(what, &models_dir),
     }

@@ -70,6 +70,10 @@ pub enum TrainCommand {
     Text(super::train_text::TrainTextArgs),
     /// A DCGAN on images (emoji: 32×32 RGB).
     Gan(super::train_gan::TrainGanArgs),
+    /// The KL autoencoder of our emoji latent diffusion model.
+    Autoencoder(super::train_autoencoder::TrainAutoencoderArgs),
+    /// The denoiser and text encoder of our emoji latent diffusion model (after `train autoencoder`).
+    Diffusion(super::train_diffusion::TrainDiffusionArgs),
 }
 
 /// Trains a model as the command asks.
@@ -80,6 +84,8 @@ pub fn run(cmd: TrainCommand) -> anyhow::Result<()> {
     match cmd {
         TrainCommand::Text(args) => super::train_text::run(args, command),
         TrainCommand::Gan(args) => super::train_gan::run(args, command),
+        TrainCommand::Autoencoder(args) => super::train_autoencoder::run(args, command),
+        TrainCommand::Diffusion(args) => super::train_diffusion::run(args, command),
         vae => train_vae(vae, command),
     }
 }

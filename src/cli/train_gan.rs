@@ -107,13 +107,7 @@ pub fn run(args: TrainGanArgs, command: String) -> anyhow::Result<()> {
     );
     let cancel = CancelToken::new();
     while !trainer.finished() {
-        let bar = ProgressBar::new((train.len() / spec.batch_size) as u64);
-        bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} batches, {msg} ({eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.set_prefix((trainer.history().len() + 1).to_string());
+        let bar = batch_bar(train.len() / spec.batch_size, trainer.history().len() + 1);
         let mut grid = None;
         // The log lets the studio's Train view follow this run (Watch a run…).
         let mut log_error = None;
@@ -152,4 +146,16 @@ pub fn run(args: TrainGanArgs, command: String) -> anyhow::Result<()> {
     train_log::append(&progress, &LogLine::Done { epochs: trainer.history().len() })?;
     eprintln!("wrote model {id} to {}", out.display());
     Ok(())
+}
+
+/// A progress bar over an epoch's batches, with a message slot for the losses.
+pub(crate) fn batch_bar(batches: usize, epoch: usize) -> ProgressBar {
+    let bar = ProgressBar::new(batches as u64);
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} batches, {msg} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(epoch.to_string());
+    bar
 }

@@ -285,14 +285,17 @@ pub(crate) fn named_vars(varmap: &VarMap) -> Vec<(String, candle_core::Var)> {
 /// Draws every parameter from the project's seeded generator (candle's own
 /// initialiser uses an unseeded thread RNG, and a seed must fix the whole
 /// run): weights are N(0, 1/fan_in) with fan_in the product of all but the
-/// first dimension (LeCun normal), biases start at zero.
+/// first dimension (LeCun normal), biases start at zero, and the scales of
+/// normalisation layers (names containing `norm`) at one.
 pub(crate) fn reseed_parameters(varmap: &VarMap, seed: u64) -> candle_core::Result<()> {
     let mut vars = named_vars(varmap);
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     let mut rng = SeededRng::new(seed);
     for (name, var) in vars {
         let dims = var.dims();
-        let fresh: Vec<f32> = if name.ends_with("bias") || dims.len() < 2 {
+        let fresh: Vec<f32> = if name.contains("norm") && name.ends_with("weight") {
+            vec![1.0; var.elem_count()]
+        } else if name.ends_with("bias") || dims.len() < 2 {
             vec![0.0; var.elem_count()]
         } else {
             let std = (1.0 / dims[1..].iter().product::<usize>() as f64).sqrt();

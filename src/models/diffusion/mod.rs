@@ -69,6 +69,14 @@ fn build<T>(
 const UNET_FILES: &[&str] = &["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"];
 const TEXT_FILES: &[&str] = &["model.safetensors", "model.fp16.safetensors"];
 
+/// The autoencoder of a `vae/` folder.
+pub fn load_autoencoder(vae_dir: &Path, device: &Device) -> Result<Autoencoder, FolderError> {
+    let config_path = vae_dir.join("config.json");
+    let config: AutoencoderConfig = read_config(&config_path)?;
+    config.validate().map_err(|e| file_error(&config_path, e))?;
+    build(vae_dir, UNET_FILES, device, |vb| Autoencoder::new(&config, vb))
+}
+
 /// A tokenizer and its text encoder.
 pub struct TextTower {
     pub tokenizer: ClipTokenizer,
@@ -119,12 +127,10 @@ impl DiffusionNets {
             UNet2DConditionModel::new(vb, unet_config.in_channels, unet_config.out_channels, false, candle_config)
         })?;
         let vae_dir = dir.join("vae");
-        let vae_config: AutoencoderConfig = read_config(&vae_dir.join("config.json"))?;
-        vae_config.validate().map_err(|e| file_error(&vae_dir.join("config.json"), e))?;
-        if vae_config.latent_channels != unet_config.in_channels {
-            return Err(file_error(&vae_dir.join("config.json"), format!("{} latent channels but the U-Net takes {}", vae_config.latent_channels, unet_config.in_channels)));
+        let vae = load_autoencoder(&vae_dir, device)?;
+        if vae.config().latent_channels != unet_config.in_channels {
+            return Err(file_error(&vae_dir.join("config.json"), format!("{} latent channels but the U-Net takes {}", vae.config().latent_channels, unet_config.in_channels)));
         }
-        let vae = build(&vae_dir, UNET_FILES, device, |vb| Autoencoder::new(&vae_config, vb))?;
         Ok(Self { towers, unet, unet_config, vae, device: device.clone() })
     }
 

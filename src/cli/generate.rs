@@ -1,0 +1,163 @@
+//! `generate …` (text-to-image and image-to-image with a progress bar) and
+//! `info FILE.png` (the settings stored in an image, ours or another tool's).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::io::npy::{NpyArray, npy_bytes, read_npy};
+use crate::io::output::write_new_file;
+use crate::io::png_meta::encode_png;
+use crate::models::default_device;
+use crate::models::registry::find_manifest;
+use crate::pipelines::cancel::CancelToken;
+use crate::pipelines::image_record::{ImageRecord, read_image_record};
+use crate::pipelines::schedulers::SamplerKind;
+use crate::pipelines::txt2img::{DiffusionPipeline, ImageRequest};
+
+/// Flags of `generate`.
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// Installed diffusion model id (see `latent-studio models`).
+    #[arg(long, conflicts_with = "model_dir", required_unless_present = "model_dir")]
+    model: Option<String>,
+    /// A diffusers model folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    #[arg(long)]
+    prompt: String,
+    /// What to steer away from (the unconditional side of guidance).
+    #[arg(long, default_value = "")]
+    negative: String,
+    #[arg(long, default_value_t = 25)]
+    steps: usize,
+    /// ddim, ddpm or euler-a.
+    #[arg(long, default_value = "euler-a", value_parser = parse_sampler)]
+    sampler: SamplerKind,
+    /// Classifier-free guidance scale (≤ 1: prompt only, as SD-Turbo wants).
+    #[arg(long, default_value_t = 7.5)]
+    cfg: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Image width (default: the model's native size).
+    #[arg(long)]
+    width: Option<usize>,
+    /// Image height (default: the model's native size).
+    #[arg(long)]
+    height: Option<usize>,
+    /// img2img: start from this image.
+    #[arg(long)]
+    init_image: Option<PathBuf>,
+    /// img2img: share of the schedule to run (1 = ignore the image's content).
+    #[arg(long, default_value_t = 0.75)]
+    strength: f64,
+    /// Start from this initial latent (float32 .npy, shape [1, c, h, w] or [c, h, w]) instead of the seed's.
+    #[arg(long)]
+    noise: Option<PathBuf>,
+    /// Also write the initial latent the run started from as .npy.
+    #[arg(long)]
+    save_noise: Option<PathBuf>,
+    /// Write a preview of the predicted image every K steps (OUT-step-NNN.png).
+    #[arg(long, default_value_t = 0)]
+    preview_every: usize,
+    /// The PNG to write (never overwritten).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn parse_sampler(s: &str) -> Result<SamplerKind, String> {
+    SamplerKind::parse(s).ok_or_else(|| format!("unknown sampler {s:?}: choose ddim, ddpm or euler-a"))
+}
+
+/// Runs `generate`.
+pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
+    if args.out.exists() {
+        bail!("{} exists; the studio never overwrites (choose another --out)", args.out.display());
+    }
+    let (dir, model_name) = match (&args.model, &args.model_dir) {
+        (Some(id), _) => (find_manifest(models_dir, id)?.dir, id.clone()),
+        (None, Some(dir)) => (dir.clone(), dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned())),
+        (None, None) => bail!("give --model ID or --model-dir DIR"),
+    };
+    let device = default_device();
+    let pipeline = DiffusionPipeline::load(&dir, &device)?;
+    if let Some(note) = pipeline.nets().unet_config.notes() {
+        eprintln!("note: {note}");
+    }
+    let native = pipeline.native_size().unwrap_or(512);
+    let request = ImageRequest {
+        prompt: args.prompt.clone(),
+        negative: args.negative.clone(),
+        steps: args.steps,
+        sampler: args.sampler,
+        guidance: args.cfg,
+        width: args.width.unwrap_or(native),
+        height: args.height.unwrap_or(native),
+        seed: args.seed,
+        strength: args.strength,
+    };
+    let init = match &args.init_image {
+        Some(path) => Some(image::open(path).with_context(|| format!("cannot read the init image {}", path.display()))?.to_rgb8()),
+        None => None,
+    };
+    let noise = match &args.noise {
+        Some(path) => Some(read_npy(path)?.data),
+        None => None,
+    };
+    let bar = ProgressBar::new(request.steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("step [{bar:30}] {pos}/{len} ({per_sec}, ETA {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let stem = args.out.with_extension("");
+    let mut preview_error = None;
+    let mut on_step = |report: crate::pipelines::txt2img::StepReport| {
+        bar.set_length(report.total as u64);
+        bar.set_position(report.step as u64);
+        if let Some(preview) = report.preview {
+            let path = PathBuf::from(format!("{}-step-{:03}.png", stem.display(), report.step));
+            let written = encode_png(&preview, &[]).map_err(anyhow::Error::msg).and_then(|png| Ok(write_new_file(&path, &png)?));
+            if let Err(e) = written {
+                preview_error.get_or_insert(e);
+            }
+        }
+    };
+    let started = std::time::Instant::now();
+    let generated = pipeline.generate(&request, init.as_ref(), noise, args.preview_every, &mut on_step, &CancelToken::new())?;
+    bar.finish_and_clear();
+    if let Some(e) = preview_error {
+        return Err(e.context("cannot write a preview"));
+    }
+    let Some(generated) = generated else { bail!("cancelled") };
+    let record = ImageRecord {
+        request,
+        model: model_name,
+        init_image: args.init_image.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()),
+        noise_file: args.noise.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()),
+    };
+    let png = encode_png(&generated.image, &record.chunks()).map_err(anyhow::Error::msg)?;
+    write_new_file(&args.out, &png)?;
+    if let Some(path) = &args.save_noise {
+        let [c, h, w] = generated.latent_shape;
+        let array = NpyArray { shape: vec![1, c, h, w], data: generated.noise };
+        write_new_file(path, &npy_bytes(&array))?;
+    }
+    eprintln!("wrote {} in {:.1} s", args.out.display(), started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Runs `info`: prints the settings stored in the image.
+pub fn info(path: &Path, json: bool) -> anyhow::Result<()> {
+    let Some(record) = read_image_record(path).map_err(anyhow::Error::msg)? else {
+        bail!("{} holds no generation settings (no parameters or {} chunk)", path.display(), crate::pipelines::image_record::RECORD_KEY);
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    } else {
+        println!("{}", record.to_params().to_a1111());
+    }
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! The model folder of our latent diffusion model: besides the diffusers
+//! folders (written by the trainers), `manifest.json` (family `diffusion`),
+//! `samples.png` (fixed prompts × fixed seeds), `losses.png` and the card.
+
+use std::path::Path;
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use super::train_autoencoder::{AutoencoderEpoch, TrainAutoencoderSpec};
+use super::train_diffusion::DiffusionTrainer;
+use super::train_vae::{TrainError, file_err};
+use crate::io::chart::{Series, line_chart};
+use crate::io::datasets::DatasetName;
+use crate::io::export::upscale;
+use crate::io::manifest::{Family, ModelManifest, write_manifest};
+use crate::io::png_meta::encode_png;
+
+/// Prompts of the card's sample grid, one row each.
+pub const CARD_PROMPTS: [&str; 6] = ["cat", "red heart", "smiling face", "dog", "sun", "green apple"];
+/// Seeds of the card's sample grid, one column each.
+pub const CARD_SEEDS: [u64; 6] = [1, 2, 3, 4, 5, 6];
+/// Where `train autoencoder` records its runs for the card.
+pub const AUTOENCODER_LOG: &str = "progress/autoencoder.json";
+
+/// The autoencoder's training record.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AutoencoderRecord {
+    /// Every command that trained it, in order (a resumed run adds one).
+    pub commands: Vec<String>,
+    pub history: Vec<AutoencoderEpoch>,
+    pub spec: Option<TrainAutoencoderSpec>,
+    pub parameters: usize,
+    pub scaling_factor: f64,
+}
+
+impl AutoencoderRecord {
+    /// Reads `dir/progress/autoencoder.json`, or an empty record.
+    pub fn read(dir: &Path) -> Self {
+        std::fs::read_to_string(dir.join(AUTOENCODER_LOG)).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+    }
+
+    /// Writes it to `dir/progress/autoencoder.json`.
+    pub fn write(&self, dir: &Path) -> Result<(), TrainError> {
+        let path = dir.join(AUTOENCODER_LOG);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| file_err(parent, e))?;
+        }
+        let text = serde_json::to_string_pretty(self).map_err(|e| file_err(&path, e))?;
+        std::fs::write(&path, text).map_err(|e| file_err(&path, e))
+    }
+}
+
+/// Writes the manifest, sample grid, loss chart and card into `dir`.
+pub fn write_model_files(
+    dir: &Path,
+    trainer: &DiffusionTrainer,
+    grid: &RgbImage,
+    command: &str,
+    seconds: f64,
+) -> Result<(), TrainError> {
+    let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "diffusion".into());
+    let side = trainer.spec().unet.sample_size.unwrap_or(8) * 4;
+    let manifest = ModelManifest {
+        id: id.clone(),
+        family: Family::Diffusion,
+        name: "Emoji latent diffusion".into(),
+        latent_dim: 0,
+        image_size: [side, side],
+        channels: 3,
+        license: "MIT OR Apache-2.0 (weights trained by Latent Studio)".into(),
+        dataset: DatasetName::Emoji.credit().into(),
+        weights: "unet/diffusion_pytorch_model.safetensors".into(),
+        classes: Vec::new(),
+        latent_map: None,
+        config: serde_json::json!({ "format": "diffusers" }),
+        dir: dir.to_owned(),
+    };
+    write_manifest(&manifest).map_err(|e| file_err(&manifest.manifest_path(), e))?;
+    let write_png = |name: &str, image: &RgbImage| {
+        let path = dir.join(name);
+        let png = encode_png(image, &[]).map_err(|e| file_err(&path, e))?;
+        std::fs::write(&path, png).map_err(|e| file_err(&path, e))
+    };
+    write_png("samples.png", &upscale(grid, 2))?;
+    let losses: Vec<f64> = trainer.history().iter().map(|r| r.loss).collect();
+    write_png("losses.png", &line_chart(&[Series { values: &losses, colour: [40, 90, 200] }], 480, 200))?;
+    let ae = AutoencoderRecord::read(dir);
+    let card = model_card(trainer, &ae, command, seconds);
+    let path = dir.join("README.md");
+    std::fs::write(&path, card).map_err(|e| file_err(&path, e))
+}
+
+fn model_card(trainer: &DiffusionTrainer, ae: &AutoencoderRecord, command: &str, seconds: f64) -> String {
+    let spec = trainer.spec();
+    let history = trainer.history();
+    let epoch_rows: String = history
+        .iter()
+        .filter(|r| r.epoch == 1 || r.epoch % 5 == 0 || r.epoch == history.len())
+        .map(|r| format!("| {} | {:.4} | {:.0} |\n", r.epoch, r.loss, r.seconds))
+        .collect();
+    let ae_rows: String =
+        ae.history.iter().map(|r| format!("| {} | {:.4} | {:.2} | {:.0} |\n", r.epoch, r.l1, r.kl, r.seconds)).collect();
+    let ae_seconds: f64 = ae.history.iter().map(|r| r.seconds).sum();
+    let train_seconds: f64 = history.iter().map(|r| r.seconds).sum();
+    let prompts = CARD_PROMPTS.map(|p| format!("\"{p}\"")).join(", ");
+    format!(
+        "# Emoji latent diffusion\n\n\
+A text-to-image latent diffusion model trained from scratch by Latent Studio's own code on the Noto emoji set, \
+in the diffusers folder layout (it loads in the studio like any Stable Diffusion folder, and in diffusers).\n\n\
+- **Data:** {data}; 32×32 RGB on white, every tenth image held out. Captions: each emoji's name, short names and \
+subcategory (and skin tones), e.g. \"cat face, cat, animal mammal\".\n\
+- **Autoencoder** (`vae/`): KL autoencoder, blocks {blocks:?}, 32×32×3 ↔ 4×8×8 latents, {ae_params} parameters, \
+L1 + KL·{kl}; `scaling_factor` {scale:.4} (unit variance of the training latents).\n\
+- **Text encoder** (`text_encoder/`, `tokenizer/`): CLIP-style BPE trained on the captions ({vocab} tokens, {len} per \
+prompt) and a {layers}-layer CLIP text transformer of width {width}, trained jointly with the U-Net.\n\
+- **U-Net** (`unet/`): candle-transformers' UNet2DConditionModel, blocks {unet:?}, cross-attention at every level, \
+ε-prediction on SD's scaled-linear schedule (1000 steps); captions dropped to \"\" for {uncond:.0} % of samples \
+(classifier-free guidance).\n\
+- **Training:** batch {batch} ({groups} timestep groups), AdamW lr {lr}, {epochs} epochs, {train_min:.0} min on 2 CPU threads \
+(autoencoder {ae_min:.0} min; this command's wall time {wall_min:.0} min).\n\n\
+## Commands\n\n```\n{ae_commands}\n{command}\n```\n\n\
+## Samples\n\nRows: {prompts}; columns: seeds 1–6; DDIM 25 steps, guidance 4.\n\n![samples](samples.png)\n\n\
+## Denoiser loss (MSE of the predicted noise)\n\n![losses](losses.png)\n\n| epoch | loss | seconds |\n|---|---|---|\n{epoch_rows}\n\
+## Autoencoder\n\n| epoch | L1 | KL per latent value | seconds |\n|---|---|---|---|\n{ae_rows}\n\
+Held-out images over their reconstructions: ![reconstructions](reconstructions.png)\n\n\
+## Limits\n\nA 32×32 model trained for about an hour on a CPU: it draws the colours and rough shapes the prompt's words \
+are tied to in the captions, not detailed emoji.\n",
+        data = DatasetName::Emoji.credit(),
+        blocks = ae.spec.as_ref().map(|s| s.config.block_out_channels.clone()).unwrap_or_default(),
+        ae_params = ae.parameters,
+        kl = ae.spec.as_ref().map_or(0.0, |s| s.kl_weight),
+        scale = ae.scaling_factor,
+        vocab = spec.text.vocab_size,
+        len = spec.text.max_position_embeddings,
+        layers = spec.text.num_hidden_layers,
+        width = spec.text.hidden_size,
+        unet = spec.unet.block_out_channels,
+        uncond = spec.uncond_rate * 100.0,
+        batch = spec.batch_size,
+        groups = spec.timestep_groups,
+        lr = spec.lr,
+        epochs = history.len(),
+        train_min = train_seconds / 60.0,
+        ae_min = ae_seconds / 60.0,
+        wall_min = seconds / 60.0,
+        ae_commands = ae.commands.join("\n"),
+    )
+}

@@ -1,0 +1,322 @@
+//! Trains the denoiser of a latent diffusion model and its text encoder,
+//! jointly, on latents already encoded by a trained autoencoder: ε-prediction
+//! with the model's noise schedule, captions dropped to the empty prompt at a
+//! fixed rate so classifier-free guidance works, AdamW, checkpoints that
+//! resume exactly. `export` writes the diffusers folders beside the
+//! autoencoder's and tokenizer's, so the result loads like any SD model.
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use candle_transformers::models::stable_diffusion::unet_2d::UNet2DConditionModel;
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use super::adam::{Adam, AdamConfig};
+use super::cancel::CancelToken;
+use super::checkpoint::{load_checkpoint_tensors, read_checkpoint_state, save_checkpoint};
+use super::rng::SeededRng;
+use super::schedulers::{SamplerKind, SchedulerConfig};
+use super::train_vae::{TrainError, file_err, named_vars, reseed_parameters};
+use super::txt2img::{denoise, to_rgb};
+use crate::io::export::make_grid;
+use crate::models::diffusion::autoencoder::Autoencoder;
+use crate::models::diffusion::clip_text::{ClipTextConfig, ClipTextModel};
+use crate::models::diffusion::clip_tokenizer::ClipTokenizer;
+use crate::models::diffusion::unet::{PerBlock, UnetConfig};
+
+/// What to train.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainDiffusionSpec {
+    pub unet: UnetConfig,
+    pub text: ClipTextConfig,
+    pub scheduler: SchedulerConfig,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Each batch is split into this many groups, each at its own timestep
+    /// (candle-transformers' U-Net takes one timestep per call).
+    pub timestep_groups: usize,
+    pub lr: f64,
+    /// Share of captions replaced by the empty prompt.
+    pub uncond_rate: f64,
+    pub seed: u64,
+}
+
+impl TrainDiffusionSpec {
+    /// Our emoji model: a two-level U-Net over 4 × 8 × 8 latents with
+    /// cross-attention at both levels, and a two-layer text encoder.
+    pub fn emoji(vocab_size: usize, max_len: usize, epochs: usize, seed: u64) -> Self {
+        let unet = UnetConfig {
+            block_out_channels: vec![64, 128],
+            attention_head_dim: PerBlock::All(4),
+            norm_num_groups: 32,
+            cross_attention_dim: 64,
+            ..UnetConfig::tiny(4, 64)
+        };
+        let text = ClipTextConfig {
+            hidden_size: 64,
+            intermediate_size: 256,
+            max_position_embeddings: max_len,
+            ..ClipTextConfig::tiny(vocab_size)
+        };
+        Self {
+            unet,
+            text,
+            scheduler: SchedulerConfig::default(),
+            epochs,
+            batch_size: 64,
+            timestep_groups: 4,
+            lr: 3e-4,
+            uncond_rate: 0.1,
+            seed,
+        }
+    }
+}
+
+/// One epoch's mean loss.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DiffusionEpoch {
+    pub epoch: usize,
+    /// Mean squared error of the predicted noise.
+    pub loss: f64,
+    pub seconds: f64,
+}
+
+/// Encoded training data: scaled latents [n, c, h, w] and each image's caption tokens.
+pub struct LatentCaptions {
+    pub latents: Tensor,
+    pub ids: Vec<Vec<u32>>,
+    /// Tokens of the empty prompt.
+    pub empty: Vec<u32>,
+}
+
+impl LatentCaptions {
+    /// Tokenizes the captions for `latents` (one per row).
+    pub fn new(latents: Tensor, captions: &[String], tokenizer: &ClipTokenizer) -> Result<Self, TrainError> {
+        if latents.dim(0)? != captions.len() {
+            return Err(TrainError::Invalid(format!("{} latents but {} captions", latents.dim(0)?, captions.len())));
+        }
+        let ids = captions.iter().map(|c| tokenizer.encode(c)).collect();
+        Ok(Self { latents, ids, empty: tokenizer.encode("") })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CheckpointState {
+    spec: TrainDiffusionSpec,
+    optimizer_steps: usize,
+    history: Vec<DiffusionEpoch>,
+}
+
+/// A denoiser and text encoder being trained.
+pub struct DiffusionTrainer {
+    varmap: VarMap,
+    unet: UNet2DConditionModel,
+    text: ClipTextModel,
+    opt: Adam,
+    spec: TrainDiffusionSpec,
+    alphas_cumprod: Vec<f64>,
+    history: Vec<DiffusionEpoch>,
+    device: Device,
+}
+
+impl DiffusionTrainer {
+    /// Fresh networks, initialised from the seed.
+    pub fn new(spec: TrainDiffusionSpec, device: &Device) -> Result<Self, TrainError> {
+        let invalid = |e: String| TrainError::Invalid(e);
+        let candle_config = spec.unet.to_candle().map_err(invalid)?;
+        spec.text.validate().map_err(invalid)?;
+        if spec.text.hidden_size != spec.unet.cross_attention_dim {
+            return Err(invalid(format!("text width {} ≠ cross_attention_dim {}", spec.text.hidden_size, spec.unet.cross_attention_dim)));
+        }
+        if spec.timestep_groups == 0 || spec.batch_size % spec.timestep_groups != 0 {
+            return Err(invalid(format!("batch {} does not split into {} groups", spec.batch_size, spec.timestep_groups)));
+        }
+        let alphas_cumprod = spec.scheduler.alphas_cumprod().map_err(|e| invalid(e.to_string()))?;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let (cin, cout) = (spec.unet.in_channels, spec.unet.out_channels);
+        let unet = UNet2DConditionModel::new(vb.pp("unet"), cin, cout, false, candle_config)?;
+        let text = ClipTextModel::new(&spec.text, vb.pp("text_encoder"))?;
+        reseed_parameters(&varmap, spec.seed)?;
+        let opt = Adam::new(named_vars(&varmap), AdamConfig { lr: spec.lr, weight_decay: 0.01, ..Default::default() })?;
+        Ok(Self { varmap, unet, text, opt, spec, alphas_cumprod, history: Vec::new(), device: device.clone() })
+    }
+
+    /// Continues from a checkpoint folder; `epochs` may be raised to train further.
+    pub fn resume(dir: &Path, epochs: usize, device: &Device) -> Result<Self, TrainError> {
+        let (state, dir): (CheckpointState, _) = read_checkpoint_state(dir)?;
+        let mut spec = state.spec;
+        spec.epochs = epochs.max(state.history.len());
+        let mut t = Self::new(spec, device)?;
+        load_checkpoint_tensors(&dir, &mut t.varmap, &mut [(&mut t.opt, state.optimizer_steps)], device)?;
+        t.history = state.history;
+        Ok(t)
+    }
+
+    /// Writes weights, optimiser state and history into `dir` (replaced whole).
+    pub fn save_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
+        let state =
+            CheckpointState { spec: self.spec.clone(), optimizer_steps: self.opt.steps(), history: self.history.clone() };
+        save_checkpoint(dir, &self.varmap, &[&self.opt], &state)
+    }
+
+    /// Epochs finished so far.
+    pub fn history(&self) -> &[DiffusionEpoch] {
+        &self.history
+    }
+
+    /// The run's settings.
+    pub fn spec(&self) -> &TrainDiffusionSpec {
+        &self.spec
+    }
+
+    /// Whether all planned epochs are done.
+    pub fn finished(&self) -> bool {
+        self.history.len() >= self.spec.epochs
+    }
+
+    /// Runs the next epoch; `on_batch` gets (batch, batches, loss). `None` if cancelled.
+    pub fn train_epoch(
+        &mut self,
+        data: &LatentCaptions,
+        on_batch: &mut dyn FnMut(usize, usize, f64),
+        cancel: &CancelToken,
+    ) -> Result<Option<DiffusionEpoch>, TrainError> {
+        let n = data.latents.dim(0)?;
+        if n < self.spec.batch_size {
+            return Err(TrainError::Invalid(format!("{n} latents are fewer than one batch of {}", self.spec.batch_size)));
+        }
+        let started = Instant::now();
+        let epoch = self.history.len() + 1;
+        let mut order: Vec<usize> = (0..n).collect();
+        SeededRng::new(self.spec.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9)).shuffle(&mut order);
+        let mut rng = SeededRng::new(self.spec.seed.wrapping_add(9_000_011 * epoch as u64));
+        let batches = n / self.spec.batch_size;
+        let mut sum = 0.0;
+        for (b, idx) in order.chunks_exact(self.spec.batch_size).enumerate() {
+            if cancel.is_cancelled() {
+                return Ok(None);
+            }
+            let loss = self.train_step(data, idx, &mut rng)?;
+            sum += loss;
+            on_batch(b + 1, batches, loss);
+        }
+        let report = DiffusionEpoch { epoch, loss: sum / batches as f64, seconds: started.elapsed().as_secs_f64() };
+        self.history.push(report.clone());
+        Ok(Some(report))
+    }
+
+    /// One AdamW step on the latents `idx`; returns the loss before it.
+    pub fn train_step(&mut self, data: &LatentCaptions, idx: &[usize], rng: &mut SeededRng) -> Result<f64, TrainError> {
+        let group = idx.len() / self.spec.timestep_groups;
+        let mut losses = Vec::with_capacity(self.spec.timestep_groups);
+        for part in idx.chunks(group) {
+            let rows = Tensor::from_vec(part.iter().map(|&i| i as u32).collect::<Vec<_>>(), part.len(), &self.device)?;
+            let clean = data.latents.index_select(&rows, 0)?; // [g, c, h, w]
+            let ids: Vec<u32> = part
+                .iter()
+                .flat_map(|&i| if rng.uniform() < self.spec.uncond_rate { data.empty.clone() } else { data.ids[i].clone() })
+                .collect();
+            let ids = Tensor::from_vec(ids, (part.len(), data.empty.len()), &self.device)?;
+            let context = self.text.forward(&ids)?.0;
+            let t = rng.below(self.alphas_cumprod.len());
+            let a = self.alphas_cumprod[t];
+            let eps = Tensor::from_vec(rng.normal_vec(clean.elem_count()), clean.shape(), &self.device)?;
+            let noisy = ((&clean * a.sqrt())? + (&eps * (1.0 - a).sqrt())?)?;
+            let predicted = self.unet.forward(&noisy, t as f64, &context)?;
+            losses.push((predicted - eps)?.sqr()?.mean_all()?);
+        }
+        let loss = Tensor::stack(&losses, 0)?.mean_all()?;
+        self.opt.backward_step(&loss)?;
+        Ok(loss.to_scalar::<f32>()? as f64)
+    }
+
+    /// One image per (prompt, seed), DDIM with guidance, as a grid with a row per prompt.
+    pub fn sample_grid(
+        &self,
+        vae: &Autoencoder,
+        tokenizer: &ClipTokenizer,
+        prompts: &[&str],
+        seeds: &[u64],
+        steps: usize,
+        guidance: f64,
+    ) -> Result<RgbImage, TrainError> {
+        let sampler = SamplerKind::Ddim.build(&self.spec.scheduler, steps).map_err(|e| TrainError::Invalid(e.to_string()))?;
+        let (c, side) = (self.spec.unet.in_channels, self.spec.unet.sample_size.unwrap_or(8));
+        let mut images = Vec::new();
+        for prompt in prompts {
+            let ids: Vec<u32> = [tokenizer.encode(""), tokenizer.encode(prompt)].concat();
+            let ids = Tensor::from_vec(ids, (2, tokenizer.max_len()), &self.device)?;
+            let context = self.text.forward(&ids)?.0;
+            for &seed in seeds {
+                let mut rng = SeededRng::new(seed);
+                let x = Tensor::from_vec(rng.normal_vec(c * side * side), (1, c, side, side), &self.device)?;
+                let cancel = CancelToken::new();
+                let Some(latents) =
+                    denoise(&self.unet, sampler.as_ref(), x, 0, &context, guidance, &mut rng, &mut |_, _| Ok(()), &cancel)?
+                else {
+                    continue;
+                };
+                images.extend(to_rgb(&vae.decode(&vae.from_diffusion(&latents)?)?)?);
+            }
+        }
+        Ok(make_grid(&images, seeds.len(), 1))
+    }
+
+    /// Writes `unet/`, `text_encoder/`, `scheduler/` and `model_index.json`
+    /// into `dir` as diffusers and transformers lay them out.
+    pub fn export(&self, dir: &Path) -> Result<(), TrainError> {
+        let write_json = |path: &Path, value: &serde_json::Value| -> Result<(), TrainError> {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| file_err(parent, e))?;
+            }
+            let text = serde_json::to_string_pretty(value).map_err(|e| file_err(path, e))?;
+            std::fs::write(path, text).map_err(|e| file_err(path, e))
+        };
+        let mut unet = serde_json::to_value(&self.spec.unet).map_err(|e| file_err(dir, e))?;
+        unet["_class_name"] = "UNet2DConditionModel".into();
+        unet["act_fn"] = "silu".into();
+        unet["mid_block_type"] = "UNetMidBlock2DCrossAttn".into();
+        write_json(&dir.join("unet/config.json"), &unet)?;
+        self.save_part("unet.", &dir.join("unet/diffusion_pytorch_model.safetensors"))?;
+        let t = &self.spec.text;
+        let mut text = serde_json::to_value(t).map_err(|e| file_err(dir, e))?;
+        text["architectures"] = serde_json::json!(["CLIPTextModel"]);
+        text["model_type"] = "clip_text_model".into();
+        text["projection_dim"] = t.hidden_size.into();
+        text["bos_token_id"] = (t.vocab_size - 2).into();
+        text["eos_token_id"] = (t.vocab_size - 1).into();
+        text["pad_token_id"] = (t.vocab_size - 1).into();
+        write_json(&dir.join("text_encoder/config.json"), &text)?;
+        self.save_part("text_encoder.", &dir.join("text_encoder/model.safetensors"))?;
+        let mut scheduler = serde_json::to_value(&self.spec.scheduler).map_err(|e| file_err(dir, e))?;
+        scheduler["_class_name"] = "DDIMScheduler".into();
+        scheduler["clip_sample"] = false.into();
+        write_json(&dir.join("scheduler/scheduler_config.json"), &scheduler)?;
+        let index = serde_json::json!({
+            "_class_name": "StableDiffusionPipeline",
+            "_diffusers_version": "0.30.0",
+            "feature_extractor": [null, null],
+            "requires_safety_checker": false,
+            "safety_checker": [null, null],
+            "scheduler": ["diffusers", "DDIMScheduler"],
+            "text_encoder": ["transformers", "CLIPTextModel"],
+            "tokenizer": ["transformers", "CLIPTokenizer"],
+            "unet": ["diffusers", "UNet2DConditionModel"],
+            "vae": ["diffusers", "AutoencoderKL"],
+        });
+        write_json(&dir.join("model_index.json"), &index)
+    }
+
+    /// The variables under `prefix`, saved without it.
+    fn save_part(&self, prefix: &str, path: &Path) -> Result<(), TrainError> {
+        let tensors: std::collections::HashMap<String, Tensor> = named_vars(&self.varmap)
+            .into_iter()
+            .filter_map(|(name, var)| name.strip_prefix(prefix).map(|n| (n.to_owned(), var.as_tensor().clone())))
+            .collect();
+        candle_core::safetensors::save(&tensors, path).map_err(|e| file_err(path, e))
+    }
+}
