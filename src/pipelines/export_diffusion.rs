@@ -2,19 +2,25 @@
 //! folders (written by the trainers), `manifest.json` (family `diffusion`),
 //! `samples.png` (fixed prompts × fixed seeds), `losses.png` and the card.
 
+use std::collections::HashMap;
 use std::path::Path;
+
+use candle_core::{Tensor, Var};
 
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use super::train_autoencoder::{AutoencoderEpoch, TrainAutoencoderSpec};
 use super::train_diffusion::DiffusionTrainer;
+use super::schedulers::SchedulerConfig;
 use super::train_vae::{TrainError, file_err};
 use crate::io::chart::{Series, line_chart};
 use crate::io::datasets::DatasetName;
 use crate::io::export::upscale;
 use crate::io::manifest::{Family, ModelManifest, write_manifest};
 use crate::io::png_meta::encode_png;
+use crate::models::diffusion::clip_text::ClipTextConfig;
+use crate::models::diffusion::unet::UnetConfig;
 
 /// Prompts of the card's sample grid, one row each.
 pub const CARD_PROMPTS: [&str; 6] = ["cat", "red heart", "smiling face", "dog", "sun", "green apple"];
@@ -146,4 +152,75 @@ are tied to in the captions, not detailed emoji.\n",
         wall_min = seconds / 60.0,
         ae_commands = ae.commands.join("\n"),
     )
+}
+
+/// The variables whose names start with `prefix`, renamed without it.
+pub fn strip_prefix(vars: &[(String, Var)], prefix: &str) -> HashMap<String, Tensor> {
+    vars.iter().filter_map(|(name, var)| name.strip_prefix(prefix).map(|n| (n.to_owned(), var.as_tensor().clone()))).collect()
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), TrainError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| file_err(parent, e))?;
+    }
+    let text = serde_json::to_string_pretty(value).map_err(|e| file_err(path, e))?;
+    std::fs::write(path, text).map_err(|e| file_err(path, e))
+}
+
+fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<(), TrainError> {
+    candle_core::safetensors::save(tensors, path).map_err(|e| file_err(path, e))
+}
+
+/// `unet/`: diffusers' `UNet2DConditionModel` config and weights.
+pub fn write_unet_folder(dir: &Path, config: &UnetConfig, tensors: &HashMap<String, Tensor>) -> Result<(), TrainError> {
+    let mut json = serde_json::to_value(config).map_err(|e| file_err(dir, e))?;
+    json["_class_name"] = "UNet2DConditionModel".into();
+    json["act_fn"] = "silu".into();
+    json["mid_block_type"] = "UNetMidBlock2DCrossAttn".into();
+    write_json(&dir.join("config.json"), &json)?;
+    save_tensors(&dir.join("diffusion_pytorch_model.safetensors"), tensors)
+}
+
+/// `text_encoder/`: transformers' `CLIPTextModel` config and weights. The
+/// special token ids are CLIP's layout (the last two tokens).
+pub fn write_text_encoder_folder(dir: &Path, config: &ClipTextConfig, tensors: &HashMap<String, Tensor>) -> Result<(), TrainError> {
+    let mut json = serde_json::to_value(config).map_err(|e| file_err(dir, e))?;
+    json["architectures"] = serde_json::json!(["CLIPTextModel"]);
+    json["model_type"] = "clip_text_model".into();
+    json["projection_dim"] = config.hidden_size.into();
+    json["bos_token_id"] = (config.vocab_size - 2).into();
+    json["eos_token_id"] = (config.vocab_size - 1).into();
+    json["pad_token_id"] = (config.vocab_size - 1).into();
+    write_json(&dir.join("config.json"), &json)?;
+    save_tensors(&dir.join("model.safetensors"), tensors)
+}
+
+/// `scheduler/scheduler_config.json` (a DDIM scheduler over the schedule).
+pub fn write_scheduler_folder(dir: &Path, config: &SchedulerConfig) -> Result<(), TrainError> {
+    let mut json = serde_json::to_value(config).map_err(|e| file_err(dir, e))?;
+    json["_class_name"] = "DDIMScheduler".into();
+    json["clip_sample"] = false.into();
+    write_json(&dir.join("scheduler_config.json"), &json)
+}
+
+/// `model_index.json` of an SD (or, with two text towers, SDXL) pipeline.
+pub fn write_model_index(dir: &Path, sdxl: bool) -> Result<(), TrainError> {
+    let mut index = serde_json::json!({
+        "_class_name": if sdxl { "StableDiffusionXLPipeline" } else { "StableDiffusionPipeline" },
+        "_diffusers_version": "0.30.0",
+        "scheduler": ["diffusers", "DDIMScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+    });
+    if sdxl {
+        index["text_encoder_2"] = serde_json::json!(["transformers", "CLIPTextModelWithProjection"]);
+        index["tokenizer_2"] = serde_json::json!(["transformers", "CLIPTokenizer"]);
+    } else {
+        index["feature_extractor"] = serde_json::json!([null, null]);
+        index["safety_checker"] = serde_json::json!([null, null]);
+        index["requires_safety_checker"] = false.into();
+    }
+    write_json(&dir.join("model_index.json"), &index)
 }

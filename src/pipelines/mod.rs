@@ -13,6 +13,7 @@ pub mod gan_diversity;
 pub mod generate;
 pub mod image_record;
 pub mod latent;
+pub mod random_diffusion;
 pub mod rng;
 pub mod sampling;
 pub mod schedulers;

@@ -19,7 +19,8 @@ use super::cancel::CancelToken;
 use super::checkpoint::{load_checkpoint_tensors, read_checkpoint_state, save_checkpoint};
 use super::rng::SeededRng;
 use super::schedulers::{SamplerKind, SchedulerConfig};
-use super::train_vae::{TrainError, file_err, named_vars, reseed_parameters};
+use super::export_diffusion::{strip_prefix, write_model_index, write_scheduler_folder, write_text_encoder_folder, write_unet_folder};
+use super::train_vae::{TrainError, named_vars, reseed_parameters};
 use super::txt2img::{denoise, to_rgb};
 use crate::io::export::make_grid;
 use crate::models::diffusion::autoencoder::Autoencoder;
@@ -234,7 +235,36 @@ impl DiffusionTrainer {
         Ok(loss.to_scalar::<f32>()? as f64)
     }
 
-    /// One image per (prompt, seed), DDIM with guidance, as a grid with a row per prompt.
+    /// Denoised latents for each prompt, one per seed ([seeds, c, h, w] per
+    /// prompt): DDIM with guidance from the seeds' noise.
+    pub fn sample_latents(
+        &self,
+        tokenizer: &ClipTokenizer,
+        prompts: &[&str],
+        seeds: &[u64],
+        steps: usize,
+        guidance: f64,
+    ) -> Result<Vec<Tensor>, TrainError> {
+        let sampler = SamplerKind::Ddim.build(&self.spec.scheduler, steps).map_err(|e| TrainError::Invalid(e.to_string()))?;
+        let (c, side) = (self.spec.unet.in_channels, self.spec.unet.sample_size.unwrap_or(8));
+        let cancel = CancelToken::new();
+        let mut out = Vec::new();
+        for prompt in prompts {
+            let ids: Vec<u32> = [tokenizer.encode(""), tokenizer.encode(prompt)].concat();
+            let context = self.text.forward(&Tensor::from_vec(ids, (2, tokenizer.max_len()), &self.device)?)?.0;
+            let mut latents = Vec::new();
+            for &seed in seeds {
+                let mut rng = SeededRng::new(seed);
+                let x = Tensor::from_vec(rng.normal_vec(c * side * side), (1, c, side, side), &self.device)?;
+                let done = denoise(&self.unet, sampler.as_ref(), x, 0, &context, guidance, &mut rng, &mut |_, _| Ok(()), &cancel)?;
+                latents.extend(done);
+            }
+            out.push(Tensor::cat(&latents, 0)?);
+        }
+        Ok(out)
+    }
+
+    /// One image per (prompt, seed) as a grid with a row per prompt.
     pub fn sample_grid(
         &self,
         vae: &Autoencoder,
@@ -244,24 +274,9 @@ impl DiffusionTrainer {
         steps: usize,
         guidance: f64,
     ) -> Result<RgbImage, TrainError> {
-        let sampler = SamplerKind::Ddim.build(&self.spec.scheduler, steps).map_err(|e| TrainError::Invalid(e.to_string()))?;
-        let (c, side) = (self.spec.unet.in_channels, self.spec.unet.sample_size.unwrap_or(8));
         let mut images = Vec::new();
-        for prompt in prompts {
-            let ids: Vec<u32> = [tokenizer.encode(""), tokenizer.encode(prompt)].concat();
-            let ids = Tensor::from_vec(ids, (2, tokenizer.max_len()), &self.device)?;
-            let context = self.text.forward(&ids)?.0;
-            for &seed in seeds {
-                let mut rng = SeededRng::new(seed);
-                let x = Tensor::from_vec(rng.normal_vec(c * side * side), (1, c, side, side), &self.device)?;
-                let cancel = CancelToken::new();
-                let Some(latents) =
-                    denoise(&self.unet, sampler.as_ref(), x, 0, &context, guidance, &mut rng, &mut |_, _| Ok(()), &cancel)?
-                else {
-                    continue;
-                };
-                images.extend(to_rgb(&vae.decode(&vae.from_diffusion(&latents)?)?)?);
-            }
+        for latents in self.sample_latents(tokenizer, prompts, seeds, steps, guidance)? {
+            images.extend(to_rgb(&vae.decode(&vae.from_diffusion(&latents)?)?)?);
         }
         Ok(make_grid(&images, seeds.len(), 1))
     }
@@ -269,54 +284,10 @@ impl DiffusionTrainer {
     /// Writes `unet/`, `text_encoder/`, `scheduler/` and `model_index.json`
     /// into `dir` as diffusers and transformers lay them out.
     pub fn export(&self, dir: &Path) -> Result<(), TrainError> {
-        let write_json = |path: &Path, value: &serde_json::Value| -> Result<(), TrainError> {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| file_err(parent, e))?;
-            }
-            let text = serde_json::to_string_pretty(value).map_err(|e| file_err(path, e))?;
-            std::fs::write(path, text).map_err(|e| file_err(path, e))
-        };
-        let mut unet = serde_json::to_value(&self.spec.unet).map_err(|e| file_err(dir, e))?;
-        unet["_class_name"] = "UNet2DConditionModel".into();
-        unet["act_fn"] = "silu".into();
-        unet["mid_block_type"] = "UNetMidBlock2DCrossAttn".into();
-        write_json(&dir.join("unet/config.json"), &unet)?;
-        self.save_part("unet.", &dir.join("unet/diffusion_pytorch_model.safetensors"))?;
-        let t = &self.spec.text;
-        let mut text = serde_json::to_value(t).map_err(|e| file_err(dir, e))?;
-        text["architectures"] = serde_json::json!(["CLIPTextModel"]);
-        text["model_type"] = "clip_text_model".into();
-        text["projection_dim"] = t.hidden_size.into();
-        text["bos_token_id"] = (t.vocab_size - 2).into();
-        text["eos_token_id"] = (t.vocab_size - 1).into();
-        text["pad_token_id"] = (t.vocab_size - 1).into();
-        write_json(&dir.join("text_encoder/config.json"), &text)?;
-        self.save_part("text_encoder.", &dir.join("text_encoder/model.safetensors"))?;
-        let mut scheduler = serde_json::to_value(&self.spec.scheduler).map_err(|e| file_err(dir, e))?;
-        scheduler["_class_name"] = "DDIMScheduler".into();
-        scheduler["clip_sample"] = false.into();
-        write_json(&dir.join("scheduler/scheduler_config.json"), &scheduler)?;
-        let index = serde_json::json!({
-            "_class_name": "StableDiffusionPipeline",
-            "_diffusers_version": "0.30.0",
-            "feature_extractor": [null, null],
-            "requires_safety_checker": false,
-            "safety_checker": [null, null],
-            "scheduler": ["diffusers", "DDIMScheduler"],
-            "text_encoder": ["transformers", "CLIPTextModel"],
-            "tokenizer": ["transformers", "CLIPTokenizer"],
-            "unet": ["diffusers", "UNet2DConditionModel"],
-            "vae": ["diffusers", "AutoencoderKL"],
-        });
-        write_json(&dir.join("model_index.json"), &index)
-    }
-
-    /// The variables under `prefix`, saved without it.
-    fn save_part(&self, prefix: &str, path: &Path) -> Result<(), TrainError> {
-        let tensors: std::collections::HashMap<String, Tensor> = named_vars(&self.varmap)
-            .into_iter()
-            .filter_map(|(name, var)| name.strip_prefix(prefix).map(|n| (n.to_owned(), var.as_tensor().clone())))
-            .collect();
-        candle_core::safetensors::save(&tensors, path).map_err(|e| file_err(path, e))
+        let vars = named_vars(&self.varmap);
+        write_unet_folder(&dir.join("unet"), &self.spec.unet, &strip_prefix(&vars, "unet."))?;
+        write_text_encoder_folder(&dir.join("text_encoder"), &self.spec.text, &strip_prefix(&vars, "text_encoder."))?;
+        write_scheduler_folder(&dir.join("scheduler"), &self.spec.scheduler)?;
+        write_model_index(dir, false)
     }
 }

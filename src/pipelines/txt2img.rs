@@ -302,12 +302,14 @@ impl DiffusionPipeline {
         let len = shape.iter().product();
         let device = &self.nets.device;
         let mut rng = SeededRng::new(request.seed);
+        // Drawn even when `noise` replaces it, so the samplers' later noise is the seed's either way.
+        let seed_noise = rng.normal_vec(len);
         let noise = match noise {
             Some(n) if n.len() != len => {
                 return Err(GenerateError::Invalid(format!("the noise has {} values; a {}×{} image needs {shape:?} = {len}", n.len(), request.width, request.height)));
             }
             Some(n) => n,
-            None => rng.normal_vec(len),
+            None => seed_noise,
         };
         let sampler = request.sampler.build(&self.scheduler, request.steps)?;
         let start = Tensor::from_vec(noise.clone(), (1, shape[0], shape[1], shape[2]), device)?;

@@ -86,7 +86,7 @@ impl UnetConfig {
         Self {
             in_channels: latent_channels,
             out_channels: latent_channels,
-            block_out_channels: vec![16, 32],
+            block_out_channels: vec![32, 64],
             down_block_types: vec!["CrossAttnDownBlock2D".into(), "CrossAttnDownBlock2D".into()],
             up_block_types: vec!["CrossAttnUpBlock2D".into(), "CrossAttnUpBlock2D".into()],
             layers_per_block: 1,
@@ -95,7 +95,7 @@ impl UnetConfig {
             cross_attention_dim,
             transformer_layers_per_block: None,
             use_linear_projection: true,
-            norm_num_groups: 8,
+            norm_num_groups: 32,
             norm_eps: 1e-5,
             flip_sin_to_cos: true,
             freq_shift: 0.0,
@@ -142,7 +142,11 @@ impl UnetConfig {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(c) = self.block_out_channels.iter().find(|c| self.norm_num_groups == 0 || *c % self.norm_num_groups != 0) {
+        // candle-transformers' down blocks normalise in 32 groups whatever the config says.
+        if self.norm_num_groups != 32 {
+            return Err(format!("norm_num_groups {} is not supported (candle-transformers' U-Net uses 32)", self.norm_num_groups));
+        }
+        if let Some(c) = self.block_out_channels.iter().find(|c| *c % self.norm_num_groups != 0) {
             return Err(format!("{c} channels do not split into {} groups", self.norm_num_groups));
         }
         Ok(UNet2DConditionModelConfig {
