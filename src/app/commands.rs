@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::worker::{JobId, TextModelRef};
+use crate::worker::{ImageModelRef, JobId, TextModelRef};
 
 /// The studio's main views.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -15,6 +15,8 @@ pub enum Tab {
     Text,
     /// Training a GAN, with live losses and samples.
     Train,
+    /// Text-to-image with diffusion models.
+    Image,
 }
 
 /// Which latent an encoded image replaces.
@@ -78,4 +80,20 @@ pub enum UiCommand {
     StartGanTraining,
     /// Follow a command-line GAN run in a folder (`None`: ask for the folder).
     WatchGanRun(Option<PathBuf>),
+    /// Use another diffusion model.
+    SelectImageModel(ImageModelRef),
+    /// Ask for a diffusers folder and use it as the diffusion model.
+    OpenImageModel,
+    /// Ask for a PNG and restore the settings stored in it.
+    OpenImageSettings,
+    /// Restore the settings stored in this PNG.
+    RestoreImageSettings(PathBuf),
+    /// Ask for an init image (image-to-image).
+    PickInitImage,
+    /// Back to text-to-image.
+    ClearInitImage,
+    /// Queue the image panel's batch.
+    GenerateImages,
+    /// Queue a walk between the noise of results A and B.
+    WalkSeeds,
 }

@@ -20,6 +20,12 @@ pub enum DialogOutcome {
     TextModel(PathBuf),
     /// Follow the GAN run in this folder.
     WatchRun(PathBuf),
+    /// Use this diffusers folder as the diffusion model.
+    ImageModel(PathBuf),
+    /// The settings read from a PNG (or why they could not be).
+    ImageSettings { path: PathBuf, record: Result<Option<crate::pipelines::image_record::ImageRecord>, String> },
+    /// Use this init image.
+    InitImage(PathBuf),
 }
 
 /// Runs dialogs on helper threads and hands their outcomes back.

@@ -24,6 +24,8 @@ pub enum Purpose {
     Train,
     /// Generating text.
     Generate,
+    /// Generating an image.
+    Image,
 }
 
 /// Where a job is.
@@ -83,7 +85,7 @@ impl JobTable {
             WorkerEvent::Progress { step, total, message, .. } => {
                 JobState::Running { step: *step, total: *total, message: message.clone() }
             }
-            WorkerEvent::TrainingEpoch { .. } => job.state.clone(),
+            WorkerEvent::TrainingEpoch { .. } | WorkerEvent::ImagePreview { .. } => job.state.clone(),
             WorkerEvent::Failed { error, .. } => JobState::Failed(error.clone()),
             WorkerEvent::Cancelled { .. } | WorkerEvent::Superseded { .. } => JobState::Cancelled,
             _ => JobState::Done,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use eframe::egui_wgpu::RenderState;
 
+mod image;
 mod text;
 mod train;
 
@@ -19,6 +20,7 @@ use crate::pipelines::latent::seeded_latent;
 use crate::ui::latent_panel::{Endpoint, LatentPanel, Origin, PanelContext};
 use crate::ui::status::{Notice, status_ui};
 use crate::ui::text_panel::{TextPanel, TextPanelContext};
+use crate::ui::image_panel::{ImagePanel, ImagePanelContext};
 use crate::ui::train_panel::TrainPanel;
 use crate::ui::{about::about_window, scatter};
 use crate::worker::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerHandle, WorkerRequest};
@@ -41,6 +43,10 @@ pub struct StudioApp {
     pub text: TextPanel,
     /// The training view.
     pub train: TrainPanel,
+    /// The image (diffusion) panel.
+    pub image: ImagePanel,
+    /// The diffusion models among `models` (the image panel's picker).
+    image_models: Vec<ModelManifest>,
     notices: Vec<Notice>,
     about_open: bool,
     gpu_scatter: bool,
@@ -92,8 +98,19 @@ impl StudioApp {
             Some(crate::worker::TextModelRef::Id(id)) if !chat_available(id) => false,
             _ => settings.chat,
         };
+        let image_models: Vec<ModelManifest> =
+            models.iter().filter(|m| m.family == crate::io::manifest::Family::Diffusion).cloned().collect();
+        let mut image = ImagePanel::default();
+        if let Some(m) = image_models.first() {
+            image.model = Some(crate::worker::ImageModelRef::Id(m.id.clone()));
+            if m.image_size[0] > 0 {
+                [image.width, image.height] = m.image_size;
+            }
+        }
         let mut app = Self {
             worker,
+            image,
+            image_models,
             models,
             text_models,
             settings,
@@ -147,6 +164,7 @@ impl StudioApp {
     pub fn apply(&mut self, command: UiCommand) {
         let Some(command) = self.apply_text_command(command) else { return };
         let Some(command) = self.apply_train_command(command) else { return };
+        let Some(command) = self.apply_image_command(command) else { return };
         match command {
             UiCommand::SelectModel(id) => {
                 self.selected = Some(id.clone());
@@ -206,6 +224,15 @@ impl StudioApp {
             | UiCommand::SaveText
             | UiCommand::StartGanTraining
             | UiCommand::WatchGanRun(_) => {}
+            // Handled by `apply_image_command`.
+            UiCommand::SelectImageModel(_)
+            | UiCommand::OpenImageModel
+            | UiCommand::OpenImageSettings
+            | UiCommand::RestoreImageSettings(_)
+            | UiCommand::PickInitImage
+            | UiCommand::ClearInitImage
+            | UiCommand::GenerateImages
+            | UiCommand::WalkSeeds => {}
         }
     }
 
@@ -296,6 +323,7 @@ impl StudioApp {
     /// next frame; none is dropped.
     pub fn handle_events(&mut self, ctx: &egui::Context) {
         for outcome in self.dialogs.poll() {
+            let Some(outcome) = self.apply_image_dialog(outcome) else { continue };
             match outcome {
                 DialogOutcome::Encode { path, slot } => self.apply(UiCommand::EncodeFile { path, slot }),
                 DialogOutcome::Save { request, label } => {
@@ -306,6 +334,7 @@ impl StudioApp {
                     self.apply(UiCommand::SelectTextModel(crate::worker::TextModelRef::File(path)))
                 }
                 DialogOutcome::WatchRun(folder) => self.apply(UiCommand::WatchGanRun(Some(folder))),
+                DialogOutcome::ImageModel(_) | DialogOutcome::ImageSettings { .. } | DialogOutcome::InitImage(_) => {}
             }
         }
         let started = std::time::Instant::now();
@@ -332,6 +361,7 @@ impl StudioApp {
     fn apply_event(&mut self, ctx: &egui::Context, event: WorkerEvent, purpose: Option<Purpose>) {
         let Some(event) = self.apply_text_event(event) else { return };
         let Some(event) = self.apply_train_event(ctx, event) else { return };
+        let Some(event) = self.apply_image_event(ctx, event) else { return };
         match (event, purpose) {
             (WorkerEvent::ModelLoaded { manifest, latent_map, can_encode, directions, .. }, _) => {
                 if self.selected.as_deref() != Some(manifest.id.as_str()) {
@@ -386,6 +416,12 @@ impl StudioApp {
                 i.raw.dropped_files.iter().map(|f| f.path().to_owned()).filter(|p| !p.as_os_str().is_empty()).collect();
             (files, i.pointer.latest_pos())
         });
+        if self.settings.tab == Tab::Image {
+            for path in dropped {
+                self.apply(UiCommand::RestoreImageSettings(path));
+            }
+            return;
+        }
         let slot = pointer
             .and_then(|p| self.panel.drop_zones.iter().find(|(rect, _)| rect.contains(p)))
             .map_or(Slot::Current, |(_, slot)| *slot);
@@ -422,6 +458,13 @@ impl StudioApp {
             Tab::Train => {
                 egui::ScrollArea::vertical().show(ui, |ui| self.train.ui(ui, &mut out));
             }
+            Tab::Image => {
+                let panel_ctx = ImagePanelContext { models: &self.image_models };
+                egui::ScrollArea::vertical().show(ui, |ui| self.image.ui(ui, &panel_ctx, &mut out));
+                if !self.image.queue.is_empty() {
+                    ctx.request_repaint_after(std::time::Duration::from_millis(250)); // ETA ticks
+                }
+            }
             Tab::Text => {
                 let panel_ctx = TextPanelContext { models: &self.text_models };
                 egui::ScrollArea::vertical().show(ui, |ui| self.text.ui(ui, &panel_ctx, &mut out));
@@ -445,7 +488,7 @@ impl StudioApp {
         ui.horizontal(|ui| {
             ui.strong("Latent Studio");
             ui.separator();
-            for (tab, name) in [(Tab::Latent, "Latent"), (Tab::Text, "Text"), (Tab::Train, "Train")] {
+            for (tab, name) in [(Tab::Latent, "Latent"), (Tab::Image, "Image"), (Tab::Text, "Text"), (Tab::Train, "Train")] {
                 if ui.selectable_label(self.settings.tab == tab, name).clicked() {
                     out.push(UiCommand::ShowTab(tab));
                 }

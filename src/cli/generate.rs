@@ -136,7 +136,7 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
         request,
         model: model_name,
         init_image: args.init_image.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()),
-        noise_file: args.noise.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()),
+        noise_origin: args.noise.as_ref().and_then(|p| p.file_name()).map(|n| format!("file {}", n.to_string_lossy())),
     };
     let png = encode_png(&generated.image, &record.chunks()).map_err(anyhow::Error::msg)?;
     write_new_file(&args.out, &png)?;

@@ -24,9 +24,10 @@ pub struct ImageRecord {
     /// img2img: the init image's file name.
     #[serde(default)]
     pub init_image: Option<String>,
-    /// The `.npy` the initial latent came from, if not the seed.
+    /// Where the initial latent came from when not from the seed (a `.npy`
+    /// file, or an interpolation between two seeds' noise).
     #[serde(default)]
-    pub noise_file: Option<String>,
+    pub noise_origin: Option<String>,
 }
 
 impl ImageRecord {
@@ -68,7 +69,7 @@ impl ImageRecord {
             },
             model: p.model.clone(),
             init_image: None,
-            noise_file: None,
+            noise_origin: None,
         }
     }
 
@@ -103,7 +104,7 @@ mod tests {
         let mut request = ImageRequest::new("a red heart, glossy", 42);
         request.negative = "blurry".into();
         request.sampler = SamplerKind::Ddim;
-        let record = ImageRecord { request, model: "emoji-ldm".into(), init_image: Some("in.png".into()), noise_file: None };
+        let record = ImageRecord { request, model: "emoji-ldm".into(), init_image: Some("in.png".into()), noise_origin: None };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.png");
         std::fs::write(&path, encode_png(&image::RgbImage::new(4, 4), &record.chunks()).unwrap()).unwrap();

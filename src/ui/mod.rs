@@ -1,6 +1,7 @@
 //! Panels and widgets. egui only: nothing here touches models or threads.
 
 pub mod about;
+pub mod image_panel;
 pub mod latent_map;
 pub mod latent_panel;
 pub mod scatter;

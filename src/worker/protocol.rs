@@ -8,6 +8,8 @@ use crate::io::latent_map::LatentMap;
 use crate::io::manifest::ModelManifest;
 use crate::io::png_meta::ImageSettings;
 use crate::pipelines::generate::{GenerateSpec, Generated};
+use crate::pipelines::image_record::ImageRecord;
+use crate::pipelines::txt2img::ImageRequest;
 use crate::pipelines::train_gan::{GanEpochReport, TrainGanSpec};
 use crate::pipelines::train_vae::{EpochReport, TrainVaeSpec};
 
@@ -51,6 +53,39 @@ impl std::fmt::Display for TextModelRef {
     }
 }
 
+/// A diffusion model to run: an installed one, or a diffusers folder the user opened.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ImageModelRef {
+    /// Installed model id (a manifest of the diffusion family).
+    Id(String),
+    /// A folder in the diffusers layout anywhere on disk.
+    Dir(PathBuf),
+}
+
+impl std::fmt::Display for ImageModelRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Id(id) => f.write_str(id),
+            Self::Dir(path) => write!(f, "{}", path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())),
+        }
+    }
+}
+
+/// One image to generate.
+#[derive(Clone, Debug)]
+pub struct ImageJob {
+    pub model: ImageModelRef,
+    pub request: ImageRequest,
+    /// img2img: the init image.
+    pub init: Option<PathBuf>,
+    /// The initial latent, when not the seed's, and where it came from.
+    pub noise: Option<(Vec<f32>, String)>,
+    /// Preview every this many steps (0: none).
+    pub preview_every: usize,
+    /// Where the finished PNG is written (numbered, never overwriting).
+    pub output_dir: PathBuf,
+}
+
 /// One token as the text panel shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenPiece {
@@ -83,6 +118,9 @@ pub enum WorkerRequest {
     SaveText { contents: String, target: SaveTarget },
     /// Generate text on the text thread; tokens stream back as events.
     Generate { model: TextModelRef, spec: GenerateSpec },
+    /// Generate an image on the image thread (jobs run in order); steps,
+    /// previews and the saved result come back as events.
+    GenerateImage(Box<ImageJob>),
     /// Train a VAE on its own thread; progress arrives as events.
     TrainVae { spec: TrainVaeSpec, data_dir: PathBuf, checkpoint_dir: PathBuf, limit: Option<usize> },
     /// Train a GAN on its own thread; losses and sample grids arrive as
@@ -108,6 +146,7 @@ impl WorkerRequest {
             | Self::TrainGan { .. }
             | Self::WatchGanRun { .. }
             | Self::Generate { .. }
+            | Self::GenerateImage(_)
             | Self::SaveText { .. }
             | Self::Shutdown => None,
         }
@@ -124,7 +163,7 @@ impl WorkerRequest {
 
 /// What the worker reports back. Every job ends with exactly one terminal
 /// event: `ModelLoaded`, `Decoded`, `Encoded`, `Saved`, `TrainingDone`,
-/// `TextDone`, `Failed`, `Cancelled` or `Superseded`.
+/// `TextDone`, `ImageDone`, `Failed`, `Cancelled` or `Superseded`.
 #[derive(Clone, Debug)]
 pub enum WorkerEvent {
     /// The job left the queue and is running.
@@ -163,6 +202,10 @@ pub enum WorkerEvent {
     TextTokens { job: JobId, token: Option<TokenPiece>, text: String },
     /// Generation ended (also when cancelled: the partial text is kept).
     TextDone { job: JobId, generated: Box<Generated> },
+    /// A preview of the image being denoised.
+    ImagePreview { job: JobId, step: usize, image: RgbImage },
+    /// An image is finished; `saved` is where its PNG went, or why it could not be written.
+    ImageDone { job: JobId, image: RgbImage, record: Box<ImageRecord>, noise: Vec<f32>, saved: Result<PathBuf, String> },
     /// The job failed; `error` says what and which file.
     Failed { job: JobId, error: String },
     /// The job was cancelled before it finished.
@@ -189,6 +232,8 @@ impl WorkerEvent {
             | Self::TextStarted { job, .. }
             | Self::TextTokens { job, .. }
             | Self::TextDone { job, .. }
+            | Self::ImagePreview { job, .. }
+            | Self::ImageDone { job, .. }
             | Self::Failed { job, .. }
             | Self::Cancelled { job }
             | Self::Superseded { job } => *job,
@@ -207,6 +252,7 @@ impl WorkerEvent {
                 | Self::GanEpoch { .. }
                 | Self::TextStarted { .. }
                 | Self::TextTokens { .. }
+                | Self::ImagePreview { .. }
         )
     }
 }

@@ -10,6 +10,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::cache::ModelCache;
 use super::handle::Waker;
 use super::protocol::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerRequest};
+use super::image::ImageThread;
 use super::text::TextThread;
 use super::training::{spawn_gan_training, spawn_gan_watch, spawn_vae_training};
 use crate::io::export::{encode_gif, make_grid, upscale};
@@ -36,6 +37,8 @@ pub struct Worker {
     queue: VecDeque<Envelope>,
     /// Started on the first text request.
     text: Option<TextThread>,
+    /// Started on the first image request.
+    image: Option<ImageThread>,
 }
 
 /// Sends events and wakes the UI.
@@ -56,7 +59,7 @@ impl EventSink {
 impl Worker {
     /// A worker over `cache`, reading `requests` and reporting to `events`.
     pub fn new(cache: ModelCache, requests: Receiver<Envelope>, events: Sender<WorkerEvent>, waker: Waker) -> Self {
-        Self { cache, requests, events: EventSink { tx: events, waker }, queue: VecDeque::new(), text: None }
+        Self { cache, requests, events: EventSink { tx: events, waker }, queue: VecDeque::new(), text: None, image: None }
     }
 
     /// Serves requests until `Shutdown` or until the app drops its handle.
@@ -180,6 +183,16 @@ impl Worker {
                 };
                 let text = self.text.insert(text);
                 text.submit(env).map_err(|_| "the text thread stopped; restart the studio".to_owned())?;
+                return Ok(None);
+            }
+            WorkerRequest::GenerateImage(_) => {
+                let image = match self.image.take() {
+                    Some(thread) => thread,
+                    None => ImageThread::spawn(self.cache.models_dir().to_owned(), self.events.clone())
+                        .map_err(|e| format!("cannot start the image thread: {e}"))?,
+                };
+                let image = self.image.insert(image);
+                image.submit(env).map_err(|_| "the image thread stopped; restart the studio".to_owned())?;
                 return Ok(None);
             }
             WorkerRequest::TrainVae { spec, data_dir, checkpoint_dir, limit } => {
