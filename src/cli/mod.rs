@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_conv;
+mod bench_diffusion;
 mod bench_gan;
 mod bench_text;
 mod bench_ui;

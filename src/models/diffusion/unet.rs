@@ -35,10 +35,10 @@ pub struct UnetConfig {
     /// Heads per block in SD configs (diffusers' historical name), unless
     /// `num_attention_heads` is given.
     pub attention_head_dim: PerBlock,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_attention_heads: Option<PerBlock>,
     pub cross_attention_dim: usize,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transformer_layers_per_block: Option<PerBlock>,
     #[serde(default)]
     pub use_linear_projection: bool,
@@ -57,10 +57,10 @@ pub struct UnetConfig {
     #[serde(default = "one_f")]
     pub mid_block_scale_factor: f64,
     /// Latent side the model was trained at.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample_size: Option<usize>,
     /// SDXL's "text_time" micro-conditioning (not applied; see `Self::notes`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub addition_embed_type: Option<String>,
 }
 

@@ -1,0 +1,131 @@
+//! `bench diffusion`: seconds per denoising step and per image for a
+//! diffusers folder (or `--random-sd-mid DIR`, which first writes the
+//! mid-sized SD-shaped model with random weights there), DDIM by default.
+//! `benches/torch_diffusion.py` runs diffusers on the same folder and the
+//! same initial noise (`--dump-noise`) and compares the images.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::io::npy::{NpyArray, npy_bytes};
+use crate::io::output::write_new_file;
+use crate::io::png_meta::encode_png;
+use crate::models::default_device;
+use crate::models::registry::find_manifest;
+use crate::pipelines::cancel::CancelToken;
+use crate::pipelines::random_diffusion::{RandomModel, write_random_model};
+use crate::pipelines::schedulers::SamplerKind;
+use crate::pipelines::txt2img::{DiffusionPipeline, ImageRequest, StepReport};
+
+/// Flags of `bench diffusion`.
+#[derive(Args, Debug)]
+pub struct BenchDiffusionArgs {
+    /// Installed diffusion model id.
+    #[arg(long)]
+    model: Option<String>,
+    /// A diffusers folder.
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// Write the mid-sized SD-shaped model (random weights, seed 0) into this folder first, then time it.
+    #[arg(long)]
+    random_sd_mid: Option<PathBuf>,
+    #[arg(long, default_value = "a red heart")]
+    prompt: String,
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    #[arg(long, default_value_t = 7.5)]
+    cfg: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Image side (default: the model's native size).
+    #[arg(long)]
+    size: Option<usize>,
+    #[arg(long, default_value = "ddim")]
+    sampler: String,
+    /// Timed images (after one warm-up image).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Write the initial latent as .npy (for the diffusers side).
+    #[arg(long)]
+    dump_noise: Option<PathBuf>,
+    /// Write the last image as PNG.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+}
+
+/// Runs `bench diffusion`.
+pub fn bench_diffusion(models_dir: &Path, args: BenchDiffusionArgs) -> anyhow::Result<()> {
+    let dir = match (&args.model, &args.model_dir, &args.random_sd_mid) {
+        (Some(id), _, _) => find_manifest(models_dir, id)?.dir,
+        (None, Some(dir), _) => dir.clone(),
+        (None, None, Some(dir)) => {
+            if !dir.join("unet").exists() {
+                write_random_model(dir, &RandomModel::sd_mid(0)).with_context(|| format!("cannot write {}", dir.display()))?;
+            }
+            dir.clone()
+        }
+        _ => anyhow::bail!("give --model, --model-dir or --random-sd-mid"),
+    };
+    let device = default_device();
+    let load_started = Instant::now();
+    let pipeline = DiffusionPipeline::load(&dir, &device)?;
+    let load_s = load_started.elapsed().as_secs_f64();
+    let size = args.size.or(pipeline.native_size()).unwrap_or(512);
+    let sampler = SamplerKind::parse(&args.sampler).with_context(|| format!("unknown sampler {}", args.sampler))?;
+    let request = ImageRequest {
+        steps: args.steps,
+        guidance: args.cfg,
+        width: size,
+        height: size,
+        sampler,
+        ..ImageRequest::new(&args.prompt, args.seed)
+    };
+    let (mut step_s, mut image_s) = (Vec::new(), Vec::new());
+    let mut last = None;
+    for round in 0..=args.rounds.max(1) {
+        let mut stamps = Vec::new();
+        let started = Instant::now();
+        let generated = pipeline
+            .generate(&request, None, None, 0, &mut |_: StepReport| stamps.push(Instant::now()), &CancelToken::new())?
+            .context("cancelled")?;
+        let total = started.elapsed().as_secs_f64();
+        if round > 0 {
+            image_s.push(total);
+            step_s.extend(stamps.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()));
+        }
+        last = Some(generated);
+    }
+    let generated = last.context("no image")?;
+    if let Some(path) = &args.dump_noise {
+        let [c, h, w] = generated.latent_shape;
+        write_new_file(path, &npy_bytes(&NpyArray { shape: vec![1, c, h, w], data: generated.noise.clone() }))?;
+    }
+    if let Some(path) = &args.out {
+        write_new_file(path, &encode_png(&generated.image, &[]).map_err(anyhow::Error::msg)?)?;
+    }
+    let (s_step, s_image) = (median(step_s), median(image_s));
+    if args.json {
+        let row = serde_json::json!({
+            "model": dir.display().to_string(), "size": size, "steps": args.steps, "cfg": args.cfg,
+            "sampler": sampler.cli_name(), "threads": rayon::current_num_threads(),
+            "load_s": load_s, "s_per_step": s_step, "s_per_image": s_image,
+        });
+        println!("{row}");
+    } else {
+        println!("| model | size | steps | load s | s/step | s/image |");
+        println!("|---|---|---|---|---|---|");
+        println!("| {} | {size}×{size} | {} | {load_s:.2} | {s_step:.4} | {s_image:.3} |", dir.display(), args.steps);
+    }
+    Ok(())
+}
