@@ -40,7 +40,7 @@ impl RandomModel {
     /// SD 1.x's layout at toy size: 32×32 images, 4 × 4 × 4 latents.
     pub fn tiny(seed: u64) -> Self {
         Self {
-            unet: UnetConfig::tiny(4, 32),
+            unet: UnetConfig { sample_size: Some(4), ..UnetConfig::tiny(4, 32) },
             text: vec![ClipTextConfig::tiny(0)],
             vae: AutoencoderConfig::tiny(),
             scheduler: SchedulerConfig::default(),
