@@ -90,6 +90,32 @@ fn cancel_takes_effect_before_the_next_step_and_previews_arrive() {
 }
 
 #[test]
+fn sd2_shaped_folder_with_v_prediction_and_gelu_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = RandomModel::tiny(8);
+    model.scheduler.prediction_type = "v_prediction".into();
+    model.text[0].hidden_act = "gelu".into();
+    model.unet.attention_head_dim = latent_studio::models::diffusion::unet::PerBlock::Each(vec![1, 2]);
+    let p = write(dir.path(), model);
+    for sampler in SamplerKind::ALL {
+        let img = run(&p, &ImageRequest { sampler, ..tiny_request("a cat", 5) });
+        assert_eq!(img.image.dimensions(), (32, 32));
+    }
+}
+
+#[test]
+fn large_latents_preview_through_the_fitted_colour_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), RandomModel::tiny(9));
+    // 40 × 40 latent positions: past the decoded-preview limit, so one pixel per position.
+    let x0 = Tensor::zeros((1, 4, 40, 40), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let flat = p.preview(&x0).unwrap();
+    assert_eq!(flat.dimensions(), (40, 40));
+    let first = *flat.get_pixel(0, 0);
+    assert!(flat.pixels().all(|px| *px == first), "a constant latent previews as one colour");
+}
+
+#[test]
 fn sdxl_shaped_folder_uses_both_text_encoders() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), RandomModel::tiny_sdxl(4));
