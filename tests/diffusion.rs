@@ -142,13 +142,8 @@ fn broken_folders_name_the_file_at_fault() {
     assert!(load_err(empty.path()).contains("not a diffusers model folder"));
 }
 
-#[test]
-fn our_trainer_learns_to_denoise_and_follows_the_caption() {
-    // Two classes of 4 × 4 × 4 latents: "red" is +1 in channel 0, "blue" +1 in channel 1.
-    let dir = tempfile::tempdir().unwrap();
-    write_random_model(dir.path(), &RandomModel::tiny(6)).unwrap();
-    let tokenizer = ClipTokenizer::from_dir(&dir.path().join("tokenizer")).unwrap();
-    let n = 64;
+/// Two classes of 4 × 4 × 4 latents: "red heart" is +1 in channel 0, "blue sky" +1 in channel 1.
+fn two_class_latents(tokenizer: &ClipTokenizer, n: usize) -> LatentCaptions {
     let mut data = vec![0f32; n * 64];
     let captions: Vec<String> = (0..n).map(|i| if i % 2 == 0 { "red heart".into() } else { "blue sky".into() }).collect();
     for i in 0..n {
@@ -158,12 +153,43 @@ fn our_trainer_learns_to_denoise_and_follows_the_caption() {
         }
     }
     let latents = Tensor::from_vec(data, (n, 4, 4, 4), &Device::Cpu).unwrap();
-    let set = LatentCaptions::new(latents, &captions, &tokenizer).unwrap();
-    let mut spec = TrainDiffusionSpec::emoji(tokenizer.vocab_size(), tokenizer.max_len(), 40, 1);
-    spec.unet = latent_studio::models::diffusion::unet::UnetConfig { sample_size: Some(4), ..latent_studio::models::diffusion::unet::UnetConfig::tiny(4, 32) };
-    spec.text = latent_studio::models::diffusion::clip_text::ClipTextConfig { max_position_embeddings: tokenizer.max_len(), ..latent_studio::models::diffusion::clip_text::ClipTextConfig::tiny(tokenizer.vocab_size()) };
+    LatentCaptions::new(latents, &captions, tokenizer).unwrap()
+}
+
+fn tiny_trainer_spec(tokenizer: &ClipTokenizer, epochs: usize) -> TrainDiffusionSpec {
+    use latent_studio::models::diffusion::{clip_text::ClipTextConfig, unet::UnetConfig};
+    let mut spec = TrainDiffusionSpec::emoji(tokenizer.vocab_size(), tokenizer.max_len(), epochs, 1);
+    spec.unet = UnetConfig { sample_size: Some(4), ..UnetConfig::tiny(4, 32) };
+    spec.text = ClipTextConfig { max_position_embeddings: tokenizer.max_len(), ..ClipTextConfig::tiny(tokenizer.vocab_size()) };
     spec.batch_size = 32;
     spec.lr = 3e-3;
+    spec
+}
+
+#[test]
+fn diffusion_training_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    write_random_model(dir.path(), &RandomModel::tiny(7)).unwrap();
+    let tokenizer = ClipTokenizer::from_dir(&dir.path().join("tokenizer")).unwrap();
+    let set = two_class_latents(&tokenizer, 64);
+    let mut trainer = DiffusionTrainer::new(tiny_trainer_spec(&tokenizer, 3), &Device::Cpu).unwrap();
+    let cancel = CancelToken::new();
+    trainer.train_epoch(&set, &mut |_, _, _| {}, &cancel).unwrap();
+    let checkpoint = dir.path().join("checkpoint");
+    trainer.save_checkpoint(&checkpoint).unwrap();
+    let a = trainer.train_epoch(&set, &mut |_, _, _| {}, &cancel).unwrap().unwrap();
+    let mut resumed = DiffusionTrainer::resume(&checkpoint, 3, &Device::Cpu).unwrap();
+    let b = resumed.train_epoch(&set, &mut |_, _, _| {}, &cancel).unwrap().unwrap();
+    assert_eq!((a.epoch, a.loss), (b.epoch, b.loss));
+}
+
+#[test]
+fn our_trainer_learns_to_denoise_and_follows_the_caption() {
+    let dir = tempfile::tempdir().unwrap();
+    write_random_model(dir.path(), &RandomModel::tiny(6)).unwrap();
+    let tokenizer = ClipTokenizer::from_dir(&dir.path().join("tokenizer")).unwrap();
+    let set = two_class_latents(&tokenizer, 64);
+    let spec = tiny_trainer_spec(&tokenizer, 40);
     let mut trainer = DiffusionTrainer::new(spec, &Device::Cpu).unwrap();
     let cancel = CancelToken::new();
     for _ in 0..40 {
