@@ -57,6 +57,7 @@ pub fn run(args: TrainAutoencoderArgs, command: String) -> anyhow::Result<()> {
     if !args.resume && vae_dir.exists() {
         bail!("{} already exists; choose another --out (models are never overwritten) or add --resume", vae_dir.display());
     }
+    crate::pipelines::export_diffusion::log_command(out, &command)?;
     let device = default_device();
     let checkpoint = out.join("checkpoint-autoencoder");
     let (split, _) = load_emoji_with_captions(&args.data_dir.join("emoji"), 32)?;

@@ -16,7 +16,7 @@ use crate::models::default_device;
 use crate::models::diffusion::clip_tokenizer::ClipTokenizer;
 use crate::models::diffusion::load_autoencoder;
 use crate::pipelines::cancel::CancelToken;
-use crate::pipelines::export_diffusion::{CARD_PROMPTS, CARD_SEEDS, write_model_files};
+use crate::pipelines::export_diffusion::{CARD_PROMPTS, CARD_SEEDS, log_command, write_model_files};
 use crate::pipelines::train_autoencoder::encode_means;
 use crate::pipelines::train_clip_bpe::train_clip_bpe;
 use crate::pipelines::train_diffusion::{DiffusionTrainer, LatentCaptions, TrainDiffusionSpec};
@@ -67,6 +67,7 @@ pub fn run(args: TrainDiffusionArgs, command: String) -> anyhow::Result<()> {
     if !args.resume && out.join("unet").exists() {
         bail!("{} already holds a U-Net; choose another --out (models are never overwritten) or add --resume", out.display());
     }
+    log_command(out, &command)?;
     let device = default_device();
     let vae = load_autoencoder(&out.join("vae"), &device).context("train the autoencoder first (latent-studio train autoencoder --out …)")?;
     let (split, captions) = load_emoji_with_captions(&args.data_dir.join("emoji"), 32)?;

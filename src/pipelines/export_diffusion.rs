@@ -28,6 +28,19 @@ pub const CARD_PROMPTS: [&str; 6] = ["cat", "red heart", "smiling face", "dog", 
 pub const CARD_SEEDS: [u64; 6] = [1, 2, 3, 4, 5, 6];
 /// Where `train autoencoder` records its runs for the card.
 pub const AUTOENCODER_LOG: &str = "progress/autoencoder.json";
+/// Every training command run on the folder, one per line, for the card.
+pub const COMMAND_LOG: &str = "progress/commands.txt";
+
+/// Appends a training command to the folder's command log.
+pub fn log_command(dir: &Path, command: &str) -> Result<(), TrainError> {
+    use std::io::Write;
+    let path = dir.join(COMMAND_LOG);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| file_err(parent, e))?;
+    }
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| file_err(&path, e))?;
+    writeln!(file, "{command}").map_err(|e| file_err(&path, e))
+}
 
 /// The autoencoder's training record.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -92,12 +105,13 @@ pub fn write_model_files(
     let losses: Vec<f64> = trainer.history().iter().map(|r| r.loss).collect();
     write_png("losses.png", &line_chart(&[Series { values: &losses, colour: [40, 90, 200] }], 480, 200))?;
     let ae = AutoencoderRecord::read(dir);
-    let card = model_card(trainer, &ae, command, seconds);
+    let commands = std::fs::read_to_string(dir.join(COMMAND_LOG)).unwrap_or_else(|_| format!("{}\n{command}", ae.commands.join("\n")));
+    let card = model_card(trainer, &ae, commands.trim(), seconds);
     let path = dir.join("README.md");
     std::fs::write(&path, card).map_err(|e| file_err(&path, e))
 }
 
-fn model_card(trainer: &DiffusionTrainer, ae: &AutoencoderRecord, command: &str, seconds: f64) -> String {
+fn model_card(trainer: &DiffusionTrainer, ae: &AutoencoderRecord, commands: &str, seconds: f64) -> String {
     let spec = trainer.spec();
     let history = trainer.history();
     let epoch_rows: String = history
@@ -125,7 +139,7 @@ prompt) and a {layers}-layer CLIP text transformer of width {width}, trained joi
 (classifier-free guidance).\n\
 - **Training:** batch {batch} ({groups} timestep groups), AdamW lr {lr}, {epochs} epochs, {train_min:.0} min on 2 CPU threads \
 (autoencoder {ae_min:.0} min; this command's wall time {wall_min:.0} min).\n\n\
-## Commands\n\n```\n{ae_commands}\n{command}\n```\n\n\
+## Commands (in the order they ran)\n\n```\n{commands}\n```\n\n\
 ## Samples\n\nRows: {prompts}; columns: seeds 1–6; DDIM 25 steps, guidance 4.\n\n![samples](samples.png)\n\n\
 ## Denoiser loss (MSE of the predicted noise)\n\n![losses](losses.png)\n\n| epoch | loss | seconds |\n|---|---|---|\n{epoch_rows}\n\
 ## Autoencoder\n\n| epoch | L1 | KL per latent value | seconds |\n|---|---|---|---|\n{ae_rows}\n\
@@ -150,7 +164,6 @@ are tied to in the captions, not detailed emoji.\n",
         train_min = train_seconds / 60.0,
         ae_min = ae_seconds / 60.0,
         wall_min = seconds / 60.0,
-        ae_commands = ae.commands.join("\n"),
     )
 }
 
