@@ -40,8 +40,10 @@ fn models_lists_the_shipped_models() {
     assert_eq!(find("smollm2-135m-instruct")["family"], "text", "listed even before its weights are fetched");
     assert_eq!(find("emoji-dcgan")["family"], "gan");
     assert_eq!(find("emoji-dcgan")["latent_dim"], 64);
+    assert_eq!(find("emoji-ldm")["family"], "diffusion");
+    assert_eq!(find("emoji-ldm")["image_size"], serde_json::json!([32, 32]));
     for r in rows {
-        assert!(["vae", "gan", "text"].contains(&r["family"].as_str().unwrap()), "{r}");
+        assert!(["vae", "gan", "text", "diffusion"].contains(&r["family"].as_str().unwrap()), "{r}");
         assert!(!r["license"].as_str().unwrap().is_empty());
     }
     assert!(ok(&["models"]).contains("digits-2d"));
