@@ -35,12 +35,28 @@ fn generate_is_reproducible_and_info_reads_the_settings_back() {
     let (a, b, c) = (dir.path().join("a.png"), dir.path().join("b.png"), dir.path().join("c.png"));
     let noise = dir.path().join("noise.npy");
     let args = |out: &Path| {
-        vec!["generate", "--model-dir", s(&model), "--prompt", "a red heart", "--negative", "blurry", "--steps", "3",
-            "--sampler", "ddim", "--cfg", "4", "--preview-every", "1", "--out"]
-            .into_iter()
-            .map(str::to_owned)
-            .chain([s(out).to_owned()])
-            .collect::<Vec<_>>()
+        vec![
+            "generate",
+            "--model-dir",
+            s(&model),
+            "--prompt",
+            "a red heart",
+            "--negative",
+            "blurry",
+            "--steps",
+            "3",
+            "--sampler",
+            "ddim",
+            "--cfg",
+            "4",
+            "--preview-every",
+            "1",
+            "--out",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .chain([s(out).to_owned()])
+        .collect::<Vec<_>>()
     };
     let run = |out: &Path, extra: &[&str]| {
         let mut all = args(out);
@@ -94,7 +110,19 @@ fn the_shipped_emoji_model_generates() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("heart.png");
     let out = Command::new(env!("CARGO_BIN_EXE_latent-studio"))
-        .args(["--models-dir", s(&models), "generate", "--model", "emoji-ldm", "--prompt", "red heart", "--steps", "10", "--out", s(&out)])
+        .args([
+            "--models-dir",
+            s(&models),
+            "generate",
+            "--model",
+            "emoji-ldm",
+            "--prompt",
+            "red heart",
+            "--steps",
+            "10",
+            "--out",
+            s(&out),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -31,7 +31,13 @@ fn write(dir: &Path, model: RandomModel) -> DiffusionPipeline {
 fn tiny_sd_folder_generates_with_every_sampler_deterministically() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), RandomModel::tiny(1));
-    for file in ["model_index.json", "unet/config.json", "vae/diffusion_pytorch_model.safetensors", "tokenizer/merges.txt", "text_encoder/model.safetensors"] {
+    for file in [
+        "model_index.json",
+        "unet/config.json",
+        "vae/diffusion_pytorch_model.safetensors",
+        "tokenizer/merges.txt",
+        "text_encoder/model.safetensors",
+    ] {
         assert!(dir.path().join(file).is_file(), "{file}");
     }
     for sampler in SamplerKind::ALL {
@@ -62,7 +68,10 @@ fn img2img_keeps_the_init_image_at_low_strength() {
     let init = image::RgbImage::from_fn(48, 40, |x, _| image::Rgb([if x < 24 { 255 } else { 0 }, 60, 120]));
     let mut steps_run = 0;
     let r = ImageRequest { strength: 0.5, steps: 8, ..tiny_request("a cat", 3) };
-    let out = p.generate(&r, Some(&init), None, 0, &mut |s: StepReport| steps_run = s.total, &CancelToken::new()).unwrap().unwrap();
+    let out = p
+        .generate(&r, Some(&init), None, 0, &mut |s: StepReport| steps_run = s.total, &CancelToken::new())
+        .unwrap()
+        .unwrap();
     assert_eq!(steps_run, 4, "strength 0.5 of 8 steps runs the last 4");
     assert_eq!(out.image.dimensions(), (32, 32));
     let bad = ImageRequest { strength: 0.0, ..r };
@@ -77,13 +86,20 @@ fn cancel_takes_effect_before_the_next_step_and_previews_arrive() {
     let (mut steps, mut previews) = (0, 0);
     let r = ImageRequest { steps: 10, ..tiny_request("sun", 1) };
     let out = p
-        .generate(&r, None, None, 1, &mut |s: StepReport| {
-            steps = s.step;
-            previews += s.preview.is_some() as usize;
-            if s.step == 3 {
-                cancel.cancel();
-            }
-        }, &cancel)
+        .generate(
+            &r,
+            None,
+            None,
+            1,
+            &mut |s: StepReport| {
+                steps = s.step;
+                previews += s.preview.is_some() as usize;
+                if s.step == 3 {
+                    cancel.cancel();
+                }
+            },
+            &cancel,
+        )
         .unwrap();
     assert!(out.is_none());
     assert_eq!((steps, previews), (3, 3), "cancelled after step 3 of 10, a preview every step");
@@ -145,7 +161,8 @@ fn broken_folders_name_the_file_at_fault() {
 /// Two classes of 4 × 4 × 4 latents: "red heart" is +1 in channel 0, "blue sky" +1 in channel 1.
 fn two_class_latents(tokenizer: &ClipTokenizer, n: usize) -> LatentCaptions {
     let mut data = vec![0f32; n * 64];
-    let captions: Vec<String> = (0..n).map(|i| if i % 2 == 0 { "red heart".into() } else { "blue sky".into() }).collect();
+    let captions: Vec<String> =
+        (0..n).map(|i| if i % 2 == 0 { "red heart".into() } else { "blue sky".into() }).collect();
     for i in 0..n {
         let channel = i % 2;
         for p in 0..16 {
@@ -160,7 +177,8 @@ fn tiny_trainer_spec(tokenizer: &ClipTokenizer, epochs: usize) -> TrainDiffusion
     use latent_studio::models::diffusion::{clip_text::ClipTextConfig, unet::UnetConfig};
     let mut spec = TrainDiffusionSpec::emoji(tokenizer.vocab_size(), tokenizer.max_len(), epochs, 1);
     spec.unet = UnetConfig { sample_size: Some(4), ..UnetConfig::tiny(4, 32) };
-    spec.text = ClipTextConfig { max_position_embeddings: tokenizer.max_len(), ..ClipTextConfig::tiny(tokenizer.vocab_size()) };
+    spec.text =
+        ClipTextConfig { max_position_embeddings: tokenizer.max_len(), ..ClipTextConfig::tiny(tokenizer.vocab_size()) };
     spec.batch_size = 32;
     spec.lr = 3e-3;
     spec
@@ -200,7 +218,8 @@ fn our_trainer_learns_to_denoise_and_follows_the_caption() {
     assert!(last < 0.5 * first, "noise-prediction loss {first} → {last}");
     // Sampling "red heart" lands nearer the red latents than the blue ones, and vice versa.
     let means = trainer.sample_latents(&tokenizer, &["red heart", "blue sky"], &[1, 2, 3], 20, 3.0).unwrap();
-    let channel_mean = |t: &Tensor, c: usize| t.narrow(1, c, 1).unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap();
+    let channel_mean =
+        |t: &Tensor, c: usize| t.narrow(1, c, 1).unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(channel_mean(&means[0], 0) > channel_mean(&means[0], 1) + 0.3, "red: {means:?}");
     assert!(channel_mean(&means[1], 1) > channel_mean(&means[1], 0) + 0.3, "blue: {means:?}");
 }

@@ -17,10 +17,10 @@ use super::settings::Settings;
 use crate::io::manifest::{ModelManifest, discover};
 use crate::io::png_meta::ImageSettings;
 use crate::pipelines::latent::seeded_latent;
+use crate::ui::image_panel::{ImagePanel, ImagePanelContext};
 use crate::ui::latent_panel::{Endpoint, LatentPanel, Origin, PanelContext};
 use crate::ui::status::{Notice, status_ui};
 use crate::ui::text_panel::{TextPanel, TextPanelContext};
-use crate::ui::image_panel::{ImagePanel, ImagePanelContext};
 use crate::ui::train_panel::TrainPanel;
 use crate::ui::{about::about_window, scatter};
 use crate::worker::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerHandle, WorkerRequest};
@@ -488,7 +488,9 @@ impl StudioApp {
         ui.horizontal(|ui| {
             ui.strong("Latent Studio");
             ui.separator();
-            for (tab, name) in [(Tab::Latent, "Latent"), (Tab::Image, "Image"), (Tab::Text, "Text"), (Tab::Train, "Train")] {
+            for (tab, name) in
+                [(Tab::Latent, "Latent"), (Tab::Image, "Image"), (Tab::Text, "Text"), (Tab::Train, "Train")]
+            {
                 if ui.selectable_label(self.settings.tab == tab, name).clicked() {
                     out.push(UiCommand::ShowTab(tab));
                 }

@@ -71,7 +71,8 @@ pub fn bench_diffusion(models_dir: &Path, args: BenchDiffusionArgs) -> anyhow::R
         (None, Some(dir), _) => dir.clone(),
         (None, None, Some(dir)) => {
             if !dir.join("unet").exists() {
-                write_random_model(dir, &RandomModel::sd_mid(0)).with_context(|| format!("cannot write {}", dir.display()))?;
+                write_random_model(dir, &RandomModel::sd_mid(0))
+                    .with_context(|| format!("cannot write {}", dir.display()))?;
             }
             dir.clone()
         }

@@ -78,7 +78,10 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
     }
     let (dir, model_name) = match (&args.model, &args.model_dir) {
         (Some(id), _) => (find_manifest(models_dir, id)?.dir, id.clone()),
-        (None, Some(dir)) => (dir.clone(), dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned())),
+        (None, Some(dir)) => (
+            dir.clone(),
+            dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned()),
+        ),
         (None, None) => bail!("give --model ID or --model-dir DIR"),
     };
     let device = default_device();
@@ -99,7 +102,9 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
         strength: args.strength,
     };
     let init = match &args.init_image {
-        Some(path) => Some(image::open(path).with_context(|| format!("cannot read the init image {}", path.display()))?.to_rgb8()),
+        Some(path) => {
+            Some(image::open(path).with_context(|| format!("cannot read the init image {}", path.display()))?.to_rgb8())
+        }
         None => None,
     };
     let noise = match &args.noise {
@@ -119,14 +124,16 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
         bar.set_position(report.step as u64);
         if let Some(preview) = report.preview {
             let path = PathBuf::from(format!("{}-step-{:03}.png", stem.display(), report.step));
-            let written = encode_png(&preview, &[]).map_err(anyhow::Error::msg).and_then(|png| Ok(write_new_file(&path, &png)?));
+            let written =
+                encode_png(&preview, &[]).map_err(anyhow::Error::msg).and_then(|png| Ok(write_new_file(&path, &png)?));
             if let Err(e) = written {
                 preview_error.get_or_insert(e);
             }
         }
     };
     let started = std::time::Instant::now();
-    let generated = pipeline.generate(&request, init.as_ref(), noise, args.preview_every, &mut on_step, &CancelToken::new())?;
+    let generated =
+        pipeline.generate(&request, init.as_ref(), noise, args.preview_every, &mut on_step, &CancelToken::new())?;
     bar.finish_and_clear();
     if let Some(e) = preview_error {
         return Err(e.context("cannot write a preview"));
@@ -152,7 +159,11 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
 /// Runs `info`: prints the settings stored in the image.
 pub fn info(path: &Path, json: bool) -> anyhow::Result<()> {
     let Some(record) = read_image_record(path).map_err(anyhow::Error::msg)? else {
-        bail!("{} holds no generation settings (no parameters or {} chunk)", path.display(), crate::pipelines::image_record::RECORD_KEY);
+        bail!(
+            "{} holds no generation settings (no parameters or {} chunk)",
+            path.display(),
+            crate::pipelines::image_record::RECORD_KEY
+        );
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&record)?);

@@ -55,7 +55,10 @@ pub fn run(args: TrainAutoencoderArgs, command: String) -> anyhow::Result<()> {
     let out = &args.out;
     let vae_dir = out.join("vae");
     if !args.resume && vae_dir.exists() {
-        bail!("{} already exists; choose another --out (models are never overwritten) or add --resume", vae_dir.display());
+        bail!(
+            "{} already exists; choose another --out (models are never overwritten) or add --resume",
+            vae_dir.display()
+        );
     }
     crate::pipelines::export_diffusion::log_command(out, &command)?;
     let device = default_device();
@@ -74,14 +77,24 @@ pub fn run(args: TrainAutoencoderArgs, command: String) -> anyhow::Result<()> {
     };
     let spec = trainer.spec().clone();
     let train = split.train.limited(args.limit);
-    eprintln!("training the autoencoder in {} on {} images, epochs {}..={}", out.display(), train.len(), trainer.history().len() + 1, spec.epochs);
+    eprintln!(
+        "training the autoencoder in {} on {} images, epochs {}..={}",
+        out.display(),
+        train.len(),
+        trainer.history().len() + 1,
+        spec.epochs
+    );
     let cancel = CancelToken::new();
     while !trainer.finished() {
         let bar = batch_bar(train.len() / spec.batch_size, trainer.history().len() + 1);
-        let report = trainer.train_epoch(&train, &mut |b, _, l1| {
-            bar.set_position(b as u64);
-            bar.set_message(format!("L1 {l1:.4}"));
-        }, &cancel)?;
+        let report = trainer.train_epoch(
+            &train,
+            &mut |b, _, l1| {
+                bar.set_position(b as u64);
+                bar.set_message(format!("L1 {l1:.4}"));
+            },
+            &cancel,
+        )?;
         bar.finish_and_clear();
         if let Some(r) = report {
             eprintln!("epoch {}: L1 {:.4}, KL {:.3} per latent value, {:.1} s", r.epoch, r.l1, r.kl, r.seconds);

@@ -65,17 +65,23 @@ pub struct TrainDiffusionArgs {
 pub fn run(args: TrainDiffusionArgs, command: String) -> anyhow::Result<()> {
     let out = &args.out;
     if !args.resume && out.join("unet").exists() {
-        bail!("{} already holds a U-Net; choose another --out (models are never overwritten) or add --resume", out.display());
+        bail!(
+            "{} already holds a U-Net; choose another --out (models are never overwritten) or add --resume",
+            out.display()
+        );
     }
     log_command(out, &command)?;
     let device = default_device();
-    let vae = load_autoencoder(&out.join("vae"), &device).context("train the autoencoder first (latent-studio train autoencoder --out …)")?;
+    let vae = load_autoencoder(&out.join("vae"), &device)
+        .context("train the autoencoder first (latent-studio train autoencoder --out …)")?;
     let (split, captions) = load_emoji_with_captions(&args.data_dir.join("emoji"), 32)?;
     let train = split.train.limited(args.limit);
     let train_captions = &captions.train[..train.len()];
     let tok_dir = out.join("tokenizer");
     if !args.resume || !tok_dir.join("vocab.json").exists() {
-        train_clip_bpe(train_captions, args.merges).save(&tok_dir, args.max_len).with_context(|| format!("cannot write {}", tok_dir.display()))?;
+        train_clip_bpe(train_captions, args.merges)
+            .save(&tok_dir, args.max_len)
+            .with_context(|| format!("cannot write {}", tok_dir.display()))?;
     }
     let tokenizer = ClipTokenizer::from_dir(&tok_dir)?;
     let checkpoint = out.join("checkpoint-diffusion");
@@ -100,10 +106,14 @@ pub fn run(args: TrainDiffusionArgs, command: String) -> anyhow::Result<()> {
     let started = Instant::now();
     while !trainer.finished() {
         let bar = batch_bar(train.len() / spec.batch_size, trainer.history().len() + 1);
-        let report = trainer.train_epoch(&data, &mut |b, _, loss| {
-            bar.set_position(b as u64);
-            bar.set_message(format!("loss {loss:.4}"));
-        }, &cancel)?;
+        let report = trainer.train_epoch(
+            &data,
+            &mut |b, _, loss| {
+                bar.set_position(b as u64);
+                bar.set_message(format!("loss {loss:.4}"));
+            },
+            &cancel,
+        )?;
         bar.finish_and_clear();
         if let Some(r) = &report {
             eprintln!("epoch {}: loss {:.4}, {:.1} s", r.epoch, r.loss, r.seconds);
@@ -121,7 +131,8 @@ pub fn run(args: TrainDiffusionArgs, command: String) -> anyhow::Result<()> {
         if args.sample_every > 0 && epoch % args.sample_every == 0 && !trainer.finished() {
             let grid = trainer.sample_grid(&vae, &tokenizer, &CARD_PROMPTS, &CARD_SEEDS, 25, 4.0)?;
             let path = train_log::grid_path(&progress, epoch);
-            std::fs::write(&path, encode_png(&grid, &[]).map_err(anyhow::Error::msg)?).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(&path, encode_png(&grid, &[]).map_err(anyhow::Error::msg)?)
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
     }
     trainer.export(out)?;

@@ -3,8 +3,8 @@
 
 pub mod char_gpt;
 pub mod conv;
-pub mod diffusion;
 pub mod conv_op;
+pub mod diffusion;
 pub mod epilogue;
 pub mod gan;
 pub mod gan_model;

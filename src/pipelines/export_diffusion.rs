@@ -10,9 +10,9 @@ use candle_core::{Tensor, Var};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
+use super::schedulers::SchedulerConfig;
 use super::train_autoencoder::{AutoencoderEpoch, TrainAutoencoderSpec};
 use super::train_diffusion::DiffusionTrainer;
-use super::schedulers::SchedulerConfig;
 use super::train_vae::{TrainError, file_err};
 use crate::io::chart::{Series, line_chart};
 use crate::io::datasets::DatasetName;
@@ -56,7 +56,10 @@ pub struct AutoencoderRecord {
 impl AutoencoderRecord {
     /// Reads `dir/progress/autoencoder.json`, or an empty record.
     pub fn read(dir: &Path) -> Self {
-        std::fs::read_to_string(dir.join(AUTOENCODER_LOG)).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+        std::fs::read_to_string(dir.join(AUTOENCODER_LOG))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
     }
 
     /// Writes it to `dir/progress/autoencoder.json`.
@@ -105,7 +108,8 @@ pub fn write_model_files(
     let losses: Vec<f64> = trainer.history().iter().map(|r| r.loss).collect();
     write_png("losses.png", &line_chart(&[Series { values: &losses, colour: [40, 90, 200] }], 480, 200))?;
     let ae = AutoencoderRecord::read(dir);
-    let commands = std::fs::read_to_string(dir.join(COMMAND_LOG)).unwrap_or_else(|_| format!("{}\n{command}", ae.commands.join("\n")));
+    let commands = std::fs::read_to_string(dir.join(COMMAND_LOG))
+        .unwrap_or_else(|_| format!("{}\n{command}", ae.commands.join("\n")));
     let card = model_card(trainer, &ae, commands.trim(), seconds);
     let path = dir.join("README.md");
     std::fs::write(&path, card).map_err(|e| file_err(&path, e))
@@ -119,8 +123,11 @@ fn model_card(trainer: &DiffusionTrainer, ae: &AutoencoderRecord, commands: &str
         .filter(|r| r.epoch == 1 || r.epoch % 5 == 0 || r.epoch == history.len())
         .map(|r| format!("| {} | {:.4} | {:.0} |\n", r.epoch, r.loss, r.seconds))
         .collect();
-    let ae_rows: String =
-        ae.history.iter().map(|r| format!("| {} | {:.4} | {:.2} | {:.0} |\n", r.epoch, r.l1, r.kl, r.seconds)).collect();
+    let ae_rows: String = ae
+        .history
+        .iter()
+        .map(|r| format!("| {} | {:.4} | {:.2} | {:.0} |\n", r.epoch, r.l1, r.kl, r.seconds))
+        .collect();
     let ae_seconds: f64 = ae.history.iter().map(|r| r.seconds).sum();
     let train_seconds: f64 = history.iter().map(|r| r.seconds).sum();
     let prompts = CARD_PROMPTS.map(|p| format!("\"{p}\"")).join(", ");
@@ -169,7 +176,9 @@ are tied to in the captions, not detailed emoji.\n",
 
 /// The variables whose names start with `prefix`, renamed without it.
 pub fn strip_prefix(vars: &[(String, Var)], prefix: &str) -> HashMap<String, Tensor> {
-    vars.iter().filter_map(|(name, var)| name.strip_prefix(prefix).map(|n| (n.to_owned(), var.as_tensor().clone()))).collect()
+    vars.iter()
+        .filter_map(|(name, var)| name.strip_prefix(prefix).map(|n| (n.to_owned(), var.as_tensor().clone())))
+        .collect()
 }
 
 fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), TrainError> {
@@ -196,7 +205,11 @@ pub fn write_unet_folder(dir: &Path, config: &UnetConfig, tensors: &HashMap<Stri
 
 /// `text_encoder/`: transformers' `CLIPTextModel` config and weights. The
 /// special token ids are CLIP's layout (the last two tokens).
-pub fn write_text_encoder_folder(dir: &Path, config: &ClipTextConfig, tensors: &HashMap<String, Tensor>) -> Result<(), TrainError> {
+pub fn write_text_encoder_folder(
+    dir: &Path,
+    config: &ClipTextConfig,
+    tensors: &HashMap<String, Tensor>,
+) -> Result<(), TrainError> {
     let mut json = serde_json::to_value(config).map_err(|e| file_err(dir, e))?;
     json["architectures"] = serde_json::json!(["CLIPTextModel"]);
     json["model_type"] = "clip_text_model".into();

@@ -85,7 +85,9 @@ impl ImageRecord {
 pub fn read_image_record(path: &Path) -> Result<Option<ImageRecord>, String> {
     let chunks = read_png_text(path)?;
     if let Some((_, json)) = chunks.iter().find(|(k, _)| k == RECORD_KEY) {
-        return serde_json::from_str(json).map(Some).map_err(|e| format!("{}: unreadable {RECORD_KEY} chunk: {e}", path.display()));
+        return serde_json::from_str(json)
+            .map(Some)
+            .map_err(|e| format!("{}: unreadable {RECORD_KEY} chunk: {e}", path.display()));
     }
     let Some((_, text)) = chunks.iter().find(|(k, _)| k == PARAMETERS_KEY) else {
         return Ok(None);
@@ -104,7 +106,8 @@ mod tests {
         let mut request = ImageRequest::new("a red heart, glossy", 42);
         request.negative = "blurry".into();
         request.sampler = SamplerKind::Ddim;
-        let record = ImageRecord { request, model: "emoji-ldm".into(), init_image: Some("in.png".into()), noise_origin: None };
+        let record =
+            ImageRecord { request, model: "emoji-ldm".into(), init_image: Some("in.png".into()), noise_origin: None };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.png");
         std::fs::write(&path, encode_png(&image::RgbImage::new(4, 4), &record.chunks()).unwrap()).unwrap();

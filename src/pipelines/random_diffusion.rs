@@ -8,7 +8,9 @@ use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use candle_transformers::models::stable_diffusion::unet_2d::UNet2DConditionModel;
 
-use super::export_diffusion::{strip_prefix, write_model_index, write_scheduler_folder, write_text_encoder_folder, write_unet_folder};
+use super::export_diffusion::{
+    strip_prefix, write_model_index, write_scheduler_folder, write_text_encoder_folder, write_unet_folder,
+};
 use super::schedulers::SchedulerConfig;
 use super::train_autoencoder::write_vae_folder;
 use super::train_clip_bpe::train_clip_bpe;
@@ -32,8 +34,15 @@ pub struct RandomModel {
 
 /// Words the random models' tokenizer is trained on.
 const VOCABULARY_TEXT: &[&str] = &[
-    "a photo of a cat", "a red heart", "smiling face with open mouth", "a dog in the snow", "green apple on a table",
-    "astronaut riding a horse", "blue sky over mountains", "portrait of an old man", "city street at night",
+    "a photo of a cat",
+    "a red heart",
+    "smiling face with open mouth",
+    "a dog in the snow",
+    "green apple on a table",
+    "astronaut riding a horse",
+    "blue sky over mountains",
+    "portrait of an old man",
+    "city street at night",
 ];
 
 impl RandomModel {
@@ -67,8 +76,12 @@ impl RandomModel {
     pub fn sd_mid(seed: u64) -> Self {
         let unet = UnetConfig {
             block_out_channels: vec![160, 320, 640, 640],
-            down_block_types: ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"].map(String::from).to_vec(),
-            up_block_types: ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"].map(String::from).to_vec(),
+            down_block_types: ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"]
+                .map(String::from)
+                .to_vec(),
+            up_block_types: ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]
+                .map(String::from)
+                .to_vec(),
             layers_per_block: 2,
             attention_head_dim: PerBlock::All(8),
             norm_num_groups: 32,
@@ -111,14 +124,24 @@ pub fn write_random_model(dir: &Path, model: &RandomModel) -> Result<(), TrainEr
     for (i, text) in model.text.iter().enumerate() {
         let suffix = if i == 0 { String::new() } else { format!("_{}", i + 1) };
         let tok_dir = dir.join(format!("tokenizer{suffix}"));
-        bpe.save(&tok_dir, model.max_len).map_err(|e| TrainError::File { path: tok_dir.clone(), detail: e.to_string() })?;
-        let config = ClipTextConfig { vocab_size: bpe.tokens.len(), max_position_embeddings: model.max_len.max(text.max_position_embeddings), ..text.clone() };
+        bpe.save(&tok_dir, model.max_len)
+            .map_err(|e| TrainError::File { path: tok_dir.clone(), detail: e.to_string() })?;
+        let config = ClipTextConfig {
+            vocab_size: bpe.tokens.len(),
+            max_position_embeddings: model.max_len.max(text.max_position_embeddings),
+            ..text.clone()
+        };
         let varmap = fresh(model.seed + 1 + i as u64, &|vb| ClipTextModel::new(&config, vb).map(|_| ()))?;
-        write_text_encoder_folder(&dir.join(format!("text_encoder{suffix}")), &config, &strip_prefix(&named_vars(&varmap), ""))?;
+        write_text_encoder_folder(
+            &dir.join(format!("text_encoder{suffix}")),
+            &config,
+            &strip_prefix(&named_vars(&varmap), ""),
+        )?;
     }
     let candle_unet = model.unet.to_candle().map_err(TrainError::Invalid)?;
     let (cin, cout) = (model.unet.in_channels, model.unet.out_channels);
-    let unet = fresh(model.seed + 10, &|vb| UNet2DConditionModel::new(vb, cin, cout, false, candle_unet.clone()).map(|_| ()))?;
+    let unet =
+        fresh(model.seed + 10, &|vb| UNet2DConditionModel::new(vb, cin, cout, false, candle_unet.clone()).map(|_| ()))?;
     write_unet_folder(&dir.join("unet"), &model.unet, &strip_prefix(&named_vars(&unet), ""))?;
     let vae = fresh(model.seed + 20, &|vb| Autoencoder::new(&model.vae, vb).map(|_| ()))?;
     write_vae_folder(&dir.join("vae"), &model.vae, &vae)?;

@@ -95,8 +95,11 @@ impl AutoencoderTrainer {
 
     /// Writes weights, optimiser state and history into `dir` (replaced whole).
     pub fn save_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
-        let state =
-            CheckpointState { spec: self.spec.clone(), optimizer_steps: self.opt.steps(), history: self.history.clone() };
+        let state = CheckpointState {
+            spec: self.spec.clone(),
+            optimizer_steps: self.opt.steps(),
+            history: self.history.clone(),
+        };
         save_checkpoint(dir, &self.varmap, &[&self.opt], &state)
     }
 
@@ -172,7 +175,8 @@ impl AutoencoderTrainer {
     /// One AdamW step on images in [−1, 1]; returns (L1, KL per latent element) before it.
     pub fn train_step(&mut self, images: &Tensor, noise: &mut SeededRng) -> Result<(f64, f64), TrainError> {
         let posterior = self.model.encode(images)?;
-        let eps = Tensor::from_vec(noise.normal_vec(posterior.mean.elem_count()), posterior.mean.shape(), &self.device)?;
+        let eps =
+            Tensor::from_vec(noise.normal_vec(posterior.mean.elem_count()), posterior.mean.shape(), &self.device)?;
         let recon = self.model.decode(&posterior.sample(&eps)?)?;
         let l1 = (recon - images)?.abs()?.mean_all()?;
         let per_image = posterior.mean.elem_count() / posterior.mean.dim(0)?;

@@ -17,9 +17,11 @@ use serde::{Deserialize, Serialize};
 use super::adam::{Adam, AdamConfig};
 use super::cancel::CancelToken;
 use super::checkpoint::{load_checkpoint_tensors, read_checkpoint_state, save_checkpoint};
+use super::export_diffusion::{
+    strip_prefix, write_model_index, write_scheduler_folder, write_text_encoder_folder, write_unet_folder,
+};
 use super::rng::SeededRng;
 use super::schedulers::{SamplerKind, SchedulerConfig};
-use super::export_diffusion::{strip_prefix, write_model_index, write_scheduler_folder, write_text_encoder_folder, write_unet_folder};
 use super::train_vae::{TrainError, named_vars, reseed_parameters};
 use super::txt2img::{denoise, to_rgb};
 use crate::io::export::make_grid;
@@ -130,10 +132,16 @@ impl DiffusionTrainer {
         let candle_config = spec.unet.to_candle().map_err(invalid)?;
         spec.text.validate().map_err(invalid)?;
         if spec.text.hidden_size != spec.unet.cross_attention_dim {
-            return Err(invalid(format!("text width {} ≠ cross_attention_dim {}", spec.text.hidden_size, spec.unet.cross_attention_dim)));
+            return Err(invalid(format!(
+                "text width {} ≠ cross_attention_dim {}",
+                spec.text.hidden_size, spec.unet.cross_attention_dim
+            )));
         }
         if spec.timestep_groups == 0 || spec.batch_size % spec.timestep_groups != 0 {
-            return Err(invalid(format!("batch {} does not split into {} groups", spec.batch_size, spec.timestep_groups)));
+            return Err(invalid(format!(
+                "batch {} does not split into {} groups",
+                spec.batch_size, spec.timestep_groups
+            )));
         }
         let alphas_cumprod = spec.scheduler.alphas_cumprod().map_err(|e| invalid(e.to_string()))?;
         let varmap = VarMap::new();
@@ -159,8 +167,11 @@ impl DiffusionTrainer {
 
     /// Writes weights, optimiser state and history into `dir` (replaced whole).
     pub fn save_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
-        let state =
-            CheckpointState { spec: self.spec.clone(), optimizer_steps: self.opt.steps(), history: self.history.clone() };
+        let state = CheckpointState {
+            spec: self.spec.clone(),
+            optimizer_steps: self.opt.steps(),
+            history: self.history.clone(),
+        };
         save_checkpoint(dir, &self.varmap, &[&self.opt], &state)
     }
 
@@ -188,7 +199,10 @@ impl DiffusionTrainer {
     ) -> Result<Option<DiffusionEpoch>, TrainError> {
         let n = data.latents.dim(0)?;
         if n < self.spec.batch_size {
-            return Err(TrainError::Invalid(format!("{n} latents are fewer than one batch of {}", self.spec.batch_size)));
+            return Err(TrainError::Invalid(format!(
+                "{n} latents are fewer than one batch of {}",
+                self.spec.batch_size
+            )));
         }
         let started = Instant::now();
         let epoch = self.history.len() + 1;
@@ -219,7 +233,9 @@ impl DiffusionTrainer {
             let clean = data.latents.index_select(&rows, 0)?; // [g, c, h, w]
             let ids: Vec<u32> = part
                 .iter()
-                .flat_map(|&i| if rng.uniform() < self.spec.uncond_rate { data.empty.clone() } else { data.ids[i].clone() })
+                .flat_map(
+                    |&i| if rng.uniform() < self.spec.uncond_rate { data.empty.clone() } else { data.ids[i].clone() },
+                )
                 .collect();
             let ids = Tensor::from_vec(ids, (part.len(), data.empty.len()), &self.device)?;
             let context = self.text.forward(&ids)?.0;
@@ -245,7 +261,8 @@ impl DiffusionTrainer {
         steps: usize,
         guidance: f64,
     ) -> Result<Vec<Tensor>, TrainError> {
-        let sampler = SamplerKind::Ddim.build(&self.spec.scheduler, steps).map_err(|e| TrainError::Invalid(e.to_string()))?;
+        let sampler =
+            SamplerKind::Ddim.build(&self.spec.scheduler, steps).map_err(|e| TrainError::Invalid(e.to_string()))?;
         let (c, side) = (self.spec.unet.in_channels, self.spec.unet.sample_size.unwrap_or(8));
         let cancel = CancelToken::new();
         let mut out = Vec::new();
@@ -256,7 +273,17 @@ impl DiffusionTrainer {
             for &seed in seeds {
                 let mut rng = SeededRng::new(seed);
                 let x = Tensor::from_vec(rng.normal_vec(c * side * side), (1, c, side, side), &self.device)?;
-                let done = denoise(&self.unet, sampler.as_ref(), x, 0, &context, guidance, &mut rng, &mut |_, _| Ok(()), &cancel)?;
+                let done = denoise(
+                    &self.unet,
+                    sampler.as_ref(),
+                    x,
+                    0,
+                    &context,
+                    guidance,
+                    &mut rng,
+                    &mut |_, _| Ok(()),
+                    &cancel,
+                )?;
                 latents.extend(done);
             }
             out.push(Tensor::cat(&latents, 0)?);

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cancel::CancelToken;
 use super::rng::SeededRng;
-use super::schedulers::{SamplerKind, ScheduleError, Sampler, SchedulerConfig};
+use super::schedulers::{Sampler, SamplerKind, ScheduleError, SchedulerConfig};
 use crate::models::diffusion::autoencoder::Autoencoder;
 use crate::models::diffusion::{DiffusionNets, FolderError, read_config};
 use crate::models::vae_model::tensor_to_images;
@@ -155,7 +155,11 @@ impl LatentRgb {
     fn fit(vae: &Autoencoder, channels: usize, device: &Device) -> candle_core::Result<Self> {
         let f = vae.config().downscale();
         let side = 8;
-        let latents = Tensor::from_vec(SeededRng::new(7).normal_vec(4 * channels * side * side), (4, channels, side, side), device)?;
+        let latents = Tensor::from_vec(
+            SeededRng::new(7).normal_vec(4 * channels * side * side),
+            (4, channels, side, side),
+            device,
+        )?;
         let images = vae.decode(&vae.from_diffusion(&latents)?)?.clamp(-1.0, 1.0)?;
         // Mean colour of each latent position's f × f block.
         let blocks = images.avg_pool2d((f, f))?.permute((0, 2, 3, 1))?.reshape(((), 3))?;
@@ -272,7 +276,9 @@ impl DiffusionPipeline {
     pub fn latent_shape(&self, width: usize, height: usize) -> Result<[usize; 3], GenerateError> {
         let (c, f) = self.nets.latent_geometry();
         if width == 0 || height == 0 || width % f != 0 || height % f != 0 {
-            return Err(GenerateError::Invalid(format!("size {width}×{height}: width and height must be positive multiples of {f}")));
+            return Err(GenerateError::Invalid(format!(
+                "size {width}×{height}: width and height must be positive multiples of {f}"
+            )));
         }
         Ok([c, height / f, width / f])
     }
@@ -306,7 +312,12 @@ impl DiffusionPipeline {
         let seed_noise = rng.normal_vec(len);
         let noise = match noise {
             Some(n) if n.len() != len => {
-                return Err(GenerateError::Invalid(format!("the noise has {} values; a {}×{} image needs {shape:?} = {len}", n.len(), request.width, request.height)));
+                return Err(GenerateError::Invalid(format!(
+                    "the noise has {} values; a {}×{} image needs {shape:?} = {len}",
+                    n.len(),
+                    request.width,
+                    request.height
+                )));
             }
             Some(n) => n,
             None => seed_noise,
@@ -319,7 +330,12 @@ impl DiffusionPipeline {
                 if !(request.strength > 0.0 && request.strength <= 1.0) {
                     return Err(GenerateError::Invalid(format!("strength {} is outside (0, 1]", request.strength)));
                 }
-                let resized = image::imageops::resize(image, request.width as u32, request.height as u32, image::imageops::FilterType::Lanczos3);
+                let resized = image::imageops::resize(
+                    image,
+                    request.width as u32,
+                    request.height as u32,
+                    image::imageops::FilterType::Lanczos3,
+                );
                 let clean = self.nets.vae.to_diffusion(&self.nets.vae.encode(&from_rgb(&resized, device)?)?.mean)?;
                 // diffusers: run the last ⌊steps · strength⌋ steps.
                 let run = ((request.steps as f64 * request.strength) as usize).clamp(1, request.steps);
@@ -336,11 +352,25 @@ impl DiffusionPipeline {
             on_step(StepReport { step, total, preview });
             Ok(())
         };
-        let Some(latents) = denoise(&self.nets.unet, sampler.as_ref(), x, first, &context, request.guidance, &mut rng, &mut on_x0, cancel)? else {
+        let Some(latents) = denoise(
+            &self.nets.unet,
+            sampler.as_ref(),
+            x,
+            first,
+            &context,
+            request.guidance,
+            &mut rng,
+            &mut on_x0,
+            cancel,
+        )?
+        else {
             return Ok(None);
         };
         let images = self.nets.vae.decode(&self.nets.vae.from_diffusion(&latents)?)?;
-        let image = to_rgb(&images)?.into_iter().next().ok_or_else(|| GenerateError::Invalid("the decoder returned no image".into()))?;
+        let image = to_rgb(&images)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| GenerateError::Invalid("the decoder returned no image".into()))?;
         Ok(Some(Generated { image, noise, latent_shape: shape }))
     }
 
@@ -372,7 +402,8 @@ mod tests {
     fn gaussian_elimination_solves_a_small_system() {
         let a = vec![vec![2.0, 1.0, 0.0], vec![1.0, 3.0, 1.0], vec![0.0, 1.0, 4.0]];
         let x = [[1.0, -1.0], [2.0, 0.5], [-3.0, 2.0]];
-        let b: Vec<Vec<f64>> = (0..3).map(|i| (0..2).map(|k| (0..3).map(|j| a[i][j] * x[j][k]).sum()).collect()).collect();
+        let b: Vec<Vec<f64>> =
+            (0..3).map(|i| (0..2).map(|k| (0..3).map(|j| a[i][j] * x[j][k]).sum()).collect()).collect();
         let got = solve(a, b);
         for i in 0..3 {
             for k in 0..2 {

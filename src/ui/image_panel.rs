@@ -210,11 +210,21 @@ impl ImagePanel {
 
     fn prompt_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
         let label = ui.label("Prompt");
-        ui.add(egui::TextEdit::multiline(&mut self.prompt).hint_text("red heart").desired_rows(3).desired_width(f32::INFINITY))
-            .labelled_by(label.id);
+        ui.add(
+            egui::TextEdit::multiline(&mut self.prompt)
+                .hint_text("red heart")
+                .desired_rows(3)
+                .desired_width(f32::INFINITY),
+        )
+        .labelled_by(label.id);
         let label = ui.label("Negative prompt");
-        ui.add(egui::TextEdit::multiline(&mut self.negative).hint_text("what to steer away from").desired_rows(2).desired_width(f32::INFINITY))
-            .labelled_by(label.id);
+        ui.add(
+            egui::TextEdit::multiline(&mut self.negative)
+                .hint_text("what to steer away from")
+                .desired_rows(2)
+                .desired_width(f32::INFINITY),
+        )
+        .labelled_by(label.id);
         ui.horizontal(|ui| {
             let ready = self.model.is_some() && !self.prompt.trim().is_empty();
             let text = if self.batch > 1 { format!("Generate {}", self.batch) } else { "Generate".to_owned() };
@@ -225,20 +235,19 @@ impl ImagePanel {
                 out.extend(self.queue.iter().map(|q| UiCommand::Cancel(q.job)));
             }
         });
-        ui.horizontal(|ui| {
-            match &self.init_image {
-                Some(path) => {
-                    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-                    ui.label(format!("Init image: {name}"));
-                    if ui.small_button("Clear").on_hover_text("Back to text-to-image").clicked() {
-                        out.push(UiCommand::ClearInitImage);
-                    }
-                    ui.add(egui::Slider::new(&mut self.strength, 0.05..=1.0).text("Strength"));
+        ui.horizontal(|ui| match &self.init_image {
+            Some(path) => {
+                let name =
+                    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+                ui.label(format!("Init image: {name}"));
+                if ui.small_button("Clear").on_hover_text("Back to text-to-image").clicked() {
+                    out.push(UiCommand::ClearInitImage);
                 }
-                None => {
-                    if ui.button("Init image…").on_hover_text("Image-to-image: start from a picture").clicked() {
-                        out.push(UiCommand::PickInitImage);
-                    }
+                ui.add(egui::Slider::new(&mut self.strength, 0.05..=1.0).text("Strength"));
+            }
+            None => {
+                if ui.button("Init image…").on_hover_text("Image-to-image: start from a picture").clicked() {
+                    out.push(UiCommand::PickInitImage);
                 }
             }
         });
@@ -271,7 +280,10 @@ impl ImagePanel {
                 ui.add_enabled(!self.random_seed, egui::DragValue::new(&mut self.seed));
                 ui.checkbox(&mut self.random_seed, "Random");
                 let last = self.results.last().map(|r| r.record.request.seed);
-                if ui.add_enabled(last.is_some(), egui::Button::new("Reuse")).on_hover_text("The last image's seed").clicked()
+                if ui
+                    .add_enabled(last.is_some(), egui::Button::new("Reuse"))
+                    .on_hover_text("The last image's seed")
+                    .clicked()
                     && let Some(seed) = last
                 {
                     self.seed = seed;
@@ -295,10 +307,15 @@ impl ImagePanel {
             let shown = self.preview.as_ref().map(|(_, t)| t).or_else(|| self.results.last().map(|r| &r.texture));
             match shown {
                 Some(texture) => {
-                    ui.add(egui::Image::new(texture).fit_to_exact_size(egui::vec2(PREVIEW_SIDE, PREVIEW_SIDE)).texture_options(egui::TextureOptions::NEAREST));
+                    ui.add(
+                        egui::Image::new(texture)
+                            .fit_to_exact_size(egui::vec2(PREVIEW_SIDE, PREVIEW_SIDE))
+                            .texture_options(egui::TextureOptions::NEAREST),
+                    );
                 }
                 None => {
-                    let (rect, _) = ui.allocate_exact_size(egui::vec2(PREVIEW_SIDE, PREVIEW_SIDE), egui::Sense::hover());
+                    let (rect, _) =
+                        ui.allocate_exact_size(egui::vec2(PREVIEW_SIDE, PREVIEW_SIDE), egui::Sense::hover());
                     ui.painter().rect_filled(rect, 4.0, theme::MAP_BACKGROUND);
                 }
             }
@@ -334,13 +351,29 @@ impl ImagePanel {
             for (i, r) in self.results.iter().enumerate() {
                 let end = self.ends.iter().position(|e| *e == Some(i));
                 let response = ui
-                    .add(egui::Image::new(&r.texture).fit_to_exact_size(egui::vec2(RESULT_SIDE, RESULT_SIDE)).texture_options(egui::TextureOptions::NEAREST).sense(egui::Sense::click()))
-                    .on_hover_text(format!("{} — seed {}{}", r.record.request.prompt, r.record.request.seed, match &r.saved {
-                        Ok(p) => format!("\n{}", p.display()),
-                        Err(e) => format!("\nnot saved: {e}"),
-                    }));
+                    .add(
+                        egui::Image::new(&r.texture)
+                            .fit_to_exact_size(egui::vec2(RESULT_SIDE, RESULT_SIDE))
+                            .texture_options(egui::TextureOptions::NEAREST)
+                            .sense(egui::Sense::click()),
+                    )
+                    .on_hover_text(format!(
+                        "{} — seed {}{}",
+                        r.record.request.prompt,
+                        r.record.request.seed,
+                        match &r.saved {
+                            Ok(p) => format!("\n{}", p.display()),
+                            Err(e) => format!("\nnot saved: {e}"),
+                        }
+                    ));
                 if let Some(e) = end {
-                    ui.painter().text(response.rect.left_top() + egui::vec2(4.0, 2.0), egui::Align2::LEFT_TOP, ["A", "B"][e], egui::FontId::proportional(16.0), theme::ENDPOINT);
+                    ui.painter().text(
+                        response.rect.left_top() + egui::vec2(4.0, 2.0),
+                        egui::Align2::LEFT_TOP,
+                        ["A", "B"][e],
+                        egui::FontId::proportional(16.0),
+                        theme::ENDPOINT,
+                    );
                 }
                 if response.clicked() {
                     clicked = Some(i);
@@ -363,7 +396,11 @@ impl ImagePanel {
         if let [Some(_), Some(_)] = self.ends {
             ui.horizontal(|ui| {
                 ui.add(egui::Slider::new(&mut self.walk_frames, 3..=16).text("frames"));
-                if ui.button("Walk A → B").on_hover_text("Same settings as A; the initial noise slerps from A's seed to B's").clicked() {
+                if ui
+                    .button("Walk A → B")
+                    .on_hover_text("Same settings as A; the initial noise slerps from A's seed to B's")
+                    .clicked()
+                {
                     out.push(UiCommand::WalkSeeds);
                 }
             });

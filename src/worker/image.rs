@@ -77,19 +77,27 @@ impl ImageWorker {
                 ImageModelRef::Id(id) => find_manifest(&self.models_dir, id).map_err(|e| e.to_string())?.dir,
                 ImageModelRef::Dir(dir) => dir.clone(),
             };
-            let pipeline = DiffusionPipeline::load(&dir, &crate::models::default_device()).map_err(|e| e.to_string())?;
+            let pipeline =
+                DiffusionPipeline::load(&dir, &crate::models::default_device()).map_err(|e| e.to_string())?;
             self.loaded = Some((which.clone(), pipeline));
         }
         self.loaded.as_ref().map(|(_, p)| p).ok_or_else(|| "the model is not loaded".to_owned())
     }
 
-    fn generate(&mut self, job: super::JobId, spec: &ImageJob, cancel: &CancelToken) -> Result<Option<WorkerEvent>, String> {
+    fn generate(
+        &mut self,
+        job: super::JobId,
+        spec: &ImageJob,
+        cancel: &CancelToken,
+    ) -> Result<Option<WorkerEvent>, String> {
         let events = self.events.clone();
         let total = spec.request.steps;
         events.send(WorkerEvent::Progress { job, step: 0, total, message: format!("loading {}", spec.model) });
         let pipeline = self.pipeline(&spec.model)?;
         let init = match &spec.init {
-            Some(path) => Some(image::open(path).map_err(|e| format!("cannot read the init image {}: {e}", path.display()))?.to_rgb8()),
+            Some(path) => Some(
+                image::open(path).map_err(|e| format!("cannot read the init image {}: {e}", path.display()))?.to_rgb8(),
+            ),
             None => None,
         };
         events.send(WorkerEvent::Progress { job, step: 0, total, message: String::new() });
@@ -113,6 +121,12 @@ impl ImageWorker {
         // The image reaches the panel even if it cannot be written.
         let saved = encode_png(&generated.image, &record.chunks())
             .and_then(|png| save_numbered(&spec.output_dir, "image", "png", &png).map_err(|e| e.to_string()));
-        Ok(Some(WorkerEvent::ImageDone { job, image: generated.image, record: Box::new(record), noise: generated.noise, saved }))
+        Ok(Some(WorkerEvent::ImageDone {
+            job,
+            image: generated.image,
+            record: Box::new(record),
+            noise: generated.noise,
+            saved,
+        }))
     }
 }

@@ -3,11 +3,13 @@
 
 pub mod cache;
 pub mod handle;
+mod image;
 pub mod protocol;
 pub mod run;
-mod image;
 mod text;
 mod training;
 
 pub use handle::{Waker, WorkerHandle};
-pub use protocol::{ImageJob, ImageModelRef, JobId, SaveFormat, SaveTarget, TextModelRef, TokenPiece, WorkerEvent, WorkerRequest};
+pub use protocol::{
+    ImageJob, ImageModelRef, JobId, SaveFormat, SaveTarget, TextModelRef, TokenPiece, WorkerEvent, WorkerRequest,
+};

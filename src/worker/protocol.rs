@@ -9,9 +9,9 @@ use crate::io::manifest::ModelManifest;
 use crate::io::png_meta::ImageSettings;
 use crate::pipelines::generate::{GenerateSpec, Generated};
 use crate::pipelines::image_record::ImageRecord;
-use crate::pipelines::txt2img::ImageRequest;
 use crate::pipelines::train_gan::{GanEpochReport, TrainGanSpec};
 use crate::pipelines::train_vae::{EpochReport, TrainVaeSpec};
+use crate::pipelines::txt2img::ImageRequest;
 
 /// Identifies one job from request to its final event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -66,7 +66,11 @@ impl std::fmt::Display for ImageModelRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Id(id) => f.write_str(id),
-            Self::Dir(path) => write!(f, "{}", path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())),
+            Self::Dir(path) => write!(
+                f,
+                "{}",
+                path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+            ),
         }
     }
 }

@@ -9,8 +9,8 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::cache::ModelCache;
 use super::handle::Waker;
-use super::protocol::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerRequest};
 use super::image::ImageThread;
+use super::protocol::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerRequest};
 use super::text::TextThread;
 use super::training::{spawn_gan_training, spawn_gan_watch, spawn_vae_training};
 use crate::io::export::{encode_gif, make_grid, upscale};
@@ -59,7 +59,14 @@ impl EventSink {
 impl Worker {
     /// A worker over `cache`, reading `requests` and reporting to `events`.
     pub fn new(cache: ModelCache, requests: Receiver<Envelope>, events: Sender<WorkerEvent>, waker: Waker) -> Self {
-        Self { cache, requests, events: EventSink { tx: events, waker }, queue: VecDeque::new(), text: None, image: None }
+        Self {
+            cache,
+            requests,
+            events: EventSink { tx: events, waker },
+            queue: VecDeque::new(),
+            text: None,
+            image: None,
+        }
     }
 
     /// Serves requests until `Shutdown` or until the app drops its handle.

@@ -42,7 +42,8 @@ impl StudioApp {
                 Some(DialogOutcome::ImageSettings { path, record })
             }),
             UiCommand::PickInitImage => self.dialogs.open(|| {
-                let path = rfd::FileDialog::new().add_filter("Images", &["png", "jpg", "jpeg", "bmp", "gif"]).pick_file()?;
+                let path =
+                    rfd::FileDialog::new().add_filter("Images", &["png", "jpg", "jpeg", "bmp", "gif"]).pick_file()?;
                 Some(DialogOutcome::InitImage(path))
             }),
             UiCommand::ClearInitImage => self.image.init_image = None,
@@ -60,7 +61,10 @@ impl StudioApp {
                 let [Some(a), Some(b)] = self.image.ends else { return None };
                 let (Some(a), Some(b)) = (self.image.results.get(a), self.image.results.get(b)) else { return None };
                 if a.noise.len() != b.noise.len() {
-                    self.notices.push(Notice { text: "A and B have different sizes: no walk between them".into(), error: true });
+                    self.notices.push(Notice {
+                        text: "A and B have different sizes: no walk between them".into(),
+                        error: true,
+                    });
                     return None;
                 }
                 let (request, na, nb) = (a.record.request.clone(), a.noise.clone(), b.noise.clone());
@@ -69,7 +73,11 @@ impl StudioApp {
                 for f in 0..frames {
                     let t = f as f32 / (frames - 1) as f32;
                     let origin = format!("slerp of seed {sa} and seed {sb} noise at t = {t:.2}");
-                    self.submit_image(request.clone(), Some((slerp(&na, &nb, t), origin)), format!("walk {}/{frames}", f + 1));
+                    self.submit_image(
+                        request.clone(),
+                        Some((slerp(&na, &nb, t), origin)),
+                        format!("walk {}/{frames}", f + 1),
+                    );
                 }
             }
             other => return Some(other),
@@ -77,7 +85,12 @@ impl StudioApp {
         None
     }
 
-    fn submit_image(&mut self, request: crate::pipelines::txt2img::ImageRequest, noise: Option<(Vec<f32>, String)>, label: String) {
+    fn submit_image(
+        &mut self,
+        request: crate::pipelines::txt2img::ImageRequest,
+        noise: Option<(Vec<f32>, String)>,
+        label: String,
+    ) {
         let Some(model) = self.image.model.clone() else { return };
         let job = ImageJob {
             model,
@@ -99,9 +112,12 @@ impl StudioApp {
             DialogOutcome::ImageSettings { path, record } => match record {
                 Ok(Some(record)) => {
                     self.image.restore(&record);
-                    self.notices.push(Notice { text: format!("settings restored from {}", path.display()), error: false });
+                    self.notices
+                        .push(Notice { text: format!("settings restored from {}", path.display()), error: false });
                 }
-                Ok(None) => self.notices.push(Notice { text: format!("{} holds no generation settings", path.display()), error: true }),
+                Ok(None) => self
+                    .notices
+                    .push(Notice { text: format!("{} holds no generation settings", path.display()), error: true }),
                 Err(e) => self.notices.push(Notice { text: format!("cannot read settings: {e}"), error: true }),
             },
             other => return Some(other),
@@ -115,12 +131,20 @@ impl StudioApp {
         match event {
             WorkerEvent::Progress { job, step, total, .. } if ours(job) => self.image.progress(job, step, total),
             WorkerEvent::ImagePreview { job, image, .. } if ours(job) => {
-                let texture = ctx.load_texture(format!("diffusion-preview-{}", job.0), to_color_image(&image), egui::TextureOptions::NEAREST);
+                let texture = ctx.load_texture(
+                    format!("diffusion-preview-{}", job.0),
+                    to_color_image(&image),
+                    egui::TextureOptions::NEAREST,
+                );
                 self.image.preview = Some((job, texture));
             }
             WorkerEvent::ImageDone { job, image, record, noise, saved } => {
                 self.image.ended(job);
-                let texture = ctx.load_texture(format!("diffusion-result-{}", job.0), to_color_image(&image), egui::TextureOptions::NEAREST);
+                let texture = ctx.load_texture(
+                    format!("diffusion-result-{}", job.0),
+                    to_color_image(&image),
+                    egui::TextureOptions::NEAREST,
+                );
                 let notice = match &saved {
                     Ok(path) => Notice { text: format!("saved {}", path.display()), error: false },
                     Err(e) => Notice { text: format!("image kept in the panel but not saved: {e}"), error: true },

@@ -83,7 +83,9 @@ impl AutoencoderConfig {
         if self.block_out_channels.is_empty() || self.layers_per_block == 0 || self.latent_channels == 0 {
             return Err("block_out_channels, layers_per_block and latent_channels must be non-empty/positive".into());
         }
-        if let Some(c) = self.block_out_channels.iter().find(|c| self.norm_num_groups == 0 || *c % self.norm_num_groups != 0) {
+        if let Some(c) =
+            self.block_out_channels.iter().find(|c| self.norm_num_groups == 0 || *c % self.norm_num_groups != 0)
+        {
             return Err(format!("{c} channels do not split into {} groups", self.norm_num_groups));
         }
         Ok(())
@@ -105,7 +107,8 @@ struct ResnetBlock {
 
 impl ResnetBlock {
     fn new(cin: usize, cout: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
-        let shortcut = if cin == cout { None } else { Some(conv2d(cin, cout, 1, Default::default(), vb.pp("conv_shortcut"))?) };
+        let shortcut =
+            if cin == cout { None } else { Some(conv2d(cin, cout, 1, Default::default(), vb.pp("conv_shortcut"))?) };
         Ok(Self {
             norm1: group_norm(groups, cin, 1e-6, vb.pp("norm1"))?,
             conv1: conv3(cin, cout, vb.pp("conv1"))?,
@@ -414,7 +417,8 @@ mod tests {
         let mean = Tensor::new(&[[0.5f32, -1.0]], &d).unwrap();
         let log_var = Tensor::new(&[[0.2f32, -0.4]], &d).unwrap();
         let kl = Posterior { mean, log_var }.kl().unwrap().to_scalar::<f32>().unwrap() as f64;
-        let expected: f64 = [(0.5f64, 0.2f64), (-1.0, -0.4)].iter().map(|(m, l)| 0.5 * (m * m + l.exp() - 1.0 - l)).sum();
+        let expected: f64 =
+            [(0.5f64, 0.2f64), (-1.0, -0.4)].iter().map(|(m, l)| 0.5 * (m * m + l.exp() - 1.0 - l)).sum();
         assert!((kl - expected).abs() < 1e-6, "{kl} vs {expected}");
     }
 }

@@ -111,7 +111,14 @@ impl DiffusionNets {
             let config: ClipTextConfig = read_config(&enc_dir.join("config.json"))?;
             config.validate().map_err(|e| file_error(&enc_dir.join("config.json"), e))?;
             if tokenizer.max_len() > config.max_position_embeddings {
-                return Err(file_error(&tok_dir, format!("sequences of {} tokens exceed the encoder's {} positions", tokenizer.max_len(), config.max_position_embeddings)));
+                return Err(file_error(
+                    &tok_dir,
+                    format!(
+                        "sequences of {} tokens exceed the encoder's {} positions",
+                        tokenizer.max_len(),
+                        config.max_position_embeddings
+                    ),
+                ));
             }
             let encoder = build(&enc_dir, TEXT_FILES, device, |vb| ClipTextModel::new(&config, vb))?;
             towers.push(TextTower { tokenizer, encoder });
@@ -121,7 +128,13 @@ impl DiffusionNets {
         let candle_config = unet_config.to_candle().map_err(|e| file_error(&unet_dir.join("config.json"), e))?;
         let context: usize = towers.iter().map(|t| t.encoder.config().hidden_size).sum();
         if context != unet_config.cross_attention_dim {
-            return Err(file_error(&unet_dir.join("config.json"), format!("cross_attention_dim {} does not match the text encoders' {context}", unet_config.cross_attention_dim)));
+            return Err(file_error(
+                &unet_dir.join("config.json"),
+                format!(
+                    "cross_attention_dim {} does not match the text encoders' {context}",
+                    unet_config.cross_attention_dim
+                ),
+            ));
         }
         let unet = build(&unet_dir, UNET_FILES, device, |vb| {
             UNet2DConditionModel::new(vb, unet_config.in_channels, unet_config.out_channels, false, candle_config)
@@ -129,7 +142,14 @@ impl DiffusionNets {
         let vae_dir = dir.join("vae");
         let vae = load_autoencoder(&vae_dir, device)?;
         if vae.config().latent_channels != unet_config.in_channels {
-            return Err(file_error(&vae_dir.join("config.json"), format!("{} latent channels but the U-Net takes {}", vae.config().latent_channels, unet_config.in_channels)));
+            return Err(file_error(
+                &vae_dir.join("config.json"),
+                format!(
+                    "{} latent channels but the U-Net takes {}",
+                    vae.config().latent_channels,
+                    unet_config.in_channels
+                ),
+            ));
         }
         Ok(Self { towers, unet, unet_config, vae, device: device.clone() })
     }

@@ -112,7 +112,11 @@ impl UnetConfig {
     pub fn to_candle(&self) -> Result<UNet2DConditionModelConfig, String> {
         let n = self.block_out_channels.len();
         if n == 0 || self.down_block_types.len() != n || self.up_block_types.len() != n {
-            return Err(format!("{n} block_out_channels but {} down and {} up block types", self.down_block_types.len(), self.up_block_types.len()));
+            return Err(format!(
+                "{n} block_out_channels but {} down and {} up block types",
+                self.down_block_types.len(),
+                self.up_block_types.len()
+            ));
         }
         let heads = self.num_attention_heads.as_ref().unwrap_or(&self.attention_head_dim);
         let blocks = (0..n)
@@ -126,7 +130,10 @@ impl UnetConfig {
                 let up = &self.up_block_types[n - 1 - i];
                 let expected = if cross { "CrossAttnUpBlock2D" } else { "UpBlock2D" };
                 if up != expected {
-                    return Err(format!("up block {} is {up}; only mirrored layouts ({expected}) are supported", n - 1 - i));
+                    return Err(format!(
+                        "up block {} is {up}; only mirrored layouts ({expected}) are supported",
+                        n - 1 - i
+                    ));
                 }
                 let layers = self.transformer_layers_per_block.as_ref().map_or(Some(1), |t| t.at(i));
                 let (Some(layers), Some(heads)) = (layers, heads.at(i)) else {
@@ -144,7 +151,10 @@ impl UnetConfig {
             .collect::<Result<Vec<_>, _>>()?;
         // candle-transformers' down blocks normalise in 32 groups whatever the config says.
         if self.norm_num_groups != 32 {
-            return Err(format!("norm_num_groups {} is not supported (candle-transformers' U-Net uses 32)", self.norm_num_groups));
+            return Err(format!(
+                "norm_num_groups {} is not supported (candle-transformers' U-Net uses 32)",
+                self.norm_num_groups
+            ));
         }
         if let Some(c) = self.block_out_channels.iter().find(|c| *c % self.norm_num_groups != 0) {
             return Err(format!("{c} channels do not split into {} groups", self.norm_num_groups));
@@ -168,7 +178,9 @@ impl UnetConfig {
     /// What the run leaves out of the model's design, for the user to see.
     pub fn notes(&self) -> Option<String> {
         self.addition_embed_type.as_ref().map(|kind| {
-            format!("the U-Net's \"{kind}\" added embedding (SDXL size conditioning) is not applied by candle-transformers")
+            format!(
+                "the U-Net's \"{kind}\" added embedding (SDXL size conditioning) is not applied by candle-transformers"
+            )
         })
     }
 }
@@ -185,8 +197,10 @@ mod tests {
           "layers_per_block":2,"attention_head_dim":8,"cross_attention_dim":768,"sample_size":64}"#;
         let cfg: UnetConfig = serde_json::from_str(json).unwrap();
         let c = cfg.to_candle().unwrap();
-        assert_eq!(c.blocks.iter().map(|b| (b.out_channels, b.use_cross_attn, b.attention_head_dim)).collect::<Vec<_>>(),
-            [(320, Some(1), 8), (640, Some(1), 8), (1280, Some(1), 8), (1280, None, 8)]);
+        assert_eq!(
+            c.blocks.iter().map(|b| (b.out_channels, b.use_cross_attn, b.attention_head_dim)).collect::<Vec<_>>(),
+            [(320, Some(1), 8), (640, Some(1), 8), (1280, Some(1), 8), (1280, None, 8)]
+        );
         assert_eq!((c.cross_attention_dim, c.norm_num_groups, c.downsample_padding), (768, 32, 1));
     }
 
@@ -199,8 +213,10 @@ mod tests {
           "cross_attention_dim":2048,"use_linear_projection":true,"addition_embed_type":"text_time"}"#;
         let mut cfg: UnetConfig = serde_json::from_str(json).unwrap();
         let c = cfg.to_candle().unwrap();
-        assert_eq!(c.blocks.iter().map(|b| (b.use_cross_attn, b.attention_head_dim)).collect::<Vec<_>>(),
-            [(None, 5), (Some(2), 10), (Some(10), 20)]);
+        assert_eq!(
+            c.blocks.iter().map(|b| (b.use_cross_attn, b.attention_head_dim)).collect::<Vec<_>>(),
+            [(None, 5), (Some(2), 10), (Some(10), 20)]
+        );
         assert!(cfg.notes().unwrap().contains("text_time"));
         cfg.up_block_types.swap(0, 2);
         assert!(cfg.to_candle().unwrap_err().contains("mirrored"));

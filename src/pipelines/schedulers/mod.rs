@@ -197,7 +197,11 @@ impl SamplerKind {
     pub const ALL: [SamplerKind; 3] = [SamplerKind::EulerAncestral, SamplerKind::Ddim, SamplerKind::Ddpm];
 
     /// The sampler for `steps` steps of the model's schedule.
-    pub fn build(self, config: &SchedulerConfig, steps: usize) -> std::result::Result<Box<dyn Sampler + Send + Sync>, ScheduleError> {
+    pub fn build(
+        self,
+        config: &SchedulerConfig,
+        steps: usize,
+    ) -> std::result::Result<Box<dyn Sampler + Send + Sync>, ScheduleError> {
         Ok(match self {
             SamplerKind::Ddim => Box::new(Ddim::new(config, steps, 0.0)?),
             SamplerKind::Ddpm => Box::new(Ddpm::new(config, steps)?),
