@@ -2,30 +2,14 @@
 //! layout, byte-identical reruns, `--noise` from `--save-noise`, img2img,
 //! previews, the settings read back, never overwriting, clear errors.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use latent_studio::pipelines::random_diffusion::{RandomModel, write_random_model};
 
-fn studio(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_latent-studio")).args(args).output().expect("the binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = studio(args);
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = studio(args);
-    assert!(!out.status.success(), "{args:?} should fail");
-    String::from_utf8(out.stderr).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{fails, ok, s};
 
 #[test]
 fn generate_is_reproducible_and_info_reads_the_settings_back() {

@@ -186,3 +186,31 @@ pub fn write_tiny_gan(dir: &Path) -> latent_studio::models::gan_model::GanModel 
     let manifest = latent_studio::models::registry::find_manifest(dir, "tiny-gan").unwrap();
     latent_studio::models::gan_model::GanModel::load(manifest, &Device::Cpu).unwrap()
 }
+
+/// Runs the binary with the shipped models folder.
+pub fn studio(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_latent-studio"))
+        .args(args)
+        .env("LATENT_STUDIO_MODELS", shipped_models())
+        .output()
+        .expect("the binary runs")
+}
+
+/// Runs the binary, asserts success, returns stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = studio(args);
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs the binary, asserts failure, returns stderr.
+pub fn fails(args: &[&str]) -> String {
+    let out = studio(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// A path as an argument.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
