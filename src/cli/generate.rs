@@ -86,7 +86,7 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
     };
     let device = default_device();
     let pipeline = DiffusionPipeline::load(&dir, &device)?;
-    if let Some(note) = pipeline.nets().unet_config.notes() {
+    if let Some(note) = pipeline.nets().unet.config().notes() {
         eprintln!("note: {note}");
     }
     let native = pipeline.native_size().unwrap_or(512);

@@ -135,6 +135,7 @@ impl LayerKernels for ConvOp {
         &self,
         x: &[T],
         w: &[T],
+        _b: &[T],
         y: &[T],
         dy: &[T],
         want_dx: bool,

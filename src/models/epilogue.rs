@@ -60,26 +60,39 @@ pub fn relu_mask_and_channel_sums<T: Element>(
             p.iter().for_each(|&v| *a += v);
         }
     };
-    let zeros = || vec![T::default(); channels];
-    let add = |mut a: Vec<T>, b: Vec<T>| {
-        a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-        a
+    // Partial sums over fixed runs of items, added in order afterwards: the
+    // result does not depend on how rayon splits the work (resume is exact).
+    let per = (65_536 / item.max(1)).max(1) * item;
+    let in_order = |partials: Vec<Vec<T>>| {
+        partials.into_iter().fold(vec![T::default(); channels], |mut a, b| {
+            a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+            a
+        })
     };
     let Some(y) = y else {
-        let db = dy.par_chunks(item).fold(zeros, |mut acc, d| (sums(&mut acc, d), acc).1).reduce(zeros, add);
-        return (None, db);
+        let partials = dy
+            .par_chunks(per)
+            .map(|run| {
+                let mut acc = vec![T::default(); channels];
+                run.chunks(item).for_each(|d| sums(&mut acc, d));
+                acc
+            })
+            .collect();
+        return (None, in_order(partials));
     };
     let mut masked = vec![T::default(); dy.len()];
-    let db = masked
-        .par_chunks_mut(item)
-        .zip(dy.par_chunks(item).zip(y.par_chunks(item)))
-        .fold(zeros, |mut acc, (m, (d, y))| {
+    let partials = masked
+        .par_chunks_mut(per)
+        .zip(dy.par_chunks(per).zip(y.par_chunks(per)))
+        .map(|(m, (d, y))| {
             for ((m, &d), &y) in m.iter_mut().zip(d).zip(y) {
                 *m = if y > T::default() { d } else { T::default() };
             }
-            sums(&mut acc, m);
+            let mut acc = vec![T::default(); channels];
+            m.chunks(item).for_each(|m| sums(&mut acc, m));
             acc
         })
-        .reduce(zeros, add);
+        .collect();
+    let db = in_order(partials);
     (Some(masked), db)
 }

@@ -8,6 +8,7 @@ use candle_nn::{Embedding, VarBuilder, embedding};
 use serde::{Deserialize, Serialize};
 
 use super::linear::{Linear, linear};
+use super::norm_op::{Norm as LayerNorm, layer_norm};
 
 /// Shape of the network; stored in the model's manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,29 +48,6 @@ impl GptConfig {
     }
 }
 
-/// Layer normalisation over the last dimension, written with differentiable ops.
-#[derive(Clone, Debug)]
-struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
-}
-
-impl LayerNorm {
-    fn new(width: usize, vb: VarBuilder) -> Result<Self> {
-        let weight = vb.get_with_hints(width, "weight", candle_nn::Init::Const(1.0))?;
-        let bias = vb.get_with_hints(width, "bias", candle_nn::Init::Const(0.0))?;
-        Ok(Self { weight, bias })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centred.broadcast_div(&(var + 1e-5)?.sqrt()?)?;
-        normed.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
-    }
-}
-
 /// Causal multi-head self-attention.
 #[derive(Clone, Debug)]
 struct Attention {
@@ -105,13 +83,13 @@ impl Block {
     fn new(cfg: &GptConfig, vb: VarBuilder) -> Result<Self> {
         let w = cfg.width;
         Ok(Self {
-            ln1: LayerNorm::new(w, vb.pp("ln1"))?,
+            ln1: layer_norm(w, 1e-5, vb.pp("ln1"))?,
             attn: Attention {
                 qkv: linear(w, 3 * w, vb.pp("attn.qkv"))?,
                 proj: linear(w, w, vb.pp("attn.proj"))?,
                 heads: cfg.heads,
             },
-            ln2: LayerNorm::new(w, vb.pp("ln2"))?,
+            ln2: layer_norm(w, 1e-5, vb.pp("ln2"))?,
             fc: linear(w, 4 * w, vb.pp("mlp.fc"))?,
             out: linear(4 * w, w, vb.pp("mlp.out"))?,
         })
@@ -145,7 +123,7 @@ impl Gpt {
             tokens: embedding(cfg.vocab, cfg.width, vb.pp("tok"))?,
             positions: embedding(cfg.context, cfg.width, vb.pp("pos"))?,
             blocks,
-            ln_f: LayerNorm::new(cfg.width, vb.pp("ln_f"))?,
+            ln_f: layer_norm(cfg.width, 1e-5, vb.pp("ln_f"))?,
             head: linear(cfg.width, cfg.vocab, vb.pp("head"))?,
             config: cfg.clone(),
         })

@@ -16,10 +16,12 @@ pub trait LayerKernels {
     fn forward<T: Element>(&self, x: &[T], x_shape: &Shape, w: &[T], b: &[T]) -> Result<(Vec<T>, Shape)>;
 
     /// (dx when `want_dx`, dW, db) from the inputs, the output `y` and its gradient `dy`.
+    #[allow(clippy::too_many_arguments)]
     fn backward<T: Element>(
         &self,
         x: &[T],
         w: &[T],
+        b: &[T],
         y: &[T],
         dy: &[T],
         want_dx: bool,
@@ -48,12 +50,13 @@ impl<K: LayerKernels> LayerOp<K> {
         let dy = dy.contiguous()?;
         let (xs, xl) = x.storage_and_layout();
         let (ws, wl) = w.storage_and_layout();
+        let (bs, bl) = b.storage_and_layout();
         let (ys, yl) = y.storage_and_layout();
         let (dys, dyl) = dy.storage_and_layout();
-        let (x_data, w_data) = (cpu_slice(&xs, xl)?, cpu_slice(&ws, wl)?);
+        let (x_data, w_data, b_data) = (cpu_slice(&xs, xl)?, cpu_slice(&ws, wl)?, cpu_slice(&bs, bl)?);
         let (y_data, dy_data) = (cpu_slice(&ys, yl)?, cpu_slice(&dys, dyl)?);
         // No input gradient for data that no variable depends on (a model's input images).
-        let (dx, dw, db) = self.0.backward::<T>(x_data, w_data, y_data, dy_data, x.track_op());
+        let (dx, dw, db) = self.0.backward::<T>(x_data, w_data, b_data, y_data, dy_data, x.track_op());
         let dx = dx.map(|dx| Tensor::from_vec(dx, x.shape(), x.device())).transpose()?;
         Ok((dx, Some(Tensor::from_vec(dw, w.shape(), w.device())?), Some(Tensor::from_vec(db, b.shape(), b.device())?)))
     }

@@ -26,6 +26,14 @@ pub fn linear(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<Linear> {
     Ok(Linear { weight: inner.weight().clone(), bias })
 }
 
+/// Same signature, names and initialisation as `candle_nn::linear_no_bias`
+/// (the bias is a constant zero, not a variable).
+pub fn linear_no_bias(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<Linear> {
+    let inner = candle_nn::linear_no_bias(inputs, outputs, vb)?;
+    let bias = Tensor::zeros(outputs, inner.weight().dtype(), inner.weight().device())?;
+    Ok(Linear { weight: inner.weight().clone(), bias })
+}
+
 impl Linear {
     /// A layer from existing tensors: weight [out, in], bias [out].
     pub fn from_parts(weight: Tensor, bias: Tensor) -> Self {
@@ -116,6 +124,7 @@ impl LayerKernels for LinearOp {
         &self,
         x: &[T],
         w: &[T],
+        _b: &[T],
         y: &[T],
         dy: &[T],
         want_dx: bool,

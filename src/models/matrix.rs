@@ -13,6 +13,12 @@ pub trait Element: WithDType + Default + AddAssign + Mul<Output = Self> + Partia
     /// Runs `f` on a scratch slice of `len` elements (contents unspecified)
     /// that is reused by later calls on the same thread.
     fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+
+    /// eˣ (f32: latent-kernels' polynomial, which vectorises; f64: libm).
+    fn exp(self) -> Self;
+
+    /// `row` ← softmax(`row`) (f32: latent-kernels' vectorised kernel).
+    fn softmax(row: &mut [Self]);
 }
 
 thread_local! {
@@ -53,11 +59,30 @@ impl Element for f32 {
     fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
         with_cell(&SCRATCH_F32, len, f)
     }
+
+    fn exp(self) -> Self {
+        latent_kernels::softmax::exp(self)
+    }
+
+    fn softmax(row: &mut [Self]) {
+        latent_kernels::softmax(row);
+    }
 }
 
 impl Element for f64 {
     fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
         with_cell(&SCRATCH_F64, len, f)
+    }
+
+    fn exp(self) -> Self {
+        f64::exp(self)
+    }
+
+    fn softmax(row: &mut [Self]) {
+        let max = row.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
+        row.iter_mut().for_each(|x| *x = (*x - max).exp());
+        let sum: f64 = row.iter().sum();
+        row.iter_mut().for_each(|x| *x /= sum);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Model families: configuration, construction from weights, forward passes.
 //! Nothing here knows about the UI or threads.
 
+pub mod attention_op;
 pub mod char_gpt;
 pub mod conv;
 pub mod conv_op;
@@ -16,6 +17,7 @@ pub mod layer_op;
 pub mod linear;
 pub mod llama;
 pub mod matrix;
+pub mod norm_op;
 pub mod registry;
 pub mod text_model;
 pub mod unfold;

@@ -144,7 +144,7 @@ prompt) and a {layers}-layer CLIP text transformer of width {width}, trained joi
 - **U-Net** (`unet/`): candle-transformers' UNet2DConditionModel, blocks {unet:?}, cross-attention at every level, \
 ε-prediction on SD's scaled-linear schedule (1000 steps); captions dropped to \"\" for {uncond:.0} % of samples \
 (classifier-free guidance).\n\
-- **Training:** batch {batch} ({groups} timestep groups), AdamW lr {lr}, {epochs} epochs, {train_min:.0} min on 2 CPU threads \
+- **Training:** batch {batch} (a random timestep per sample), AdamW lr {lr}, {epochs} epochs, {train_min:.0} min on 2 CPU threads \
 (autoencoder {ae_min:.0} min; this command's wall time {wall_min:.0} min).\n\n\
 ## Commands (in the order they ran)\n\n```\n{commands}\n```\n\n\
 ## Samples\n\nRows: {prompts}; columns: seeds 1–6; DDIM 25 steps, guidance 4.\n\n![samples](samples.png)\n\n\
@@ -165,7 +165,6 @@ are tied to in the captions, not detailed emoji.\n",
         unet = spec.unet.block_out_channels,
         uncond = spec.uncond_rate * 100.0,
         batch = spec.batch_size,
-        groups = spec.timestep_groups,
         lr = spec.lr,
         epochs = history.len(),
         train_min = train_seconds / 60.0,

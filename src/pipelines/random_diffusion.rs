@@ -6,7 +6,6 @@ use std::path::Path;
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
-use candle_transformers::models::stable_diffusion::unet_2d::UNet2DConditionModel;
 
 use super::export_diffusion::{
     strip_prefix, write_model_index, write_scheduler_folder, write_text_encoder_folder, write_unet_folder,
@@ -18,6 +17,7 @@ use super::train_vae::{TrainError, named_vars, reseed_parameters};
 use crate::models::diffusion::autoencoder::{Autoencoder, AutoencoderConfig};
 use crate::models::diffusion::clip_text::{ClipTextConfig, ClipTextModel};
 use crate::models::diffusion::unet::{PerBlock, UnetConfig};
+use crate::models::diffusion::unet_model::Unet;
 
 /// The shape of a random model.
 #[derive(Clone, Debug)]
@@ -138,10 +138,8 @@ pub fn write_random_model(dir: &Path, model: &RandomModel) -> Result<(), TrainEr
             &strip_prefix(&named_vars(&varmap), ""),
         )?;
     }
-    let candle_unet = model.unet.to_candle().map_err(TrainError::Invalid)?;
-    let (cin, cout) = (model.unet.in_channels, model.unet.out_channels);
-    let unet =
-        fresh(model.seed + 10, &|vb| UNet2DConditionModel::new(vb, cin, cout, false, candle_unet.clone()).map(|_| ()))?;
+    model.unet.plan().map_err(TrainError::Invalid)?;
+    let unet = fresh(model.seed + 10, &|vb| Unet::new(&model.unet, vb).map(|_| ()))?;
     write_unet_folder(&dir.join("unet"), &model.unet, &strip_prefix(&named_vars(&unet), ""))?;
     let vae = fresh(model.seed + 20, &|vb| Autoencoder::new(&model.vae, vb).map(|_| ()))?;
     write_vae_folder(&dir.join("vae"), &model.vae, &vae)?;

@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use candle_transformers::models::stable_diffusion::unet_2d::UNet2DConditionModel;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +28,7 @@ use crate::models::diffusion::autoencoder::Autoencoder;
 use crate::models::diffusion::clip_text::{ClipTextConfig, ClipTextModel};
 use crate::models::diffusion::clip_tokenizer::ClipTokenizer;
 use crate::models::diffusion::unet::{PerBlock, UnetConfig};
+use crate::models::diffusion::unet_model::Unet;
 
 /// What to train.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -38,9 +38,6 @@ pub struct TrainDiffusionSpec {
     pub scheduler: SchedulerConfig,
     pub epochs: usize,
     pub batch_size: usize,
-    /// Each batch is split into this many groups, each at its own timestep
-    /// (candle-transformers' U-Net takes one timestep per call).
-    pub timestep_groups: usize,
     pub lr: f64,
     /// Share of captions replaced by the empty prompt.
     pub uncond_rate: f64,
@@ -70,7 +67,6 @@ impl TrainDiffusionSpec {
             scheduler: SchedulerConfig::default(),
             epochs,
             batch_size: 64,
-            timestep_groups: 4,
             lr: 3e-4,
             uncond_rate: 0.1,
             seed,
@@ -116,7 +112,7 @@ struct CheckpointState {
 /// A denoiser and text encoder being trained.
 pub struct DiffusionTrainer {
     varmap: VarMap,
-    unet: UNet2DConditionModel,
+    unet: Unet,
     text: ClipTextModel,
     opt: Adam,
     spec: TrainDiffusionSpec,
@@ -129,7 +125,7 @@ impl DiffusionTrainer {
     /// Fresh networks, initialised from the seed.
     pub fn new(spec: TrainDiffusionSpec, device: &Device) -> Result<Self, TrainError> {
         let invalid = |e: String| TrainError::Invalid(e);
-        let candle_config = spec.unet.to_candle().map_err(invalid)?;
+        spec.unet.plan().map_err(invalid)?;
         spec.text.validate().map_err(invalid)?;
         if spec.text.hidden_size != spec.unet.cross_attention_dim {
             return Err(invalid(format!(
@@ -137,17 +133,13 @@ impl DiffusionTrainer {
                 spec.text.hidden_size, spec.unet.cross_attention_dim
             )));
         }
-        if spec.timestep_groups == 0 || spec.batch_size % spec.timestep_groups != 0 {
-            return Err(invalid(format!(
-                "batch {} does not split into {} groups",
-                spec.batch_size, spec.timestep_groups
-            )));
+        if spec.batch_size == 0 {
+            return Err(invalid("batch size must be positive".into()));
         }
         let alphas_cumprod = spec.scheduler.alphas_cumprod().map_err(|e| invalid(e.to_string()))?;
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-        let (cin, cout) = (spec.unet.in_channels, spec.unet.out_channels);
-        let unet = UNet2DConditionModel::new(vb.pp("unet"), cin, cout, false, candle_config)?;
+        let unet = Unet::new(&spec.unet, vb.pp("unet"))?;
         let text = ClipTextModel::new(&spec.text, vb.pp("text_encoder"))?;
         reseed_parameters(&varmap, spec.seed)?;
         let opt = Adam::new(named_vars(&varmap), AdamConfig { lr: spec.lr, weight_decay: 0.01, ..Default::default() })?;
@@ -224,29 +216,27 @@ impl DiffusionTrainer {
         Ok(Some(report))
     }
 
-    /// One AdamW step on the latents `idx`; returns the loss before it.
+    /// One AdamW step on the latents `idx`, each at its own random
+    /// timestep; returns the loss before it.
     pub fn train_step(&mut self, data: &LatentCaptions, idx: &[usize], rng: &mut SeededRng) -> Result<f64, TrainError> {
-        let group = idx.len() / self.spec.timestep_groups;
-        let mut losses = Vec::with_capacity(self.spec.timestep_groups);
-        for part in idx.chunks(group) {
-            let rows = Tensor::from_vec(part.iter().map(|&i| i as u32).collect::<Vec<_>>(), part.len(), &self.device)?;
-            let clean = data.latents.index_select(&rows, 0)?; // [g, c, h, w]
-            let ids: Vec<u32> = part
-                .iter()
-                .flat_map(
-                    |&i| if rng.uniform() < self.spec.uncond_rate { data.empty.clone() } else { data.ids[i].clone() },
-                )
-                .collect();
-            let ids = Tensor::from_vec(ids, (part.len(), data.empty.len()), &self.device)?;
-            let context = self.text.forward(&ids)?.0;
-            let t = rng.below(self.alphas_cumprod.len());
-            let a = self.alphas_cumprod[t];
-            let eps = Tensor::from_vec(rng.normal_vec(clean.elem_count()), clean.shape(), &self.device)?;
-            let noisy = ((&clean * a.sqrt())? + (&eps * (1.0 - a).sqrt())?)?;
-            let predicted = self.unet.forward(&noisy, t as f64, &context)?;
-            losses.push((predicted - eps)?.sqr()?.mean_all()?);
-        }
-        let loss = Tensor::stack(&losses, 0)?.mean_all()?;
+        let rows = Tensor::from_vec(idx.iter().map(|&i| i as u32).collect::<Vec<_>>(), idx.len(), &self.device)?;
+        let clean = data.latents.index_select(&rows, 0)?; // [b, c, h, w]
+        let ids: Vec<u32> = idx
+            .iter()
+            .flat_map(|&i| if rng.uniform() < self.spec.uncond_rate { data.empty.clone() } else { data.ids[i].clone() })
+            .collect();
+        let context = self.text.forward(&Tensor::from_vec(ids, (idx.len(), data.empty.len()), &self.device)?)?.0;
+        let timesteps: Vec<usize> = idx.iter().map(|_| rng.below(self.alphas_cumprod.len())).collect();
+        let per_sample = |f: &dyn Fn(f64) -> f64| {
+            let v: Vec<f32> = timesteps.iter().map(|&t| f(self.alphas_cumprod[t]) as f32).collect();
+            Tensor::from_vec(v, (idx.len(), 1, 1, 1), &self.device)
+        };
+        let (signal, noise) = (per_sample(&|a| a.sqrt())?, per_sample(&|a| (1.0 - a).sqrt())?);
+        let eps = Tensor::from_vec(rng.normal_vec(clean.elem_count()), clean.shape(), &self.device)?;
+        let noisy = (clean.broadcast_mul(&signal)? + eps.broadcast_mul(&noise)?)?;
+        let timesteps: Vec<f64> = timesteps.iter().map(|&t| t as f64).collect();
+        let predicted = self.unet.forward(&noisy, &timesteps, &context)?;
+        let loss = (predicted - eps)?.sqr()?.mean_all()?;
         self.opt.backward_step(&loss)?;
         Ok(loss.to_scalar::<f32>()? as f64)
     }
@@ -267,8 +257,11 @@ impl DiffusionTrainer {
         let cancel = CancelToken::new();
         let mut out = Vec::new();
         for prompt in prompts {
-            let ids: Vec<u32> = [tokenizer.encode(""), tokenizer.encode(prompt)].concat();
-            let context = self.text.forward(&Tensor::from_vec(ids, (2, tokenizer.max_len()), &self.device)?)?.0;
+            // Guidance needs the empty prompt's states too; without it the prompt's alone.
+            let prompts = if guidance > 1.0 { vec!["", prompt] } else { vec![*prompt] };
+            let ids: Vec<u32> = prompts.iter().flat_map(|p| tokenizer.encode(p)).collect();
+            let ids = Tensor::from_vec(ids, (prompts.len(), tokenizer.max_len()), &self.device)?;
+            let context = self.text.forward(&ids)?.0;
             let mut latents = Vec::new();
             for &seed in seeds {
                 let mut rng = SeededRng::new(seed);

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Tensor};
-use candle_transformers::models::stable_diffusion::unet_2d::UNet2DConditionModel;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +15,7 @@ use super::cancel::CancelToken;
 use super::rng::SeededRng;
 use super::schedulers::{Sampler, SamplerKind, ScheduleError, SchedulerConfig};
 use crate::models::diffusion::autoencoder::Autoencoder;
+use crate::models::diffusion::unet_model::Unet;
 use crate::models::diffusion::{DiffusionNets, FolderError, read_config};
 use crate::models::vae_model::tensor_to_images;
 
@@ -95,7 +95,7 @@ pub fn initial_noise(seed: u64, len: usize) -> Vec<f32> {
 /// `None` if cancelled.
 #[allow(clippy::too_many_arguments)]
 pub fn denoise(
-    unet: &UNet2DConditionModel,
+    unet: &Unet,
     sampler: &dyn Sampler,
     mut x: Tensor,
     first: usize,
@@ -113,7 +113,7 @@ pub fn denoise(
         }
         let input = sampler.scale_model_input(&x, i)?;
         let input = if guided { Tensor::cat(&[&input, &input], 0)? } else { input };
-        let output = unet.forward(&input, t, context)?;
+        let output = unet.forward(&input, &[t], context)?;
         let output = if guided {
             let (uncond, cond) = (output.narrow(0, 0, batch)?, output.narrow(0, batch, batch)?);
             (&uncond + ((cond - &uncond)? * guidance)?)?
@@ -269,7 +269,7 @@ impl DiffusionPipeline {
 
     /// The image side the model was trained at (its U-Net's `sample_size` × the autoencoder's factor).
     pub fn native_size(&self) -> Option<usize> {
-        self.nets.unet_config.sample_size.map(|s| s * self.nets.vae.config().downscale())
+        self.nets.unet.config().sample_size.map(|s| s * self.nets.vae.config().downscale())
     }
 
     /// Latent shape [c, h, w] for an image size, or why the size does not fit.

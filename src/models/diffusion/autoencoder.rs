@@ -9,11 +9,14 @@
 //! convolutions are the project's GEMM layers, which train much faster.
 
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{Conv2dConfig, GroupNorm, VarBuilder, group_norm};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
+use super::blocks::{Downsample, NormSpec, ResnetBlock, Upsample, conv3};
+use crate::models::attention_op::attention;
 use crate::models::conv::{Conv2d, conv2d};
 use crate::models::linear::{Linear, linear};
+use crate::models::norm_op::{Norm, group_norm};
 
 /// `vae/config.json`: the fields the network's shape and latent scale depend on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -92,45 +95,15 @@ impl AutoencoderConfig {
     }
 }
 
-fn conv3(cin: usize, cout: usize, vb: VarBuilder) -> Result<Conv2d> {
-    conv2d(cin, cout, 3, Conv2dConfig { padding: 1, ..Default::default() }, vb)
-}
+const NORM_EPS: f64 = 1e-6;
 
-/// GroupNorm → SiLU → conv, twice, plus the (projected) input.
-struct ResnetBlock {
-    norm1: GroupNorm,
-    conv1: Conv2d,
-    norm2: GroupNorm,
-    conv2: Conv2d,
-    shortcut: Option<Conv2d>,
-}
-
-impl ResnetBlock {
-    fn new(cin: usize, cout: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
-        let shortcut =
-            if cin == cout { None } else { Some(conv2d(cin, cout, 1, Default::default(), vb.pp("conv_shortcut"))?) };
-        Ok(Self {
-            norm1: group_norm(groups, cin, 1e-6, vb.pp("norm1"))?,
-            conv1: conv3(cin, cout, vb.pp("conv1"))?,
-            norm2: group_norm(groups, cout, 1e-6, vb.pp("norm2"))?,
-            conv2: conv3(cout, cout, vb.pp("conv2"))?,
-            shortcut,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.forward(&candle_nn::ops::silu(&self.norm1.forward(x)?)?)?;
-        let h = self.conv2.forward(&candle_nn::ops::silu(&self.norm2.forward(&h)?)?)?;
-        match &self.shortcut {
-            Some(s) => s.forward(x)? + h,
-            None => x + h,
-        }
-    }
+fn resnet(cin: usize, cout: usize, groups: usize, vb: VarBuilder) -> Result<ResnetBlock> {
+    ResnetBlock::new(cin, cout, None, NormSpec { groups, eps: NORM_EPS }, vb)
 }
 
 /// Single-head self-attention over the positions of a feature map.
 struct AttentionBlock {
-    norm: GroupNorm,
+    norm: Norm,
     q: Linear,
     k: Linear,
     v: Linear,
@@ -146,7 +119,7 @@ impl AttentionBlock {
             ["query", "key", "value", "proj_attn"]
         };
         Ok(Self {
-            norm: group_norm(groups, channels, 1e-6, vb.pp("group_norm"))?,
+            norm: group_norm(groups, channels, NORM_EPS, vb.pp("group_norm"))?,
             q: linear(channels, channels, vb.pp(names[0]))?,
             k: linear(channels, channels, vb.pp(names[1]))?,
             v: linear(channels, channels, vb.pp(names[2]))?,
@@ -157,11 +130,8 @@ impl AttentionBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         let y = self.norm.forward(x)?.reshape((b, c, h * w))?.transpose(1, 2)?.contiguous()?; // [b, hw, c]
-        let q = (self.q.forward(&y)? / (c as f64).sqrt())?;
-        let k = self.k.forward(&y)?;
-        let v = self.v.forward(&y)?;
-        let probs = candle_nn::ops::softmax_last_dim(&q.matmul(&k.t()?)?)?; // [b, hw, hw]
-        let y = self.out.forward(&probs.matmul(&v)?)?; // [b, hw, c]
+        let (q, k, v) = (self.q.forward(&y)?, self.k.forward(&y)?, self.v.forward(&y)?);
+        let y = self.out.forward(&attention(&q, &k, &v, 1, false)?)?; // [b, hw, c]
         x + y.transpose(1, 2)?.reshape((b, c, h, w))?
     }
 }
@@ -175,28 +145,28 @@ struct MidBlock {
 impl MidBlock {
     fn new(channels: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            first: ResnetBlock::new(channels, channels, groups, vb.pp("resnets.0"))?,
+            first: resnet(channels, channels, groups, vb.pp("resnets.0"))?,
             attention: AttentionBlock::new(channels, groups, vb.pp("attentions.0"))?,
-            second: ResnetBlock::new(channels, channels, groups, vb.pp("resnets.1"))?,
+            second: resnet(channels, channels, groups, vb.pp("resnets.1"))?,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.second.forward(&self.attention.forward(&self.first.forward(x)?)?)
+        self.second.forward(&self.attention.forward(&self.first.forward(x, None)?)?, None)
     }
 }
 
-struct Stage {
+struct Stage<S> {
     resnets: Vec<ResnetBlock>,
     /// Stride-2 conv down (encoder) or nearest 2× up then conv (decoder).
-    resample: Option<Conv2d>,
+    resample: Option<S>,
 }
 
 struct Encoder {
     conv_in: Conv2d,
-    stages: Vec<Stage>,
+    stages: Vec<Stage<Downsample>>,
     mid: MidBlock,
-    norm_out: GroupNorm,
+    norm_out: Norm,
     conv_out: Conv2d,
 }
 
@@ -211,14 +181,11 @@ impl Encoder {
                 let vb = vb.pp(format!("down_blocks.{i}"));
                 let cin = if i == 0 { chans[0] } else { chans[i - 1] };
                 let resnets = (0..cfg.layers_per_block)
-                    .map(|j| ResnetBlock::new(if j == 0 { cin } else { cout }, cout, g, vb.pp(format!("resnets.{j}"))))
+                    .map(|j| resnet(if j == 0 { cin } else { cout }, cout, g, vb.pp(format!("resnets.{j}"))))
                     .collect::<Result<_>>()?;
-                let down = Conv2dConfig { stride: 2, ..Default::default() };
-                let resample = if i + 1 < chans.len() {
-                    Some(conv2d(cout, cout, 3, down, vb.pp("downsamplers.0.conv"))?)
-                } else {
-                    None
-                };
+                // diffusers' autoencoder pads right and bottom only before a padding-free stride-2 conv.
+                let resample =
+                    (i + 1 < chans.len()).then(|| Downsample::new(cout, 0, vb.pp("downsamplers.0"))).transpose()?;
                 Ok(Stage { resnets, resample })
             })
             .collect::<Result<_>>()?;
@@ -226,7 +193,7 @@ impl Encoder {
             conv_in: conv3(cfg.in_channels, chans[0], vb.pp("conv_in"))?,
             stages,
             mid: MidBlock::new(last, g, vb.pp("mid_block"))?,
-            norm_out: group_norm(g, last, 1e-6, vb.pp("conv_norm_out"))?,
+            norm_out: group_norm(g, last, NORM_EPS, vb.pp("conv_norm_out"))?,
             conv_out: conv3(last, 2 * cfg.latent_channels, vb.pp("conv_out"))?,
         })
     }
@@ -235,23 +202,22 @@ impl Encoder {
         let mut x = self.conv_in.forward(x)?;
         for stage in &self.stages {
             for r in &stage.resnets {
-                x = r.forward(&x)?;
+                x = r.forward(&x, None)?;
             }
             if let Some(down) = &stage.resample {
-                // diffusers pads right and bottom only before a padding-free stride-2 conv.
-                x = down.forward(&x.pad_with_zeros(2, 0, 1)?.pad_with_zeros(3, 0, 1)?)?;
+                x = down.forward(&x)?;
             }
         }
         let x = self.mid.forward(&x)?;
-        self.conv_out.forward(&candle_nn::ops::silu(&self.norm_out.forward(&x)?)?)
+        self.conv_out.forward(&self.norm_out.forward_silu(&x)?)
     }
 }
 
 struct Decoder {
     conv_in: Conv2d,
     mid: MidBlock,
-    stages: Vec<Stage>,
-    norm_out: GroupNorm,
+    stages: Vec<Stage<Upsample>>,
+    norm_out: Norm,
     conv_out: Conv2d,
 }
 
@@ -266,10 +232,9 @@ impl Decoder {
                 let vb = vb.pp(format!("up_blocks.{i}"));
                 let cin = if i == 0 { chans[0] } else { chans[i - 1] };
                 let resnets = (0..=cfg.layers_per_block)
-                    .map(|j| ResnetBlock::new(if j == 0 { cin } else { cout }, cout, g, vb.pp(format!("resnets.{j}"))))
+                    .map(|j| resnet(if j == 0 { cin } else { cout }, cout, g, vb.pp(format!("resnets.{j}"))))
                     .collect::<Result<_>>()?;
-                let resample =
-                    if i + 1 < chans.len() { Some(conv3(cout, cout, vb.pp("upsamplers.0.conv"))?) } else { None };
+                let resample = (i + 1 < chans.len()).then(|| Upsample::new(cout, vb.pp("upsamplers.0"))).transpose()?;
                 Ok(Stage { resnets, resample })
             })
             .collect::<Result<_>>()?;
@@ -278,7 +243,7 @@ impl Decoder {
             conv_in: conv3(cfg.latent_channels, first, vb.pp("conv_in"))?,
             mid: MidBlock::new(first, g, vb.pp("mid_block"))?,
             stages,
-            norm_out: group_norm(g, last, 1e-6, vb.pp("conv_norm_out"))?,
+            norm_out: group_norm(g, last, NORM_EPS, vb.pp("conv_norm_out"))?,
             conv_out: conv3(last, cfg.out_channels, vb.pp("conv_out"))?,
         })
     }
@@ -287,14 +252,14 @@ impl Decoder {
         let mut x = self.mid.forward(&self.conv_in.forward(z)?)?;
         for stage in &self.stages {
             for r in &stage.resnets {
-                x = r.forward(&x)?;
+                x = r.forward(&x, None)?;
             }
             if let Some(up) = &stage.resample {
                 let (_, _, h, w) = x.dims4()?;
-                x = up.forward(&x.upsample_nearest2d(2 * h, 2 * w)?)?;
+                x = up.forward(&x, 2 * h, 2 * w)?;
             }
         }
-        self.conv_out.forward(&candle_nn::ops::silu(&self.norm_out.forward(&x)?)?)
+        self.conv_out.forward(&self.norm_out.forward_silu(&x)?)
     }
 }
 
@@ -409,6 +374,20 @@ mod tests {
         ] {
             assert!(names.iter().any(|n| n == expected), "{expected} missing");
         }
+    }
+
+    #[test]
+    fn every_weight_receives_a_gradient() {
+        let d = Device::Cpu;
+        let vm = VarMap::new();
+        let ae = Autoencoder::new(&AutoencoderConfig::tiny(), VarBuilder::from_varmap(&vm, DType::F32, &d)).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 16, 16), &d).unwrap();
+        let post = ae.encode(&x).unwrap();
+        let loss = ((ae.decode(&post.mean).unwrap() - &x).unwrap().abs().unwrap().mean_all().unwrap()
+            + (post.kl().unwrap() * 1e-3).unwrap())
+        .unwrap();
+        // The log-variance half of quant_conv only meets the loss through the KL term.
+        assert_eq!(crate::models::diffusion::unet_model::tests::untrained(&vm, &loss), Vec::<String>::new());
     }
 
     #[test]

@@ -8,10 +8,12 @@
 //! tests and our emoji model need small ones.
 
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{Embedding, LayerNorm, VarBuilder, embedding, layer_norm};
+use candle_nn::{Embedding, VarBuilder, embedding};
 use serde::{Deserialize, Serialize};
 
+use crate::models::attention_op::attention;
 use crate::models::linear::{Linear, linear};
+use crate::models::norm_op::{Norm as LayerNorm, layer_norm};
 
 /// `text_encoder/config.json`: the fields the network's shape depends on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -128,18 +130,9 @@ impl ClipTextModel {
         }
     }
 
-    fn attention(&self, layer: &Layer, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let (b, n, h) = x.dims3()?;
-        let heads = self.config.num_attention_heads;
-        let split = |t: Tensor| t.reshape((b, n, heads, h / heads))?.transpose(1, 2)?.contiguous();
-        let scale = 1.0 / ((h / heads) as f64).sqrt();
-        let q = split((layer.q.forward(x)? * scale)?)?; // [b, heads, n, d]
-        let k = split(layer.k.forward(x)?)?;
-        let v = split(layer.v.forward(x)?)?;
-        let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?; // [b, heads, n, n]
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let y = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, n, h))?;
-        layer.out.forward(&y)
+    fn attention(&self, layer: &Layer, x: &Tensor) -> Result<Tensor> {
+        let (q, k, v) = (layer.q.forward(x)?, layer.k.forward(x)?, layer.v.forward(x)?);
+        layer.out.forward(&attention(&q, &k, &v, self.config.num_attention_heads, true)?)
     }
 
     /// Hidden states for token ids [batch, n]: the last one after the final
@@ -153,15 +146,12 @@ impl ClipTextModel {
         let device = ids.device();
         let position_ids = Tensor::arange(0u32, n as u32, device)?;
         let mut x = self.tokens.forward(ids)?.broadcast_add(&self.positions.forward(&position_ids)?)?;
-        let mask: Vec<f32> =
-            (0..n).flat_map(|i| (0..n).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 })).collect();
-        let mask = Tensor::from_vec(mask, (n, n), device)?.to_dtype(x.dtype())?;
         let mut penultimate = x.clone();
         for (i, layer) in self.layers.iter().enumerate() {
             if i + 1 == self.layers.len() {
                 penultimate = x.clone();
             }
-            let attended = self.attention(layer, &layer.norm1.forward(&x)?, &mask)?;
+            let attended = self.attention(layer, &layer.norm1.forward(&x)?)?;
             x = (x + attended)?;
             let hidden = self.activation(&layer.fc1.forward(&layer.norm2.forward(&x)?)?)?;
             x = (&x + layer.fc2.forward(&hidden)?)?;

@@ -5,21 +5,24 @@
 //! the sampling loop is `pipelines::txt2img`.
 
 pub mod autoencoder;
+pub mod blocks;
 pub mod clip_text;
 pub mod clip_tokenizer;
+pub mod transformer;
 pub mod unet;
+pub mod unet_model;
 
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::stable_diffusion::unet_2d::UNet2DConditionModel;
 use serde::de::DeserializeOwned;
 
 use autoencoder::{Autoencoder, AutoencoderConfig};
 use clip_text::{ClipTextConfig, ClipTextModel};
 use clip_tokenizer::ClipTokenizer;
 use unet::UnetConfig;
+use unet_model::Unet;
 
 /// A model folder that cannot be used, naming the file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -87,8 +90,7 @@ pub struct TextTower {
 pub struct DiffusionNets {
     /// One tower (SD 1.x/2.x) or two whose states are concatenated (SDXL).
     pub towers: Vec<TextTower>,
-    pub unet: UNet2DConditionModel,
-    pub unet_config: UnetConfig,
+    pub unet: Unet,
     pub vae: Autoencoder,
     pub device: Device,
 }
@@ -125,7 +127,7 @@ impl DiffusionNets {
         }
         let unet_dir = dir.join("unet");
         let unet_config: UnetConfig = read_config(&unet_dir.join("config.json"))?;
-        let candle_config = unet_config.to_candle().map_err(|e| file_error(&unet_dir.join("config.json"), e))?;
+        unet_config.plan().map_err(|e| file_error(&unet_dir.join("config.json"), e))?;
         let context: usize = towers.iter().map(|t| t.encoder.config().hidden_size).sum();
         if context != unet_config.cross_attention_dim {
             return Err(file_error(
@@ -136,9 +138,7 @@ impl DiffusionNets {
                 ),
             ));
         }
-        let unet = build(&unet_dir, UNET_FILES, device, |vb| {
-            UNet2DConditionModel::new(vb, unet_config.in_channels, unet_config.out_channels, false, candle_config)
-        })?;
+        let unet = build(&unet_dir, UNET_FILES, device, |vb| Unet::new(&unet_config, vb))?;
         let vae_dir = dir.join("vae");
         let vae = load_autoencoder(&vae_dir, device)?;
         if vae.config().latent_channels != unet_config.in_channels {
@@ -151,7 +151,7 @@ impl DiffusionNets {
                 ),
             ));
         }
-        Ok(Self { towers, unet, unet_config, vae, device: device.clone() })
+        Ok(Self { towers, unet, vae, device: device.clone() })
     }
 
     /// Text conditioning for a batch of prompts: [batch, tokens, context].
@@ -174,6 +174,6 @@ impl DiffusionNets {
 
     /// Latent channels and how many times smaller the latent's sides are.
     pub fn latent_geometry(&self) -> (usize, usize) {
-        (self.unet_config.in_channels, self.vae.config().downscale())
+        (self.unet.config().in_channels, self.vae.config().downscale())
     }
 }

@@ -1,7 +1,7 @@
-//! The denoising U-Net: diffusers' `unet/config.json` read into
-//! candle-transformers' `UNet2DConditionModel` (ResNet blocks with a timestep
-//! embedding, cross-attention transformer blocks over the text states), which
-//! runs both Stable Diffusion weights and our own emoji model.
+//! The denoising U-Net's configuration: diffusers' `unet/config.json`, checked
+//! and split into per-block numbers for our network (`unet_model.rs`) and,
+//! as the reference the tests compare it with, candle-transformers'
+//! `UNet2DConditionModel`.
 
 use candle_transformers::models::stable_diffusion::unet_2d::{BlockConfig, UNet2DConditionModelConfig};
 use serde::{Deserialize, Serialize};
@@ -21,6 +21,17 @@ impl PerBlock {
             PerBlock::Each(v) => v.get(i).copied(),
         }
     }
+}
+
+/// The per-block numbers of a U-Net config, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockPlan {
+    /// Attention heads of each down block (up block i uses block n−1−i's).
+    pub heads: Vec<usize>,
+    /// Transformer layers per spatial transformer, per down block.
+    pub transformer_layers: Vec<usize>,
+    pub down_cross: Vec<bool>,
+    pub up_cross: Vec<bool>,
 }
 
 /// `unet/config.json`: the fields the network's shape depends on.
@@ -107,9 +118,9 @@ impl UnetConfig {
         }
     }
 
-    /// candle-transformers' form of the config. Its U-Net mirrors the down
-    /// blocks on the way up, so other layouts are refused.
-    pub fn to_candle(&self) -> Result<UNet2DConditionModelConfig, String> {
+    /// Per-block heads, transformer depths and block kinds, after checking
+    /// that the numbers fit together.
+    pub fn plan(&self) -> Result<BlockPlan, String> {
         let n = self.block_out_channels.len();
         if n == 0 || self.down_block_types.len() != n || self.up_block_types.len() != n {
             return Err(format!(
@@ -118,47 +129,62 @@ impl UnetConfig {
                 self.up_block_types.len()
             ));
         }
-        let heads = self.num_attention_heads.as_ref().unwrap_or(&self.attention_head_dim);
-        let blocks = (0..n)
-            .map(|i| {
-                let down = self.down_block_types[i].as_str();
-                let cross = match down {
-                    "CrossAttnDownBlock2D" => true,
-                    "DownBlock2D" => false,
-                    other => return Err(format!("down block type {other} is not supported")),
-                };
-                let up = &self.up_block_types[n - 1 - i];
-                let expected = if cross { "CrossAttnUpBlock2D" } else { "UpBlock2D" };
-                if up != expected {
-                    return Err(format!(
-                        "up block {} is {up}; only mirrored layouts ({expected}) are supported",
-                        n - 1 - i
-                    ));
-                }
-                let layers = self.transformer_layers_per_block.as_ref().map_or(Some(1), |t| t.at(i));
-                let (Some(layers), Some(heads)) = (layers, heads.at(i)) else {
-                    return Err(format!("block {i} has no transformer_layers_per_block or attention heads"));
-                };
-                if heads == 0 || self.block_out_channels[i] % heads != 0 {
-                    return Err(format!("{} channels do not split into {heads} heads", self.block_out_channels[i]));
-                }
-                Ok(BlockConfig {
-                    out_channels: self.block_out_channels[i],
-                    use_cross_attn: cross.then_some(layers),
-                    attention_head_dim: heads,
-                })
-            })
+        if self.layers_per_block == 0 {
+            return Err("layers_per_block must be at least 1".into());
+        }
+        let kind = |name: &str, cross: &str, plain: &str| match name {
+            n if n == cross => Ok(true),
+            n if n == plain => Ok(false),
+            other => Err(format!("block type {other} is not supported")),
+        };
+        let down_cross = (self.down_block_types.iter())
+            .map(|t| kind(t, "CrossAttnDownBlock2D", "DownBlock2D"))
             .collect::<Result<Vec<_>, _>>()?;
-        // candle-transformers' down blocks normalise in 32 groups whatever the config says.
+        let up_cross = (self.up_block_types.iter())
+            .map(|t| kind(t, "CrossAttnUpBlock2D", "UpBlock2D"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let heads_per_block = self.num_attention_heads.as_ref().unwrap_or(&self.attention_head_dim);
+        let mut heads = Vec::with_capacity(n);
+        let mut transformer_layers = Vec::with_capacity(n);
+        for (i, &channels) in self.block_out_channels.iter().enumerate() {
+            let layers = self.transformer_layers_per_block.as_ref().map_or(Some(1), |t| t.at(i));
+            let (Some(layers), Some(h)) = (layers, heads_per_block.at(i)) else {
+                return Err(format!("block {i} has no transformer_layers_per_block or attention heads"));
+            };
+            if h == 0 || channels % h != 0 {
+                return Err(format!("{channels} channels do not split into {h} heads"));
+            }
+            if self.norm_num_groups == 0 || channels % self.norm_num_groups != 0 {
+                return Err(format!("{channels} channels do not split into {} groups", self.norm_num_groups));
+            }
+            heads.push(h);
+            transformer_layers.push(layers);
+        }
+        Ok(BlockPlan { heads, transformer_layers, down_cross, up_cross })
+    }
+
+    /// candle-transformers' form of the config (the reference our U-Net is
+    /// checked against). Its U-Net mirrors the down blocks on the way up and
+    /// always normalises in 32 groups, so other layouts are refused.
+    pub fn to_candle(&self) -> Result<UNet2DConditionModelConfig, String> {
+        let plan = self.plan()?;
+        let n = plan.heads.len();
+        if (0..n).any(|i| plan.up_cross[n - 1 - i] != plan.down_cross[i]) {
+            return Err("only layouts whose up blocks mirror the down blocks are supported".into());
+        }
         if self.norm_num_groups != 32 {
             return Err(format!(
-                "norm_num_groups {} is not supported (candle-transformers' U-Net uses 32)",
+                "norm_num_groups {} is not supported (candle-transformers uses 32)",
                 self.norm_num_groups
             ));
         }
-        if let Some(c) = self.block_out_channels.iter().find(|c| *c % self.norm_num_groups != 0) {
-            return Err(format!("{c} channels do not split into {} groups", self.norm_num_groups));
-        }
+        let blocks = (0..n)
+            .map(|i| BlockConfig {
+                out_channels: self.block_out_channels[i],
+                use_cross_attn: plan.down_cross[i].then_some(plan.transformer_layers[i]),
+                attention_head_dim: plan.heads[i],
+            })
+            .collect();
         Ok(UNet2DConditionModelConfig {
             center_input_sample: self.center_input_sample,
             flip_sin_to_cos: self.flip_sin_to_cos,
@@ -177,11 +203,9 @@ impl UnetConfig {
 
     /// What the run leaves out of the model's design, for the user to see.
     pub fn notes(&self) -> Option<String> {
-        self.addition_embed_type.as_ref().map(|kind| {
-            format!(
-                "the U-Net's \"{kind}\" added embedding (SDXL size conditioning) is not applied by candle-transformers"
-            )
-        })
+        self.addition_embed_type
+            .as_ref()
+            .map(|kind| format!("the U-Net's \"{kind}\" added embedding (SDXL size conditioning) is not applied"))
     }
 }
 
@@ -219,6 +243,7 @@ mod tests {
         );
         assert!(cfg.notes().unwrap().contains("text_time"));
         cfg.up_block_types.swap(0, 2);
-        assert!(cfg.to_candle().unwrap_err().contains("mirrored"));
+        assert!(cfg.to_candle().unwrap_err().contains("mirror"));
+        assert_eq!(cfg.plan().unwrap().up_cross, [false, true, true]);
     }
 }
