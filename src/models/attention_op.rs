@@ -91,10 +91,9 @@ impl AttentionOp {
                         let km = MatRef::strided(&k[h * d..], keys, d, width);
                         matmul(scores, keys, qm, km.t(), false, Threads::One);
                         for (i, row) in scores.chunks_exact_mut(keys).enumerate() {
-                            row.iter_mut().for_each(|s| *s = *s * scale);
                             // Keys after the query's own position get probability 0.
                             let visible = if self.causal { first + i + 1 } else { keys };
-                            T::softmax(&mut row[..visible]);
+                            T::softmax(&mut row[..visible], scale);
                             row[visible..].iter_mut().for_each(|s| *s = T::zero());
                         }
                         let vm = MatRef::strided(&v[h * d..], keys, d, width);

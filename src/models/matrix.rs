@@ -17,8 +17,12 @@ pub trait Element: WithDType + Default + AddAssign + Mul<Output = Self> + Partia
     /// eˣ (f32: latent-kernels' polynomial, which vectorises; f64: libm).
     fn exp(self) -> Self;
 
-    /// `row` ← softmax(`row`) (f32: latent-kernels' vectorised kernel).
-    fn softmax(row: &mut [Self]);
+    /// `row` ← softmax(`scale` · `row`) (f32: latent-kernels' vectorised kernel).
+    fn softmax(row: &mut [Self], scale: Self);
+
+    /// The error function (f32: Abramowitz–Stegun 7.1.26 on the vectorising
+    /// exp, within 5·10⁻⁷; f64: candle's, to double precision).
+    fn erf(self) -> Self;
 }
 
 thread_local! {
@@ -64,8 +68,15 @@ impl Element for f32 {
         latent_kernels::softmax::exp(self)
     }
 
-    fn softmax(row: &mut [Self]) {
-        latent_kernels::softmax(row);
+    fn softmax(row: &mut [Self], scale: Self) {
+        latent_kernels::softmax_scaled(row, scale);
+    }
+
+    fn erf(self) -> Self {
+        let x = self.abs();
+        let t = 1.0 / (1.0 + 0.327_591_1 * x);
+        let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152 + t * 1.061_405_4))));
+        (1.0 - poly * latent_kernels::softmax::exp(-x * x)).copysign(self)
     }
 }
 
@@ -78,11 +89,15 @@ impl Element for f64 {
         f64::exp(self)
     }
 
-    fn softmax(row: &mut [Self]) {
+    fn softmax(row: &mut [Self], scale: Self) {
         let max = row.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
-        row.iter_mut().for_each(|x| *x = (*x - max).exp());
+        row.iter_mut().for_each(|x| *x = ((*x - max) * scale).exp());
         let sum: f64 = row.iter().sum();
         row.iter_mut().for_each(|x| *x /= sum);
+    }
+
+    fn erf(self) -> Self {
+        candle_core::cpu::erf::erf_f64(self)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod diffusion;
 pub mod epilogue;
 pub mod gan;
 pub mod gan_model;
+pub mod geglu_op;
 pub mod gguf_llama;
 pub mod gguf_tokenizer;
 pub mod gpt;

@@ -16,5 +16,5 @@ pub mod vector;
 
 pub use format::{ActFormat, WeightFormat};
 pub use qmatrix::{Activations, QMatrix};
-pub use softmax::softmax;
+pub use softmax::{softmax, softmax_scaled};
 pub use vector::{axpy, dot};

@@ -4,36 +4,54 @@
 
 /// `v ← exp(v − max v) / Σ exp(v − max v)`.
 pub fn softmax(v: &mut [f32]) {
+    softmax_scaled(v, 1.0);
+}
+
+/// The softmax of `scale · v` (`scale` > 0), the scaling fused into the same pass.
+pub fn softmax_scaled(v: &mut [f32], scale: f32) {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA (checked above).
-        unsafe { softmax_avx2(v) };
-        return;
+    {
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked above).
+            unsafe { softmax_avx512(v, scale) };
+            return;
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            unsafe { softmax_avx2(v, scale) };
+            return;
+        }
     }
-    softmax_portable(v);
+    softmax_portable(v, scale);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn softmax_avx512(v: &mut [f32], scale: f32) {
+    softmax_portable(v, scale);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn softmax_avx2(v: &mut [f32]) {
-    softmax_portable(v);
+fn softmax_avx2(v: &mut [f32], scale: f32) {
+    softmax_portable(v, scale);
 }
 
 #[inline(always)]
-fn softmax_portable(v: &mut [f32]) {
+fn softmax_portable(v: &mut [f32], scale: f32) {
     let max = v.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-    // Eight partial sums, so the loop vectorises without reassociating floats.
-    let mut sums = [0f32; 8];
-    let mut chunks = v.chunks_exact_mut(8);
+    // Sixteen partial sums, so the loop vectorises without reassociating floats.
+    let mut sums = [0f32; 16];
+    let mut chunks = v.chunks_exact_mut(16);
     for chunk in &mut chunks {
         for (x, s) in chunk.iter_mut().zip(&mut sums) {
-            *x = exp(*x - max);
+            *x = exp((*x - max) * scale);
             *s += *x;
         }
     }
     let mut sum: f32 = sums.iter().sum();
     for x in chunks.into_remainder() {
-        *x = exp(*x - max);
+        *x = exp((*x - max) * scale);
         sum += *x;
     }
     let inv = 1.0 / sum;
@@ -46,7 +64,11 @@ fn softmax_portable(v: &mut [f32]) {
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E).round_ties_even();
+    // Round to nearest by adding and subtracting 1.5·2²³ (|x·log₂e| < 2²²):
+    // unlike `round_ties_even` this needs no SSE4.1, so it vectorises in
+    // code compiled for the baseline x86-64 target instead of calling `rintf`.
+    const MAGIC: f32 = 12_582_912.0;
+    let n = (x * std::f32::consts::LOG2_E + MAGIC) - MAGIC;
     // ln 2 split in two so n·ln 2 is exact to f32 precision.
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
     let p = 1.987_569_1e-4;
@@ -89,5 +111,12 @@ mod tests {
             assert!((f64::from(*got) - want).abs() <= 1e-6 * want + 1e-12, "{got} vs {want}");
         }
         assert!((v.iter().map(|&p| f64::from(p)).sum::<f64>() - 1.0).abs() < 1e-5);
+        let mut scaled: Vec<f32> = x64.iter().map(|&x| x as f32).collect();
+        softmax_scaled(&mut scaled, 0.25);
+        let total: f64 = x64.iter().map(|x| ((x - max) * 0.25).exp()).sum();
+        for (got, x) in scaled.iter().zip(&x64) {
+            let want = ((x - max) * 0.25).exp() / total;
+            assert!((f64::from(*got) - want).abs() <= 1e-6 * want + 1e-12, "{got} vs {want}");
+        }
     }
 }

@@ -12,6 +12,7 @@ use candle_nn::VarBuilder;
 
 use crate::models::attention_op::attention;
 use crate::models::conv::{Conv2d, conv2d};
+use crate::models::geglu_op::geglu;
 use crate::models::linear::{Linear, linear, linear_no_bias};
 use crate::models::norm_op::{Norm, group_norm, layer_norm};
 
@@ -62,11 +63,13 @@ impl FeedForward {
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.proj.forward(x)?;
-        let inner = h.dim(candle_core::D::Minus1)? / 2;
-        let (value, gate) =
-            (h.narrow(candle_core::D::Minus1, 0, inner)?, h.narrow(candle_core::D::Minus1, inner, inner)?);
-        let gate = if self.tanh_gelu { gate.gelu()? } else { gate.gelu_erf()? };
-        self.out.forward(&(value * gate)?)
+        let gated = if self.tanh_gelu {
+            let inner = h.dim(candle_core::D::Minus1)? / 2;
+            (h.narrow(candle_core::D::Minus1, 0, inner)? * h.narrow(candle_core::D::Minus1, inner, inner)?.gelu()?)?
+        } else {
+            geglu(&h)?
+        };
+        self.out.forward(&gated)
     }
 }
 
