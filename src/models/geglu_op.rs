@@ -47,9 +47,7 @@ impl Geglu {
         let mut y = vec![T::zero(); x.len() / 2];
         y.par_chunks_mut(n).zip(x.par_chunks(2 * n)).with_min_len(rows_per_task(n)).for_each(|(y, x)| {
             let (value, gate) = x.split_at(n);
-            for ((y, &v), &g) in y.iter_mut().zip(value).zip(gate) {
-                *y = v * gelu_and_slope(g).0;
-            }
+            T::geglu_row(y, value, gate);
         });
         y
     }

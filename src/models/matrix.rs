@@ -23,6 +23,9 @@ pub trait Element: WithDType + Default + AddAssign + Mul<Output = Self> + Partia
     /// The error function (f32: Abramowitz–Stegun 7.1.26 on the vectorising
     /// exp, within 5·10⁻⁷; f64: candle's, to double precision).
     fn erf(self) -> Self;
+
+    /// `out[i] = value[i] · GELU(gate[i])` with the exact GELU (f32: latent-kernels' vectorised kernel).
+    fn geglu_row(out: &mut [Self], value: &[Self], gate: &[Self]);
 }
 
 thread_local! {
@@ -73,10 +76,11 @@ impl Element for f32 {
     }
 
     fn erf(self) -> Self {
-        let x = self.abs();
-        let t = 1.0 / (1.0 + 0.327_591_1 * x);
-        let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152 + t * 1.061_405_4))));
-        (1.0 - poly * latent_kernels::softmax::exp(-x * x)).copysign(self)
+        latent_kernels::activation::erf(self)
+    }
+
+    fn geglu_row(out: &mut [Self], value: &[Self], gate: &[Self]) {
+        latent_kernels::activation::geglu(out, value, gate);
     }
 }
 
@@ -98,6 +102,12 @@ impl Element for f64 {
 
     fn erf(self) -> Self {
         candle_core::cpu::erf::erf_f64(self)
+    }
+
+    fn geglu_row(out: &mut [Self], value: &[Self], gate: &[Self]) {
+        for ((o, &v), &g) in out.iter_mut().zip(value).zip(gate) {
+            *o = v * 0.5 * g * (1.0 + Element::erf(g * std::f64::consts::FRAC_1_SQRT_2));
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! (`[profile.dev.package.latent-kernels]`): unoptimised SIMD intrinsics run
 //! tens of times slower, and the model tests run real weights through them.
 
+pub mod activation;
 mod dot;
 #[cfg(target_arch = "x86_64")]
 mod dot_avx2;
