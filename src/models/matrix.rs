@@ -26,6 +26,12 @@ pub trait Element: WithDType + Default + AddAssign + Mul<Output = Self> + Partia
 
     /// `out[i] = value[i] · GELU(gate[i])` with the exact GELU (f32: latent-kernels' vectorised kernel).
     fn geglu_row(out: &mut [Self], value: &[Self], gate: &[Self]);
+
+    /// `out[i] = a` or `a·sigmoid(a)` with `silu`, where `a = x[i]·scale + shift`.
+    fn affine_row(out: &mut [Self], x: &[Self], scale: f64, shift: f64, silu: bool);
+
+    /// Mean and population variance of `row`, accumulated in f64.
+    fn moments(row: &[Self]) -> (f64, f64);
 }
 
 thread_local! {
@@ -82,6 +88,14 @@ impl Element for f32 {
     fn geglu_row(out: &mut [Self], value: &[Self], gate: &[Self]) {
         latent_kernels::activation::geglu(out, value, gate);
     }
+
+    fn affine_row(out: &mut [Self], x: &[Self], scale: f64, shift: f64, silu: bool) {
+        latent_kernels::activation::affine(out, x, scale as f32, shift as f32, silu);
+    }
+
+    fn moments(row: &[Self]) -> (f64, f64) {
+        latent_kernels::activation::mean_and_variance(row)
+    }
 }
 
 impl Element for f64 {
@@ -108,6 +122,19 @@ impl Element for f64 {
         for ((o, &v), &g) in out.iter_mut().zip(value).zip(gate) {
             *o = v * 0.5 * g * (1.0 + Element::erf(g * std::f64::consts::FRAC_1_SQRT_2));
         }
+    }
+
+    fn affine_row(out: &mut [Self], x: &[Self], scale: f64, shift: f64, silu: bool) {
+        for (o, &x) in out.iter_mut().zip(x) {
+            let a = x * scale + shift;
+            *o = if silu { a / (1.0 + (-a).exp()) } else { a };
+        }
+    }
+
+    fn moments(row: &[Self]) -> (f64, f64) {
+        let n = row.len().max(1) as f64;
+        let mean = row.iter().sum::<f64>() / n;
+        (mean, row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n)
     }
 }
 

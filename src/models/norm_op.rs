@@ -125,14 +125,8 @@ impl Norm {
 
 /// Mean and 1/σ of one row, accumulated in f64.
 fn moments<T: Element>(row: &[T], eps: f64) -> (f64, f64) {
-    let n = row.len() as f64;
-    let mean = row.iter().map(|v| v.to_f64()).sum::<f64>() / n;
-    let var = row.iter().map(|v| (v.to_f64() - mean).powi(2)).sum::<f64>() / n;
+    let (mean, var) = T::moments(row);
     (mean, 1.0 / (var + eps).sqrt())
-}
-
-fn sigmoid<T: Element>(a: T) -> T {
-    T::one() / (T::one() + (T::zero() - a).exp())
 }
 
 /// Rows per parallel task: enough elements that scheduling is cheap.
@@ -160,11 +154,7 @@ impl LayerKernels for NormOp {
             let first = rows.first_channel(r);
             for (c, (y, x)) in y.chunks_mut(rows.spatial).zip(x.chunks(rows.spatial)).enumerate() {
                 let scale = w[first + c].to_f64() * rstd;
-                let (scale, shift) = (T::from_f64(scale), T::from_f64(b[first + c].to_f64() - mean * scale));
-                for (y, &x) in y.iter_mut().zip(x) {
-                    let a = x * scale + shift;
-                    *y = if self.silu { a * sigmoid(a) } else { a };
-                }
+                T::affine_row(y, x, scale, b[first + c].to_f64() - mean * scale, self.silu);
             }
         });
         Ok((y, x_shape.clone()))

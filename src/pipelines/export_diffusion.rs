@@ -141,7 +141,7 @@ subcategory (and skin tones), e.g. \"cat face, cat, animal mammal\".\n\
 L1 + KL·{kl}; `scaling_factor` {scale:.4} (unit variance of the training latents).\n\
 - **Text encoder** (`text_encoder/`, `tokenizer/`): CLIP-style BPE trained on the captions ({vocab} tokens, {len} per \
 prompt) and a {layers}-layer CLIP text transformer of width {width}, trained jointly with the U-Net.\n\
-- **U-Net** (`unet/`): candle-transformers' UNet2DConditionModel, blocks {unet:?}, cross-attention at every level, \
+- **U-Net** (`unet/`): diffusers' UNet2DConditionModel layout (our implementation), blocks {unet:?}, cross-attention at every level, \
 ε-prediction on SD's scaled-linear schedule (1000 steps); captions dropped to \"\" for {uncond:.0} % of samples \
 (classifier-free guidance).\n\
 - **Training:** batch {batch} (a random timestep per sample), AdamW lr {lr}, {epochs} epochs, {train_min:.0} min on 2 CPU threads \

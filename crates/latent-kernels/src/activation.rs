@@ -55,6 +55,96 @@ fn geglu_portable(out: &mut [f32], value: &[f32], gate: &[f32]) {
     }
 }
 
+/// `out[i] = a` or, with `silu`, `a·sigmoid(a)`, where `a = x[i]·scale + shift`
+/// (a normalised channel's affine step, fused with the activation that follows).
+pub fn affine(out: &mut [f32], x: &[f32], scale: f32, shift: f32, silu: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked above).
+            unsafe { affine_avx512(out, x, scale, shift, silu) };
+            return;
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            unsafe { affine_avx2(out, x, scale, shift, silu) };
+            return;
+        }
+    }
+    affine_portable(out, x, scale, shift, silu);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn affine_avx512(out: &mut [f32], x: &[f32], scale: f32, shift: f32, silu: bool) {
+    affine_portable(out, x, scale, shift, silu);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn affine_avx2(out: &mut [f32], x: &[f32], scale: f32, shift: f32, silu: bool) {
+    affine_portable(out, x, scale, shift, silu);
+}
+
+#[inline(always)]
+fn affine_portable(out: &mut [f32], x: &[f32], scale: f32, shift: f32, silu: bool) {
+    if silu {
+        for (o, &x) in out.iter_mut().zip(x) {
+            let a = x * scale + shift;
+            *o = a / (1.0 + exp(-a));
+        }
+    } else {
+        for (o, &x) in out.iter_mut().zip(x) {
+            *o = x * scale + shift;
+        }
+    }
+}
+
+/// Mean and (population) variance of `x`, accumulated in f64 lanes.
+pub fn mean_and_variance(x: &[f32]) -> (f64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked above).
+            return unsafe { moments_avx512(x) };
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            return unsafe { moments_avx2(x) };
+        }
+    }
+    moments_portable(x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn moments_avx512(x: &[f32]) -> (f64, f64) {
+    moments_portable(x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn moments_avx2(x: &[f32]) -> (f64, f64) {
+    moments_portable(x)
+}
+
+#[inline(always)]
+fn moments_portable(x: &[f32]) -> (f64, f64) {
+    let lanes = |f: &dyn Fn(f64) -> f64| {
+        let mut acc = [0f64; 8];
+        let mut chunks = x.chunks_exact(8);
+        for chunk in &mut chunks {
+            for (a, &v) in acc.iter_mut().zip(chunk) {
+                *a += f(f64::from(v));
+            }
+        }
+        acc.iter().sum::<f64>() + chunks.remainder().iter().map(|&v| f(f64::from(v))).sum::<f64>()
+    };
+    let n = x.len().max(1) as f64;
+    let mean = lanes(&|v| v) / n;
+    (mean, lanes(&|v| (v - mean) * (v - mean)) / n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +160,18 @@ mod tests {
             // Φ(g) from the complementary error function's series-free relation via f64 libm-free erf:
             let want = f64::from(value[i]) * g * 0.5 * (1.0 + erf64(g / std::f64::consts::SQRT_2));
             assert!((f64::from(out[i]) - want).abs() < 1e-6 * (1.0 + want.abs()), "{i}: {} vs {want}", out[i]);
+        }
+    }
+
+    #[test]
+    fn affine_silu_matches_float64() {
+        let x: Vec<f32> = (0..77).map(|i| (i as f32 - 38.0) * 0.21).collect();
+        let mut out = vec![0f32; 77];
+        affine(&mut out, &x, 1.5, -0.25, true);
+        for (o, &x) in out.iter().zip(&x) {
+            let a = f64::from(x) * 1.5 - 0.25;
+            let want = a / (1.0 + (-a).exp());
+            assert!((f64::from(*o) - want).abs() < 1e-6 * (1.0 + want.abs()), "{o} vs {want}");
         }
     }
 
