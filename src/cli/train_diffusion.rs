@@ -38,6 +38,10 @@ pub struct TrainDiffusionArgs {
     /// AdamW learning rate.
     #[arg(long, default_value_t = 3e-4)]
     lr: f64,
+    /// Decay of the weight average the samples and the exported model use
+    /// (new runs: 0.999; with --resume: switches it on for a run without one).
+    #[arg(long)]
+    ema: Option<f64>,
     /// BPE merges learned from the captions.
     #[arg(long, default_value_t = 1500)]
     merges: usize,
@@ -86,12 +90,14 @@ pub fn run(args: TrainDiffusionArgs, command: String) -> anyhow::Result<()> {
     let tokenizer = ClipTokenizer::from_dir(&tok_dir)?;
     let checkpoint = out.join("checkpoint-diffusion");
     let mut trainer = if args.resume {
-        DiffusionTrainer::resume(&checkpoint, args.epochs, &device).context("cannot resume")?
+        DiffusionTrainer::resume(&checkpoint, args.epochs, args.ema, &device).context("cannot resume")?
     } else {
+        let defaults = TrainDiffusionSpec::emoji(tokenizer.vocab_size(), tokenizer.max_len(), args.epochs, args.seed);
         let spec = TrainDiffusionSpec {
             batch_size: args.batch_size,
             lr: args.lr,
-            ..TrainDiffusionSpec::emoji(tokenizer.vocab_size(), tokenizer.max_len(), args.epochs, args.seed)
+            ema_decay: args.ema.or(defaults.ema_decay),
+            ..defaults
         };
         DiffusionTrainer::new(spec, &device)?
     };

@@ -34,6 +34,8 @@ pub struct Adam {
     vars: Vec<(String, Var)>,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
+    /// An exponential moving average of each variable, when enabled: (decay, averages).
+    average: Option<(f64, Vec<Tensor>)>,
     step: usize,
     /// Hyper-parameters (the learning rate may be changed between steps).
     pub config: AdamConfig,
@@ -45,7 +47,22 @@ impl Adam {
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let m = vars.iter().map(|(_, v)| v.zeros_like()).collect::<Result<Vec<_>>>()?;
         let v = vars.iter().map(|(_, v)| v.zeros_like()).collect::<Result<Vec<_>>>()?;
-        Ok(Self { vars, m, v, step: 0, config })
+        Ok(Self { vars, m, v, average: None, step: 0, config })
+    }
+
+    /// Keeps an exponential moving average of the variables from now on
+    /// (`avg ← decay·avg + (1 − decay)·var` after every step), starting from
+    /// their current values. Diffusion models sample better from it.
+    pub fn keep_average(&mut self, decay: f64) -> Result<()> {
+        let averages = self.vars.iter().map(|(_, v)| v.as_tensor().copy()).collect::<Result<Vec<_>>>()?;
+        self.average = Some((decay, averages));
+        Ok(())
+    }
+
+    /// The averaged values by variable name, if an average is kept.
+    pub fn averages(&self) -> Option<Vec<(&str, &Tensor)>> {
+        let (_, averages) = self.average.as_ref()?;
+        Some(self.vars.iter().zip(averages).map(|((name, _), a)| (name.as_str(), a)).collect())
     }
 
     /// Number of updates made so far.
@@ -95,16 +112,30 @@ impl Adam {
             self.m[i] = m.detach();
             self.v[i] = v.detach();
         }
+        if let Some((decay, averages)) = &mut self.average {
+            for ((_, var), average) in self.vars.iter().zip(averages.iter_mut()) {
+                let p = var.as_tensor();
+                if p.device().is_cpu() && p.dtype() == DType::F32 {
+                    // The first-moment update with the variable in the gradient's place.
+                    average.inplace_op2(p, &MomentUpdate { decay: *decay as f32, square: false })?;
+                } else {
+                    *average = ((&*average * *decay)? + (p.detach() * (1.0 - *decay))?)?;
+                }
+            }
+        }
         Ok(())
     }
 
-    /// The moments as named tensors (`m.NAME`, `v.NAME`), for checkpoints.
+    /// The moments (and averages) as named tensors (`m.NAME`, `v.NAME`, `avg.NAME`), for checkpoints.
     pub fn state(&self) -> Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();
         for (i, (name, _)) in self.vars.iter().enumerate() {
             // Copies: the moments are updated in place by later steps.
             out.insert(format!("m.{name}"), self.m[i].copy()?);
             out.insert(format!("v.{name}"), self.v[i].copy()?);
+            if let Some((_, averages)) = &self.average {
+                out.insert(format!("avg.{name}"), averages[i].copy()?);
+            }
         }
         Ok(out)
     }
@@ -120,6 +151,13 @@ impl Adam {
                     return Err(candle_core::Error::Msg(format!("optimizer state {key} has shape {:?}", t.dims())));
                 }
                 *slot = t.copy()?; // not shared with the caller's map: updated in place
+            }
+            // An average saved before averaging was switched on starts from the variable.
+            if let Some((_, averages)) = &mut self.average {
+                averages[i] = match state.get(&format!("avg.{name}")) {
+                    Some(t) if t.dims() == var.dims() => t.copy()?,
+                    _ => var.as_tensor().copy()?,
+                };
             }
         }
         self.step = step;
@@ -236,6 +274,27 @@ mod tests {
         for t in opt.state()?.values() {
             assert!(!t.track_op(), "optimizer state tracks an op");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn keeps_an_exponential_average_that_survives_a_restore() -> Result<()> {
+        let w = Var::new(&[1.0f32, -2.0], &Device::Cpu)?;
+        let mut opt = Adam::new(vec![("w".into(), w.clone())], AdamConfig { lr: 0.1, ..Default::default() })?;
+        opt.keep_average(0.5)?;
+        let mut expected = w.as_tensor().to_vec1::<f32>()?;
+        for _ in 0..3 {
+            opt.backward_step(&w.as_tensor().sqr()?.sum_all()?)?;
+            let now = w.as_tensor().to_vec1::<f32>()?;
+            expected.iter_mut().zip(&now).for_each(|(e, n)| *e = 0.5 * *e + 0.5 * n);
+        }
+        let averages = opt.averages().unwrap();
+        assert_eq!(averages[0].1.to_vec1::<f32>()?, expected);
+        let state = opt.state()?;
+        let mut again = Adam::new(vec![("w".into(), w.clone())], AdamConfig::default())?;
+        again.keep_average(0.5)?;
+        again.restore(&state, 3)?;
+        assert_eq!(again.averages().unwrap()[0].1.to_vec1::<f32>()?, expected);
         Ok(())
     }
 

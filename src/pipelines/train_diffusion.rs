@@ -41,6 +41,10 @@ pub struct TrainDiffusionSpec {
     pub lr: f64,
     /// Share of captions replaced by the empty prompt.
     pub uncond_rate: f64,
+    /// Decay of the weights' exponential moving average, which samples and
+    /// the exported model use; `None` uses the trained weights as they are.
+    #[serde(default)]
+    pub ema_decay: Option<f64>,
     pub seed: u64,
 }
 
@@ -69,6 +73,7 @@ impl TrainDiffusionSpec {
             batch_size: 64,
             lr: 3e-4,
             uncond_rate: 0.1,
+            ema_decay: Some(0.999),
             seed,
         }
     }
@@ -142,15 +147,22 @@ impl DiffusionTrainer {
         let unet = Unet::new(&spec.unet, vb.pp("unet"))?;
         let text = ClipTextModel::new(&spec.text, vb.pp("text_encoder"))?;
         reseed_parameters(&varmap, spec.seed)?;
-        let opt = Adam::new(named_vars(&varmap), AdamConfig { lr: spec.lr, weight_decay: 0.01, ..Default::default() })?;
+        let mut opt =
+            Adam::new(named_vars(&varmap), AdamConfig { lr: spec.lr, weight_decay: 0.01, ..Default::default() })?;
+        if let Some(decay) = spec.ema_decay {
+            opt.keep_average(decay)?;
+        }
         Ok(Self { varmap, unet, text, opt, spec, alphas_cumprod, history: Vec::new(), device: device.clone() })
     }
 
-    /// Continues from a checkpoint folder; `epochs` may be raised to train further.
-    pub fn resume(dir: &Path, epochs: usize, device: &Device) -> Result<Self, TrainError> {
+    /// Continues from a checkpoint folder; `epochs` may be raised to train
+    /// further, and `ema_decay` switches a weight average on (it starts from
+    /// the checkpoint's weights if the run had none).
+    pub fn resume(dir: &Path, epochs: usize, ema_decay: Option<f64>, device: &Device) -> Result<Self, TrainError> {
         let (state, dir): (CheckpointState, _) = read_checkpoint_state(dir)?;
         let mut spec = state.spec;
         spec.epochs = epochs.max(state.history.len());
+        spec.ema_decay = ema_decay.or(spec.ema_decay);
         let mut t = Self::new(spec, device)?;
         load_checkpoint_tensors(&dir, &mut t.varmap, &mut [(&mut t.opt, state.optimizer_steps)], device)?;
         t.history = state.history;
@@ -284,7 +296,24 @@ impl DiffusionTrainer {
         Ok(out)
     }
 
-    /// One image per (prompt, seed) as a grid with a row per prompt.
+    /// Runs `f` with the variables set to their averages (if kept), then puts the trained values back.
+    fn with_averaged_weights<R>(&self, f: impl FnOnce() -> Result<R, TrainError>) -> Result<R, TrainError> {
+        let Some(averages) = self.opt.averages() else { return f() };
+        let vars: std::collections::HashMap<String, candle_core::Var> = named_vars(&self.varmap).into_iter().collect();
+        let mut trained = Vec::with_capacity(averages.len());
+        for (name, average) in averages {
+            let Some(var) = vars.get(name) else { continue };
+            trained.push((var.clone(), var.as_tensor().copy()?));
+            var.set(average)?;
+        }
+        let out = f();
+        for (var, value) in trained {
+            var.set(&value)?;
+        }
+        out
+    }
+
+    /// One image per (prompt, seed) as a grid with a row per prompt, from the averaged weights.
     pub fn sample_grid(
         &self,
         vae: &Autoencoder,
@@ -294,16 +323,21 @@ impl DiffusionTrainer {
         steps: usize,
         guidance: f64,
     ) -> Result<RgbImage, TrainError> {
+        let latents = self.with_averaged_weights(|| self.sample_latents(tokenizer, prompts, seeds, steps, guidance))?;
         let mut images = Vec::new();
-        for latents in self.sample_latents(tokenizer, prompts, seeds, steps, guidance)? {
+        for latents in latents {
             images.extend(to_rgb(&vae.decode(&vae.from_diffusion(&latents)?)?)?);
         }
         Ok(make_grid(&images, seeds.len(), 1))
     }
 
     /// Writes `unet/`, `text_encoder/`, `scheduler/` and `model_index.json`
-    /// into `dir` as diffusers and transformers lay them out.
+    /// into `dir` as diffusers and transformers lay them out (the averaged weights, if kept).
     pub fn export(&self, dir: &Path) -> Result<(), TrainError> {
+        self.with_averaged_weights(|| self.export_current(dir))
+    }
+
+    fn export_current(&self, dir: &Path) -> Result<(), TrainError> {
         let vars = named_vars(&self.varmap);
         write_unet_folder(&dir.join("unet"), &self.spec.unet, &strip_prefix(&vars, "unet."))?;
         write_text_encoder_folder(&dir.join("text_encoder"), &self.spec.text, &strip_prefix(&vars, "text_encoder."))?;
