@@ -196,7 +196,7 @@ fn diffusion_training_resumes_exactly() {
     let checkpoint = dir.path().join("checkpoint");
     trainer.save_checkpoint(&checkpoint).unwrap();
     let a = trainer.train_epoch(&set, &mut |_, _, _| {}, &cancel).unwrap().unwrap();
-    let mut resumed = DiffusionTrainer::resume(&checkpoint, 3, &Device::Cpu).unwrap();
+    let mut resumed = DiffusionTrainer::resume(&checkpoint, 3, None, &Device::Cpu).unwrap();
     let b = resumed.train_epoch(&set, &mut |_, _, _| {}, &cancel).unwrap().unwrap();
     assert_eq!((a.epoch, a.loss), (b.epoch, b.loss));
 }
