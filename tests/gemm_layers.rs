@@ -89,6 +89,21 @@ fn conv2d_matches_candle_in_f64_and_f32() {
 }
 
 #[test]
+fn one_large_image_is_convolved_in_bands_that_match_candle() {
+    // 16·9 patch rows × 110² positions (and 64·9 × 55²) exceed the banding
+    // threshold (2²⁰ elements) and are not multiples of the band width.
+    for (cin, stride, padding, relu) in [(16, 1, 1, true), (64, 2, 0, false)] {
+        let c = Case { cin, cout: 8, k: 3, stride, padding, dilation: 1, output_padding: 0, side: 110 };
+        let x = random(&[1, c.cin, c.side, c.side], 31, DType::F64);
+        let w = random(&[c.cout, c.cin, c.k, c.k], 32, DType::F64);
+        let b = random(&[c.cout], 33, DType::F64);
+        let reference = bias_relu(x.conv2d(&w, c.padding, c.stride, c.dilation, 1).unwrap(), &b, relu);
+        let ours = conv2d_gemm(&x, &w, Some(&b), &cfg2(&c), relu).unwrap();
+        assert!(max_diff(&ours, &reference) < 1e-12 * max_abs(&reference).max(1.0), "stride {stride}");
+    }
+}
+
+#[test]
 fn conv_transpose2d_matches_candle_in_f64_and_f32() {
     for (i, c) in CASES.iter().enumerate() {
         for (batch, relu) in [(1, true), (64, false)] {

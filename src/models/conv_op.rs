@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use super::epilogue::{Epilogue, relu_mask_and_channel_sums};
 use super::layer_op::LayerKernels;
 use super::matrix::{Element, MatRef, Threads, matmul};
-use super::unfold::{PatchGeometry, PatchTable, col2im_add, im2col};
+use super::unfold::{PatchGeometry, PatchTable, col2im_add, im2col, im2col_columns};
 
 /// Which direction the op maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,6 +218,12 @@ fn unfold_mul<T: Element>(
     let (rows, positions, img_len, feat_len, nb, threads) =
         (p.rows, p.positions, p.img_len, p.feat_len, p.block, p.threads);
     let wm = MatRef::new(w, features, rows);
+    if threads == Threads::Pool && rows * positions > BANDED_ELEMENTS {
+        for (feat, img) in feat.chunks_mut(feat_len).zip(img.chunks(img_len)) {
+            unfold_mul_banded(wm, img, table, feat, epilogue);
+        }
+        return;
+    }
     feat.par_chunks_mut(p.per_task * feat_len).zip(img.par_chunks(p.per_task * img_len)).for_each(|(feat, img)| {
         T::with_scratch(p.scratch_len(features), |scratch| {
             let (cols, out) = scratch.split_at_mut(nb * positions * rows);
@@ -234,6 +240,38 @@ fn unfold_mul<T: Element>(
                 }
             }
         })
+    });
+}
+
+/// Patch matrices above this many elements (4 MiB of f32) are split into
+/// column bands when there are fewer images than threads.
+const BANDED_ELEMENTS: usize = 1 << 20;
+
+/// `feat = W · im2col(img)` for one large image, in bands of output positions
+/// that run in parallel: each band's patch matrix stays small (a 256×256
+/// decoder layer's whole one is 150 MB) and the im2col work is shared out too.
+fn unfold_mul_banded<T: Element>(wm: MatRef<T>, img: &[T], table: &PatchTable, feat: &mut [T], epilogue: Epilogue<T>) {
+    let (rows, positions) = (table.geometry().rows(), table.geometry().positions());
+    let features = feat.len() / positions;
+    let band = (BANDED_ELEMENTS / 4 / rows).max(64);
+    let bands: Vec<std::ops::Range<usize>> =
+        (0..positions).step_by(band).map(|start| start..(start + band).min(positions)).collect();
+    let products: Vec<Vec<T>> = bands
+        .par_iter()
+        .map(|columns| {
+            let width = columns.len();
+            let mut out = vec![T::default(); features * width];
+            T::with_scratch(rows * width, |cols| {
+                im2col_columns(img, table, cols, width, columns.clone());
+                matmul(&mut out, width, wm, MatRef::new(cols, rows, width), false, Threads::One);
+            });
+            out
+        })
+        .collect();
+    feat.par_chunks_mut(positions).enumerate().for_each(|(f, row)| {
+        for (columns, out) in bands.iter().zip(&products) {
+            epilogue.copy_row(&mut row[columns.clone()], &out[f * columns.len()..][..columns.len()], f);
+        }
     });
 }
 

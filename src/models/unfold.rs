@@ -4,6 +4,8 @@
 //! transposed convolution is `col2im(Wᵀ · x)`. The two are adjoint linear
 //! maps, so each one is the other's backward pass (see `conv_op.rs`).
 
+use std::ops::Range;
+
 use candle_core::Result;
 
 use super::matrix::Element;
@@ -123,21 +125,64 @@ impl PatchTable {
 /// apart, so that several images can fill column blocks of one matrix. Every
 /// entry of the image's block is written.
 pub fn im2col<T: Element>(img: &[T], table: &PatchTable, dst: &mut [T], ld: usize) {
+    im2col_columns(img, table, dst, ld, 0..table.geometry.positions());
+}
+
+/// The patch matrix's columns `columns` only (output positions in row-major
+/// order), written from column 0 of `dst`: a band of a large image's matrix.
+pub fn im2col_columns<T: Element>(img: &[T], table: &PatchTable, dst: &mut [T], ld: usize, columns: Range<usize>) {
     let g = &table.geometry;
-    let (positions, taps, plane) = (g.positions(), g.kernel * g.kernel, g.height * g.width);
+    let (taps, plane, width) = (g.kernel * g.kernel, g.height * g.width, columns.len());
     assert_eq!(img.len(), g.image_len(), "im2col: image size");
-    assert!(ld >= positions && dst.len() >= (g.rows() - 1) * ld + positions, "im2col: patch matrix size");
+    assert!(columns.end <= g.positions(), "im2col: columns {columns:?} beyond {}", g.positions());
+    assert!(ld >= width && dst.len() >= (g.rows() - 1) * ld + width, "im2col: patch matrix size");
     for row in 0..g.rows() {
         let (c, t) = (row / taps, row % taps);
         let src = &img[c * plane..][..plane];
-        let dst = &mut dst[row * ld..][..positions];
+        let dst = &mut dst[row * ld..][..width];
+        if g.stride == 1 && g.dilation == 1 {
+            shifted_rows(src, g, t / g.kernel, t % g.kernel, dst, columns.clone());
+            continue;
+        }
+        // A tap's pairs are in column order, so the band's pairs are one run.
         let pairs = table.tap(t);
-        if pairs.len() < positions {
+        let first = pairs.partition_point(|&(p, _)| (p as usize) < columns.start);
+        let last = pairs.partition_point(|&(p, _)| (p as usize) < columns.end);
+        let pairs = &pairs[first..last];
+        if pairs.len() < width {
             dst.fill(T::default()); // padding
         }
         for &(p, i) in pairs {
-            dst[p as usize] = src[i as usize];
+            dst[p as usize - columns.start] = src[i as usize];
         }
+    }
+}
+
+/// One patch-matrix row of a stride-1, undilated convolution: for tap
+/// (ki, kj) each output row reads a shifted input row, so the band is
+/// contiguous copies with zeros where the tap falls in the padding.
+fn shifted_rows<T: Element>(src: &[T], g: &PatchGeometry, ki: usize, kj: usize, dst: &mut [T], columns: Range<usize>) {
+    let ow = g.out_width();
+    let mut p = columns.start;
+    while p < columns.end {
+        let (oy, ox0) = (p / ow, p % ow);
+        let ox1 = ow.min(ox0 + columns.end - p);
+        let out = &mut dst[p - columns.start..][..ox1 - ox0];
+        match (oy + ki).checked_sub(g.padding).filter(|&iy| iy < g.height) {
+            None => out.fill(T::default()),
+            Some(iy) => {
+                // Output columns whose input column ox + kj − padding lies in [0, width).
+                let first = g.padding.saturating_sub(kj).clamp(ox0, ox1);
+                let last = (g.width + g.padding).saturating_sub(kj).clamp(first, ox1);
+                out[..first - ox0].fill(T::default());
+                out[last - ox0..].fill(T::default());
+                if last > first {
+                    let from = iy * g.width + first + kj - g.padding;
+                    out[first - ox0..last - ox0].copy_from_slice(&src[from..from + last - first]);
+                }
+            }
+        }
+        p += ox1 - ox0;
     }
 }
 
@@ -180,6 +225,38 @@ mod tests {
             let lhs: f64 = cols.iter().zip(&y).map(|(a, b)| a * b).sum();
             let rhs: f64 = x.iter().zip(&folded).map(|(a, b)| a * b).sum();
             assert!((lhs - rhs).abs() < 1e-9 * lhs.abs().max(1.0), "{stride} {padding} {dilation}: {lhs} vs {rhs}");
+        }
+    }
+
+    #[test]
+    fn a_band_of_columns_equals_those_columns_of_the_whole_matrix() {
+        // Padding wider than the kernel: some output columns see only padding.
+        let g = PatchGeometry { channels: 2, height: 9, width: 7, kernel: 3, stride: 1, padding: 4, dilation: 1 };
+        let x: Vec<f64> = (0..g.image_len()).map(|v| v as f64 + 1.0).collect();
+        let table = PatchTable::new(&g);
+        // The reference: each patch-matrix entry straight from the definition.
+        let (oh, ow) = (g.out_height(), g.out_width());
+        let mut whole = vec![0.0; g.rows() * g.positions()];
+        for c in 0..2 {
+            for (ki, kj) in (0..3).flat_map(|ki| (0..3).map(move |kj| (ki, kj))) {
+                for (oy, ox) in (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy, ox))) {
+                    let (iy, ix) = ((oy + ki) as isize - 4, (ox + kj) as isize - 4);
+                    if (0..9).contains(&iy) && (0..7).contains(&ix) {
+                        whole[(c * 9 + ki * 3 + kj) * g.positions() + oy * ow + ox] =
+                            x[c * 63 + iy as usize * 7 + ix as usize];
+                    }
+                }
+            }
+        }
+        for band in [0..10, 10..63, 20..21, 6..8] {
+            let mut part = vec![f64::NAN; g.rows() * band.len()];
+            im2col_columns(&x, &table, &mut part, band.len(), band.clone());
+            for row in 0..g.rows() {
+                assert_eq!(
+                    &part[row * band.len()..][..band.len()],
+                    &whole[row * g.positions() + band.start..][..band.len()]
+                );
+            }
         }
     }
 

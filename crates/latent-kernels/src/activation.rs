@@ -130,7 +130,8 @@ fn moments_avx2(x: &[f32]) -> (f64, f64) {
 
 #[inline(always)]
 fn moments_portable(x: &[f32]) -> (f64, f64) {
-    let lanes = |f: &dyn Fn(f64) -> f64| {
+    #[inline(always)]
+    fn lanes(x: &[f32], f: impl Fn(f64) -> f64) -> f64 {
         let mut acc = [0f64; 8];
         let mut chunks = x.chunks_exact(8);
         for chunk in &mut chunks {
@@ -139,10 +140,10 @@ fn moments_portable(x: &[f32]) -> (f64, f64) {
             }
         }
         acc.iter().sum::<f64>() + chunks.remainder().iter().map(|&v| f(f64::from(v))).sum::<f64>()
-    };
+    }
     let n = x.len().max(1) as f64;
-    let mean = lanes(&|v| v) / n;
-    (mean, lanes(&|v| (v - mean) * (v - mean)) / n)
+    let mean = lanes(x, |v| v) / n;
+    (mean, lanes(x, |v| (v - mean) * (v - mean)) / n)
 }
 
 #[cfg(test)]
