@@ -45,7 +45,7 @@ pub fn layer_norm(dim: usize, eps: f64, vb: VarBuilder) -> Result<Norm> {
 
 /// GroupNorm of `channels` channels in `groups` groups.
 pub fn group_norm(groups: usize, channels: usize, eps: f64, vb: VarBuilder) -> Result<Norm> {
-    if groups == 0 || channels % groups != 0 {
+    if groups == 0 || !channels.is_multiple_of(groups) {
         candle_core::bail!("group norm: {channels} channels do not split into {groups} groups");
     }
     let (weight, bias) = affine(channels, &vb)?;

@@ -144,7 +144,7 @@ pub struct SpatialTransformer {
 impl SpatialTransformer {
     pub fn new(spec: TransformerSpec, vb: VarBuilder) -> Result<Self> {
         let c = spec.channels;
-        if spec.heads == 0 || c % spec.heads != 0 {
+        if spec.heads == 0 || !c.is_multiple_of(spec.heads) {
             candle_core::bail!("{c} channels do not split into {} heads", spec.heads);
         }
         let blocks = (0..spec.layers)
