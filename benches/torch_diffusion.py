@@ -39,7 +39,7 @@ def run_ours(args, model_flag, noise=None, out=None):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_theirs(pipe, args, latents, size):
+def run_theirs(pipe, args, latents, size, sdxl=False):
     stamps = []
 
     def on_step(_pipe, _i, _t, kwargs):
@@ -48,7 +48,9 @@ def run_theirs(pipe, args, latents, size):
 
     started = time.perf_counter()
     with torch.no_grad():
-        out = pipe(args.prompt, negative_prompt="", num_inference_steps=args.steps, guidance_scale=args.cfg,
+        # SDXL: no negative prompt, so force_zeros_for_empty_prompt applies, as in ours for an empty one.
+        out = pipe(args.prompt, negative_prompt=None if sdxl else "", num_inference_steps=args.steps,
+                   guidance_scale=args.cfg,
                    latents=latents.clone(), height=size, width=size, output_type="np",
                    callback_on_step_end=on_step)
     total = time.perf_counter() - started
@@ -75,7 +77,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from diffusers import DDIMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 
     model_flag = ["--model-dir", args.model_dir] if args.model_dir else ["--random-sd-mid", args.random_sd_mid]
     folder = args.model_dir or args.random_sd_mid
@@ -83,12 +85,17 @@ def main():
     noise_path, ours_png = os.path.join(tmp, "noise.npy"), os.path.join(tmp, "ours.png")
     first = run_ours(args, model_flag, noise_path, ours_png)  # also writes the random model if asked
     size = first["size"]
-    pipe = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None, requires_safety_checker=False,
-                                                   torch_dtype=torch.float32)
+    with open(os.path.join(folder, "model_index.json")) as f:
+        sdxl = json.load(f)["_class_name"] == "StableDiffusionXLPipeline"
+    if sdxl:
+        pipe = StableDiffusionXLPipeline.from_pretrained(folder, torch_dtype=torch.float32)
+    else:
+        pipe = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None, requires_safety_checker=False,
+                                                       torch_dtype=torch.float32)
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     latents = torch.from_numpy(np.load(noise_path))
-    theirs_img, _, _ = run_theirs(pipe, args, latents, size)  # warm-up
+    theirs_img, _, _ = run_theirs(pipe, args, latents, size, sdxl)  # warm-up
     ours_img = np.asarray(Image.open(ours_png).convert("RGB"))
     theirs_u8 = (np.clip(theirs_img, 0, 1) * 255).round().astype(np.uint8)
     rows = {"ours": {"step": [], "image": []}, "diffusers": {"step": [], "image": []}}
@@ -96,7 +103,7 @@ def main():
         r = run_ours(args, model_flag)
         rows["ours"]["step"].append(r["s_per_step"])
         rows["ours"]["image"].append(r["s_per_image"])
-        _, step, total = run_theirs(pipe, args, latents, size)
+        _, step, total = run_theirs(pipe, args, latents, size, sdxl)
         rows["diffusers"]["step"].append(step)
         rows["diffusers"]["image"].append(total)
     med = {k: {m: float(np.median(v[m])) for m in v} for k, v in rows.items()}

@@ -136,10 +136,31 @@ fn sdxl_shaped_folder_uses_both_text_encoders() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), RandomModel::tiny_sdxl(4));
     assert_eq!(p.nets().towers.len(), 2);
-    let states = p.nets().encode_prompts(&["a cat", ""]).unwrap();
+    let (states, pooled) = p.nets().encode_prompts(&["a cat", ""]).unwrap();
     assert_eq!(states.dims(), [2, 16, 48]);
-    let img = run(&p, &ImageRequest { sampler: SamplerKind::EulerAncestral, ..tiny_request("a cat", 5) });
+    // The second encoder's projected pooled state feeds SDXL's added embedding.
+    let pooled = pooled.expect("text_encoder_2 has text_projection");
+    assert_eq!(pooled.dims(), [2, 12]);
+    assert!(p.nets().unet.takes_added_input());
+    let request = ImageRequest { sampler: SamplerKind::EulerAncestral, ..tiny_request("a cat", 5) };
+    let img = run(&p, &request);
     assert_eq!(img.image.dimensions(), (32, 32));
+    // The requested size reaches the U-Net through the added input.
+    let cond = p.conditioning(&request).unwrap();
+    let larger = p.conditioning(&ImageRequest { width: 64, height: 64, ..request.clone() }).unwrap();
+    let (a, b) = (cond.added.clone().unwrap(), larger.added.unwrap());
+    assert_eq!(a.dims(), [2, 12 + 48]);
+    // ...and changes its prediction.
+    let x = Tensor::ones((2, 4, 4, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let unet = &p.nets().unet;
+    let with = |added: &Tensor| unet.forward(&x, &[500.0], &cond.context, Some(added)).unwrap();
+    let moved = (with(&a) - with(&b)).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(moved > 1e-3, "the added input changes the output by {moved}");
+    assert!((a - b).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
+    // An empty negative prompt is zeros (force_zeros_for_empty_prompt), a given one is not.
+    assert_eq!(cond.context.get(0).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+    let negative = p.conditioning(&ImageRequest { negative: "blurry".into(), ..request }).unwrap();
+    assert!(negative.context.get(0).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
 }
 
 #[test]

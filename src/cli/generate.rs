@@ -86,9 +86,6 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
     };
     let device = default_device();
     let pipeline = DiffusionPipeline::load(&dir, &device)?;
-    if let Some(note) = pipeline.nets().unet.config().notes() {
-        eprintln!("note: {note}");
-    }
     let native = pipeline.native_size().unwrap_or(512);
     let request = ImageRequest {
         prompt: args.prompt.clone(),

@@ -210,9 +210,11 @@ pub fn write_text_encoder_folder(
     tensors: &HashMap<String, Tensor>,
 ) -> Result<(), TrainError> {
     let mut json = serde_json::to_value(config).map_err(|e| file_err(dir, e))?;
-    json["architectures"] = serde_json::json!(["CLIPTextModel"]);
+    let projected = tensors.contains_key("text_projection.weight");
+    json["architectures"] =
+        serde_json::json!([if projected { "CLIPTextModelWithProjection" } else { "CLIPTextModel" }]);
     json["model_type"] = "clip_text_model".into();
-    json["projection_dim"] = config.hidden_size.into();
+    json["projection_dim"] = config.projection_dim.unwrap_or(config.hidden_size).into();
     json["bos_token_id"] = (config.vocab_size - 2).into();
     json["eos_token_id"] = (config.vocab_size - 1).into();
     json["pad_token_id"] = (config.vocab_size - 1).into();

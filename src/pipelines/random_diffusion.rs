@@ -61,8 +61,19 @@ impl RandomModel {
     /// SDXL's layout at toy size: two text encoders side by side, no attention in the first block.
     pub fn tiny_sdxl(seed: u64) -> Self {
         let mut m = Self::tiny(seed);
-        m.text.push(ClipTextConfig { hidden_size: 16, hidden_act: "gelu".into(), ..ClipTextConfig::tiny(0) });
+        // The second encoder projects its pooled state (CLIPTextModelWithProjection).
+        let second = ClipTextConfig {
+            hidden_size: 16,
+            hidden_act: "gelu".into(),
+            projection_dim: Some(12),
+            ..ClipTextConfig::tiny(0)
+        };
+        m.text.push(second);
         m.unet.cross_attention_dim = 48;
+        // SDXL's added embedding: pooled text (12) + 6 size numbers × 8 sinusoids.
+        m.unet.addition_embed_type = Some("text_time".into());
+        m.unet.addition_time_embed_dim = Some(8);
+        m.unet.projection_class_embeddings_input_dim = Some(12 + 6 * 8);
         m.unet.down_block_types[0] = "DownBlock2D".into();
         m.unet.up_block_types[1] = "UpBlock2D".into();
         m.unet.transformer_layers_per_block = Some(PerBlock::Each(vec![1, 2]));
@@ -131,7 +142,12 @@ pub fn write_random_model(dir: &Path, model: &RandomModel) -> Result<(), TrainEr
             max_position_embeddings: model.max_len.max(text.max_position_embeddings),
             ..text.clone()
         };
-        let varmap = fresh(model.seed + 1 + i as u64, &|vb| ClipTextModel::new(&config, vb).map(|_| ()))?;
+        let varmap = fresh(model.seed + 1 + i as u64, &|vb| {
+            if let Some(width) = config.projection_dim {
+                candle_nn::linear_no_bias(config.hidden_size, width, vb.pp("text_projection"))?;
+            }
+            ClipTextModel::new(&config, vb).map(|_| ())
+        })?;
         write_text_encoder_folder(
             &dir.join(format!("text_encoder{suffix}")),
             &config,

@@ -22,7 +22,7 @@ use super::export_diffusion::{
 use super::rng::SeededRng;
 use super::schedulers::{SamplerKind, SchedulerConfig};
 use super::train_vae::{TrainError, named_vars, reseed_parameters};
-use super::txt2img::{denoise, to_rgb};
+use super::txt2img::{Conditioning, denoise, to_rgb};
 use crate::io::export::make_grid;
 use crate::models::diffusion::autoencoder::Autoencoder;
 use crate::models::diffusion::clip_text::{ClipTextConfig, ClipTextModel};
@@ -247,7 +247,7 @@ impl DiffusionTrainer {
         let eps = Tensor::from_vec(rng.normal_vec(clean.elem_count()), clean.shape(), &self.device)?;
         let noisy = (clean.broadcast_mul(&signal)? + eps.broadcast_mul(&noise)?)?;
         let timesteps: Vec<f64> = timesteps.iter().map(|&t| t as f64).collect();
-        let predicted = self.unet.forward(&noisy, &timesteps, &context)?;
+        let predicted = self.unet.forward(&noisy, &timesteps, &context, None)?;
         let loss = (predicted - eps)?.sqr()?.mean_all()?;
         self.opt.backward_step(&loss)?;
         Ok(loss.to_scalar::<f32>()? as f64)
@@ -273,7 +273,7 @@ impl DiffusionTrainer {
             let prompts = if guidance > 1.0 { vec!["", prompt] } else { vec![*prompt] };
             let ids: Vec<u32> = prompts.iter().flat_map(|p| tokenizer.encode(p)).collect();
             let ids = Tensor::from_vec(ids, (prompts.len(), tokenizer.max_len()), &self.device)?;
-            let context = self.text.forward(&ids)?.0;
+            let cond = Conditioning { context: self.text.forward(&ids)?.0, added: None };
             let mut latents = Vec::new();
             for &seed in seeds {
                 let mut rng = SeededRng::new(seed);
@@ -283,7 +283,7 @@ impl DiffusionTrainer {
                     sampler.as_ref(),
                     x,
                     0,
-                    &context,
+                    &cond,
                     guidance,
                     &mut rng,
                     &mut |_, _| Ok(()),

@@ -88,9 +88,16 @@ pub fn initial_noise(seed: u64, len: usize) -> Vec<f32> {
     SeededRng::new(seed).normal_vec(len)
 }
 
-/// Guidance-weighted denoising from `x` at step `first` to the end.
-/// `context` holds [unconditional; conditional] states when `guidance > 1`,
-/// else the conditional states alone. Stochastic samplers draw their noise
+/// What the U-Net is conditioned on: the text states and, for SDXL, the
+/// added input (pooled text and size numbers). Under guidance each holds
+/// [unconditional; conditional] rows, else the conditional row alone.
+pub struct Conditioning {
+    pub context: Tensor,
+    pub added: Option<Tensor>,
+}
+
+/// Guidance-weighted denoising from `x` at step `first` to the end, under
+/// `cond` (see [`Conditioning`]). Stochastic samplers draw their noise
 /// from `rng`. `on_step(i, x0)` gets each step's clean-sample estimate.
 /// `None` if cancelled.
 #[allow(clippy::too_many_arguments)]
@@ -99,7 +106,7 @@ pub fn denoise(
     sampler: &dyn Sampler,
     mut x: Tensor,
     first: usize,
-    context: &Tensor,
+    cond: &Conditioning,
     guidance: f64,
     rng: &mut SeededRng,
     on_step: &mut dyn FnMut(usize, &Tensor) -> candle_core::Result<()>,
@@ -113,7 +120,7 @@ pub fn denoise(
         }
         let input = sampler.scale_model_input(&x, i)?;
         let input = if guided { Tensor::cat(&[&input, &input], 0)? } else { input };
-        let output = unet.forward(&input, &[t], context)?;
+        let output = unet.forward(&input, &[t], &cond.context, cond.added.as_ref())?;
         let output = if guided {
             let (uncond, cond) = (output.narrow(0, 0, batch)?, output.narrow(0, batch, batch)?);
             (&uncond + ((cond - &uncond)? * guidance)?)?
@@ -240,6 +247,8 @@ pub struct DiffusionPipeline {
     scheduler: SchedulerConfig,
     dir: PathBuf,
     latent_rgb: OnceLock<LatentRgb>,
+    /// An empty negative prompt conditions on zeros (SDXL pipelines' `force_zeros_for_empty_prompt`).
+    zero_empty_negative: bool,
 }
 
 impl DiffusionPipeline {
@@ -249,7 +258,11 @@ impl DiffusionPipeline {
         let scheduler: SchedulerConfig = read_config(&dir.join("scheduler").join("scheduler_config.json"))?;
         scheduler.alphas_cumprod()?;
         scheduler.prediction()?;
-        Ok(Self { nets, scheduler, dir: dir.to_owned(), latent_rgb: OnceLock::new() })
+        // diffusers' SDXL pipelines default to true; SD 1.x/2.x have no such setting.
+        let index: serde_json::Value = read_config(&dir.join("model_index.json")).unwrap_or_default();
+        let sdxl = nets.towers.len() > 1;
+        let zero_empty_negative = index.get("force_zeros_for_empty_prompt").and_then(|v| v.as_bool()).unwrap_or(sdxl);
+        Ok(Self { nets, scheduler, dir: dir.to_owned(), latent_rgb: OnceLock::new(), zero_empty_negative })
     }
 
     /// The loaded networks.
@@ -283,13 +296,32 @@ impl DiffusionPipeline {
         Ok([c, height / f, width / f])
     }
 
-    /// Text states for the prompt (and the negative prompt first, under guidance).
-    pub fn conditioning(&self, request: &ImageRequest) -> candle_core::Result<Tensor> {
-        if request.guidance > 1.0 {
-            self.nets.encode_prompts(&[&request.negative, &request.prompt])
-        } else {
-            self.nets.encode_prompts(&[&request.prompt])
+    /// The conditioning for a request: the prompt's (and, under guidance,
+    /// first the negative prompt's) text states, plus SDXL's added input for
+    /// the image size. Like diffusers' SDXL pipeline, an empty negative
+    /// prompt is all zeros when the folder asks for it
+    /// (`force_zeros_for_empty_prompt`, on unless `model_index.json` says otherwise).
+    pub fn conditioning(&self, request: &ImageRequest) -> candle_core::Result<Conditioning> {
+        let guided = request.guidance > 1.0;
+        let prompts: Vec<&str> = if guided { vec![&request.negative, &request.prompt] } else { vec![&request.prompt] };
+        let (mut context, mut pooled) = self.nets.encode_prompts(&prompts)?;
+        if guided && request.negative.is_empty() && self.zero_empty_negative {
+            let zero_first = |t: &Tensor| Tensor::cat(&[&t.narrow(0, 0, 1)?.zeros_like()?, &t.narrow(0, 1, 1)?], 0);
+            context = zero_first(&context)?;
+            pooled = pooled.as_ref().map(zero_first).transpose()?;
         }
+        let unet = &self.nets.unet;
+        let added = match (unet.takes_added_input(), pooled) {
+            (false, _) => None,
+            (true, Some(pooled)) => {
+                let (h, w) = (request.height as f64, request.width as f64);
+                Some(unet.added_input(&pooled, &[h, w, 0.0, 0.0, h, w])?)
+            }
+            (true, None) => {
+                candle_core::bail!("the U-Net needs a pooled text embedding; no text encoder has text_projection")
+            }
+        };
+        Ok(Conditioning { context, added })
     }
 
     /// Generates one image. `noise` replaces the seed's initial latent;
@@ -343,7 +375,7 @@ impl DiffusionPipeline {
                 (sampler.add_noise(&clean, &start, first)?, first)
             }
         };
-        let context = self.conditioning(request)?;
+        let cond = self.conditioning(request)?;
         let total = request.steps - first;
         let mut on_x0 = |i: usize, x0: &Tensor| -> candle_core::Result<()> {
             let step = i - first + 1;
@@ -357,7 +389,7 @@ impl DiffusionPipeline {
             sampler.as_ref(),
             x,
             first,
-            &context,
+            &cond,
             request.guidance,
             &mut rng,
             &mut on_x0,

@@ -12,7 +12,7 @@ use candle_nn::{Embedding, VarBuilder, embedding};
 use serde::{Deserialize, Serialize};
 
 use crate::models::attention_op::attention;
-use crate::models::linear::{Linear, linear};
+use crate::models::linear::{Linear, linear, linear_no_bias};
 use crate::models::norm_op::{Norm as LayerNorm, layer_norm};
 
 /// `text_encoder/config.json`: the fields the network's shape depends on.
@@ -29,6 +29,10 @@ pub struct ClipTextConfig {
     pub hidden_act: String,
     #[serde(default = "layer_norm_eps")]
     pub layer_norm_eps: f64,
+    /// Width of `text_projection` (`CLIPTextModelWithProjection`, SDXL's
+    /// second encoder); used only when the weights have that tensor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projection_dim: Option<usize>,
 }
 
 fn quick_gelu() -> String {
@@ -51,6 +55,7 @@ impl ClipTextConfig {
             max_position_embeddings: 16,
             hidden_act: quick_gelu(),
             layer_norm_eps: layer_norm_eps(),
+            projection_dim: None,
         }
     }
 
@@ -86,6 +91,8 @@ pub struct ClipTextModel {
     positions: Embedding,
     layers: Vec<Layer>,
     final_norm: LayerNorm,
+    /// `text_projection` of the pooled state, in models that have one.
+    projection: Option<Linear>,
     config: ClipTextConfig,
 }
 
@@ -94,6 +101,11 @@ impl ClipTextModel {
     pub fn new(config: &ClipTextConfig, vb: VarBuilder) -> Result<Self> {
         config.validate().map_err(candle_core::Error::msg)?;
         let (h, eps) = (config.hidden_size, config.layer_norm_eps);
+        let projection = if vb.contains_tensor("text_projection.weight") {
+            Some(linear_no_bias(h, config.projection_dim.unwrap_or(h), vb.pp("text_projection"))?)
+        } else {
+            None
+        };
         let vb = vb.pp("text_model");
         let emb = vb.pp("embeddings");
         let tokens = embedding(config.vocab_size, h, emb.pp("token_embedding"))?;
@@ -115,7 +127,7 @@ impl ClipTextModel {
             })
             .collect::<Result<_>>()?;
         let final_norm = layer_norm(h, eps, vb.pp("final_layer_norm"))?;
-        Ok(Self { tokens, positions, layers, final_norm, config: config.clone() })
+        Ok(Self { tokens, positions, layers, final_norm, projection, config: config.clone() })
     }
 
     /// The configuration the model was built with.
@@ -157,6 +169,17 @@ impl ClipTextModel {
             x = (&x + layer.fc2.forward(&hidden)?)?;
         }
         Ok((self.final_norm.forward(&x)?, penultimate))
+    }
+
+    /// The projected pooled state (`text_embeds` of `CLIPTextModelWithProjection`):
+    /// the last state at each sequence's end token (its largest id, as
+    /// transformers finds it), through `text_projection`. `None` without one.
+    pub fn pooled(&self, last: &Tensor, ids: &Tensor) -> Result<Option<Tensor>> {
+        let Some(projection) = &self.projection else { return Ok(None) };
+        let ends = ids.argmax(1)?.to_vec1::<u32>()?;
+        let rows =
+            ends.iter().enumerate().map(|(b, &end)| last.get(b)?.get(end as usize)).collect::<Result<Vec<_>>>()?;
+        projection.forward(&Tensor::stack(&rows, 0)?).map(Some)
     }
 
     /// The conditioning for prompts already tokenized, [batch, n, hidden].

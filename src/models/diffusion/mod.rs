@@ -154,22 +154,23 @@ impl DiffusionNets {
         Ok(Self { towers, unet, vae, device: device.clone() })
     }
 
-    /// Text conditioning for a batch of prompts: [batch, tokens, context].
-    /// One tower gives its last hidden state; two (SDXL) give their
-    /// penultimate states side by side, as diffusers' SDXL pipeline does.
-    pub fn encode_prompts(&self, prompts: &[&str]) -> candle_core::Result<Tensor> {
+    /// Text conditioning for a batch of prompts: the states [batch, tokens,
+    /// context] and, when the last tower projects one (SDXL), the pooled
+    /// embedding [batch, P]. One tower gives its last hidden state; two
+    /// (SDXL) give their penultimate states side by side, as diffusers' SDXL
+    /// pipeline does.
+    pub fn encode_prompts(&self, prompts: &[&str]) -> candle_core::Result<(Tensor, Option<Tensor>)> {
         let sdxl = self.towers.len() > 1;
-        let states = self
-            .towers
-            .iter()
-            .map(|tower| {
-                let ids: Vec<u32> = prompts.iter().flat_map(|p| tower.tokenizer.encode(p)).collect();
-                let ids = Tensor::from_vec(ids, (prompts.len(), tower.tokenizer.max_len()), &self.device)?;
-                let (last, penultimate) = tower.encoder.forward(&ids)?;
-                Ok(if sdxl { penultimate } else { last })
-            })
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        Tensor::cat(&states, 2)
+        let mut pooled = None;
+        let mut states = Vec::with_capacity(self.towers.len());
+        for tower in &self.towers {
+            let ids: Vec<u32> = prompts.iter().flat_map(|p| tower.tokenizer.encode(p)).collect();
+            let ids = Tensor::from_vec(ids, (prompts.len(), tower.tokenizer.max_len()), &self.device)?;
+            let (last, penultimate) = tower.encoder.forward(&ids)?;
+            pooled = tower.encoder.pooled(&last, &ids)?;
+            states.push(if sdxl { penultimate } else { last });
+        }
+        Ok((Tensor::cat(&states, 2)?, pooled))
     }
 
     /// Latent channels and how many times smaller the latent's sides are.

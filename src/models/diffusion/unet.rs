@@ -70,9 +70,16 @@ pub struct UnetConfig {
     /// Latent side the model was trained at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample_size: Option<usize>,
-    /// SDXL's "text_time" micro-conditioning (not applied; see `Self::notes`).
+    /// SDXL's "text_time": the pooled text embedding and the size/crop
+    /// numbers, embedded and added to the timestep embedding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub addition_embed_type: Option<String>,
+    /// Sinusoid width for each of the six size/crop numbers ("text_time").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addition_time_embed_dim: Option<usize>,
+    /// Input width of `add_embedding`: pooled text width + 6 × `addition_time_embed_dim`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projection_class_embeddings_input_dim: Option<usize>,
 }
 
 fn thirty_two() -> usize {
@@ -115,6 +122,8 @@ impl UnetConfig {
             mid_block_scale_factor: 1.0,
             sample_size: Some(8),
             addition_embed_type: None,
+            addition_time_embed_dim: None,
+            projection_class_embeddings_input_dim: None,
         }
     }
 
@@ -132,6 +141,7 @@ impl UnetConfig {
         if self.layers_per_block == 0 {
             return Err("layers_per_block must be at least 1".into());
         }
+        self.text_time()?;
         let kind = |name: &str, cross: &str, plain: &str| match name {
             n if n == cross => Ok(true),
             n if n == plain => Ok(false),
@@ -201,11 +211,20 @@ impl UnetConfig {
         })
     }
 
-    /// What the run leaves out of the model's design, for the user to see.
-    pub fn notes(&self) -> Option<String> {
-        self.addition_embed_type
-            .as_ref()
-            .map(|kind| format!("the U-Net's \"{kind}\" added embedding (SDXL size conditioning) is not applied"))
+    /// The widths of SDXL's added "text_time" embedding (the sinusoid per
+    /// size/crop number, and `add_embedding`'s input), if the model has one.
+    pub fn text_time(&self) -> Result<Option<(usize, usize)>, String> {
+        match self.addition_embed_type.as_deref() {
+            None => Ok(None),
+            Some("text_time") => match (self.addition_time_embed_dim, self.projection_class_embeddings_input_dim) {
+                (Some(t), Some(p)) if p > 6 * t => Ok(Some((t, p))),
+                _ => Err(
+                    "\"text_time\" needs addition_time_embed_dim and a larger projection_class_embeddings_input_dim"
+                        .into(),
+                ),
+            },
+            Some(other) => Err(format!("addition_embed_type \"{other}\" is not supported")),
+        }
     }
 }
 
@@ -234,14 +253,15 @@ mod tests {
           "down_block_types":["DownBlock2D","CrossAttnDownBlock2D","CrossAttnDownBlock2D"],
           "up_block_types":["CrossAttnUpBlock2D","CrossAttnUpBlock2D","UpBlock2D"],
           "layers_per_block":2,"attention_head_dim":[5,10,20],"transformer_layers_per_block":[1,2,10],
-          "cross_attention_dim":2048,"use_linear_projection":true,"addition_embed_type":"text_time"}"#;
+          "cross_attention_dim":2048,"use_linear_projection":true,"addition_embed_type":"text_time",
+          "addition_time_embed_dim":256,"projection_class_embeddings_input_dim":2816}"#;
         let mut cfg: UnetConfig = serde_json::from_str(json).unwrap();
         let c = cfg.to_candle().unwrap();
         assert_eq!(
             c.blocks.iter().map(|b| (b.use_cross_attn, b.attention_head_dim)).collect::<Vec<_>>(),
             [(None, 5), (Some(2), 10), (Some(10), 20)]
         );
-        assert!(cfg.notes().unwrap().contains("text_time"));
+        assert_eq!(cfg.text_time(), Ok(Some((256, 2816))));
         cfg.up_block_types.swap(0, 2);
         assert!(cfg.to_candle().unwrap_err().contains("mirror"));
         assert_eq!(cfg.plan().unwrap().up_cross, [false, true, true]);

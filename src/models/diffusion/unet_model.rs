@@ -40,6 +40,8 @@ impl Level {
 pub struct Unet {
     time_1: Linear,
     time_2: Linear,
+    /// SDXL's `add_embedding` (linear_1, linear_2) for the "text_time" input.
+    add_embedding: Option<(Linear, Linear)>,
     conv_in: Conv2d,
     down: Vec<(Level, Option<Downsample>)>,
     mid: (ResnetBlock, SpatialTransformer, ResnetBlock),
@@ -119,7 +121,15 @@ impl Unet {
             let sampler = (i + 1 < n).then(|| Upsample::new(out_channels, vb.pp("upsamplers.0"))).transpose()?;
             up.push((level, sampler));
         }
+        let add_embedding = match config.text_time().map_err(candle_core::Error::msg)? {
+            Some((_, inputs)) => Some((
+                linear(inputs, time_dim, vb.pp("add_embedding.linear_1"))?,
+                linear(time_dim, time_dim, vb.pp("add_embedding.linear_2"))?,
+            )),
+            None => None,
+        };
         Ok(Self {
+            add_embedding,
             time_1: linear(chans[0], time_dim, vb.pp("time_embedding.linear_1"))?,
             time_2: linear(time_dim, time_dim, vb.pp("time_embedding.linear_2"))?,
             conv_in: conv3(config.in_channels, chans[0], vb.pp("conv_in"))?,
@@ -140,7 +150,17 @@ impl Unet {
     /// Sinusoidal features of the timesteps [batch, channels], computed in
     /// f32 as diffusers does so that both give the same numbers.
     fn timestep_features(&self, timesteps: &[f64], dtype: DType, device: &candle_core::Device) -> Result<Tensor> {
-        let channels = self.config.block_out_channels[0];
+        self.sinusoids(timesteps, self.config.block_out_channels[0], dtype, device)
+    }
+
+    /// `channels` sinusoidal features of each value (diffusers' `Timesteps`), [values, channels].
+    fn sinusoids(
+        &self,
+        timesteps: &[f64],
+        channels: usize,
+        dtype: DType,
+        device: &candle_core::Device,
+    ) -> Result<Tensor> {
         let half = channels / 2;
         let frequencies: Vec<f32> = (0..half)
             .map(|i| (-(10000f32.ln()) * i as f32 / (half as f32 - self.config.freq_shift as f32)).exp())
@@ -159,10 +179,37 @@ impl Unet {
         Tensor::from_vec(features, (timesteps.len(), channels), device)?.to_dtype(dtype)
     }
 
+    /// Whether the model takes SDXL's added "text_time" input (see [`Self::added_input`]).
+    pub fn takes_added_input(&self) -> bool {
+        self.add_embedding.is_some()
+    }
+
+    /// SDXL's added input for `forward`: the pooled, projected text embedding
+    /// of each prompt [b, P] beside the sinusoids of the six size numbers
+    /// (original height and width, crop top and left, target height and width).
+    pub fn added_input(&self, pooled: &Tensor, size_numbers: &[f64; 6]) -> Result<Tensor> {
+        let Some((width, inputs)) = self.config.text_time().map_err(candle_core::Error::msg)? else {
+            candle_core::bail!("this U-Net takes no added input");
+        };
+        let (batch, pooled_width) = pooled.dims2()?;
+        if pooled_width + 6 * width != inputs {
+            candle_core::bail!("pooled text width {pooled_width} + 6 × {width} ≠ add_embedding's {inputs} inputs");
+        }
+        let sizes = self.sinusoids(size_numbers, width, pooled.dtype(), pooled.device())?.reshape((1, 6 * width))?;
+        Tensor::cat(&[pooled, &sizes.repeat((batch, 1))?], 1)
+    }
+
     /// The noise (or v) prediction for `latents` [b, c, h, w] at `timesteps`
     /// (one for the whole batch, or one per sample) given the text states
-    /// `context` [b, tokens, cross_attention_dim].
-    pub fn forward(&self, latents: &Tensor, timesteps: &[f64], context: &Tensor) -> Result<Tensor> {
+    /// `context` [b, tokens, cross_attention_dim] and, for SDXL, the added
+    /// input [b, P] from [`Self::added_input`].
+    pub fn forward(
+        &self,
+        latents: &Tensor,
+        timesteps: &[f64],
+        context: &Tensor,
+        added: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let batch = latents.dim(0)?;
         let timesteps = match timesteps.len() {
             1 => vec![timesteps[0]; batch],
@@ -170,7 +217,14 @@ impl Unet {
             n => candle_core::bail!("{n} timesteps for a batch of {batch}"),
         };
         let features = self.timestep_features(&timesteps, latents.dtype(), latents.device())?;
-        let embedding = self.time_2.forward(&candle_nn::ops::silu(&self.time_1.forward(&features)?)?)?;
+        let mut embedding = self.time_2.forward(&candle_nn::ops::silu(&self.time_1.forward(&features)?)?)?;
+        match (&self.add_embedding, added) {
+            (Some((first, second)), Some(added)) => {
+                embedding = (embedding + second.forward(&candle_nn::ops::silu(&first.forward(added)?)?)?)?;
+            }
+            (Some(_), None) => candle_core::bail!("this U-Net (SDXL) needs the pooled text and size input"),
+            (None, _) => {}
+        }
         // Every ResNet block takes the embedding through SiLU first.
         let time = candle_nn::ops::silu(&embedding)?;
         let input = if self.config.center_input_sample { ((latents * 2.0)? - 1.0)? } else { latents.clone() };
@@ -253,9 +307,9 @@ pub(crate) mod tests {
             let distance =
                 |a: &Tensor, b: &Tensor| (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
             for t in [0.0, 371.0, 999.0] {
-                let exact = ours64.forward(&f64_of(x.clone()), &[t], &f64_of(context.clone())).unwrap();
+                let exact = ours64.forward(&f64_of(x.clone()), &[t], &f64_of(context.clone()), None).unwrap();
                 let theirs = f64_of(reference.forward(&x, t, &context).unwrap());
-                let mine = f64_of(ours.forward(&x, &[t], &context).unwrap());
+                let mine = f64_of(ours.forward(&x, &[t], &context, None).unwrap());
                 let (rounding, gap) = (distance(&mine, &exact), distance(&theirs, &exact));
                 assert!(gap < 3.0 * rounding + 1e-5, "t={t}: {gap} from f64, ours in f32 {rounding}, {config:?}");
             }
@@ -269,13 +323,13 @@ pub(crate) mod tests {
         let ours = Unet::new(&config, VarBuilder::from_varmap(&VarMap::new(), DType::F32, &d)).unwrap();
         let x = Tensor::randn(0f32, 1.0, (2, 4, 8, 8), &d).unwrap();
         let context = Tensor::randn(0f32, 1.0, (2, 3, 24), &d).unwrap();
-        let both = ours.forward(&x, &[10.0, 700.0], &context).unwrap();
+        let both = ours.forward(&x, &[10.0, 700.0], &context, None).unwrap();
         for (i, t) in [10.0, 700.0].into_iter().enumerate() {
-            let one = ours.forward(&x.narrow(0, i, 1).unwrap(), &[t], &context.narrow(0, i, 1).unwrap()).unwrap();
+            let one = ours.forward(&x.narrow(0, i, 1).unwrap(), &[t], &context.narrow(0, i, 1).unwrap(), None).unwrap();
             let worst = (both.narrow(0, i, 1).unwrap() - one).unwrap().abs().unwrap().max_all().unwrap();
             assert!(worst.to_scalar::<f32>().unwrap() < 1e-5);
         }
-        assert!(ours.forward(&x, &[1.0, 2.0, 3.0], &context).is_err());
+        assert!(ours.forward(&x, &[1.0, 2.0, 3.0], &context, None).is_err());
     }
 
     /// Names of the variables in `varmap` whose gradient is missing or all zero.
@@ -305,7 +359,7 @@ pub(crate) mod tests {
         let ids = Tensor::new(&[[1u32, 7, 9, 3], [4, 4, 2, 0]], &d).unwrap();
         let context = text.forward(&ids).unwrap().0;
         let x = Tensor::randn(0f32, 1.0, (2, 4, 8, 8), &d).unwrap();
-        let loss = unet.forward(&x, &[5.0, 900.0], &context).unwrap().sqr().unwrap().mean_all().unwrap();
+        let loss = unet.forward(&x, &[5.0, 900.0], &context, None).unwrap().sqr().unwrap().mean_all().unwrap();
         assert_eq!(untrained(&varmap, &loss), Vec::<String>::new());
     }
 
@@ -318,7 +372,7 @@ pub(crate) mod tests {
         let x = Tensor::randn(0f64, 1.0, (2, 4, 4, 4), &d).unwrap();
         let context = Tensor::randn(0f64, 1.0, (2, 3, 24), &d).unwrap();
         let probe = Tensor::randn(0f64, 1.0, (2, 4, 4, 4), &d).unwrap();
-        let loss = || unet.forward(&x, &[30.0, 600.0], &context).unwrap().mul(&probe).unwrap().sum_all().unwrap();
+        let loss = || unet.forward(&x, &[30.0, 600.0], &context, None).unwrap().mul(&probe).unwrap().sum_all().unwrap();
         let grads = loss().backward().unwrap();
         let vars = varmap.data().lock().unwrap().clone();
         let mut names: Vec<&String> = vars.keys().collect();
