@@ -41,7 +41,7 @@ impl GptConfig {
         if self.vocab == 0 || self.context == 0 || self.layers == 0 || self.heads == 0 {
             return Err("vocab, context, layers and heads must be positive".into());
         }
-        if self.width == 0 || self.width % self.heads != 0 {
+        if self.width == 0 || !self.width.is_multiple_of(self.heads) {
             return Err(format!("width {} is not a positive multiple of heads {}", self.width, self.heads));
         }
         Ok(())

@@ -95,11 +95,11 @@ impl LayerKernels for LinearOp {
 
     fn forward<T: Element>(&self, x: &[T], _x_shape: &Shape, w: &[T], b: &[T]) -> Result<(Vec<T>, Shape)> {
         let outputs = self.outputs;
-        if outputs == 0 || b.len() != outputs || w.len() % outputs != 0 {
+        if outputs == 0 || b.len() != outputs || !w.len().is_multiple_of(outputs) {
             candle_core::bail!("linear: weight of {} elements does not fit {outputs} outputs", w.len());
         }
         let inputs = w.len() / outputs;
-        if x.len() % inputs != 0 {
+        if !x.len().is_multiple_of(inputs) {
             candle_core::bail!("linear: input of {} elements is not rows of {inputs}", x.len());
         }
         let rows = x.len() / inputs;

@@ -221,8 +221,9 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<Vec<f64>>) -> Vec<Vec<f64>> {
         b.swap(col, pivot);
         for row in col + 1..n {
             let f = a[row][col] / a[col][col];
-            for k in col..n {
-                a[row][k] -= f * a[col][k];
+            let (upper, lower) = a.split_at_mut(row);
+            for (target, &pivot_value) in lower[0][col..n].iter_mut().zip(&upper[col][col..n]) {
+                *target -= f * pivot_value;
             }
             for k in 0..b[row].len() {
                 b[row][k] -= f * b[col][k];
@@ -288,7 +289,7 @@ impl DiffusionPipeline {
     /// Latent shape [c, h, w] for an image size, or why the size does not fit.
     pub fn latent_shape(&self, width: usize, height: usize) -> Result<[usize; 3], GenerateError> {
         let (c, f) = self.nets.latent_geometry();
-        if width == 0 || height == 0 || width % f != 0 || height % f != 0 {
+        if width == 0 || height == 0 || !width.is_multiple_of(f) || !height.is_multiple_of(f) {
             return Err(GenerateError::Invalid(format!(
                 "size {width}×{height}: width and height must be positive multiples of {f}"
             )));
@@ -379,7 +380,7 @@ impl DiffusionPipeline {
         let total = request.steps - first;
         let mut on_x0 = |i: usize, x0: &Tensor| -> candle_core::Result<()> {
             let step = i - first + 1;
-            let due = preview_every > 0 && (step % preview_every == 0) && step < total;
+            let due = preview_every > 0 && step.is_multiple_of(preview_every) && step < total;
             let preview = if due { Some(self.preview(x0)?) } else { None };
             on_step(StepReport { step, total, preview });
             Ok(())
