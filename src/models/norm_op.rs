@@ -152,9 +152,21 @@ impl LayerKernels for NormOp {
         chunks.enumerate().for_each(|(r, (y, x))| {
             let (mean, rstd) = moments(x, self.eps);
             let first = rows.first_channel(r);
-            for (c, (y, x)) in y.chunks_mut(rows.spatial).zip(x.chunks(rows.spatial)).enumerate() {
+            let affine = |c: usize| {
                 let scale = w[first + c].to_f64() * rstd;
-                T::affine_row(y, x, scale, b[first + c].to_f64() - mean * scale, self.silu);
+                (scale, b[first + c].to_f64() - mean * scale)
+            };
+            if rows.spatial == 1 && !self.silu {
+                // Layer norm: one element per channel, too short for a row kernel call each.
+                for (c, (y, &x)) in y.iter_mut().zip(x).enumerate() {
+                    let (scale, shift) = affine(c);
+                    *y = x * T::from_f64(scale) + T::from_f64(shift);
+                }
+                return;
+            }
+            for (c, (y, x)) in y.chunks_mut(rows.spatial).zip(x.chunks(rows.spatial)).enumerate() {
+                let (scale, shift) = affine(c);
+                T::affine_row(y, x, scale, shift, self.silu);
             }
         });
         Ok((y, x_shape.clone()))

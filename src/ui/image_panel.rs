@@ -209,22 +209,8 @@ impl ImagePanel {
     }
 
     fn prompt_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
-        let label = ui.label("Prompt");
-        ui.add(
-            egui::TextEdit::multiline(&mut self.prompt)
-                .hint_text("red heart")
-                .desired_rows(3)
-                .desired_width(f32::INFINITY),
-        )
-        .labelled_by(label.id);
-        let label = ui.label("Negative prompt");
-        ui.add(
-            egui::TextEdit::multiline(&mut self.negative)
-                .hint_text("what to steer away from")
-                .desired_rows(2)
-                .desired_width(f32::INFINITY),
-        )
-        .labelled_by(label.id);
+        labelled_text(ui, "Prompt", &mut self.prompt, "red heart", 3);
+        labelled_text(ui, "Negative prompt", &mut self.negative, "what to steer away from", 2);
         ui.horizontal(|ui| {
             let ready = self.model.is_some() && !self.prompt.trim().is_empty();
             let text = if self.batch > 1 { format!("Generate {}", self.batch) } else { "Generate".to_owned() };
@@ -406,4 +392,11 @@ impl ImagePanel {
             });
         }
     }
+}
+
+/// A full-width multi-line text box under its label (which names it for screen readers and tests).
+fn labelled_text(ui: &mut egui::Ui, label: &str, text: &mut String, hint: &str, rows: usize) {
+    let label = ui.label(label);
+    ui.add(egui::TextEdit::multiline(text).hint_text(hint).desired_rows(rows).desired_width(f32::INFINITY))
+        .labelled_by(label.id);
 }
