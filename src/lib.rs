@@ -1,15 +1,23 @@
 //! Latent Studio: a local-first desktop studio for generative models.
 //!
-//! Layers, from the bottom: `models` (networks) → `pipelines` (functions that
-//! run them) → `worker` (the background thread that owns them) → `app`
-//! (state and job table) → `ui` (egui panels). `io` is shared file handling.
-//! See ARCHITECTURE.md.
+//! The GUI in layers (`app` → `ui`, `app` → `worker`), the machine-learning
+//! core by family (`vae`, `gan`, `text`, `diffusion`) on shared layers
+//! (`nn` ops, `train` machinery, the `latent` interface), files and formats
+//! in `io`. `library` finds a model by id and loads it with its family; `cli`
+//! runs every feature headless. See ARCHITECTURE.md for the allowed import
+//! directions.
 
 pub mod app;
 pub mod cli;
+pub mod diffusion;
+pub mod gan;
 pub mod io;
-pub mod models;
-pub mod pipelines;
+pub mod latent;
+pub mod library;
+pub mod nn;
 pub mod runtime;
+pub mod text;
+pub mod train;
 pub mod ui;
+pub mod vae;
 pub mod worker;

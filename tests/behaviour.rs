@@ -21,28 +21,96 @@ use common::{s, shipped_models, studio};
 /// The commands; `{dir}` is the output folder. The last element names the
 /// output: a file in `{dir}` or `stdout`.
 const COMMANDS: &[(&str, &[&str], &str)] = &[
-    ("vae-sample", &["sample", "--model", "fashion-16d", "--seed", "7", "--count", "4", "--out", "{dir}/vae.png"], "vae.png"),
-    ("vae-decode", &["decode", "--model", "digits-2d", "--latent", "0.5,-1.2", "--out", "{dir}/digit.png"], "digit.png"),
+    (
+        "vae-sample",
+        &["sample", "--model", "fashion-16d", "--seed", "7", "--count", "4", "--out", "{dir}/vae.png"],
+        "vae.png",
+    ),
+    (
+        "vae-decode",
+        &["decode", "--model", "digits-2d", "--latent", "0.5,-1.2", "--out", "{dir}/digit.png"],
+        "digit.png",
+    ),
     ("vae-encode", &["encode", "--model", "digits-2d", "--image", "{dir}/digit.png"], "stdout"),
     (
         "vae-interpolate",
-        &["interpolate", "--model", "fashion-16d", "--from-seed", "1", "--to-seed", "2", "--frames", "4", "--out", "{dir}/walk.gif"],
+        &[
+            "interpolate",
+            "--model",
+            "fashion-16d",
+            "--from-seed",
+            "1",
+            "--to-seed",
+            "2",
+            "--frames",
+            "4",
+            "--out",
+            "{dir}/walk.gif",
+        ],
         "walk.gif",
     ),
-    ("gan-sample", &["sample", "--model", "emoji-dcgan", "--count", "4", "--truncation", "0.7", "--out", "{dir}/gan.png"], "gan.png"),
+    (
+        "gan-sample",
+        &["sample", "--model", "emoji-dcgan", "--count", "4", "--truncation", "0.7", "--out", "{dir}/gan.png"],
+        "gan.png",
+    ),
     (
         "ldm-ddim",
-        &["generate", "--model", "emoji-ldm", "--prompt", "red heart", "--seed", "3", "--sampler", "ddim", "--steps", "8", "--out", "{dir}/ddim.png"],
+        &[
+            "generate",
+            "--model",
+            "emoji-ldm",
+            "--prompt",
+            "red heart",
+            "--seed",
+            "3",
+            "--sampler",
+            "ddim",
+            "--steps",
+            "8",
+            "--out",
+            "{dir}/ddim.png",
+        ],
         "ddim.png",
     ),
     (
         "ldm-ddpm",
-        &["generate", "--model", "emoji-ldm", "--prompt", "cat", "--seed", "4", "--sampler", "ddpm", "--steps", "8", "--out", "{dir}/ddpm.png"],
+        &[
+            "generate",
+            "--model",
+            "emoji-ldm",
+            "--prompt",
+            "cat",
+            "--seed",
+            "4",
+            "--sampler",
+            "ddpm",
+            "--steps",
+            "8",
+            "--out",
+            "{dir}/ddpm.png",
+        ],
         "ddpm.png",
     ),
     (
         "ldm-euler-a",
-        &["generate", "--model", "emoji-ldm", "--prompt", "smiling face", "--negative", "blurry", "--seed", "5", "--sampler", "euler-a", "--steps", "8", "--out", "{dir}/euler.png"],
+        &[
+            "generate",
+            "--model",
+            "emoji-ldm",
+            "--prompt",
+            "smiling face",
+            "--negative",
+            "blurry",
+            "--seed",
+            "5",
+            "--sampler",
+            "euler-a",
+            "--steps",
+            "8",
+            "--out",
+            "{dir}/euler.png",
+        ],
         "euler.png",
     ),
     ("png-info", &["info", "{dir}/ddim.png"], "stdout"),
@@ -53,7 +121,18 @@ const COMMANDS: &[(&str, &[&str], &str)] = &[
     ),
     (
         "smollm2-greedy",
-        &["text", "--model", "smollm2-135m-instruct", "--chat", "--prompt", "What is the capital of France?", "--max-tokens", "16", "--temperature", "0"],
+        &[
+            "text",
+            "--model",
+            "smollm2-135m-instruct",
+            "--chat",
+            "--prompt",
+            "What is the capital of France?",
+            "--max-tokens",
+            "16",
+            "--temperature",
+            "0",
+        ],
         "stdout",
     ),
 ];
@@ -106,10 +185,8 @@ fn fixture() -> PathBuf {
 fn every_family_gives_the_recorded_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let hashes = run_all(dir.path());
-    let mut recorded: BTreeMap<String, BTreeMap<String, String>> = std::fs::read_to_string(fixture())
-        .ok()
-        .map(|text| serde_json::from_str(&text).unwrap())
-        .unwrap_or_default();
+    let mut recorded: BTreeMap<String, BTreeMap<String, String>> =
+        std::fs::read_to_string(fixture()).ok().map(|text| serde_json::from_str(&text).unwrap()).unwrap_or_default();
     let class = isa_class();
     if std::env::var_os("RECORD_BEHAVIOUR").is_some() {
         recorded.insert(class.to_string(), hashes);

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use latent_studio::pipelines::random_diffusion::{RandomModel, write_random_model};
+use latent_studio::diffusion::random_weights::{RandomModel, write_random_model};
 
 use common::{fails, ok, s};
 

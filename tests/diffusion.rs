@@ -6,13 +6,13 @@
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use latent_studio::models::diffusion::clip_tokenizer::ClipTokenizer;
-use latent_studio::pipelines::cancel::CancelToken;
-use latent_studio::pipelines::random_diffusion::{RandomModel, write_random_model};
-use latent_studio::pipelines::rng::SeededRng;
-use latent_studio::pipelines::schedulers::SamplerKind;
-use latent_studio::pipelines::train_diffusion::{DiffusionTrainer, LatentCaptions, TrainDiffusionSpec};
-use latent_studio::pipelines::txt2img::{DiffusionPipeline, Generated, ImageRequest, StepReport};
+use latent_studio::diffusion::clip_tokenizer::ClipTokenizer;
+use latent_studio::diffusion::pipeline::{DiffusionPipeline, Generated, ImageRequest, StepReport};
+use latent_studio::diffusion::random_weights::{RandomModel, write_random_model};
+use latent_studio::diffusion::schedulers::SamplerKind;
+use latent_studio::diffusion::train::{DiffusionTrainer, LatentCaptions, TrainDiffusionSpec};
+use latent_studio::train::cancel::CancelToken;
+use latent_studio::train::rng::SeededRng;
 
 fn tiny_request(prompt: &str, seed: u64) -> ImageRequest {
     ImageRequest { steps: 4, width: 32, height: 32, guidance: 3.0, ..ImageRequest::new(prompt, seed) }
@@ -111,7 +111,7 @@ fn sd2_shaped_folder_with_v_prediction_and_gelu_runs() {
     let mut model = RandomModel::tiny(8);
     model.scheduler.prediction_type = "v_prediction".into();
     model.text[0].hidden_act = "gelu".into();
-    model.unet.attention_head_dim = latent_studio::models::diffusion::unet::PerBlock::Each(vec![1, 2]);
+    model.unet.attention_head_dim = latent_studio::diffusion::unet_config::PerBlock::Each(vec![1, 2]);
     let p = write(dir.path(), model);
     for sampler in SamplerKind::ALL {
         let img = run(&p, &ImageRequest { sampler, ..tiny_request("a cat", 5) });
@@ -195,7 +195,7 @@ fn two_class_latents(tokenizer: &ClipTokenizer, n: usize) -> LatentCaptions {
 }
 
 fn tiny_trainer_spec(tokenizer: &ClipTokenizer, epochs: usize) -> TrainDiffusionSpec {
-    use latent_studio::models::diffusion::{clip_text::ClipTextConfig, unet::UnetConfig};
+    use latent_studio::diffusion::{clip_text::ClipTextConfig, unet_config::UnetConfig};
     let mut spec = TrainDiffusionSpec::emoji(tokenizer.vocab_size(), tokenizer.max_len(), epochs, 1);
     spec.unet = UnetConfig { sample_size: Some(4), ..UnetConfig::tiny(4, 32) };
     spec.text =

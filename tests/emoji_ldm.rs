@@ -7,9 +7,9 @@ mod common;
 
 use candle_core::Device;
 use image::RgbImage;
-use latent_studio::pipelines::cancel::CancelToken;
-use latent_studio::pipelines::schedulers::SamplerKind;
-use latent_studio::pipelines::txt2img::{DiffusionPipeline, ImageRequest};
+use latent_studio::diffusion::pipeline::{DiffusionPipeline, ImageRequest};
+use latent_studio::diffusion::schedulers::SamplerKind;
+use latent_studio::train::cancel::CancelToken;
 
 const PROMPTS: [&str; 3] = ["cat", "red heart", "smiling face"];
 const SEEDS: [u64; 4] = [1, 2, 3, 4];

@@ -3,11 +3,11 @@
 mod common;
 
 use candle_core::{Device, Tensor};
+use latent_studio::gan::network::{GanConfig, bce_with_logits_mean};
+use latent_studio::gan::train::{GanTrainer, TrainGanSpec};
 use latent_studio::io::datasets::DatasetName;
-use latent_studio::models::gan::{GanConfig, bce_with_logits_mean};
-use latent_studio::models::latent_model::LatentModel;
-use latent_studio::pipelines::latent::{seeded_latent, truncate};
-use latent_studio::pipelines::train_gan::{GanTrainer, TrainGanSpec};
+use latent_studio::latent::interpolate::{seeded_latent, truncate};
+use latent_studio::latent::model::LatentModel;
 
 fn trainer(seed: u64) -> GanTrainer {
     let spec = TrainGanSpec { lr: 1e-3, ..TrainGanSpec::dcgan(DatasetName::Emoji, GanConfig::tiny(), 1, seed) };
@@ -66,13 +66,13 @@ fn checkpoints_resume_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = GanConfig::tiny();
     let mut set = latent_studio::io::datasets::ImageSet { side: cfg.image_size, channels: 3, ..Default::default() };
-    let mut rng = latent_studio::pipelines::rng::SeededRng::new(3);
+    let mut rng = latent_studio::train::rng::SeededRng::new(3);
     for i in 0..40 {
         set.pixels.extend(rng.normal_vec(3 * 64).into_iter().map(|v| (0.5 + 0.2 * v).clamp(0.0, 1.0)));
         set.labels.push(i % 2);
     }
     let spec = TrainGanSpec { batch_size: 8, ..TrainGanSpec::dcgan(DatasetName::Emoji, cfg, 2, 9) };
-    let cancel = latent_studio::pipelines::cancel::CancelToken::new();
+    let cancel = latent_studio::train::cancel::CancelToken::new();
     let mut straight = GanTrainer::new(spec.clone(), &Device::Cpu).unwrap();
     straight.train_epoch(&set, &mut |_| {}, &cancel).unwrap();
     straight.save_checkpoint(dir.path()).unwrap();

@@ -5,9 +5,9 @@
 use candle_core::Module;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Conv2dConfig, ConvTranspose2dConfig};
-use latent_studio::models::conv::{conv_transpose2d_gemm, conv2d_gemm};
-use latent_studio::models::linear::{Linear, linear};
-use latent_studio::pipelines::rng::SeededRng;
+use latent_studio::nn::conv::{conv_transpose2d_gemm, conv2d_gemm};
+use latent_studio::nn::linear::{Linear, linear};
+use latent_studio::train::rng::SeededRng;
 
 /// One parameter variant: channels in/out, kernel, stride, padding, dilation, output padding, image side.
 #[derive(Clone, Copy, Debug)]
@@ -256,7 +256,7 @@ fn other_dtypes_fall_back_to_candle_kernels() {
     let varmap = candle_nn::VarMap::new();
     let vb = candle_nn::VarBuilder::from_varmap(&varmap, DType::F16, &Device::Cpu);
     let cfg = Conv2dConfig { padding: 1, stride: 2, dilation: 1, groups: 1, cudnn_fwd_algo: None };
-    let conv = latent_studio::models::conv::conv2d(2, 3, 3, cfg, vb.pp("conv")).unwrap();
+    let conv = latent_studio::nn::conv::conv2d(2, 3, 3, cfg, vb.pp("conv")).unwrap();
     let fc = linear(3 * 4 * 4, 5, vb.pp("fc")).unwrap();
     let x = random(&[2, 2, 8, 8], 5, DType::F16);
     let h = conv.forward_relu(&x).unwrap();

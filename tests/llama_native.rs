@@ -10,9 +10,9 @@ use std::path::Path;
 use candle_core::Device;
 use candle_core::quantized::{GgmlDType, gguf_file};
 use common::{TinyLlama, write_llama_gguf};
-use latent_studio::models::gguf_llama::{EngineChoice, GgufLlama};
-use latent_studio::models::llama::{LlamaRunner, LlamaWeights};
-use latent_studio::models::text_model::{TextModel, TextModelError};
+use latent_studio::text::gguf_llama::{EngineChoice, GgufLlama};
+use latent_studio::text::llama::{LlamaRunner, LlamaWeights};
+use latent_studio::text::model::{TextModel, TextModelError};
 
 /// Widths that are whole 32-element blocks, so every matrix can be quantized.
 fn blocky(dtype: GgmlDType, tied: bool) -> TinyLlama {

@@ -6,11 +6,11 @@ mod common;
 
 use std::path::Path;
 
-use latent_studio::models::gguf_llama::GgufLlama;
-use latent_studio::models::text_model::TextModelError;
-use latent_studio::pipelines::cancel::CancelToken;
-use latent_studio::pipelines::generate::{GenerateSpec, Generated, StopReason, generate};
-use latent_studio::pipelines::sampling::SamplingParams;
+use latent_studio::text::generate::{GenerateSpec, Generated, StopReason, generate};
+use latent_studio::text::gguf_llama::GgufLlama;
+use latent_studio::text::model::TextModelError;
+use latent_studio::text::sampling::SamplingParams;
+use latent_studio::train::cancel::CancelToken;
 
 fn tiny(dir: &Path, context: u32) -> GgufLlama {
     let path = dir.join("tiny.gguf");

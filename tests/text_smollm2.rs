@@ -7,11 +7,11 @@
 
 mod common;
 
-use latent_studio::models::gguf_llama::GgufLlama;
-use latent_studio::models::text_model::TextModel;
-use latent_studio::pipelines::cancel::CancelToken;
-use latent_studio::pipelines::generate::{GenerateSpec, generate, prompt_ids};
-use latent_studio::pipelines::sampling::{SamplingParams, argmax};
+use latent_studio::text::generate::{GenerateSpec, generate, prompt_ids};
+use latent_studio::text::gguf_llama::GgufLlama;
+use latent_studio::text::model::TextModel;
+use latent_studio::text::sampling::{SamplingParams, argmax};
+use latent_studio::train::cancel::CancelToken;
 use serde_json::Value;
 
 /// A divergence from llama.cpp is accepted only after a step where its top two

@@ -8,9 +8,9 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use latent_studio::app::StudioApp;
 use latent_studio::app::settings::Settings;
+use latent_studio::gan::directions::principal_directions;
 use latent_studio::io::directions::write_directions;
-use latent_studio::models::latent_model::LatentModel;
-use latent_studio::pipelines::gan_directions::principal_directions;
+use latent_studio::latent::model::LatentModel;
 
 fn idle(app: &StudioApp) -> bool {
     app.panel.image.is_some() && !app.panel.strip.is_empty() && app.jobs().active().next().is_none()
@@ -75,5 +75,5 @@ fn clicking_a_grid_sample_opens_its_seed() {
     h.get_all_by_label("Open this seed in the sliders").nth(3).expect("a fourth sample").click();
     h.step();
     assert_eq!(h.state().panel.seed, first + 3);
-    assert_eq!(h.state().panel.latent, latent_studio::pipelines::latent::seeded_latent(first + 3, 4));
+    assert_eq!(h.state().panel.latent, latent_studio::latent::interpolate::seeded_latent(first + 3, 4));
 }

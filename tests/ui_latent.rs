@@ -8,7 +8,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use latent_studio::app::StudioApp;
 use latent_studio::app::settings::Settings;
-use latent_studio::pipelines::latent::Interpolation;
+use latent_studio::latent::interpolate::Interpolation;
 
 fn settings() -> Settings {
     Settings {
@@ -38,7 +38,7 @@ fn moving_a_latent_slider_changes_the_image() {
     let mut h = harness();
     common::step_until(&mut h, "the first decode", idle);
     // Merely showing the sliders must not edit the seeded latent.
-    assert_eq!(h.state().panel.latent, latent_studio::pipelines::latent::seeded_latent(0, 2));
+    assert_eq!(h.state().panel.latent, latent_studio::latent::interpolate::seeded_latent(0, 2));
     let before_tex = h.state().panel.image.as_ref().map(|t| t.id());
     let before_px = h.render().expect("render");
     let slider = h.get_by_role_and_label(Role::Slider, "z1");
@@ -81,7 +81,7 @@ fn randomise_shows_a_new_seed_and_decodes_it() {
     h.step();
     let new_seed = h.state().panel.seed;
     assert_ne!(seed, new_seed);
-    let expected = latent_studio::pipelines::latent::seeded_latent(new_seed, 2);
+    let expected = latent_studio::latent::interpolate::seeded_latent(new_seed, 2);
     assert_eq!(h.state().panel.latent, expected);
     common::step_until(&mut h, "the new seed's decode", |app| {
         idle(app) && app.panel.image.as_ref().map(|t| t.id()) != before
@@ -114,8 +114,8 @@ fn dropped_images_are_encoded_into_the_slot_under_the_pointer() {
     let digit = dir.path().join("digit.png");
     // A "1" from the top-left of the digits map.
     let img = {
-        let manifest = latent_studio::models::registry::find_manifest(&common::shipped_models(), "digits-2d").unwrap();
-        let model = latent_studio::models::registry::load_latent_model(manifest, &candle_core::Device::Cpu).unwrap();
+        let manifest = latent_studio::library::find_manifest(&common::shipped_models(), "digits-2d").unwrap();
+        let model = latent_studio::library::load_latent_model(manifest, &candle_core::Device::Cpu).unwrap();
         model.decode(&[vec![-2.0, 2.0]]).unwrap().remove(0)
     };
     img.save(&digit).unwrap();

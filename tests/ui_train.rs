@@ -60,8 +60,8 @@ fn a_gui_training_run_updates_the_loss_plot_and_can_be_cancelled() {
 #[test]
 fn watching_a_command_line_run_follows_its_log() {
     use latent_studio::app::commands::UiCommand;
-    use latent_studio::pipelines::train_gan::GanEpochReport;
-    use latent_studio::pipelines::train_log::{LogLine, append, grid_path};
+    use latent_studio::gan::train::GanEpochReport;
+    use latent_studio::train::log::{LogLine, append, grid_path};
     let run = tempfile::tempdir().unwrap();
     let progress = run.path().join("progress");
     std::fs::create_dir_all(&progress).unwrap();

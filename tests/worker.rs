@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use image::RgbImage;
 use latent_studio::io::manifest::ModelManifest;
-use latent_studio::models::latent_model::{LatentModel, ModelError};
+use latent_studio::latent::model::{LatentModel, ModelError};
 use latent_studio::worker::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerHandle, WorkerRequest};
 
 /// A model that takes its time or panics, to drive the worker's edge cases.
@@ -214,8 +214,8 @@ fn saving_into_a_read_only_folder_fails_clearly() {
 #[test]
 fn training_without_data_fails_with_the_missing_file() {
     use latent_studio::io::datasets::DatasetName;
-    use latent_studio::models::vae::VaeConfig;
-    use latent_studio::pipelines::train_vae::TrainVaeSpec;
+    use latent_studio::vae::network::VaeConfig;
+    use latent_studio::vae::train::TrainVaeSpec;
     let dir = tempfile::tempdir().unwrap();
     let mut w = spawn(vec![test_model("fast", 0, false)], dir.path());
     let spec = TrainVaeSpec {
@@ -277,8 +277,8 @@ fn write_toy_fashion(root: &std::path::Path, train: usize) {
 
 fn toy_training(data_dir: &std::path::Path, checkpoint: &std::path::Path, epochs: usize) -> WorkerRequest {
     use latent_studio::io::datasets::DatasetName;
-    use latent_studio::models::vae::VaeConfig;
-    use latent_studio::pipelines::train_vae::TrainVaeSpec;
+    use latent_studio::vae::network::VaeConfig;
+    use latent_studio::vae::train::TrainVaeSpec;
     let spec = TrainVaeSpec {
         dataset: DatasetName::Fashion,
         config: VaeConfig::tiny(),
@@ -358,8 +358,8 @@ fn jobs_left_behind_by_a_stopped_worker_fail() {
 
 mod text_generation {
     use super::*;
-    use latent_studio::pipelines::generate::{GenerateSpec, StopReason};
-    use latent_studio::pipelines::sampling::SamplingParams;
+    use latent_studio::text::generate::{GenerateSpec, StopReason};
+    use latent_studio::text::sampling::SamplingParams;
     use latent_studio::worker::TextModelRef;
 
     fn generate_request(path: &std::path::Path, max_new_tokens: usize) -> WorkerRequest {

@@ -23,7 +23,7 @@ pub enum DialogOutcome {
     /// Use this diffusers folder as the diffusion model.
     ImageModel(PathBuf),
     /// The settings read from a PNG (or why they could not be).
-    ImageSettings { path: PathBuf, record: Result<Option<crate::pipelines::image_record::ImageRecord>, String> },
+    ImageSettings { path: PathBuf, record: Result<Option<crate::diffusion::image_record::ImageRecord>, String> },
     /// Use this init image.
     InitImage(PathBuf),
 }

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::commands::Tab;
 use crate::io::output::default_output_dir;
-use crate::pipelines::latent::Interpolation;
-use crate::pipelines::sampling::SamplingParams;
+use crate::latent::interpolate::Interpolation;
+use crate::text::sampling::SamplingParams;
 
 /// Persisted through eframe's storage under [`Settings::KEY`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

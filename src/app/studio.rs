@@ -16,7 +16,7 @@ use super::jobs::{JobTable, Purpose};
 use super::settings::Settings;
 use crate::io::manifest::{ModelManifest, discover};
 use crate::io::png_meta::ImageSettings;
-use crate::pipelines::latent::seeded_latent;
+use crate::latent::interpolate::seeded_latent;
 use crate::ui::image_panel::{ImagePanel, ImagePanelContext};
 use crate::ui::latent_panel::{Endpoint, LatentPanel, Origin, PanelContext};
 use crate::ui::status::{Notice, status_ui};

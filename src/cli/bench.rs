@@ -9,12 +9,12 @@ use candle_core::{Device, Tensor};
 use clap::Subcommand;
 
 use crate::io::datasets::DatasetName;
-use crate::models::registry::find_manifest;
-use crate::models::vae::VaeConfig;
-use crate::models::vae_model::VaeModel;
-use crate::pipelines::latent::{Interpolation, interpolate, seeded_latent};
-use crate::pipelines::rng::SeededRng;
-use crate::pipelines::train_vae::{TrainVaeSpec, VaeTrainer};
+use crate::latent::interpolate::{Interpolation, interpolate, seeded_latent};
+use crate::library::find_manifest;
+use crate::train::rng::SeededRng;
+use crate::vae::model::VaeModel;
+use crate::vae::network::VaeConfig;
+use crate::vae::train::{TrainVaeSpec, VaeTrainer};
 
 /// What to measure.
 #[derive(Subcommand, Debug)]
@@ -157,8 +157,7 @@ fn bench_latent(models_dir: &Path, id: &str, runs: usize, json: bool, dump: Opti
     // Tensor-level decode (what PyTorch is timed on) and the studio's full path (to RGB images).
     let one_latent = vec![seeded_latent(1, dim)];
     let decode_1 = time_runs(runs, || Ok(drop(decoder.decode(&one)?.to_vec1_flat()?)))?;
-    let decode_1_rgb =
-        time_runs(runs, || Ok(drop(crate::models::latent_model::LatentModel::decode(&model, &one_latent)?)))?;
+    let decode_1_rgb = time_runs(runs, || Ok(drop(crate::latent::model::LatentModel::decode(&model, &one_latent)?)))?;
     let decode_16 = time_runs(runs, || Ok(drop(decoder.decode(&strip)?.to_vec1_flat()?)))?;
     let decode_64 = time_runs(runs.div_ceil(4), || Ok(drop(decoder.decode(&many)?.to_vec1_flat()?)))?;
 

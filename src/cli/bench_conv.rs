@@ -11,12 +11,12 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 
 use super::bench::time_runs;
-use crate::models::conv::{ConvBackend, set_default_backend};
-use crate::models::matrix::set_scratch_reuse;
-use crate::models::registry::find_manifest;
-use crate::models::vae::{Vae, VaeConfig, vae_loss};
-use crate::pipelines::adam::{Adam, AdamConfig};
-use crate::pipelines::rng::SeededRng;
+use crate::library::find_manifest;
+use crate::nn::conv::{ConvBackend, set_default_backend};
+use crate::nn::matrix::set_scratch_reuse;
+use crate::train::adam::{Adam, AdamConfig};
+use crate::train::rng::SeededRng;
+use crate::vae::network::{Vae, VaeConfig, vae_loss};
 
 /// Batch size of every row.
 const BATCH: usize = 64;

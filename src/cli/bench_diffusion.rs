@@ -10,15 +10,15 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
+use crate::diffusion::pipeline::{DiffusionPipeline, ImageRequest, StepReport};
+use crate::diffusion::random_weights::{RandomModel, write_random_model};
+use crate::diffusion::schedulers::SamplerKind;
 use crate::io::npy::{NpyArray, npy_bytes};
 use crate::io::output::write_new_file;
 use crate::io::png_meta::encode_png;
-use crate::models::default_device;
-use crate::models::registry::find_manifest;
-use crate::pipelines::cancel::CancelToken;
-use crate::pipelines::random_diffusion::{RandomModel, write_random_model};
-use crate::pipelines::schedulers::SamplerKind;
-use crate::pipelines::txt2img::{DiffusionPipeline, ImageRequest, StepReport};
+use crate::library::find_manifest;
+use crate::nn::default_device;
+use crate::train::cancel::CancelToken;
 
 /// Flags of `bench diffusion`.
 #[derive(Args, Debug)]

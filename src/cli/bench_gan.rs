@@ -10,10 +10,10 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 
+use crate::gan::network::GanConfig;
+use crate::gan::train::{GanTrainer, TrainGanSpec};
 use crate::io::datasets::DatasetName;
-use crate::models::gan::GanConfig;
-use crate::pipelines::rng::SeededRng;
-use crate::pipelines::train_gan::{GanTrainer, TrainGanSpec};
+use crate::train::rng::SeededRng;
 
 /// Times `steps` training steps of the emoji DCGAN at `batch` after two warm-up steps.
 pub fn bench_gan(batch: usize, steps: usize, dump: Option<&Path>, json: bool) -> anyhow::Result<()> {

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::text::ModelChoice;
-use crate::pipelines::sampling::argmax;
+use crate::text::sampling::argmax;
 
 /// Text whose tokens make the benchmark prompt (repeated as needed).
 const PASSAGE: &str = "The studio runs every model on the user's own machine. Artists type a prompt, \

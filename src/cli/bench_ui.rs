@@ -10,8 +10,8 @@ use crate::app::commands::UiCommand;
 use crate::app::jobs::Purpose;
 use crate::app::settings::Settings;
 use crate::io::datasets::DatasetName;
-use crate::models::vae::VaeConfig;
-use crate::pipelines::train_vae::TrainVaeSpec;
+use crate::vae::network::VaeConfig;
+use crate::vae::train::TrainVaeSpec;
 use crate::worker::WorkerRequest;
 
 use super::bench::ms;

@@ -4,16 +4,16 @@ use std::path::Path;
 
 use candle_core::Device;
 
+use crate::gan::directions::principal_directions;
+use crate::gan::model::GanModel;
 use crate::io::directions::{DIRECTIONS_FILE, write_directions};
 use crate::io::export::{make_grid, upscale};
 use crate::io::manifest::Family;
 use crate::io::output::write_new_file;
 use crate::io::png_meta::encode_png;
-use crate::models::gan_model::GanModel;
-use crate::models::latent_model::LatentModel;
-use crate::models::registry::find_manifest;
-use crate::pipelines::gan_directions::principal_directions;
-use crate::pipelines::latent::seeded_latent;
+use crate::latent::interpolate::seeded_latent;
+use crate::latent::model::LatentModel;
+use crate::library::find_manifest;
 
 /// Steps along each direction in a sweep image, from −3 to 3.
 const SWEEP_STEPS: usize = 7;

@@ -7,15 +7,15 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::diffusion::image_record::{ImageRecord, read_image_record};
+use crate::diffusion::pipeline::{DiffusionPipeline, ImageRequest};
+use crate::diffusion::schedulers::SamplerKind;
 use crate::io::npy::{NpyArray, npy_bytes, read_npy};
 use crate::io::output::write_new_file;
 use crate::io::png_meta::encode_png;
-use crate::models::default_device;
-use crate::models::registry::find_manifest;
-use crate::pipelines::cancel::CancelToken;
-use crate::pipelines::image_record::{ImageRecord, read_image_record};
-use crate::pipelines::schedulers::SamplerKind;
-use crate::pipelines::txt2img::{DiffusionPipeline, ImageRequest};
+use crate::library::find_manifest;
+use crate::nn::default_device;
+use crate::train::cancel::CancelToken;
 
 /// Flags of `generate`.
 #[derive(Args, Debug)]
@@ -116,7 +116,7 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
     );
     let stem = args.out.with_extension("");
     let mut preview_error = None;
-    let mut on_step = |report: crate::pipelines::txt2img::StepReport| {
+    let mut on_step = |report: crate::diffusion::pipeline::StepReport| {
         bar.set_length(report.total as u64);
         bar.set_position(report.step as u64);
         if let Some(preview) = report.preview {
@@ -159,7 +159,7 @@ pub fn info(path: &Path, json: bool) -> anyhow::Result<()> {
         bail!(
             "{} holds no generation settings (no parameters or {} chunk)",
             path.display(),
-            crate::pipelines::image_record::RECORD_KEY
+            crate::diffusion::image_record::RECORD_KEY
         );
     };
     if json {

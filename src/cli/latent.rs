@@ -9,10 +9,10 @@ use crate::io::export::{encode_gif, make_grid, upscale};
 use crate::io::manifest::discover;
 use crate::io::output::write_new_file;
 use crate::io::png_meta::{ImageSettings, encode_png};
-use crate::models::default_device;
-use crate::models::latent_model::LatentModel;
-use crate::models::registry::{find_manifest, load_latent_model};
-use crate::pipelines::latent::{Interpolation, interpolate as path, seeded_latent, truncate};
+use crate::latent::interpolate::{Interpolation, interpolate as path, seeded_latent, truncate};
+use crate::latent::model::LatentModel;
+use crate::library::{find_manifest, load_latent_model};
+use crate::nn::default_device;
 
 fn load(models_dir: &Path, id: &str) -> anyhow::Result<Arc<dyn LatentModel>> {
     let manifest = find_manifest(models_dir, id)?;

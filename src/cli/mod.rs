@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::pipelines::latent::Interpolation;
+use crate::latent::interpolate::Interpolation;
 
 /// Command-line interface. No subcommand opens the GUI.
 #[derive(Parser, Debug)]

@@ -7,12 +7,12 @@ use anyhow::Context;
 use candle_core::Device;
 use clap::Args;
 
-use crate::models::gguf_llama::{EngineChoice, GgufLlama};
-use crate::models::registry::{find_manifest, load_text_model_with};
-use crate::models::text_model::TextModel;
-use crate::pipelines::cancel::CancelToken;
-use crate::pipelines::generate::{GenerateSpec, generate, prompt_ids};
-use crate::pipelines::sampling::SamplingParams;
+use crate::library::{find_manifest, load_text_model_with};
+use crate::text::generate::{GenerateSpec, generate, prompt_ids};
+use crate::text::gguf_llama::{EngineChoice, GgufLlama};
+use crate::text::model::TextModel;
+use crate::text::sampling::SamplingParams;
+use crate::train::cancel::CancelToken;
 
 /// Which language model: an installed one by id, or any llama-family GGUF file.
 #[derive(Args, Debug, Clone)]

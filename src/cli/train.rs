@@ -9,11 +9,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::io::datasets::{DatasetName, load};
 use crate::io::manifest::MANIFEST_FILE;
-use crate::models::default_device;
-use crate::models::vae::VaeConfig;
-use crate::pipelines::cancel::CancelToken;
-use crate::pipelines::export_model::{ExportInfo, export_vae};
-use crate::pipelines::train_vae::{TrainEvent, TrainVaeSpec, VaeTrainer};
+use crate::nn::default_device;
+use crate::train::cancel::CancelToken;
+use crate::vae::export::{ExportInfo, export_vae};
+use crate::vae::network::VaeConfig;
+use crate::vae::train::{TrainEvent, TrainVaeSpec, VaeTrainer};
 
 /// What to train.
 #[derive(Subcommand, Debug)]

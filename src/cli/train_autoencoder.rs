@@ -8,15 +8,15 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use super::train_gan::batch_bar;
+use crate::diffusion::export::AutoencoderRecord;
+use crate::diffusion::train_autoencoder::{AutoencoderTrainer, TrainAutoencoderSpec};
 use crate::io::emoji::load_emoji_with_captions;
 use crate::io::export::make_grid;
 use crate::io::png_meta::encode_png;
-use crate::models::default_device;
-use crate::models::vae_model::tensor_to_images;
-use crate::pipelines::cancel::CancelToken;
-use crate::pipelines::export_diffusion::AutoencoderRecord;
-use crate::pipelines::train_autoencoder::{AutoencoderTrainer, TrainAutoencoderSpec};
-use crate::pipelines::train_vae::batch_tensor;
+use crate::nn::default_device;
+use crate::train::cancel::CancelToken;
+use crate::vae::model::tensor_to_images;
+use crate::vae::train::batch_tensor;
 
 /// Flags of `train autoencoder`.
 #[derive(Args, Debug)]
@@ -60,7 +60,7 @@ pub fn run(args: TrainAutoencoderArgs, command: String) -> anyhow::Result<()> {
             vae_dir.display()
         );
     }
-    crate::pipelines::export_diffusion::log_command(out, &command)?;
+    crate::diffusion::export::log_command(out, &command)?;
     let device = default_device();
     let checkpoint = out.join("checkpoint-autoencoder");
     let (split, _) = load_emoji_with_captions(&args.data_dir.join("emoji"), 32)?;

@@ -10,17 +10,17 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use super::train_gan::batch_bar;
+use crate::diffusion::clip_tokenizer::ClipTokenizer;
+use crate::diffusion::export::{CARD_PROMPTS, CARD_SEEDS, log_command, write_model_files};
+use crate::diffusion::nets::load_autoencoder;
+use crate::diffusion::train::{DiffusionTrainer, LatentCaptions, TrainDiffusionSpec};
+use crate::diffusion::train_autoencoder::encode_means;
+use crate::diffusion::train_bpe::train_clip_bpe;
 use crate::io::emoji::load_emoji_with_captions;
 use crate::io::png_meta::encode_png;
-use crate::models::default_device;
-use crate::models::diffusion::clip_tokenizer::ClipTokenizer;
-use crate::models::diffusion::load_autoencoder;
-use crate::pipelines::cancel::CancelToken;
-use crate::pipelines::export_diffusion::{CARD_PROMPTS, CARD_SEEDS, log_command, write_model_files};
-use crate::pipelines::train_autoencoder::encode_means;
-use crate::pipelines::train_clip_bpe::train_clip_bpe;
-use crate::pipelines::train_diffusion::{DiffusionTrainer, LatentCaptions, TrainDiffusionSpec};
-use crate::pipelines::train_log;
+use crate::nn::default_device;
+use crate::train::cancel::CancelToken;
+use crate::train::log as train_log;
 
 /// Flags of `train diffusion`.
 #[derive(Args, Debug)]

@@ -7,16 +7,16 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::gan::export::export_gan;
+use crate::gan::network::GanConfig;
+use crate::gan::train::{GanTrainEvent, GanTrainer, TrainGanSpec};
 use crate::io::datasets::{DatasetName, load};
 use crate::io::manifest::MANIFEST_FILE;
 use crate::io::png_meta::encode_png;
-use crate::models::default_device;
-use crate::models::gan::GanConfig;
-use crate::pipelines::cancel::CancelToken;
-use crate::pipelines::export_gan::export_gan;
-use crate::pipelines::export_model::ExportInfo;
-use crate::pipelines::train_gan::{GanTrainEvent, GanTrainer, TrainGanSpec};
-use crate::pipelines::train_log::{self, LogLine};
+use crate::nn::default_device;
+use crate::train::cancel::CancelToken;
+use crate::train::log::{self as train_log, LogLine};
+use crate::vae::export::ExportInfo;
 
 /// Flags of `train gan`.
 #[derive(Args, Debug)]

@@ -9,11 +9,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::io::manifest::MANIFEST_FILE;
 use crate::io::text_corpus::{CharCorpus, CorpusName, read_corpus};
-use crate::models::default_device;
-use crate::models::gpt::GptConfig;
-use crate::pipelines::export_model::ExportInfo;
-use crate::pipelines::export_text_model::export_char_gpt;
-use crate::pipelines::train_text::{TextTrainer, TrainTextSpec};
+use crate::nn::default_device;
+use crate::text::export::export_char_gpt;
+use crate::text::gpt::GptConfig;
+use crate::text::train::{TextTrainer, TrainTextSpec};
+use crate::vae::export::ExportInfo;
 
 /// Flags of `train text`.
 #[derive(Args, Debug)]

@@ -13,10 +13,10 @@ use egui::{RichText, TextureHandle};
 
 use super::theme;
 use crate::app::commands::UiCommand;
+use crate::diffusion::image_record::ImageRecord;
+use crate::diffusion::pipeline::ImageRequest;
+use crate::diffusion::schedulers::SamplerKind;
 use crate::io::manifest::ModelManifest;
-use crate::pipelines::image_record::ImageRecord;
-use crate::pipelines::schedulers::SamplerKind;
-use crate::pipelines::txt2img::ImageRequest;
 use crate::worker::{ImageModelRef, JobId};
 
 /// Side of the live preview, in points.

@@ -13,7 +13,7 @@ use super::theme;
 use crate::app::commands::{SaveKind, Slot, UiCommand};
 use crate::io::latent_map::LatentMap;
 use crate::io::manifest::{Family, ModelManifest};
-use crate::pipelines::latent::{Interpolation, interpolate, seeded_latent, truncate};
+use crate::latent::interpolate::{Interpolation, interpolate, seeded_latent, truncate};
 
 /// The loaded model as the panel sees it.
 pub struct ModelView {

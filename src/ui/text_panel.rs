@@ -8,8 +8,8 @@ use egui::{Color32, RichText};
 use super::theme;
 use crate::app::commands::UiCommand;
 use crate::io::manifest::ModelManifest;
-use crate::pipelines::generate::{GenerateSpec, Generated, StopReason};
-use crate::pipelines::sampling::SamplingParams;
+use crate::text::generate::{GenerateSpec, Generated, StopReason};
+use crate::text::sampling::SamplingParams;
 use crate::worker::{JobId, TextModelRef, TokenPiece};
 
 /// What the panel shows besides its own state.

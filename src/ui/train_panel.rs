@@ -11,8 +11,8 @@ use egui_plot::{Legend, Line, Plot};
 use super::latent_panel::to_color_image;
 use super::theme;
 use crate::app::commands::UiCommand;
+use crate::gan::train::GanEpochReport;
 use crate::io::datasets::DatasetName;
-use crate::pipelines::train_gan::GanEpochReport;
 use crate::worker::JobId;
 
 /// The training view's state.

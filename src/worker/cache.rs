@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use candle_core::Device;
 
-use crate::models::latent_model::{LatentModel, ModelError};
-use crate::models::registry::{find_manifest, load_latent_model};
+use crate::latent::model::{LatentModel, ModelError};
+use crate::library::{find_manifest, load_latent_model};
 
 /// Loaded models by id.
 pub struct ModelCache {

@@ -9,8 +9,8 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use super::cache::ModelCache;
 use super::protocol::{JobId, WorkerEvent, WorkerRequest};
 use super::run::{Envelope, Worker};
-use crate::models::latent_model::LatentModel;
-use crate::pipelines::cancel::CancelToken;
+use crate::latent::model::LatentModel;
+use crate::train::cancel::CancelToken;
 
 /// How many requests may wait in the channel; more wait app-side in `overflow`.
 const QUEUE_CAPACITY: usize = 32;
@@ -33,7 +33,7 @@ pub struct WorkerHandle {
 impl WorkerHandle {
     /// Starts the worker thread over `models_dir`.
     pub fn spawn(models_dir: PathBuf, waker: Waker) -> std::io::Result<Self> {
-        Self::spawn_with(ModelCache::new(models_dir, crate::models::default_device()), waker)
+        Self::spawn_with(ModelCache::new(models_dir, crate::nn::default_device()), waker)
     }
 
     /// Starts the worker with models already in its cache (tests, opened files).
@@ -42,7 +42,7 @@ impl WorkerHandle {
         models: Vec<Arc<dyn LatentModel>>,
         waker: Waker,
     ) -> std::io::Result<Self> {
-        let mut cache = ModelCache::new(models_dir, crate::models::default_device());
+        let mut cache = ModelCache::new(models_dir, crate::nn::default_device());
         for m in models {
             cache.insert(m);
         }

@@ -10,12 +10,12 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::protocol::{ImageJob, ImageModelRef, WorkerEvent, WorkerRequest};
 use super::run::{Envelope, EventSink, panic_message};
+use crate::diffusion::image_record::ImageRecord;
+use crate::diffusion::pipeline::DiffusionPipeline;
 use crate::io::output::save_numbered;
 use crate::io::png_meta::encode_png;
-use crate::models::registry::find_manifest;
-use crate::pipelines::cancel::CancelToken;
-use crate::pipelines::image_record::ImageRecord;
-use crate::pipelines::txt2img::DiffusionPipeline;
+use crate::library::find_manifest;
+use crate::train::cancel::CancelToken;
 
 /// The app-facing end: image requests go in, events come out through the sink.
 pub struct ImageThread {
@@ -77,8 +77,7 @@ impl ImageWorker {
                 ImageModelRef::Id(id) => find_manifest(&self.models_dir, id).map_err(|e| e.to_string())?.dir,
                 ImageModelRef::Dir(dir) => dir.clone(),
             };
-            let pipeline =
-                DiffusionPipeline::load(&dir, &crate::models::default_device()).map_err(|e| e.to_string())?;
+            let pipeline = DiffusionPipeline::load(&dir, &crate::nn::default_device()).map_err(|e| e.to_string())?;
             self.loaded = Some((which.clone(), pipeline));
         }
         self.loaded.as_ref().map(|(_, p)| p).ok_or_else(|| "the model is not loaded".to_owned())
@@ -101,7 +100,7 @@ impl ImageWorker {
             None => None,
         };
         events.send(WorkerEvent::Progress { job, step: 0, total, message: String::new() });
-        let mut on_step = |report: crate::pipelines::txt2img::StepReport| {
+        let mut on_step = |report: crate::diffusion::pipeline::StepReport| {
             events.send(WorkerEvent::Progress { job, step: report.step, total: report.total, message: String::new() });
             if let Some(image) = report.preview {
                 events.send(WorkerEvent::ImagePreview { job, step: report.step, image });

@@ -4,14 +4,14 @@ use std::path::PathBuf;
 
 use image::RgbImage;
 
+use crate::diffusion::image_record::ImageRecord;
+use crate::diffusion::pipeline::ImageRequest;
+use crate::gan::train::{GanEpochReport, TrainGanSpec};
 use crate::io::latent_map::LatentMap;
 use crate::io::manifest::ModelManifest;
 use crate::io::png_meta::ImageSettings;
-use crate::pipelines::generate::{GenerateSpec, Generated};
-use crate::pipelines::image_record::ImageRecord;
-use crate::pipelines::train_gan::{GanEpochReport, TrainGanSpec};
-use crate::pipelines::train_vae::{EpochReport, TrainVaeSpec};
-use crate::pipelines::txt2img::ImageRequest;
+use crate::text::generate::{GenerateSpec, Generated};
+use crate::vae::train::{EpochReport, TrainVaeSpec};
 
 /// Identifies one job from request to its final event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

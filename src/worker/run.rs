@@ -17,7 +17,7 @@ use crate::io::export::{encode_gif, make_grid, upscale};
 use crate::io::latent_map::read_latent_map;
 use crate::io::output::{save_numbered, write_new_file};
 use crate::io::png_meta::encode_png;
-use crate::pipelines::cancel::CancelToken;
+use crate::train::cancel::CancelToken;
 
 /// A request with its job id and cancel token.
 pub struct Envelope {

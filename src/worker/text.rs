@@ -8,10 +8,10 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::protocol::{TextModelRef, TokenPiece, WorkerEvent, WorkerRequest};
 use super::run::{Envelope, EventSink, panic_message};
-use crate::models::gguf_llama::GgufLlama;
-use crate::models::registry::{find_manifest, load_text_model};
-use crate::models::text_model::{TextModel, TextModelError};
-use crate::pipelines::generate::{GenerateSpec, generate, prompt_ids};
+use crate::library::{find_manifest, load_text_model};
+use crate::text::generate::{GenerateSpec, generate, prompt_ids};
+use crate::text::gguf_llama::GgufLlama;
+use crate::text::model::{TextModel, TextModelError};
 
 /// The app-facing end: generation requests go in, events come out through the sink.
 pub struct TextThread {
@@ -70,7 +70,7 @@ impl TextWorker {
     fn model(&mut self, which: &TextModelRef) -> Result<&mut dyn TextModel, TextModelError> {
         if self.loaded.as_ref().is_none_or(|(r, _)| r != which) {
             self.loaded = None; // free the old model before loading the next
-            let device = crate::models::default_device();
+            let device = crate::nn::default_device();
             let model: Box<dyn TextModel> = match which {
                 TextModelRef::Id(id) => {
                     let manifest = find_manifest(&self.models_dir, id)
@@ -94,7 +94,7 @@ impl TextWorker {
         job: super::JobId,
         which: &TextModelRef,
         spec: &GenerateSpec,
-        cancel: &crate::pipelines::cancel::CancelToken,
+        cancel: &crate::train::cancel::CancelToken,
     ) -> Result<WorkerEvent, TextModelError> {
         let events = self.events.clone();
         let model = self.model(which)?;

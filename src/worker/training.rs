@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use super::protocol::{JobId, WorkerEvent};
 use super::run::{EventSink, panic_message};
+use crate::gan::train::{GanTrainEvent, GanTrainer, TrainGanSpec};
 use crate::io::datasets::load;
-use crate::pipelines::cancel::CancelToken;
-use crate::pipelines::train_gan::{GanTrainEvent, GanTrainer, TrainGanSpec};
-use crate::pipelines::train_log::{LogFollower, LogLine, grid_path};
-use crate::pipelines::train_vae::{TrainEvent, TrainVaeSpec, VaeTrainer};
+use crate::train::cancel::CancelToken;
+use crate::train::log::{LogFollower, LogLine, grid_path};
+use crate::vae::train::{TrainEvent, TrainVaeSpec, VaeTrainer};
 
 /// Starts training; every outcome arrives as an event for `job`.
 pub fn spawn_vae_training(
@@ -106,7 +106,7 @@ fn train(
 ) -> Result<(usize, usize), String> {
     let split = load(spec.dataset, data_dir).map_err(|e| e.to_string())?;
     let train = split.train.limited(limit);
-    let mut trainer = VaeTrainer::new(spec, &crate::models::default_device()).map_err(|e| e.to_string())?;
+    let mut trainer = VaeTrainer::new(spec, &crate::nn::default_device()).map_err(|e| e.to_string())?;
     let mut last_progress = Instant::now() - Duration::from_secs(1);
     while !trainer.finished() && !cancel.is_cancelled() {
         let mut on_event = |e: TrainEvent| match e {
@@ -148,7 +148,7 @@ fn train_gan(
         .map_err(|e| format!("cannot create a folder in {}: {e}", runs_dir.display()))?;
     events.send(WorkerEvent::GanStarted { job, folder: folder.clone() });
     let checkpoint = folder.join("checkpoint");
-    let mut trainer = GanTrainer::new(spec, &crate::models::default_device()).map_err(|e| e.to_string())?;
+    let mut trainer = GanTrainer::new(spec, &crate::nn::default_device()).map_err(|e| e.to_string())?;
     while !trainer.finished() && !cancel.is_cancelled() {
         let mut on_event = |e: GanTrainEvent| match e {
             GanTrainEvent::Batch { epoch, batch, batches, d_loss, g_loss } => {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use latent_studio::io::manifest::{Family, ModelManifest, write_manifest};
-use latent_studio::models::vae::{Vae, VaeConfig};
+use latent_studio::vae::network::{Vae, VaeConfig};
 
 /// Writes a randomly initialised tiny VAE as a model folder `root/id`.
 pub fn write_tiny_vae(root: &Path, id: &str) -> PathBuf {
@@ -114,7 +114,7 @@ pub fn write_llama_gguf(path: &Path, spec: &TinyLlama) {
         ("tokenizer.ggml.eos_token_id", Value::U32(vocab as u32 - 1)),
         ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
     ];
-    let mut rng = latent_studio::pipelines::rng::SeededRng::new(5);
+    let mut rng = latent_studio::train::rng::SeededRng::new(5);
     let mut tensor = |shape: &[usize], scale: f32| {
         let n = shape.iter().product();
         let data: Vec<f32> = rng.normal_vec(n).into_iter().map(|v| v * scale).collect();
@@ -165,26 +165,26 @@ pub fn step_until<S>(h: &mut egui_kittest::Harness<'_, S>, what: &str, done: imp
 /// Trains a tiny GAN for one epoch on random images, exports it as the model
 /// folder `dir/tiny-gan` and loads it.
 #[allow(dead_code)]
-pub fn write_tiny_gan(dir: &Path) -> latent_studio::models::gan_model::GanModel {
+pub fn write_tiny_gan(dir: &Path) -> latent_studio::gan::model::GanModel {
+    use latent_studio::gan::network::GanConfig;
+    use latent_studio::gan::train::{GanTrainer, TrainGanSpec};
     use latent_studio::io::datasets::{DatasetName, ImageSet};
-    use latent_studio::models::gan::GanConfig;
-    use latent_studio::pipelines::train_gan::{GanTrainer, TrainGanSpec};
     let cfg = GanConfig::tiny();
     let mut set = ImageSet { side: cfg.image_size, channels: 3, ..Default::default() };
-    let mut rng = latent_studio::pipelines::rng::SeededRng::new(1);
+    let mut rng = latent_studio::train::rng::SeededRng::new(1);
     for _ in 0..16 {
         set.pixels.extend(rng.normal_vec(3 * 64).into_iter().map(|v| (0.5 + 0.2 * v).clamp(0.0, 1.0)));
         set.labels.push(0);
     }
     let spec = TrainGanSpec { batch_size: 8, ..TrainGanSpec::dcgan(DatasetName::Emoji, cfg, 1, 2) };
     let mut trainer = GanTrainer::new(spec, &Device::Cpu).unwrap();
-    let cancel = latent_studio::pipelines::cancel::CancelToken::new();
+    let cancel = latent_studio::train::cancel::CancelToken::new();
     trainer.train_epoch(&set, &mut |_| {}, &cancel).unwrap();
     let out = dir.join("tiny-gan");
-    let info = latent_studio::pipelines::export_model::ExportInfo { id: "tiny-gan", name: "tiny GAN", command: "test" };
-    latent_studio::pipelines::export_gan::export_gan(&trainer, &set, &set, &out, &info).unwrap();
-    let manifest = latent_studio::models::registry::find_manifest(dir, "tiny-gan").unwrap();
-    latent_studio::models::gan_model::GanModel::load(manifest, &Device::Cpu).unwrap()
+    let info = latent_studio::vae::export::ExportInfo { id: "tiny-gan", name: "tiny GAN", command: "test" };
+    latent_studio::gan::export::export_gan(&trainer, &set, &set, &out, &info).unwrap();
+    let manifest = latent_studio::library::find_manifest(dir, "tiny-gan").unwrap();
+    latent_studio::gan::model::GanModel::load(manifest, &Device::Cpu).unwrap()
 }
 
 /// Runs the binary with the shipped models folder.

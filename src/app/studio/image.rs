@@ -6,9 +6,9 @@ use super::StudioApp;
 use crate::app::commands::UiCommand;
 use crate::app::dialogs::DialogOutcome;
 use crate::app::jobs::Purpose;
+use crate::diffusion::image_record::read_image_record;
 use crate::io::manifest::Family;
-use crate::pipelines::image_record::read_image_record;
-use crate::pipelines::latent::slerp;
+use crate::latent::interpolate::slerp;
 use crate::ui::image_panel::ImageResult;
 use crate::ui::latent_panel::fresh_seed;
 use crate::ui::status::Notice;
@@ -87,7 +87,7 @@ impl StudioApp {
 
     fn submit_image(
         &mut self,
-        request: crate::pipelines::txt2img::ImageRequest,
+        request: crate::diffusion::pipeline::ImageRequest,
         noise: Option<(Vec<f32>, String)>,
         label: String,
     ) {

@@ -5,7 +5,7 @@ use super::StudioApp;
 use crate::app::commands::UiCommand;
 use crate::app::dialogs::DialogOutcome;
 use crate::app::jobs::Purpose;
-use crate::pipelines::text_export::text_with_settings;
+use crate::text::saved_text::text_with_settings;
 use crate::ui::status::Notice;
 use crate::worker::{SaveTarget, TextModelRef, WorkerEvent, WorkerRequest};
 

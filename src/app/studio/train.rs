@@ -7,8 +7,8 @@ use super::StudioApp;
 use crate::app::commands::UiCommand;
 use crate::app::dialogs::DialogOutcome;
 use crate::app::jobs::Purpose;
-use crate::models::gan::GanConfig;
-use crate::pipelines::train_gan::TrainGanSpec;
+use crate::gan::network::GanConfig;
+use crate::gan::train::TrainGanSpec;
 use crate::worker::{WorkerEvent, WorkerRequest};
 
 impl StudioApp {

@@ -1,0 +1,129 @@
+//! What a generated PNG says about how it was made: AUTOMATIC1111's
+//! `parameters` text (read by A1111, ComfyUI, InvokeAI and us) and our own
+//! JSON chunk with the exact request. Reading prefers our chunk and falls
+//! back to another tool's `parameters`.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::diffusion::pipeline::ImageRequest;
+use crate::diffusion::schedulers::SamplerKind;
+use crate::io::png_meta::read_png_text;
+use crate::io::sd_params::{GenerationParams, PARAMETERS_KEY};
+
+/// Key of our JSON chunk.
+pub const RECORD_KEY: &str = "latent-studio";
+
+/// A generated image's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    pub request: ImageRequest,
+    /// Model id or folder name.
+    pub model: String,
+    /// img2img: the init image's file name.
+    #[serde(default)]
+    pub init_image: Option<String>,
+    /// Where the initial latent came from when not from the seed (a `.npy`
+    /// file, or an interpolation between two seeds' noise).
+    #[serde(default)]
+    pub noise_origin: Option<String>,
+}
+
+impl ImageRecord {
+    /// The A1111 form (img2img adds `Denoising strength`).
+    pub fn to_params(&self) -> GenerationParams {
+        let r = &self.request;
+        let mut extra = Vec::new();
+        if self.init_image.is_some() {
+            extra.push(("Denoising strength".to_owned(), r.strength.to_string()));
+        }
+        GenerationParams {
+            prompt: r.prompt.clone(),
+            negative_prompt: r.negative.clone(),
+            steps: r.steps,
+            sampler: r.sampler.a1111_name().into(),
+            cfg_scale: r.guidance,
+            seed: r.seed,
+            width: r.width,
+            height: r.height,
+            model: self.model.clone(),
+            extra,
+        }
+    }
+
+    /// A record from another tool's parameters; samplers we lack become Euler a.
+    pub fn from_params(p: &GenerationParams) -> Self {
+        let strength = p.extra.iter().find(|(k, _)| k == "Denoising strength").and_then(|(_, v)| v.parse().ok());
+        Self {
+            request: ImageRequest {
+                prompt: p.prompt.clone(),
+                negative: p.negative_prompt.clone(),
+                steps: p.steps,
+                sampler: SamplerKind::parse(&p.sampler).unwrap_or(SamplerKind::EulerAncestral),
+                guidance: p.cfg_scale,
+                width: p.width,
+                height: p.height,
+                seed: p.seed,
+                strength: strength.unwrap_or(0.75),
+            },
+            model: p.model.clone(),
+            init_image: None,
+            noise_origin: None,
+        }
+    }
+
+    /// PNG text chunks: `parameters` and ours.
+    pub fn chunks(&self) -> Vec<(String, String)> {
+        let json = serde_json::to_string(self).unwrap_or_default();
+        vec![(PARAMETERS_KEY.to_owned(), self.to_params().to_a1111()), (RECORD_KEY.to_owned(), json)]
+    }
+}
+
+/// The settings stored in the PNG at `path`: ours if present, else an
+/// A1111-style `parameters` chunk; `Ok(None)` if it has neither.
+pub fn read_image_record(path: &Path) -> Result<Option<ImageRecord>, String> {
+    let chunks = read_png_text(path)?;
+    if let Some((_, json)) = chunks.iter().find(|(k, _)| k == RECORD_KEY) {
+        return serde_json::from_str(json)
+            .map(Some)
+            .map_err(|e| format!("{}: unreadable {RECORD_KEY} chunk: {e}", path.display()));
+    }
+    let Some((_, text)) = chunks.iter().find(|(k, _)| k == PARAMETERS_KEY) else {
+        return Ok(None);
+    };
+    let params = GenerationParams::parse_a1111(text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Some(ImageRecord::from_params(&params)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::png_meta::encode_png;
+
+    #[test]
+    fn both_chunks_round_trip_and_another_tools_text_is_read() {
+        let mut request = ImageRequest::new("a red heart, glossy", 42);
+        request.negative = "blurry".into();
+        request.sampler = SamplerKind::Ddim;
+        let record =
+            ImageRecord { request, model: "emoji-ldm".into(), init_image: Some("in.png".into()), noise_origin: None };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.png");
+        std::fs::write(&path, encode_png(&image::RgbImage::new(4, 4), &record.chunks()).unwrap()).unwrap();
+        assert_eq!(read_image_record(&path).unwrap().unwrap(), record);
+        let params = crate::io::sd_params::read_generation_params(&path).unwrap().unwrap();
+        assert_eq!((params.steps, params.sampler.as_str(), params.seed), (20, "DDIM", 42));
+        assert_eq!(params.extra, [("Denoising strength".to_owned(), "0.75".to_owned())]);
+
+        let a1111 = "masterpiece, cat\nNegative prompt: dog\nSteps: 30, Sampler: DPM++ 2M Karras, CFG scale: 6.5, Seed: 7, Size: 640x448, Model: sd15";
+        let other = dir.path().join("b.png");
+        let chunks = [(PARAMETERS_KEY.to_owned(), a1111.to_owned())];
+        std::fs::write(&other, encode_png(&image::RgbImage::new(4, 4), &chunks).unwrap()).unwrap();
+        let read = read_image_record(&other).unwrap().unwrap();
+        assert_eq!((read.request.prompt.as_str(), read.request.negative.as_str()), ("masterpiece, cat", "dog"));
+        assert_eq!((read.request.steps, read.request.guidance, read.request.seed), (30, 6.5, 7));
+        assert_eq!((read.request.width, read.request.height, read.model.as_str()), (640, 448, "sd15"));
+        assert_eq!(read.request.sampler, SamplerKind::EulerAncestral);
+    }
+}

@@ -1,0 +1,170 @@
+//! Loads the three networks of a diffusers-layout folder: one or two text
+//! towers (SDXL) with their tokenizers, the U-Net and the autoencoder, each
+//! error naming its file. The sampling loop is `diffusion::pipeline`.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use serde::de::DeserializeOwned;
+
+use super::autoencoder::{Autoencoder, AutoencoderConfig};
+use super::clip_text::{ClipTextConfig, ClipTextModel};
+use super::clip_tokenizer::ClipTokenizer;
+use super::unet::Unet;
+use super::unet_config::UnetConfig;
+
+/// A model folder that cannot be used, naming the file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum FolderError {
+    #[error("{}: {message}", path.display())]
+    File { path: PathBuf, message: String },
+    #[error("{0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+fn file_error(path: &Path, message: impl std::fmt::Display) -> FolderError {
+    FolderError::File { path: path.to_owned(), message: message.to_string() }
+}
+
+/// Reads a JSON config file into `T`.
+pub fn read_config<T: DeserializeOwned>(path: &Path) -> Result<T, FolderError> {
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(path, e))?;
+    serde_json::from_str(&text).map_err(|e| file_error(path, format!("not a valid config: {e}")))
+}
+
+/// The weights of one component folder (the first of `names` that exists),
+/// widened to `dtype`.
+fn component_weights(
+    dir: &Path,
+    names: &[&str],
+    dtype: DType,
+    device: &Device,
+) -> Result<(VarBuilder<'static>, PathBuf), FolderError> {
+    let Some(path) = names.iter().map(|n| dir.join(n)).find(|p| p.is_file()) else {
+        return Err(file_error(dir, format!("no weights file (looked for {})", names.join(", "))));
+    };
+    let tensors = candle_core::safetensors::load(&path, device).map_err(|e| file_error(&path, e))?;
+    Ok((VarBuilder::from_tensors(tensors, dtype, device), path))
+}
+
+/// Runs `build` on a component's weights, naming the file if a tensor is missing or mis-shaped.
+fn build<T>(
+    dir: &Path,
+    names: &[&str],
+    device: &Device,
+    build: impl FnOnce(VarBuilder<'static>) -> candle_core::Result<T>,
+) -> Result<T, FolderError> {
+    let (vb, path) = component_weights(dir, names, DType::F32, device)?;
+    build(vb).map_err(|e| file_error(&path, e))
+}
+
+const UNET_FILES: &[&str] = &["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"];
+const TEXT_FILES: &[&str] = &["model.safetensors", "model.fp16.safetensors"];
+
+/// The autoencoder of a `vae/` folder.
+pub fn load_autoencoder(vae_dir: &Path, device: &Device) -> Result<Autoencoder, FolderError> {
+    let config_path = vae_dir.join("config.json");
+    let config: AutoencoderConfig = read_config(&config_path)?;
+    config.validate().map_err(|e| file_error(&config_path, e))?;
+    build(vae_dir, UNET_FILES, device, |vb| Autoencoder::new(&config, vb))
+}
+
+/// A tokenizer and its text encoder.
+pub struct TextTower {
+    pub tokenizer: ClipTokenizer,
+    pub encoder: ClipTextModel,
+}
+
+/// The networks of a diffusers folder, loaded in f32.
+pub struct DiffusionNets {
+    /// One tower (SD 1.x/2.x) or two whose states are concatenated (SDXL).
+    pub towers: Vec<TextTower>,
+    pub unet: Unet,
+    pub vae: Autoencoder,
+    pub device: Device,
+}
+
+impl DiffusionNets {
+    /// Loads `dir` (a folder with `unet/`, `vae/`, `text_encoder/`, `tokenizer/`
+    /// and optionally `text_encoder_2/` + `tokenizer_2/`).
+    pub fn load(dir: &Path, device: &Device) -> Result<Self, FolderError> {
+        if !dir.join("unet").is_dir() {
+            return Err(file_error(dir, "is not a diffusers model folder (no unet/ folder)"));
+        }
+        let mut towers = Vec::new();
+        for suffix in ["", "_2"] {
+            let enc_dir = dir.join(format!("text_encoder{suffix}"));
+            if suffix == "_2" && !enc_dir.is_dir() {
+                break;
+            }
+            let tok_dir = dir.join(format!("tokenizer{suffix}"));
+            let tokenizer = ClipTokenizer::from_dir(&tok_dir).map_err(|e| file_error(&e.path, e.message))?;
+            let config: ClipTextConfig = read_config(&enc_dir.join("config.json"))?;
+            config.validate().map_err(|e| file_error(&enc_dir.join("config.json"), e))?;
+            if tokenizer.max_len() > config.max_position_embeddings {
+                return Err(file_error(
+                    &tok_dir,
+                    format!(
+                        "sequences of {} tokens exceed the encoder's {} positions",
+                        tokenizer.max_len(),
+                        config.max_position_embeddings
+                    ),
+                ));
+            }
+            let encoder = build(&enc_dir, TEXT_FILES, device, |vb| ClipTextModel::new(&config, vb))?;
+            towers.push(TextTower { tokenizer, encoder });
+        }
+        let unet_dir = dir.join("unet");
+        let unet_config: UnetConfig = read_config(&unet_dir.join("config.json"))?;
+        unet_config.plan().map_err(|e| file_error(&unet_dir.join("config.json"), e))?;
+        let context: usize = towers.iter().map(|t| t.encoder.config().hidden_size).sum();
+        if context != unet_config.cross_attention_dim {
+            return Err(file_error(
+                &unet_dir.join("config.json"),
+                format!(
+                    "cross_attention_dim {} does not match the text encoders' {context}",
+                    unet_config.cross_attention_dim
+                ),
+            ));
+        }
+        let unet = build(&unet_dir, UNET_FILES, device, |vb| Unet::new(&unet_config, vb))?;
+        let vae_dir = dir.join("vae");
+        let vae = load_autoencoder(&vae_dir, device)?;
+        if vae.config().latent_channels != unet_config.in_channels {
+            return Err(file_error(
+                &vae_dir.join("config.json"),
+                format!(
+                    "{} latent channels but the U-Net takes {}",
+                    vae.config().latent_channels,
+                    unet_config.in_channels
+                ),
+            ));
+        }
+        Ok(Self { towers, unet, vae, device: device.clone() })
+    }
+
+    /// Text conditioning for a batch of prompts: the states [batch, tokens,
+    /// context] and, when the last tower projects one (SDXL), the pooled
+    /// embedding [batch, P]. One tower gives its last hidden state; two
+    /// (SDXL) give their penultimate states side by side, as diffusers' SDXL
+    /// pipeline does.
+    pub fn encode_prompts(&self, prompts: &[&str]) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+        let sdxl = self.towers.len() > 1;
+        let mut pooled = None;
+        let mut states = Vec::with_capacity(self.towers.len());
+        for tower in &self.towers {
+            let ids: Vec<u32> = prompts.iter().flat_map(|p| tower.tokenizer.encode(p)).collect();
+            let ids = Tensor::from_vec(ids, (prompts.len(), tower.tokenizer.max_len()), &self.device)?;
+            let (last, penultimate) = tower.encoder.forward(&ids)?;
+            pooled = tower.encoder.pooled(&last, &ids)?;
+            states.push(if sdxl { penultimate } else { last });
+        }
+        Ok((Tensor::cat(&states, 2)?, pooled))
+    }
+
+    /// Latent channels and how many times smaller the latent's sides are.
+    pub fn latent_geometry(&self) -> (usize, usize) {
+        (self.unet.config().in_channels, self.vae.config().downscale())
+    }
+}

@@ -1,0 +1,447 @@
+//! Text-to-image (and image-to-image) with a latent diffusion model from a
+//! diffusers folder: prompts → text states, seeded CPU noise → latents, the
+//! sampler's loop with classifier-free guidance, the autoencoder back to
+//! pixels. Previews of the clean-image estimate every few steps; a cancel
+//! token checked before every step.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use candle_core::{DType, Device, Tensor};
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::diffusion::autoencoder::Autoencoder;
+use crate::diffusion::nets::{DiffusionNets, FolderError, read_config};
+use crate::diffusion::schedulers::{Sampler, SamplerKind, ScheduleError, SchedulerConfig};
+use crate::diffusion::unet::Unet;
+use crate::train::cancel::CancelToken;
+use crate::train::rng::SeededRng;
+use crate::vae::model::tensor_to_images;
+
+/// Why a generation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error(transparent)]
+    Folder(#[from] FolderError),
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("generation failed: {0}")]
+    Compute(#[from] candle_core::Error),
+}
+
+/// The settings of one image.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageRequest {
+    pub prompt: String,
+    pub negative: String,
+    pub steps: usize,
+    pub sampler: SamplerKind,
+    /// Classifier-free guidance scale; ≤ 1 runs the prompt alone (SD-Turbo's 0).
+    pub guidance: f64,
+    pub width: usize,
+    pub height: usize,
+    pub seed: u64,
+    /// img2img only: how much of the schedule to run over the init image (0–1].
+    pub strength: f64,
+}
+
+impl ImageRequest {
+    /// A request with the pipeline's defaults for everything but the prompt.
+    pub fn new(prompt: &str, seed: u64) -> Self {
+        Self {
+            prompt: prompt.into(),
+            negative: String::new(),
+            steps: 20,
+            sampler: SamplerKind::EulerAncestral,
+            guidance: 7.5,
+            width: 512,
+            height: 512,
+            seed,
+            strength: 0.75,
+        }
+    }
+}
+
+/// One finished step, for progress bars and previews.
+pub struct StepReport {
+    /// 1-based.
+    pub step: usize,
+    pub total: usize,
+    /// The clean image the model currently predicts, when a preview was due.
+    pub preview: Option<RgbImage>,
+}
+
+/// A finished image.
+pub struct Generated {
+    pub image: RgbImage,
+    /// The initial latent noise [c, h, w], row-major (what `--noise` reads back).
+    pub noise: Vec<f32>,
+    pub latent_shape: [usize; 3],
+}
+
+/// The seeded initial latent noise: the same seed gives the same numbers on
+/// every device, because they are drawn here on the CPU.
+pub fn initial_noise(seed: u64, len: usize) -> Vec<f32> {
+    SeededRng::new(seed).normal_vec(len)
+}
+
+/// What the U-Net is conditioned on: the text states and, for SDXL, the
+/// added input (pooled text and size numbers). Under guidance each holds
+/// [unconditional; conditional] rows, else the conditional row alone.
+pub struct Conditioning {
+    pub context: Tensor,
+    pub added: Option<Tensor>,
+}
+
+/// Guidance-weighted denoising from `x` at step `first` to the end, under
+/// `cond` (see [`Conditioning`]). Stochastic samplers draw their noise
+/// from `rng`. `on_step(i, x0)` gets each step's clean-sample estimate.
+/// `None` if cancelled.
+#[allow(clippy::too_many_arguments)]
+pub fn denoise(
+    unet: &Unet,
+    sampler: &dyn Sampler,
+    mut x: Tensor,
+    first: usize,
+    cond: &Conditioning,
+    guidance: f64,
+    rng: &mut SeededRng,
+    on_step: &mut dyn FnMut(usize, &Tensor) -> candle_core::Result<()>,
+    cancel: &CancelToken,
+) -> candle_core::Result<Option<Tensor>> {
+    let guided = guidance > 1.0;
+    let batch = x.dim(0)?;
+    for (i, &t) in sampler.timesteps().iter().enumerate().skip(first) {
+        if cancel.is_cancelled() {
+            return Ok(None);
+        }
+        let input = sampler.scale_model_input(&x, i)?;
+        let input = if guided { Tensor::cat(&[&input, &input], 0)? } else { input };
+        let output = unet.forward(&input, &[t], &cond.context, cond.added.as_ref())?;
+        let output = if guided {
+            let (uncond, cond) = (output.narrow(0, 0, batch)?, output.narrow(0, batch, batch)?);
+            (&uncond + ((cond - &uncond)? * guidance)?)?
+        } else {
+            output
+        };
+        let noise = Tensor::from_vec(rng.normal_vec(x.elem_count()), x.shape(), x.device())?;
+        on_step(i, &sampler.denoised(&output, i, &x)?)?;
+        x = sampler.step(&output, i, &x, &noise)?;
+    }
+    Ok(Some(x))
+}
+
+/// Images [batch, 3, h, w] in [−1, 1] → RGB.
+pub fn to_rgb(images: &Tensor) -> candle_core::Result<Vec<RgbImage>> {
+    tensor_to_images(&((images.clamp(-1.0, 1.0)? + 1.0)? * 0.5)?)
+}
+
+/// RGB → [1, 3, h, w] in [−1, 1].
+pub fn from_rgb(image: &RgbImage, device: &Device) -> candle_core::Result<Tensor> {
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let mut data = vec![0f32; 3 * w * h];
+    for (i, p) in image.pixels().enumerate() {
+        for c in 0..3 {
+            data[c * w * h + i] = p[c] as f32 / 127.5 - 1.0;
+        }
+    }
+    Tensor::from_vec(data, (1, 3, h, w), device)
+}
+
+/// A linear map from latent channels to RGB, fitted once per model on the
+/// decoder's own output, so previews of large images cost nothing.
+struct LatentRgb {
+    /// [rgb][channel + bias].
+    weights: Vec<Vec<f64>>,
+}
+
+impl LatentRgb {
+    fn fit(vae: &Autoencoder, channels: usize, device: &Device) -> candle_core::Result<Self> {
+        let f = vae.config().downscale();
+        let side = 8;
+        let latents = Tensor::from_vec(
+            SeededRng::new(7).normal_vec(4 * channels * side * side),
+            (4, channels, side, side),
+            device,
+        )?;
+        let images = vae.decode(&vae.from_diffusion(&latents)?)?.clamp(-1.0, 1.0)?;
+        // Mean colour of each latent position's f × f block.
+        let blocks = images.avg_pool2d((f, f))?.permute((0, 2, 3, 1))?.reshape(((), 3))?;
+        let targets: Vec<Vec<f32>> = blocks.to_vec2()?;
+        let inputs: Vec<Vec<f32>> = latents.permute((0, 2, 3, 1))?.reshape(((), channels))?.to_vec2()?;
+        let n = channels + 1;
+        // Normal equations with a little ridge, solved by Gaussian elimination.
+        let mut ata = vec![vec![0.0f64; n]; n];
+        let mut atb = vec![vec![0.0f64; 3]; n];
+        for (x, y) in inputs.iter().zip(&targets) {
+            let row: Vec<f64> = x.iter().map(|v| *v as f64).chain([1.0]).collect();
+            for a in 0..n {
+                for b in 0..n {
+                    ata[a][b] += row[a] * row[b];
+                }
+                for c in 0..3 {
+                    atb[a][c] += row[a] * y[c] as f64;
+                }
+            }
+        }
+        for (a, row) in ata.iter_mut().enumerate() {
+            row[a] += 1e-3;
+        }
+        let solution = solve(ata, atb);
+        Ok(Self { weights: (0..3).map(|c| solution.iter().map(|r| r[c]).collect()).collect() })
+    }
+
+    fn project(&self, latents: &Tensor) -> candle_core::Result<RgbImage> {
+        let (_, c, h, w) = latents.dims4()?;
+        let data: Vec<f32> = latents.narrow(0, 0, 1)?.flatten_all()?.to_vec1()?;
+        let mut img = RgbImage::new(w as u32, h as u32);
+        for y in 0..h {
+            for x in 0..w {
+                let rgb = self.weights.iter().map(|wts| {
+                    let v: f64 = (0..c).map(|k| wts[k] * data[k * h * w + y * w + x] as f64).sum::<f64>() + wts[c];
+                    ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8
+                });
+                let rgb: Vec<u8> = rgb.collect();
+                img.put_pixel(x as u32, y as u32, image::Rgb([rgb[0], rgb[1], rgb[2]]));
+            }
+        }
+        Ok(img)
+    }
+}
+
+/// Solves A·X = B (A n×n, B n×m) by Gaussian elimination with partial pivoting.
+fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<Vec<f64>>) -> Vec<Vec<f64>> {
+    let n = a.len();
+    for col in 0..n {
+        let pivot = (col..n).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs())).unwrap_or(col);
+        a.swap(col, pivot);
+        b.swap(col, pivot);
+        for row in col + 1..n {
+            let f = a[row][col] / a[col][col];
+            let (upper, lower) = a.split_at_mut(row);
+            for (target, &pivot_value) in lower[0][col..n].iter_mut().zip(&upper[col][col..n]) {
+                *target -= f * pivot_value;
+            }
+            for k in 0..b[row].len() {
+                b[row][k] -= f * b[col][k];
+            }
+        }
+    }
+    for col in (0..n).rev() {
+        for k in 0..b[col].len() {
+            let s: f64 = (col + 1..n).map(|j| a[col][j] * b[j][k]).sum();
+            b[col][k] = (b[col][k] - s) / a[col][col];
+        }
+    }
+    b
+}
+
+/// Latents with at most this many positions are previewed through the decoder itself.
+const DECODED_PREVIEW_POSITIONS: usize = 32 * 32;
+
+/// A model folder ready to generate.
+pub struct DiffusionPipeline {
+    nets: DiffusionNets,
+    scheduler: SchedulerConfig,
+    dir: PathBuf,
+    latent_rgb: OnceLock<LatentRgb>,
+    /// An empty negative prompt conditions on zeros (SDXL pipelines' `force_zeros_for_empty_prompt`).
+    zero_empty_negative: bool,
+}
+
+impl DiffusionPipeline {
+    /// Loads the folder's networks and `scheduler/scheduler_config.json`.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self, GenerateError> {
+        let nets = DiffusionNets::load(dir, device)?;
+        let scheduler: SchedulerConfig = read_config(&dir.join("scheduler").join("scheduler_config.json"))?;
+        scheduler.alphas_cumprod()?;
+        scheduler.prediction()?;
+        // diffusers' SDXL pipelines default to true; SD 1.x/2.x have no such setting.
+        let index: serde_json::Value = read_config(&dir.join("model_index.json")).unwrap_or_default();
+        let sdxl = nets.towers.len() > 1;
+        let zero_empty_negative = index.get("force_zeros_for_empty_prompt").and_then(|v| v.as_bool()).unwrap_or(sdxl);
+        Ok(Self { nets, scheduler, dir: dir.to_owned(), latent_rgb: OnceLock::new(), zero_empty_negative })
+    }
+
+    /// The loaded networks.
+    pub fn nets(&self) -> &DiffusionNets {
+        &self.nets
+    }
+
+    /// The noise schedule.
+    pub fn scheduler(&self) -> &SchedulerConfig {
+        &self.scheduler
+    }
+
+    /// The folder it was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The image side the model was trained at (its U-Net's `sample_size` × the autoencoder's factor).
+    pub fn native_size(&self) -> Option<usize> {
+        self.nets.unet.config().sample_size.map(|s| s * self.nets.vae.config().downscale())
+    }
+
+    /// Latent shape [c, h, w] for an image size, or why the size does not fit.
+    pub fn latent_shape(&self, width: usize, height: usize) -> Result<[usize; 3], GenerateError> {
+        let (c, f) = self.nets.latent_geometry();
+        if width == 0 || height == 0 || !width.is_multiple_of(f) || !height.is_multiple_of(f) {
+            return Err(GenerateError::Invalid(format!(
+                "size {width}×{height}: width and height must be positive multiples of {f}"
+            )));
+        }
+        Ok([c, height / f, width / f])
+    }
+
+    /// The conditioning for a request: the prompt's (and, under guidance,
+    /// first the negative prompt's) text states, plus SDXL's added input for
+    /// the image size. Like diffusers' SDXL pipeline, an empty negative
+    /// prompt is all zeros when the folder asks for it
+    /// (`force_zeros_for_empty_prompt`, on unless `model_index.json` says otherwise).
+    pub fn conditioning(&self, request: &ImageRequest) -> candle_core::Result<Conditioning> {
+        let guided = request.guidance > 1.0;
+        let prompts: Vec<&str> = if guided { vec![&request.negative, &request.prompt] } else { vec![&request.prompt] };
+        let (mut context, mut pooled) = self.nets.encode_prompts(&prompts)?;
+        if guided && request.negative.is_empty() && self.zero_empty_negative {
+            let zero_first = |t: &Tensor| Tensor::cat(&[&t.narrow(0, 0, 1)?.zeros_like()?, &t.narrow(0, 1, 1)?], 0);
+            context = zero_first(&context)?;
+            pooled = pooled.as_ref().map(zero_first).transpose()?;
+        }
+        let unet = &self.nets.unet;
+        let added = match (unet.takes_added_input(), pooled) {
+            (false, _) => None,
+            (true, Some(pooled)) => {
+                let (h, w) = (request.height as f64, request.width as f64);
+                Some(unet.added_input(&pooled, &[h, w, 0.0, 0.0, h, w])?)
+            }
+            (true, None) => {
+                candle_core::bail!("the U-Net needs a pooled text embedding; no text encoder has text_projection")
+            }
+        };
+        Ok(Conditioning { context, added })
+    }
+
+    /// Generates one image. `noise` replaces the seed's initial latent;
+    /// `init` turns the run into img2img at `request.strength`; a preview
+    /// comes every `preview_every` steps (0: none). `None` if cancelled.
+    pub fn generate(
+        &self,
+        request: &ImageRequest,
+        init: Option<&RgbImage>,
+        noise: Option<Vec<f32>>,
+        preview_every: usize,
+        on_step: &mut dyn FnMut(StepReport),
+        cancel: &CancelToken,
+    ) -> Result<Option<Generated>, GenerateError> {
+        let shape = self.latent_shape(request.width, request.height)?;
+        let len = shape.iter().product();
+        let device = &self.nets.device;
+        let mut rng = SeededRng::new(request.seed);
+        // Drawn even when `noise` replaces it, so the samplers' later noise is the seed's either way.
+        let seed_noise = rng.normal_vec(len);
+        let noise = match noise {
+            Some(n) if n.len() != len => {
+                return Err(GenerateError::Invalid(format!(
+                    "the noise has {} values; a {}×{} image needs {shape:?} = {len}",
+                    n.len(),
+                    request.width,
+                    request.height
+                )));
+            }
+            Some(n) => n,
+            None => seed_noise,
+        };
+        let sampler = request.sampler.build(&self.scheduler, request.steps)?;
+        let start = Tensor::from_vec(noise.clone(), (1, shape[0], shape[1], shape[2]), device)?;
+        let (x, first) = match init {
+            None => ((start * sampler.init_noise_sigma())?, 0),
+            Some(image) => {
+                if !(request.strength > 0.0 && request.strength <= 1.0) {
+                    return Err(GenerateError::Invalid(format!("strength {} is outside (0, 1]", request.strength)));
+                }
+                let resized = image::imageops::resize(
+                    image,
+                    request.width as u32,
+                    request.height as u32,
+                    image::imageops::FilterType::Lanczos3,
+                );
+                let clean = self.nets.vae.to_diffusion(&self.nets.vae.encode(&from_rgb(&resized, device)?)?.mean)?;
+                // diffusers: run the last ⌊steps · strength⌋ steps.
+                let run = ((request.steps as f64 * request.strength) as usize).clamp(1, request.steps);
+                let first = request.steps - run;
+                (sampler.add_noise(&clean, &start, first)?, first)
+            }
+        };
+        let cond = self.conditioning(request)?;
+        let total = request.steps - first;
+        let mut on_x0 = |i: usize, x0: &Tensor| -> candle_core::Result<()> {
+            let step = i - first + 1;
+            let due = preview_every > 0 && step.is_multiple_of(preview_every) && step < total;
+            let preview = if due { Some(self.preview(x0)?) } else { None };
+            on_step(StepReport { step, total, preview });
+            Ok(())
+        };
+        let Some(latents) = denoise(
+            &self.nets.unet,
+            sampler.as_ref(),
+            x,
+            first,
+            &cond,
+            request.guidance,
+            &mut rng,
+            &mut on_x0,
+            cancel,
+        )?
+        else {
+            return Ok(None);
+        };
+        let images = self.nets.vae.decode(&self.nets.vae.from_diffusion(&latents)?)?;
+        let image = to_rgb(&images)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| GenerateError::Invalid("the decoder returned no image".into()))?;
+        Ok(Some(Generated { image, noise, latent_shape: shape }))
+    }
+
+    /// A picture of a clean-latent estimate: decoded for small latents, else
+    /// the fitted linear colour projection (one pixel per latent position).
+    pub fn preview(&self, x0: &Tensor) -> candle_core::Result<RgbImage> {
+        let (_, c, h, w) = x0.dims4()?;
+        let vae = &self.nets.vae;
+        if h * w <= DECODED_PREVIEW_POSITIONS {
+            let images = vae.decode(&vae.from_diffusion(&x0.narrow(0, 0, 1)?)?)?;
+            return to_rgb(&images)?.into_iter().next().ok_or_else(|| candle_core::Error::Msg("no preview".into()));
+        }
+        let map = match self.latent_rgb.get() {
+            Some(m) => m,
+            None => {
+                let fitted = LatentRgb::fit(vae, c, x0.device())?;
+                self.latent_rgb.get_or_init(|| fitted)
+            }
+        };
+        map.project(&x0.to_dtype(DType::F32)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaussian_elimination_solves_a_small_system() {
+        let a = vec![vec![2.0, 1.0, 0.0], vec![1.0, 3.0, 1.0], vec![0.0, 1.0, 4.0]];
+        let x = [[1.0, -1.0], [2.0, 0.5], [-3.0, 2.0]];
+        let b: Vec<Vec<f64>> =
+            (0..3).map(|i| (0..2).map(|k| (0..3).map(|j| a[i][j] * x[j][k]).sum()).collect()).collect();
+        let got = solve(a, b);
+        for i in 0..3 {
+            for k in 0..2 {
+                assert!((got[i][k] - x[i][k]).abs() < 1e-12);
+            }
+        }
+    }
+}

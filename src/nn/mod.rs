@@ -1,0 +1,30 @@
+//! Layers and custom ops with their own backward passes: convolutions and
+//! linears on GEMMs (`conv`, `conv_op`, `linear`, `layer_op`, `epilogue`,
+//! `im2col`, `matrix`), layer/group norm (`norm_op`), attention
+//! (`attention_op`) and GEGLU (`geglu_op`). Every family builds on these; on
+//! devices other than the CPU each op falls back to candle's own kernels.
+
+pub mod attention_op;
+pub mod conv;
+pub mod conv_op;
+pub mod epilogue;
+pub mod geglu_op;
+pub mod im2col;
+pub mod layer_op;
+pub mod linear;
+pub mod matrix;
+pub mod norm_op;
+
+/// The device models run on: the first GPU when built with `cuda` or `metal`
+/// and one is present, else the CPU.
+pub fn default_device() -> candle_core::Device {
+    #[cfg(feature = "cuda")]
+    if let Ok(d) = candle_core::Device::new_cuda(0) {
+        return d;
+    }
+    #[cfg(feature = "metal")]
+    if let Ok(d) = candle_core::Device::new_metal(0) {
+        return d;
+    }
+    candle_core::Device::Cpu
+}

@@ -1,0 +1,347 @@
+//! The llama forward pass on our own kernels: RMSNorm, grouped-query
+//! attention with interleaved ("NORM") RoPE and a KV cache, SwiGLU MLP, all
+//! in f32 with weights in their GGUF block formats. Activations are quantized
+//! to 8 bits before each product, as llama.cpp and candle do. Each pass runs
+//! on a [`Team`]: matrix rows and heads are split between the threads.
+
+use std::ops::Range;
+
+use crate::text::llama::team::{Member, Shared, Team};
+use crate::text::llama::weights::{LlamaConfig, LlamaWeights};
+use latent_kernels::{ActFormat, Activations, QMatrix, axpy, dot, softmax};
+
+/// Positions the KV cache grows by, so it is not reallocated every token.
+const CACHE_GROWTH: usize = 256;
+
+/// A loaded model with its KV cache.
+pub struct LlamaRunner {
+    weights: LlamaWeights,
+    team: Team,
+    /// Per block: keys and values of every cached position, `[position, kv_dim]`.
+    keys: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+    cached: usize,
+    /// RoPE's angle per pair of dimensions: θ^(−2i/head_dim).
+    inv_freq: Vec<f32>,
+}
+
+/// Why a forward pass was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ForwardError {
+    /// A token id the embedding table has no row for.
+    #[error("token id {id} is outside the vocabulary of {vocab}")]
+    UnknownToken { id: u32, vocab: usize },
+    /// The tokens would start after the end of the cached sequence.
+    #[error("position {pos} skips past the {cached} cached tokens")]
+    Gap { pos: usize, cached: usize },
+}
+
+impl LlamaRunner {
+    /// A runner that uses `threads` threads per pass.
+    pub fn new(weights: LlamaWeights, threads: usize) -> Self {
+        let c = &weights.config;
+        let half = c.head_dim() / 2;
+        // As candle and llama.cpp compute it, in f32.
+        let inv_freq = (0..half).map(|i| 1.0 / c.rope_base.powf((2 * i) as f32 / c.head_dim() as f32)).collect();
+        let layers = c.layers;
+        Self {
+            weights,
+            team: Team::new(threads),
+            keys: vec![Vec::new(); layers],
+            values: vec![Vec::new(); layers],
+            cached: 0,
+            inv_freq,
+        }
+    }
+
+    /// The model's hyper-parameters.
+    pub fn config(&self) -> &LlamaConfig {
+        &self.weights.config
+    }
+
+    /// Threads per pass.
+    pub fn threads(&self) -> usize {
+        self.team.threads()
+    }
+
+    /// Forgets the cached positions.
+    pub fn reset(&mut self) {
+        self.cached = 0;
+    }
+
+    /// Runs `tokens` at positions `pos..` (keeping the cache before `pos`)
+    /// and returns the logits after the last one.
+    pub fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>, ForwardError> {
+        let c = self.weights.config.clone();
+        if pos > self.cached {
+            return Err(ForwardError::Gap { pos, cached: self.cached });
+        }
+        if let Some(&id) = tokens.iter().find(|&&id| id as usize >= c.vocab) {
+            return Err(ForwardError::UnknownToken { id, vocab: c.vocab });
+        }
+        let n = tokens.len();
+        if n == 0 {
+            return Ok(vec![0.0; c.vocab]);
+        }
+        let (d, kv, ff) = (c.embedding, c.kv_dim(), c.feed_forward);
+        let end = pos + n;
+        for cache in self.keys.iter_mut().chain(self.values.iter_mut()) {
+            if cache.len() < end * kv {
+                cache.resize(end.next_multiple_of(CACHE_GROWTH) * kv, 0.0);
+            }
+        }
+        // cos and sin for each new position and dimension pair.
+        let rope: Vec<(f32, f32)> = (pos..end)
+            .flat_map(|p| self.inv_freq.iter().map(move |f| (p as f32 * f).sin_cos()).map(|(s, c)| (c, s)))
+            .collect();
+        let mut x = vec![0f32; n * d];
+        for (row, &id) in x.chunks_exact_mut(d).zip(tokens) {
+            self.weights.token_embd.dequantize_row(id as usize, row);
+        }
+        let (mut q, mut k, mut v) = (vec![0f32; n * d], vec![0f32; n * kv], vec![0f32; n * kv]);
+        let (mut att, mut hidden, mut logits) = (vec![0f32; n * d], vec![0f32; n * ff], vec![0f32; c.vocab]);
+        let bufs = Buffers {
+            x: Shared::new(&mut x),
+            q: Shared::new(&mut q),
+            k: Shared::new(&mut k),
+            v: Shared::new(&mut v),
+            att: Shared::new(&mut att),
+            hidden: Shared::new(&mut hidden),
+            logits: Shared::new(&mut logits),
+            keys: self.keys.iter_mut().map(|v| Shared::new(v)).collect(),
+            values: self.values.iter_mut().map(|v| Shared::new(v)).collect(),
+        };
+        let pass = Pass { weights: &self.weights, config: &c, rope: &rope, pos, tokens: n, bufs };
+        self.team.run(|m| pass.run(m));
+        self.cached = end;
+        Ok(logits)
+    }
+}
+
+/// Buffers of one pass, shared by the team.
+struct Buffers<'a> {
+    /// Residual stream `[tokens, embedding]`.
+    x: Shared<'a, f32>,
+    /// Projections `[tokens, embedding]` and `[tokens, kv_dim]`.
+    q: Shared<'a, f32>,
+    k: Shared<'a, f32>,
+    v: Shared<'a, f32>,
+    /// Attention output `[tokens, embedding]`.
+    att: Shared<'a, f32>,
+    /// SwiGLU activations `[tokens, feed_forward]`.
+    hidden: Shared<'a, f32>,
+    logits: Shared<'a, f32>,
+    keys: Vec<Shared<'a, f32>>,
+    values: Vec<Shared<'a, f32>>,
+}
+
+/// Everything one pass reads, and the steps each member runs.
+struct Pass<'a> {
+    weights: &'a LlamaWeights,
+    config: &'a LlamaConfig,
+    /// (cos, sin) per new position and dimension pair.
+    rope: &'a [(f32, f32)],
+    pos: usize,
+    tokens: usize,
+    bufs: Buffers<'a>,
+}
+
+/// A member's private scratch: normalised rows, their quantized forms, and
+/// the products for its rows.
+#[derive(Default)]
+struct Scratch {
+    normed: Vec<f32>,
+    acts: Quantized,
+    scores: Vec<f32>,
+    out: Vec<f32>,
+    gate: Vec<f32>,
+}
+
+/// `w`'s `rows` times every token of `acts`, `[tokens, rows.len()]`, in `out`.
+fn products<'o>(w: &QMatrix, rows: &Range<usize>, acts: &Activations, out: &'o mut Vec<f32>) -> &'o [f32] {
+    out.resize(acts.tokens() * rows.len(), 0.0);
+    w.dot_rows(rows.clone(), acts, out);
+    out
+}
+
+impl Pass<'_> {
+    // SAFETY (for every `get`/`part` below): between two `m.sync()` calls each
+    // buffer is either only read by all members or written in ranges that
+    // `Member::rows`/`items` give to one member alone.
+    fn run(&self, m: &Member) {
+        let c = self.config;
+        let b = &self.bufs;
+        let (d, kv, ff) = (c.embedding, c.kv_dim(), c.feed_forward);
+        let n = self.tokens;
+        let mut s = Scratch::default();
+        // Writes (or adds) this member's `[tokens, rows]` products into a `[tokens, width]` buffer.
+        let scatter = |to: &Shared<f32>, width: usize, rows: &Range<usize>, values: &[f32], add: bool| {
+            for (t, row) in values.chunks_exact(rows.len().max(1)).enumerate().take(n) {
+                for (r, &val) in rows.clone().zip(row) {
+                    let i = t * width + r;
+                    // SAFETY: `rows` belong to this member until the next barrier.
+                    unsafe { to.set(i, if add { to.value(i) + val } else { val }) };
+                }
+            }
+        };
+        for (layer, block) in self.weights.blocks.iter().enumerate() {
+            rms_norm_rows(unsafe { b.x.get() }, &block.attn_norm, c.rms_eps, &mut s.normed);
+            s.acts.reset();
+            // q, k and v rows as one range of d + 2·kv, split between members.
+            let rows = m.rows(d + 2 * kv);
+            for (w, to, offset) in [(&block.wq, &b.q, 0), (&block.wk, &b.k, d), (&block.wv, &b.v, d + kv)] {
+                let width = w.rows();
+                let mine =
+                    rows.start.clamp(offset, offset + width) - offset..rows.end.clamp(offset, offset + width) - offset;
+                let values = products(w, &mine, s.acts.of(w, &s.normed, d), &mut s.out);
+                scatter(to, width, &mine, values, false);
+            }
+            m.sync();
+            self.rope_and_cache(m, layer);
+            m.sync();
+            self.attention(m, layer, &mut s.scores);
+            m.sync();
+            s.acts.reset();
+            let rows = m.rows(d);
+            let values = products(&block.wo, &rows, s.acts.of(&block.wo, unsafe { b.att.get() }, d), &mut s.out);
+            scatter(&b.x, d, &rows, values, true);
+            m.sync();
+            rms_norm_rows(unsafe { b.x.get() }, &block.ffn_norm, c.rms_eps, &mut s.normed);
+            s.acts.reset();
+            let rows = m.rows(ff);
+            products(&block.gate, &rows, s.acts.of(&block.gate, &s.normed, d), &mut s.gate);
+            let up = products(&block.up, &rows, s.acts.of(&block.up, &s.normed, d), &mut s.out);
+            // SwiGLU: silu(gate) · up.
+            s.gate.iter_mut().zip(up).for_each(|(g, &u)| *g = *g / (1.0 + (-*g).exp()) * u);
+            scatter(&b.hidden, ff, &rows, &s.gate, false);
+            m.sync();
+            s.acts.reset();
+            let rows = m.rows(d);
+            let values =
+                products(&block.down, &rows, s.acts.of(&block.down, unsafe { b.hidden.get() }, ff), &mut s.out);
+            scatter(&b.x, d, &rows, values, true);
+            m.sync();
+        }
+        // Logits of the last token only.
+        let x = unsafe { b.x.get() };
+        rms_norm_rows(&x[(n - 1) * d..], &self.weights.output_norm, c.rms_eps, &mut s.normed);
+        s.acts.reset();
+        let head = self.weights.head();
+        let rows = m.rows(c.vocab);
+        let values = products(head, &rows, s.acts.of(head, &s.normed, d), &mut s.out);
+        scatter(&b.logits, c.vocab, &rows, values, false);
+    }
+
+    /// Rotates this member's query and key heads and appends keys and values to the cache.
+    fn rope_and_cache(&self, m: &Member, layer: usize) {
+        let c = self.config;
+        let (d, kv, hd) = (c.embedding, c.kv_dim(), c.head_dim());
+        let b = &self.bufs;
+        let half = hd / 2;
+        let rotate = |head: &mut [f32], t: usize| {
+            for (pair, &(cos, sin)) in head.chunks_exact_mut(2).zip(&self.rope[t * half..(t + 1) * half]) {
+                let (x0, x1) = (pair[0], pair[1]);
+                pair[0] = x0 * cos - x1 * sin;
+                pair[1] = x0 * sin + x1 * cos;
+            }
+        };
+        for h in m.items(c.heads) {
+            for t in 0..self.tokens {
+                rotate(unsafe { b.q.part(t * d + h * hd..t * d + (h + 1) * hd) }, t);
+            }
+        }
+        let v = unsafe { b.v.get() };
+        for g in m.items(c.kv_heads) {
+            for t in 0..self.tokens {
+                let head = t * kv + g * hd..t * kv + (g + 1) * hd;
+                let k = unsafe { b.k.part(head.clone()) };
+                rotate(k, t);
+                let at = (self.pos + t) * kv + g * hd..(self.pos + t) * kv + (g + 1) * hd;
+                unsafe { b.keys[layer].part(at.clone()) }.copy_from_slice(k);
+                unsafe { b.values[layer].part(at) }.copy_from_slice(&v[head]);
+            }
+        }
+    }
+
+    /// Causal softmax attention for this member's query heads. Heads that
+    /// share a key/value head go through the cache together, so each cached
+    /// key and value is read once per group rather than once per head.
+    fn attention<'a>(&'a self, m: &Member, layer: usize, scores: &mut Vec<f32>) {
+        let c = self.config;
+        let (d, kv, hd) = (c.embedding, c.kv_dim(), c.head_dim());
+        let b = &self.bufs;
+        let group = c.heads / c.kv_heads;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let (q, keys, values) = unsafe { (b.q.get(), b.keys[layer].get(), b.values[layer].get()) };
+        let mine = m.items(c.heads);
+        let mut first = mine.start;
+        while first < mine.end {
+            let g = first / group;
+            let heads = first..mine.end.min((g + 1) * group);
+            let n = heads.len();
+            let cached = |cache: &'a [f32], s: usize| -> &'a [f32] { &cache[s * kv + g * hd..s * kv + (g + 1) * hd] };
+            for t in 0..self.tokens {
+                let visible = self.pos + t + 1;
+                // [head, position]
+                scores.clear();
+                scores.resize(n * visible, 0.0);
+                for s in 0..visible {
+                    let k = cached(keys, s);
+                    for (i, h) in heads.clone().enumerate() {
+                        scores[i * visible + s] = dot(&q[t * d + h * hd..t * d + (h + 1) * hd], k) * scale;
+                    }
+                }
+                scores.chunks_exact_mut(visible).for_each(softmax);
+                // These heads' outputs lie side by side.
+                let out = unsafe { b.att.part(t * d + heads.start * hd..t * d + heads.end * hd) };
+                out.fill(0.0);
+                for s in 0..visible {
+                    let v = cached(values, s);
+                    for (i, o) in out.chunks_exact_mut(hd).enumerate() {
+                        axpy(o, scores[i * visible + s], v);
+                    }
+                }
+            }
+            first = heads.end;
+        }
+    }
+}
+
+/// Rows of `x` quantized once per activation format and reused by every
+/// matrix of that format until [`Quantized::reset`].
+#[derive(Default)]
+struct Quantized {
+    slots: [(bool, Activations); 3],
+}
+
+impl Quantized {
+    fn reset(&mut self) {
+        self.slots.iter_mut().for_each(|s| s.0 = false);
+    }
+
+    fn of(&mut self, w: &QMatrix, x: &[f32], cols: usize) -> &Activations {
+        let slot = match w.format().act_format() {
+            ActFormat::F32 => 0,
+            ActFormat::Q8_0 => 1,
+            ActFormat::Q8_1 => 2,
+        };
+        let (ready, acts) = &mut self.slots[slot];
+        if !*ready {
+            acts.quantize(w.format(), x, cols);
+            *ready = true;
+        }
+        acts
+    }
+}
+
+/// RMSNorm of each `weight.len()`-wide row of `x` into `out`, as candle computes it.
+fn rms_norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut Vec<f32>) {
+    out.resize(x.len(), 0.0);
+    for (row, o) in x.chunks_exact(weight.len()).zip(out.chunks_exact_mut(weight.len())) {
+        let mean_square = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+        let inv = 1.0 / (mean_square + eps).sqrt();
+        for ((o, &v), &w) in o.iter_mut().zip(row).zip(weight) {
+            *o = v * inv * w;
+        }
+    }
+}

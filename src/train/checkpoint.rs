@@ -1,0 +1,84 @@
+//! Training checkpoints: weights, optimiser moments and a JSON state in one
+//! folder that is replaced whole. Files are written into a fresh sibling
+//! folder that then takes the old one's place, so a crash mid-save never
+//! leaves weights from one step next to optimiser state from another.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use candle_nn::VarMap;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::train::adam::Adam;
+use crate::vae::train::{TrainError, file_err};
+
+/// Weights file in a checkpoint folder.
+const WEIGHTS: &str = "weights.safetensors";
+/// AdamW moments.
+const OPTIMIZER: &str = "optimizer.safetensors";
+/// The trainer's own state (spec, step, history), JSON.
+const STATE: &str = "state.json";
+
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".{suffix}"));
+    dir.with_file_name(name)
+}
+
+/// Writes a checkpoint of `varmap`, the optimisers `opts` (over disjoint
+/// variables, such as a GAN's generator and discriminator) and `state` into
+/// `dir`, replacing it whole.
+pub fn save_checkpoint<S: Serialize>(dir: &Path, varmap: &VarMap, opts: &[&Adam], state: &S) -> Result<(), TrainError> {
+    let staging = sibling(dir, "new");
+    let previous = sibling(dir, "old");
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|e| file_err(&staging, e))?;
+    let weights = staging.join(WEIGHTS);
+    varmap.save(&weights).map_err(|e| file_err(&weights, e))?;
+    let opt_path = staging.join(OPTIMIZER);
+    let mut moments = std::collections::HashMap::new();
+    for opt in opts {
+        moments.extend(opt.state()?);
+    }
+    candle_core::safetensors::save(&moments, &opt_path).map_err(|e| file_err(&opt_path, e))?;
+    let state_path = staging.join(STATE);
+    let text = serde_json::to_string_pretty(state).map_err(|e| file_err(&state_path, e))?;
+    std::fs::write(&state_path, text).map_err(|e| file_err(&state_path, e))?;
+    let _ = std::fs::remove_dir_all(&previous);
+    if dir.exists() {
+        std::fs::rename(dir, &previous).map_err(|e| file_err(dir, e))?;
+    }
+    std::fs::rename(&staging, dir).map_err(|e| file_err(dir, e))?;
+    let _ = std::fs::remove_dir_all(&previous);
+    Ok(())
+}
+
+/// A checkpoint's state and the folder it was read from: `dir`, or the
+/// previous version left beside it if a save was interrupted between renames.
+pub fn read_checkpoint_state<S: DeserializeOwned>(dir: &Path) -> Result<(S, PathBuf), TrainError> {
+    let previous = sibling(dir, "old");
+    let dir = if !dir.join(STATE).exists() && previous.join(STATE).exists() { previous } else { dir.to_owned() };
+    let state_path = dir.join(STATE);
+    let text = std::fs::read_to_string(&state_path).map_err(|e| file_err(&state_path, e))?;
+    let state = serde_json::from_str(&text).map_err(|e| file_err(&state_path, e))?;
+    Ok((state, dir))
+}
+
+/// Loads the weights and optimiser moments of the checkpoint in `dir`
+/// (as returned by [`read_checkpoint_state`]); each optimiser comes with its step count.
+pub fn load_checkpoint_tensors(
+    dir: &Path,
+    varmap: &mut VarMap,
+    opts: &mut [(&mut Adam, usize)],
+    device: &Device,
+) -> Result<(), TrainError> {
+    let weights = dir.join(WEIGHTS);
+    varmap.load(&weights).map_err(|e| file_err(&weights, e))?;
+    let opt_path = dir.join(OPTIMIZER);
+    let moments = candle_core::safetensors::load(&opt_path, device).map_err(|e| file_err(&opt_path, e))?;
+    for (opt, steps) in opts {
+        opt.restore(&moments, *steps).map_err(|e| file_err(&opt_path, e))?;
+    }
+    Ok(())
+}

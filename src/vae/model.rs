@@ -1,0 +1,112 @@
+//! A trained VAE loaded from a models folder, behind [`LatentModel`].
+
+use candle_core::{DType, Device, Tensor};
+use image::{DynamicImage, RgbImage};
+
+use crate::io::manifest::{Family, ModelManifest};
+use crate::latent::model::{LatentModel, ModelError, check_manifest_shape, load_weights};
+use crate::vae::network::{Vae, VaeConfig};
+
+/// A VAE ready to encode and decode.
+pub struct VaeModel {
+    manifest: ModelManifest,
+    vae: Vae,
+    device: Device,
+}
+
+impl VaeModel {
+    /// Loads the weights named by `manifest`, checking the manifest against
+    /// the configuration and every tensor's shape.
+    pub fn load(manifest: ModelManifest, device: &Device) -> Result<Self, ModelError> {
+        let bad = |detail: String| ModelError::Manifest { path: manifest.manifest_path(), detail };
+        if manifest.family != Family::Vae {
+            return Err(bad(format!("family is {}, not vae", manifest.family.name())));
+        }
+        let config: VaeConfig =
+            serde_json::from_value(manifest.config.clone()).map_err(|e| bad(format!("invalid VAE config: {e}")))?;
+        config.validate().map_err(&bad)?;
+        check_manifest_shape(&manifest, config.latent_dim, config.image_size, config.channels)?;
+        let (vb, weights_err) = load_weights(&manifest, device)?;
+        let vae = Vae::new(&config, vb).map_err(|e| weights_err(format!("does not fit the manifest's config: {e}")))?;
+        Ok(Self { manifest, vae, device: device.clone() })
+    }
+
+    fn compute(&self, e: candle_core::Error) -> ModelError {
+        ModelError::Compute { id: self.manifest.id.clone(), source: e }
+    }
+
+    /// The network itself, for benchmarks and tests.
+    pub fn vae(&self) -> &Vae {
+        &self.vae
+    }
+}
+
+/// [batch, channels, h, w] intensities in [0, 1] → RGB images.
+pub fn tensor_to_images(t: &Tensor) -> candle_core::Result<Vec<RgbImage>> {
+    let (batch, channels, h, w) = t.dims4()?;
+    let data: Vec<f32> = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    let plane = h * w;
+    let to_u8 = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    Ok((0..batch)
+        .map(|b| {
+            let img = &data[b * channels * plane..(b + 1) * channels * plane];
+            RgbImage::from_fn(w as u32, h as u32, |x, y| {
+                let i = y as usize * w + x as usize;
+                if channels == 1 {
+                    let v = to_u8(img[i]);
+                    image::Rgb([v, v, v])
+                } else {
+                    image::Rgb([to_u8(img[i]), to_u8(img[plane + i]), to_u8(img[2 * plane + i])])
+                }
+            })
+        })
+        .collect())
+}
+
+/// Resizes any image to the model's input and returns [1, channels, size, size] in [0, 1].
+pub fn image_to_tensor(
+    image: &DynamicImage,
+    size: usize,
+    channels: usize,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let resized = image.resize_exact(size as u32, size as u32, image::imageops::FilterType::Triangle);
+    let data: Vec<f32> = if channels == 1 {
+        resized.to_luma8().pixels().map(|p| p.0[0] as f32 / 255.0).collect()
+    } else {
+        let rgb = resized.to_rgb8();
+        (0..3).flat_map(|c| rgb.pixels().map(move |p| p.0[c] as f32 / 255.0).collect::<Vec<_>>()).collect()
+    };
+    Tensor::from_vec(data, (1, channels, size, size), device)
+}
+
+impl LatentModel for VaeModel {
+    fn manifest(&self) -> &ModelManifest {
+        &self.manifest
+    }
+
+    fn decode(&self, latents: &[Vec<f32>]) -> Result<Vec<RgbImage>, ModelError> {
+        self.check_latents(latents)?;
+        let dim = self.latent_dim();
+        let flat: Vec<f32> = latents.iter().flatten().copied().collect();
+        let run = || -> candle_core::Result<Vec<RgbImage>> {
+            let z = Tensor::from_vec(flat, (latents.len(), dim), &self.device)?;
+            tensor_to_images(&self.vae.decoder.decode(&z)?)
+        };
+        run().map_err(|e| self.compute(e))
+    }
+
+    fn can_encode(&self) -> bool {
+        true
+    }
+
+    fn encode(&self, image: &DynamicImage) -> Result<Vec<f32>, ModelError> {
+        let cfg = &self.vae.config;
+        let run = || -> candle_core::Result<Vec<f32>> {
+            let xs = image_to_tensor(image, cfg.image_size, cfg.channels, &self.device)?;
+            let (mean, _) = self.vae.encoder.forward(&xs)?;
+            mean.flatten_all()?.to_vec1()
+        };
+        run().map_err(|e| self.compute(e))
+    }
+}
