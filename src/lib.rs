@@ -16,6 +16,7 @@ pub mod latent;
 pub mod library;
 pub mod nn;
 pub mod runtime;
+pub mod spec;
 pub mod text;
 pub mod train;
 pub mod ui;

@@ -8,10 +8,10 @@ mod common;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use latent_studio::app::StudioApp;
-use latent_studio::app::commands::{Tab, UiCommand};
 use latent_studio::app::settings::Settings;
-use latent_studio::diffusion::image_record::read_image_record;
 use latent_studio::diffusion::random_weights::{RandomModel, write_random_model};
+use latent_studio::io::image_record::read_image_record;
+use latent_studio::ui::commands::{Tab, UiCommand};
 use latent_studio::worker::ImageModelRef;
 
 fn harness(model: &std::path::Path, output: &std::path::Path) -> Harness<'static, StudioApp> {

@@ -122,8 +122,7 @@ fn dropped_images_are_encoded_into_the_slot_under_the_pointer() {
     let mut h = harness();
     common::step_until(&mut h, "the first decode", idle);
 
-    let zone_a =
-        h.state().panel.drop_zones.iter().find(|(_, s)| *s == latent_studio::app::commands::Slot::A).unwrap().0;
+    let zone_a = h.state().panel.drop_zones.iter().find(|(_, s)| *s == latent_studio::ui::commands::Slot::A).unwrap().0;
     drop_file(&mut h, &digit, zone_a.center());
     common::step_until(&mut h, "encoding into A", |app| app.panel.endpoints[0].label == "digit.png" && idle(app));
     let a = h.state().panel.endpoints[0].latent.clone();
@@ -161,7 +160,7 @@ fn settings_persist_the_last_model_and_output_folder() {
     }
     let mut h = harness();
     common::step_until(&mut h, "the first decode", idle);
-    h.state_mut().apply(latent_studio::app::commands::UiCommand::SelectModel("fashion-16d".into()));
+    h.state_mut().apply(latent_studio::ui::commands::UiCommand::SelectModel("fashion-16d".into()));
     h.state_mut().settings.output_dir = "/tmp/elsewhere".into();
     common::step_until(&mut h, "the second model", |app| app.panel.latent.len() == 16 && idle(app));
     let mut storage = Memory::default();

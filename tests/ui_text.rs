@@ -7,9 +7,9 @@ mod common;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use latent_studio::app::StudioApp;
-use latent_studio::app::commands::{Tab, UiCommand};
 use latent_studio::app::settings::Settings;
 use latent_studio::text::generate::StopReason;
+use latent_studio::ui::commands::{Tab, UiCommand};
 use latent_studio::worker::TextModelRef;
 
 fn harness(model: &std::path::Path) -> Harness<'static, StudioApp> {

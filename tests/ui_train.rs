@@ -7,8 +7,8 @@ mod common;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use latent_studio::app::StudioApp;
-use latent_studio::app::commands::Tab;
 use latent_studio::app::settings::Settings;
+use latent_studio::ui::commands::Tab;
 
 /// 80 coloured 64×64 emoji-like PNGs (72 for training: one batch of 64) and their list, in `dir/emoji`.
 fn write_emoji_folder(dir: &std::path::Path) {
@@ -59,9 +59,9 @@ fn a_gui_training_run_updates_the_loss_plot_and_can_be_cancelled() {
 /// epoch grids; "Watch a run…" follows them as they grow.
 #[test]
 fn watching_a_command_line_run_follows_its_log() {
-    use latent_studio::app::commands::UiCommand;
     use latent_studio::gan::train::GanEpochReport;
     use latent_studio::train::log::{LogLine, append, grid_path};
+    use latent_studio::ui::commands::UiCommand;
     let run = tempfile::tempdir().unwrap();
     let progress = run.path().join("progress");
     std::fs::create_dir_all(&progress).unwrap();

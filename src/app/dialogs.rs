@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::commands::Slot;
+use crate::ui::commands::Slot;
 use crate::worker::WorkerRequest;
 
 /// What a closed dialog asks the app to do.
@@ -23,7 +23,7 @@ pub enum DialogOutcome {
     /// Use this diffusers folder as the diffusion model.
     ImageModel(PathBuf),
     /// The settings read from a PNG (or why they could not be).
-    ImageSettings { path: PathBuf, record: Result<Option<crate::diffusion::image_record::ImageRecord>, String> },
+    ImageSettings { path: PathBuf, record: Result<Option<crate::io::image_record::ImageRecord>, String> },
     /// Use this init image.
     InitImage(PathBuf),
 }

@@ -1,9 +1,8 @@
 //! The eframe application: persisted settings, commands, the job table and
 //! the glue between panels and the worker.
 
-pub mod commands;
 pub mod dialogs;
-pub mod jobs;
+pub mod frame_bench;
 pub mod settings;
 pub mod studio;
 

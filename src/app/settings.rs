@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::commands::Tab;
 use crate::io::output::default_output_dir;
 use crate::latent::interpolate::Interpolation;
 use crate::text::sampling::SamplingParams;
+use crate::ui::commands::Tab;
 
 /// Persisted through eframe's storage under [`Settings::KEY`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

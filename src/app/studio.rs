@@ -10,14 +10,14 @@ mod image;
 mod text;
 mod train;
 
-use super::commands::{SaveKind, Slot, Tab, UiCommand};
 use super::dialogs::{DialogOutcome, Dialogs};
-use super::jobs::{JobTable, Purpose};
 use super::settings::Settings;
 use crate::io::manifest::{ModelManifest, discover};
 use crate::io::png_meta::ImageSettings;
 use crate::latent::interpolate::seeded_latent;
+use crate::ui::commands::{SaveKind, Slot, Tab, UiCommand};
 use crate::ui::image_panel::{ImagePanel, ImagePanelContext};
+use crate::ui::jobs::{JobTable, Purpose};
 use crate::ui::latent_panel::{Endpoint, LatentPanel, Origin, PanelContext};
 use crate::ui::status::{Notice, status_ui};
 use crate::ui::text_panel::{TextPanel, TextPanelContext};

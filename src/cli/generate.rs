@@ -7,9 +7,9 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::diffusion::image_record::{ImageRecord, read_image_record};
 use crate::diffusion::pipeline::{DiffusionPipeline, ImageRequest};
 use crate::diffusion::schedulers::SamplerKind;
+use crate::io::image_record::{ImageRecord, read_image_record};
 use crate::io::npy::{NpyArray, npy_bytes, read_npy};
 use crate::io::output::write_new_file;
 use crate::io::png_meta::encode_png;
@@ -159,7 +159,7 @@ pub fn info(path: &Path, json: bool) -> anyhow::Result<()> {
         bail!(
             "{} holds no generation settings (no parameters or {} chunk)",
             path.display(),
-            crate::diffusion::image_record::RECORD_KEY
+            crate::io::image_record::RECORD_KEY
         );
     };
     if json {

@@ -6,7 +6,6 @@ mod bench_conv;
 mod bench_diffusion;
 mod bench_gan;
 mod bench_text;
-mod bench_ui;
 mod directions;
 mod generate;
 mod latent;

@@ -11,7 +11,8 @@ use crate::io::datasets::{DatasetName, load};
 use crate::io::manifest::MANIFEST_FILE;
 use crate::nn::default_device;
 use crate::train::cancel::CancelToken;
-use crate::vae::export::{ExportInfo, export_vae};
+use crate::train::export::ExportInfo;
+use crate::vae::export::export_vae;
 use crate::vae::network::VaeConfig;
 use crate::vae::train::{TrainEvent, TrainVaeSpec, VaeTrainer};
 

@@ -13,10 +13,10 @@ use crate::diffusion::train_autoencoder::{AutoencoderTrainer, TrainAutoencoderSp
 use crate::io::emoji::load_emoji_with_captions;
 use crate::io::export::make_grid;
 use crate::io::png_meta::encode_png;
+use crate::latent::model::tensor_to_images;
 use crate::nn::default_device;
+use crate::train::batch::batch_tensor;
 use crate::train::cancel::CancelToken;
-use crate::vae::model::tensor_to_images;
-use crate::vae::train::batch_tensor;
 
 /// Flags of `train autoencoder`.
 #[derive(Args, Debug)]

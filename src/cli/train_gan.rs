@@ -15,8 +15,8 @@ use crate::io::manifest::MANIFEST_FILE;
 use crate::io::png_meta::encode_png;
 use crate::nn::default_device;
 use crate::train::cancel::CancelToken;
+use crate::train::export::ExportInfo;
 use crate::train::log::{self as train_log, LogLine};
-use crate::vae::export::ExportInfo;
 
 /// Flags of `train gan`.
 #[derive(Args, Debug)]

@@ -13,7 +13,7 @@ use crate::nn::default_device;
 use crate::text::export::export_char_gpt;
 use crate::text::gpt::GptConfig;
 use crate::text::train::{TextTrainer, TrainTextSpec};
-use crate::vae::export::ExportInfo;
+use crate::train::export::ExportInfo;
 
 /// Flags of `train text`.
 #[derive(Args, Debug)]

@@ -20,7 +20,7 @@ use crate::io::datasets::DatasetName;
 use crate::io::export::upscale;
 use crate::io::manifest::{Family, ModelManifest, write_manifest};
 use crate::io::png_meta::encode_png;
-use crate::vae::train::{TrainError, file_err};
+use crate::train::error::{TrainError, file_err};
 
 /// Prompts of the card's sample grid, one row each.
 pub const CARD_PROMPTS: [&str; 6] = ["cat", "red heart", "smiling face", "dog", "sun", "green apple"];

@@ -15,7 +15,6 @@ pub mod blocks;
 pub mod clip_text;
 pub mod clip_tokenizer;
 pub mod export;
-pub mod image_record;
 pub mod nets;
 pub mod pipeline;
 pub mod random_weights;

@@ -9,15 +9,14 @@ use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Tensor};
 use image::RgbImage;
-use serde::{Deserialize, Serialize};
 
 use crate::diffusion::autoencoder::Autoencoder;
 use crate::diffusion::nets::{DiffusionNets, FolderError, read_config};
-use crate::diffusion::schedulers::{Sampler, SamplerKind, ScheduleError, SchedulerConfig};
+use crate::diffusion::schedulers::{Sampler, ScheduleError, SchedulerConfig, build_sampler};
 use crate::diffusion::unet::Unet;
+use crate::latent::model::tensor_to_images;
 use crate::train::cancel::CancelToken;
 use crate::train::rng::SeededRng;
-use crate::vae::model::tensor_to_images;
 
 /// Why a generation could not run.
 #[derive(Debug, thiserror::Error)]
@@ -32,38 +31,7 @@ pub enum GenerateError {
     Compute(#[from] candle_core::Error),
 }
 
-/// The settings of one image.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ImageRequest {
-    pub prompt: String,
-    pub negative: String,
-    pub steps: usize,
-    pub sampler: SamplerKind,
-    /// Classifier-free guidance scale; ≤ 1 runs the prompt alone (SD-Turbo's 0).
-    pub guidance: f64,
-    pub width: usize,
-    pub height: usize,
-    pub seed: u64,
-    /// img2img only: how much of the schedule to run over the init image (0–1].
-    pub strength: f64,
-}
-
-impl ImageRequest {
-    /// A request with the pipeline's defaults for everything but the prompt.
-    pub fn new(prompt: &str, seed: u64) -> Self {
-        Self {
-            prompt: prompt.into(),
-            negative: String::new(),
-            steps: 20,
-            sampler: SamplerKind::EulerAncestral,
-            guidance: 7.5,
-            width: 512,
-            height: 512,
-            seed,
-            strength: 0.75,
-        }
-    }
-}
+pub use crate::spec::image::ImageRequest;
 
 /// One finished step, for progress bars and previews.
 pub struct StepReport {
@@ -355,7 +323,7 @@ impl DiffusionPipeline {
             Some(n) => n,
             None => seed_noise,
         };
-        let sampler = request.sampler.build(&self.scheduler, request.steps)?;
+        let sampler = build_sampler(request.sampler, &self.scheduler, request.steps)?;
         let start = Tensor::from_vec(noise.clone(), (1, shape[0], shape[1], shape[2]), device)?;
         let (x, first) = match init {
             None => ((start * sampler.init_noise_sigma())?, 0),

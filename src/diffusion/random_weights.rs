@@ -17,7 +17,8 @@ use crate::diffusion::train_autoencoder::write_vae_folder;
 use crate::diffusion::train_bpe::train_clip_bpe;
 use crate::diffusion::unet::Unet;
 use crate::diffusion::unet_config::{PerBlock, UnetConfig};
-use crate::vae::train::{TrainError, named_vars, reseed_parameters};
+use crate::train::error::TrainError;
+use crate::train::init::{named_vars, reseed_parameters};
 
 /// The shape of a random model.
 #[derive(Clone, Debug)]

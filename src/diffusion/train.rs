@@ -20,15 +20,18 @@ use crate::diffusion::export::{
     strip_prefix, write_model_index, write_scheduler_folder, write_text_encoder_folder, write_unet_folder,
 };
 use crate::diffusion::pipeline::{Conditioning, denoise, to_rgb};
-use crate::diffusion::schedulers::{SamplerKind, SchedulerConfig};
+use crate::diffusion::schedulers::{SamplerKind, SchedulerConfig, build_sampler};
 use crate::diffusion::unet::Unet;
 use crate::diffusion::unet_config::{PerBlock, UnetConfig};
 use crate::io::export::make_grid;
 use crate::train::adam::{Adam, AdamConfig};
 use crate::train::cancel::CancelToken;
-use crate::train::checkpoint::{load_checkpoint_tensors, read_checkpoint_state, save_checkpoint};
+use crate::train::checkpoint::{
+    CheckpointState, OptimizerSteps, load_checkpoint_tensors, read_checkpoint_state, save_checkpoint,
+};
+use crate::train::error::TrainError;
+use crate::train::init::{named_vars, reseed_parameters};
 use crate::train::rng::SeededRng;
-use crate::vae::train::{TrainError, named_vars, reseed_parameters};
 
 /// What to train.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -107,12 +110,8 @@ impl LatentCaptions {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct CheckpointState {
-    spec: TrainDiffusionSpec,
-    optimizer_steps: usize,
-    history: Vec<DiffusionEpoch>,
-}
+/// What a checkpoint of this trainer holds beside its tensors.
+type DiffusionCheckpoint = CheckpointState<TrainDiffusionSpec, DiffusionEpoch>;
 
 /// A denoiser and text encoder being trained.
 pub struct DiffusionTrainer {
@@ -159,21 +158,21 @@ impl DiffusionTrainer {
     /// further, and `ema_decay` switches a weight average on (it starts from
     /// the checkpoint's weights if the run had none).
     pub fn resume(dir: &Path, epochs: usize, ema_decay: Option<f64>, device: &Device) -> Result<Self, TrainError> {
-        let (state, dir): (CheckpointState, _) = read_checkpoint_state(dir)?;
+        let (state, dir): (DiffusionCheckpoint, _) = read_checkpoint_state(dir)?;
         let mut spec = state.spec;
         spec.epochs = epochs.max(state.history.len());
         spec.ema_decay = ema_decay.or(spec.ema_decay);
         let mut t = Self::new(spec, device)?;
-        load_checkpoint_tensors(&dir, &mut t.varmap, &mut [(&mut t.opt, state.optimizer_steps)], device)?;
+        load_checkpoint_tensors(&dir, &mut t.varmap, &mut [(&mut t.opt, state.progress.optimizer_steps)], device)?;
         t.history = state.history;
         Ok(t)
     }
 
     /// Writes weights, optimiser state and history into `dir` (replaced whole).
     pub fn save_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
-        let state = CheckpointState {
+        let state = DiffusionCheckpoint {
             spec: self.spec.clone(),
-            optimizer_steps: self.opt.steps(),
+            progress: OptimizerSteps { optimizer_steps: self.opt.steps() },
             history: self.history.clone(),
         };
         save_checkpoint(dir, &self.varmap, &[&self.opt], &state)
@@ -263,8 +262,8 @@ impl DiffusionTrainer {
         steps: usize,
         guidance: f64,
     ) -> Result<Vec<Tensor>, TrainError> {
-        let sampler =
-            SamplerKind::Ddim.build(&self.spec.scheduler, steps).map_err(|e| TrainError::Invalid(e.to_string()))?;
+        let sampler = build_sampler(SamplerKind::Ddim, &self.spec.scheduler, steps)
+            .map_err(|e| TrainError::Invalid(e.to_string()))?;
         let (c, side) = (self.spec.unet.in_channels, self.spec.unet.sample_size.unwrap_or(8));
         let cancel = CancelToken::new();
         let mut out = Vec::new();

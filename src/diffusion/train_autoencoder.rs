@@ -13,10 +13,14 @@ use serde::{Deserialize, Serialize};
 use crate::diffusion::autoencoder::{Autoencoder, AutoencoderConfig};
 use crate::io::datasets::ImageSet;
 use crate::train::adam::{Adam, AdamConfig};
+use crate::train::batch::batch_tensor;
 use crate::train::cancel::CancelToken;
-use crate::train::checkpoint::{load_checkpoint_tensors, read_checkpoint_state, save_checkpoint};
+use crate::train::checkpoint::{
+    CheckpointState, OptimizerSteps, load_checkpoint_tensors, read_checkpoint_state, save_checkpoint,
+};
+use crate::train::error::{TrainError, file_err};
+use crate::train::init::{named_vars, reseed_parameters};
 use crate::train::rng::SeededRng;
-use crate::vae::train::{TrainError, batch_tensor, file_err, named_vars, reseed_parameters};
 
 /// What to train.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,12 +58,8 @@ pub struct AutoencoderEpoch {
     pub seconds: f64,
 }
 
-#[derive(Serialize, Deserialize)]
-struct CheckpointState {
-    spec: TrainAutoencoderSpec,
-    optimizer_steps: usize,
-    history: Vec<AutoencoderEpoch>,
-}
+/// What a checkpoint of this trainer holds beside its tensors.
+type AutoencoderCheckpoint = CheckpointState<TrainAutoencoderSpec, AutoencoderEpoch>;
 
 /// An autoencoder being trained.
 pub struct AutoencoderTrainer {
@@ -84,20 +84,20 @@ impl AutoencoderTrainer {
 
     /// Continues from a checkpoint folder; `epochs` may be raised to train further.
     pub fn resume(dir: &Path, epochs: usize, device: &Device) -> Result<Self, TrainError> {
-        let (state, dir): (CheckpointState, _) = read_checkpoint_state(dir)?;
+        let (state, dir): (AutoencoderCheckpoint, _) = read_checkpoint_state(dir)?;
         let mut spec = state.spec;
         spec.epochs = epochs.max(state.history.len());
         let mut t = Self::new(spec, device)?;
-        load_checkpoint_tensors(&dir, &mut t.varmap, &mut [(&mut t.opt, state.optimizer_steps)], device)?;
+        load_checkpoint_tensors(&dir, &mut t.varmap, &mut [(&mut t.opt, state.progress.optimizer_steps)], device)?;
         t.history = state.history;
         Ok(t)
     }
 
     /// Writes weights, optimiser state and history into `dir` (replaced whole).
     pub fn save_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
-        let state = CheckpointState {
+        let state = AutoencoderCheckpoint {
             spec: self.spec.clone(),
-            optimizer_steps: self.opt.steps(),
+            progress: OptimizerSteps { optimizer_steps: self.opt.steps() },
             history: self.history.clone(),
         };
         save_checkpoint(dir, &self.varmap, &[&self.opt], &state)

@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use crate::gan::network::Generator;
 use crate::io::datasets::ImageSet;
+use crate::train::batch::batch_tensor;
 use crate::train::rng::SeededRng;
-use crate::vae::train::batch_tensor;
 
 /// Distances are Euclidean over pixels in [0, 1], per image (3·32·32 values
 /// for the emoji model).

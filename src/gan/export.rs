@@ -14,8 +14,8 @@ use crate::io::datasets::ImageSet;
 use crate::io::export::upscale;
 use crate::io::manifest::{Family, ModelManifest, write_manifest};
 use crate::io::png_meta::encode_png;
-use crate::vae::export::ExportInfo;
-use crate::vae::train::{TrainError, file_err};
+use crate::train::error::{TrainError, file_err};
+use crate::train::export::ExportInfo;
 
 /// Generated images the mode-collapse check compares.
 const DIVERSITY_SAMPLES: usize = 1000;

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use crate::gan::network::{GanConfig, Generator};
 use crate::io::directions::{DIRECTIONS_FILE, read_directions};
 use crate::io::manifest::{Family, ModelManifest};
+use crate::latent::model::tensor_to_images;
 use crate::latent::model::{LatentModel, ModelError, check_manifest_shape, load_weights};
-use crate::vae::model::tensor_to_images;
 
 #[derive(Deserialize)]
 struct GanManifestConfig {

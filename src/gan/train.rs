@@ -14,12 +14,16 @@ use serde::{Deserialize, Serialize};
 use crate::gan::network::{Discriminator, GanConfig, Generator, bce_with_logits_mean};
 use crate::io::datasets::{DatasetName, ImageSet};
 use crate::io::export::make_grid;
+use crate::latent::model::tensor_to_images;
 use crate::train::adam::{Adam, AdamConfig};
+use crate::train::batch::batch_tensor;
 use crate::train::cancel::CancelToken;
-use crate::train::checkpoint::{load_checkpoint_tensors, read_checkpoint_state, save_checkpoint};
+use crate::train::checkpoint::{
+    CheckpointState, OptimizerSteps, load_checkpoint_tensors, read_checkpoint_state, save_checkpoint,
+};
+use crate::train::error::TrainError;
+use crate::train::init::named_vars;
 use crate::train::rng::SeededRng;
-use crate::vae::model::tensor_to_images;
-use crate::vae::train::{TrainError, batch_tensor, named_vars};
 
 /// What to train.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,22 +51,7 @@ impl TrainGanSpec {
     }
 }
 
-/// Metrics after one epoch, averaged over its batches.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct GanEpochReport {
-    /// 1-based epoch number.
-    pub epoch: usize,
-    /// Discriminator loss (real + fake terms).
-    pub d_loss: f64,
-    /// Generator loss (−log D(G(z))).
-    pub g_loss: f64,
-    /// Mean probability the discriminator gave real images.
-    pub d_real: f64,
-    /// Mean probability it gave generated images (before its update).
-    pub d_fake: f64,
-    /// Wall-clock seconds.
-    pub seconds: f64,
-}
+pub use crate::spec::train::GanEpochReport;
 
 /// Progress reported while training.
 #[derive(Clone, Debug)]
@@ -82,12 +71,8 @@ pub struct GanStep {
     pub d_fake: f64,
 }
 
-#[derive(Serialize, Deserialize)]
-struct CheckpointState {
-    spec: TrainGanSpec,
-    optimizer_steps: usize,
-    history: Vec<GanEpochReport>,
-}
+/// What a checkpoint of this trainer holds beside its tensors.
+type GanCheckpoint = CheckpointState<TrainGanSpec, GanEpochReport>;
 
 /// Latents of the sample grid (rows × columns).
 pub const GRID: usize = 8;
@@ -143,11 +128,11 @@ impl GanTrainer {
 
     /// Continues from a checkpoint folder; `epochs` may be raised to train further.
     pub fn resume(dir: &Path, epochs: usize, device: &Device) -> Result<Self, TrainError> {
-        let (state, dir): (CheckpointState, _) = read_checkpoint_state(dir)?;
+        let (state, dir): (GanCheckpoint, _) = read_checkpoint_state(dir)?;
         let mut spec = state.spec;
         spec.epochs = epochs.max(state.history.len());
         let mut t = Self::new(spec, device)?;
-        let steps = state.optimizer_steps;
+        let steps = state.progress.optimizer_steps;
         load_checkpoint_tensors(&dir, &mut t.varmap, &mut [(&mut t.opt_g, steps), (&mut t.opt_d, steps)], device)?;
         t.history = state.history;
         Ok(t)
@@ -156,9 +141,9 @@ impl GanTrainer {
     /// Writes both networks (with batch-norm statistics), both optimisers and
     /// the history into `dir` (replaced whole).
     pub fn save_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
-        let state = CheckpointState {
+        let state = GanCheckpoint {
             spec: self.spec.clone(),
-            optimizer_steps: self.opt_g.steps(),
+            progress: OptimizerSteps { optimizer_steps: self.opt_g.steps() },
             history: self.history.clone(),
         };
         save_checkpoint(dir, &self.varmap, &[&self.opt_g, &self.opt_d], &state)

@@ -5,6 +5,7 @@ pub mod datasets;
 pub mod directions;
 pub mod emoji;
 pub mod export;
+pub mod image_record;
 pub mod latent_map;
 pub mod manifest;
 pub mod npy;

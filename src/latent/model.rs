@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use candle_core::{DType, Tensor};
 use image::RgbImage;
 
 use crate::io::manifest::ModelManifest;
@@ -116,4 +117,26 @@ pub fn load_weights(
     let tensors =
         candle_core::safetensors::load(manifest.weights_path(), device).map_err(|e| weights_err(e.to_string()))?;
     Ok((candle_nn::VarBuilder::from_tensors(tensors, candle_core::DType::F32, device), weights_err))
+}
+
+/// [batch, channels, h, w] intensities in [0, 1] → RGB images.
+pub fn tensor_to_images(t: &Tensor) -> candle_core::Result<Vec<RgbImage>> {
+    let (batch, channels, h, w) = t.dims4()?;
+    let data: Vec<f32> = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    let plane = h * w;
+    let to_u8 = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    Ok((0..batch)
+        .map(|b| {
+            let img = &data[b * channels * plane..(b + 1) * channels * plane];
+            RgbImage::from_fn(w as u32, h as u32, |x, y| {
+                let i = y as usize * w + x as usize;
+                if channels == 1 {
+                    let v = to_u8(img[i]);
+                    image::Rgb([v, v, v])
+                } else {
+                    image::Rgb([to_u8(img[i]), to_u8(img[plane + i]), to_u8(img[2 * plane + i])])
+                }
+            })
+        })
+        .collect())
 }

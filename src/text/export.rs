@@ -10,8 +10,8 @@ use crate::text::generate::{GenerateSpec, generate};
 use crate::text::sampling::SamplingParams;
 use crate::text::train::TextTrainer;
 use crate::train::cancel::CancelToken;
-use crate::vae::export::ExportInfo;
-use crate::vae::train::{TrainError, file_err};
+use crate::train::error::{TrainError, file_err};
+use crate::train::export::ExportInfo;
 
 /// The card's sample: a seeded continuation of this prompt.
 const SAMPLE_PROMPT: &str = "ROMEO:\n";

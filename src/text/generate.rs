@@ -5,66 +5,12 @@
 
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
 use crate::text::gguf_tokenizer::ChatMessage;
 use crate::text::model::{TextModel, TextModelError};
-use crate::text::sampling::{Sampler, SamplingParams};
+use crate::text::sampling::Sampler;
 use crate::train::cancel::CancelToken;
 
-/// What to generate.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct GenerateSpec {
-    /// The user's text.
-    pub prompt: String,
-    /// Wrap the prompt as a user message in the model's chat template.
-    pub chat: bool,
-    /// Most new tokens.
-    pub max_new_tokens: usize,
-    /// Sampling parameters, seed included.
-    pub sampling: SamplingParams,
-    /// Generation ends when the output contains one of these (it is cut before it).
-    pub stop_strings: Vec<String>,
-}
-
-/// Why generation ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum StopReason {
-    /// The model produced an end-of-turn token.
-    StopToken,
-    /// The output reached a stop string.
-    StopString,
-    /// `max_new_tokens` were generated.
-    MaxTokens,
-    /// The context is full.
-    ContextFull,
-    /// The user cancelled.
-    Cancelled,
-}
-
-/// The result of one generation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Generated {
-    /// Prompt token ids as fed to the model (template applied).
-    pub prompt_ids: Vec<u32>,
-    /// Generated token ids (a final stop token excluded).
-    pub ids: Vec<u32>,
-    /// The generated text (cut at a stop string).
-    pub text: String,
-    /// Why it ended.
-    pub stop: StopReason,
-    /// Seconds spent on the prompt (one forward pass).
-    pub prompt_seconds: f64,
-    /// Seconds spent generating after the prompt.
-    pub generate_seconds: f64,
-}
-
-impl Generated {
-    /// Generated tokens per second (after the prompt).
-    pub fn tokens_per_second(&self) -> f64 {
-        self.ids.len() as f64 / self.generate_seconds.max(1e-9)
-    }
-}
+pub use crate::spec::text::{GenerateSpec, Generated, StopReason};
 
 /// The token ids `spec` feeds the model.
 pub fn prompt_ids(model: &dyn TextModel, spec: &GenerateSpec) -> Result<Vec<u32>, TextModelError> {

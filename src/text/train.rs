@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::io::text_corpus::{CharCorpus, CorpusName};
 use crate::text::gpt::{Gpt, GptConfig};
 use crate::train::adam::{Adam, AdamConfig};
-use crate::train::checkpoint::{load_checkpoint_tensors, read_checkpoint_state, save_checkpoint};
+use crate::train::checkpoint::{CheckpointState, load_checkpoint_tensors, read_checkpoint_state, save_checkpoint};
+use crate::train::error::TrainError;
 use crate::train::rng::SeededRng;
-use crate::vae::train::TrainError;
 
 /// What to train.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,13 +50,15 @@ pub struct EvalReport {
     pub seconds: f64,
 }
 
+/// How far a character-GPT run got: its alphabet and optimiser steps.
 #[derive(Serialize, Deserialize)]
-struct CheckpointState {
-    spec: TrainTextSpec,
+struct TextProgress {
     alphabet: String,
     step: usize,
-    history: Vec<EvalReport>,
 }
+
+/// What a checkpoint of this trainer holds beside its tensors.
+type TextCheckpoint = CheckpointState<TrainTextSpec, EvalReport, TextProgress>;
 
 /// A training run in progress.
 pub struct TextTrainer {
@@ -82,30 +84,29 @@ impl TextTrainer {
         }
         let varmap = VarMap::new();
         let gpt = Gpt::new(&spec.config, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
-        crate::vae::train::reseed_parameters(&varmap, spec.seed)?;
-        let vars = crate::vae::train::named_vars(&varmap);
+        crate::train::init::reseed_parameters(&varmap, spec.seed)?;
+        let vars = crate::train::init::named_vars(&varmap);
         let opt = Adam::new(vars, AdamConfig { lr: spec.lr, weight_decay: 0.01, ..Default::default() })?;
         Ok(Self { varmap, gpt, opt, spec, alphabet, step: 0, history: Vec::new(), device: device.clone() })
     }
 
     /// Continues from a checkpoint; `steps` may raise the planned total.
     pub fn resume(dir: &Path, steps: usize, device: &Device) -> Result<Self, TrainError> {
-        let (state, dir): (CheckpointState, _) = read_checkpoint_state(dir)?;
+        let (state, dir): (TextCheckpoint, _) = read_checkpoint_state(dir)?;
         let mut spec = state.spec;
-        spec.steps = steps.max(state.step);
-        let mut trainer = Self::new(spec, state.alphabet.chars().collect(), device)?;
-        load_checkpoint_tensors(&dir, &mut trainer.varmap, &mut [(&mut trainer.opt, state.step)], device)?;
-        trainer.step = state.step;
+        spec.steps = steps.max(state.progress.step);
+        let mut trainer = Self::new(spec, state.progress.alphabet.chars().collect(), device)?;
+        load_checkpoint_tensors(&dir, &mut trainer.varmap, &mut [(&mut trainer.opt, state.progress.step)], device)?;
+        trainer.step = state.progress.step;
         trainer.history = state.history;
         Ok(trainer)
     }
 
     /// Writes weights, optimiser moments, step and history into `dir` (replaced whole).
     pub fn save_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
-        let state = CheckpointState {
+        let state = TextCheckpoint {
             spec: self.spec.clone(),
-            alphabet: self.alphabet.iter().collect(),
-            step: self.step,
+            progress: TextProgress { alphabet: self.alphabet.iter().collect(), step: self.step },
             history: self.history.clone(),
         };
         save_checkpoint(dir, &self.varmap, &[&self.opt], &state)
@@ -256,7 +257,7 @@ mod tests {
         let mut t = TextTrainer::new(spec(corpus.vocab.len(), 150), corpus.vocab.clone(), &Device::Cpu).unwrap();
         t.train_until_eval(&corpus, &mut |_, _| true).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let info = crate::vae::export::ExportInfo { id: "toy", name: "toy", command: "test" };
+        let info = crate::train::export::ExportInfo { id: "toy", name: "toy", command: "test" };
         crate::text::export::export_char_gpt(&t, dir.path(), &info).unwrap();
         let manifest = crate::io::manifest::read_manifest(dir.path()).unwrap();
         let mut model = crate::library::load_text_model(&manifest, &Device::Cpu).unwrap();

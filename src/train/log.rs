@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::gan::train::GanEpochReport;
+use crate::spec::train::GanEpochReport;
 
 /// The log's file name inside the run folder's `progress/`.
 pub const LOG_FILE: &str = "losses.jsonl";

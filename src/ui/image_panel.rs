@@ -12,11 +12,10 @@ use std::time::Instant;
 use egui::{RichText, TextureHandle};
 
 use super::theme;
-use crate::app::commands::UiCommand;
-use crate::diffusion::image_record::ImageRecord;
-use crate::diffusion::pipeline::ImageRequest;
-use crate::diffusion::schedulers::SamplerKind;
+use crate::io::image_record::ImageRecord;
 use crate::io::manifest::ModelManifest;
+use crate::spec::image::{ImageRequest, SamplerKind};
+use crate::ui::commands::UiCommand;
 use crate::worker::{ImageModelRef, JobId};
 
 /// Side of the live preview, in points.

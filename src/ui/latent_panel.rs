@@ -10,10 +10,10 @@ use egui::{RichText, TextureHandle, TextureOptions, Vec2};
 use super::latent_map::{MapPoints, latent_map_ui};
 use super::scatter::ScatterPoint;
 use super::theme;
-use crate::app::commands::{SaveKind, Slot, UiCommand};
 use crate::io::latent_map::LatentMap;
 use crate::io::manifest::{Family, ModelManifest};
 use crate::latent::interpolate::{Interpolation, interpolate, seeded_latent, truncate};
+use crate::ui::commands::{SaveKind, Slot, UiCommand};
 
 /// The loaded model as the panel sees it.
 pub struct ModelView {

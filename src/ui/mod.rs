@@ -1,7 +1,9 @@
 //! Panels and widgets. egui only: nothing here touches models or threads.
 
 pub mod about;
+pub mod commands;
 pub mod image_panel;
+pub mod jobs;
 pub mod latent_map;
 pub mod latent_panel;
 pub mod scatter;

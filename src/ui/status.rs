@@ -1,7 +1,7 @@
 //! The status bar: running jobs with progress and Cancel, then recent messages.
 
-use crate::app::commands::UiCommand;
-use crate::app::jobs::{JobState, JobTable};
+use crate::ui::commands::UiCommand;
+use crate::ui::jobs::{JobState, JobTable};
 
 use super::theme;
 

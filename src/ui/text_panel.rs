@@ -6,10 +6,9 @@
 use egui::{Color32, RichText};
 
 use super::theme;
-use crate::app::commands::UiCommand;
 use crate::io::manifest::ModelManifest;
-use crate::text::generate::{GenerateSpec, Generated, StopReason};
-use crate::text::sampling::SamplingParams;
+use crate::spec::text::{GenerateSpec, Generated, SamplingParams, StopReason};
+use crate::ui::commands::UiCommand;
 use crate::worker::{JobId, TextModelRef, TokenPiece};
 
 /// What the panel shows besides its own state.

@@ -10,9 +10,9 @@ use egui_plot::{Legend, Line, Plot};
 
 use super::latent_panel::to_color_image;
 use super::theme;
-use crate::app::commands::UiCommand;
-use crate::gan::train::GanEpochReport;
 use crate::io::datasets::DatasetName;
+use crate::spec::train::GanEpochReport;
+use crate::ui::commands::UiCommand;
 use crate::worker::JobId;
 
 /// The training view's state.

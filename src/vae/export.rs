@@ -12,23 +12,11 @@ use crate::io::latent_map::{LatentMap, write_latent_map};
 use crate::io::manifest::{Family, ModelManifest, write_manifest};
 use crate::io::png_meta::encode_png;
 use crate::latent::interpolate::seeded_latent;
-use crate::vae::model::tensor_to_images;
+use crate::latent::model::tensor_to_images;
+use crate::train::error::{TrainError, file_err};
+use crate::train::export::ExportInfo;
 use crate::vae::network::parameter_count;
-use crate::vae::train::{TrainError, VaeTrainer};
-
-/// Names and provenance for the exported folder.
-pub struct ExportInfo<'a> {
-    /// Model id.
-    pub id: &'a str,
-    /// Display name.
-    pub name: &'a str,
-    /// The command that trained it, for the card.
-    pub command: &'a str,
-}
-
-fn file_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
-    TrainError::File { path: path.to_owned(), detail: e.to_string() }
-}
+use crate::vae::train::VaeTrainer;
 
 /// Writes the model folder `dir` from `trainer`, using `test` for the latent map.
 pub fn export_vae(trainer: &VaeTrainer, test: &ImageSet, dir: &Path, info: &ExportInfo) -> Result<(), TrainError> {

@@ -1,10 +1,10 @@
 //! A trained VAE loaded from a models folder, behind [`LatentModel`].
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use image::{DynamicImage, RgbImage};
 
 use crate::io::manifest::{Family, ModelManifest};
-use crate::latent::model::{LatentModel, ModelError, check_manifest_shape, load_weights};
+use crate::latent::model::{LatentModel, ModelError, check_manifest_shape, load_weights, tensor_to_images};
 use crate::vae::network::{Vae, VaeConfig};
 
 /// A VAE ready to encode and decode.
@@ -39,28 +39,6 @@ impl VaeModel {
     pub fn vae(&self) -> &Vae {
         &self.vae
     }
-}
-
-/// [batch, channels, h, w] intensities in [0, 1] → RGB images.
-pub fn tensor_to_images(t: &Tensor) -> candle_core::Result<Vec<RgbImage>> {
-    let (batch, channels, h, w) = t.dims4()?;
-    let data: Vec<f32> = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-    let plane = h * w;
-    let to_u8 = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
-    Ok((0..batch)
-        .map(|b| {
-            let img = &data[b * channels * plane..(b + 1) * channels * plane];
-            RgbImage::from_fn(w as u32, h as u32, |x, y| {
-                let i = y as usize * w + x as usize;
-                if channels == 1 {
-                    let v = to_u8(img[i]);
-                    image::Rgb([v, v, v])
-                } else {
-                    image::Rgb([to_u8(img[i]), to_u8(img[plane + i]), to_u8(img[2 * plane + i])])
-                }
-            })
-        })
-        .collect())
 }
 
 /// Resizes any image to the model's input and returns [1, channels, size, size] in [0, 1].

@@ -2,7 +2,7 @@
 //! evaluation each epoch, checkpoints that resume exactly, and export of the
 //! finished model (weights, manifest, latent map, model card).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
@@ -11,24 +11,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::io::datasets::{DatasetName, ImageSet};
 use crate::train::adam::{Adam, AdamConfig};
+use crate::train::batch::batch_tensor;
 use crate::train::cancel::CancelToken;
-use crate::train::checkpoint::{load_checkpoint_tensors, read_checkpoint_state, save_checkpoint};
+use crate::train::checkpoint::{
+    CheckpointState, OptimizerSteps, load_checkpoint_tensors, read_checkpoint_state, save_checkpoint,
+};
+use crate::train::error::{TrainError, file_err};
+use crate::train::init::{named_vars, reseed_parameters};
 use crate::train::rng::SeededRng;
 use crate::vae::network::{Vae, VaeConfig, vae_loss};
-
-/// Errors while training; file errors name the file.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    /// The numeric backend failed.
-    #[error("training failed: {0}")]
-    Compute(#[from] candle_core::Error),
-    /// A checkpoint or output file could not be written or read.
-    #[error("{path}: {detail}")]
-    File { path: PathBuf, detail: String },
-    /// The requested run does not fit the data or an existing checkpoint.
-    #[error("{0}")]
-    Invalid(String),
-}
 
 /// What to train.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -75,13 +66,8 @@ pub enum TrainEvent {
     Epoch(EpochReport),
 }
 
-/// Saved alongside the checkpoint's tensors.
-#[derive(Serialize, Deserialize)]
-struct CheckpointState {
-    spec: TrainVaeSpec,
-    optimizer_steps: usize,
-    history: Vec<EpochReport>,
-}
+/// What a checkpoint of this trainer holds beside its tensors.
+type VaeCheckpoint = CheckpointState<TrainVaeSpec, EpochReport>;
 
 /// A VAE being trained, with its optimiser and history.
 pub struct VaeTrainer {
@@ -91,10 +77,6 @@ pub struct VaeTrainer {
     spec: TrainVaeSpec,
     history: Vec<EpochReport>,
     device: Device,
-}
-
-pub(crate) fn file_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
-    TrainError::File { path: path.to_owned(), detail: e.to_string() }
 }
 
 impl VaeTrainer {
@@ -115,20 +97,25 @@ impl VaeTrainer {
     /// Continues from a checkpoint folder written by [`VaeTrainer::save_checkpoint`].
     /// `epochs` may be raised to train further than first planned.
     pub fn resume(dir: &Path, epochs: usize, device: &Device) -> Result<Self, TrainError> {
-        let (state, dir): (CheckpointState, _) = read_checkpoint_state(dir)?;
+        let (state, dir): (VaeCheckpoint, _) = read_checkpoint_state(dir)?;
         let mut spec = state.spec;
         spec.epochs = epochs.max(state.history.len());
         let mut trainer = Self::new(spec, device)?;
-        load_checkpoint_tensors(&dir, &mut trainer.varmap, &mut [(&mut trainer.opt, state.optimizer_steps)], device)?;
+        load_checkpoint_tensors(
+            &dir,
+            &mut trainer.varmap,
+            &mut [(&mut trainer.opt, state.progress.optimizer_steps)],
+            device,
+        )?;
         trainer.history = state.history;
         Ok(trainer)
     }
 
     /// Writes weights, optimiser moments and history into `dir` (replaced whole).
     pub fn save_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
-        let state = CheckpointState {
+        let state = VaeCheckpoint {
             spec: self.spec.clone(),
-            optimizer_steps: self.opt.steps(),
+            progress: OptimizerSteps { optimizer_steps: self.opt.steps() },
             history: self.history.clone(),
         };
         save_checkpoint(dir, &self.varmap, &[&self.opt], &state)
@@ -265,45 +252,6 @@ impl VaeTrainer {
         }
         Ok(out)
     }
-}
-
-/// `dir` with `.SUFFIX` appended to its last component.
-/// The images at `idx` as [n, channels, side, side].
-pub(crate) fn batch_tensor(set: &ImageSet, idx: &[usize], device: &Device) -> candle_core::Result<Tensor> {
-    let mut data = Vec::with_capacity(idx.len() * set.image_len());
-    for &i in idx {
-        data.extend_from_slice(set.image(i));
-    }
-    Tensor::from_vec(data, (idx.len(), set.channels, set.side, set.side), device)
-}
-
-pub(crate) fn named_vars(varmap: &VarMap) -> Vec<(String, candle_core::Var)> {
-    let data = varmap.data().lock().map(|d| d.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
-    data.unwrap_or_default()
-}
-
-/// Draws every parameter from the project's seeded generator (candle's own
-/// initialiser uses an unseeded thread RNG, and a seed must fix the whole
-/// run): weights are N(0, 1/fan_in) with fan_in the product of all but the
-/// first dimension (LeCun normal), biases start at zero, and the scales of
-/// normalisation layers (names containing `norm`) at one.
-pub(crate) fn reseed_parameters(varmap: &VarMap, seed: u64) -> candle_core::Result<()> {
-    let mut vars = named_vars(varmap);
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut rng = SeededRng::new(seed);
-    for (name, var) in vars {
-        let dims = var.dims();
-        let fresh: Vec<f32> = if name.contains("norm") && name.ends_with("weight") {
-            vec![1.0; var.elem_count()]
-        } else if name.ends_with("bias") || dims.len() < 2 {
-            vec![0.0; var.elem_count()]
-        } else {
-            let std = (1.0 / dims[1..].iter().product::<usize>() as f64).sqrt();
-            (0..var.elem_count()).map(|_| (rng.normal() * std) as f32).collect()
-        };
-        var.set(&Tensor::from_vec(fresh, var.shape(), var.device())?)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

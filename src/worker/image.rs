@@ -10,8 +10,8 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::protocol::{ImageJob, ImageModelRef, WorkerEvent, WorkerRequest};
 use super::run::{Envelope, EventSink, panic_message};
-use crate::diffusion::image_record::ImageRecord;
 use crate::diffusion::pipeline::DiffusionPipeline;
+use crate::io::image_record::ImageRecord;
 use crate::io::output::save_numbered;
 use crate::io::png_meta::encode_png;
 use crate::library::find_manifest;

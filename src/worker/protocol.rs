@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use image::RgbImage;
 
-use crate::diffusion::image_record::ImageRecord;
 use crate::diffusion::pipeline::ImageRequest;
 use crate::gan::train::{GanEpochReport, TrainGanSpec};
+use crate::io::image_record::ImageRecord;
 use crate::io::latent_map::LatentMap;
 use crate::io::manifest::ModelManifest;
 use crate::io::png_meta::ImageSettings;

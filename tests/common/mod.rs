@@ -181,7 +181,7 @@ pub fn write_tiny_gan(dir: &Path) -> latent_studio::gan::model::GanModel {
     let cancel = latent_studio::train::cancel::CancelToken::new();
     trainer.train_epoch(&set, &mut |_| {}, &cancel).unwrap();
     let out = dir.join("tiny-gan");
-    let info = latent_studio::vae::export::ExportInfo { id: "tiny-gan", name: "tiny GAN", command: "test" };
+    let info = latent_studio::train::export::ExportInfo { id: "tiny-gan", name: "tiny GAN", command: "test" };
     latent_studio::gan::export::export_gan(&trainer, &set, &set, &out, &info).unwrap();
     let manifest = latent_studio::library::find_manifest(dir, "tiny-gan").unwrap();
     latent_studio::gan::model::GanModel::load(manifest, &Device::Cpu).unwrap()

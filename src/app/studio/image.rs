@@ -3,13 +3,13 @@
 //! panel state.
 
 use super::StudioApp;
-use crate::app::commands::UiCommand;
 use crate::app::dialogs::DialogOutcome;
-use crate::app::jobs::Purpose;
-use crate::diffusion::image_record::read_image_record;
+use crate::io::image_record::read_image_record;
 use crate::io::manifest::Family;
 use crate::latent::interpolate::slerp;
+use crate::ui::commands::UiCommand;
 use crate::ui::image_panel::ImageResult;
+use crate::ui::jobs::Purpose;
 use crate::ui::latent_panel::fresh_seed;
 use crate::ui::status::Notice;
 use crate::worker::{ImageJob, ImageModelRef, WorkerEvent, WorkerRequest};

@@ -2,10 +2,10 @@
 //! requests and the text thread's events into panel state.
 
 use super::StudioApp;
-use crate::app::commands::UiCommand;
 use crate::app::dialogs::DialogOutcome;
-use crate::app::jobs::Purpose;
 use crate::text::saved_text::text_with_settings;
+use crate::ui::commands::UiCommand;
+use crate::ui::jobs::Purpose;
 use crate::ui::status::Notice;
 use crate::worker::{SaveTarget, TextModelRef, WorkerEvent, WorkerRequest};
 

@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 
 use super::StudioApp;
-use crate::app::commands::UiCommand;
 use crate::app::dialogs::DialogOutcome;
-use crate::app::jobs::Purpose;
 use crate::gan::network::GanConfig;
 use crate::gan::train::TrainGanSpec;
+use crate::ui::commands::UiCommand;
+use crate::ui::jobs::Purpose;
 use crate::worker::{WorkerEvent, WorkerRequest};
 
 impl StudioApp {

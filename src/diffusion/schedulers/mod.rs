@@ -184,52 +184,17 @@ pub(crate) fn noised(clean: &Tensor, noise: &Tensor, alpha_bar: f64) -> Result<T
 #[cfg(test)]
 mod tests;
 
-/// The samplers a user can pick.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SamplerKind {
-    Ddim,
-    Ddpm,
-    EulerAncestral,
-}
+pub use crate::spec::image::SamplerKind;
 
-impl SamplerKind {
-    /// Every sampler, in menu order.
-    pub const ALL: [SamplerKind; 3] = [SamplerKind::EulerAncestral, SamplerKind::Ddim, SamplerKind::Ddpm];
-
-    /// The sampler for `steps` steps of the model's schedule.
-    pub fn build(
-        self,
-        config: &SchedulerConfig,
-        steps: usize,
-    ) -> std::result::Result<Box<dyn Sampler + Send + Sync>, ScheduleError> {
-        Ok(match self {
-            SamplerKind::Ddim => Box::new(Ddim::new(config, steps, 0.0)?),
-            SamplerKind::Ddpm => Box::new(Ddpm::new(config, steps)?),
-            SamplerKind::EulerAncestral => Box::new(EulerAncestral::new(config, steps)?),
-        })
-    }
-
-    /// The name on the command line (`--sampler`).
-    pub fn cli_name(self) -> &'static str {
-        match self {
-            SamplerKind::Ddim => "ddim",
-            SamplerKind::Ddpm => "ddpm",
-            SamplerKind::EulerAncestral => "euler-a",
-        }
-    }
-
-    /// The name AUTOMATIC1111's web UI writes in `Sampler:`.
-    pub fn a1111_name(self) -> &'static str {
-        match self {
-            SamplerKind::Ddim => "DDIM",
-            SamplerKind::Ddpm => "DDPM",
-            SamplerKind::EulerAncestral => "Euler a",
-        }
-    }
-
-    /// Reads either name (case-insensitive).
-    pub fn parse(name: &str) -> Option<SamplerKind> {
-        let name = name.trim().to_lowercase();
-        Self::ALL.into_iter().find(|k| k.cli_name() == name || k.a1111_name().to_lowercase() == name)
-    }
+/// The sampler for `steps` steps of the model's schedule.
+pub fn build_sampler(
+    kind: SamplerKind,
+    config: &SchedulerConfig,
+    steps: usize,
+) -> std::result::Result<Box<dyn Sampler + Send + Sync>, ScheduleError> {
+    Ok(match kind {
+        SamplerKind::Ddim => Box::new(Ddim::new(config, steps, 0.0)?),
+        SamplerKind::Ddpm => Box::new(Ddpm::new(config, steps)?),
+        SamplerKind::EulerAncestral => Box::new(EulerAncestral::new(config, steps)?),
+    })
 }

@@ -7,10 +7,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::diffusion::pipeline::ImageRequest;
-use crate::diffusion::schedulers::SamplerKind;
 use crate::io::png_meta::read_png_text;
 use crate::io::sd_params::{GenerationParams, PARAMETERS_KEY};
+use crate::spec::image::{ImageRequest, SamplerKind};
 
 /// Key of our JSON chunk.
 pub const RECORD_KEY: &str = "latent-studio";

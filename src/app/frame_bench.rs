@@ -1,29 +1,42 @@
 //! The UI's per-frame CPU time while a VAE trains in the background and the
 //! user drags a latent slider: the real `StudioApp` runs headless in an egui
 //! context (layout + tessellation, everything but the GPU submit).
+//! `latent-studio bench latent` prints the result.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::app::StudioApp;
-use crate::app::commands::UiCommand;
-use crate::app::jobs::Purpose;
-use crate::app::settings::Settings;
+use super::StudioApp;
+use super::settings::Settings;
 use crate::io::datasets::DatasetName;
+use crate::ui::commands::UiCommand;
+use crate::ui::jobs::Purpose;
 use crate::vae::network::VaeConfig;
 use crate::vae::train::TrainVaeSpec;
 use crate::worker::WorkerRequest;
 
-use super::bench::ms;
+/// Frame times in milliseconds, (p50, p99).
+pub struct FrameTimes {
+    /// Frames timed.
+    pub frames: usize,
+    /// CPU time of the UI thread per frame; `None` where the OS has no per-thread clock.
+    pub cpu: Option<(f64, f64)>,
+    /// Wall time per frame.
+    pub wall: (f64, f64),
+    /// The training job's state at the end, for the log.
+    pub training: String,
+}
 
-/// Runs `frames` UI frames at ~60 Hz while a training job runs; prints p50/p99.
-pub fn bench_ui_during_training(models_dir: &Path, model: &str, frames: usize, data_dir: &Path) -> anyhow::Result<()> {
+/// Runs `frames` UI frames at ~60 Hz while a VAE trains on MNIST from
+/// `data_dir`; `None` when that data set is not there.
+pub fn frame_times_during_training(
+    models_dir: &Path,
+    model: &str,
+    frames: usize,
+    data_dir: &Path,
+) -> anyhow::Result<Option<FrameTimes>> {
     if !data_dir.join("mnist").is_dir() {
-        println!(
-            "| UI frame CPU time during training | skipped: no training data in {} (run scripts/fetch-data.sh) | | |",
-            data_dir.display()
-        );
-        return Ok(());
+        return Ok(None);
     }
     let ctx = egui::Context::default();
     let settings = Settings { last_model: Some(model.to_owned()), ..Settings::default() };
@@ -79,24 +92,15 @@ pub fn bench_ui_during_training(models_dir: &Path, model: &str, frames: usize, d
     }
     let training = app.jobs().get(train).map(|j| format!("{:?}", j.state)).unwrap_or_default();
     app.apply(UiCommand::Cancel(train));
-    let (wall50, wall99) = p50_p99(&mut times);
-    if cpu_times.is_empty() {
-        println!("| UI frame CPU time (UI thread) while training + dragging | n/a on this OS | | p99 < 4 ms |");
-    } else {
-        let (cpu50, cpu99) = p50_p99(&mut cpu_times);
-        println!(
-            "| UI frame CPU time (UI thread) while training + dragging ({frames} frames) | {cpu50:.3} | p99 {cpu99:.3} | p99 < 4 ms |"
-        );
-    }
-    println!("| UI frame wall time, same frames | {wall50:.3} | p99 {wall99:.3} | |");
-    eprintln!("training job during the run: {training}");
+    let wall = p50_p99(&mut times);
+    let cpu = (!cpu_times.is_empty()).then(|| p50_p99(&mut cpu_times));
     let _ = std::fs::remove_dir_all(checkpoint_dir);
-    Ok(())
+    Ok(Some(FrameTimes { frames, cpu, wall, training }))
 }
 
 fn p50_p99(samples: &mut [Duration]) -> (f64, f64) {
     samples.sort();
-    let at = |q: f64| ms(samples[((samples.len() - 1) as f64 * q).round() as usize]);
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
     (at(0.5), at(0.99))
 }
 

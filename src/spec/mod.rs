@@ -1,0 +1,9 @@
+//! What a job asks for and what it reports, as plain data (serde, no
+//! candle): the settings of an image or a text generation and a training
+//! epoch's report. The lowest layer: the views, the worker, the families and
+//! the file formats all use these types, so none of them has to import
+//! another's code to name them.
+
+pub mod image;
+pub mod text;
+pub mod train;

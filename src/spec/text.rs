@@ -1,0 +1,103 @@
+//! What a text generation asks for and what it reports.
+
+use serde::{Deserialize, Serialize};
+
+/// The knobs of one generation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SamplingParams {
+    /// Divides the logits; 0 picks the most likely token.
+    pub temperature: f32,
+    /// Keep only the k most likely tokens (0: all).
+    pub top_k: usize,
+    /// Keep the smallest set of most likely tokens whose probability reaches p (1: all).
+    pub top_p: f32,
+    /// Drop tokens less likely than min_p × the most likely one (0: none).
+    pub min_p: f32,
+    /// Divides positive (multiplies negative) logits of recently seen tokens (1: off).
+    pub repeat_penalty: f32,
+    /// How many of the latest tokens count as recent.
+    pub repeat_window: usize,
+    /// Seed of the draw.
+    pub seed: u64,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self { temperature: 0.7, top_k: 40, top_p: 0.95, min_p: 0.05, repeat_penalty: 1.1, repeat_window: 64, seed: 0 }
+    }
+}
+
+impl SamplingParams {
+    /// Greedy decoding with no penalty: the reference behaviour for comparisons.
+    pub fn greedy() -> Self {
+        Self { temperature: 0.0, top_k: 0, top_p: 1.0, min_p: 0.0, repeat_penalty: 1.0, repeat_window: 0, seed: 0 }
+    }
+
+    /// A message naming the first value out of range.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks = [
+            (self.temperature >= 0.0 && self.temperature.is_finite(), "temperature must be ≥ 0"),
+            (self.top_p > 0.0 && self.top_p <= 1.0, "top-p must be in (0, 1]"),
+            ((0.0..1.0).contains(&self.min_p), "min-p must be in [0, 1)"),
+            (self.repeat_penalty > 0.0 && self.repeat_penalty.is_finite(), "repetition penalty must be > 0"),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, msg)) => Err((*msg).to_owned()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What to generate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenerateSpec {
+    /// The user's text.
+    pub prompt: String,
+    /// Wrap the prompt as a user message in the model's chat template.
+    pub chat: bool,
+    /// Most new tokens.
+    pub max_new_tokens: usize,
+    /// Sampling parameters, seed included.
+    pub sampling: SamplingParams,
+    /// Generation ends when the output contains one of these (it is cut before it).
+    pub stop_strings: Vec<String>,
+}
+
+/// Why generation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopReason {
+    /// The model produced an end-of-turn token.
+    StopToken,
+    /// The output reached a stop string.
+    StopString,
+    /// `max_new_tokens` were generated.
+    MaxTokens,
+    /// The context is full.
+    ContextFull,
+    /// The user cancelled.
+    Cancelled,
+}
+
+/// The result of one generation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Generated {
+    /// Prompt token ids as fed to the model (template applied).
+    pub prompt_ids: Vec<u32>,
+    /// Generated token ids (a final stop token excluded).
+    pub ids: Vec<u32>,
+    /// The generated text (cut at a stop string).
+    pub text: String,
+    /// Why it ended.
+    pub stop: StopReason,
+    /// Seconds spent on the prompt (one forward pass).
+    pub prompt_seconds: f64,
+    /// Seconds spent generating after the prompt.
+    pub generate_seconds: f64,
+}
+
+impl Generated {
+    /// Generated tokens per second (after the prompt).
+    pub fn tokens_per_second(&self) -> f64 {
+        self.ids.len() as f64 / self.generate_seconds.max(1e-9)
+    }
+}
