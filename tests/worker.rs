@@ -356,6 +356,64 @@ fn jobs_left_behind_by_a_stopped_worker_fail() {
     assert!(error.contains("worker stopped"), "{error}");
 }
 
+/// Image jobs run on the image thread: when the inference thread ends they
+/// carry on, keep their cancel token and end exactly once; a request still
+/// waiting to be handed on fails instead of hanging.
+#[test]
+fn image_jobs_outlive_a_stopped_inference_thread() {
+    use latent_studio::diffusion::random_weights::{RandomModel, write_random_model};
+    use latent_studio::spec::image::ImageRequest;
+    use latent_studio::worker::{ImageJob, ImageModelRef};
+
+    let dir = tempfile::tempdir().unwrap();
+    let sd = dir.path().join("sd");
+    write_random_model(&sd, &RandomModel::tiny(1)).unwrap();
+    let mut w = spawn(vec![test_model("fast", 0, false)], dir.path());
+    let image_job = |steps| {
+        let request = ImageRequest { steps, width: 32, height: 32, guidance: 3.0, ..ImageRequest::new("sun", 1) };
+        WorkerRequest::GenerateImage(Box::new(ImageJob {
+            model: ImageModelRef::Dir(sd.clone()),
+            request,
+            init: None,
+            noise: None,
+            preview_every: 0,
+            output_dir: dir.path().join("out"),
+        }))
+    };
+    let image = w.submit(image_job(1000));
+    let mut events = Vec::new();
+    let until =
+        |w: &mut WorkerHandle, events: &mut Vec<WorkerEvent>, what: &str, done: &dyn Fn(&WorkerEvent) -> bool| {
+            let start = std::time::Instant::now();
+            while !events.iter().any(done) {
+                assert!(start.elapsed() < Duration::from_secs(60), "{what}: {events:?}");
+                events.extend(w.poll());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+    until(
+        &mut w,
+        &mut events,
+        "the image job never ran",
+        &|e| matches!(e, WorkerEvent::Progress { job, step, .. } if *job == image && *step >= 1),
+    );
+    w.submit(WorkerRequest::Shutdown);
+    let stranded = w.submit(image_job(2));
+    until(&mut w, &mut events, "the stranded request never ended", &|e| e.job() == stranded && e.is_terminal());
+    let WorkerEvent::Failed { error, .. } = terminal(&events, stranded) else { panic!("{events:?}") };
+    assert!(error.contains("worker stopped"), "{error}");
+    assert!(
+        !events.iter().any(|e| e.job() == image && e.is_terminal()),
+        "the image job ended with the inference thread"
+    );
+    w.cancel(image);
+    until(&mut w, &mut events, "the image job ignored its cancel", &|e| e.job() == image && e.is_terminal());
+    std::thread::sleep(Duration::from_millis(200));
+    events.extend(w.poll());
+    assert!(matches!(terminal(&events, image), WorkerEvent::Cancelled { .. }), "{events:?}");
+    assert_eq!(events.iter().filter(|e| e.job() == image && e.is_terminal()).count(), 1, "{events:?}");
+}
+
 mod text_generation {
     use super::*;
     use latent_studio::text::generate::{GenerateSpec, StopReason};

@@ -1,13 +1,13 @@
 //! The app's side of the worker: submit without blocking, cancel, drain events.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
 use super::cache::ModelCache;
-use super::protocol::{JobId, WorkerEvent, WorkerRequest};
+use super::protocol::{JobId, WorkerEvent, WorkerRequest, WorkerThread};
 use super::run::{Envelope, Worker};
 use crate::latent::model::LatentModel;
 use crate::train::cancel::CancelToken;
@@ -26,8 +26,12 @@ pub struct WorkerHandle {
     overflow: VecDeque<Envelope>,
     next_id: u64,
     thread: Option<std::thread::JoinHandle<()>>,
-    /// Training and text jobs live on their own threads and outlive a dead worker.
-    training: std::collections::HashSet<JobId>,
+    /// Jobs that run on a thread other than the inference thread
+    /// ([`WorkerRequest::thread`]).
+    own_thread: HashSet<JobId>,
+    /// Those of them the inference thread has handed on (it sent `Started`):
+    /// they outlive a dead inference thread and report for themselves.
+    handed_on: HashSet<JobId>,
 }
 
 impl WorkerHandle {
@@ -61,7 +65,8 @@ impl WorkerHandle {
             overflow: VecDeque::new(),
             next_id: 1,
             thread: Some(thread),
-            training: Default::default(),
+            own_thread: HashSet::new(),
+            handed_on: HashSet::new(),
         })
     }
 
@@ -72,14 +77,8 @@ impl WorkerHandle {
         self.next_id += 1;
         let cancel = CancelToken::new();
         self.tokens.insert(job, cancel.clone());
-        if matches!(
-            request,
-            WorkerRequest::TrainVae { .. }
-                | WorkerRequest::TrainGan { .. }
-                | WorkerRequest::WatchGanRun { .. }
-                | WorkerRequest::Generate { .. }
-        ) {
-            self.training.insert(job);
+        if request.thread() != WorkerThread::Inference {
+            self.own_thread.insert(job);
         }
         self.overflow.push_back(Envelope { job, cancel, request });
         self.flush();
@@ -113,43 +112,51 @@ impl WorkerHandle {
     /// Sends waiting requests and returns the events that have arrived.
     pub fn poll(&mut self) -> Vec<WorkerEvent> {
         self.flush();
+        // Read before draining: whatever a dead thread sent is then in the channel.
+        let dead = self.thread.as_ref().is_some_and(|t| t.is_finished());
         let mut out = Vec::new();
         loop {
             match self.events.try_recv() {
                 Ok(e) => {
-                    if e.is_terminal() {
-                        self.tokens.remove(&e.job());
-                    }
+                    self.note(&e);
                     out.push(e);
                 }
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
         // A worker that died outside a job's panic guard would leave its jobs
-        // open forever: end them so the UI can say so.
-        if self.thread.as_ref().is_some_and(|t| t.is_finished()) {
+        // open forever: end them so the UI can say so. Jobs it had already
+        // handed on to their own threads carry on.
+        if dead {
             self.overflow.clear();
-            let orphans: Vec<JobId> = self.tokens.keys().filter(|j| !self.training.contains(j)).copied().collect();
+            let orphans: Vec<JobId> = self.tokens.keys().filter(|j| !self.handed_on.contains(j)).copied().collect();
             for job in orphans {
-                self.tokens.remove(&job);
-                out.push(WorkerEvent::Failed { job, error: "the inference worker stopped; restart the studio".into() });
-            }
-        }
-        for e in &out {
-            if e.is_terminal() {
-                self.training.remove(&e.job());
+                let event =
+                    WorkerEvent::Failed { job, error: "the inference worker stopped; restart the studio".into() };
+                self.note(&event);
+                out.push(event);
             }
         }
         out
+    }
+
+    /// Keeps the job sets up to date with `event`.
+    fn note(&mut self, event: &WorkerEvent) {
+        let job = event.job();
+        if event.is_terminal() {
+            self.tokens.remove(&job);
+            self.own_thread.remove(&job);
+            self.handed_on.remove(&job);
+        } else if matches!(event, WorkerEvent::Started { .. }) && self.own_thread.contains(&job) {
+            self.handed_on.insert(job);
+        }
     }
 
     /// Blocks until the next event (tests and the CLI; never the UI thread).
     pub fn recv_timeout(&mut self, timeout: std::time::Duration) -> Option<WorkerEvent> {
         self.flush();
         let e = self.events.recv_timeout(timeout).ok()?;
-        if e.is_terminal() {
-            self.tokens.remove(&e.job());
-        }
+        self.note(&e);
         Some(e)
     }
 }

@@ -3,13 +3,11 @@
 //! denoising never holds up latent decoding, and queued images wait their
 //! turn. Each job's cancel token is checked before every step.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 
-use crossbeam_channel::{Receiver, Sender};
-
 use super::protocol::{ImageJob, ImageModelRef, WorkerEvent, WorkerRequest};
-use super::run::{Envelope, EventSink, panic_message};
+use super::run::{Envelope, EventSink};
+use super::skeleton::{LoadedModel, Outcome, Service};
 use crate::diffusion::pipeline::DiffusionPipeline;
 use crate::io::image_record::ImageRecord;
 use crate::io::output::save_numbered;
@@ -17,70 +15,45 @@ use crate::io::png_meta::encode_png;
 use crate::library::find_manifest;
 use crate::train::cancel::CancelToken;
 
-/// The app-facing end: image requests go in, events come out through the sink.
-pub struct ImageThread {
-    requests: Sender<Envelope>,
-}
-
-impl ImageThread {
-    /// Starts the thread; installed models come from `models_dir`.
-    pub fn spawn(models_dir: PathBuf, events: EventSink) -> std::io::Result<Self> {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        std::thread::Builder::new()
-            .name("image-generator".into())
-            .spawn(move || ImageWorker { models_dir, loaded: None, events }.run(rx))?;
-        Ok(Self { requests: tx })
-    }
-
-    /// Queues a `GenerateImage` request; gives it back if the thread is gone.
-    pub fn submit(&self, env: Envelope) -> Result<(), Envelope> {
-        self.requests.send(env).map_err(|e| e.0)
-    }
-}
-
-struct ImageWorker {
+/// The image thread's work: image requests in order, each with the
+/// pipeline it names (kept loaded between requests).
+pub struct ImageService {
     models_dir: PathBuf,
-    loaded: Option<(ImageModelRef, DiffusionPipeline)>,
-    events: EventSink,
+    loaded: LoadedModel<ImageModelRef, DiffusionPipeline>,
 }
 
-impl ImageWorker {
-    fn run(mut self, requests: Receiver<Envelope>) {
-        for env in requests {
-            let job = env.job;
-            if env.cancel.is_cancelled() {
-                self.events.send(WorkerEvent::Cancelled { job });
-                continue;
-            }
-            let WorkerRequest::GenerateImage(spec) = env.request else {
-                self.events.send(WorkerEvent::Failed { job, error: "the image thread only generates images".into() });
-                continue;
-            };
-            let outcome = catch_unwind(AssertUnwindSafe(|| self.generate(job, &spec, &env.cancel)));
-            let event = match outcome {
-                Ok(Ok(Some(event))) => event,
-                Ok(Ok(None)) => WorkerEvent::Cancelled { job },
-                Ok(Err(error)) => WorkerEvent::Failed { job, error },
-                Err(panic) => {
-                    self.loaded = None;
-                    WorkerEvent::Failed { job, error: format!("internal error: {}", panic_message(&panic)) }
-                }
-            };
-            self.events.send(event);
-        }
+impl ImageService {
+    /// A service loading installed models from `models_dir`.
+    pub fn new(models_dir: PathBuf) -> Self {
+        Self { models_dir, loaded: LoadedModel::default() }
+    }
+}
+
+impl Service for ImageService {
+    fn run(&mut self, env: Envelope, events: &EventSink) -> Outcome {
+        let job = env.job;
+        let WorkerRequest::GenerateImage(spec) = env.request else {
+            return Err("the image thread only generates images".into());
+        };
+        Ok(Some(self.generate(job, &spec, &env.cancel, events)?.unwrap_or(WorkerEvent::Cancelled { job })))
     }
 
+    fn reset(&mut self) {
+        self.loaded.clear();
+    }
+}
+
+impl ImageService {
     fn pipeline(&mut self, which: &ImageModelRef) -> Result<&DiffusionPipeline, String> {
-        if self.loaded.as_ref().is_none_or(|(r, _)| r != which) {
-            self.loaded = None; // free the old model before loading the next
+        let models_dir = &self.models_dir;
+        let pipeline = self.loaded.get_or_load(which, |which| {
             let dir = match which {
-                ImageModelRef::Id(id) => find_manifest(&self.models_dir, id).map_err(|e| e.to_string())?.dir,
+                ImageModelRef::Id(id) => find_manifest(models_dir, id).map_err(|e| e.to_string())?.dir,
                 ImageModelRef::Dir(dir) => dir.clone(),
             };
-            let pipeline = DiffusionPipeline::load(&dir, &crate::nn::default_device()).map_err(|e| e.to_string())?;
-            self.loaded = Some((which.clone(), pipeline));
-        }
-        self.loaded.as_ref().map(|(_, p)| p).ok_or_else(|| "the model is not loaded".to_owned())
+            DiffusionPipeline::load(&dir, &crate::nn::default_device()).map_err(|e| e.to_string())
+        })?;
+        Ok(pipeline)
     }
 
     fn generate(
@@ -88,8 +61,8 @@ impl ImageWorker {
         job: super::JobId,
         spec: &ImageJob,
         cancel: &CancelToken,
+        events: &EventSink,
     ) -> Result<Option<WorkerEvent>, String> {
-        let events = self.events.clone();
         let total = spec.request.steps;
         events.send(WorkerEvent::Progress { job, step: 0, total, message: format!("loading {}", spec.model) });
         let pipeline = self.pipeline(&spec.model)?;

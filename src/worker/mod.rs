@@ -6,10 +6,12 @@ pub mod handle;
 mod image;
 pub mod protocol;
 pub mod run;
+pub mod skeleton;
 mod text;
 mod training;
 
 pub use handle::{Waker, WorkerHandle};
 pub use protocol::{
     ImageJob, ImageModelRef, JobId, SaveFormat, SaveTarget, TextModelRef, TokenPiece, WorkerEvent, WorkerRequest,
+    WorkerThread,
 };

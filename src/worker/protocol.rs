@@ -156,6 +156,23 @@ impl WorkerRequest {
         }
     }
 
+    /// The thread that runs this request. The one list of what runs where:
+    /// the inference thread hands everything else on, and the handle knows
+    /// which jobs outlive it.
+    pub fn thread(&self) -> WorkerThread {
+        match self {
+            Self::LoadModel { .. }
+            | Self::Decode { .. }
+            | Self::Encode { .. }
+            | Self::Save { .. }
+            | Self::SaveText { .. }
+            | Self::Shutdown => WorkerThread::Inference,
+            Self::Generate { .. } => WorkerThread::Text,
+            Self::GenerateImage(_) => WorkerThread::Image,
+            Self::TrainVae { .. } | Self::TrainGan { .. } | Self::WatchGanRun { .. } => WorkerThread::Training,
+        }
+    }
+
     /// The coalescing key of a preview decode.
     pub fn preview_stream(&self) -> Option<&str> {
         match self {
@@ -163,6 +180,19 @@ impl WorkerRequest {
             _ => None,
         }
     }
+}
+
+/// Where a request runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerThread {
+    /// The inference thread itself (decoding, encoding, saving).
+    Inference,
+    /// The text thread, which owns the loaded language model.
+    Text,
+    /// The image thread, which owns the loaded diffusion pipeline.
+    Image,
+    /// A thread of its own per job (training, following a run).
+    Training,
 }
 
 /// What the worker reports back. Every job ends with exactly one terminal

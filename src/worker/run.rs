@@ -2,16 +2,16 @@
 //! job inside a panic guard and reports events.
 
 use std::collections::VecDeque;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 use crossbeam_channel::{Receiver, Sender};
 
 use super::cache::ModelCache;
 use super::handle::Waker;
-use super::image::ImageThread;
+use super::image::ImageService;
 use super::protocol::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerRequest};
-use super::text::TextThread;
+use super::skeleton::{Outcome, ServiceThread, guarded, hand_on};
+use super::text::TextService;
 use super::training::{spawn_gan_training, spawn_gan_watch, spawn_vae_training};
 use crate::io::export::{encode_gif, make_grid, upscale};
 use crate::io::latent_map::read_latent_map;
@@ -36,9 +36,9 @@ pub struct Worker {
     events: EventSink,
     queue: VecDeque<Envelope>,
     /// Started on the first text request.
-    text: Option<TextThread>,
+    text: Option<ServiceThread>,
     /// Started on the first image request.
-    image: Option<ImageThread>,
+    image: Option<ServiceThread>,
 }
 
 /// Sends events and wakes the UI.
@@ -91,15 +91,8 @@ impl Worker {
                 continue;
             }
             self.events.send(WorkerEvent::Started { job: env.job });
-            let job = env.job;
-            let outcome = catch_unwind(AssertUnwindSafe(|| self.execute(env)));
-            let event = match outcome {
-                Ok(Ok(Some(event))) => event,
-                Ok(Ok(None)) => continue, // a job that reports on its own (training)
-                Ok(Err(error)) => WorkerEvent::Failed { job, error },
-                Err(panic) => WorkerEvent::Failed { job, error: format!("internal error: {}", panic_message(&panic)) },
-            };
-            self.events.send(event);
+            let (job, events) = (env.job, self.events.clone());
+            guarded(job, &events, || self.execute(env));
         }
     }
 
@@ -120,7 +113,7 @@ impl Worker {
         self.queue = queued.into_iter().zip(keep).filter_map(|(e, k)| k.then_some(e)).collect();
     }
 
-    fn execute(&mut self, env: Envelope) -> Result<Option<WorkerEvent>, String> {
+    fn execute(&mut self, env: Envelope) -> Outcome {
         let job = env.job;
         Ok(Some(match env.request {
             WorkerRequest::LoadModel { model } => {
@@ -183,24 +176,14 @@ impl Worker {
                 WorkerEvent::Saved { job, path }
             }
             WorkerRequest::Generate { .. } => {
-                let text = match self.text.take() {
-                    Some(thread) => thread,
-                    None => TextThread::spawn(self.cache.models_dir().to_owned(), self.events.clone())
-                        .map_err(|e| format!("cannot start the text thread: {e}"))?,
-                };
-                let text = self.text.insert(text);
-                text.submit(env).map_err(|_| "the text thread stopped; restart the studio".to_owned())?;
-                return Ok(None);
+                let (models_dir, events) = (self.cache.models_dir().to_owned(), self.events.clone());
+                let start = || ServiceThread::spawn("text-generator", events, TextService::new(models_dir));
+                return hand_on(&mut self.text, "text", start, env);
             }
             WorkerRequest::GenerateImage(_) => {
-                let image = match self.image.take() {
-                    Some(thread) => thread,
-                    None => ImageThread::spawn(self.cache.models_dir().to_owned(), self.events.clone())
-                        .map_err(|e| format!("cannot start the image thread: {e}"))?,
-                };
-                let image = self.image.insert(image);
-                image.submit(env).map_err(|_| "the image thread stopped; restart the studio".to_owned())?;
-                return Ok(None);
+                let (models_dir, events) = (self.cache.models_dir().to_owned(), self.events.clone());
+                let start = || ServiceThread::spawn("image-generator", events, ImageService::new(models_dir));
+                return hand_on(&mut self.image, "image", start, env);
             }
             WorkerRequest::TrainVae { spec, data_dir, checkpoint_dir, limit } => {
                 spawn_vae_training(job, spec, data_dir, checkpoint_dir, limit, env.cancel, self.events.clone())
@@ -224,16 +207,5 @@ impl Worker {
     /// The folder models come from.
     pub fn models_dir(&self) -> &Path {
         self.cache.models_dir()
-    }
-}
-
-/// The text of a panic payload.
-pub fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic".to_owned()
     }
 }

@@ -1,11 +1,11 @@
 //! Training runs on its own named thread so the worker keeps decoding.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::protocol::{JobId, WorkerEvent};
-use super::run::{EventSink, panic_message};
+use super::run::EventSink;
+use super::skeleton::guarded;
 use crate::gan::train::{GanTrainEvent, GanTrainer, TrainGanSpec};
 use crate::io::datasets::load;
 use crate::train::cancel::CancelToken;
@@ -54,20 +54,21 @@ fn spawn_training(
     body: impl FnOnce(&CancelToken, &EventSink) -> Result<(usize, usize), String> + Send + 'static,
 ) -> std::io::Result<()> {
     std::thread::Builder::new().name(name.into()).spawn(move || {
-        let sink = events.clone();
-        let run = || catch_unwind(AssertUnwindSafe(|| body(&cancel, &sink)));
-        let result = match training_pool(name) {
+        let run = || {
+            guarded(job, &events, || {
+                let (done, planned) = body(&cancel, &events)?;
+                // Cancelled means stopped early: a cancel that lands after the last epoch changes nothing.
+                Ok(Some(if done < planned && cancel.is_cancelled() {
+                    WorkerEvent::Cancelled { job }
+                } else {
+                    WorkerEvent::TrainingDone { job, epochs: done }
+                }))
+            })
+        };
+        match training_pool(name) {
             Some(pool) => pool.install(run),
             None => run(),
         };
-        let event = match result {
-            // Cancelled means stopped early: a cancel that lands after the last epoch changes nothing.
-            Ok(Ok((done, planned))) if done < planned && cancel.is_cancelled() => WorkerEvent::Cancelled { job },
-            Ok(Ok((epochs, _))) => WorkerEvent::TrainingDone { job, epochs },
-            Ok(Err(error)) => WorkerEvent::Failed { job, error },
-            Err(p) => WorkerEvent::Failed { job, error: format!("internal error: {}", panic_message(&p)) },
-        };
-        events.send(event);
     })?;
     Ok(())
 }
@@ -185,12 +186,12 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 /// and sample grids as events for `job` until it is done or cancelled.
 pub fn spawn_gan_watch(job: JobId, folder: PathBuf, cancel: CancelToken, events: EventSink) -> std::io::Result<()> {
     std::thread::Builder::new().name("gan-watcher".into()).spawn(move || {
-        let event = match watch(job, &folder, &cancel, &events) {
-            Ok(Some(epochs)) => WorkerEvent::TrainingDone { job, epochs },
-            Ok(None) => WorkerEvent::Cancelled { job },
-            Err(error) => WorkerEvent::Failed { job, error },
-        };
-        events.send(event);
+        guarded(job, &events, || {
+            Ok(Some(match watch(job, &folder, &cancel, &events)? {
+                Some(epochs) => WorkerEvent::TrainingDone { job, epochs },
+                None => WorkerEvent::Cancelled { job },
+            }))
+        });
     })?;
     Ok(())
 }
