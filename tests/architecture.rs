@@ -1,6 +1,7 @@
 //! The import directions of ARCHITECTURE.md, checked on the source: every
 //! `crate::…` path and every outside crate a module's non-test code names
 //! must be one its layer may use.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
 

@@ -10,6 +10,7 @@
 //! class. On a class with no recording the test says so and checks that two
 //! runs of the list agree instead. `RECORD_BEHAVIOUR=1 cargo test --test
 //! behaviour` records the current machine's class.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
 

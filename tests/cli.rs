@@ -1,5 +1,6 @@
 //! The binary end to end on the shipped weights: listing, sampling, decoding,
 //! encoding, interpolation, determinism and clear errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! `generate` and `info` end to end: a tiny random model in the diffusers
 //! layout, byte-identical reruns, `--noise` from `--save-noise`, img2img,
 //! previews, the settings read back, never overwriting, clear errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
 

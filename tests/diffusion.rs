@@ -2,6 +2,7 @@
 //! diffusers layout: loading SD- and SDXL-shaped folders, txt2img with every
 //! sampler, img2img, determinism, `--noise`, cancel within one step, clear
 //! errors for broken folders, and our own trainer learning to denoise.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 use std::path::Path;
 

@@ -2,6 +2,7 @@
 //! and "smiling face" give images that are told apart by colour and layout
 //! alone, red where the prompt says red and yellow faces where it says
 //! smiling face.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The DCGAN's training step and latent tricks on a tiny configuration.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
 

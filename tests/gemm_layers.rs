@@ -1,6 +1,7 @@
 //! The GEMM-based convolutions and linear layer against candle's own kernels in float64 (an
 //! independent implementation), in float32 against that reference, and their
 //! gradients against central finite differences.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 use candle_core::Module;
 use candle_core::{DType, Device, Tensor, Var};

@@ -2,6 +2,7 @@
 //! candle-transformers' quantized llama on the same random GGUF files, for
 //! every weight type our kernels read; plus its invariants (thread count,
 //! prompt chunking) and refusals. SmolLM2 against llama.cpp: text_smollm2.rs.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
 

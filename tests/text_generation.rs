@@ -1,6 +1,7 @@
 //! Text generation on a tiny random llama model written as GGUF by the test:
 //! loading, streaming, determinism, stop conditions and clear errors for bad
 //! files and prompts. (SmolLM2 itself: tests/text_smollm2.rs.)
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
 

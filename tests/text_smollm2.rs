@@ -4,6 +4,7 @@
 //! tokenizer and logits); see that script for how it was made.
 //! Skipped, with a message, when the model has not been fetched
 //! (`scripts/fetch-models.sh`; CI fetches it).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
 

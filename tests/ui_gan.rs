@@ -1,5 +1,6 @@
 //! The latent panel with a GAN in egui_kittest: principal-direction sliders
 //! move the image, truncation ψ shows, and the encoder buttons are disabled.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! live preview and progress, cancel, generate again and get a saved result
 //! whose PNG carries the settings; restore settings from a PNG. Runs a tiny
 //! random model written in the diffusers layout by the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
 

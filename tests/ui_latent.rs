@@ -1,5 +1,6 @@
 //! The real studio app in egui_kittest: drive the latent panel by label and
 //! role, and render it through wgpu (lavapipe on machines without a GPU).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The text panel in egui_kittest: type a prompt, press Generate, watch the
 //! text stream in, press Stop. Runs a tiny random llama model written as GGUF
 //! by the test (SmolLM2 itself is checked in tests/text_smollm2.rs).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
 

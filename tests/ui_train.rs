@@ -1,6 +1,7 @@
 //! The training view in egui_kittest: start a GAN run from the GUI on a small
 //! emoji folder written by the test, watch the loss plot and the sample grid
 //! fill in, cancel, and find the last epoch's checkpoint on disk.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The worker protocol on the CPU with tiny models: coalescing, cancel,
 //! panic containment and clear errors for bad files.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
 

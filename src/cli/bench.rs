@@ -177,10 +177,22 @@ fn bench_latent(models_dir: &Path, id: &str, runs: usize, json: bool, dump: Opti
     let many = batch(&(0..64).map(|s| seeded_latent(s, dim)).collect::<Vec<_>>())?;
     // Tensor-level decode (what PyTorch is timed on) and the studio's full path (to RGB images).
     let one_latent = vec![seeded_latent(1, dim)];
-    let decode_1 = time_runs(runs, || Ok(drop(decoder.decode(&one)?.to_vec1_flat()?)))?;
-    let decode_1_rgb = time_runs(runs, || Ok(drop(crate::latent::model::LatentModel::decode(&model, &one_latent)?)))?;
-    let decode_16 = time_runs(runs, || Ok(drop(decoder.decode(&strip)?.to_vec1_flat()?)))?;
-    let decode_64 = time_runs(runs.div_ceil(4), || Ok(drop(decoder.decode(&many)?.to_vec1_flat()?)))?;
+    let decode_1 = time_runs(runs, || {
+        drop(decoder.decode(&one)?.to_vec1_flat()?);
+        Ok(())
+    })?;
+    let decode_1_rgb = time_runs(runs, || {
+        drop(crate::latent::model::LatentModel::decode(&model, &one_latent)?);
+        Ok(())
+    })?;
+    let decode_16 = time_runs(runs, || {
+        drop(decoder.decode(&strip)?.to_vec1_flat()?);
+        Ok(())
+    })?;
+    let decode_64 = time_runs(runs.div_ceil(4), || {
+        drop(decoder.decode(&many)?.to_vec1_flat()?);
+        Ok(())
+    })?;
 
     // One training step from the shipped weights on decoded images.
     let xs = decoder.decode(&many)?;

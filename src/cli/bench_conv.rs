@@ -87,8 +87,14 @@ pub fn bench_conv(models_dir: &Path, id: &str, runs: usize, fresh_buffers: bool,
     for (i, case) in layer_cases(&vae).iter().enumerate() {
         let x = Var::from_tensor(&random(&case.input, i as u64)?)?;
         let forward = || (case.forward)(x.as_tensor());
-        let fwd = both(runs, &|| Ok(drop(forward()?.flatten_all()?.to_vec1::<f32>()?)))?;
-        let fwd_bwd = both(runs, &|| Ok(drop(forward()?.sqr()?.sum_all()?.backward()?)))?;
+        let fwd = both(runs, &|| {
+            drop(forward()?.flatten_all()?.to_vec1::<f32>()?);
+            Ok(())
+        })?;
+        let fwd_bwd = both(runs, &|| {
+            drop(forward()?.sqr()?.sum_all()?.backward()?);
+            Ok(())
+        })?;
         layers.push((case.name, case.input, fwd, fwd_bwd));
     }
 
@@ -96,8 +102,10 @@ pub fn bench_conv(models_dir: &Path, id: &str, runs: usize, fresh_buffers: bool,
     let xs = candle_nn::ops::sigmoid(&random(&[BATCH, config.channels, config.image_size, config.image_size], 20)?)?;
     let eps = random(&[BATCH, dim], 21)?;
     let (z1, z64) = (random(&[1, dim], 22)?, random(&[BATCH, dim], 23)?);
-    let decode =
-        |z: &Tensor| -> anyhow::Result<()> { Ok(drop(vae.decoder.decode(z)?.flatten_all()?.to_vec1::<f32>()?)) };
+    let decode = |z: &Tensor| -> anyhow::Result<()> {
+        drop(vae.decoder.decode(z)?.flatten_all()?.to_vec1::<f32>()?);
+        Ok(())
+    };
     let vars: Vec<(String, Var)> =
         varmap.data().lock().map_err(|_| anyhow::anyhow!("poisoned varmap"))?.clone().into_iter().collect();
     let adam = std::cell::RefCell::new(Adam::new(vars, AdamConfig::default())?);

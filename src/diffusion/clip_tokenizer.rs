@@ -36,10 +36,8 @@ fn error(path: &Path, message: impl Into<String>) -> TokenizerError {
 pub fn byte_chars() -> Vec<(u8, char)> {
     let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
     let mut pairs: Vec<(u8, char)> = (0..=255u8).filter(|b| printable(*b)).map(|b| (b, char::from(b))).collect();
-    let mut next = 256u32;
-    for b in (0..=255u8).filter(|b| !printable(*b)) {
+    for (next, b) in (256u32..).zip((0..=255u8).filter(|b| !printable(*b))) {
         pairs.push((b, char::from_u32(next).unwrap_or('?')));
-        next += 1;
     }
     pairs
 }

@@ -188,7 +188,7 @@ fn load_mnist_json(dir: &Path) -> Result<Split, DatasetError> {
             what: "MNIST digit file",
             detail: e.to_string(),
         })?;
-        if file.data.len() % (side * side) != 0 {
+        if !file.data.len().is_multiple_of(side * side) {
             return Err(DatasetError::Format {
                 path,
                 what: "MNIST digit file",

@@ -123,10 +123,11 @@ impl TextTokenizer {
         let eos = optional_u32(md, "tokenizer.ggml.eos_token_id");
         let mut stop: Vec<u32> = eos.into_iter().collect();
         for name in END_OF_TURN {
-            if let Some(i) = pieces.iter().position(|p| p == name).map(|i| i as u32) {
-                if special.contains(&i) && !stop.contains(&i) {
-                    stop.push(i);
-                }
+            if let Some(i) = pieces.iter().position(|p| p == name).map(|i| i as u32)
+                && special.contains(&i)
+                && !stop.contains(&i)
+            {
+                stop.push(i);
             }
         }
         let chat_template = md.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).cloned();

@@ -45,7 +45,7 @@ impl VaeConfig {
 
     /// Checks the values that the layer arithmetic relies on.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.image_size == 0 || self.image_size % 4 != 0 {
+        if self.image_size == 0 || !self.image_size.is_multiple_of(4) {
             return Err(format!("image_size {} is not a positive multiple of 4", self.image_size));
         }
         if !matches!(self.channels, 1 | 3) {

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::cache::ModelCache;
 use super::protocol::{JobId, WorkerEvent, WorkerRequest, WorkerThread};
@@ -115,14 +115,9 @@ impl WorkerHandle {
         // Read before draining: whatever a dead thread sent is then in the channel.
         let dead = self.thread.as_ref().is_some_and(|t| t.is_finished());
         let mut out = Vec::new();
-        loop {
-            match self.events.try_recv() {
-                Ok(e) => {
-                    self.note(&e);
-                    out.push(e);
-                }
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
+        while let Ok(e) = self.events.try_recv() {
+            self.note(&e);
+            out.push(e);
         }
         // A worker that died outside a job's panic guard would leave its jobs
         // open forever: end them so the UI can say so. Jobs it had already

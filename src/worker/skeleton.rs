@@ -75,8 +75,8 @@ impl ServiceThread {
     }
 
     /// Queues a request; gives it back if the thread is gone.
-    pub fn submit(&self, env: Envelope) -> Result<(), Envelope> {
-        self.requests.send(env).map_err(|e| e.0)
+    pub fn submit(&self, env: Envelope) -> Result<(), Box<Envelope>> {
+        self.requests.send(env).map_err(|e| Box::new(e.0))
     }
 }
 

@@ -26,7 +26,7 @@ impl StudioApp {
                 Some(DialogOutcome::TextModel(path))
             }),
             UiCommand::Generate => {
-                let Some(model) = self.text.model.clone() else { return None };
+                let model = self.text.model.clone()?;
                 let spec = self.text.spec();
                 if let Err(e) = spec.sampling.validate() {
                     self.notices.push(Notice { text: format!("cannot generate: {e}"), error: true });

@@ -185,6 +185,7 @@ impl Pass<'_> {
             }
         };
         for (layer, block) in self.weights.blocks.iter().enumerate() {
+            // SAFETY: written before the last barrier; no member writes it until the next one.
             rms_norm_rows(unsafe { b.x.get() }, &block.attn_norm, c.rms_eps, &mut s.normed);
             s.acts.reset();
             // q, k and v rows as one range of d + 2·kv, split between members.
@@ -203,9 +204,11 @@ impl Pass<'_> {
             m.sync();
             s.acts.reset();
             let rows = m.rows(d);
+            // SAFETY: written before the last barrier; no member writes it until the next one.
             let values = products(&block.wo, &rows, s.acts.of(&block.wo, unsafe { b.att.get() }, d), &mut s.out);
             scatter(&b.x, d, &rows, values, true);
             m.sync();
+            // SAFETY: written before the last barrier; no member writes it until the next one.
             rms_norm_rows(unsafe { b.x.get() }, &block.ffn_norm, c.rms_eps, &mut s.normed);
             s.acts.reset();
             let rows = m.rows(ff);
@@ -218,11 +221,13 @@ impl Pass<'_> {
             s.acts.reset();
             let rows = m.rows(d);
             let values =
+                // SAFETY: written before the last barrier; no member writes it until the next one.
                 products(&block.down, &rows, s.acts.of(&block.down, unsafe { b.hidden.get() }, ff), &mut s.out);
             scatter(&b.x, d, &rows, values, true);
             m.sync();
         }
         // Logits of the last token only.
+        // SAFETY: written before the last barrier; no member writes it until the next one.
         let x = unsafe { b.x.get() };
         rms_norm_rows(&x[(n - 1) * d..], &self.weights.output_norm, c.rms_eps, &mut s.normed);
         s.acts.reset();
@@ -247,17 +252,22 @@ impl Pass<'_> {
         };
         for h in m.items(c.heads) {
             for t in 0..self.tokens {
+                // SAFETY: this member's own heads; no other member touches them until the next barrier.
                 rotate(unsafe { b.q.part(t * d + h * hd..t * d + (h + 1) * hd) }, t);
             }
         }
+        // SAFETY: written before the last barrier; no member writes it until the next one.
         let v = unsafe { b.v.get() };
         for g in m.items(c.kv_heads) {
             for t in 0..self.tokens {
                 let head = t * kv + g * hd..t * kv + (g + 1) * hd;
+                // SAFETY: this member's own key heads; no other member touches them until the next barrier.
                 let k = unsafe { b.k.part(head.clone()) };
                 rotate(k, t);
                 let at = (self.pos + t) * kv + g * hd..(self.pos + t) * kv + (g + 1) * hd;
+                // SAFETY: this member's heads at this position; the others write other heads, and reads wait for the barrier.
                 unsafe { b.keys[layer].part(at.clone()) }.copy_from_slice(k);
+                // SAFETY: this member's heads at this position; the others write other heads, and reads wait for the barrier.
                 unsafe { b.values[layer].part(at) }.copy_from_slice(&v[head]);
             }
         }
@@ -272,6 +282,7 @@ impl Pass<'_> {
         let b = &self.bufs;
         let group = c.heads / c.kv_heads;
         let scale = 1.0 / (hd as f32).sqrt();
+        // SAFETY: written before the last barrier; no member writes it until the next one.
         let (q, keys, values) = unsafe { (b.q.get(), b.keys[layer].get(), b.values[layer].get()) };
         let mine = m.items(c.heads);
         let mut first = mine.start;
@@ -293,6 +304,7 @@ impl Pass<'_> {
                 }
                 scores.chunks_exact_mut(visible).for_each(softmax);
                 // These heads' outputs lie side by side.
+                // SAFETY: this member's own heads; no other member touches them until the next barrier.
                 let out = unsafe { b.att.part(t * d + heads.start * hd..t * d + heads.end * hd) };
                 out.fill(0.0);
                 for s in 0..visible {

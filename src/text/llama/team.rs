@@ -149,6 +149,7 @@ pub struct Shared<'a, T> {
 
 // SAFETY: access follows the disjoint-writes-between-barriers rule above.
 unsafe impl<T: Send> Sync for Shared<'_, T> {}
+// SAFETY: it only borrows a `&mut [T]` of `Send` elements; see above.
 unsafe impl<T: Send> Send for Shared<'_, T> {}
 
 impl<'a, T> Shared<'a, T> {
@@ -236,6 +237,7 @@ mod tests {
                 // SAFETY: members write disjoint item ranges, read after the barrier.
                 unsafe { shared.part(rows.clone()).iter_mut().for_each(|v| *v = round) };
                 m.sync();
+                // SAFETY: nobody writes until the next barrier.
                 let total: usize = unsafe { shared.get() }.iter().sum();
                 assert_eq!(total, 4000 * round);
                 m.sync();
