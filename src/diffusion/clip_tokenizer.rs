@@ -3,7 +3,7 @@
 //! text encoders expect it: lower-cased words, `</w>` marking a word's end,
 //! `<|startoftext|>` … `<|endoftext|>`, padded to the model's length. The
 //! same files are what our own emoji model's tokenizer is trained into
-//! (`pipelines/train_clip_bpe.rs`), so one reader serves both.
+//! (`diffusion/train_bpe.rs`), so one reader serves both.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
 //! The denoising U-Net's configuration: diffusers' `unet/config.json`, checked
-//! and split into per-block numbers for our network (`unet_model.rs`) and,
+//! and split into per-block numbers for our network (`unet.rs`) and,
 //! as the reference the tests compare it with, candle-transformers'
 //! `UNet2DConditionModel`.
 

@@ -1,6 +1,6 @@
 //! Llama-family language models from GGUF files: SmolLM2 as shipped, and any
 //! other llama-architecture GGUF a user opens. On the CPU, files whose tensor
-//! types our kernels cover run on `models::llama`; the rest (K-quants, GPUs)
+//! types our kernels cover run on `text::llama`; the rest (K-quants, GPUs)
 //! run through candle-transformers' quantized llama. Tokenizer and chat
 //! template come from the file's metadata.
 

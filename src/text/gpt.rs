@@ -1,7 +1,7 @@
 //! A small decoder-only transformer (GPT): token and position embeddings,
 //! pre-norm blocks of causal multi-head self-attention and a GELU MLP, a
 //! final layer norm and a linear head over the vocabulary. Trained by this
-//! project (`pipelines/train_text.rs`) on characters.
+//! project (`text/train.rs`) on characters.
 
 use candle_core::{D, DType, Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder, embedding};

@@ -1,4 +1,4 @@
-//! Llama-family models on our own quantized kernels (`models::quant`), for
+//! Llama-family models on our own quantized kernels (`latent_kernels`), for
 //! GGUF files whose tensor types those kernels cover (F32/F16/BF16, Q4_0,
 //! Q4_1, Q8_0). `gguf_llama` falls back to candle-transformers for the rest.
 
