@@ -11,27 +11,10 @@ use latent_studio::app::StudioApp;
 use latent_studio::app::settings::Settings;
 use latent_studio::ui::commands::Tab;
 
-/// 80 coloured 64×64 emoji-like PNGs (72 for training: one batch of 64) and their list, in `dir/emoji`.
-fn write_emoji_folder(dir: &std::path::Path) {
-    let emoji = dir.join("emoji");
-    std::fs::create_dir_all(emoji.join("64")).unwrap();
-    let mut list = Vec::new();
-    for i in 0..80u32 {
-        let name = format!("{i}.png");
-        let img = image::RgbaImage::from_fn(64, 64, |x, y| {
-            let inside = (x as i32 - 32).pow(2) + (y as i32 - 32).pow(2) < (10 + i as i32 % 20).pow(2);
-            if inside { [(i * 3) as u8, 200, 255 - (i * 3) as u8, 255].into() } else { [0, 0, 0, 0].into() }
-        });
-        img.save(emoji.join("64").join(&name)).unwrap();
-        list.push(serde_json::json!({ "image": name, "category": "Objects", "has_img_google": true }));
-    }
-    std::fs::write(emoji.join("emoji.json"), serde_json::to_string(&list).unwrap()).unwrap();
-}
-
 #[test]
 fn a_gui_training_run_updates_the_loss_plot_and_can_be_cancelled() {
     let data = tempfile::tempdir().unwrap();
-    write_emoji_folder(data.path());
+    common::write_emoji_folder(data.path());
     let output = tempfile::tempdir().unwrap();
     let settings = Settings { tab: Tab::Train, output_dir: output.path().to_owned(), ..Settings::default() };
     let mut h = Harness::builder().with_size([1200.0, 780.0]).build_eframe(move |cc| {

@@ -232,7 +232,7 @@ fn training_without_data_fails_with_the_missing_file() {
     let train = w.submit(WorkerRequest::TrainVae {
         spec,
         data_dir: data_dir.clone(),
-        checkpoint_dir: dir.path().join("ckpt"),
+        out: dir.path().join("run"),
         limit: None,
     });
     // The worker keeps serving while the trainer thread fails.
@@ -276,7 +276,7 @@ fn write_toy_fashion(root: &std::path::Path, train: usize) {
     }
 }
 
-fn toy_training(data_dir: &std::path::Path, checkpoint: &std::path::Path, epochs: usize) -> WorkerRequest {
+fn toy_training(data_dir: &std::path::Path, run: &std::path::Path, epochs: usize) -> WorkerRequest {
     use latent_studio::io::datasets::DatasetName;
     use latent_studio::vae::network::VaeConfig;
     use latent_studio::vae::train::TrainVaeSpec;
@@ -289,16 +289,17 @@ fn toy_training(data_dir: &std::path::Path, checkpoint: &std::path::Path, epochs
         beta: 1.0,
         seed: 0,
     };
-    WorkerRequest::TrainVae { spec, data_dir: data_dir.to_owned(), checkpoint_dir: checkpoint.to_owned(), limit: None }
+    WorkerRequest::TrainVae { spec, data_dir: data_dir.to_owned(), out: run.to_owned(), limit: None }
 }
 
 #[test]
 fn training_reports_epochs_and_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     write_toy_fashion(dir.path(), 64);
-    let checkpoint = dir.path().join("ckpt");
+    let run = dir.path().join("run");
+    let checkpoint = run.join("checkpoint");
     let mut w = spawn(vec![], dir.path());
-    let job = w.submit(toy_training(dir.path(), &checkpoint, 2));
+    let job = w.submit(toy_training(dir.path(), &run, 2));
     let events = finish(&mut w, &[job]);
     let epochs: Vec<_> = events
         .iter()
@@ -309,15 +310,20 @@ fn training_reports_epochs_and_checkpoints() {
     assert!(events.iter().any(|e| matches!(e, WorkerEvent::Progress { .. })));
     assert!(matches!(terminal(&events, job), WorkerEvent::TrainingDone { epochs: 2, .. }));
     assert!(checkpoint.join("state.json").is_file() && checkpoint.join("weights.safetensors").is_file());
+    // A finished run ends as `train vae --out` does: with its model folder.
+    let manifest = latent_studio::io::manifest::read_manifest(&run).unwrap();
+    assert_eq!((manifest.id.as_str(), manifest.latent_dim), ("run", 2));
+    assert!(run.join("model.safetensors").is_file() && run.join("README.md").is_file());
 }
 
 #[test]
 fn cancelled_training_stops_and_keeps_the_last_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     write_toy_fashion(dir.path(), 4000);
-    let checkpoint = dir.path().join("ckpt");
+    let run = dir.path().join("run");
+    let checkpoint = run.join("checkpoint");
     let mut w = spawn(vec![], dir.path());
-    let job = w.submit(toy_training(dir.path(), &checkpoint, 1000));
+    let job = w.submit(toy_training(dir.path(), &run, 1000));
     let mut events = Vec::new();
     loop {
         let e = w.recv_timeout(Duration::from_secs(60)).expect("worker went quiet");

@@ -50,14 +50,9 @@ pub fn frame_times_during_training(
         beta: 1.0,
         seed: 0,
     };
-    let checkpoint_dir = std::env::temp_dir().join(format!("latent-studio-bench-{}", std::process::id()));
+    let run_dir = std::env::temp_dir().join(format!("latent-studio-bench-{}", std::process::id()));
     let train = app.submit(
-        WorkerRequest::TrainVae {
-            spec,
-            data_dir: data_dir.to_owned(),
-            checkpoint_dir: checkpoint_dir.clone(),
-            limit: None,
-        },
+        WorkerRequest::TrainVae { spec, data_dir: data_dir.to_owned(), out: run_dir.clone(), limit: None },
         Purpose::Train,
         "train (benchmark)",
     );
@@ -94,7 +89,7 @@ pub fn frame_times_during_training(
     app.apply(UiCommand::Cancel(train));
     let wall = p50_p99(&mut times);
     let cpu = (!cpu_times.is_empty()).then(|| p50_p99(&mut cpu_times));
-    let _ = std::fs::remove_dir_all(checkpoint_dir);
+    let _ = std::fs::remove_dir_all(run_dir);
     Ok(Some(FrameTimes { frames, cpu, wall, training }))
 }
 

@@ -11,6 +11,7 @@ mod generate;
 mod latent;
 mod text;
 mod train;
+mod train_args;
 mod train_autoencoder;
 mod train_diffusion;
 mod train_gan;

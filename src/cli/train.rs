@@ -1,72 +1,24 @@
-//! `train vae …`: trains a VAE with a progress bar, checkpoints every epoch and
-//! exports a model folder at the end.
+//! `train …`: the command group; `train vae` trains a VAE through the epoch
+//! driver (progress bar, a checkpoint every epoch, the model folder at the end).
 
-use std::path::PathBuf;
+use anyhow::Context;
+use clap::{Args, Subcommand};
 
-use anyhow::{Context, bail};
-use clap::Subcommand;
-use indicatif::{ProgressBar, ProgressStyle};
-
+use super::train_args::{LimitArgs, ModelNameArgs, ProgressLines, RunArgs};
 use crate::io::datasets::{DatasetName, load};
-use crate::io::manifest::MANIFEST_FILE;
 use crate::nn::default_device;
 use crate::train::cancel::CancelToken;
+use crate::train::driver::{RunPlan, drive};
 use crate::train::export::ExportInfo;
-use crate::vae::export::export_vae;
 use crate::vae::network::VaeConfig;
-use crate::vae::train::{TrainEvent, TrainVaeSpec, VaeTrainer};
+use crate::vae::run::{VaeRun, default_vae_name};
+use crate::vae::train::{EpochReport, TrainVaeSpec, VaeTrainer};
 
 /// What to train.
 #[derive(Subcommand, Debug)]
 pub enum TrainCommand {
     /// A convolutional VAE on 28×28 grey images.
-    Vae {
-        /// Training data (fetch it with scripts/fetch-data.sh).
-        #[arg(long, value_enum)]
-        dataset: DatasetName,
-        /// Latent dimensions.
-        #[arg(long)]
-        latent_dim: usize,
-        /// Total epochs (with --resume: train on up to this many).
-        #[arg(long, default_value_t = 10)]
-        epochs: usize,
-        /// Model folder to write (weights, manifest, card); checkpoints go to OUT/checkpoint.
-        #[arg(long)]
-        out: PathBuf,
-        /// Model id (default: the folder name).
-        #[arg(long)]
-        id: Option<String>,
-        /// Display name.
-        #[arg(long)]
-        name: Option<String>,
-        /// Images per optimiser step.
-        #[arg(long, default_value_t = 64)]
-        batch_size: usize,
-        /// AdamW learning rate.
-        #[arg(long, default_value_t = 1e-3)]
-        lr: f64,
-        /// Weight of the KL term (1 = plain VAE).
-        #[arg(long, default_value_t = 1.0)]
-        beta: f64,
-        /// Seed of the latent (the same seed always gives the same latent).
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Width of the fully connected layer.
-        #[arg(long, default_value_t = 128)]
-        hidden: usize,
-        /// Channels of the first convolution.
-        #[arg(long, default_value_t = 32)]
-        base_channels: usize,
-        /// Use only the first N training images (quick runs).
-        #[arg(long)]
-        limit: Option<usize>,
-        /// Continue from OUT/checkpoint.
-        #[arg(long)]
-        resume: bool,
-        /// Where scripts/fetch-data.sh put the data.
-        #[arg(long, default_value = "data")]
-        data_dir: PathBuf,
-    },
+    Vae(TrainVaeArgs),
     /// A character-level GPT on a text corpus.
     Text(super::train_text::TrainTextArgs),
     /// A DCGAN on images (emoji: 32×32 RGB).
@@ -87,92 +39,88 @@ pub fn run(cmd: TrainCommand) -> anyhow::Result<()> {
         TrainCommand::Gan(args) => super::train_gan::run(args, command),
         TrainCommand::Autoencoder(args) => super::train_autoencoder::run(args, command),
         TrainCommand::Diffusion(args) => super::train_diffusion::run(args, command),
-        vae => train_vae(vae, command),
+        TrainCommand::Vae(args) => train_vae(args, command),
     }
 }
 
-fn train_vae(cmd: TrainCommand, command: String) -> anyhow::Result<()> {
-    let TrainCommand::Vae {
-        dataset,
-        latent_dim,
-        epochs,
-        out,
-        id,
-        name,
-        batch_size,
-        lr,
-        beta,
-        seed,
-        hidden,
-        base_channels,
-        limit,
-        resume,
-        data_dir,
-    } = cmd
-    else {
-        bail!("not a VAE training command");
-    };
-    if !resume && out.join(MANIFEST_FILE).exists() {
-        bail!(
-            "{} already holds a model; choose another --out (models are never overwritten) or add --resume",
-            out.display()
-        );
-    }
+/// Flags of `train vae`.
+#[derive(Args, Debug)]
+pub struct TrainVaeArgs {
+    /// Training data (fetch it with scripts/fetch-data.sh).
+    #[arg(long, value_enum)]
+    dataset: DatasetName,
+    /// Latent dimensions.
+    #[arg(long)]
+    latent_dim: usize,
+    /// Total epochs (with --resume: train on up to this many).
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(flatten)]
+    names: ModelNameArgs,
+    /// Images per optimiser step.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// AdamW learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Weight of the KL term (1 = plain VAE).
+    #[arg(long, default_value_t = 1.0)]
+    beta: f64,
+    /// Width of the fully connected layer.
+    #[arg(long, default_value_t = 128)]
+    hidden: usize,
+    /// Channels of the first convolution.
+    #[arg(long, default_value_t = 32)]
+    base_channels: usize,
+    #[command(flatten)]
+    limit: LimitArgs,
+}
+
+fn train_vae(args: TrainVaeArgs, command: String) -> anyhow::Result<()> {
+    let TrainVaeArgs { dataset, latent_dim, epochs, run, names, batch_size, lr, beta, hidden, base_channels, limit } =
+        args;
+    run.refuse_existing_model()?;
+    let out = &run.out;
     let device = default_device();
     let checkpoint = out.join("checkpoint");
-    let mut trainer = if resume {
+    let trainer = if run.resume {
         VaeTrainer::resume(&checkpoint, epochs, &device).context("cannot resume")?
     } else {
         let config = VaeConfig { latent_dim, hidden, base_channels, ..VaeConfig::mnist(latent_dim) };
-        VaeTrainer::new(TrainVaeSpec { dataset, config, epochs, batch_size, lr, beta, seed }, &device)?
+        VaeTrainer::new(TrainVaeSpec { dataset, config, epochs, batch_size, lr, beta, seed: run.seed }, &device)?
     };
     let spec = trainer.spec().clone();
-    if resume && (spec.dataset != dataset || spec.config.latent_dim != latent_dim) {
+    if run.resume && (spec.dataset != dataset || spec.config.latent_dim != latent_dim) {
         eprintln!(
             "resuming with the checkpoint's settings: --dataset {} --latent-dim {}",
             spec.dataset.name(),
             spec.config.latent_dim
         );
     }
-    let split = load(spec.dataset, &data_dir)?;
-    let train = split.train.limited(limit);
+    let split = load(spec.dataset, &run.data_dir)?;
+    let mut vae = VaeRun { trainer, train: split.train.limited(limit.limit), test: split.test };
     eprintln!(
         "training {} on {} images ({} held out), epochs {}..={}",
         out.display(),
-        train.len(),
-        split.test.len(),
-        trainer.history().len() + 1,
-        trainer.spec().epochs
+        vae.train.len(),
+        vae.test.len(),
+        vae.trainer.history().len() + 1,
+        spec.epochs
     );
-    let cancel = CancelToken::new();
-    while !trainer.finished() {
-        let bar = ProgressBar::new(train.len().div_ceil(spec.batch_size.max(1)) as u64);
-        bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} batches, loss {msg} ({eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.set_prefix((trainer.history().len() + 1).to_string());
-        let mut on_event = |e: TrainEvent| {
-            if let TrainEvent::Batch { batch, loss, .. } = e {
-                bar.set_position(batch as u64);
-                bar.set_message(format!("{loss:.2}"));
-            }
-        };
-        let report = trainer.train_epoch(&train, &split.test, &mut on_event, &cancel)?;
-        bar.finish_and_clear();
-        if let Some(r) = report {
-            eprintln!(
+    let (id, name) = names.resolve(out, "vae", || default_vae_name(&spec));
+    let plan = RunPlan::new(out, ExportInfo { id: &id, name: &name, command: &command });
+    let mut progress = ProgressLines::new(
+        |loss: &f64| format!("loss {loss:.2}"),
+        |r: &EpochReport| {
+            format!(
                 "epoch {}: train {:.2}, held-out {:.2} (recon {:.2}, KL {:.2}) nats/image, {:.1} s",
                 r.epoch, r.train_loss, r.val_loss, r.val_recon, r.val_kl, r.seconds
-            );
-        }
-        trainer.save_checkpoint(&checkpoint)?;
-    }
-    let folder = out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "vae".into());
-    let id = id.unwrap_or(folder);
-    let name = name.unwrap_or_else(|| format!("{} VAE, {}-D latent", spec.dataset.name(), spec.config.latent_dim));
-    export_vae(&trainer, &split.test, &out, &ExportInfo { id: &id, name: &name, command: &command })?;
+            )
+        },
+    );
+    drive(&mut vae, &plan, &CancelToken::new(), &mut progress)?;
     eprintln!("wrote model {id} to {}", out.display());
     Ok(())
 }

@@ -112,24 +112,33 @@ impl ClipTokenizer {
     /// padding token and length from `dir/tokenizer_config.json` (defaults:
     /// `<|endoftext|>`, 77).
     pub fn from_dir(dir: &Path) -> Result<Self, TokenizerError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path).map_err(|e| error(&path, e.to_string()))
+        };
+        let config = read("tokenizer_config.json").ok();
+        Self::from_texts(dir, &read("vocab.json")?, &read("merges.txt")?, config.as_deref())
+    }
+
+    /// The tokenizer from the texts of `vocab.json`, `merges.txt` and
+    /// optionally `tokenizer_config.json`; errors name those files in `dir`.
+    pub fn from_texts(dir: &Path, vocab: &str, merges: &str, config: Option<&str>) -> Result<Self, TokenizerError> {
         let vocab_path = dir.join("vocab.json");
-        let text = std::fs::read_to_string(&vocab_path).map_err(|e| error(&vocab_path, e.to_string()))?;
         let vocab: HashMap<String, u32> =
-            serde_json::from_str(&text).map_err(|e| error(&vocab_path, format!("not a token → id map: {e}")))?;
+            serde_json::from_str(vocab).map_err(|e| error(&vocab_path, format!("not a token → id map: {e}")))?;
         let merges_path = dir.join("merges.txt");
-        let text = std::fs::read_to_string(&merges_path).map_err(|e| error(&merges_path, e.to_string()))?;
         let mut ranks = HashMap::new();
         // The first line is a version header; HF's CLIPTokenizer skips it.
-        for (rank, line) in text.lines().skip(1).filter(|l| !l.trim().is_empty()).enumerate() {
+        for (rank, line) in merges.lines().skip(1).filter(|l| !l.trim().is_empty()).enumerate() {
             let Some((a, b)) = line.split_once(' ') else {
                 return Err(error(&merges_path, format!("line {} is not \"a b\": {line:?}", rank + 2)));
             };
             ranks.insert((a.to_owned(), b.to_owned()), rank);
         }
         let config_path = dir.join("tokenizer_config.json");
-        let config: serde_json::Value = match std::fs::read_to_string(&config_path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| error(&config_path, e.to_string()))?,
-            Err(_) => serde_json::Value::Null,
+        let config: serde_json::Value = match config {
+            Some(text) => serde_json::from_str(text).map_err(|e| error(&config_path, e.to_string()))?,
+            None => serde_json::Value::Null,
         };
         let id = |token: &str| {
             vocab.get(token).copied().ok_or_else(|| error(&vocab_path, format!("has no {token:?} token")))

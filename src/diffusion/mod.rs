@@ -18,6 +18,7 @@ pub mod export;
 pub mod nets;
 pub mod pipeline;
 pub mod random_weights;
+pub mod runs;
 pub mod schedulers;
 pub mod train;
 pub mod train_autoencoder;

@@ -118,6 +118,11 @@ impl AutoencoderTrainer {
         &self.model
     }
 
+    /// The device the network lives on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// Number of trained values.
     pub fn parameter_count(&self) -> usize {
         named_vars(&self.varmap).iter().map(|(_, v)| v.elem_count()).sum()

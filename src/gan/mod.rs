@@ -9,4 +9,5 @@ pub mod diversity;
 pub mod export;
 pub mod model;
 pub mod network;
+pub mod run;
 pub mod train;

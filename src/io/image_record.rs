@@ -82,16 +82,19 @@ impl ImageRecord {
 /// The settings stored in the PNG at `path`: ours if present, else an
 /// A1111-style `parameters` chunk; `Ok(None)` if it has neither.
 pub fn read_image_record(path: &Path) -> Result<Option<ImageRecord>, String> {
-    let chunks = read_png_text(path)?;
+    image_record_from_chunks(&read_png_text(path)?).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The settings in a PNG's text chunks: ours if present, else an A1111-style
+/// `parameters` chunk; `Ok(None)` if there are neither.
+pub fn image_record_from_chunks(chunks: &[(String, String)]) -> Result<Option<ImageRecord>, String> {
     if let Some((_, json)) = chunks.iter().find(|(k, _)| k == RECORD_KEY) {
-        return serde_json::from_str(json)
-            .map(Some)
-            .map_err(|e| format!("{}: unreadable {RECORD_KEY} chunk: {e}", path.display()));
+        return serde_json::from_str(json).map(Some).map_err(|e| format!("unreadable {RECORD_KEY} chunk: {e}"));
     }
     let Some((_, text)) = chunks.iter().find(|(k, _)| k == PARAMETERS_KEY) else {
         return Ok(None);
     };
-    let params = GenerationParams::parse_a1111(text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let params = GenerationParams::parse_a1111(text).map_err(|e| e.to_string())?;
     Ok(Some(ImageRecord::from_params(&params)))
 }
 

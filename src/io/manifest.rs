@@ -115,7 +115,13 @@ pub fn read_manifest(dir: &Path) -> Result<ModelManifest, ManifestError> {
     let path = dir.join(MANIFEST_FILE);
     let err = |detail: String| ManifestError { path: path.clone(), detail };
     let text = std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?;
-    let mut manifest: ModelManifest = serde_json::from_str(&text).map_err(|e| err(format!("invalid manifest: {e}")))?;
+    parse_manifest(&text, dir)
+}
+
+/// A manifest's text, for the model folder `dir`.
+pub fn parse_manifest(text: &str, dir: &Path) -> Result<ModelManifest, ManifestError> {
+    let err = |detail: String| ManifestError { path: dir.join(MANIFEST_FILE), detail };
+    let mut manifest: ModelManifest = serde_json::from_str(text).map_err(|e| err(format!("invalid manifest: {e}")))?;
     manifest.dir = dir.to_owned();
     Ok(manifest)
 }

@@ -23,8 +23,14 @@ const MAGIC: &[u8] = b"\x93NUMPY";
 
 /// Reads a little-endian float32 or float64 C-order array (float64 is narrowed to f32).
 pub fn read_npy(path: &Path) -> Result<NpyArray, NpyError> {
-    let err = |detail: String| NpyError { path: path.display().to_string(), detail };
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let source = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| NpyError { path: source.clone(), detail: e.to_string() })?;
+    parse_npy(&bytes, &source)
+}
+
+/// [`read_npy`] on a file's bytes; `source` names the file in errors.
+pub fn parse_npy(bytes: &[u8], source: &str) -> Result<NpyArray, NpyError> {
+    let err = |detail: String| NpyError { path: source.to_owned(), detail };
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(err("not a .npy file (no \\x93NUMPY magic)".into()));
     }

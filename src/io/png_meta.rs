@@ -65,17 +65,21 @@ pub fn encode_png(image: &RgbImage, chunks: &[(String, String)]) -> Result<Vec<u
 
 /// All text chunks (tEXt, zTXt and iTXt) of the PNG at `path`.
 pub fn read_png_text(path: &Path) -> Result<Vec<(String, String)>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let decoder = png::Decoder::new(std::io::BufReader::new(file));
-    let reader = decoder.read_info().map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    png_text_chunks(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// All text chunks (tEXt, zTXt and iTXt) of a PNG file's bytes, in that order.
+pub fn png_text_chunks(bytes: &[u8]) -> Result<Vec<(String, String)>, png::DecodingError> {
+    let reader = png::Decoder::new(std::io::Cursor::new(bytes)).read_info()?;
     let info = reader.info();
     let mut out: Vec<(String, String)> =
         info.uncompressed_latin1_text.iter().map(|c| (c.keyword.clone(), c.text.clone())).collect();
     for c in &info.compressed_latin1_text {
-        out.push((c.keyword.clone(), c.get_text().map_err(|e| e.to_string())?));
+        out.push((c.keyword.clone(), c.get_text()?));
     }
     for c in &info.utf8_text {
-        out.push((c.keyword.clone(), c.get_text().map_err(|e| e.to_string())?));
+        out.push((c.keyword.clone(), c.get_text()?));
     }
     Ok(out)
 }

@@ -13,6 +13,7 @@ pub mod gguf_tokenizer;
 pub mod gpt;
 pub mod llama;
 pub mod model;
+pub mod run;
 pub mod sampling;
 pub mod saved_text;
 pub mod train;

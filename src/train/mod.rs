@@ -6,6 +6,7 @@ pub mod adam;
 pub mod batch;
 pub mod cancel;
 pub mod checkpoint;
+pub mod driver;
 pub mod error;
 pub mod export;
 pub mod init;

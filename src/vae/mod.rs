@@ -5,4 +5,5 @@
 pub mod export;
 pub mod model;
 pub mod network;
+pub mod run;
 pub mod train;

@@ -125,11 +125,14 @@ pub enum WorkerRequest {
     /// Generate an image on the image thread (jobs run in order); steps,
     /// previews and the saved result come back as events.
     GenerateImage(Box<ImageJob>),
-    /// Train a VAE on its own thread; progress arrives as events.
-    TrainVae { spec: TrainVaeSpec, data_dir: PathBuf, checkpoint_dir: PathBuf, limit: Option<usize> },
-    /// Train a GAN on its own thread; losses and sample grids arrive as
-    /// events, a checkpoint is written into a new numbered folder under
-    /// `runs_dir` after every epoch.
+    /// Train a VAE on its own thread into the run folder `out` (checkpoint
+    /// in `out/checkpoint` every epoch, the model folder at the end, as
+    /// `train vae --out` writes); progress arrives as events.
+    TrainVae { spec: TrainVaeSpec, data_dir: PathBuf, out: PathBuf, limit: Option<usize> },
+    /// Train a GAN on its own thread into a new numbered folder under
+    /// `runs_dir`, which ends as `train gan --out` leaves its folder
+    /// (checkpoint, `progress/` log and grids, the model); losses and sample
+    /// grids arrive as events.
     TrainGan { spec: TrainGanSpec, data_dir: PathBuf, runs_dir: PathBuf, limit: Option<usize> },
     /// Follow a GAN run of `latent-studio train gan` in `folder` (its
     /// `progress/` log and grids) and report it as a training run would be.

@@ -185,8 +185,8 @@ impl Worker {
                 let start = || ServiceThread::spawn("image-generator", events, ImageService::new(models_dir));
                 return hand_on(&mut self.image, "image", start, env);
             }
-            WorkerRequest::TrainVae { spec, data_dir, checkpoint_dir, limit } => {
-                spawn_vae_training(job, spec, data_dir, checkpoint_dir, limit, env.cancel, self.events.clone())
+            WorkerRequest::TrainVae { spec, data_dir, out, limit } => {
+                spawn_vae_training(job, spec, data_dir, out, limit, env.cancel, self.events.clone())
                     .map_err(|e| format!("cannot start the training thread: {e}"))?;
                 return Ok(None);
             }

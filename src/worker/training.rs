@@ -1,4 +1,7 @@
-//! Training runs on its own named thread so the worker keeps decoding.
+//! Training runs on its own named thread so the worker keeps decoding. Each
+//! run goes through the same epoch driver as `latent-studio train …`, into a
+//! run folder that ends like the command line's: checkpoint, progress files,
+//! exported model.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -6,24 +9,30 @@ use std::time::{Duration, Instant};
 use super::protocol::{JobId, WorkerEvent};
 use super::run::EventSink;
 use super::skeleton::guarded;
-use crate::gan::train::{GanTrainEvent, GanTrainer, TrainGanSpec};
+use crate::gan::run::{GanLosses, GanRun, GanRunLog, default_gan_name};
+use crate::gan::train::{GanTrainer, TrainGanSpec};
 use crate::io::datasets::load;
+use crate::spec::train::GanEpochReport;
 use crate::train::cancel::CancelToken;
+use crate::train::driver::{BatchTick, EpochEnd, RunPlan, TrainObserver, drive};
+use crate::train::error::TrainError;
+use crate::train::export::ExportInfo;
 use crate::train::log::{LogFollower, LogLine, grid_path};
-use crate::vae::train::{TrainEvent, TrainVaeSpec, VaeTrainer};
+use crate::vae::run::{VaeRun, default_vae_name};
+use crate::vae::train::{EpochReport, TrainVaeSpec, VaeTrainer};
 
-/// Starts training; every outcome arrives as an event for `job`.
+/// Starts training into the run folder `out`; every outcome arrives as an event for `job`.
 pub fn spawn_vae_training(
     job: JobId,
     spec: TrainVaeSpec,
     data_dir: PathBuf,
-    checkpoint_dir: PathBuf,
+    out: PathBuf,
     limit: Option<usize>,
     cancel: CancelToken,
     events: EventSink,
 ) -> std::io::Result<()> {
     spawn_training("vae-trainer", job, cancel, events, move |cancel, sink| {
-        train(job, spec, &data_dir, &checkpoint_dir, limit, cancel, sink)
+        train_vae(job, spec, &data_dir, &out, limit, cancel, sink)
     })
 }
 
@@ -96,73 +105,164 @@ fn lower_this_threads_priority() {
     }
 }
 
-fn train(
+fn train_vae(
     job: JobId,
     spec: TrainVaeSpec,
-    data_dir: &std::path::Path,
-    checkpoint_dir: &std::path::Path,
+    data_dir: &Path,
+    out: &Path,
     limit: Option<usize>,
     cancel: &CancelToken,
     events: &EventSink,
 ) -> Result<(usize, usize), String> {
     let split = load(spec.dataset, data_dir).map_err(|e| e.to_string())?;
-    let train = split.train.limited(limit);
-    let mut trainer = VaeTrainer::new(spec, &crate::nn::default_device()).map_err(|e| e.to_string())?;
-    let mut last_progress = Instant::now() - Duration::from_secs(1);
-    while !trainer.finished() && !cancel.is_cancelled() {
-        let mut on_event = |e: TrainEvent| match e {
-            // At most ~20 progress events a second: the UI needs no more.
-            TrainEvent::Batch { epoch, batch, batches, loss }
-                if last_progress.elapsed() > Duration::from_millis(50) || batch == batches =>
-            {
-                last_progress = Instant::now();
-                events.send(WorkerEvent::Progress {
-                    job,
-                    step: batch,
-                    total: batches,
-                    message: format!("epoch {epoch}, loss {loss:.2}"),
-                });
-            }
-            TrainEvent::Epoch(report) => events.send(WorkerEvent::TrainingEpoch { job, report }),
-            TrainEvent::Batch { .. } => {}
-        };
-        let done = trainer.train_epoch(&train, &split.test, &mut on_event, cancel).map_err(|e| e.to_string())?;
-        if done.is_some() {
-            trainer.save_checkpoint(checkpoint_dir).map_err(|e| e.to_string())?;
-        }
-    }
-    Ok((trainer.history().len(), trainer.spec().epochs))
+    let command = vae_command(&spec, out, limit);
+    let name = default_vae_name(&spec);
+    let trainer = VaeTrainer::new(spec, &crate::nn::default_device()).map_err(|e| e.to_string())?;
+    let mut run = VaeRun { trainer, train: split.train.limited(limit), test: split.test };
+    let id = folder_name(out, "vae");
+    let plan = RunPlan::new(out, ExportInfo { id: &id, name: &name, command: &command });
+    let mut observer = VaeEvents { job, events, last_progress: Instant::now() - Duration::from_secs(1) };
+    let outcome = drive(&mut run, &plan, cancel, &mut observer).map_err(|e| e.to_string())?;
+    Ok((outcome.epochs, outcome.planned))
 }
 
 fn train_gan(
     job: JobId,
     spec: TrainGanSpec,
-    data_dir: &std::path::Path,
-    runs_dir: &std::path::Path,
+    data_dir: &Path,
+    runs_dir: &Path,
     limit: Option<usize>,
     cancel: &CancelToken,
     events: &EventSink,
 ) -> Result<(usize, usize), String> {
     let split = load(spec.dataset, data_dir).map_err(|e| e.to_string())?;
-    let train = split.train.limited(limit);
-    let folder = fresh_folder(runs_dir, "gan-run")
+    let out = fresh_folder(runs_dir, "gan-run")
         .map_err(|e| format!("cannot create a folder in {}: {e}", runs_dir.display()))?;
-    events.send(WorkerEvent::GanStarted { job, folder: folder.clone() });
-    let checkpoint = folder.join("checkpoint");
-    let mut trainer = GanTrainer::new(spec, &crate::nn::default_device()).map_err(|e| e.to_string())?;
-    while !trainer.finished() && !cancel.is_cancelled() {
-        let mut on_event = |e: GanTrainEvent| match e {
-            GanTrainEvent::Batch { epoch, batch, batches, d_loss, g_loss } => {
-                events.send(WorkerEvent::GanBatch { job, epoch, batch, batches, d_loss, g_loss })
-            }
-            GanTrainEvent::Epoch { report, grid } => events.send(WorkerEvent::GanEpoch { job, report, grid }),
-        };
-        let done = trainer.train_epoch(&train, &mut on_event, cancel).map_err(|e| e.to_string())?;
-        if done.is_some() {
-            trainer.save_checkpoint(&checkpoint).map_err(|e| e.to_string())?;
+    events.send(WorkerEvent::GanStarted { job, folder: out.clone() });
+    let command = gan_command(&spec, &out, limit);
+    let name = default_gan_name(&spec);
+    let trainer = GanTrainer::new(spec, &crate::nn::default_device()).map_err(|e| e.to_string())?;
+    let mut run = GanRun { trainer, train: split.train.limited(limit), test: split.test };
+    let id = folder_name(&out, "gan");
+    let plan = RunPlan::new(&out, ExportInfo { id: &id, name: &name, command: &command });
+    let log = GanRunLog::create(&out).map_err(|e| e.to_string())?;
+    let outcome = drive(&mut run, &plan, cancel, &mut (log, GanEvents { job, events })).map_err(|e| e.to_string())?;
+    Ok((outcome.epochs, outcome.planned))
+}
+
+/// A VAE run's events for the app: throttled batch progress, each epoch's report.
+struct VaeEvents<'a> {
+    job: JobId,
+    events: &'a EventSink,
+    last_progress: Instant,
+}
+
+impl TrainObserver<f64, EpochReport> for VaeEvents<'_> {
+    fn batch(&mut self, t: &BatchTick<f64>) -> Result<(), TrainError> {
+        // At most ~20 progress events a second: the UI needs no more.
+        if self.last_progress.elapsed() > Duration::from_millis(50) || t.batch == t.batches {
+            self.last_progress = Instant::now();
+            let message = format!("epoch {}, loss {:.2}", t.epoch, t.losses);
+            self.events.send(WorkerEvent::Progress { job: self.job, step: t.batch, total: t.batches, message });
         }
+        Ok(())
     }
-    Ok((trainer.history().len(), trainer.spec().epochs))
+
+    fn epoch_done(&mut self, end: &EpochEnd<EpochReport>) -> Result<(), TrainError> {
+        self.events.send(WorkerEvent::TrainingEpoch { job: self.job, report: end.report.clone() });
+        Ok(())
+    }
+
+    fn exporting(&mut self) {
+        self.events.send(WorkerEvent::Progress {
+            job: self.job,
+            step: 0,
+            total: 0,
+            message: "exporting the model".into(),
+        });
+    }
+}
+
+/// A GAN run's events for the Train view: every batch's losses, each epoch's report and grid.
+struct GanEvents<'a> {
+    job: JobId,
+    events: &'a EventSink,
+}
+
+impl TrainObserver<GanLosses, GanEpochReport> for GanEvents<'_> {
+    fn batch(&mut self, t: &BatchTick<GanLosses>) -> Result<(), TrainError> {
+        let (job, GanLosses { d_loss, g_loss }) = (self.job, t.losses);
+        self.events.send(WorkerEvent::GanBatch {
+            job,
+            epoch: t.epoch,
+            batch: t.batch,
+            batches: t.batches,
+            d_loss,
+            g_loss,
+        });
+        Ok(())
+    }
+
+    fn epoch_done(&mut self, end: &EpochEnd<GanEpochReport>) -> Result<(), TrainError> {
+        if let Some(grid) = &end.grid {
+            let (job, report) = (self.job, end.report.clone());
+            self.events.send(WorkerEvent::GanEpoch { job, report, grid: grid.clone() });
+        }
+        Ok(())
+    }
+
+    fn exporting(&mut self) {
+        self.events.send(WorkerEvent::Progress {
+            job: self.job,
+            step: 0,
+            total: 0,
+            message: "exporting the model".into(),
+        });
+    }
+}
+
+/// The last component of `dir`, the id its exported model gets.
+fn folder_name(dir: &Path, fallback: &str) -> String {
+    dir.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| fallback.into())
+}
+
+/// The `latent-studio train vae` command that makes the same run, for the model card.
+fn vae_command(spec: &TrainVaeSpec, out: &Path, limit: Option<usize>) -> String {
+    let c = &spec.config;
+    format!(
+        "latent-studio train vae --dataset {} --latent-dim {} --hidden {} --base-channels {} --epochs {} \
+         --batch-size {} --lr {} --beta {} --seed {} --out {}{}",
+        spec.dataset.name(),
+        c.latent_dim,
+        c.hidden,
+        c.base_channels,
+        spec.epochs,
+        spec.batch_size,
+        spec.lr,
+        spec.beta,
+        spec.seed,
+        out.display(),
+        limit.map(|n| format!(" --limit {n}")).unwrap_or_default()
+    )
+}
+
+/// The `latent-studio train gan` command that makes the same run, for the model card.
+fn gan_command(spec: &TrainGanSpec, out: &Path, limit: Option<usize>) -> String {
+    let c = &spec.config;
+    format!(
+        "latent-studio train gan --dataset {} --latent-dim {} --base-channels {} --epochs {} --batch-size {} \
+         --lr {} --real-label {} --seed {} --out {}{}",
+        spec.dataset.name(),
+        c.latent_dim,
+        c.base_channels,
+        spec.epochs,
+        spec.batch_size,
+        spec.lr,
+        spec.real_label,
+        spec.seed,
+        out.display(),
+        limit.map(|n| format!(" --limit {n}")).unwrap_or_default()
+    )
 }
 
 /// Creates `root/stem-N` for the first N not taken, so no earlier run is overwritten.

@@ -215,3 +215,20 @@ pub fn fails(args: &[&str]) -> String {
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// 80 coloured 64×64 emoji-like PNGs (72 for training: one batch of 64) and their list, in `dir/emoji`.
+pub fn write_emoji_folder(dir: &std::path::Path) {
+    let emoji = dir.join("emoji");
+    std::fs::create_dir_all(emoji.join("64")).unwrap();
+    let mut list = Vec::new();
+    for i in 0..80u32 {
+        let name = format!("{i}.png");
+        let img = image::RgbaImage::from_fn(64, 64, |x, y| {
+            let inside = (x as i32 - 32).pow(2) + (y as i32 - 32).pow(2) < (10 + i as i32 % 20).pow(2);
+            if inside { [(i * 3) as u8, 200, 255 - (i * 3) as u8, 255].into() } else { [0, 0, 0, 0].into() }
+        });
+        img.save(emoji.join("64").join(&name)).unwrap();
+        list.push(serde_json::json!({ "image": name, "category": "Objects", "has_img_google": true }));
+    }
+    std::fs::write(emoji.join("emoji.json"), serde_json::to_string(&list).unwrap()).unwrap();
+}

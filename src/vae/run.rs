@@ -1,0 +1,72 @@
+//! A VAE training run as the epoch driver sees it (`train::driver`): the
+//! command line and the worker both train VAEs through it.
+
+use std::path::Path;
+
+use crate::io::datasets::ImageSet;
+use crate::train::cancel::CancelToken;
+use crate::train::driver::{BatchTick, EpochEnd, EpochTrainer};
+use crate::train::error::TrainError;
+use crate::train::export::ExportInfo;
+use crate::vae::export::export_vae;
+use crate::vae::train::{EpochReport, TrainEvent, TrainVaeSpec, VaeTrainer};
+
+/// A VAE with its training images and the held-out ones it is evaluated
+/// (and its latent map drawn) on.
+pub struct VaeRun {
+    /// The network and its optimiser.
+    pub trainer: VaeTrainer,
+    /// Training images.
+    pub train: ImageSet,
+    /// Held-out images.
+    pub test: ImageSet,
+}
+
+impl EpochTrainer for VaeRun {
+    /// The batch's loss (nats per image).
+    type Losses = f64;
+    type Report = EpochReport;
+
+    fn finished(&self) -> bool {
+        self.trainer.finished()
+    }
+
+    fn epochs_done(&self) -> usize {
+        self.trainer.history().len()
+    }
+
+    fn epochs_planned(&self) -> usize {
+        self.trainer.spec().epochs
+    }
+
+    fn batches_per_epoch(&self) -> usize {
+        self.train.len().div_ceil(self.trainer.spec().batch_size.max(1))
+    }
+
+    fn train_one_epoch(
+        &mut self,
+        cancel: &CancelToken,
+        on_batch: &mut dyn FnMut(BatchTick<f64>),
+    ) -> Result<Option<EpochEnd<EpochReport>>, TrainError> {
+        let mut on_event = |e: TrainEvent| {
+            if let TrainEvent::Batch { epoch, batch, batches, loss } = e {
+                on_batch(BatchTick { epoch, batch, batches, losses: loss });
+            }
+        };
+        let report = self.trainer.train_epoch(&self.train, &self.test, &mut on_event, cancel)?;
+        Ok(report.map(|report| EpochEnd { report, grid: None }))
+    }
+
+    fn save_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
+        self.trainer.save_checkpoint(dir)
+    }
+
+    fn export(&self, dir: &Path, info: &ExportInfo) -> Result<(), TrainError> {
+        export_vae(&self.trainer, &self.test, dir, info)
+    }
+}
+
+/// The display name a VAE run's model gets unless the user names it.
+pub fn default_vae_name(spec: &TrainVaeSpec) -> String {
+    format!("{} VAE, {}-D latent", spec.dataset.name(), spec.config.latent_dim)
+}
