@@ -23,7 +23,10 @@ pub enum DialogOutcome {
     /// Use this diffusers folder as the diffusion model.
     ImageModel(PathBuf),
     /// The settings read from a PNG (or why they could not be).
-    ImageSettings { path: PathBuf, record: Result<Option<crate::io::image_record::ImageRecord>, String> },
+    ImageSettings {
+        path: PathBuf,
+        record: Result<Option<crate::io::image_record::ImageRecord>, crate::io::error::FileError>,
+    },
     /// Use this init image.
     InitImage(PathBuf),
 }

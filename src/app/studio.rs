@@ -48,6 +48,8 @@ pub struct StudioApp {
     /// The diffusion models among `models` (the image panel's picker).
     image_models: Vec<ModelManifest>,
     notices: Vec<Notice>,
+    /// Where models run ("CPU (2 threads, AVX-512)"), for the status bar.
+    device: String,
     about_open: bool,
     gpu_scatter: bool,
     selected: Option<String>,
@@ -119,6 +121,7 @@ impl StudioApp {
             text,
             train: TrainPanel::default(),
             notices,
+            device: crate::nn::device_label(&crate::nn::default_device()),
             about_open: false,
             gpu_scatter: scatter::is_installed(render_state),
             selected: None,
@@ -444,7 +447,8 @@ impl StudioApp {
         self.handle_dropped_files(&ctx);
         let mut out = Vec::new();
         egui::Panel::top("top-bar").show(ui, |ui| self.top_bar_ui(ui, &mut out));
-        egui::Panel::bottom("status-bar").show(ui, |ui| status_ui(ui, &self.jobs, &self.notices, &mut out));
+        egui::Panel::bottom("status-bar")
+            .show(ui, |ui| status_ui(ui, &self.device, &self.jobs, &self.notices, &mut out));
         egui::CentralPanel::default().show(ui, |ui| match self.settings.tab {
             Tab::Latent => {
                 let panel_ctx = PanelContext {

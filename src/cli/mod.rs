@@ -191,6 +191,11 @@ pub enum Command {
 
 /// Runs a headless command.
 pub fn run(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
+    // Say where the heavy commands run (the GUI shows it in its status bar).
+    if matches!(command, Command::Models { .. } | Command::Generate(_) | Command::Train { .. } | Command::Bench { .. })
+    {
+        eprintln!("device: {}", crate::nn::device_label(&crate::nn::default_device()));
+    }
     // On a pool thread, parallel loops keep one half of their work instead of
     // handing all of it to other threads and sleeping.
     rayon::scope(|_| run_here(command, models_dir))

@@ -82,14 +82,17 @@ impl AutoencoderConfig {
     }
 
     /// Checks the values the layer arithmetic relies on.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    pub fn validate(&self) -> std::result::Result<(), crate::spec::InvalidSetting> {
         if self.block_out_channels.is_empty() || self.layers_per_block == 0 || self.latent_channels == 0 {
             return Err("block_out_channels, layers_per_block and latent_channels must be non-empty/positive".into());
         }
         if let Some(c) =
             self.block_out_channels.iter().find(|c| self.norm_num_groups == 0 || *c % self.norm_num_groups != 0)
         {
-            return Err(format!("{c} channels do not split into {} groups", self.norm_num_groups));
+            return Err(crate::spec::InvalidSetting(format!(
+                "{c} channels do not split into {} groups",
+                self.norm_num_groups
+            )));
         }
         Ok(())
     }

@@ -60,15 +60,15 @@ impl ClipTextConfig {
     }
 
     /// Checks the values the layer arithmetic relies on.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    pub fn validate(&self) -> std::result::Result<(), crate::spec::InvalidSetting> {
         if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
-            return Err(format!(
+            return Err(crate::spec::InvalidSetting(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
-            ));
+            )));
         }
         if !matches!(self.hidden_act.as_str(), "quick_gelu" | "gelu") {
-            return Err(format!("hidden_act \"{}\" is not supported", self.hidden_act));
+            return Err(crate::spec::InvalidSetting(format!("hidden_act \"{}\" is not supported", self.hidden_act)));
         }
         Ok(())
     }

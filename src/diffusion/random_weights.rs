@@ -155,7 +155,7 @@ pub fn write_random_model(dir: &Path, model: &RandomModel) -> Result<(), TrainEr
             &strip_prefix(&named_vars(&varmap), ""),
         )?;
     }
-    model.unet.plan().map_err(TrainError::Invalid)?;
+    model.unet.plan().map_err(|e| TrainError::Invalid(e.0))?;
     let unet = fresh(model.seed + 10, &|vb| Unet::new(&model.unet, vb).map(|_| ()))?;
     write_unet_folder(&dir.join("unet"), &model.unet, &strip_prefix(&named_vars(&unet), ""))?;
     let vae = fresh(model.seed + 20, &|vb| Autoencoder::new(&model.vae, vb).map(|_| ()))?;

@@ -128,19 +128,19 @@ pub struct DiffusionTrainer {
 impl DiffusionTrainer {
     /// Fresh networks, initialised from the seed.
     pub fn new(spec: TrainDiffusionSpec, device: &Device) -> Result<Self, TrainError> {
-        let invalid = |e: String| TrainError::Invalid(e);
+        let invalid = |e: crate::spec::InvalidSetting| TrainError::Invalid(e.0);
         spec.unet.plan().map_err(invalid)?;
         spec.text.validate().map_err(invalid)?;
         if spec.text.hidden_size != spec.unet.cross_attention_dim {
-            return Err(invalid(format!(
+            return Err(TrainError::Invalid(format!(
                 "text width {} ≠ cross_attention_dim {}",
                 spec.text.hidden_size, spec.unet.cross_attention_dim
             )));
         }
         if spec.batch_size == 0 {
-            return Err(invalid("batch size must be positive".into()));
+            return Err(TrainError::Invalid("batch size must be positive".into()));
         }
-        let alphas_cumprod = spec.scheduler.alphas_cumprod().map_err(|e| invalid(e.to_string()))?;
+        let alphas_cumprod = spec.scheduler.alphas_cumprod().map_err(|e| TrainError::Invalid(e.to_string()))?;
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
         let unet = Unet::new(&spec.unet, vb.pp("unet"))?;

@@ -74,7 +74,7 @@ pub struct AutoencoderTrainer {
 impl AutoencoderTrainer {
     /// A fresh network, initialised from the seed.
     pub fn new(spec: TrainAutoencoderSpec, device: &Device) -> Result<Self, TrainError> {
-        spec.config.validate().map_err(TrainError::Invalid)?;
+        spec.config.validate().map_err(|e| TrainError::Invalid(e.0))?;
         let varmap = VarMap::new();
         let model = Autoencoder::new(&spec.config, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
         reseed_parameters(&varmap, spec.seed)?;

@@ -129,14 +129,14 @@ impl UnetConfig {
 
     /// Per-block heads, transformer depths and block kinds, after checking
     /// that the numbers fit together.
-    pub fn plan(&self) -> Result<BlockPlan, String> {
+    pub fn plan(&self) -> Result<BlockPlan, crate::spec::InvalidSetting> {
         let n = self.block_out_channels.len();
         if n == 0 || self.down_block_types.len() != n || self.up_block_types.len() != n {
-            return Err(format!(
+            return Err(crate::spec::InvalidSetting(format!(
                 "{n} block_out_channels but {} down and {} up block types",
                 self.down_block_types.len(),
                 self.up_block_types.len()
-            ));
+            )));
         }
         if self.layers_per_block == 0 {
             return Err("layers_per_block must be at least 1".into());
@@ -145,7 +145,7 @@ impl UnetConfig {
         let kind = |name: &str, cross: &str, plain: &str| match name {
             n if n == cross => Ok(true),
             n if n == plain => Ok(false),
-            other => Err(format!("block type {other} is not supported")),
+            other => Err(crate::spec::InvalidSetting(format!("block type {other} is not supported"))),
         };
         let down_cross = (self.down_block_types.iter())
             .map(|t| kind(t, "CrossAttnDownBlock2D", "DownBlock2D"))
@@ -159,13 +159,18 @@ impl UnetConfig {
         for (i, &channels) in self.block_out_channels.iter().enumerate() {
             let layers = self.transformer_layers_per_block.as_ref().map_or(Some(1), |t| t.at(i));
             let (Some(layers), Some(h)) = (layers, heads_per_block.at(i)) else {
-                return Err(format!("block {i} has no transformer_layers_per_block or attention heads"));
+                return Err(crate::spec::InvalidSetting(format!(
+                    "block {i} has no transformer_layers_per_block or attention heads"
+                )));
             };
             if h == 0 || channels % h != 0 {
-                return Err(format!("{channels} channels do not split into {h} heads"));
+                return Err(crate::spec::InvalidSetting(format!("{channels} channels do not split into {h} heads")));
             }
             if self.norm_num_groups == 0 || channels % self.norm_num_groups != 0 {
-                return Err(format!("{channels} channels do not split into {} groups", self.norm_num_groups));
+                return Err(crate::spec::InvalidSetting(format!(
+                    "{channels} channels do not split into {} groups",
+                    self.norm_num_groups
+                )));
             }
             heads.push(h);
             transformer_layers.push(layers);
@@ -176,17 +181,17 @@ impl UnetConfig {
     /// candle-transformers' form of the config (the reference our U-Net is
     /// checked against). Its U-Net mirrors the down blocks on the way up and
     /// always normalises in 32 groups, so other layouts are refused.
-    pub fn to_candle(&self) -> Result<UNet2DConditionModelConfig, String> {
+    pub fn to_candle(&self) -> Result<UNet2DConditionModelConfig, crate::spec::InvalidSetting> {
         let plan = self.plan()?;
         let n = plan.heads.len();
         if (0..n).any(|i| plan.up_cross[n - 1 - i] != plan.down_cross[i]) {
             return Err("only layouts whose up blocks mirror the down blocks are supported".into());
         }
         if self.norm_num_groups != 32 {
-            return Err(format!(
+            return Err(crate::spec::InvalidSetting(format!(
                 "norm_num_groups {} is not supported (candle-transformers uses 32)",
                 self.norm_num_groups
-            ));
+            )));
         }
         let blocks = (0..n)
             .map(|i| BlockConfig {
@@ -213,7 +218,7 @@ impl UnetConfig {
 
     /// The widths of SDXL's added "text_time" embedding (the sinusoid per
     /// size/crop number, and `add_embedding`'s input), if the model has one.
-    pub fn text_time(&self) -> Result<Option<(usize, usize)>, String> {
+    pub fn text_time(&self) -> Result<Option<(usize, usize)>, crate::spec::InvalidSetting> {
         match self.addition_embed_type.as_deref() {
             None => Ok(None),
             Some("text_time") => match (self.addition_time_embed_dim, self.projection_class_embeddings_input_dim) {
@@ -223,7 +228,9 @@ impl UnetConfig {
                         .into(),
                 ),
             },
-            Some(other) => Err(format!("addition_embed_type \"{other}\" is not supported")),
+            Some(other) => {
+                Err(crate::spec::InvalidSetting(format!("addition_embed_type \"{other}\" is not supported")))
+            }
         }
     }
 }
@@ -263,7 +270,7 @@ mod tests {
         );
         assert_eq!(cfg.text_time(), Ok(Some((256, 2816))));
         cfg.up_block_types.swap(0, 2);
-        assert!(cfg.to_candle().unwrap_err().contains("mirror"));
+        assert!(cfg.to_candle().unwrap_err().to_string().contains("mirror"));
         assert_eq!(cfg.plan().unwrap().up_cross, [false, true, true]);
     }
 }

@@ -35,12 +35,12 @@ impl GanModel {
         }
         let GanManifestConfig { gan: config } =
             serde_json::from_value(manifest.config.clone()).map_err(|e| bad(format!("invalid GAN config: {e}")))?;
-        config.validate().map_err(&bad)?;
+        config.validate().map_err(|e| bad(e.0))?;
         check_manifest_shape(&manifest, config.latent_dim, config.image_size, config.channels)?;
         let (vb, weights_err) = load_weights(&manifest, device)?;
         let generator = Generator::new(&config, vb.pp("generator"))
             .map_err(|e| weights_err(format!("does not fit the manifest's config: {e}")))?;
-        let directions = match read_directions(&manifest.dir).map_err(&bad)? {
+        let directions = match read_directions(&manifest.dir).map_err(|e| bad(e.detail))? {
             Some(d) if d.vectors.iter().any(|v| v.len() != config.latent_dim) => {
                 return Err(bad(format!(
                     "{DIRECTIONS_FILE} holds vectors of another length than {}",

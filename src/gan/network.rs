@@ -63,15 +63,15 @@ impl GanConfig {
     }
 
     /// Checks the values that the layer arithmetic relies on.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    pub fn validate(&self) -> std::result::Result<(), crate::spec::InvalidSetting> {
         if self.steps() == 0 || !(4..=7).contains(&self.start_side()) {
-            return Err(format!(
+            return Err(crate::spec::InvalidSetting(format!(
                 "image_size {} is not s·2ⁿ with n ≥ 1 and s from 4 to 7 (8, 16, 28, 32, 64…)",
                 self.image_size
-            ));
+            )));
         }
         if !matches!(self.channels, 1 | 3) {
-            return Err(format!("channels {} is neither 1 nor 3", self.channels));
+            return Err(crate::spec::InvalidSetting(format!("channels {} is neither 1 nor 3", self.channels)));
         }
         if self.latent_dim == 0 || self.base_channels == 0 {
             return Err("latent_dim and base_channels must be positive".into());

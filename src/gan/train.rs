@@ -95,7 +95,7 @@ impl GanTrainer {
     /// norm scales N(1, 0.02), biases 0), drawn from the project's seeded
     /// generator.
     pub fn new(spec: TrainGanSpec, device: &Device) -> Result<Self, TrainError> {
-        spec.config.validate().map_err(TrainError::Invalid)?;
+        spec.config.validate().map_err(|e| TrainError::Invalid(e.0))?;
         if spec.batch_size < 2 {
             return Err(TrainError::Invalid("batch size must be at least 2 (batch normalisation)".into()));
         }

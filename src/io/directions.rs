@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use super::error::FileError;
+
 use serde::{Deserialize, Serialize};
 
 /// File name in the model folder.
@@ -24,18 +26,18 @@ pub struct LatentDirections {
 }
 
 /// Reads `dir/directions.json`; `Ok(None)` when there is none.
-pub fn read_directions(dir: &Path) -> Result<Option<LatentDirections>, String> {
+pub fn read_directions(dir: &Path) -> Result<Option<LatentDirections>, FileError> {
     let path = dir.join(DIRECTIONS_FILE);
     if !path.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map(Some).map_err(|e| format!("{} is not a directions file: {e}", path.display()))
+    let text = std::fs::read_to_string(&path).map_err(|e| FileError::new(&path, format!("cannot read: {e}")))?;
+    serde_json::from_str(&text).map(Some).map_err(|e| FileError::new(&path, format!("not a directions file: {e}")))
 }
 
 /// Writes `dir/directions.json` (replacing an older one: it is derived data).
-pub fn write_directions(dir: &Path, directions: &LatentDirections) -> Result<(), String> {
+pub fn write_directions(dir: &Path, directions: &LatentDirections) -> Result<(), FileError> {
     let path = dir.join(DIRECTIONS_FILE);
-    let text = serde_json::to_string_pretty(directions).map_err(|e| e.to_string())?;
-    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    let text = serde_json::to_string_pretty(directions).map_err(|e| FileError::new(&path, e))?;
+    std::fs::write(&path, text).map_err(|e| FileError::new(&path, format!("cannot write: {e}")))
 }

@@ -33,17 +33,18 @@ pub fn upscale(image: &RgbImage, factor: u32) -> RgbImage {
 }
 
 /// Encodes `frames` as a looping animated GIF with `delay_ms` per frame.
-pub fn encode_gif(frames: &[RgbImage], delay_ms: u32) -> Result<Vec<u8>, String> {
+pub fn encode_gif(frames: &[RgbImage], delay_ms: u32) -> Result<Vec<u8>, super::error::EncodeError> {
     let mut out = Vec::new();
     {
         let mut enc = image::codecs::gif::GifEncoder::new_with_speed(&mut out, 10);
-        enc.set_repeat(image::codecs::gif::Repeat::Infinite).map_err(|e| e.to_string())?;
+        let err = |e| super::error::EncodeError::new("GIF", e);
+        enc.set_repeat(image::codecs::gif::Repeat::Infinite).map_err(err)?;
         let delay = Delay::from_numer_denom_ms(delay_ms, 1);
         let frames = frames.iter().map(|f| {
             let rgba: RgbaImage = image::DynamicImage::ImageRgb8(f.clone()).to_rgba8();
             Frame::from_parts(rgba, 0, 0, delay)
         });
-        enc.encode_frames(frames).map_err(|e| e.to_string())?;
+        enc.encode_frames(frames).map_err(err)?;
     }
     Ok(out)
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::io::error::{FileError, FormatError};
 use crate::io::png_meta::read_png_text;
 use crate::io::sd_params::{GenerationParams, PARAMETERS_KEY};
 use crate::spec::image::{ImageRequest, SamplerKind};
@@ -81,20 +82,22 @@ impl ImageRecord {
 
 /// The settings stored in the PNG at `path`: ours if present, else an
 /// A1111-style `parameters` chunk; `Ok(None)` if it has neither.
-pub fn read_image_record(path: &Path) -> Result<Option<ImageRecord>, String> {
-    image_record_from_chunks(&read_png_text(path)?).map_err(|e| format!("{}: {e}", path.display()))
+pub fn read_image_record(path: &Path) -> Result<Option<ImageRecord>, FileError> {
+    image_record_from_chunks(&read_png_text(path)?).map_err(|e| FileError::new(path, e))
 }
 
 /// The settings in a PNG's text chunks: ours if present, else an A1111-style
 /// `parameters` chunk; `Ok(None)` if there are neither.
-pub fn image_record_from_chunks(chunks: &[(String, String)]) -> Result<Option<ImageRecord>, String> {
+pub fn image_record_from_chunks(chunks: &[(String, String)]) -> Result<Option<ImageRecord>, FormatError> {
     if let Some((_, json)) = chunks.iter().find(|(k, _)| k == RECORD_KEY) {
-        return serde_json::from_str(json).map(Some).map_err(|e| format!("unreadable {RECORD_KEY} chunk: {e}"));
+        return serde_json::from_str(json)
+            .map(Some)
+            .map_err(|e| FormatError(format!("unreadable {RECORD_KEY} chunk: {e}")));
     }
     let Some((_, text)) = chunks.iter().find(|(k, _)| k == PARAMETERS_KEY) else {
         return Ok(None);
     };
-    let params = GenerationParams::parse_a1111(text).map_err(|e| e.to_string())?;
+    let params = GenerationParams::parse_a1111(text).map_err(|e| FormatError(e.to_string()))?;
     Ok(Some(ImageRecord::from_params(&params)))
 }
 

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use super::error::FileError;
 use safetensors::{Dtype, SafeTensors};
 
 /// Posterior means of held-out images and their class labels.
@@ -18,15 +19,16 @@ const POINTS: &str = "points";
 const LABELS: &str = "labels";
 
 /// Reads a latent map written by [`write_latent_map`]; errors name the file.
-pub fn read_latent_map(path: &Path) -> Result<LatentMap, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let points = st.tensor(POINTS).map_err(|e| format!("{}: {e}", path.display()))?;
-    let labels = st.tensor(LABELS).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read_latent_map(path: &Path) -> Result<LatentMap, FileError> {
+    let err = |e: &dyn std::fmt::Display| FileError::new(path, e);
+    let bytes = std::fs::read(path).map_err(|e| err(&e))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| err(&e))?;
+    let points = st.tensor(POINTS).map_err(|e| err(&e))?;
+    let labels = st.tensor(LABELS).map_err(|e| err(&e))?;
     let n = labels.shape().first().copied().unwrap_or(0);
     if points.dtype() != Dtype::F32 || points.shape() != [n, 2] || labels.dtype() != Dtype::U8 || labels.shape() != [n]
     {
-        return Err(format!("{}: expected points f32 [{n}, 2] and labels u8 [{n}]", path.display()));
+        return Err(err(&format!("expected points f32 [{n}, 2] and labels u8 [{n}]")));
     }
     let coords: Vec<f32> =
         points.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
@@ -34,13 +36,13 @@ pub fn read_latent_map(path: &Path) -> Result<LatentMap, String> {
 }
 
 /// Writes `map` as safetensors.
-pub fn write_latent_map(path: &Path, map: &LatentMap) -> Result<(), String> {
+pub fn write_latent_map(path: &Path, map: &LatentMap) -> Result<(), FileError> {
     let coords: Vec<u8> = map.points.iter().flat_map(|p| p.iter().flat_map(|v| v.to_le_bytes())).collect();
     let n = map.labels.len();
-    let points = safetensors::tensor::TensorView::new(Dtype::F32, vec![n, 2], &coords).map_err(|e| e.to_string())?;
-    let labels = safetensors::tensor::TensorView::new(Dtype::U8, vec![n], &map.labels).map_err(|e| e.to_string())?;
-    safetensors::serialize_to_file([(POINTS, points), (LABELS, labels)], None, path)
-        .map_err(|e| format!("{}: {e}", path.display()))
+    let err = |e: safetensors::SafeTensorError| FileError::new(path, e);
+    let points = safetensors::tensor::TensorView::new(Dtype::F32, vec![n, 2], &coords).map_err(err)?;
+    let labels = safetensors::tensor::TensorView::new(Dtype::U8, vec![n], &map.labels).map_err(err)?;
+    safetensors::serialize_to_file([(POINTS, points), (LABELS, labels)], None, path).map_err(err)
 }
 
 #[cfg(test)]
@@ -61,6 +63,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.safetensors");
         std::fs::write(&path, b"not a tensor file").unwrap();
-        assert!(read_latent_map(&path).unwrap_err().contains("bad.safetensors"));
+        assert!(read_latent_map(&path).unwrap_err().to_string().contains("bad.safetensors"));
     }
 }

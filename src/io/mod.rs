@@ -4,6 +4,7 @@ pub mod chart;
 pub mod datasets;
 pub mod directions;
 pub mod emoji;
+pub mod error;
 pub mod export;
 pub mod image_record;
 pub mod latent_map;

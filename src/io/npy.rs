@@ -68,10 +68,12 @@ pub fn parse_npy(bytes: &[u8], source: &str) -> Result<NpyArray, NpyError> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().map_err(|_| err(format!("bad dimension {s:?}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let count: usize = shape.iter().product();
+    // A hostile shape must not overflow into a size that happens to match.
+    let needed = shape.iter().try_fold(width, |n: usize, &d| n.checked_mul(d));
     let body = &bytes[start + header_len..];
-    if body.len() != count * width {
-        return Err(err(format!("shape {shape:?} needs {} bytes of data, the file has {}", count * width, body.len())));
+    if needed != Some(body.len()) {
+        let needed = needed.map_or_else(|| "more than any file's".to_owned(), |n| n.to_string());
+        return Err(err(format!("shape {shape:?} needs {needed} bytes of data, the file has {}", body.len())));
     }
     let data = if width == 4 {
         body.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
@@ -114,6 +116,18 @@ mod tests {
             std::fs::write(&path, bytes).unwrap();
             assert_eq!(read_npy(&path).unwrap(), array);
         }
+    }
+
+    /// A shape whose element count overflows, with an empty body that the
+    /// wrapped size would have matched, is refused rather than read as data.
+    #[test]
+    fn an_overflowing_shape_is_refused() {
+        let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, 4), }}", 1usize << 62);
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        let e = parse_npy(&bytes, "x.npy").unwrap_err();
+        assert!(e.to_string().contains("more than any file's"), "{e}");
     }
 
     /// The bytes numpy 2.x writes for `np.save(f, np.array([[1.5, -2.0]], dtype='<f8'))`.

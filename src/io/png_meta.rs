@@ -5,6 +5,8 @@ use std::path::Path;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
+use super::error::{EncodeError, FileError};
+
 /// The settings behind a saved image, stored in its PNG text chunks.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ImageSettings {
@@ -47,26 +49,26 @@ impl ImageSettings {
 }
 
 /// Encodes `image` as PNG bytes with `chunks` as iTXt text chunks.
-pub fn encode_png(image: &RgbImage, chunks: &[(String, String)]) -> Result<Vec<u8>, String> {
+pub fn encode_png(image: &RgbImage, chunks: &[(String, String)]) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::new();
     {
         let mut enc = png::Encoder::new(&mut out, image.width(), image.height());
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
         for (k, v) in chunks {
-            enc.add_itxt_chunk(k.clone(), v.clone()).map_err(|e| e.to_string())?;
+            enc.add_itxt_chunk(k.clone(), v.clone()).map_err(|e| EncodeError::new("PNG", e))?;
         }
-        let mut writer = enc.write_header().map_err(|e| e.to_string())?;
-        writer.write_image_data(image.as_raw()).map_err(|e| e.to_string())?;
-        writer.finish().map_err(|e| e.to_string())?;
+        let mut writer = enc.write_header().map_err(|e| EncodeError::new("PNG", e))?;
+        writer.write_image_data(image.as_raw()).map_err(|e| EncodeError::new("PNG", e))?;
+        writer.finish().map_err(|e| EncodeError::new("PNG", e))?;
     }
     Ok(out)
 }
 
 /// All text chunks (tEXt, zTXt and iTXt) of the PNG at `path`.
-pub fn read_png_text(path: &Path) -> Result<Vec<(String, String)>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    png_text_chunks(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+pub fn read_png_text(path: &Path) -> Result<Vec<(String, String)>, FileError> {
+    let bytes = std::fs::read(path).map_err(|e| FileError::new(path, e))?;
+    png_text_chunks(&bytes).map_err(|e| FileError::new(path, e))
 }
 
 /// All text chunks (tEXt, zTXt and iTXt) of a PNG file's bytes, in that order.
@@ -85,12 +87,12 @@ pub fn png_text_chunks(bytes: &[u8]) -> Result<Vec<(String, String)>, png::Decod
 }
 
 /// The settings our JSON chunk holds, if the PNG has one.
-pub fn read_settings(path: &Path) -> Result<Option<ImageSettings>, String> {
+pub fn read_settings(path: &Path) -> Result<Option<ImageSettings>, FileError> {
     let chunks = read_png_text(path)?;
     let Some((_, json)) = chunks.iter().find(|(k, _)| k == SETTINGS_KEY) else {
         return Ok(None);
     };
-    serde_json::from_str(json).map(Some).map_err(|e| format!("{}: bad {SETTINGS_KEY} chunk: {e}", path.display()))
+    serde_json::from_str(json).map(Some).map_err(|e| FileError::new(path, format!("bad {SETTINGS_KEY} chunk: {e}")))
 }
 
 #[cfg(test)]

@@ -94,12 +94,12 @@ impl GenerationParams {
 
 /// The parameters in the `parameters` chunk of the PNG at `path` (ours or
 /// another tool's); `Ok(None)` if it has none.
-pub fn read_generation_params(path: &std::path::Path) -> Result<Option<GenerationParams>, String> {
+pub fn read_generation_params(path: &std::path::Path) -> Result<Option<GenerationParams>, super::error::FileError> {
     let chunks = super::png_meta::read_png_text(path)?;
     let Some((_, text)) = chunks.iter().find(|(k, _)| k == PARAMETERS_KEY) else {
         return Ok(None);
     };
-    GenerationParams::parse_a1111(text).map(Some).map_err(|e| format!("{}: {e}", path.display()))
+    GenerationParams::parse_a1111(text).map(Some).map_err(|e| super::error::FileError::new(path, e))
 }
 
 /// `7` rather than `7.0`, as A1111 writes whole CFG scales.

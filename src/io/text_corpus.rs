@@ -54,21 +54,21 @@ impl CorpusName {
 }
 
 /// All `.txt` files of a corpus folder, in name order, joined by blank lines.
-pub fn read_corpus(data_dir: &Path, name: CorpusName) -> Result<String, String> {
+pub fn read_corpus(data_dir: &Path, name: CorpusName) -> Result<String, super::error::FileError> {
     let dir = data_dir.join(name.folder());
     let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map_err(|e| format!("cannot read {}: {e}; scripts/fetch-data.sh fetches it", dir.display()))?
+        .map_err(|e| super::error::FileError::new(&dir, format!("{e}; scripts/fetch-data.sh fetches it")))?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "txt"))
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(format!("{} has no .txt files; scripts/fetch-data.sh fetches them", dir.display()));
+        return Err(super::error::FileError::new(&dir, "has no .txt files; scripts/fetch-data.sh fetches them"));
     }
     let mut text = String::new();
     for f in files {
-        let part = std::fs::read(&f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+        let part = std::fs::read(&f).map_err(|e| super::error::FileError::new(&f, e))?;
         text.push_str(&String::from_utf8_lossy(&part).replace("\r\n", "\n"));
         text.push_str("\n\n");
     }

@@ -28,3 +28,30 @@ pub fn default_device() -> candle_core::Device {
     }
     candle_core::Device::Cpu
 }
+
+/// Where models run, as the status bar and the command line say it:
+/// "CPU (2 threads, AVX-512)", "CUDA GPU 0", "Metal GPU".
+pub fn device_label(device: &candle_core::Device) -> String {
+    match device {
+        candle_core::Device::Cpu => {
+            let threads = candle_core::utils::get_num_threads();
+            format!("CPU ({threads} thread{}{})", if threads == 1 { "" } else { "s" }, cpu_simd())
+        }
+        candle_core::Device::Cuda(_) => "CUDA GPU 0".to_owned(),
+        candle_core::Device::Metal(_) => "Metal GPU".to_owned(),
+    }
+}
+
+/// The widest SIMD our kernels pick on this CPU, for the device label.
+fn cpu_simd() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            return ", AVX-512";
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            return ", AVX2";
+        }
+    }
+    ""
+}

@@ -7,3 +7,20 @@
 pub mod image;
 pub mod text;
 pub mod train;
+
+/// A setting out of range or inconsistent, with a message naming it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSetting(pub String);
+
+impl From<String> for InvalidSetting {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
+impl From<&str> for InvalidSetting {
+    fn from(message: &str) -> Self {
+        Self(message.to_owned())
+    }
+}

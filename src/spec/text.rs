@@ -34,7 +34,7 @@ impl SamplingParams {
     }
 
     /// A message naming the first value out of range.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::spec::InvalidSetting> {
         let checks = [
             (self.temperature >= 0.0 && self.temperature.is_finite(), "temperature must be ≥ 0"),
             (self.top_p > 0.0 && self.top_p <= 1.0, "top-p must be in (0, 1]"),
@@ -42,7 +42,7 @@ impl SamplingParams {
             (self.repeat_penalty > 0.0 && self.repeat_penalty.is_finite(), "repetition penalty must be > 0"),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
-            Some((_, msg)) => Err((*msg).to_owned()),
+            Some((_, msg)) => Err(crate::spec::InvalidSetting((*msg).to_owned())),
             None => Ok(()),
         }
     }

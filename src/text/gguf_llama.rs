@@ -101,7 +101,7 @@ impl GgufLlama {
         };
         let (engine, engine_note, context) = match native_blocker {
             None => {
-                let weights = LlamaWeights::load(&content, &mut reader).map_err(format)?;
+                let weights = LlamaWeights::load(&content, &mut reader).map_err(|e| format(e.0))?;
                 let threads = candle_core::utils::get_num_threads();
                 let note = format!("native kernels, {threads} threads");
                 (Engine::Native(Box::new(LlamaRunner::new(weights, threads))), note, trained_context)

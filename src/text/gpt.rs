@@ -37,12 +37,15 @@ impl GptConfig {
     }
 
     /// Checks the values the layer arithmetic relies on.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    pub fn validate(&self) -> std::result::Result<(), crate::spec::InvalidSetting> {
         if self.vocab == 0 || self.context == 0 || self.layers == 0 || self.heads == 0 {
             return Err("vocab, context, layers and heads must be positive".into());
         }
         if self.width == 0 || !self.width.is_multiple_of(self.heads) {
-            return Err(format!("width {} is not a positive multiple of heads {}", self.width, self.heads));
+            return Err(crate::spec::InvalidSetting(format!(
+                "width {} is not a positive multiple of heads {}",
+                self.width, self.heads
+            )));
         }
         Ok(())
     }
@@ -117,7 +120,7 @@ pub struct Gpt {
 impl Gpt {
     /// Builds the network from `vb` (names `tok`, `pos`, `blocks.N.*`, `ln_f`, `head`).
     pub fn new(cfg: &GptConfig, vb: VarBuilder) -> Result<Self> {
-        cfg.validate().map_err(candle_core::Error::Msg)?;
+        cfg.validate().map_err(|e| candle_core::Error::Msg(e.0))?;
         let blocks = (0..cfg.layers).map(|i| Block::new(cfg, vb.pp(format!("blocks.{i}")))).collect::<Result<_>>()?;
         Ok(Self {
             tokens: embedding(cfg.vocab, cfg.width, vb.pp("tok"))?,

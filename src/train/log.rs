@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::io::error::FileError;
 use crate::spec::train::GanEpochReport;
 
 /// The log's file name inside the run folder's `progress/`.
@@ -56,13 +57,13 @@ impl LogFollower {
     }
 
     /// New complete lines; a line still being written is left for next time.
-    pub fn poll(&mut self) -> Result<Vec<LogLine>, String> {
+    pub fn poll(&mut self) -> Result<Vec<LogLine>, FileError> {
         let mut file = match std::fs::File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(format!("cannot read {}: {e}", self.path.display())),
+            Err(e) => return Err(FileError::new(&self.path, format!("cannot read: {e}"))),
         };
-        let read_err = |e: std::io::Error| format!("cannot read {}: {e}", self.path.display());
+        let read_err = |e: std::io::Error| FileError::new(&self.path, format!("cannot read: {e}"));
         file.seek(SeekFrom::Start(self.offset)).map_err(read_err)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(read_err)?;
@@ -75,7 +76,7 @@ impl LogFollower {
                 continue;
             }
             let parsed = serde_json::from_str(&line)
-                .map_err(|e| format!("{} has a line that is not a training log entry: {e}", self.path.display()))?;
+                .map_err(|e| FileError::new(&self.path, format!("has a line that is not a training log entry: {e}")))?;
             lines.push(parsed);
         }
         Ok(lines)

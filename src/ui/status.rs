@@ -14,9 +14,11 @@ pub struct Notice {
     pub error: bool,
 }
 
-/// Draws the bar.
-pub fn status_ui(ui: &mut egui::Ui, jobs: &JobTable, notices: &[Notice], out: &mut Vec<UiCommand>) {
+/// Draws the bar; `device` says where models run.
+pub fn status_ui(ui: &mut egui::Ui, device: &str, jobs: &JobTable, notices: &[Notice], out: &mut Vec<UiCommand>) {
     ui.horizontal(|ui| {
+        ui.label(egui::RichText::new(device).weak()).on_hover_text("Where the models run");
+        ui.separator();
         for (id, job) in jobs.active() {
             match &job.state {
                 JobState::Running { step, total, message } if *total > 0 => {

@@ -24,7 +24,7 @@ impl VaeModel {
         }
         let config: VaeConfig =
             serde_json::from_value(manifest.config.clone()).map_err(|e| bad(format!("invalid VAE config: {e}")))?;
-        config.validate().map_err(&bad)?;
+        config.validate().map_err(|e| bad(e.0))?;
         check_manifest_shape(&manifest, config.latent_dim, config.image_size, config.channels)?;
         let (vb, weights_err) = load_weights(&manifest, device)?;
         let vae = Vae::new(&config, vb).map_err(|e| weights_err(format!("does not fit the manifest's config: {e}")))?;

@@ -44,12 +44,15 @@ impl VaeConfig {
     }
 
     /// Checks the values that the layer arithmetic relies on.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    pub fn validate(&self) -> std::result::Result<(), crate::spec::InvalidSetting> {
         if self.image_size == 0 || !self.image_size.is_multiple_of(4) {
-            return Err(format!("image_size {} is not a positive multiple of 4", self.image_size));
+            return Err(crate::spec::InvalidSetting(format!(
+                "image_size {} is not a positive multiple of 4",
+                self.image_size
+            )));
         }
         if !matches!(self.channels, 1 | 3) {
-            return Err(format!("channels {} is neither 1 nor 3", self.channels));
+            return Err(crate::spec::InvalidSetting(format!("channels {} is neither 1 nor 3", self.channels)));
         }
         if self.latent_dim == 0 || self.base_channels == 0 || self.hidden == 0 {
             return Err("latent_dim, base_channels and hidden must be positive".into());
@@ -296,6 +299,6 @@ mod tests {
     fn config_validation_names_the_problem() {
         let mut cfg = VaeConfig::tiny();
         cfg.image_size = 10;
-        assert!(cfg.validate().unwrap_err().contains("multiple of 4"));
+        assert!(cfg.validate().unwrap_err().to_string().contains("multiple of 4"));
     }
 }

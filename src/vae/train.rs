@@ -83,7 +83,7 @@ impl VaeTrainer {
     /// A freshly initialised network. Initialisation is seeded through the
     /// project's own generator so that a seed gives the same run everywhere.
     pub fn new(spec: TrainVaeSpec, device: &Device) -> Result<Self, TrainError> {
-        spec.config.validate().map_err(TrainError::Invalid)?;
+        spec.config.validate().map_err(|e| TrainError::Invalid(e.0))?;
         if spec.batch_size == 0 {
             return Err(TrainError::Invalid("batch size must be positive".into()));
         }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::protocol::{ImageJob, ImageModelRef, WorkerEvent, WorkerRequest};
 use super::run::{Envelope, EventSink};
-use super::skeleton::{LoadedModel, Outcome, Service};
+use super::skeleton::{JobError, LoadedModel, Outcome, Service};
 use crate::diffusion::pipeline::DiffusionPipeline;
 use crate::io::image_record::ImageRecord;
 use crate::io::output::save_numbered;
@@ -44,7 +44,7 @@ impl Service for ImageService {
 }
 
 impl ImageService {
-    fn pipeline(&mut self, which: &ImageModelRef) -> Result<&DiffusionPipeline, String> {
+    fn pipeline(&mut self, which: &ImageModelRef) -> Result<&DiffusionPipeline, JobError> {
         let models_dir = &self.models_dir;
         let pipeline = self.loaded.get_or_load(which, |which| {
             let dir = match which {
@@ -62,7 +62,7 @@ impl ImageService {
         spec: &ImageJob,
         cancel: &CancelToken,
         events: &EventSink,
-    ) -> Result<Option<WorkerEvent>, String> {
+    ) -> Result<Option<WorkerEvent>, JobError> {
         let total = spec.request.steps;
         events.send(WorkerEvent::Progress { job, step: 0, total, message: format!("loading {}", spec.model) });
         let pipeline = self.pipeline(&spec.model)?;
@@ -92,6 +92,7 @@ impl ImageService {
         };
         // The image reaches the panel even if it cannot be written.
         let saved = encode_png(&generated.image, &record.chunks())
+            .map_err(|e| e.to_string())
             .and_then(|png| save_numbered(&spec.output_dir, "image", "png", &png).map_err(|e| e.to_string()));
         Ok(Some(WorkerEvent::ImageDone {
             job,

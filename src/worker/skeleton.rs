@@ -11,8 +11,37 @@ use super::protocol::{JobId, WorkerEvent};
 use super::run::{Envelope, EventSink};
 
 /// What a job returns: its terminal event, `None` when another thread sends
-/// it (the job was handed on), or a message for `Failed`.
-pub type Outcome = Result<Option<WorkerEvent>, String>;
+/// it (the job was handed on), or why it failed.
+pub type Outcome = Result<Option<WorkerEvent>, JobError>;
+
+/// Why a job failed, as the user reads it in its `Failed` event.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct JobError(pub String);
+
+impl From<String> for JobError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
+impl From<&str> for JobError {
+    fn from(message: &str) -> Self {
+        Self(message.to_owned())
+    }
+}
+
+impl From<crate::io::error::FileError> for JobError {
+    fn from(e: crate::io::error::FileError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+impl From<crate::io::error::EncodeError> for JobError {
+    fn from(e: crate::io::error::EncodeError) -> Self {
+        Self(e.to_string())
+    }
+}
 
 /// Runs `body` for `job` and sends the job's terminal event: `Failed` for an
 /// error or a panic. Returns true if it panicked, so that the caller can drop
@@ -20,7 +49,7 @@ pub type Outcome = Result<Option<WorkerEvent>, String>;
 pub fn guarded(job: JobId, events: &EventSink, body: impl FnOnce() -> Outcome) -> bool {
     let (event, panicked) = match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(event)) => (event, false),
-        Ok(Err(error)) => (Some(WorkerEvent::Failed { job, error }), false),
+        Ok(Err(JobError(error))) => (Some(WorkerEvent::Failed { job, error }), false),
         Err(panic) => {
             (Some(WorkerEvent::Failed { job, error: format!("internal error: {}", panic_message(&panic)) }), true)
         }

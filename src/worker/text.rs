@@ -4,7 +4,7 @@
 
 use super::protocol::{TextModelRef, TokenPiece, WorkerEvent, WorkerRequest};
 use super::run::{Envelope, EventSink};
-use super::skeleton::{LoadedModel, Outcome, Service};
+use super::skeleton::{JobError, LoadedModel, Outcome, Service};
 use crate::library::{find_manifest, load_text_model};
 use crate::text::generate::{GenerateSpec, generate, prompt_ids};
 use crate::text::gguf_llama::GgufLlama;
@@ -29,7 +29,7 @@ impl Service for TextService {
         let WorkerRequest::Generate { model, spec } = env.request else {
             return Err("the text thread only generates text".into());
         };
-        self.generate(env.job, &model, &spec, &env.cancel, events).map(Some).map_err(|e| e.to_string())
+        self.generate(env.job, &model, &spec, &env.cancel, events).map(Some).map_err(|e| JobError(e.to_string()))
     }
 
     fn reset(&mut self) {

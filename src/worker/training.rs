@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::protocol::{JobId, WorkerEvent};
 use super::run::EventSink;
-use super::skeleton::guarded;
+use super::skeleton::{JobError, guarded};
 use crate::gan::run::{GanLosses, GanRun, GanRunLog, default_gan_name};
 use crate::gan::train::{GanTrainer, TrainGanSpec};
 use crate::io::datasets::load;
@@ -60,7 +60,7 @@ fn spawn_training(
     job: JobId,
     cancel: CancelToken,
     events: EventSink,
-    body: impl FnOnce(&CancelToken, &EventSink) -> Result<(usize, usize), String> + Send + 'static,
+    body: impl FnOnce(&CancelToken, &EventSink) -> Result<(usize, usize), JobError> + Send + 'static,
 ) -> std::io::Result<()> {
     std::thread::Builder::new().name(name.into()).spawn(move || {
         let run = || {
@@ -113,7 +113,7 @@ fn train_vae(
     limit: Option<usize>,
     cancel: &CancelToken,
     events: &EventSink,
-) -> Result<(usize, usize), String> {
+) -> Result<(usize, usize), JobError> {
     let split = load(spec.dataset, data_dir).map_err(|e| e.to_string())?;
     let command = vae_command(&spec, out, limit);
     let name = default_vae_name(&spec);
@@ -134,7 +134,7 @@ fn train_gan(
     limit: Option<usize>,
     cancel: &CancelToken,
     events: &EventSink,
-) -> Result<(usize, usize), String> {
+) -> Result<(usize, usize), JobError> {
     let split = load(spec.dataset, data_dir).map_err(|e| e.to_string())?;
     let out = fresh_folder(runs_dir, "gan-run")
         .map_err(|e| format!("cannot create a folder in {}: {e}", runs_dir.display()))?;
@@ -297,13 +297,14 @@ pub fn spawn_gan_watch(job: JobId, folder: PathBuf, cancel: CancelToken, events:
 }
 
 /// `Some(epochs)` when the run finished, `None` when the watch was cancelled.
-fn watch(job: JobId, folder: &Path, cancel: &CancelToken, events: &EventSink) -> Result<Option<usize>, String> {
+fn watch(job: JobId, folder: &Path, cancel: &CancelToken, events: &EventSink) -> Result<Option<usize>, JobError> {
     let progress = folder.join("progress");
     if !progress.is_dir() {
         return Err(format!(
             "{} holds no GAN run: progress/ is missing (latent-studio train gan --out FOLDER writes it)",
             folder.display()
-        ));
+        )
+        .into());
     }
     events.send(WorkerEvent::GanStarted { job, folder: folder.to_owned() });
     let mut follower = LogFollower::new(&progress);

@@ -7,4 +7,4 @@ pub mod team;
 pub mod weights;
 
 pub use forward::{ForwardError, LlamaRunner};
-pub use weights::{LlamaConfig, LlamaWeights, unsupported_reason};
+pub use weights::{GgufError, LlamaConfig, LlamaWeights, unsupported_reason};

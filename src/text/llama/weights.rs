@@ -8,6 +8,24 @@ use candle_core::{Device, Tensor};
 
 use latent_kernels::{QMatrix, WeightFormat};
 
+/// A GGUF file whose metadata or tensors our engine cannot use; the message
+/// names the key or tensor.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct GgufError(pub String);
+
+impl From<&str> for GgufError {
+    fn from(message: &str) -> Self {
+        Self(message.to_owned())
+    }
+}
+
+impl From<String> for GgufError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
 /// Hyper-parameters from a file's `llama.*` metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
@@ -41,14 +59,14 @@ impl LlamaConfig {
     }
 
     /// Reads the metadata; the error names the missing or odd key.
-    pub fn from_gguf(content: &gguf_file::Content) -> Result<Self, String> {
+    pub fn from_gguf(content: &gguf_file::Content) -> Result<Self, GgufError> {
         let get = |key: &str| {
             content
                 .metadata
                 .get(key)
                 .and_then(|v| v.to_u32().ok().or_else(|| v.to_u64().ok().map(|x| x as u32)))
                 .map(|v| v as usize)
-                .ok_or_else(|| format!("metadata key {key} is missing"))
+                .ok_or_else(|| GgufError(format!("metadata key {key} is missing")))
         };
         let float =
             |key: &str, default: f32| content.metadata.get(key).and_then(|v| v.to_f32().ok()).unwrap_or(default);
@@ -69,15 +87,24 @@ impl LlamaConfig {
             rope_base: float("llama.rope.freq_base", 10_000.0),
         };
         if config.heads == 0 || config.kv_heads == 0 || !config.heads.is_multiple_of(config.kv_heads) {
-            return Err(format!("{} query heads cannot share {} key/value heads", config.heads, config.kv_heads));
+            return Err(GgufError(format!(
+                "{} query heads cannot share {} key/value heads",
+                config.heads, config.kv_heads
+            )));
         }
         if !config.embedding.is_multiple_of(config.heads) || !config.head_dim().is_multiple_of(2) {
-            return Err(format!("width {} does not split into {} even heads", config.embedding, config.heads));
+            return Err(GgufError(format!(
+                "width {} does not split into {} even heads",
+                config.embedding, config.heads
+            )));
         }
         if let Ok(rope) = get("llama.rope.dimension_count")
             && rope != config.head_dim()
         {
-            return Err(format!("RoPE over {rope} of {} head dimensions is not supported", config.head_dim()));
+            return Err(GgufError(format!(
+                "RoPE over {rope} of {} head dimensions is not supported",
+                config.head_dim()
+            )));
         }
         if get("llama.expert_count").is_ok_and(|n| n > 1) {
             return Err("mixture-of-experts models are not supported".into());
@@ -123,7 +150,7 @@ pub fn weight_format(dtype: GgmlDType) -> Option<WeightFormat> {
 /// Why our kernels cannot run this file, or `None` if they can.
 pub fn unsupported_reason(content: &gguf_file::Content) -> Option<String> {
     if let Err(e) = LlamaConfig::from_gguf(content) {
-        return Some(e);
+        return Some(e.0);
     }
     let odd: Vec<String> = content
         .tensor_infos
@@ -138,29 +165,29 @@ pub fn unsupported_reason(content: &gguf_file::Content) -> Option<String> {
 impl LlamaWeights {
     /// Loads every tensor. Call [`unsupported_reason`] first: a tensor type
     /// without a kernel is an error here.
-    pub fn load<R: Read + Seek>(content: &gguf_file::Content, reader: &mut R) -> Result<Self, String> {
+    pub fn load<R: Read + Seek>(content: &gguf_file::Content, reader: &mut R) -> Result<Self, GgufError> {
         let config = LlamaConfig::from_gguf(content)?;
-        let mut tensor = |name: &str| -> Result<QTensor, String> {
-            content.tensor(reader, name, &Device::Cpu).map_err(|e| format!("tensor {name}: {e}"))
+        let mut tensor = |name: &str| -> Result<QTensor, GgufError> {
+            content.tensor(reader, name, &Device::Cpu).map_err(|e| GgufError(format!("tensor {name}: {e}")))
         };
-        let matrix = |t: QTensor, name: &str, rows: usize, cols: usize| -> Result<QMatrix, String> {
-            let named = |e: String| format!("tensor {name}: {e}");
+        let matrix = |t: QTensor, name: &str, rows: usize, cols: usize| -> Result<QMatrix, GgufError> {
+            let named = |e: String| GgufError(format!("tensor {name}: {e}"));
             if t.shape().dims() != [rows, cols] {
                 return Err(named(format!("shape {:?}, expected [{rows}, {cols}]", t.shape().dims())));
             }
             let format =
                 weight_format(t.dtype()).ok_or_else(|| named(format!("type {:?} has no kernel", t.dtype())))?;
             if format == WeightFormat::F32 {
-                let values = floats(&t).map_err(named)?;
+                let values = floats(&t).map_err(|e| named(e.0))?;
                 return QMatrix::from_f32(rows, cols, &values).map_err(named);
             }
             let data = t.data().map_err(|e| named(e.to_string()))?.into_owned();
             QMatrix::new(format, rows, cols, data).map_err(named)
         };
-        let vector = |t: QTensor, name: &str, len: usize| -> Result<Vec<f32>, String> {
-            let values = floats(&t).map_err(|e| format!("tensor {name}: {e}"))?;
+        let vector = |t: QTensor, name: &str, len: usize| -> Result<Vec<f32>, GgufError> {
+            let values = floats(&t).map_err(|e| GgufError(format!("tensor {name}: {e}")))?;
             if values.len() != len {
-                return Err(format!("tensor {name}: {} values, expected {len}", values.len()));
+                return Err(GgufError(format!("tensor {name}: {} values, expected {len}", values.len())));
             }
             Ok(values)
         };
@@ -197,6 +224,8 @@ impl LlamaWeights {
 }
 
 /// A tensor's values as f32, whatever its float type.
-fn floats(t: &QTensor) -> Result<Vec<f32>, String> {
-    t.dequantize(&Device::Cpu).and_then(|t: Tensor| t.flatten_all()?.to_vec1::<f32>()).map_err(|e| e.to_string())
+fn floats(t: &QTensor) -> Result<Vec<f32>, GgufError> {
+    t.dequantize(&Device::Cpu)
+        .and_then(|t: Tensor| t.flatten_all()?.to_vec1::<f32>())
+        .map_err(|e| GgufError(e.to_string()))
 }
