@@ -19,7 +19,7 @@ use crate::ui::commands::{SaveKind, Slot, Tab, UiCommand};
 use crate::ui::image_panel::{ImagePanel, ImagePanelContext};
 use crate::ui::jobs::{JobTable, Purpose};
 use crate::ui::latent_panel::{Endpoint, LatentPanel, Origin, PanelContext};
-use crate::ui::status::{Notice, status_ui};
+use crate::ui::status::{DeviceInfo, Notice, status_ui};
 use crate::ui::text_panel::{TextPanel, TextPanelContext};
 use crate::ui::train_panel::TrainPanel;
 use crate::ui::{about::about_window, scatter};
@@ -48,8 +48,8 @@ pub struct StudioApp {
     /// The diffusion models among `models` (the image panel's picker).
     image_models: Vec<ModelManifest>,
     notices: Vec<Notice>,
-    /// Where models run ("CPU (2 threads, AVX-512)"), for the status bar.
-    device: String,
+    /// Where models run, for the status bar.
+    device: DeviceInfo,
     about_open: bool,
     gpu_scatter: bool,
     selected: Option<String>,
@@ -121,7 +121,7 @@ impl StudioApp {
             text,
             train: TrainPanel::default(),
             notices,
-            device: crate::nn::device_label(&crate::nn::default_device()),
+            device: device_info(),
             about_open: false,
             gpu_scatter: scatter::is_installed(render_state),
             selected: None,
@@ -543,4 +543,10 @@ impl eframe::App for StudioApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, Settings::KEY, &self.settings);
     }
+}
+
+/// The device the worker's models run on, as the status bar shows it.
+fn device_info() -> DeviceInfo {
+    let device = crate::nn::default_device();
+    DeviceInfo { kind: crate::nn::device_kind(&device).to_owned(), detail: crate::nn::device_label(&device) }
 }

@@ -29,7 +29,16 @@ pub fn default_device() -> candle_core::Device {
     candle_core::Device::Cpu
 }
 
-/// Where models run, as the status bar and the command line say it:
+/// The kind of device, for the status bar: "CPU", "CUDA GPU", "Metal GPU".
+pub fn device_kind(device: &candle_core::Device) -> &'static str {
+    match device {
+        candle_core::Device::Cpu => "CPU",
+        candle_core::Device::Cuda(_) => "CUDA GPU",
+        candle_core::Device::Metal(_) => "Metal GPU",
+    }
+}
+
+/// Where models run, in full, as the command line and a tooltip say it:
 /// "CPU (2 threads, AVX-512)", "CUDA GPU 0", "Metal GPU".
 pub fn device_label(device: &candle_core::Device) -> String {
     match device {

@@ -14,10 +14,26 @@ pub struct Notice {
     pub error: bool,
 }
 
-/// Draws the bar; `device` says where models run.
-pub fn status_ui(ui: &mut egui::Ui, device: &str, jobs: &JobTable, notices: &[Notice], out: &mut Vec<UiCommand>) {
+/// Where models run: a short name for the bar, the details for its tooltip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// "CPU", "CUDA GPU", …
+    pub kind: String,
+    /// "CPU (2 threads, AVX-512)", …
+    pub detail: String,
+}
+
+/// Draws the bar, starting with the device models run on.
+pub fn status_ui(
+    ui: &mut egui::Ui,
+    device: &DeviceInfo,
+    jobs: &JobTable,
+    notices: &[Notice],
+    out: &mut Vec<UiCommand>,
+) {
     ui.horizontal(|ui| {
-        ui.label(egui::RichText::new(device).weak()).on_hover_text("Where the models run");
+        ui.label(egui::RichText::new(&device.kind).weak())
+            .on_hover_text(format!("Models run on the {}", device.detail));
         ui.separator();
         for (id, job) in jobs.active() {
             match &job.state {
