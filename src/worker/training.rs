@@ -174,12 +174,7 @@ impl TrainObserver<f64, EpochReport> for VaeEvents<'_> {
     }
 
     fn exporting(&mut self) {
-        self.events.send(WorkerEvent::Progress {
-            job: self.job,
-            step: 0,
-            total: 0,
-            message: "exporting the model".into(),
-        });
+        self.events.send(exporting(self.job));
     }
 }
 
@@ -212,13 +207,13 @@ impl TrainObserver<GanLosses, GanEpochReport> for GanEvents<'_> {
     }
 
     fn exporting(&mut self) {
-        self.events.send(WorkerEvent::Progress {
-            job: self.job,
-            step: 0,
-            total: 0,
-            message: "exporting the model".into(),
-        });
+        self.events.send(exporting(self.job));
     }
+}
+
+/// Tells the app the run is writing its model folder.
+fn exporting(job: JobId) -> WorkerEvent {
+    WorkerEvent::Progress { job, step: 0, total: 0, message: "exporting the model".into() }
 }
 
 /// The last component of `dir`, the id its exported model gets.
