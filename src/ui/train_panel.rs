@@ -93,7 +93,8 @@ impl TrainPanel {
         ui.label(
             RichText::new(
                 "A DCGAN (emoji 32×32 RGB, MNIST and Fashion-MNIST 28×28 grey; fetch them with \
-                 scripts/fetch-data.sh); checkpoints go to a new folder in the output folder",
+                 scripts/fetch-data.sh). Each run gets a new folder in the output folder, as `latent-studio \
+                 train gan --out` writes it: checkpoints, the loss log and grids, and the finished model",
             )
             .weak(),
         );
