@@ -142,7 +142,7 @@ impl TrainPanel {
                 ui.label(format!("epoch {epoch}/{}, batch {batch}/{batches}", self.epochs));
             }
             if let Some(folder) = &self.folder {
-                ui.label(RichText::new(format!("checkpoints: {}", folder.display())).weak());
+                ui.label(RichText::new(format!("run folder: {}", folder.display())).weak());
             }
         });
         if let Some(r) = &self.last {
