@@ -10,6 +10,7 @@
 pub mod app;
 pub mod cli;
 pub mod diffusion;
+pub mod fuzzing;
 pub mod gan;
 pub mod io;
 pub mod latent;

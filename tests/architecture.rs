@@ -15,7 +15,7 @@ fn allowed(module: &str) -> &'static [&'static str] {
         "train" => &["spec", "io", "nn"],
         "latent" => &["spec", "io", "nn", "train"],
         "vae" | "gan" | "text" | "diffusion" => LOW,
-        "library" => &["spec", "io", "nn", "train", "latent", "vae", "gan", "text", "diffusion"],
+        "library" | "fuzzing" => &["spec", "io", "nn", "train", "latent", "vae", "gan", "text", "diffusion"],
         "worker" => &["spec", "io", "nn", "train", "latent", "vae", "gan", "text", "diffusion", "library"],
         // Views name plain data, file formats, latent arithmetic and the worker's protocol types only.
         "ui" => &["spec", "io", "latent::interpolate", "worker"],
@@ -43,7 +43,7 @@ fn allowed(module: &str) -> &'static [&'static str] {
 fn forbidden_crates(module: &str) -> &'static [&'static str] {
     match module {
         "ui" => &["candle_core", "candle_nn", "candle_transformers", "latent_kernels"],
-        "spec" | "io" | "nn" | "train" | "latent" | "vae" | "gan" | "text" | "diffusion" | "library" => {
+        "spec" | "io" | "nn" | "train" | "latent" | "vae" | "gan" | "text" | "diffusion" | "library" | "fuzzing" => {
             &["egui", "eframe", "egui_plot", "egui_extras", "crossbeam_channel", "rfd"]
         }
         _ => &[],

@@ -1,15 +1,5 @@
-//! AUTOMATIC1111's `parameters` text, as pasted or read from another tool's PNG.
+//! See `latent_studio::fuzzing::a1111_params`: the body lives in the library so that
+//! `cargo test` compiles it and replays the seeds and past crashes.
 #![no_main]
 
-use latent_studio::io::image_record::ImageRecord;
-use latent_studio::io::sd_params::GenerationParams;
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|text: &str| {
-    if let Ok(params) = GenerationParams::parse_a1111(text) {
-        let record = ImageRecord::from_params(&params);
-        // What we write back must parse again.
-        let again = GenerationParams::parse_a1111(&record.to_params().to_a1111());
-        assert!(again.is_ok(), "{again:?}");
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| latent_studio::fuzzing::a1111_params(data));

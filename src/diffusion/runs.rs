@@ -44,17 +44,7 @@ impl EpochTrainer for AutoencoderRun {
     type Losses = f64;
     type Report = AutoencoderEpoch;
 
-    fn finished(&self) -> bool {
-        self.trainer.finished()
-    }
-
-    fn epochs_done(&self) -> usize {
-        self.trainer.history().len()
-    }
-
-    fn epochs_planned(&self) -> usize {
-        self.trainer.spec().epochs
-    }
+    crate::train::driver::delegate_epoch_bookkeeping!();
 
     fn batches_per_epoch(&self) -> usize {
         self.train.len() / self.trainer.spec().batch_size.max(1)
@@ -72,10 +62,6 @@ impl EpochTrainer for AutoencoderRun {
             cancel,
         )?;
         Ok(report.map(|report| EpochEnd { report, grid: None }))
-    }
-
-    fn save_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
-        self.trainer.save_checkpoint(dir)
     }
 
     /// Writes `dir/vae` (diffusers layout), the run's record in
@@ -132,17 +118,7 @@ impl EpochTrainer for DiffusionRun {
     type Losses = f64;
     type Report = DiffusionEpoch;
 
-    fn finished(&self) -> bool {
-        self.trainer.finished()
-    }
-
-    fn epochs_done(&self) -> usize {
-        self.trainer.history().len()
-    }
-
-    fn epochs_planned(&self) -> usize {
-        self.trainer.spec().epochs
-    }
+    crate::train::driver::delegate_epoch_bookkeeping!();
 
     fn batches_per_epoch(&self) -> usize {
         self.data.ids.len() / self.trainer.spec().batch_size.max(1)
@@ -164,10 +140,6 @@ impl EpochTrainer for DiffusionRun {
         let due = self.sample_every > 0 && epoch.is_multiple_of(self.sample_every) && !self.trainer.finished();
         let grid = if due { Some(self.grid()?) } else { None };
         Ok(Some(EpochEnd { report, grid }))
-    }
-
-    fn save_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
-        self.trainer.save_checkpoint(dir)
     }
 
     /// Writes the diffusers folders, the card and its sample grid.

@@ -38,17 +38,7 @@ impl EpochTrainer for GanRun {
     type Losses = GanLosses;
     type Report = GanEpochReport;
 
-    fn finished(&self) -> bool {
-        self.trainer.finished()
-    }
-
-    fn epochs_done(&self) -> usize {
-        self.trainer.history().len()
-    }
-
-    fn epochs_planned(&self) -> usize {
-        self.trainer.spec().epochs
-    }
+    crate::train::driver::delegate_epoch_bookkeeping!();
 
     fn batches_per_epoch(&self) -> usize {
         self.train.len() / self.trainer.spec().batch_size.max(1)
@@ -71,10 +61,6 @@ impl EpochTrainer for GanRun {
             cancel,
         )?;
         Ok(report.map(|report| EpochEnd { report, grid }))
-    }
-
-    fn save_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
-        self.trainer.save_checkpoint(dir)
     }
 
     fn export(&self, dir: &Path, info: &ExportInfo) -> Result<(), TrainError> {

@@ -62,6 +62,31 @@ pub trait EpochTrainer {
     fn export(&self, dir: &Path, info: &ExportInfo) -> Result<(), TrainError>;
 }
 
+/// The `EpochTrainer` methods that only ask `self.trainer`, for runs whose
+/// trainer has `finished()`, `history()`, `spec().epochs` and
+/// `save_checkpoint(dir)` (the VAE, GAN, autoencoder and diffusion trainers).
+macro_rules! delegate_epoch_bookkeeping {
+    () => {
+        fn finished(&self) -> bool {
+            self.trainer.finished()
+        }
+
+        fn epochs_done(&self) -> usize {
+            self.trainer.history().len()
+        }
+
+        fn epochs_planned(&self) -> usize {
+            self.trainer.spec().epochs
+        }
+
+        fn save_checkpoint(&self, dir: &std::path::Path) -> Result<(), $crate::train::error::TrainError> {
+            self.trainer.save_checkpoint(dir)
+        }
+    };
+}
+
+pub(crate) use delegate_epoch_bookkeeping;
+
 /// Who watches a run: a progress bar, the Train view, the run's log files.
 /// Every method has a default that does nothing.
 pub trait TrainObserver<L, R> {

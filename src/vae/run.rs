@@ -27,17 +27,7 @@ impl EpochTrainer for VaeRun {
     type Losses = f64;
     type Report = EpochReport;
 
-    fn finished(&self) -> bool {
-        self.trainer.finished()
-    }
-
-    fn epochs_done(&self) -> usize {
-        self.trainer.history().len()
-    }
-
-    fn epochs_planned(&self) -> usize {
-        self.trainer.spec().epochs
-    }
+    crate::train::driver::delegate_epoch_bookkeeping!();
 
     fn batches_per_epoch(&self) -> usize {
         self.train.len().div_ceil(self.trainer.spec().batch_size.max(1))
@@ -55,10 +45,6 @@ impl EpochTrainer for VaeRun {
         };
         let report = self.trainer.train_epoch(&self.train, &self.test, &mut on_event, cancel)?;
         Ok(report.map(|report| EpochEnd { report, grid: None }))
-    }
-
-    fn save_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
-        self.trainer.save_checkpoint(dir)
     }
 
     fn export(&self, dir: &Path, info: &ExportInfo) -> Result<(), TrainError> {

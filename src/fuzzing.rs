@@ -1,0 +1,175 @@
+//! The bodies of the fuzz targets in `fuzz/fuzz_targets` (each target calls
+//! the function of its name): every parser of outside input, fed raw bytes
+//! as a hostile file would. They live in the library so that `cargo test`
+//! compiles them and runs every seed and every input a fuzzer once crashed
+//! on (`tests/fuzz_inputs.rs`). A body may only panic on a bug: bad input
+//! must come back as an error.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::path::Path;
+
+use candle_core::Device;
+use candle_core::quantized::gguf_file::{self, Value};
+
+use crate::diffusion::autoencoder::AutoencoderConfig;
+use crate::diffusion::clip_text::ClipTextConfig;
+use crate::diffusion::clip_tokenizer::ClipTokenizer;
+use crate::diffusion::schedulers::{SamplerKind, SchedulerConfig, build_sampler};
+use crate::diffusion::unet_config::UnetConfig;
+use crate::io::image_record::{ImageRecord, image_record_from_chunks};
+use crate::io::manifest::parse_manifest;
+use crate::io::npy::{npy_bytes, parse_npy};
+use crate::io::png_meta::{ImageSettings, SETTINGS_KEY, png_text_chunks};
+use crate::io::sd_params::GenerationParams;
+use crate::text::gguf_tokenizer::{ChatMessage, TextTokenizer};
+use crate::text::llama::{LlamaConfig, LlamaWeights, unsupported_reason};
+
+/// A fuzz target's body.
+pub type Target = fn(&[u8]);
+
+/// Every target by name, as `fuzz/Cargo.toml` names its binaries.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("png_text", png_text),
+    ("a1111_params", a1111_params),
+    ("gguf", gguf),
+    ("gguf_tokenizer", gguf_tokenizer),
+    ("safetensors_manifest", safetensors_manifest),
+    ("npy", npy),
+    ("clip_tokenizer", clip_tokenizer),
+    ("diffusers_config", diffusers_config),
+];
+
+/// A PNG's text chunks, then the settings read from them (our JSON chunk or
+/// A1111's `parameters`), as "Open image…", a dropped file and `info` do.
+pub fn png_text(data: &[u8]) {
+    let Ok(chunks) = png_text_chunks(data) else { return };
+    let _ = image_record_from_chunks(&chunks);
+    if let Some((_, json)) = chunks.iter().find(|(k, _)| k == SETTINGS_KEY) {
+        let _ = serde_json::from_str::<ImageSettings>(json);
+    }
+}
+
+/// AUTOMATIC1111's `parameters` text; what we write back must parse again.
+pub fn a1111_params(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(params) = GenerationParams::parse_a1111(text) {
+        let record = ImageRecord::from_params(&params);
+        let again = GenerationParams::parse_a1111(&record.to_params().to_a1111());
+        assert!(again.is_ok(), "our own parameters text does not parse: {again:?}");
+    }
+}
+
+/// A GGUF file: header and metadata, the llama hyper-parameters, the
+/// tokenizer and chat template, and the weights our engine loads.
+pub fn gguf(data: &[u8]) {
+    let mut reader = Cursor::new(data);
+    let Ok(content) = gguf_file::Content::read(&mut reader) else { return };
+    if let Ok(tokenizer) = TextTokenizer::from_gguf(&content.metadata) {
+        if let Ok(ids) = tokenizer.encode("Hello <|im_start|> wörld", true) {
+            let _ = tokenizer.decode(&ids);
+        }
+        let chat = [ChatMessage { role: "user".into(), content: "Hi".into() }];
+        let _ = tokenizer.apply_chat_template(&chat, true);
+    }
+    if LlamaConfig::from_gguf(&content).is_ok() && unsupported_reason(&content).is_none() {
+        let _ = LlamaWeights::load(&content, &mut reader);
+    }
+}
+
+/// The byte-level BPE built from GGUF metadata: one token per line before a
+/// NUL (merges from the "a b" lines), the text to encode after it; a text
+/// starting with `{%` is also the chat template.
+pub fn gguf_tokenizer(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let (head, sample) = text.split_once('\0').unwrap_or((text, "Hello world"));
+    let tokens: Vec<&str> = head.lines().collect();
+    let string = |s: &str| Value::String(s.to_owned());
+    let mut md = HashMap::new();
+    md.insert("tokenizer.ggml.model".to_owned(), string("gpt2"));
+    md.insert("tokenizer.ggml.tokens".to_owned(), Value::Array(tokens.iter().map(|t| string(t)).collect()));
+    let merges = tokens.iter().filter(|t| t.contains(' ')).map(|t| string(t)).collect();
+    md.insert("tokenizer.ggml.merges".to_owned(), Value::Array(merges));
+    let types = tokens.iter().map(|t| Value::I32(if t.starts_with("<|") { 3 } else { 1 })).collect();
+    md.insert("tokenizer.ggml.token_type".to_owned(), Value::Array(types));
+    md.insert("tokenizer.ggml.eos_token_id".to_owned(), Value::U32(0));
+    if sample.starts_with("{%") {
+        md.insert("tokenizer.chat_template".to_owned(), string(sample));
+    }
+    let Ok(tokenizer) = TextTokenizer::from_gguf(&md) else { return };
+    for special in [false, true] {
+        if let Ok(ids) = tokenizer.encode(sample, special) {
+            let _ = tokenizer.decode(&ids);
+            ids.iter().for_each(|&id| drop(tokenizer.piece(id)));
+        }
+    }
+    let chat = [ChatMessage { role: "user".into(), content: sample.into() }];
+    let _ = tokenizer.apply_chat_template(&chat, true);
+}
+
+/// A model folder's two files: `manifest.json` (the first line when it
+/// starts with `{`) and safetensors weights (the rest), read as the model
+/// library and candle read them.
+pub fn safetensors_manifest(data: &[u8]) {
+    let (manifest, weights) = match data.iter().position(|&b| b == b'\n') {
+        Some(i) if data.first() == Some(&b'{') => (&data[..i], &data[i + 1..]),
+        _ => (&data[..0], data),
+    };
+    if let Ok(Ok(m)) = std::str::from_utf8(manifest).map(|text| parse_manifest(text, Path::new("model"))) {
+        let _ = (m.weights_path(), m.latent_map_path(), m.has_chat_template());
+    }
+    if safetensors::SafeTensors::deserialize(weights).is_ok() {
+        let _ = candle_core::safetensors::load_buffer(weights, &Device::Cpu);
+    }
+}
+
+/// NumPy `.npy` files given as `--noise`; whatever we read, we write back readably.
+pub fn npy(data: &[u8]) {
+    if let Ok(array) = parse_npy(data, "fuzz.npy") {
+        let again = parse_npy(&npy_bytes(&array), "again.npy");
+        assert_eq!(again.map(|a| a.shape).ok(), Some(array.shape));
+    }
+}
+
+/// CLIP's tokenizer from `vocab.json`, `merges.txt` and
+/// `tokenizer_config.json` (the first three NUL-separated parts), then the
+/// fourth part encoded to exactly the model's length.
+pub fn clip_tokenizer(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let mut parts = text.split('\0');
+    let (Some(vocab), Some(merges)) = (parts.next(), parts.next()) else { return };
+    let config = parts.next().filter(|c| !c.is_empty());
+    let Ok(tokenizer) = ClipTokenizer::from_texts(Path::new("tokenizer"), vocab, merges, config) else { return };
+    let ids = tokenizer.encode(parts.next().unwrap_or("a photo of a cat"));
+    assert_eq!(ids.len(), tokenizer.max_len());
+}
+
+/// The `config.json` files of a diffusers folder (after a first byte that
+/// sets the number of steps): U-Net, autoencoder, CLIP text encoder and
+/// scheduler, each parsed and checked as loading does, and the schedule and
+/// samplers built from the scheduler's.
+pub fn diffusers_config(data: &[u8]) {
+    let Some((&steps, json)) = data.split_first() else { return };
+    if let Ok(unet) = serde_json::from_slice::<UnetConfig>(json) {
+        let _ = unet.plan();
+        let _ = unet.text_time();
+        let _ = unet.to_candle();
+    }
+    if let Ok(vae) = serde_json::from_slice::<AutoencoderConfig>(json)
+        && vae.validate().is_ok()
+    {
+        let _ = vae.downscale();
+    }
+    if let Ok(clip) = serde_json::from_slice::<ClipTextConfig>(json) {
+        let _ = clip.validate();
+    }
+    if let Ok(scheduler) = serde_json::from_slice::<SchedulerConfig>(json) {
+        let _ = scheduler.betas();
+        let _ = scheduler.alphas_cumprod();
+        let _ = scheduler.prediction();
+        let _ = scheduler.timesteps(usize::from(steps));
+        for kind in SamplerKind::ALL {
+            let _ = build_sampler(kind, &scheduler, usize::from(steps));
+        }
+    }
+}
