@@ -43,6 +43,7 @@ pub fn run(args: TrainAutoencoderArgs, command: String) -> anyhow::Result<()> {
     let out = &args.run.out;
     log_command(out, &command)?;
     let device = default_device();
+    // The diffusers export takes its names from the folder; the card records the command.
     let plan = RunPlan::new(out, ExportInfo { id: "vae", name: "emoji autoencoder", command: &command })
         .with_checkpoint(out.join("checkpoint-autoencoder"));
     let (split, _) = load_emoji_with_captions(&args.run.data_dir.join("emoji"), 32)?;

@@ -74,6 +74,7 @@ pub fn run(args: TrainDiffusionArgs, command: String) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write {}", tok_dir.display()))?;
     }
     let tokenizer = ClipTokenizer::from_dir(&tok_dir)?;
+    // The diffusers export takes its names from the folder; the card records the command.
     let plan = RunPlan::new(out, ExportInfo { id: "emoji-ldm", name: "emoji latent diffusion", command: &command })
         .with_checkpoint(out.join("checkpoint-diffusion"));
     let trainer = if args.run.resume {
