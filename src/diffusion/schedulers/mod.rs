@@ -63,13 +63,25 @@ pub enum Prediction {
 #[error("scheduler config: {0}")]
 pub struct ScheduleError(pub String);
 
+/// The most training timesteps a schedule may have: real models use 1000;
+/// a hostile config must not ask for an allocation the size of the address space.
+pub const MAX_TRAIN_TIMESTEPS: usize = 100_000;
+
 impl SchedulerConfig {
+    /// `num_train_timesteps`, checked to be a schedule we can hold.
+    fn train_timesteps(&self) -> std::result::Result<usize, ScheduleError> {
+        match self.num_train_timesteps {
+            n if n < 2 => Err(ScheduleError(format!("num_train_timesteps {n} is too small"))),
+            n if n > MAX_TRAIN_TIMESTEPS => {
+                Err(ScheduleError(format!("num_train_timesteps {n} is more than {MAX_TRAIN_TIMESTEPS}")))
+            }
+            n => Ok(n),
+        }
+    }
+
     /// The β of every training step.
     pub fn betas(&self) -> std::result::Result<Vec<f64>, ScheduleError> {
-        let n = self.num_train_timesteps;
-        if n < 2 {
-            return Err(ScheduleError(format!("num_train_timesteps {n} is too small")));
-        }
+        let n = self.train_timesteps()?;
         let lin = |a: f64, b: f64| (0..n).map(move |i| a + (b - a) * i as f64 / (n - 1) as f64);
         Ok(match self.beta_schedule.as_str() {
             "linear" => lin(self.beta_start, self.beta_end).collect(),
@@ -109,7 +121,7 @@ impl SchedulerConfig {
 
     /// The training timesteps an inference run of `steps` visits, noisiest first.
     pub fn timesteps(&self, steps: usize) -> std::result::Result<Vec<f64>, ScheduleError> {
-        let n = self.num_train_timesteps;
+        let n = self.train_timesteps()?;
         if steps == 0 || steps > n {
             return Err(ScheduleError(format!("{steps} steps: choose 1 to {n}")));
         }

@@ -160,3 +160,16 @@ fn a_diffusers_scheduler_config_parses() {
     assert_eq!(config.prediction().unwrap(), Prediction::V);
     assert!(SchedulerConfig { prediction_type: "sample".into(), ..Default::default() }.prediction().is_err());
 }
+
+/// Fuzzing found it (`fuzz/regressions/diffusers_config`): a scheduler config
+/// asking for 5·10¹⁶ training steps made `betas` request an allocation the
+/// size of the address space, which aborts the process. It is refused.
+#[test]
+fn a_hostile_number_of_training_steps_is_refused() {
+    let config: SchedulerConfig = serde_json::from_str("[54444444444444441]").unwrap();
+    let e = config.betas().unwrap_err().to_string();
+    assert!(e.contains("num_train_timesteps 54444444444444441 is more than 100000"), "{e}");
+    assert!(config.timesteps(10).is_err() && config.alphas_cumprod().is_err());
+    let real = SchedulerConfig { num_train_timesteps: MAX_TRAIN_TIMESTEPS, ..SchedulerConfig::default() };
+    assert_eq!(real.betas().unwrap().len(), MAX_TRAIN_TIMESTEPS);
+}
