@@ -100,8 +100,13 @@ impl TextTokenizer {
         };
         let vocab: tokenizers::models::bpe::Vocab =
             pieces.iter().enumerate().map(|(i, p)| (p.clone(), i as u32)).collect();
+        // No word cache: tokenizers 0.23 keeps it in a thread-local map that
+        // never forgets a dropped tokenizer's words, so a text thread that
+        // loads model after model would grow without bound (found by fuzzing;
+        // re-merging a prompt's words costs microseconds).
         let bpe = BPE::builder()
             .vocab_and_merges(vocab, merges)
+            .cache_capacity(0)
             .build()
             .map_err(|e| TokenizerError::Library(e.to_string()))?;
         let mut inner = Tokenizer::new(bpe);
