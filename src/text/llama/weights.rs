@@ -167,7 +167,23 @@ impl LlamaWeights {
     /// without a kernel is an error here.
     pub fn load<R: Read + Seek>(content: &gguf_file::Content, reader: &mut R) -> Result<Self, GgufError> {
         let config = LlamaConfig::from_gguf(content)?;
-        let mut tensor = |name: &str| -> Result<QTensor, GgufError> {
+        // The shape is checked before anything is read: a hostile file's
+        // dimensions must not overflow into an allocation (found by fuzzing).
+        let file_len = reader.seek(std::io::SeekFrom::End(0)).map_err(|e| GgufError(e.to_string()))?;
+        let mut tensor = |name: &str, dims: &[usize]| -> Result<QTensor, GgufError> {
+            if let Some(info) = content.tensor_infos.get(name) {
+                if info.shape.dims() != dims {
+                    return Err(GgufError(format!("tensor {name}: shape {:?}, expected {dims:?}", info.shape.dims())));
+                }
+                // Its bytes must be in the file, and its f32 values addressable.
+                let (block, size) = (info.ggml_dtype.block_size(), info.ggml_dtype.type_size());
+                let elems = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+                let bytes = elems.and_then(|n| (n / block).checked_mul(size));
+                let fits = elems.and_then(|n| n.checked_mul(4)).is_some_and(|b| b <= isize::MAX as usize);
+                if !fits || bytes.is_none_or(|b| b as u64 > file_len) {
+                    return Err(GgufError(format!("tensor {name}: shape {dims:?} is larger than the file")));
+                }
+            }
             content.tensor(reader, name, &Device::Cpu).map_err(|e| GgufError(format!("tensor {name}: {e}")))
         };
         let matrix = |t: QTensor, name: &str, rows: usize, cols: usize| -> Result<QMatrix, GgufError> {
@@ -192,24 +208,25 @@ impl LlamaWeights {
             Ok(values)
         };
         let (d, kv, ff) = (config.embedding, config.kv_dim(), config.feed_forward);
-        let token_embd = matrix(tensor("token_embd.weight")?, "token_embd.weight", config.vocab, d)?;
-        let output_norm = vector(tensor("output_norm.weight")?, "output_norm.weight", d)?;
+        let token_embd =
+            matrix(tensor("token_embd.weight", &[config.vocab, d])?, "token_embd.weight", config.vocab, d)?;
+        let output_norm = vector(tensor("output_norm.weight", &[d])?, "output_norm.weight", d)?;
         let output = match content.tensor_infos.contains_key("output.weight") {
-            true => Some(matrix(tensor("output.weight")?, "output.weight", config.vocab, d)?),
+            true => Some(matrix(tensor("output.weight", &[config.vocab, d])?, "output.weight", config.vocab, d)?),
             false => None,
         };
         let mut blocks = Vec::with_capacity(config.layers);
         for b in 0..config.layers {
             let mut m = |suffix: &str, rows: usize, cols: usize| {
                 let name = format!("blk.{b}.{suffix}.weight");
-                matrix(tensor(&name)?, &name, rows, cols)
+                matrix(tensor(&name, &[rows, cols])?, &name, rows, cols)
             };
             let (wq, wk, wv, wo) =
                 (m("attn_q", d, d)?, m("attn_k", kv, d)?, m("attn_v", kv, d)?, m("attn_output", d, d)?);
             let (gate, up, down) = (m("ffn_gate", ff, d)?, m("ffn_up", ff, d)?, m("ffn_down", d, ff)?);
             let mut v = |suffix: &str| {
                 let name = format!("blk.{b}.{suffix}.weight");
-                vector(tensor(&name)?, &name, d)
+                vector(tensor(&name, &[d])?, &name, d)
             };
             let (attn_norm, ffn_norm) = (v("attn_norm")?, v("ffn_norm")?);
             blocks.push(LlamaBlock { attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down });
