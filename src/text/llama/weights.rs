@@ -215,7 +215,8 @@ impl LlamaWeights {
             true => Some(matrix(tensor("output.weight", &[config.vocab, d])?, "output.weight", config.vocab, d)?),
             false => None,
         };
-        let mut blocks = Vec::with_capacity(config.layers);
+        // Grown as blocks load: the layer count is the file's word, not yet checked.
+        let mut blocks = Vec::new();
         for b in 0..config.layers {
             let mut m = |suffix: &str, rows: usize, cols: usize| {
                 let name = format!("blk.{b}.{suffix}.weight");
