@@ -12,6 +12,7 @@
 
 pub mod autoencoder;
 pub mod blocks;
+pub mod checkpoint;
 pub mod clip_text;
 pub mod clip_tokenizer;
 pub mod export;

@@ -48,7 +48,7 @@ fn component_weights(
     Ok((VarBuilder::from_tensors(tensors, dtype, device), path))
 }
 
-/// Runs `build` on a component's weights, naming the file if a tensor is missing or mis-shaped.
+/// Runs `build` on a folder's weights, naming the file if a tensor is missing or mis-shaped.
 fn build<T>(
     dir: &Path,
     names: &[&str],
@@ -85,6 +85,83 @@ pub struct DiffusionNets {
     pub device: Device,
 }
 
+/// A component of a latent diffusion model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Component {
+    /// Text tower `i` (0, or 1 for SDXL's second).
+    Text(usize),
+    Unet,
+    Vae,
+}
+
+/// Where a model's configurations and weights come from: a diffusers folder
+/// or a single-file checkpoint (`diffusion::checkpoint`).
+pub trait ModelSource {
+    /// Text tower `i`'s tokenizer and config; `None` past the last tower.
+    fn text_tower(&self, i: usize) -> Result<Option<(ClipTokenizer, ClipTextConfig)>, FolderError>;
+    fn unet_config(&self) -> Result<UnetConfig, FolderError>;
+    fn vae_config(&self) -> Result<AutoencoderConfig, FolderError>;
+    /// The file (or folder) a component's errors name.
+    fn config_path(&self, component: Component) -> PathBuf;
+    /// A component's weights as f32 (half-precision U-Net weights may stay half).
+    fn weights(&self, component: Component, device: &Device) -> Result<(VarBuilder<'static>, PathBuf), FolderError>;
+}
+
+/// A diffusers folder (`save_pretrained`).
+pub struct FolderSource {
+    pub dir: PathBuf,
+}
+
+fn suffix(i: usize) -> String {
+    if i == 0 { String::new() } else { format!("_{}", i + 1) }
+}
+
+impl ModelSource for FolderSource {
+    fn text_tower(&self, i: usize) -> Result<Option<(ClipTokenizer, ClipTextConfig)>, FolderError> {
+        let enc_dir = self.dir.join(format!("text_encoder{}", suffix(i)));
+        if i > 0 && !enc_dir.is_dir() {
+            return Ok(None);
+        }
+        let tok_dir = self.dir.join(format!("tokenizer{}", suffix(i)));
+        let tokenizer = ClipTokenizer::from_dir(&tok_dir).map_err(|e| file_error(&e.path, e.message))?;
+        Ok(Some((tokenizer, read_config(&enc_dir.join("config.json"))?)))
+    }
+
+    fn unet_config(&self) -> Result<UnetConfig, FolderError> {
+        read_config(&self.config_path(Component::Unet))
+    }
+
+    fn vae_config(&self) -> Result<AutoencoderConfig, FolderError> {
+        read_config(&self.config_path(Component::Vae))
+    }
+
+    fn config_path(&self, component: Component) -> PathBuf {
+        let folder = match component {
+            Component::Text(i) => format!("text_encoder{}", suffix(i)),
+            Component::Unet => "unet".into(),
+            Component::Vae => "vae".into(),
+        };
+        self.dir.join(folder).join("config.json")
+    }
+
+    fn weights(&self, component: Component, device: &Device) -> Result<(VarBuilder<'static>, PathBuf), FolderError> {
+        let dir = self.config_path(component).parent().map(Path::to_owned).unwrap_or_default();
+        let names = if matches!(component, Component::Text(_)) { TEXT_FILES } else { UNET_FILES };
+        component_weights(&dir, names, DType::F32, device)
+    }
+}
+
+/// Runs `build` on a component's weights, naming the file if a tensor is missing or mis-shaped.
+fn build_from<T>(
+    source: &dyn ModelSource,
+    component: Component,
+    device: &Device,
+    build: impl FnOnce(VarBuilder<'static>) -> candle_core::Result<T>,
+) -> Result<T, FolderError> {
+    let (vb, path) = source.weights(component, device)?;
+    build(vb).map_err(|e| file_error(&path, e))
+}
+
 impl DiffusionNets {
     /// Loads `dir` (a folder with `unet/`, `vae/`, `text_encoder/`, `tokenizer/`
     /// and optionally `text_encoder_2/` + `tokenizer_2/`).
@@ -92,19 +169,19 @@ impl DiffusionNets {
         if !dir.join("unet").is_dir() {
             return Err(file_error(dir, "is not a diffusers model folder (no unet/ folder)"));
         }
+        Self::from_source(&FolderSource { dir: dir.to_owned() }, device)
+    }
+
+    /// Loads the networks a source describes, checking that they fit together.
+    pub fn from_source(source: &dyn ModelSource, device: &Device) -> Result<Self, FolderError> {
         let mut towers = Vec::new();
-        for suffix in ["", "_2"] {
-            let enc_dir = dir.join(format!("text_encoder{suffix}"));
-            if suffix == "_2" && !enc_dir.is_dir() {
-                break;
-            }
-            let tok_dir = dir.join(format!("tokenizer{suffix}"));
-            let tokenizer = ClipTokenizer::from_dir(&tok_dir).map_err(|e| file_error(&e.path, e.message))?;
-            let config: ClipTextConfig = read_config(&enc_dir.join("config.json"))?;
-            config.validate().map_err(|e| file_error(&enc_dir.join("config.json"), e))?;
+        while let Some((tokenizer, config)) = source.text_tower(towers.len())? {
+            let component = Component::Text(towers.len());
+            let config_path = source.config_path(component);
+            config.validate().map_err(|e| file_error(&config_path, e))?;
             if tokenizer.max_len() > config.max_position_embeddings {
                 return Err(file_error(
-                    &tok_dir,
+                    &config_path,
                     format!(
                         "sequences of {} tokens exceed the encoder's {} positions",
                         tokenizer.max_len(),
@@ -112,28 +189,33 @@ impl DiffusionNets {
                     ),
                 ));
             }
-            let encoder = build(&enc_dir, TEXT_FILES, device, |vb| ClipTextModel::new(&config, vb))?;
+            let encoder = build_from(source, component, device, |vb| ClipTextModel::new(&config, vb))?;
             towers.push(TextTower { tokenizer, encoder });
+            if towers.len() == 2 {
+                break;
+            }
         }
-        let unet_dir = dir.join("unet");
-        let unet_config: UnetConfig = read_config(&unet_dir.join("config.json"))?;
-        unet_config.plan().map_err(|e| file_error(&unet_dir.join("config.json"), e))?;
+        let unet_config = source.unet_config()?;
+        let unet_config_path = source.config_path(Component::Unet);
+        unet_config.plan().map_err(|e| file_error(&unet_config_path, e))?;
         let context: usize = towers.iter().map(|t| t.encoder.config().hidden_size).sum();
         if context != unet_config.cross_attention_dim {
             return Err(file_error(
-                &unet_dir.join("config.json"),
+                &unet_config_path,
                 format!(
                     "cross_attention_dim {} does not match the text encoders' {context}",
                     unet_config.cross_attention_dim
                 ),
             ));
         }
-        let unet = build(&unet_dir, UNET_FILES, device, |vb| Unet::new(&unet_config, vb))?;
-        let vae_dir = dir.join("vae");
-        let vae = load_autoencoder(&vae_dir, device)?;
+        let unet = build_from(source, Component::Unet, device, |vb| Unet::new(&unet_config, vb))?;
+        let vae_config = source.vae_config()?;
+        let vae_config_path = source.config_path(Component::Vae);
+        vae_config.validate().map_err(|e| file_error(&vae_config_path, e))?;
+        let vae = build_from(source, Component::Vae, device, |vb| Autoencoder::new(&vae_config, vb))?;
         if vae.config().latent_channels != unet_config.in_channels {
             return Err(file_error(
-                &vae_dir.join("config.json"),
+                &vae_config_path,
                 format!(
                     "{} latent channels but the U-Net takes {}",
                     vae.config().latent_channels,

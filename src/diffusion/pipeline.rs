@@ -11,6 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use image::RgbImage;
 
 use crate::diffusion::autoencoder::Autoencoder;
+use crate::diffusion::checkpoint::{SingleFileSource, SingleFileSpec};
 use crate::diffusion::nets::{DiffusionNets, FolderError, read_config};
 use crate::diffusion::schedulers::{Sampler, ScheduleError, SchedulerConfig, build_sampler};
 use crate::diffusion::unet::Unet;
@@ -234,6 +235,17 @@ impl DiffusionPipeline {
         Ok(Self { nets, scheduler, dir: dir.to_owned(), latent_rgb: OnceLock::new(), zero_empty_negative })
     }
 
+    /// Loads a single-file checkpoint (see `diffusion::checkpoint`).
+    pub fn load_single_file(spec: &SingleFileSpec, device: &Device) -> Result<Self, GenerateError> {
+        let source = SingleFileSource::open(spec)?;
+        let nets = DiffusionNets::from_source(&source, device)?;
+        let scheduler = source.scheduler().clone();
+        scheduler.alphas_cumprod()?;
+        scheduler.prediction()?;
+        let zero_empty_negative = nets.towers.len() > 1;
+        Ok(Self { nets, scheduler, dir: spec.file.clone(), latent_rgb: OnceLock::new(), zero_empty_negative })
+    }
+
     /// The loaded networks.
     pub fn nets(&self) -> &DiffusionNets {
         &self.nets
@@ -244,7 +256,7 @@ impl DiffusionPipeline {
         &self.scheduler
     }
 
-    /// The folder it was loaded from.
+    /// The folder (or single file) it was loaded from.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -127,10 +127,11 @@ impl Conv2d {
     /// The layer with the given backend, followed by ReLU if `relu` (fused where possible).
     pub fn forward_with(&self, x: &Tensor, backend: ConvBackend, relu: bool) -> Result<Tensor> {
         let c = &self.config;
+        let weight = crate::nn::widened(&self.weight, x.dtype())?;
         if backend == ConvBackend::Auto && gemm_applies(x, c.groups) {
-            return conv2d_gemm(x, &self.weight, self.bias.as_ref(), c, relu);
+            return conv2d_gemm(x, &weight, self.bias.as_ref(), c, relu);
         }
-        let y = x.conv2d(&self.weight, c.padding, c.stride, c.dilation, c.groups)?;
+        let y = x.conv2d(&weight, c.padding, c.stride, c.dilation, c.groups)?;
         bias_relu_builtin(y, self.bias.as_ref(), relu)
     }
 

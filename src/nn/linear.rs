@@ -44,8 +44,10 @@ impl Linear {
     pub fn forward_with(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         let (outputs, inputs) = self.weight.dims2()?;
         let fused = x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64);
+        let weight = crate::nn::widened(&self.weight, x.dtype())?;
+        let bias = crate::nn::widened(&self.bias, x.dtype())?;
         if !fused {
-            let y = x.broadcast_matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
+            let y = x.broadcast_matmul(&weight.t()?)?.broadcast_add(&bias)?;
             return if relu { y.relu() } else { Ok(y) };
         }
         let mut dims = x.dims().to_vec();
@@ -55,7 +57,7 @@ impl Linear {
         *last = outputs;
         let rows = x.elem_count() / inputs;
         let op = LinearOp { relu, outputs };
-        layer_op::apply(op, &x.reshape((rows, inputs))?, &self.weight, &self.bias)?.reshape(dims)
+        layer_op::apply(op, &x.reshape((rows, inputs))?, &weight, &bias)?.reshape(dims)
     }
 
     /// `relu(self.forward(x))` in one pass.

@@ -15,6 +15,13 @@ pub mod linear;
 pub mod matrix;
 pub mod norm_op;
 
+/// A layer's weight in the dtype of its input: weights loaded from a
+/// half-precision checkpoint stay half in memory (half the bytes) and are
+/// widened here, one layer at a time, only while that layer multiplies.
+pub fn widened(weight: &candle_core::Tensor, dtype: candle_core::DType) -> candle_core::Result<candle_core::Tensor> {
+    if weight.dtype() == dtype { Ok(weight.clone()) } else { weight.to_dtype(dtype) }
+}
+
 /// The device models run on: the first GPU when built with `cuda` or `metal`
 /// and one is present, else the CPU.
 pub fn default_device() -> candle_core::Device {

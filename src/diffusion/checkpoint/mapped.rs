@@ -1,0 +1,76 @@
+//! A candle `VarBuilder` backend over a single-file checkpoint: asked for a
+//! tensor by our (diffusers) name, it finds the stored tensor through
+//! `keys`, reads it, reshapes, splits or transposes it, and converts it once.
+//! Half-precision layer weights can stay half (`keep_half`): our linear and
+//! convolution layers widen them only for the moment they multiply.
+
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Result, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+
+use super::keys::{Source, Transform};
+use super::tensor_file::TensorFile;
+
+/// Maps one of our names to its place in the file.
+pub type KeyMap = Arc<dyn Fn(&str) -> Option<Source> + Send + Sync>;
+
+/// The backend.
+pub struct MappedWeights {
+    pub file: Arc<TensorFile>,
+    pub map: KeyMap,
+    /// Keep F16/BF16 matrices and kernels (2-D and 4-D `weight`s) as stored.
+    pub keep_half: bool,
+}
+
+impl MappedWeights {
+    fn source(&self, name: &str) -> Result<Source> {
+        match (self.map)(name) {
+            Some(source) if self.file.contains(&source.name) => Ok(source),
+            Some(source) => candle_core::bail!("no tensor {} (for {name})", source.name),
+            None => candle_core::bail!("no place in this layout for {name}"),
+        }
+    }
+
+    fn read(&self, name: &str, expected: Option<&Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+        let source = self.source(name)?;
+        let stored = self.file.read(&source.name, device)?;
+        let t = match source.transform {
+            Transform::Same => stored,
+            Transform::Reshape => match expected {
+                Some(shape) if shape.elem_count() == stored.elem_count() => stored.reshape(shape)?,
+                _ => stored.squeeze(3)?.squeeze(2)?,
+            },
+            Transform::Third(part) => {
+                let rows = stored.dim(0)?;
+                if rows % 3 != 0 {
+                    candle_core::bail!("{}: {rows} rows do not split into q, k and v", source.name);
+                }
+                stored.narrow(0, part * rows / 3, rows / 3)?
+            }
+            Transform::Transpose => stored.t()?.contiguous()?,
+        };
+        if let Some(shape) = expected
+            && t.shape() != shape
+        {
+            candle_core::bail!("{} has shape {:?} in the file; the model needs {:?} for {name}", source.name, t.dims(), shape);
+        }
+        let half = matches!(t.dtype(), DType::F16 | DType::BF16);
+        let layer_weight = name.ends_with(".weight") && matches!(t.rank(), 2 | 4);
+        if self.keep_half && half && layer_weight { Ok(t) } else { t.to_dtype(dtype) }
+    }
+}
+
+impl SimpleBackend for MappedWeights {
+    fn get(&self, s: Shape, name: &str, _: candle_nn::Init, dtype: DType, dev: &Device) -> Result<Tensor> {
+        self.read(name, Some(&s), dtype, dev)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> Result<Tensor> {
+        self.read(name, None, dtype, dev)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.source(name).is_ok()
+    }
+}
