@@ -7,7 +7,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::diffusion::pipeline::{DiffusionPipeline, ImageRequest};
+use crate::diffusion::checkpoint::SingleFileSpec;
+use crate::diffusion::pipeline::{DiffusionPipeline, GenerateInputs, ImageRequest};
 use crate::diffusion::schedulers::SamplerKind;
 use crate::io::image_record::{ImageRecord, read_image_record};
 use crate::io::npy::{NpyArray, npy_bytes, read_npy};
@@ -21,11 +22,21 @@ use crate::train::cancel::CancelToken;
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
     /// Installed diffusion model id (see `latent-studio models`).
-    #[arg(long, conflicts_with = "model_dir", required_unless_present = "model_dir")]
+    #[arg(long, conflicts_with_all = ["model_dir", "model_file"], required_unless_present_any = ["model_dir", "model_file"])]
     model: Option<String>,
     /// A diffusers model folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "model_file")]
     model_dir: Option<PathBuf>,
+    /// A single-file checkpoint (.safetensors in the A1111/ComfyUI layout: SD 1.x, 2.x, XL).
+    #[arg(long)]
+    model_file: Option<PathBuf>,
+    /// With --model-file: a diffusers folder whose config.json files and
+    /// tokenizers describe the checkpoint (needed for non-standard shapes).
+    #[arg(long, requires = "model_file")]
+    config: Option<PathBuf>,
+    /// With --model-file: an autoencoder file replacing the checkpoint's own.
+    #[arg(long, requires = "model_file")]
+    vae: Option<PathBuf>,
     #[arg(long)]
     prompt: String,
     /// What to steer away from (the unconditional side of guidance).
@@ -33,7 +44,8 @@ pub struct GenerateArgs {
     negative: String,
     #[arg(long, default_value_t = 25)]
     steps: usize,
-    /// ddim, ddpm or euler-a.
+    /// A1111's name ("Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras", "LCM",
+    /// "DDIM", "DDPM") or a short one (euler-a, euler, dpmpp-2m, dpmpp-2m-karras, lcm, ddim, ddpm).
     #[arg(long, default_value = "euler-a", value_parser = parse_sampler)]
     sampler: SamplerKind,
     /// Classifier-free guidance scale (≤ 1: prompt only, as SD-Turbo wants).
@@ -56,6 +68,10 @@ pub struct GenerateArgs {
     /// Start from this initial latent (float32 .npy, shape [1, c, h, w] or [c, h, w]) instead of the seed's.
     #[arg(long)]
     noise: Option<PathBuf>,
+    /// The per-step noise of stochastic samplers (Euler a, DDPM, LCM): float32
+    /// .npy of shape [steps, 1, c, h, w], row i used at step i (to compare with another implementation).
+    #[arg(long)]
+    step_noise: Option<PathBuf>,
     /// Also write the initial latent the run started from as .npy.
     #[arg(long)]
     save_noise: Option<PathBuf>,
@@ -68,7 +84,8 @@ pub struct GenerateArgs {
 }
 
 fn parse_sampler(s: &str) -> Result<SamplerKind, String> {
-    SamplerKind::parse(s).ok_or_else(|| format!("unknown sampler {s:?}: choose ddim, ddpm or euler-a"))
+    let names = SamplerKind::ALL.map(|k| format!("\"{}\"", k.a1111_name())).join(", ");
+    SamplerKind::parse(s).ok_or_else(|| format!("unknown sampler {s:?}: choose one of {names}"))
 }
 
 /// Runs `generate`.
@@ -76,16 +93,20 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
     if args.out.exists() {
         bail!("{} exists; the studio never overwrites (choose another --out)", args.out.display());
     }
-    let (dir, model_name) = match (&args.model, &args.model_dir) {
-        (Some(id), _) => (find_manifest(models_dir, id)?.dir, id.clone()),
-        (None, Some(dir)) => (
-            dir.clone(),
-            dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned()),
-        ),
-        (None, None) => bail!("give --model ID or --model-dir DIR"),
+    let name_of = |path: &Path, stem: bool| {
+        let name = if stem { path.file_stem() } else { path.file_name() };
+        name.map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
     };
     let device = default_device();
-    let pipeline = DiffusionPipeline::load(&dir, &device)?;
+    let (pipeline, model_name) = match (&args.model, &args.model_dir, &args.model_file) {
+        (Some(id), _, _) => (DiffusionPipeline::load(&find_manifest(models_dir, id)?.dir, &device)?, id.clone()),
+        (None, Some(dir), _) => (DiffusionPipeline::load(dir, &device)?, name_of(dir, false)),
+        (None, None, Some(file)) => {
+            let spec = SingleFileSpec { file: file.clone(), config: args.config.clone(), vae: args.vae.clone() };
+            (DiffusionPipeline::load_single_file(&spec, &device)?, name_of(file, true))
+        }
+        (None, None, None) => bail!("give --model ID, --model-dir DIR or --model-file FILE"),
+    };
     let native = pipeline.native_size().unwrap_or(512);
     let request = ImageRequest {
         prompt: args.prompt.clone(),
@@ -105,6 +126,10 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
         None => None,
     };
     let noise = match &args.noise {
+        Some(path) => Some(read_npy(path)?.data),
+        None => None,
+    };
+    let step_noise = match &args.step_noise {
         Some(path) => Some(read_npy(path)?.data),
         None => None,
     };
@@ -129,8 +154,8 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
         }
     };
     let started = std::time::Instant::now();
-    let generated =
-        pipeline.generate(&request, init.as_ref(), noise, args.preview_every, &mut on_step, &CancelToken::new())?;
+    let inputs = GenerateInputs { init: init.as_ref(), noise, step_noise, preview_every: args.preview_every };
+    let generated = pipeline.generate_with(&request, inputs, &mut on_step, &CancelToken::new())?;
     bar.finish_and_clear();
     if let Some(e) = preview_error {
         return Err(e.context("cannot write a preview"));

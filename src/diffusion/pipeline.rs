@@ -43,6 +43,19 @@ pub struct StepReport {
     pub preview: Option<RgbImage>,
 }
 
+/// What a generation starts from besides its request.
+#[derive(Default)]
+pub struct GenerateInputs<'a> {
+    /// img2img's init image.
+    pub init: Option<&'a RgbImage>,
+    /// The initial latent noise (else the seed's).
+    pub noise: Option<Vec<f32>>,
+    /// Stochastic samplers' per-step noise, `[steps, c, h, w]` (else the seed's draws).
+    pub step_noise: Option<Vec<f32>>,
+    /// A preview every this many steps (0: none).
+    pub preview_every: usize,
+}
+
 /// A finished image.
 pub struct Generated {
     pub image: RgbImage,
@@ -65,9 +78,30 @@ pub struct Conditioning {
     pub added: Option<Tensor>,
 }
 
+/// Where stochastic samplers' per-step noise comes from.
+pub enum StepNoise<'a> {
+    /// Drawn from the generation's seeded generator, one draw per step.
+    Seeded(&'a mut SeededRng),
+    /// Given: `[steps, …]` values, row `i` for step `i` (`--step-noise`),
+    /// so a run can be compared with another implementation's draws.
+    Given(&'a [f32]),
+}
+
+impl StepNoise<'_> {
+    fn draw(&mut self, step: usize, len: usize) -> candle_core::Result<Vec<f32>> {
+        match self {
+            StepNoise::Seeded(rng) => Ok(rng.normal_vec(len)),
+            StepNoise::Given(values) => match values.get(step * len..(step + 1) * len) {
+                Some(row) => Ok(row.to_vec()),
+                None => candle_core::bail!("the step noise has no values for step {}", step + 1),
+            },
+        }
+    }
+}
+
 /// Guidance-weighted denoising from `x` at step `first` to the end, under
-/// `cond` (see [`Conditioning`]). Stochastic samplers draw their noise
-/// from `rng`. `on_step(i, x0)` gets each step's clean-sample estimate.
+/// `cond` (see [`Conditioning`]). Stochastic samplers take their noise
+/// from `step_noise`. `on_step(i, x0)` gets each step's clean-sample estimate.
 /// `None` if cancelled.
 #[allow(clippy::too_many_arguments)]
 pub fn denoise(
@@ -77,7 +111,7 @@ pub fn denoise(
     first: usize,
     cond: &Conditioning,
     guidance: f64,
-    rng: &mut SeededRng,
+    step_noise: &mut StepNoise,
     on_step: &mut dyn FnMut(usize, &Tensor) -> candle_core::Result<()>,
     cancel: &CancelToken,
 ) -> candle_core::Result<Option<Tensor>> {
@@ -96,7 +130,7 @@ pub fn denoise(
         } else {
             output
         };
-        let noise = Tensor::from_vec(rng.normal_vec(x.elem_count()), x.shape(), x.device())?;
+        let noise = Tensor::from_vec(step_noise.draw(i, x.elem_count())?, x.shape(), x.device())?;
         on_step(i, &sampler.denoised(&output, i, &x)?)?;
         x = sampler.step(&output, i, &x, &noise)?;
     }
@@ -317,6 +351,20 @@ impl DiffusionPipeline {
         on_step: &mut dyn FnMut(StepReport),
         cancel: &CancelToken,
     ) -> Result<Option<Generated>, GenerateError> {
+        let inputs = GenerateInputs { init, noise, step_noise: None, preview_every };
+        self.generate_with(request, inputs, on_step, cancel)
+    }
+
+    /// As `generate`, with every input spelled out (`step_noise` replaces
+    /// the per-step draws of stochastic samplers).
+    pub fn generate_with(
+        &self,
+        request: &ImageRequest,
+        inputs: GenerateInputs,
+        on_step: &mut dyn FnMut(StepReport),
+        cancel: &CancelToken,
+    ) -> Result<Option<Generated>, GenerateError> {
+        let GenerateInputs { init, noise, step_noise, preview_every } = inputs;
         let shape = self.latent_shape(request.width, request.height)?;
         let len = shape.iter().product();
         let device = &self.nets.device;
@@ -372,7 +420,10 @@ impl DiffusionPipeline {
             first,
             &cond,
             request.guidance,
-            &mut rng,
+            &mut match &step_noise {
+                Some(values) => StepNoise::Given(values),
+                None => StepNoise::Seeded(&mut rng),
+            },
             &mut on_x0,
             cancel,
         )?

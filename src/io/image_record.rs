@@ -35,6 +35,10 @@ impl ImageRecord {
     pub fn to_params(&self) -> GenerationParams {
         let r = &self.request;
         let mut extra = Vec::new();
+        let (sampler, schedule) = r.sampler.infotext();
+        if let Some(schedule) = schedule {
+            extra.push(("Schedule type".to_owned(), schedule.to_owned()));
+        }
         if self.init_image.is_some() {
             extra.push(("Denoising strength".to_owned(), r.strength.to_string()));
         }
@@ -42,7 +46,7 @@ impl ImageRecord {
             prompt: r.prompt.clone(),
             negative_prompt: r.negative.clone(),
             steps: r.steps,
-            sampler: r.sampler.a1111_name().into(),
+            sampler: sampler.into(),
             cfg_scale: r.guidance,
             seed: r.seed,
             width: r.width,
@@ -54,13 +58,15 @@ impl ImageRecord {
 
     /// A record from another tool's parameters; samplers we lack become Euler a.
     pub fn from_params(p: &GenerationParams) -> Self {
-        let strength = p.extra.iter().find(|(k, _)| k == "Denoising strength").and_then(|(_, v)| v.parse().ok());
+        let field = |key: &str| p.extra.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        let strength = field("Denoising strength").and_then(|v| v.parse().ok());
+        let sampler = SamplerKind::from_infotext(&p.sampler, field("Schedule type"));
         Self {
             request: ImageRequest {
                 prompt: p.prompt.clone(),
                 negative: p.negative_prompt.clone(),
                 steps: p.steps,
-                sampler: SamplerKind::parse(&p.sampler).unwrap_or(SamplerKind::EulerAncestral),
+                sampler: sampler.unwrap_or(SamplerKind::EulerAncestral),
                 guidance: p.cfg_scale,
                 width: p.width,
                 height: p.height,

@@ -7,35 +7,72 @@ use serde::{Deserialize, Serialize};
 pub enum SamplerKind {
     Ddim,
     Ddpm,
+    Euler,
     EulerAncestral,
+    DpmPp2m,
+    DpmPp2mKarras,
+    Lcm,
 }
 
 impl SamplerKind {
     /// Every sampler, in menu order.
-    pub const ALL: [SamplerKind; 3] = [SamplerKind::EulerAncestral, SamplerKind::Ddim, SamplerKind::Ddpm];
+    pub const ALL: [SamplerKind; 7] = [
+        SamplerKind::EulerAncestral,
+        SamplerKind::Euler,
+        SamplerKind::DpmPp2mKarras,
+        SamplerKind::DpmPp2m,
+        SamplerKind::Lcm,
+        SamplerKind::Ddim,
+        SamplerKind::Ddpm,
+    ];
 
     /// The name on the command line (`--sampler`).
     pub fn cli_name(self) -> &'static str {
         match self {
             SamplerKind::Ddim => "ddim",
             SamplerKind::Ddpm => "ddpm",
+            SamplerKind::Euler => "euler",
             SamplerKind::EulerAncestral => "euler-a",
+            SamplerKind::DpmPp2m => "dpmpp-2m",
+            SamplerKind::DpmPp2mKarras => "dpmpp-2m-karras",
+            SamplerKind::Lcm => "lcm",
         }
     }
 
-    /// The name AUTOMATIC1111's web UI writes in `Sampler:`.
+    /// AUTOMATIC1111's name for it (its menus and older infotexts).
     pub fn a1111_name(self) -> &'static str {
         match self {
             SamplerKind::Ddim => "DDIM",
             SamplerKind::Ddpm => "DDPM",
+            SamplerKind::Euler => "Euler",
             SamplerKind::EulerAncestral => "Euler a",
+            SamplerKind::DpmPp2m => "DPM++ 2M",
+            SamplerKind::DpmPp2mKarras => "DPM++ 2M Karras",
+            SamplerKind::Lcm => "LCM",
         }
     }
 
-    /// Reads either name (case-insensitive).
+    /// What A1111 (1.9 and later) writes: `Sampler:` and, where the σ
+    /// schedule is not the sampler's own, `Schedule type:`.
+    pub fn infotext(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            SamplerKind::DpmPp2mKarras => ("DPM++ 2M", Some("Karras")),
+            other => (other.a1111_name(), None),
+        }
+    }
+
+    /// Reads any of the names (case-insensitive).
     pub fn parse(name: &str) -> Option<SamplerKind> {
         let name = name.trim().to_lowercase();
         Self::ALL.into_iter().find(|k| k.cli_name() == name || k.a1111_name().to_lowercase() == name)
+    }
+
+    /// Reads an infotext's `Sampler:` with its `Schedule type:` (if any).
+    pub fn from_infotext(sampler: &str, schedule: Option<&str>) -> Option<SamplerKind> {
+        match schedule.map(|s| s.trim().to_lowercase()) {
+            Some(s) if s == "karras" => Self::parse(&format!("{} karras", sampler.trim())),
+            _ => Self::parse(sampler),
+        }
     }
 }
 

@@ -1,18 +1,23 @@
 //! Diffusion noise schedules and samplers, following diffusers' scheduler
 //! configs (`scheduler/scheduler_config.json` in a model folder) and their
 //! published formulas: the β schedule, ᾱ (alphas_cumprod), inference
-//! timesteps, and one denoising step each for DDPM, DDIM and Euler ancestral.
+//! timesteps, and one denoising step each for DDPM, DDIM, Euler (plain and
+//! ancestral), DPM++ 2M (own grid or Karras σ) and LCM.
 
 mod ddim;
 mod ddpm;
-mod euler_ancestral;
+pub mod dpm_solver;
+pub mod euler;
+mod lcm;
 
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 pub use ddim::Ddim;
 pub use ddpm::Ddpm;
-pub use euler_ancestral::EulerAncestral;
+pub use dpm_solver::DpmSolver2m;
+pub use euler::Euler;
+pub use lcm::Lcm;
 
 /// The fields of a diffusers scheduler config that the samplers use; other
 /// fields in the file are ignored.
@@ -207,6 +212,10 @@ pub fn build_sampler(
     Ok(match kind {
         SamplerKind::Ddim => Box::new(Ddim::new(config, steps, 0.0)?),
         SamplerKind::Ddpm => Box::new(Ddpm::new(config, steps)?),
-        SamplerKind::EulerAncestral => Box::new(EulerAncestral::new(config, steps)?),
+        SamplerKind::Euler => Box::new(Euler::new(config, steps, false)?),
+        SamplerKind::EulerAncestral => Box::new(Euler::new(config, steps, true)?),
+        SamplerKind::DpmPp2m => Box::new(DpmSolver2m::new(config, steps, false)?),
+        SamplerKind::DpmPp2mKarras => Box::new(DpmSolver2m::new(config, steps, true)?),
+        SamplerKind::Lcm => Box::new(Lcm::new(config, steps)?),
     })
 }

@@ -121,7 +121,7 @@ fn every_sampler_lands_on_the_clean_sample_with_an_oracle() {
         assert!(max_diff(&run_with_oracle(&ddim_eta, &alphas, &x0, Prediction::Epsilon, None), &x0) < 1e-4);
         let ddpm = Ddpm::new(&config, steps).unwrap();
         assert!(max_diff(&run_with_oracle(&ddpm, &alphas, &x0, Prediction::Epsilon, None), &x0) < 1e-3, "DDPM {steps}");
-        let euler = EulerAncestral::new(&config, steps).unwrap();
+        let euler = Euler::new(&config, steps, true).unwrap();
         let sigmas = euler.sigmas().to_vec();
         let out = run_with_oracle(&euler, &alphas, &x0, Prediction::Epsilon, Some(&sigmas));
         assert!(max_diff(&out, &x0) < 1e-4, "Euler ancestral {steps}");
@@ -134,7 +134,7 @@ fn every_sampler_lands_on_the_clean_sample_with_an_oracle() {
 #[test]
 fn euler_scales_inputs_and_starts_at_the_largest_sigma() {
     let config = SchedulerConfig::default();
-    let euler = EulerAncestral::new(&config, 50).unwrap();
+    let euler = Euler::new(&config, 50, true).unwrap();
     let alphas = config.alphas_cumprod().unwrap();
     let sigma_981 = ((1.0 - alphas[981]) / alphas[981]).sqrt();
     assert!((euler.sigmas()[0] - sigma_981).abs() < 1e-12);
