@@ -173,6 +173,16 @@ impl ClipTokenizer {
         ids
     }
 
+    /// The start, end and padding ids.
+    pub fn specials(&self) -> (u32, u32, u32) {
+        (self.bos, self.eos, self.pad)
+    }
+
+    /// The id of one vocabulary entry (such as `",</w>"`).
+    pub fn id(&self, token: &str) -> Option<u32> {
+        self.vocab.get(token).copied()
+    }
+
     /// Sequence length the text encoder takes.
     pub fn max_len(&self) -> usize {
         self.max_len

@@ -17,6 +17,7 @@ pub mod clip_text;
 pub mod clip_tokenizer;
 pub mod export;
 pub mod nets;
+pub mod prompt;
 pub mod pipeline;
 pub mod random_weights;
 pub mod runs;

@@ -11,6 +11,8 @@ use serde::de::DeserializeOwned;
 use super::autoencoder::{Autoencoder, AutoencoderConfig};
 use super::clip_text::{ClipTextConfig, ClipTextModel};
 use super::clip_tokenizer::ClipTokenizer;
+use super::prompt::chunks::{NoEmbeddings, chunk_prompt};
+use super::prompt::emphasis;
 use super::unet::Unet;
 use super::unet_config::UnetConfig;
 
@@ -68,6 +70,20 @@ pub fn load_autoencoder(vae_dir: &Path, device: &Device) -> Result<Autoencoder, 
     let config: AutoencoderConfig = read_config(&config_path)?;
     config.validate().map_err(|e| file_error(&config_path, e))?;
     build(vae_dir, UNET_FILES, device, |vb| Autoencoder::new(&config, vb))
+}
+
+/// A1111's "Original" emphasis: each token's state scaled by its
+/// multiplier, then the whole chunk rescaled to keep its mean.
+fn apply_emphasis(z: &Tensor, multipliers: &[f64]) -> candle_core::Result<Tensor> {
+    if multipliers.iter().all(|&m| m == 1.0) {
+        return Ok(z.clone());
+    }
+    let scale: Vec<f32> = multipliers.iter().map(|&m| m as f32).collect();
+    let scale = Tensor::from_vec(scale, (1, multipliers.len(), 1), z.device())?.to_dtype(z.dtype())?;
+    let before = z.mean_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+    let weighted = z.broadcast_mul(&scale)?;
+    let after = weighted.mean_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+    weighted * f64::from(before / after)
 }
 
 /// A tokenizer and its text encoder.
@@ -226,23 +242,60 @@ impl DiffusionNets {
         Ok(Self { towers, unet, vae, device: device.clone() })
     }
 
-    /// Text conditioning for a batch of prompts: the states [batch, tokens,
-    /// context] and, when the last tower projects one (SDXL), the pooled
-    /// embedding [batch, P]. One tower gives its last hidden state; two
-    /// (SDXL) give their penultimate states side by side, as diffusers' SDXL
-    /// pipeline does.
+    /// Text conditioning for a batch of prompts, read as AUTOMATIC1111 reads
+    /// them (`diffusion::prompt`): emphasis weights, `BREAK`, and prompts
+    /// longer than the encoder's window encoded chunk by chunk and joined
+    /// along the token axis (a shorter prompt of the batch is padded with the
+    /// empty prompt's chunks, as A1111 pads the unconditional side). The
+    /// states are [batch, tokens, context] and, when the last tower projects
+    /// one (SDXL), the pooled embedding [batch, P] of each prompt's first
+    /// chunk. One tower gives its last hidden state; two (SDXL) give their
+    /// penultimate states side by side, as diffusers' SDXL pipeline does.
     pub fn encode_prompts(&self, prompts: &[&str]) -> candle_core::Result<(Tensor, Option<Tensor>)> {
-        let sdxl = self.towers.len() > 1;
-        let mut pooled = None;
-        let mut states = Vec::with_capacity(self.towers.len());
-        for tower in &self.towers {
-            let ids: Vec<u32> = prompts.iter().flat_map(|p| tower.tokenizer.encode(p)).collect();
-            let ids = Tensor::from_vec(ids, (prompts.len(), tower.tokenizer.max_len()), &self.device)?;
-            let (last, penultimate) = tower.encoder.forward(&ids)?;
-            pooled = tower.encoder.pooled(&last, &ids)?;
-            states.push(if sdxl { penultimate } else { last });
+        let mut states = Vec::with_capacity(prompts.len());
+        let mut pooled = Vec::new();
+        for prompt in prompts {
+            let (z, p) = self.encode_prompt(prompt)?;
+            states.push(z);
+            pooled.extend(p);
         }
-        Ok((Tensor::cat(&states, 2)?, pooled))
+        let longest = states.iter().map(|z| z.dim(1)).collect::<candle_core::Result<Vec<_>>>()?.into_iter().max();
+        if let Some(longest) = longest.filter(|&n| states.iter().any(|z| z.dim(1).is_ok_and(|m| m != n))) {
+            let (empty, _) = self.encode_prompt("")?;
+            let window = empty.dim(1)?;
+            for z in &mut states {
+                let missing = (longest - z.dim(1)?) / window;
+                if missing > 0 {
+                    let padding = vec![&empty; missing];
+                    *z = Tensor::cat(&[&[&*z], padding.as_slice()].concat(), 1)?;
+                }
+            }
+        }
+        let pooled = if pooled.is_empty() { None } else { Some(Tensor::cat(&pooled, 0)?) };
+        Ok((Tensor::cat(&states, 0)?, pooled))
+    }
+
+    /// One prompt's states [1, chunks × window, context] and pooled embedding.
+    fn encode_prompt(&self, prompt: &str) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+        let sdxl = self.towers.len() > 1;
+        let pieces = emphasis::parse(prompt);
+        let mut per_tower = Vec::with_capacity(self.towers.len());
+        let mut pooled = None;
+        for tower in &self.towers {
+            let (chunks, _) = chunk_prompt(&pieces, &tower.tokenizer, &NoEmbeddings);
+            let mut zs = Vec::with_capacity(chunks.len());
+            for (i, chunk) in chunks.iter().enumerate() {
+                let ids = Tensor::from_vec(chunk.tokens.clone(), (1, chunk.tokens.len()), &self.device)?;
+                let (last, penultimate) = tower.encoder.forward(&ids)?;
+                if i == 0 {
+                    pooled = tower.encoder.pooled(&last, &ids)?;
+                }
+                let z = if sdxl { penultimate } else { last };
+                zs.push(apply_emphasis(&z, &chunk.multipliers)?);
+            }
+            per_tower.push(Tensor::cat(&zs, 1)?);
+        }
+        Ok((Tensor::cat(&per_tower, 2)?, pooled))
     }
 
     /// Latent channels and how many times smaller the latent's sides are.
