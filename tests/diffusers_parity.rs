@@ -13,7 +13,10 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
+use latent_studio::diffusion::DiffusionNets;
 use latent_studio::diffusion::checkpoint::SingleFileSpec;
+use latent_studio::diffusion::lora::active::LoraRequest;
+use latent_studio::diffusion::lora::random::{LoraLayout, RandomLora, write_random_lora};
 use latent_studio::diffusion::checkpoint::family::Family;
 use latent_studio::diffusion::checkpoint::write::write_single_file;
 use latent_studio::diffusion::pipeline::{DiffusionPipeline, GenerateInputs, ImageRequest, initial_noise};
@@ -39,22 +42,37 @@ struct Case {
     model: &'static str,
     load: Load,
     sampler: SamplerKind,
+    /// A random LoRA of this layout (with LoCon convolutions if `.1`) at weight `.2`.
+    lora: Option<(LoraLayout, bool, f64)>,
+}
+
+const fn case(name: &'static str, model: &'static str, load: Load, sampler: SamplerKind) -> Case {
+    Case { name, model, load, sampler, lora: None }
 }
 
 fn cases() -> Vec<Case> {
     let mut cases: Vec<Case> = SamplerKind::ALL
         .into_iter()
-        .map(|sampler| Case { name: sampler.cli_name(), model: "sd", load: Load::Folder, sampler })
+        .map(|sampler| case(sampler.cli_name(), "sd", Load::Folder, sampler))
         .collect();
+    let (sd1, sd2, sdxl) = (Family::Sd1, Family::Sd2, Family::Sdxl);
     cases.extend([
-        Case { name: "v-dpmpp-2m-karras", model: "sd-v", load: Load::Folder, sampler: SamplerKind::DpmPp2mKarras },
-        Case { name: "v-euler", model: "sd-v", load: Load::Folder, sampler: SamplerKind::Euler },
-        Case { name: "single-sd1-f32", model: "sd", load: Load::Single(Family::Sd1, DType::F32), sampler: SamplerKind::Ddim },
-        Case { name: "single-sd1-f16", model: "sd", load: Load::Single(Family::Sd1, DType::F16), sampler: SamplerKind::Euler },
-        Case { name: "single-sd2-f32", model: "sd2", load: Load::Single(Family::Sd2, DType::F32), sampler: SamplerKind::Ddim },
-        Case { name: "sdxl-euler-a", model: "sdxl", load: Load::Folder, sampler: SamplerKind::EulerAncestral },
-        Case { name: "sdxl-dpmpp-2m", model: "sdxl", load: Load::Folder, sampler: SamplerKind::DpmPp2m },
-        Case { name: "single-sdxl-f16", model: "sdxl", load: Load::Single(Family::Sdxl, DType::F16), sampler: SamplerKind::Ddim },
+        case("v-dpmpp-2m-karras", "sd-v", Load::Folder, SamplerKind::DpmPp2mKarras),
+        case("v-euler", "sd-v", Load::Folder, SamplerKind::Euler),
+        case("single-sd1-f32", "sd", Load::Single(sd1, DType::F32), SamplerKind::Ddim),
+        case("single-sd1-f16", "sd", Load::Single(sd1, DType::F16), SamplerKind::Euler),
+        case("single-sd2-f32", "sd2", Load::Single(sd2, DType::F32), SamplerKind::Ddim),
+        case("sdxl-euler-a", "sdxl", Load::Folder, SamplerKind::EulerAncestral),
+        case("sdxl-dpmpp-2m", "sdxl", Load::Folder, SamplerKind::DpmPp2m),
+        case("single-sdxl-f16", "sdxl", Load::Single(sdxl, DType::F16), SamplerKind::Ddim),
+        Case { lora: Some((LoraLayout::Kohya, true, 0.5)), ..case("lora-kohya-0.5", "sd", Load::Folder, SamplerKind::Ddim) },
+        Case { lora: Some((LoraLayout::Kohya, true, 1.0)), ..case("lora-kohya-1.0", "sd", Load::Folder, SamplerKind::Ddim) },
+        Case { lora: Some((LoraLayout::Peft, false, 0.7)), ..case("lora-peft-0.7", "sd", Load::Folder, SamplerKind::Ddim) },
+        Case { lora: Some((LoraLayout::Peft, false, 1.0)), ..case("lora-peft-1.0", "sd", Load::Folder, SamplerKind::Euler) },
+        Case {
+            lora: Some((LoraLayout::Kohya, false, 0.8)),
+            ..case("lora-single-sdxl-kohya", "sdxl", Load::Single(sdxl, DType::F32), SamplerKind::Ddim)
+        },
     ]);
     cases
 }
@@ -93,14 +111,18 @@ fn psnr(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
 }
 
 /// Runs the reference script on every case and copies its images into the fixtures.
-fn record(python: &str, root: &Path, files: &[(PathBuf, Option<PathBuf>)], noise: &Path, step_noise: &Path) {
+/// Per case: the model folder, the single file (if any) and the LoRA file (if any).
+type CaseFiles = (PathBuf, Option<PathBuf>, Option<PathBuf>);
+
+fn record(python: &str, root: &Path, files: &[CaseFiles], noise: &Path, step_noise: &Path) {
     let r = request();
     let jobs: Vec<_> = cases()
         .iter()
         .zip(files)
-        .map(|(case, (folder, single))| {
+        .map(|(case, (folder, single, lora))| {
             json!({
                 "folder": folder, "single_file": single, "sdxl": case.model == "sdxl",
+                "lora": lora, "lora_scale": case.lora.map(|l| l.2),
                 "sampler": case.sampler.a1111_name(), "prompt": r.prompt, "negative": r.negative,
                 "steps": r.steps, "guidance": r.guidance, "width": r.width, "height": r.height,
                 "latent_shape": [4, 4, 4], "noise": noise, "step_noise": step_noise,
@@ -145,13 +167,20 @@ fn every_sampler_and_single_file_matches_diffusers() {
                 Some(file)
             }
         };
-        files.push((folder, single));
+        let lora = case.lora.map(|(layout, convolutions, _)| {
+            let nets = DiffusionNets::load(&folder, &Device::Cpu).unwrap();
+            let file = root.join(format!("{}-lora.safetensors", case.name));
+            let spec = RandomLora { layout, rank: 4, alpha: 2.0, convolutions, scale: 0.2, seed: 51 };
+            write_random_lora(&nets, &spec, &file).unwrap();
+            file
+        });
+        files.push((folder, single, lora));
     }
     if let Ok(python) = std::env::var("DIFFUSERS_PYTHON") {
         record(&python, root, &files, &noise_file, &step_file);
     }
     let mut report = Vec::new();
-    for (case, (folder, single)) in cases().iter().zip(&files) {
+    for (case, (folder, single, lora)) in cases().iter().zip(&files) {
         let pipeline = match single {
             None => DiffusionPipeline::load(folder, &Device::Cpu).unwrap(),
             Some(file) => {
@@ -160,7 +189,16 @@ fn every_sampler_and_single_file_matches_diffusers() {
             }
         };
         let r = ImageRequest { sampler: case.sampler, ..request() };
-        let inputs = GenerateInputs { noise: Some(noise.clone()), step_noise: Some(step_noise.clone()), ..Default::default() };
+        let loras = match (lora, case.lora) {
+            (Some(path), Some((_, _, w))) => vec![LoraRequest { path: path.clone(), text_weight: w, unet_weight: w }],
+            _ => vec![],
+        };
+        let inputs = GenerateInputs {
+            noise: Some(noise.clone()),
+            step_noise: Some(step_noise.clone()),
+            loras,
+            ..Default::default()
+        };
         let ours = pipeline.generate_with(&r, inputs, &mut |_| {}, &CancelToken::new()).unwrap().unwrap().image;
         let reference = image::open(Path::new(FIXTURES).join(format!("{}.png", case.name))).unwrap().to_rgb8();
         let db = psnr(&ours, &reference);

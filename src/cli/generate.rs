@@ -8,6 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::diffusion::checkpoint::SingleFileSpec;
+use crate::diffusion::lora::active::LoraRequest;
 use crate::diffusion::pipeline::{DiffusionPipeline, GenerateInputs, ImageRequest};
 use crate::diffusion::schedulers::SamplerKind;
 use crate::io::image_record::{ImageRecord, read_image_record};
@@ -72,6 +73,12 @@ pub struct GenerateArgs {
     /// .npy of shape [steps, 1, c, h, w], row i used at step i (to compare with another implementation).
     #[arg(long)]
     step_noise: Option<PathBuf>,
+    /// A LoRA to merge, as FILE:WEIGHT (or FILE for weight 1); repeatable.
+    #[arg(long, value_parser = parse_lora)]
+    lora: Vec<(PathBuf, f64)>,
+    /// Where the prompt's <lora:name:weight> tags are looked up (name.safetensors); repeatable.
+    #[arg(long)]
+    lora_dir: Vec<PathBuf>,
     /// Also write the initial latent the run started from as .npy.
     #[arg(long)]
     save_noise: Option<PathBuf>,
@@ -81,6 +88,15 @@ pub struct GenerateArgs {
     /// The PNG to write (never overwritten).
     #[arg(long)]
     out: PathBuf,
+}
+
+fn parse_lora(s: &str) -> Result<(PathBuf, f64), String> {
+    match s.rsplit_once(':') {
+        Some((path, weight)) if !path.is_empty() && weight.parse::<f64>().is_ok() => {
+            Ok((PathBuf::from(path), weight.parse().unwrap_or(1.0)))
+        }
+        _ => Ok((PathBuf::from(s), 1.0)),
+    }
 }
 
 fn parse_sampler(s: &str) -> Result<SamplerKind, String> {
@@ -154,13 +170,32 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
         }
     };
     let started = std::time::Instant::now();
-    let inputs = GenerateInputs { init: init.as_ref(), noise, step_noise, preview_every: args.preview_every };
+    let loras = args.lora.iter().map(|(path, weight)| LoraRequest { path: path.clone(), text_weight: *weight, unet_weight: *weight });
+    let inputs = GenerateInputs {
+        init: init.as_ref(),
+        noise,
+        step_noise,
+        preview_every: args.preview_every,
+        loras: loras.collect(),
+        lora_dirs: args.lora_dir.clone(),
+    };
     let generated = pipeline.generate_with(&request, inputs, &mut on_step, &CancelToken::new())?;
     bar.finish_and_clear();
     if let Some(e) = preview_error {
         return Err(e.context("cannot write a preview"));
     }
     let Some(generated) = generated else { bail!("cancelled") };
+    for report in &generated.loras {
+        if !report.unused.is_empty() || report.unsupported > 0 {
+            eprintln!(
+                "{}: {} layers merged; {} named no layer of this model, {} tensors of kinds not merged",
+                report.path.display(),
+                report.applied,
+                report.unused.len(),
+                report.unsupported
+            );
+        }
+    }
     let record = ImageRecord {
         request,
         model: model_name,

@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod clip_text;
 pub mod clip_tokenizer;
 pub mod export;
+pub mod lora;
 pub mod nets;
 pub mod prompt;
 pub mod pipeline;

@@ -11,6 +11,8 @@ use serde::de::DeserializeOwned;
 use super::autoencoder::{Autoencoder, AutoencoderConfig};
 use super::clip_text::{ClipTextConfig, ClipTextModel};
 use super::clip_tokenizer::ClipTokenizer;
+use super::lora::keys as lora_keys;
+use super::lora::registry::WeightRegistry;
 use super::prompt::chunks::{NoEmbeddings, chunk_prompt};
 use super::prompt::emphasis;
 use super::unet::Unet;
@@ -98,6 +100,8 @@ pub struct DiffusionNets {
     pub towers: Vec<TextTower>,
     pub unet: Unet,
     pub vae: Autoencoder,
+    /// Every weight by name (`unet.…`, `text_encoder.…`), for merging LoRAs.
+    pub weights: WeightRegistry,
     pub device: Device,
 }
 
@@ -168,14 +172,22 @@ impl ModelSource for FolderSource {
 }
 
 /// Runs `build` on a component's weights, naming the file if a tensor is missing or mis-shaped.
+/// Every weight is recorded in `registry` under its component's prefix.
 fn build_from<T>(
     source: &dyn ModelSource,
     component: Component,
+    registry: &WeightRegistry,
     device: &Device,
     build: impl FnOnce(VarBuilder<'static>) -> candle_core::Result<T>,
 ) -> Result<T, FolderError> {
     let (vb, path) = source.weights(component, device)?;
-    build(vb).map_err(|e| file_error(&path, e))
+    let prefix = match component {
+        Component::Text(0) => lora_keys::TEXT,
+        Component::Text(_) => lora_keys::TEXT_2,
+        Component::Unet => lora_keys::UNET,
+        Component::Vae => "vae.",
+    };
+    build(registry.recording(vb, prefix)).map_err(|e| file_error(&path, e))
 }
 
 impl DiffusionNets {
@@ -190,6 +202,7 @@ impl DiffusionNets {
 
     /// Loads the networks a source describes, checking that they fit together.
     pub fn from_source(source: &dyn ModelSource, device: &Device) -> Result<Self, FolderError> {
+        let weights = WeightRegistry::default();
         let mut towers = Vec::new();
         while let Some((tokenizer, config)) = source.text_tower(towers.len())? {
             let component = Component::Text(towers.len());
@@ -205,7 +218,7 @@ impl DiffusionNets {
                     ),
                 ));
             }
-            let encoder = build_from(source, component, device, |vb| ClipTextModel::new(&config, vb))?;
+            let encoder = build_from(source, component, &weights, device, |vb| ClipTextModel::new(&config, vb))?;
             towers.push(TextTower { tokenizer, encoder });
             if towers.len() == 2 {
                 break;
@@ -224,11 +237,11 @@ impl DiffusionNets {
                 ),
             ));
         }
-        let unet = build_from(source, Component::Unet, device, |vb| Unet::new(&unet_config, vb))?;
+        let unet = build_from(source, Component::Unet, &weights, device, |vb| Unet::new(&unet_config, vb))?;
         let vae_config = source.vae_config()?;
         let vae_config_path = source.config_path(Component::Vae);
         vae_config.validate().map_err(|e| file_error(&vae_config_path, e))?;
-        let vae = build_from(source, Component::Vae, device, |vb| Autoencoder::new(&vae_config, vb))?;
+        let vae = build_from(source, Component::Vae, &weights, device, |vb| Autoencoder::new(&vae_config, vb))?;
         if vae.config().latent_channels != unet_config.in_channels {
             return Err(file_error(
                 &vae_config_path,
@@ -239,7 +252,7 @@ impl DiffusionNets {
                 ),
             ));
         }
-        Ok(Self { towers, unet, vae, device: device.clone() })
+        Ok(Self { towers, unet, vae, weights, device: device.clone() })
     }
 
     /// Text conditioning for a batch of prompts, read as AUTOMATIC1111 reads

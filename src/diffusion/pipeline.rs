@@ -12,6 +12,9 @@ use image::RgbImage;
 
 use crate::diffusion::autoencoder::Autoencoder;
 use crate::diffusion::checkpoint::{SingleFileSource, SingleFileSpec};
+use crate::diffusion::lora::LoraReport;
+use crate::diffusion::lora::active::{ActiveLoras, LoraRequest, find_lora};
+use crate::diffusion::prompt::extra::take_extras;
 use crate::diffusion::nets::{DiffusionNets, FolderError, read_config};
 use crate::diffusion::schedulers::{Sampler, ScheduleError, SchedulerConfig, build_sampler};
 use crate::diffusion::unet::Unet;
@@ -54,6 +57,10 @@ pub struct GenerateInputs<'a> {
     pub step_noise: Option<Vec<f32>>,
     /// A preview every this many steps (0: none).
     pub preview_every: usize,
+    /// LoRAs to merge besides those the prompt names.
+    pub loras: Vec<LoraRequest>,
+    /// Where the prompt's `<lora:name>` files are looked up.
+    pub lora_dirs: Vec<PathBuf>,
 }
 
 /// A finished image.
@@ -62,6 +69,8 @@ pub struct Generated {
     /// The initial latent noise [c, h, w], row-major (what `--noise` reads back).
     pub noise: Vec<f32>,
     pub latent_shape: [usize; 3],
+    /// What each merged LoRA did (layers applied, names unused).
+    pub loras: Vec<LoraReport>,
 }
 
 /// The seeded initial latent noise: the same seed gives the same numbers on
@@ -253,6 +262,7 @@ pub struct DiffusionPipeline {
     latent_rgb: OnceLock<LatentRgb>,
     /// An empty negative prompt conditions on zeros (SDXL pipelines' `force_zeros_for_empty_prompt`).
     zero_empty_negative: bool,
+    loras: ActiveLoras,
 }
 
 impl DiffusionPipeline {
@@ -266,7 +276,7 @@ impl DiffusionPipeline {
         let index: serde_json::Value = read_config(&dir.join("model_index.json")).unwrap_or_default();
         let sdxl = nets.towers.len() > 1;
         let zero_empty_negative = index.get("force_zeros_for_empty_prompt").and_then(|v| v.as_bool()).unwrap_or(sdxl);
-        Ok(Self { nets, scheduler, dir: dir.to_owned(), latent_rgb: OnceLock::new(), zero_empty_negative })
+        Ok(Self { nets, scheduler, dir: dir.to_owned(), latent_rgb: OnceLock::new(), zero_empty_negative, loras: ActiveLoras::default() })
     }
 
     /// Loads a single-file checkpoint (see `diffusion::checkpoint`).
@@ -277,7 +287,28 @@ impl DiffusionPipeline {
         scheduler.alphas_cumprod()?;
         scheduler.prediction()?;
         let zero_empty_negative = nets.towers.len() > 1;
-        Ok(Self { nets, scheduler, dir: spec.file.clone(), latent_rgb: OnceLock::new(), zero_empty_negative })
+        Ok(Self { nets, scheduler, dir: spec.file.clone(), latent_rgb: OnceLock::new(), zero_empty_negative, loras: ActiveLoras::default() })
+    }
+
+    /// Merges the LoRAs of a request: `explicit` ones and those its prompt
+    /// names with `<lora:name:weight>`, looked up in `lora_dirs`. Only a
+    /// change of set or weight touches the weights.
+    pub fn use_loras(
+        &self,
+        request: &ImageRequest,
+        explicit: &[LoraRequest],
+        lora_dirs: &[PathBuf],
+    ) -> Result<Vec<LoraReport>, GenerateError> {
+        let mut wanted = explicit.to_vec();
+        for tag in take_extras(&request.prompt).loras {
+            let Some(path) = find_lora(lora_dirs, &tag.name) else {
+                let dirs: Vec<String> = lora_dirs.iter().map(|d| d.display().to_string()).collect();
+                let looked = if dirs.is_empty() { "no LoRA folder is set".to_owned() } else { format!("not in {}", dirs.join(", ")) };
+                return Err(GenerateError::Invalid(format!("the prompt's <lora:{}> was not found: {looked}", tag.name)));
+            };
+            wanted.push(LoraRequest { path, text_weight: tag.text_weight, unet_weight: tag.unet_weight });
+        }
+        self.loras.ensure(&self.nets, &wanted).map_err(|e| GenerateError::Invalid(e.to_string()))
     }
 
     /// The loaded networks.
@@ -318,7 +349,9 @@ impl DiffusionPipeline {
     /// (`force_zeros_for_empty_prompt`, on unless `model_index.json` says otherwise).
     pub fn conditioning(&self, request: &ImageRequest) -> candle_core::Result<Conditioning> {
         let guided = request.guidance > 1.0;
-        let prompts: Vec<&str> = if guided { vec![&request.negative, &request.prompt] } else { vec![&request.prompt] };
+        // `<lora:…>` tags are not text for the encoder (`use_loras` merged them).
+        let (prompt, negative) = (take_extras(&request.prompt).text, take_extras(&request.negative).text);
+        let prompts: Vec<&str> = if guided { vec![&negative, &prompt] } else { vec![&prompt] };
         let (mut context, mut pooled) = self.nets.encode_prompts(&prompts)?;
         if guided && request.negative.is_empty() && self.zero_empty_negative {
             let zero_first = |t: &Tensor| Tensor::cat(&[&t.narrow(0, 0, 1)?.zeros_like()?, &t.narrow(0, 1, 1)?], 0);
@@ -351,7 +384,7 @@ impl DiffusionPipeline {
         on_step: &mut dyn FnMut(StepReport),
         cancel: &CancelToken,
     ) -> Result<Option<Generated>, GenerateError> {
-        let inputs = GenerateInputs { init, noise, step_noise: None, preview_every };
+        let inputs = GenerateInputs { init, noise, preview_every, ..GenerateInputs::default() };
         self.generate_with(request, inputs, on_step, cancel)
     }
 
@@ -364,7 +397,8 @@ impl DiffusionPipeline {
         on_step: &mut dyn FnMut(StepReport),
         cancel: &CancelToken,
     ) -> Result<Option<Generated>, GenerateError> {
-        let GenerateInputs { init, noise, step_noise, preview_every } = inputs;
+        let GenerateInputs { init, noise, step_noise, preview_every, loras, lora_dirs } = inputs;
+        let lora_reports = self.use_loras(request, &loras, &lora_dirs)?;
         let shape = self.latent_shape(request.width, request.height)?;
         let len = shape.iter().product();
         let device = &self.nets.device;
@@ -435,7 +469,7 @@ impl DiffusionPipeline {
             .into_iter()
             .next()
             .ok_or_else(|| GenerateError::Invalid("the decoder returned no image".into()))?;
-        Ok(Some(Generated { image, noise, latent_shape: shape }))
+        Ok(Some(Generated { image, noise, latent_shape: shape, loras: lora_reports }))
     }
 
     /// A picture of a clean-latent estimate: decoded for small latents, else

@@ -69,7 +69,8 @@ _pipes = {}
 
 
 def pipeline(job):
-    key = (job["folder"], job.get("single_file"), job.get("sdxl", False))
+    # A LoRA job gets a pipeline of its own, untouched by earlier loads and unloads.
+    key = (job["folder"], job.get("single_file"), job.get("sdxl", False), job.get("lora"))
     if key not in _pipes:
         cls = StableDiffusionXLPipeline if job.get("sdxl") else StableDiffusionPipeline
         if job.get("single_file"):
@@ -100,7 +101,6 @@ def run(job):
     if job.get("step_noise"):
         STEP_NOISE.rows = np.load(job["step_noise"]).astype(np.float32).reshape(job["steps"], -1)
     if job.get("lora"):
-        pipe.unload_lora_weights()
         pipe.load_lora_weights(job["lora"])
     kwargs = dict(
         prompt=job["prompt"],
@@ -115,8 +115,6 @@ def run(job):
     if job.get("lora"):
         kwargs["cross_attention_kwargs"] = {"scale": job["lora_scale"]}
     image = pipe(**kwargs).images[0]
-    if job.get("lora"):
-        pipe.unload_lora_weights()
     Image.fromarray((image * 255).round().clip(0, 255).astype(np.uint8)).save(job["out"])
 
 
