@@ -62,9 +62,20 @@ fn dtype(name: &str) -> Option<DType> {
 /// Parses a header from the file's first bytes (`prefix`, at least 8 plus
 /// the header's length) given the whole file's length.
 pub fn parse_header(prefix: &[u8], file_len: u64) -> Result<Header, HeaderError> {
-    if prefix.first() == Some(&0x80) || prefix.starts_with(b"PK\x03\x04") {
-        return Err(HeaderError::Pickle);
+    match parse_safetensors_header(prefix, file_len) {
+        // Told apart only when the bytes are no safetensors header: a length's
+        // first byte can be 0x80 too.
+        Err(HeaderError::NotSafetensors(_)) if looks_like_pickle(prefix) => Err(HeaderError::Pickle),
+        other => other,
     }
+}
+
+/// A pickle (protocol 2–5) or PyTorch's zip archive of pickles.
+fn looks_like_pickle(prefix: &[u8]) -> bool {
+    matches!(prefix, [0x80, 2..=5, ..]) || prefix.starts_with(b"PK\x03\x04")
+}
+
+fn parse_safetensors_header(prefix: &[u8], file_len: u64) -> Result<Header, HeaderError> {
     let Some(len_bytes) = prefix.get(..8) else {
         return Err(HeaderError::NotSafetensors("shorter than 8 bytes".into()));
     };
