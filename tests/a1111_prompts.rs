@@ -117,7 +117,8 @@ fn prompts_of_different_lengths_share_a_batch() {
     let first = states.get(0).unwrap();
     for k in 0..states.dim(1).unwrap() / window {
         let part = first.narrow(0, k * window, window).unwrap();
-        let diff = (part - empty.get(0).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let diff =
+            (part - empty.get(0).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert_eq!(diff, 0.0);
     }
 }

@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use latent_studio::diffusion::DiffusionNets;
 use latent_studio::diffusion::checkpoint::SingleFileSpec;
-use latent_studio::diffusion::lora::active::LoraRequest;
-use latent_studio::diffusion::lora::random::{LoraLayout, RandomLora, write_random_lora};
 use latent_studio::diffusion::checkpoint::family::Family;
 use latent_studio::diffusion::checkpoint::write::write_single_file;
+use latent_studio::diffusion::lora::active::LoraRequest;
+use latent_studio::diffusion::lora::random::{LoraLayout, RandomLora, write_random_lora};
 use latent_studio::diffusion::pipeline::{DiffusionPipeline, GenerateInputs, ImageRequest, initial_noise};
 use latent_studio::diffusion::random_weights::{RandomModel, write_random_model};
 use latent_studio::diffusion::schedulers::SamplerKind;
@@ -51,10 +51,8 @@ const fn case(name: &'static str, model: &'static str, load: Load, sampler: Samp
 }
 
 fn cases() -> Vec<Case> {
-    let mut cases: Vec<Case> = SamplerKind::ALL
-        .into_iter()
-        .map(|sampler| case(sampler.cli_name(), "sd", Load::Folder, sampler))
-        .collect();
+    let mut cases: Vec<Case> =
+        SamplerKind::ALL.into_iter().map(|sampler| case(sampler.cli_name(), "sd", Load::Folder, sampler)).collect();
     let (sd1, sd2, sdxl) = (Family::Sd1, Family::Sd2, Family::Sdxl);
     cases.extend([
         case("v-dpmpp-2m-karras", "sd-v", Load::Folder, SamplerKind::DpmPp2mKarras),
@@ -65,10 +63,22 @@ fn cases() -> Vec<Case> {
         case("sdxl-euler-a", "sdxl", Load::Folder, SamplerKind::EulerAncestral),
         case("sdxl-dpmpp-2m", "sdxl", Load::Folder, SamplerKind::DpmPp2m),
         case("single-sdxl-f16", "sdxl", Load::Single(sdxl, DType::F16), SamplerKind::Ddim),
-        Case { lora: Some((LoraLayout::Kohya, true, 0.5)), ..case("lora-kohya-0.5", "sd", Load::Folder, SamplerKind::Ddim) },
-        Case { lora: Some((LoraLayout::Kohya, true, 1.0)), ..case("lora-kohya-1.0", "sd", Load::Folder, SamplerKind::Ddim) },
-        Case { lora: Some((LoraLayout::Peft, false, 0.7)), ..case("lora-peft-0.7", "sd", Load::Folder, SamplerKind::Ddim) },
-        Case { lora: Some((LoraLayout::Peft, false, 1.0)), ..case("lora-peft-1.0", "sd", Load::Folder, SamplerKind::Euler) },
+        Case {
+            lora: Some((LoraLayout::Kohya, true, 0.5)),
+            ..case("lora-kohya-0.5", "sd", Load::Folder, SamplerKind::Ddim)
+        },
+        Case {
+            lora: Some((LoraLayout::Kohya, true, 1.0)),
+            ..case("lora-kohya-1.0", "sd", Load::Folder, SamplerKind::Ddim)
+        },
+        Case {
+            lora: Some((LoraLayout::Peft, false, 0.7)),
+            ..case("lora-peft-0.7", "sd", Load::Folder, SamplerKind::Ddim)
+        },
+        Case {
+            lora: Some((LoraLayout::Peft, false, 1.0)),
+            ..case("lora-peft-1.0", "sd", Load::Folder, SamplerKind::Euler)
+        },
         Case {
             lora: Some((LoraLayout::Kohya, false, 0.8)),
             ..case("lora-single-sdxl-kohya", "sdxl", Load::Single(sdxl, DType::F32), SamplerKind::Ddim)
@@ -184,7 +194,12 @@ fn every_sampler_and_single_file_matches_diffusers() {
         let pipeline = match single {
             None => DiffusionPipeline::load(folder, &Device::Cpu).unwrap(),
             Some(file) => {
-                let spec = SingleFileSpec { file: file.clone(), config: Some(folder.clone()), vae: None };
+                let spec = SingleFileSpec {
+                    file: file.clone(),
+                    config: Some(folder.clone()),
+                    vae: None,
+                    ..Default::default()
+                };
                 DiffusionPipeline::load_single_file(&spec, &Device::Cpu).unwrap()
             }
         };

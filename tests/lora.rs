@@ -18,7 +18,12 @@ fn request(prompt: &str) -> ImageRequest {
     ImageRequest { steps: 3, width: 32, height: 32, guidance: 3.0, ..ImageRequest::new(prompt, 9) }
 }
 
-fn run(p: &DiffusionPipeline, prompt: &str, loras: Vec<LoraRequest>, dirs: &[PathBuf]) -> Result<image::RgbImage, GenerateError> {
+fn run(
+    p: &DiffusionPipeline,
+    prompt: &str,
+    loras: Vec<LoraRequest>,
+    dirs: &[PathBuf],
+) -> Result<image::RgbImage, GenerateError> {
     let inputs = GenerateInputs { loras, lora_dirs: dirs.to_vec(), ..Default::default() };
     Ok(p.generate_with(&request(prompt), inputs, &mut |_| {}, &CancelToken::new())?.unwrap().image)
 }
@@ -55,9 +60,10 @@ fn weights_change_in_place_and_return_exactly() {
     let both = [lora(&file, 0.5), lora(&second, 0.3)].concat();
     let together = run(&p, "a red heart", both.clone(), &[]).unwrap();
     assert_ne!(together, half);
-    let tagged = run(&p, "a red heart <lora:pixel-art:0.5> <lora:glow:0.3>", vec![], &[loras.clone()]).unwrap();
+    let tagged =
+        run(&p, "a red heart <lora:pixel-art:0.5> <lora:glow:0.3>", vec![], std::slice::from_ref(&loras)).unwrap();
     assert_eq!(tagged, together, "tags give what explicit LoRAs give (and are not text)");
-    let err = run(&p, "a red heart <lora:missing:1>", vec![], &[loras.clone()]).unwrap_err().to_string();
+    let err = run(&p, "a red heart <lora:missing:1>", vec![], std::slice::from_ref(&loras)).unwrap_err().to_string();
     assert!(err.contains("missing") && err.contains("loras"), "{err}");
     assert_eq!(run(&p, "a red heart", vec![], &[]).unwrap(), base);
 }

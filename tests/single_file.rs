@@ -7,9 +7,9 @@
 use std::path::Path;
 
 use candle_core::{DType, Device};
+use latent_studio::diffusion::checkpoint::SingleFileSpec;
 use latent_studio::diffusion::checkpoint::family::Family;
 use latent_studio::diffusion::checkpoint::write::write_single_file;
-use latent_studio::diffusion::checkpoint::SingleFileSpec;
 use latent_studio::diffusion::pipeline::{DiffusionPipeline, ImageRequest};
 use latent_studio::diffusion::random_weights::{RandomModel, write_random_model};
 use latent_studio::train::cancel::CancelToken;
@@ -26,7 +26,8 @@ fn psnr(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
 }
 
 fn single(folder: &Path, file: &Path) -> DiffusionPipeline {
-    let spec = SingleFileSpec { file: file.to_owned(), config: Some(folder.to_owned()), vae: None };
+    let spec =
+        SingleFileSpec { file: file.to_owned(), config: Some(folder.to_owned()), vae: None, ..Default::default() };
     DiffusionPipeline::load_single_file(&spec, &Device::Cpu).unwrap()
 }
 
@@ -62,7 +63,8 @@ fn what_is_not_a_checkpoint_is_named_and_refused() {
     let folder = dir.path().join("m");
     write_random_model(&folder, &RandomModel::tiny(34)).unwrap();
     let load = |file: &Path| {
-        let spec = SingleFileSpec { file: file.to_owned(), config: Some(folder.clone()), vae: None };
+        let spec =
+            SingleFileSpec { file: file.to_owned(), config: Some(folder.clone()), vae: None, ..Default::default() };
         match DiffusionPipeline::load_single_file(&spec, &Device::Cpu) {
             Ok(_) => panic!("{} loaded", file.display()),
             Err(e) => e.to_string(),
@@ -93,7 +95,7 @@ fn what_is_not_a_checkpoint_is_named_and_refused() {
     write_random_model(&other, &RandomModel::tiny_sdxl(35)).unwrap();
     let sdxl = dir.path().join("sdxl.safetensors");
     write_single_file(&other, Family::Sdxl, DType::F32, &sdxl).unwrap();
-    let spec = SingleFileSpec { file: sdxl.clone(), config: Some(folder.clone()), vae: None };
+    let spec = SingleFileSpec { file: sdxl.clone(), config: Some(folder.clone()), vae: None, ..Default::default() };
     let err = DiffusionPipeline::load_single_file(&spec, &Device::Cpu).err().unwrap().to_string();
     assert!(err.contains("sdxl.safetensors") || err.contains("config.json"), "{err}");
 }
@@ -111,13 +113,18 @@ fn a_separate_vae_file_replaces_the_checkpoints_own() {
     let b_file = dir.path().join("b.safetensors");
     write_single_file(&b, Family::Sd1, DType::F32, &b_file).unwrap();
     for vae in [b.join("vae/diffusion_pytorch_model.safetensors"), b_file] {
-        let spec = SingleFileSpec { file: file.clone(), config: Some(a.clone()), vae: Some(vae.clone()) };
+        let spec = SingleFileSpec {
+            file: file.clone(),
+            config: Some(a.clone()),
+            vae: Some(vae.clone()),
+            ..Default::default()
+        };
         let p = DiffusionPipeline::load_single_file(&spec, &Device::Cpu).unwrap();
         assert_ne!(image(&p, "a red heart"), own, "{}", vae.display());
     }
     let not_vae = dir.path().join("text.safetensors");
     std::fs::copy(a.join("text_encoder/model.safetensors"), &not_vae).unwrap();
-    let spec = SingleFileSpec { file, config: Some(a), vae: Some(not_vae) };
+    let spec = SingleFileSpec { file, config: Some(a), vae: Some(not_vae), ..Default::default() };
     let err = DiffusionPipeline::load_single_file(&spec, &Device::Cpu).err().unwrap().to_string();
     assert!(err.contains("text.safetensors") && err.contains("not an autoencoder"), "{err}");
 }

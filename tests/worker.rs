@@ -385,6 +385,7 @@ fn image_jobs_outlive_a_stopped_inference_thread() {
             noise: None,
             preview_every: 0,
             output_dir: dir.path().join("out"),
+            lora_dirs: vec![],
         }))
     };
     let image = w.submit(image_job(1000));

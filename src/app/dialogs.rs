@@ -22,13 +22,19 @@ pub enum DialogOutcome {
     WatchRun(PathBuf),
     /// Use this diffusers folder as the diffusion model.
     ImageModel(PathBuf),
+    /// Use this single-file checkpoint as the diffusion model.
+    ImageCheckpoint(PathBuf),
     /// The settings read from a PNG (or why they could not be).
     ImageSettings {
         path: PathBuf,
-        record: Result<Option<crate::io::image_record::ImageRecord>, crate::io::error::FileError>,
+        record: Result<Option<Box<crate::io::image_record::ImageRecord>>, crate::io::error::FileError>,
     },
     /// Use this init image.
     InitImage(PathBuf),
+    /// Add this folder to the model library.
+    ModelFolder(PathBuf),
+    /// The library's folders, listed.
+    Library(Vec<crate::spec::library::LibraryItem>),
 }
 
 /// Runs dialogs on helper threads and hands their outcomes back.

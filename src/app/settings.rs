@@ -33,6 +33,8 @@ pub struct Settings {
     pub max_tokens: usize,
     /// Whether the text panel was in chat mode.
     pub chat: bool,
+    /// The user's model folders (A1111/Forge or ComfyUI installs, or any folder).
+    pub model_folders: Vec<PathBuf>,
 }
 
 impl Settings {
@@ -53,6 +55,7 @@ impl Default for Settings {
             sampling: SamplingParams::default(),
             max_tokens: 256,
             chat: true,
+            model_folders: Vec::new(),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use eframe::egui_wgpu::RenderState;
 
 mod image;
+mod library;
 mod text;
 mod train;
 
@@ -56,6 +57,8 @@ pub struct StudioApp {
     /// Events polled but not yet applied (the per-frame budget ran out).
     backlog: std::collections::VecDeque<WorkerEvent>,
     dialogs: Dialogs,
+    /// What the model folders hold (listed off the UI thread).
+    pub library: Vec<crate::diffusion::model_library::LibraryItem>,
 }
 
 impl StudioApp {
@@ -127,7 +130,11 @@ impl StudioApp {
             selected: None,
             backlog: std::collections::VecDeque::new(),
             dialogs: Dialogs::new(ctx.clone()),
+            library: Vec::new(),
         };
+        if !app.settings.model_folders.is_empty() {
+            app.apply(UiCommand::RescanLibrary);
+        }
         let latent = |m: &&ModelManifest| m.family.has_latent();
         let first = app.settings.last_model.clone().filter(|id| app.models.iter().filter(latent).any(|m| &m.id == id));
         if let Some(id) = first.or_else(|| app.models.iter().find(latent).map(|m| m.id.clone())) {
@@ -230,12 +237,16 @@ impl StudioApp {
             // Handled by `apply_image_command`.
             UiCommand::SelectImageModel(_)
             | UiCommand::OpenImageModel
+            | UiCommand::OpenImageCheckpoint
             | UiCommand::OpenImageSettings
             | UiCommand::RestoreImageSettings(_)
             | UiCommand::PickInitImage
             | UiCommand::ClearInitImage
             | UiCommand::GenerateImages
-            | UiCommand::WalkSeeds => {}
+            | UiCommand::WalkSeeds
+            | UiCommand::AddModelFolder(_)
+            | UiCommand::RemoveModelFolder(_)
+            | UiCommand::RescanLibrary => {}
         }
     }
 
@@ -337,7 +348,12 @@ impl StudioApp {
                     self.apply(UiCommand::SelectTextModel(crate::worker::TextModelRef::File(path)))
                 }
                 DialogOutcome::WatchRun(folder) => self.apply(UiCommand::WatchGanRun(Some(folder))),
-                DialogOutcome::ImageModel(_) | DialogOutcome::ImageSettings { .. } | DialogOutcome::InitImage(_) => {}
+                DialogOutcome::ImageModel(_)
+                | DialogOutcome::ImageCheckpoint(_)
+                | DialogOutcome::ImageSettings { .. }
+                | DialogOutcome::InitImage(_)
+                | DialogOutcome::ModelFolder(_)
+                | DialogOutcome::Library(_) => {}
             }
         }
         let started = std::time::Instant::now();
@@ -463,7 +479,11 @@ impl StudioApp {
                 egui::ScrollArea::vertical().show(ui, |ui| self.train.ui(ui, &mut out));
             }
             Tab::Image => {
-                let panel_ctx = ImagePanelContext { models: &self.image_models };
+                let panel_ctx = ImagePanelContext {
+                    models: &self.image_models,
+                    library: &self.library,
+                    folders: &self.settings.model_folders,
+                };
                 egui::ScrollArea::vertical().show(ui, |ui| self.image.ui(ui, &panel_ctx, &mut out));
                 if !self.image.queue.is_empty() {
                     ctx.request_repaint_after(std::time::Duration::from_millis(250)); // ETA ticks

@@ -7,8 +7,9 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::diffusion::checkpoint::SingleFileSpec;
+use crate::diffusion::checkpoint::{SingleFileSpec, clip_vocab_path};
 use crate::diffusion::lora::active::LoraRequest;
+use crate::diffusion::model_library::hashes::record_hashes;
 use crate::diffusion::pipeline::{DiffusionPipeline, GenerateInputs, ImageRequest};
 use crate::diffusion::schedulers::SamplerKind;
 use crate::io::image_record::{ImageRecord, read_image_record};
@@ -118,7 +119,8 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
         (Some(id), _, _) => (DiffusionPipeline::load(&find_manifest(models_dir, id)?.dir, &device)?, id.clone()),
         (None, Some(dir), _) => (DiffusionPipeline::load(dir, &device)?, name_of(dir, false)),
         (None, None, Some(file)) => {
-            let spec = SingleFileSpec { file: file.clone(), config: args.config.clone(), vae: args.vae.clone() };
+            let vocab = Some(clip_vocab_path(models_dir));
+            let spec = SingleFileSpec { file: file.clone(), config: args.config.clone(), vae: args.vae.clone(), vocab };
             (DiffusionPipeline::load_single_file(&spec, &device)?, name_of(file, true))
         }
         (None, None, None) => bail!("give --model ID, --model-dir DIR or --model-file FILE"),
@@ -170,7 +172,11 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
         }
     };
     let started = std::time::Instant::now();
-    let loras = args.lora.iter().map(|(path, weight)| LoraRequest { path: path.clone(), text_weight: *weight, unet_weight: *weight });
+    let loras = args.lora.iter().map(|(path, weight)| LoraRequest {
+        path: path.clone(),
+        text_weight: *weight,
+        unet_weight: *weight,
+    });
     let inputs = GenerateInputs {
         init: init.as_ref(),
         noise,
@@ -196,9 +202,13 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
             );
         }
     }
+    let lora_files: Vec<PathBuf> = generated.loras.iter().map(|r| r.path.clone()).collect();
+    let (model_hash, lora_hashes) = record_hashes(args.model_file.as_deref(), &lora_files);
     let record = ImageRecord {
         request,
         model: model_name,
+        model_hash,
+        lora_hashes,
         init_image: args.init_image.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()),
         noise_origin: args.noise.as_ref().and_then(|p| p.file_name()).map(|n| format!("file {}", n.to_string_lossy())),
     };

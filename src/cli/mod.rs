@@ -9,6 +9,7 @@ mod bench_text;
 mod directions;
 mod generate;
 mod latent;
+mod library;
 mod text;
 mod train;
 mod train_args;
@@ -177,6 +178,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the models in folders (an A1111/Forge or ComfyUI install, or any
+    /// folder) by kind, with sizes and A1111's hashes.
+    Library {
+        /// A folder to list; repeatable.
+        #[arg(long, required = true)]
+        dir: Vec<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Train a model.
     Train {
         #[command(subcommand)]
@@ -222,6 +233,7 @@ fn run_here(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
         Command::Tokenize { model, text: input, chat, json } => text::tokenize(&models_dir, &model, &input, chat, json),
         Command::Generate(args) => generate::generate(&models_dir, *args),
         Command::Info { file, json } => generate::info(&file, json),
+        Command::Library { dir, json } => library::run(&dir, json),
         Command::Train { what } => train::run(what),
         Command::Bench { what } => bench::run(what, &models_dir),
     }

@@ -14,8 +14,8 @@ use crate::diffusion::autoencoder::Autoencoder;
 use crate::diffusion::checkpoint::{SingleFileSource, SingleFileSpec};
 use crate::diffusion::lora::LoraReport;
 use crate::diffusion::lora::active::{ActiveLoras, LoraRequest, find_lora};
-use crate::diffusion::prompt::extra::take_extras;
 use crate::diffusion::nets::{DiffusionNets, FolderError, read_config};
+use crate::diffusion::prompt::extra::take_extras;
 use crate::diffusion::schedulers::{Sampler, ScheduleError, SchedulerConfig, build_sampler};
 use crate::diffusion::unet::Unet;
 use crate::latent::model::tensor_to_images;
@@ -276,7 +276,14 @@ impl DiffusionPipeline {
         let index: serde_json::Value = read_config(&dir.join("model_index.json")).unwrap_or_default();
         let sdxl = nets.towers.len() > 1;
         let zero_empty_negative = index.get("force_zeros_for_empty_prompt").and_then(|v| v.as_bool()).unwrap_or(sdxl);
-        Ok(Self { nets, scheduler, dir: dir.to_owned(), latent_rgb: OnceLock::new(), zero_empty_negative, loras: ActiveLoras::default() })
+        Ok(Self {
+            nets,
+            scheduler,
+            dir: dir.to_owned(),
+            latent_rgb: OnceLock::new(),
+            zero_empty_negative,
+            loras: ActiveLoras::default(),
+        })
     }
 
     /// Loads a single-file checkpoint (see `diffusion::checkpoint`).
@@ -287,7 +294,14 @@ impl DiffusionPipeline {
         scheduler.alphas_cumprod()?;
         scheduler.prediction()?;
         let zero_empty_negative = nets.towers.len() > 1;
-        Ok(Self { nets, scheduler, dir: spec.file.clone(), latent_rgb: OnceLock::new(), zero_empty_negative, loras: ActiveLoras::default() })
+        Ok(Self {
+            nets,
+            scheduler,
+            dir: spec.file.clone(),
+            latent_rgb: OnceLock::new(),
+            zero_empty_negative,
+            loras: ActiveLoras::default(),
+        })
     }
 
     /// Merges the LoRAs of a request: `explicit` ones and those its prompt
@@ -303,8 +317,15 @@ impl DiffusionPipeline {
         for tag in take_extras(&request.prompt).loras {
             let Some(path) = find_lora(lora_dirs, &tag.name) else {
                 let dirs: Vec<String> = lora_dirs.iter().map(|d| d.display().to_string()).collect();
-                let looked = if dirs.is_empty() { "no LoRA folder is set".to_owned() } else { format!("not in {}", dirs.join(", ")) };
-                return Err(GenerateError::Invalid(format!("the prompt's <lora:{}> was not found: {looked}", tag.name)));
+                let looked = if dirs.is_empty() {
+                    "no LoRA folder is set".to_owned()
+                } else {
+                    format!("not in {}", dirs.join(", "))
+                };
+                return Err(GenerateError::Invalid(format!(
+                    "the prompt's <lora:{}> was not found: {looked}",
+                    tag.name
+                )));
             };
             wanted.push(LoraRequest { path, text_weight: tag.text_weight, unet_weight: tag.unet_weight });
         }

@@ -12,6 +12,16 @@ use crate::io::png_meta::read_png_text;
 use crate::io::sd_params::{GenerationParams, PARAMETERS_KEY};
 use crate::spec::image::{ImageRequest, SamplerKind};
 
+/// `name: hash, name: hash` (the value of A1111's `Lora hashes`).
+pub fn parse_lora_hashes(value: &str) -> Vec<(String, String)> {
+    value
+        .split(',')
+        .filter_map(|pair| pair.rsplit_once(':'))
+        .map(|(name, hash)| (name.trim().to_owned(), hash.trim().to_lowercase()))
+        .filter(|(name, hash)| !name.is_empty() && !hash.is_empty())
+        .collect()
+}
+
 /// Key of our JSON chunk.
 pub const RECORD_KEY: &str = "latent-studio";
 
@@ -28,6 +38,12 @@ pub struct ImageRecord {
     /// file, or an interpolation between two seeds' noise).
     #[serde(default)]
     pub noise_origin: Option<String>,
+    /// A1111's short hash of the checkpoint file (`Model hash:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_hash: Option<String>,
+    /// The LoRAs used, by name, with A1111's short hashes (`Lora hashes:`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lora_hashes: Vec<(String, String)>,
 }
 
 impl ImageRecord {
@@ -41,6 +57,13 @@ impl ImageRecord {
         }
         if self.init_image.is_some() {
             extra.push(("Denoising strength".to_owned(), r.strength.to_string()));
+        }
+        if let Some(hash) = &self.model_hash {
+            extra.push(("Model hash".to_owned(), hash.clone()));
+        }
+        if !self.lora_hashes.is_empty() {
+            let pairs: Vec<String> = self.lora_hashes.iter().map(|(n, h)| format!("{n}: {h}")).collect();
+            extra.push(("Lora hashes".to_owned(), pairs.join(", ")));
         }
         GenerationParams {
             prompt: r.prompt.clone(),
@@ -76,6 +99,8 @@ impl ImageRecord {
             model: p.model.clone(),
             init_image: None,
             noise_origin: None,
+            model_hash: field("Model hash").map(str::to_owned),
+            lora_hashes: field("Lora hashes").map(parse_lora_hashes).unwrap_or_default(),
         }
     }
 
@@ -117,8 +142,14 @@ mod tests {
         let mut request = ImageRequest::new("a red heart, glossy", 42);
         request.negative = "blurry".into();
         request.sampler = SamplerKind::Ddim;
-        let record =
-            ImageRecord { request, model: "emoji-ldm".into(), init_image: Some("in.png".into()), noise_origin: None };
+        let record = ImageRecord {
+            request,
+            model: "emoji-ldm".into(),
+            init_image: Some("in.png".into()),
+            noise_origin: None,
+            model_hash: Some("6ce0161689".into()),
+            lora_hashes: vec![("glow".into(), "0123456789ab".into())],
+        };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.png");
         std::fs::write(&path, encode_png(&image::RgbImage::new(4, 4), &record.chunks()).unwrap()).unwrap();

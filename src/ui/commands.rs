@@ -84,6 +84,8 @@ pub enum UiCommand {
     SelectImageModel(ImageModelRef),
     /// Ask for a diffusers folder and use it as the diffusion model.
     OpenImageModel,
+    /// Ask for a single-file checkpoint (.safetensors) and use it.
+    OpenImageCheckpoint,
     /// Ask for a PNG and restore the settings stored in it.
     OpenImageSettings,
     /// Restore the settings stored in this PNG.
@@ -96,4 +98,10 @@ pub enum UiCommand {
     GenerateImages,
     /// Queue a walk between the noise of results A and B.
     WalkSeeds,
+    /// Add a model folder to the library (`None`: ask for it).
+    AddModelFolder(Option<PathBuf>),
+    /// Take a folder out of the library.
+    RemoveModelFolder(PathBuf),
+    /// List the library's folders again.
+    RescanLibrary,
 }

@@ -15,6 +15,7 @@ use super::theme;
 use crate::io::image_record::ImageRecord;
 use crate::io::manifest::ModelManifest;
 use crate::spec::image::{ImageRequest, SamplerKind};
+use crate::spec::library::{ItemKind, LibraryItem};
 use crate::ui::commands::UiCommand;
 use crate::worker::{ImageModelRef, JobId};
 
@@ -27,6 +28,10 @@ const RESULT_SIDE: f32 = 96.0;
 pub struct ImagePanelContext<'a> {
     /// Installed diffusion models.
     pub models: &'a [ModelManifest],
+    /// The model library's items (checkpoints, VAEs, LoRAs, …).
+    pub library: &'a [LibraryItem],
+    /// The library's folders.
+    pub folders: &'a [PathBuf],
 }
 
 /// A queued or running image.
@@ -77,6 +82,9 @@ pub struct ImagePanel {
     pub results: Vec<ImageResult>,
     /// Indices into `results` of the walk's ends.
     pub ends: [Option<usize>; 2],
+    /// The LoRA picker's choice (a library name) and weight.
+    pub lora_choice: Option<String>,
+    pub lora_weight: f64,
 }
 
 impl Default for ImagePanel {
@@ -101,6 +109,8 @@ impl Default for ImagePanel {
             preview: None,
             results: Vec::new(),
             ends: [None, None],
+            lora_choice: None,
+            lora_weight: 1.0,
         }
     }
 }
@@ -169,6 +179,7 @@ impl ImagePanel {
     /// Draws the panel; user actions become commands in `out`.
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &ImagePanelContext, out: &mut Vec<UiCommand>) {
         self.model_row_ui(ui, ctx, out);
+        self.library_row_ui(ui, ctx, out);
         ui.add_space(6.0);
         ui.columns(2, |cols| {
             self.prompt_ui(&mut cols[0], out);
@@ -197,14 +208,115 @@ impl ImagePanel {
                         out.push(UiCommand::SelectImageModel(chosen));
                     }
                 }
+                for item in ctx.library {
+                    let chosen = match &item.kind {
+                        ItemKind::Checkpoint { .. } => ImageModelRef::File { file: item.path.clone(), vae: None },
+                        ItemKind::DiffusersFolder => ImageModelRef::Dir(item.path.clone()),
+                        _ => continue,
+                    };
+                    let same = match (&self.model, &chosen) {
+                        (Some(ImageModelRef::File { file: a, .. }), ImageModelRef::File { file: b, .. }) => a == b,
+                        (current, chosen) => current.as_ref() == Some(chosen),
+                    };
+                    let label = format!("{} ({})", item.name, item.kind.label());
+                    if ui.selectable_label(same, label).clicked() {
+                        out.push(UiCommand::SelectImageModel(chosen));
+                    }
+                }
             });
             if ui.button("Open model folder…").on_hover_text("A Stable Diffusion folder in the diffusers layout (unet/, vae/, text_encoder/, tokenizer/, scheduler/)").clicked() {
                 out.push(UiCommand::OpenImageModel);
+            }
+            if ui.button("Open checkpoint…").on_hover_text("A single .safetensors file as A1111 and ComfyUI keep them (SD 1.x, 2.x, XL; fp32, fp16 or bf16)").clicked() {
+                out.push(UiCommand::OpenImageCheckpoint);
             }
             if ui.button("Open image…").on_hover_text("Restore the settings stored in a PNG (ours, or AUTOMATIC1111-style)").clicked() {
                 out.push(UiCommand::OpenImageSettings);
             }
         });
+    }
+
+    /// The library: its folders, a VAE for single-file checkpoints, and
+    /// LoRAs added to the prompt as A1111's `<lora:name:weight>` tags.
+    fn library_row_ui(&mut self, ui: &mut egui::Ui, ctx: &ImagePanelContext, out: &mut Vec<UiCommand>) {
+        ui.horizontal(|ui| {
+            if let Some(ImageModelRef::File { file, vae }) = &self.model {
+                let shown = vae
+                    .as_ref()
+                    .and_then(|v| v.file_stem())
+                    .map_or("Automatic".into(), |s| s.to_string_lossy().into_owned());
+                let mut chosen = None;
+                egui::ComboBox::from_label("VAE").selected_text(shown).show_ui(ui, |ui| {
+                    if ui.selectable_label(vae.is_none(), "Automatic").clicked() {
+                        chosen = Some(None);
+                    }
+                    for item in ctx.library.iter().filter(|i| i.kind == ItemKind::Vae) {
+                        if ui.selectable_label(vae.as_ref() == Some(&item.path), &item.name).clicked() {
+                            chosen = Some(Some(item.path.clone()));
+                        }
+                    }
+                });
+                if let Some(vae) = chosen {
+                    out.push(UiCommand::SelectImageModel(ImageModelRef::File { file: file.clone(), vae }));
+                }
+            }
+            let loras: Vec<&LibraryItem> = ctx.library.iter().filter(|i| i.kind == ItemKind::Lora).collect();
+            if !loras.is_empty() {
+                let shown = self.lora_choice.clone().unwrap_or_else(|| "(choose)".into());
+                egui::ComboBox::from_label("LoRA").selected_text(shown).show_ui(ui, |ui| {
+                    for item in &loras {
+                        ui.selectable_value(&mut self.lora_choice, Some(item.name.clone()), &item.name);
+                    }
+                });
+                ui.add(egui::Slider::new(&mut self.lora_weight, -1.0..=2.0).step_by(0.05).text("weight"));
+                let ready = self.lora_choice.is_some();
+                if ui
+                    .add_enabled(ready, egui::Button::new("Add LoRA"))
+                    .on_hover_text("Adds <lora:name:weight> to the prompt, as A1111 does")
+                    .clicked()
+                    && let Some(name) = &self.lora_choice
+                {
+                    let tag = format!("<lora:{name}:{}>", (self.lora_weight * 100.0).round() / 100.0);
+                    if !self.prompt.is_empty() && !self.prompt.ends_with(' ') {
+                        self.prompt.push(' ');
+                    }
+                    self.prompt.push_str(&tag);
+                }
+            }
+        });
+        egui::CollapsingHeader::new(format!("Model library ({} items)", ctx.library.len()))
+            .id_salt("model-library")
+            .show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    if ui
+                        .button("Add model folder…")
+                        .on_hover_text("An AUTOMATIC1111/Forge or ComfyUI install, or any folder of .safetensors files")
+                        .clicked()
+                    {
+                        out.push(UiCommand::AddModelFolder(None));
+                    }
+                    if ui.add_enabled(!ctx.folders.is_empty(), egui::Button::new("Rescan")).clicked() {
+                        out.push(UiCommand::RescanLibrary);
+                    }
+                });
+                for folder in ctx.folders {
+                    ui.horizontal(|ui| {
+                        ui.monospace(folder.display().to_string());
+                        if ui.small_button("Remove").clicked() {
+                            out.push(UiCommand::RemoveModelFolder(folder.clone()));
+                        }
+                    });
+                }
+                egui::Grid::new("library-items").striped(true).num_columns(4).show(ui, |ui| {
+                    for item in ctx.library {
+                        ui.label(&item.name).on_hover_text(item.path.display().to_string());
+                        ui.label(item.kind.label());
+                        ui.label(format!("{:.1} MB", item.size as f64 / (1024.0 * 1024.0)));
+                        ui.monospace(item.hash.as_deref().unwrap_or(""));
+                        ui.end_row();
+                    }
+                });
+            });
     }
 
     fn prompt_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {

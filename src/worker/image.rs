@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use super::protocol::{ImageJob, ImageModelRef, WorkerEvent, WorkerRequest};
 use super::run::{Envelope, EventSink};
 use super::skeleton::{JobError, LoadedModel, Outcome, Service};
-use crate::diffusion::pipeline::DiffusionPipeline;
+use crate::diffusion::checkpoint::{SingleFileSpec, clip_vocab_path};
+use crate::diffusion::model_library::hashes::record_hashes;
+use crate::diffusion::pipeline::{DiffusionPipeline, GenerateInputs};
 use crate::io::image_record::ImageRecord;
 use crate::io::output::save_numbered;
 use crate::io::png_meta::encode_png;
@@ -47,11 +49,17 @@ impl ImageService {
     fn pipeline(&mut self, which: &ImageModelRef) -> Result<&DiffusionPipeline, JobError> {
         let models_dir = &self.models_dir;
         let pipeline = self.loaded.get_or_load(which, |which| {
+            let device = crate::nn::default_device();
             let dir = match which {
                 ImageModelRef::Id(id) => find_manifest(models_dir, id).map_err(|e| e.to_string())?.dir,
                 ImageModelRef::Dir(dir) => dir.clone(),
+                ImageModelRef::File { file, vae } => {
+                    let vocab = Some(clip_vocab_path(models_dir));
+                    let spec = SingleFileSpec { file: file.clone(), config: None, vae: vae.clone(), vocab };
+                    return DiffusionPipeline::load_single_file(&spec, &device).map_err(|e| e.to_string());
+                }
             };
-            DiffusionPipeline::load(&dir, &crate::nn::default_device()).map_err(|e| e.to_string())
+            DiffusionPipeline::load(&dir, &device).map_err(|e| e.to_string())
         })?;
         Ok(pipeline)
     }
@@ -79,16 +87,29 @@ impl ImageService {
                 events.send(WorkerEvent::ImagePreview { job, step: report.step, image });
             }
         };
-        let noise = spec.noise.as_ref().map(|(n, _)| n.clone());
-        let generated = pipeline
-            .generate(&spec.request, init.as_ref(), noise, spec.preview_every, &mut on_step, cancel)
-            .map_err(|e| e.to_string())?;
+        let inputs = GenerateInputs {
+            init: init.as_ref(),
+            noise: spec.noise.as_ref().map(|(n, _)| n.clone()),
+            preview_every: spec.preview_every,
+            lora_dirs: spec.lora_dirs.clone(),
+            ..GenerateInputs::default()
+        };
+        let generated =
+            pipeline.generate_with(&spec.request, inputs, &mut on_step, cancel).map_err(|e| e.to_string())?;
         let Some(generated) = generated else { return Ok(None) };
+        let checkpoint = match &spec.model {
+            ImageModelRef::File { file, .. } => Some(file.as_path()),
+            _ => None,
+        };
+        let lora_files: Vec<PathBuf> = generated.loras.iter().map(|r| r.path.clone()).collect();
+        let (model_hash, lora_hashes) = record_hashes(checkpoint, &lora_files);
         let record = ImageRecord {
             request: spec.request.clone(),
             model: spec.model.to_string(),
             init_image: spec.init.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()),
             noise_origin: spec.noise.as_ref().map(|(_, origin)| origin.clone()),
+            model_hash,
+            lora_hashes,
         };
         // The image reaches the panel even if it cannot be written.
         let saved = encode_png(&generated.image, &record.chunks())

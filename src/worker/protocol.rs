@@ -60,6 +60,8 @@ pub enum ImageModelRef {
     Id(String),
     /// A folder in the diffusers layout anywhere on disk.
     Dir(PathBuf),
+    /// A single-file checkpoint (A1111/ComfyUI layout), optionally with a separate VAE file.
+    File { file: PathBuf, vae: Option<PathBuf> },
 }
 
 impl std::fmt::Display for ImageModelRef {
@@ -70,6 +72,12 @@ impl std::fmt::Display for ImageModelRef {
                 f,
                 "{}",
                 path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+            ),
+            // A1111 names a checkpoint by its file stem.
+            Self::File { file, .. } => write!(
+                f,
+                "{}",
+                file.file_stem().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned())
             ),
         }
     }
@@ -88,6 +96,8 @@ pub struct ImageJob {
     pub preview_every: usize,
     /// Where the finished PNG is written (numbered, never overwriting).
     pub output_dir: PathBuf,
+    /// Where the prompt's `<lora:name>` files are looked up (the library's folders).
+    pub lora_dirs: Vec<PathBuf>,
 }
 
 /// One token as the text panel shows it.

@@ -31,14 +31,21 @@ impl StudioApp {
                 let dir = rfd::FileDialog::new().set_title("A diffusers model folder").pick_folder()?;
                 Some(DialogOutcome::ImageModel(dir))
             }),
+            UiCommand::OpenImageCheckpoint => self.dialogs.open(|| {
+                let file = rfd::FileDialog::new()
+                    .set_title("A Stable Diffusion checkpoint (SD 1.x, 2.x, XL)")
+                    .add_filter("safetensors", &["safetensors"])
+                    .pick_file()?;
+                Some(DialogOutcome::ImageCheckpoint(file))
+            }),
             UiCommand::OpenImageSettings => self.dialogs.open(|| {
                 let path = rfd::FileDialog::new().add_filter("PNG images", &["png"]).pick_file()?;
-                let record = read_image_record(&path);
+                let record = read_image_record(&path).map(|r| r.map(Box::new));
                 Some(DialogOutcome::ImageSettings { path, record })
             }),
             // Read off the UI thread, as a dialog's answer is.
             UiCommand::RestoreImageSettings(path) => self.dialogs.open(move || {
-                let record = read_image_record(&path);
+                let record = read_image_record(&path).map(|r| r.map(Box::new));
                 Some(DialogOutcome::ImageSettings { path, record })
             }),
             UiCommand::PickInitImage => self.dialogs.open(|| {
@@ -80,7 +87,7 @@ impl StudioApp {
                     );
                 }
             }
-            other => return Some(other),
+            other => return self.apply_library_command(other),
         }
         None
     }
@@ -99,6 +106,7 @@ impl StudioApp {
             noise,
             preview_every: self.image.preview_every,
             output_dir: self.settings.output_dir.clone(),
+            lora_dirs: self.lora_dirs(),
         };
         let id = self.submit(WorkerRequest::GenerateImage(Box::new(job)), Purpose::Image, format!("image {label}"));
         self.image.queued(id, label);
@@ -108,19 +116,23 @@ impl StudioApp {
     pub(super) fn apply_image_dialog(&mut self, outcome: DialogOutcome) -> Option<DialogOutcome> {
         match outcome {
             DialogOutcome::ImageModel(dir) => self.apply(UiCommand::SelectImageModel(ImageModelRef::Dir(dir))),
+            DialogOutcome::ImageCheckpoint(file) => {
+                self.apply(UiCommand::SelectImageModel(ImageModelRef::File { file, vae: None }))
+            }
             DialogOutcome::InitImage(path) => self.image.init_image = Some(path),
             DialogOutcome::ImageSettings { path, record } => match record {
                 Ok(Some(record)) => {
                     self.image.restore(&record);
                     self.notices
                         .push(Notice { text: format!("settings restored from {}", path.display()), error: false });
+                    self.restore_models(&record);
                 }
                 Ok(None) => self
                     .notices
                     .push(Notice { text: format!("{} holds no generation settings", path.display()), error: true }),
                 Err(e) => self.notices.push(Notice { text: format!("cannot read settings: {e}"), error: true }),
             },
-            other => return Some(other),
+            other => return self.apply_library_dialog(other),
         }
         None
     }

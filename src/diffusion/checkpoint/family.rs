@@ -47,17 +47,25 @@ impl Family {
 /// What a file holds instead of a usable checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NotACheckpoint {
-    #[error("is a LoRA, not a checkpoint: choose it as a LoRA (or with <lora:name:weight> in the prompt) on top of a checkpoint")]
+    #[error(
+        "is a LoRA, not a checkpoint: choose it as a LoRA (or with <lora:name:weight> in the prompt) on top of a checkpoint"
+    )]
     Lora,
     #[error("is an autoencoder (VAE) alone, not a checkpoint: use it as the VAE of a checkpoint (--vae)")]
     VaeOnly,
-    #[error("is an inpainting or instruction model (its U-Net takes {0} input channels); only text-to-image models (4 channels) are supported")]
+    #[error(
+        "is an inpainting or instruction model (its U-Net takes {0} input channels); only text-to-image models (4 channels) are supported"
+    )]
     Inpainting(usize),
     #[error("is an SDXL refiner; only base models generate from text here")]
     Refiner,
-    #[error("is a textual-inversion embedding, not a checkpoint: put it in the embeddings folder and use its name in a prompt")]
+    #[error(
+        "is a textual-inversion embedding, not a checkpoint: put it in the embeddings folder and use its name in a prompt"
+    )]
     Embedding,
-    #[error("has no tensors in a layout this studio knows ({0}); a diffusers folder or an SD 1.x/2.x/XL single file is expected")]
+    #[error(
+        "has no tensors in a layout this studio knows ({0}); a diffusers folder or an SD 1.x/2.x/XL single file is expected"
+    )]
     Unknown(String),
 }
 
@@ -146,7 +154,10 @@ mod tests {
             let (u, s) = unet(c);
             shapes(&[(u, &s), (text, &[1])])
         };
-        assert_eq!(detect(&with("cond_stage_model.transformer.text_model.final_layer_norm.weight", 4)), Ok(Family::Sd1));
+        assert_eq!(
+            detect(&with("cond_stage_model.transformer.text_model.final_layer_norm.weight", 4)),
+            Ok(Family::Sd1)
+        );
         assert_eq!(detect(&with("cond_stage_model.model.ln_final.weight", 4)), Ok(Family::Sd2));
         assert_eq!(detect(&with("conditioner.embedders.1.model.ln_final.weight", 4)), Ok(Family::Sdxl));
         assert_eq!(detect(&with("conditioner.embedders.0.model.ln_final.weight", 4)), Err(NotACheckpoint::Refiner));

@@ -123,7 +123,9 @@ pub fn vae_source(ours: &str, blocks: usize, prefix: &str) -> Option<Source> {
         ["quant_conv" | "post_quant_conv", ..] => ours.to_owned(),
         [side @ ("encoder" | "decoder"), "conv_in" | "conv_out", ..] => format!("{side}.{}", rest(1)),
         [side @ ("encoder" | "decoder"), "conv_norm_out", ..] => format!("{side}.norm_out.{}", rest(2)),
-        ["encoder", "down_blocks", i, "resnets", j, ..] => format!("encoder.down.{i}.block.{j}.{}", vae_resnet(&rest(5))),
+        ["encoder", "down_blocks", i, "resnets", j, ..] => {
+            format!("encoder.down.{i}.block.{j}.{}", vae_resnet(&rest(5)))
+        }
         ["encoder", "down_blocks", i, "downsamplers", "0", ..] => format!("encoder.down.{i}.downsample.{}", rest(5)),
         ["decoder", "up_blocks", i, "resnets", j, ..] => {
             format!("decoder.up.{}.block.{j}.{}", blocks.checked_sub(1 + num(i)?)?, vae_resnet(&rest(5)))
@@ -224,15 +226,30 @@ mod tests {
     fn sd15_unet_names_are_the_published_ones() {
         assert_eq!(unet("conv_in.weight"), "model.diffusion_model.input_blocks.0.0.weight");
         assert_eq!(unet("time_embedding.linear_2.bias"), "model.diffusion_model.time_embed.2.bias");
-        assert_eq!(unet("down_blocks.0.resnets.1.conv2.weight"), "model.diffusion_model.input_blocks.2.0.out_layers.3.weight");
+        assert_eq!(
+            unet("down_blocks.0.resnets.1.conv2.weight"),
+            "model.diffusion_model.input_blocks.2.0.out_layers.3.weight"
+        );
         assert_eq!(
             unet("down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight"),
             "model.diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight"
         );
-        assert_eq!(unet("down_blocks.2.downsamplers.0.conv.weight"), "model.diffusion_model.input_blocks.9.0.op.weight");
-        assert_eq!(unet("down_blocks.3.resnets.1.norm1.bias"), "model.diffusion_model.input_blocks.11.0.in_layers.0.bias");
-        assert_eq!(unet("mid_block.resnets.1.time_emb_proj.weight"), "model.diffusion_model.middle_block.2.emb_layers.1.weight");
-        assert_eq!(unet("mid_block.attentions.0.proj_in.weight"), "model.diffusion_model.middle_block.1.proj_in.weight");
+        assert_eq!(
+            unet("down_blocks.2.downsamplers.0.conv.weight"),
+            "model.diffusion_model.input_blocks.9.0.op.weight"
+        );
+        assert_eq!(
+            unet("down_blocks.3.resnets.1.norm1.bias"),
+            "model.diffusion_model.input_blocks.11.0.in_layers.0.bias"
+        );
+        assert_eq!(
+            unet("mid_block.resnets.1.time_emb_proj.weight"),
+            "model.diffusion_model.middle_block.2.emb_layers.1.weight"
+        );
+        assert_eq!(
+            unet("mid_block.attentions.0.proj_in.weight"),
+            "model.diffusion_model.middle_block.1.proj_in.weight"
+        );
         assert_eq!(unet("up_blocks.0.upsamplers.0.conv.weight"), "model.diffusion_model.output_blocks.2.1.conv.weight");
         assert_eq!(unet("up_blocks.1.upsamplers.0.conv.bias"), "model.diffusion_model.output_blocks.5.2.conv.bias");
         assert_eq!(
@@ -246,17 +263,38 @@ mod tests {
     #[test]
     fn autoencoder_and_openclip_names() {
         let vae = |ours: &str| vae_source(ours, 4, "first_stage_model.").unwrap();
-        assert_eq!(vae("decoder.up_blocks.0.resnets.2.conv1.weight").name, "first_stage_model.decoder.up.3.block.2.conv1.weight");
-        assert_eq!(vae("decoder.up_blocks.3.upsamplers.0.conv.weight").name, "first_stage_model.decoder.up.0.upsample.conv.weight");
-        assert_eq!(vae("encoder.down_blocks.1.resnets.0.conv_shortcut.bias").name, "first_stage_model.encoder.down.1.block.0.nin_shortcut.bias");
+        assert_eq!(
+            vae("decoder.up_blocks.0.resnets.2.conv1.weight").name,
+            "first_stage_model.decoder.up.3.block.2.conv1.weight"
+        );
+        assert_eq!(
+            vae("decoder.up_blocks.3.upsamplers.0.conv.weight").name,
+            "first_stage_model.decoder.up.0.upsample.conv.weight"
+        );
+        assert_eq!(
+            vae("encoder.down_blocks.1.resnets.0.conv_shortcut.bias").name,
+            "first_stage_model.encoder.down.1.block.0.nin_shortcut.bias"
+        );
         let q = vae("encoder.mid_block.attentions.0.to_q.weight");
-        assert_eq!((q.name.as_str(), q.transform), ("first_stage_model.encoder.mid.attn_1.q.weight", Transform::Reshape));
+        assert_eq!(
+            (q.name.as_str(), q.transform),
+            ("first_stage_model.encoder.mid.attn_1.q.weight", Transform::Reshape)
+        );
         assert_eq!(vae("decoder.mid_block.attentions.0.to_out.0.bias").transform, Transform::Same);
         let clip = |ours: &str| text_source(ours, TextLayout::OpenClip, "cond_stage_model.model.").unwrap();
         let v = clip("text_model.encoder.layers.22.self_attn.v_proj.bias");
-        assert_eq!((v.name.as_str(), v.transform), ("cond_stage_model.model.transformer.resblocks.22.attn.in_proj_bias", Transform::Third(2)));
-        assert_eq!(clip("text_model.encoder.layers.0.mlp.fc2.weight").name, "cond_stage_model.model.transformer.resblocks.0.mlp.c_proj.weight");
+        assert_eq!(
+            (v.name.as_str(), v.transform),
+            ("cond_stage_model.model.transformer.resblocks.22.attn.in_proj_bias", Transform::Third(2))
+        );
+        assert_eq!(
+            clip("text_model.encoder.layers.0.mlp.fc2.weight").name,
+            "cond_stage_model.model.transformer.resblocks.0.mlp.c_proj.weight"
+        );
         assert_eq!(clip("text_projection.weight").transform, Transform::Transpose);
-        assert_eq!(clip("text_model.embeddings.position_embedding.weight").name, "cond_stage_model.model.positional_embedding");
+        assert_eq!(
+            clip("text_model.embeddings.position_embedding.weight").name,
+            "cond_stage_model.model.positional_embedding"
+        );
     }
 }

@@ -53,7 +53,12 @@ impl MappedWeights {
         if let Some(shape) = expected
             && t.shape() != shape
         {
-            candle_core::bail!("{} has shape {:?} in the file; the model needs {:?} for {name}", source.name, t.dims(), shape);
+            candle_core::bail!(
+                "{} has shape {:?} in the file; the model needs {:?} for {name}",
+                source.name,
+                t.dims(),
+                shape
+            );
         }
         let half = matches!(t.dtype(), DType::F16 | DType::BF16);
         let layer_weight = name.ends_with(".weight") && matches!(t.rank(), 2 | 4);

@@ -38,6 +38,14 @@ pub struct SingleFileSpec {
     pub file: PathBuf,
     pub config: Option<PathBuf>,
     pub vae: Option<PathBuf>,
+    /// CLIP's vocabulary (`bpe_simple_vocab_16e6.txt.gz`) for standard
+    /// checkpoints loaded without `config` (see [`clip_vocab_path`]).
+    pub vocab: Option<PathBuf>,
+}
+
+/// Where `scripts/fetch-models.sh` puts CLIP's vocabulary in a models folder.
+pub fn clip_vocab_path(models_dir: &Path) -> PathBuf {
+    models_dir.join("clip-vocab").join("bpe_simple_vocab_16e6.txt.gz")
 }
 
 fn file_error(path: &Path, message: impl std::fmt::Display) -> FolderError {
@@ -63,6 +71,7 @@ pub struct SingleFileSource {
     vae_file: Option<(Arc<TensorFile>, String, bool)>,
     family: Family,
     config: Option<FolderSource>,
+    vocab: Option<PathBuf>,
     scheduler: SchedulerConfig,
 }
 
@@ -86,7 +95,7 @@ impl SingleFileSource {
                 standard::scheduler(v, name.contains("turbo"))
             }
         };
-        Ok(Self { file: Arc::new(file), vae_file, family, config, scheduler })
+        Ok(Self { file: Arc::new(file), vae_file, family, config, vocab: spec.vocab.clone(), scheduler })
     }
 
     pub fn family(&self) -> Family {
@@ -107,8 +116,9 @@ impl SingleFileSource {
         file_error(
             self.file.path(),
             format!(
-                "is an {} checkpoint, but its tokenizer vocabulary is not part of the file; pass --config with the \
-                 model's diffusers folder (for its tokenizer/ files)",
+                "is an {} checkpoint, and its tokenizer's vocabulary is not part of the file: run \
+                 scripts/fetch-models.sh (it fetches CLIP's vocabulary into models/clip-vocab/) or pass --config \
+                 with the model's diffusers folder",
                 self.family.label()
             ),
         )
@@ -136,9 +146,15 @@ impl ModelSource for SingleFileSource {
         if i >= self.family.towers().len() {
             return Ok(None);
         }
-        match &self.config {
-            Some(folder) => folder.text_tower(i),
-            None => Err(self.no_config()),
+        match (&self.config, &self.vocab) {
+            (Some(folder), _) => folder.text_tower(i),
+            (None, Some(vocab)) if vocab.is_file() => {
+                let pad_zero = standard::pads_with_zero(self.family, i);
+                let tokenizer =
+                    ClipTokenizer::from_clip_bpe(vocab, pad_zero).map_err(|e| file_error(&e.path, e.message))?;
+                Ok(standard::text(self.family).into_iter().nth(i).map(|config| (tokenizer, config)))
+            }
+            (None, _) => Err(self.no_config()),
         }
     }
 

@@ -17,7 +17,12 @@ fn strings(names: &[&str]) -> Vec<String> {
 pub fn unet(family: Family) -> UnetConfig {
     let sd1 = UnetConfig {
         block_out_channels: vec![320, 640, 1280, 1280],
-        down_block_types: strings(&["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"]),
+        down_block_types: strings(&[
+            "CrossAttnDownBlock2D",
+            "CrossAttnDownBlock2D",
+            "CrossAttnDownBlock2D",
+            "DownBlock2D",
+        ]),
         up_block_types: strings(&["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]),
         layers_per_block: 2,
         attention_head_dim: PerBlock::All(8),

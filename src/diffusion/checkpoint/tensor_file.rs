@@ -15,11 +15,15 @@ use serde_json::Value;
 /// Why a file cannot be read as tensors; the caller adds the path.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
-    #[error("is a pickle checkpoint: opening one runs the Python code stored inside it, so the studio refuses it; use the model's .safetensors file instead (or convert it once with a tool you trust)")]
+    #[error(
+        "is a pickle checkpoint: opening one runs the Python code stored inside it, so the studio refuses it; use the model's .safetensors file instead (or convert it once with a tool you trust)"
+    )]
     Pickle,
     #[error("is not a safetensors file ({0})")]
     NotSafetensors(String),
-    #[error("is truncated: its header describes {expected} bytes of tensors but only {actual} follow (an interrupted download?)")]
+    #[error(
+        "is truncated: its header describes {expected} bytes of tensors but only {actual} follow (an interrupted download?)"
+    )]
     Truncated { expected: u64, actual: u64 },
     #[error("tensor {name}: {problem}")]
     Tensor { name: String, problem: String },
@@ -98,8 +102,7 @@ fn parse_safetensors_header(prefix: &[u8], file_len: u64) -> Result<Header, Head
     for (name, field) in fields {
         if name == "__metadata__" {
             if let Value::Object(meta) = field {
-                header.metadata =
-                    meta.into_iter().filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned()))).collect();
+                header.metadata = meta.into_iter().filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned()))).collect();
             }
             continue;
         }
@@ -133,7 +136,10 @@ fn parse_entry(field: &Value) -> Result<Entry, String> {
     };
     let bytes = elements.checked_mul(dtype.size_in_bytes() as u64).ok_or("its size overflows")?;
     if end < start || end - start != bytes {
-        return Err(format!("{dtype_name} {shape:?} needs {bytes} bytes, its offsets give {}", end.saturating_sub(start)));
+        return Err(format!(
+            "{dtype_name} {shape:?} needs {bytes} bytes, its offsets give {}",
+            end.saturating_sub(start)
+        ));
     }
     Ok(Entry { dtype, shape, start, end })
 }
@@ -188,9 +194,7 @@ impl TensorFile {
 
     /// Reads one tensor in its stored dtype.
     pub fn read(&self, name: &str, device: &Device) -> candle_core::Result<Tensor> {
-        let Some(entry) = self.header.entries.get(name) else {
-            candle_core::bail!("no tensor {name}")
-        };
+        let Some(entry) = self.header.entries.get(name) else { candle_core::bail!("no tensor {name}") };
         if entry.shape.is_empty() && entry.end > entry.start && entry.dtype == DType::U8 {
             candle_core::bail!("tensor {name} has a dtype this studio cannot read");
         }
@@ -240,10 +244,7 @@ mod tests {
         assert_eq!(h.entries["a"].shape, vec![2, 3]);
         assert_eq!(h.metadata["format"], "pt");
         let short = file(good, 6);
-        assert_eq!(
-            parse_header(&short, short.len() as u64),
-            Err(HeaderError::Truncated { expected: 12, actual: 6 })
-        );
+        assert_eq!(parse_header(&short, short.len() as u64), Err(HeaderError::Truncated { expected: 12, actual: 6 }));
         let lying = file(r#"{"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,12]}}"#, 12);
         assert!(matches!(parse_header(&lying, lying.len() as u64), Err(HeaderError::Tensor { .. })));
         assert_eq!(parse_header(b"\x80\x02}q\x00", 5), Err(HeaderError::Pickle));

@@ -30,7 +30,8 @@ pub fn write_single_file(folder: &Path, family: Family, dtype: DType, out: &Path
         let path = first_file(dir, names)?;
         let tensors = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| error(&path, e))?;
         for (ours, tensor) in tensors {
-            let source = map(&ours).ok_or_else(|| error(&path, format!("{ours} has no place in the original layout")))?;
+            let source =
+                map(&ours).ok_or_else(|| error(&path, format!("{ours} has no place in the original layout")))?;
             stored.entry(source.name).or_default().push((source.transform, tensor));
         }
         Ok(())

@@ -89,7 +89,9 @@ fn split_name(name: &str) -> Option<(String, &'static str)> {
 pub fn read_lora(path: &Path) -> Result<LoraFile, FolderError> {
     let file = open_tensor_file(path)?;
     let names: Vec<String> = file.shapes().into_keys().collect();
-    let mut parts: BTreeMap<String, (Option<Tensor>, Option<Tensor>, Option<f64>)> = BTreeMap::new();
+    /// A module's down and up factors and alpha, as they turn up.
+    type Parts = (Option<Tensor>, Option<Tensor>, Option<f64>);
+    let mut parts: BTreeMap<String, Parts> = BTreeMap::new();
     let mut unsupported = Vec::new();
     for name in names {
         let Some((module, part)) = split_name(&name) else {
@@ -115,7 +117,11 @@ pub fn read_lora(path: &Path) -> Result<LoraFile, FolderError> {
         }
     }
     if modules.is_empty() {
-        let what = if unsupported.is_empty() { "no tensors".to_owned() } else { format!("{} tensors of kinds the studio cannot merge (LoHa, LoKr, …)", unsupported.len()) };
+        let what = if unsupported.is_empty() {
+            "no tensors".to_owned()
+        } else {
+            format!("{} tensors of kinds the studio cannot merge (LoHa, LoKr, …)", unsupported.len())
+        };
         return Err(error(path, format!("is not a LoRA it can use: {what}")));
     }
     Ok(LoraFile { path: path.to_owned(), modules, unsupported })

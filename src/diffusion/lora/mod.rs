@@ -69,8 +69,12 @@ impl LoraMerger {
         let mut deltas: HashMap<String, Tensor> = HashMap::new();
         let mut reports = Vec::new();
         for u in uses {
-            let mut report =
-                LoraReport { path: u.file.path.clone(), applied: 0, unused: Vec::new(), unsupported: u.file.unsupported.len() };
+            let mut report = LoraReport {
+                path: u.file.path.clone(),
+                applied: 0,
+                unused: Vec::new(),
+                unsupported: u.file.unsupported.len(),
+            };
             for module in &u.file.modules {
                 let Some((target, is_unet)) = index.resolve(&module.name) else {
                     report.unused.push(module.name.clone());

@@ -36,7 +36,10 @@ pub struct RandomLora {
 }
 
 fn adapted(name: &str, convolutions: bool) -> bool {
-    let layer = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net", "q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"];
+    let layer = [
+        "to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net", "q_proj", "k_proj", "v_proj", "out_proj",
+        "fc1", "fc2",
+    ];
     let conv = convolutions && name.contains("resnets") && (name.contains(".conv1.") || name.contains(".conv2."));
     conv || layer.iter().any(|l| name.contains(&format!(".{l}.")) || name.contains(&format!(".{l}")))
 }

@@ -79,7 +79,8 @@ pub fn chunk_prompt(
     let (bos, eos, pad) = tokenizer.specials();
     let comma = tokenizer.id(",</w>");
     let length = tokenizer.max_len().saturating_sub(2).max(1);
-    let mut b = Builder { length, bos, eos, chunks: Vec::new(), tokens: Vec::new(), multipliers: Vec::new(), last_comma: None };
+    let mut b =
+        Builder { length, bos, eos, chunks: Vec::new(), tokens: Vec::new(), multipliers: Vec::new(), last_comma: None };
     let mut fixes = Vec::new();
     for piece in pieces {
         if is_break(piece) {
@@ -93,7 +94,8 @@ pub fn chunk_prompt(
             let token = tokens[position];
             if Some(token) == comma {
                 b.last_comma = Some(b.tokens.len());
-            } else if let Some(comma_at) = b.last_comma.filter(|&c| b.tokens.len() == length && length - c <= COMMA_BACKTRACK)
+            } else if let Some(comma_at) =
+                b.last_comma.filter(|&c| b.tokens.len() == length && length - c <= COMMA_BACKTRACK)
             {
                 let moved_tokens = b.tokens.split_off(comma_at + 1);
                 let moved_multipliers = b.multipliers.split_off(comma_at + 1);

@@ -95,8 +95,8 @@ fn split_breaks(text: &str) -> Vec<&str> {
     while let Some(found) = text[from..].find("BREAK") {
         let at = from + found;
         let end = at + "BREAK".len();
-        let bounded = !text[..at].chars().next_back().is_some_and(is_word)
-            && !text[end..].chars().next().is_some_and(is_word);
+        let bounded =
+            !text[..at].chars().next_back().is_some_and(is_word) && !text[end..].chars().next().is_some_and(is_word);
         if !bounded {
             from = at + 1;
             continue;

@@ -109,7 +109,8 @@ impl Sampler for DpmSolver2m {
         let (s, t) = (self.sigmas[i], self.sigmas[i + 1]);
         let (_, sigma_s) = alpha_sigma(s);
         let (alpha_t, sigma_t) = alpha_sigma(t);
-        let mut previous = self.previous.lock().map_err(|_| candle_core::Error::Msg("sampler state poisoned".into()))?;
+        let mut previous =
+            self.previous.lock().map_err(|_| candle_core::Error::Msg("sampler state poisoned".into()))?;
         let last = i + 1 == self.timesteps.len();
         let next = if t == 0.0 {
             // The final step to σ = 0 lands on the estimate itself (first order).

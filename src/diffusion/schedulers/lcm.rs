@@ -32,8 +32,9 @@ impl Lcm {
         }
         // The grid k−1, 2k−1, …, noisiest first; `steps` evenly spaced indices into it.
         let grid: Vec<usize> = (1..=ORIGINAL_STEPS).rev().map(|i| i * k - 1).collect();
-        let timesteps =
-            (0..steps).map(|i| grid[(i as f64 * ORIGINAL_STEPS as f64 / steps as f64).floor() as usize] as f64).collect();
+        let timesteps = (0..steps)
+            .map(|i| grid[(i as f64 * ORIGINAL_STEPS as f64 / steps as f64).floor() as usize] as f64)
+            .collect();
         Ok(Self { alphas_cumprod, timesteps, prediction: config.prediction()? })
     }
 

@@ -1,0 +1,103 @@
+//! The model library: the user's folders (an A1111/Forge or ComfyUI
+//! install, or any folder) listed off the UI thread with their hashes; the
+//! image panel picks checkpoints, VAEs and LoRAs from it, and an image
+//! dropped from another tool gets its checkpoint and LoRAs back from it.
+
+use std::path::PathBuf;
+
+use super::StudioApp;
+use crate::app::dialogs::DialogOutcome;
+use crate::diffusion::model_library::hashes::HashCache;
+use crate::diffusion::model_library::restore::restore;
+use crate::diffusion::model_library::{ItemKind, scan};
+use crate::diffusion::prompt::extra::take_extras;
+use crate::io::image_record::ImageRecord;
+use crate::ui::commands::UiCommand;
+use crate::ui::status::Notice;
+use crate::worker::ImageModelRef;
+
+impl StudioApp {
+    /// Applies a library command; returns it back if it is not one.
+    pub(super) fn apply_library_command(&mut self, command: UiCommand) -> Option<UiCommand> {
+        match command {
+            UiCommand::AddModelFolder(None) => self.dialogs.open(|| {
+                let dir = rfd::FileDialog::new().set_title("A model folder (A1111, ComfyUI, or any)").pick_folder()?;
+                Some(DialogOutcome::ModelFolder(dir))
+            }),
+            UiCommand::AddModelFolder(Some(dir)) => {
+                if !self.settings.model_folders.contains(&dir) {
+                    self.settings.model_folders.push(dir);
+                }
+                self.apply(UiCommand::RescanLibrary);
+            }
+            UiCommand::RemoveModelFolder(dir) => {
+                self.settings.model_folders.retain(|d| d != &dir);
+                self.library.retain(|item| !item.path.starts_with(&dir));
+            }
+            // Hashing reads every new file once: a helper thread does it.
+            UiCommand::RescanLibrary => {
+                let folders = self.settings.model_folders.clone();
+                self.dialogs.open(move || {
+                    let mut hashes = HashCache::default_location();
+                    let items = scan(&folders, Some(&mut hashes));
+                    hashes.save();
+                    Some(DialogOutcome::Library(items))
+                });
+            }
+            other => return Some(other),
+        }
+        None
+    }
+
+    /// Applies a library dialog's answer; returns it back if it is not one.
+    pub(super) fn apply_library_dialog(&mut self, outcome: DialogOutcome) -> Option<DialogOutcome> {
+        match outcome {
+            DialogOutcome::ModelFolder(dir) => self.apply(UiCommand::AddModelFolder(Some(dir))),
+            DialogOutcome::Library(items) => {
+                let unreadable = items.iter().filter(|i| matches!(i.kind, ItemKind::Other { .. })).count();
+                if unreadable > 0 {
+                    self.notices.push(Notice {
+                        text: format!("{unreadable} files in the model folders are not models the studio can use (see the library list)"),
+                        error: false,
+                    });
+                }
+                self.library = items;
+            }
+            other => return Some(other),
+        }
+        None
+    }
+
+    /// The folders holding the library's LoRAs, where prompts' `<lora:name>` are looked up.
+    pub(super) fn lora_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self
+            .library
+            .iter()
+            .filter(|i| i.kind == ItemKind::Lora)
+            .filter_map(|i| i.path.parent().map(PathBuf::from))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
+
+    /// Finds a restored image's checkpoint and LoRAs in the library: the
+    /// checkpoint becomes the model; what is missing is said.
+    pub(super) fn restore_models(&mut self, record: &ImageRecord) {
+        let loras: Vec<String> = take_extras(&record.request.prompt).loras.into_iter().map(|t| t.name).collect();
+        let found = restore(&self.library, &record.model, record.model_hash.as_deref(), &loras, &record.lora_hashes);
+        if let Some(path) = found.checkpoint {
+            let model =
+                if path.is_dir() { ImageModelRef::Dir(path) } else { ImageModelRef::File { file: path, vae: None } };
+            self.image.model = Some(model);
+        }
+        if !found.loras.is_empty() {
+            let names: Vec<&str> = found.loras.iter().map(|(n, _)| n.as_str()).collect();
+            self.notices.push(Notice { text: format!("LoRAs restored: {}", names.join(", ")), error: false });
+        }
+        if !found.missing.is_empty() {
+            self.notices
+                .push(Notice { text: format!("not in the model library: {}", found.missing.join(", ")), error: true });
+        }
+    }
+}
