@@ -42,9 +42,25 @@ pub fn byte_chars() -> Vec<(u8, char)> {
     pairs
 }
 
-/// Lower-cased text with runs of whitespace collapsed, as CLIP cleans prompts.
+/// Lower-cased text with runs of whitespace collapsed, as CLIP cleans
+/// prompts; curly quotes become straight and HTML's character entities are
+/// decoded, the parts of ftfy's `fix_text` and `html.unescape` that
+/// OpenCLIP's and transformers' tokenizers apply which prompts meet in
+/// practice (ftfy's mojibake repair is left out).
 pub fn clean(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    let straight: String = text
+        .chars()
+        .map(|c| match c {
+            '\u{2018}' | '\u{2019}' | '\u{201a}' | '\u{201b}' => '\'',
+            '\u{201c}' | '\u{201d}' | '\u{201e}' | '\u{201f}' => '"',
+            other => other,
+        })
+        .collect();
+    let unescaped = ["&quot;", "&#39;", "&lt;", "&gt;", "&amp;"]
+        .iter()
+        .zip(["\"", "'", "<", ">", "&"])
+        .fold(straight, |t, (entity, c)| t.replace(entity, c));
+    unescaped.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
 /// The words of cleaned text, each as its byte characters with `</w>` on the last.
