@@ -14,7 +14,15 @@ use candle_core::quantized::gguf_file::{self, Value};
 
 use crate::diffusion::autoencoder::AutoencoderConfig;
 use crate::diffusion::clip_text::ClipTextConfig;
-use crate::diffusion::clip_tokenizer::ClipTokenizer;
+use crate::diffusion::checkpoint::family::{detect, unet_layout};
+use crate::diffusion::checkpoint::keys::{TextLayout, UnetLayout, text_source, unet_source, vae_source};
+use crate::diffusion::checkpoint::tensor_file::parse_header;
+use crate::diffusion::clip_tokenizer::{ClipTokenizer, byte_chars};
+use crate::diffusion::lora::file::split_name;
+use crate::diffusion::lora::keys::ModuleIndex;
+use crate::diffusion::prompt::chunks::{NoEmbeddings, chunk_prompt};
+use crate::diffusion::prompt::emphasis;
+use crate::diffusion::prompt::extra::take_extras;
 use crate::diffusion::schedulers::{SamplerKind, SchedulerConfig, build_sampler};
 use crate::diffusion::unet_config::UnetConfig;
 use crate::io::image_record::{ImageRecord, image_record_from_chunks};
@@ -38,6 +46,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("npy", npy),
     ("clip_tokenizer", clip_tokenizer),
     ("diffusers_config", diffusers_config),
+    ("a1111_prompt", a1111_prompt),
+    ("checkpoint_keys", checkpoint_keys),
 ];
 
 /// A PNG's text chunks, then the settings read from them (our JSON chunk or
@@ -170,6 +180,64 @@ pub fn diffusers_config(data: &[u8]) {
         let _ = scheduler.timesteps(usize::from(steps));
         for kind in SamplerKind::ALL {
             let _ = build_sampler(kind, &scheduler, usize::from(steps));
+        }
+    }
+}
+
+/// A tokenizer of single bytes (no merges) with 16-token windows, so that
+/// chunking is exercised on short inputs.
+fn byte_tokenizer() -> Option<ClipTokenizer> {
+    let mut tokens: Vec<String> = byte_chars().into_iter().map(|(_, c)| c.to_string()).collect();
+    let ends: Vec<String> = tokens.iter().map(|t| format!("{t}</w>")).collect();
+    tokens.extend(ends);
+    tokens.extend(["<|startoftext|>".to_owned(), "<|endoftext|>".to_owned()]);
+    let vocab: HashMap<&str, usize> = tokens.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
+    let vocab = serde_json::to_string(&vocab).ok()?;
+    ClipTokenizer::from_texts(Path::new("tokenizer"), &vocab, "#version: 0.2\n", Some(r#"{"model_max_length": 16}"#)).ok()
+}
+
+/// A prompt as A1111 reads it: `<lora:…>` tags taken out, emphasis parsed,
+/// then chunked; every chunk is exactly the encoder's window.
+pub fn a1111_prompt(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let extras = take_extras(text);
+    for tag in &extras.loras {
+        assert!(!tag.name.is_empty());
+    }
+    let pieces = emphasis::parse(&extras.text);
+    assert!(!pieces.is_empty());
+    let Some(tokenizer) = byte_tokenizer() else { return };
+    let (chunks, _) = chunk_prompt(&pieces, &tokenizer, &NoEmbeddings);
+    assert!(!chunks.is_empty());
+    for chunk in chunks {
+        assert_eq!(chunk.tokens.len(), tokenizer.max_len());
+        assert_eq!(chunk.multipliers.len(), tokenizer.max_len());
+    }
+}
+
+/// A safetensors file as a single-file checkpoint or a LoRA: the header
+/// parsed and checked, the family told, and every name run through the key
+/// maps (ours → the original layout, and a LoRA's names → our weights).
+pub fn checkpoint_keys(data: &[u8]) {
+    let Ok(header) = parse_header(data, data.len() as u64) else { return };
+    let shapes: HashMap<String, Vec<usize>> =
+        header.entries.iter().map(|(name, e)| (name.clone(), e.shape.clone())).collect();
+    let _ = detect(&shapes);
+    let layout = UnetLayout { layers_per_block: 2, up_attention: vec![false, true, true, true] };
+    let blocks = data.get(8).map_or(4, |b| usize::from(*b % 6));
+    for name in shapes.keys() {
+        let _ = unet_source(name, &layout, "model.diffusion_model.");
+        let _ = vae_source(name, blocks, "first_stage_model.");
+        let _ = text_source(name, TextLayout::OpenClip, "cond_stage_model.model.");
+        let _ = text_source(name, TextLayout::Transformers, "cond_stage_model.transformer.");
+    }
+    // The same names as a model's weights, and as a LoRA's modules.
+    let ours: HashMap<String, Vec<usize>> = shapes.iter().map(|(n, s)| (format!("unet.{n}"), s.clone())).collect();
+    let config = crate::diffusion::checkpoint::standard::unet(crate::diffusion::checkpoint::family::Family::Sd1);
+    let index = ModuleIndex::new(ours, 1, &unet_layout(&config));
+    for name in shapes.keys() {
+        if let Some((module, _)) = split_name(name) {
+            let _ = index.resolve(&module);
         }
     }
 }

@@ -57,8 +57,8 @@ fn error(path: &Path, message: impl std::fmt::Display) -> FolderError {
     FolderError::File { path: path.to_owned(), message: message.to_string() }
 }
 
-/// (module, part) for a tensor name, where part is down, up, alpha or mid.
-fn split_name(name: &str) -> Option<(String, &'static str)> {
+/// (module, part) for a tensor name, where part is down, up or alpha.
+pub fn split_name(name: &str) -> Option<(String, &'static str)> {
     const SUFFIXES: &[(&str, &str)] = &[
         (".lora_down.weight", "down"),
         (".lora_up.weight", "up"),
