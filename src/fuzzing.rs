@@ -13,10 +13,10 @@ use candle_core::Device;
 use candle_core::quantized::gguf_file::{self, Value};
 
 use crate::diffusion::autoencoder::AutoencoderConfig;
-use crate::diffusion::clip_text::ClipTextConfig;
 use crate::diffusion::checkpoint::family::{detect, unet_layout};
 use crate::diffusion::checkpoint::keys::{TextLayout, UnetLayout, text_source, unet_source, vae_source};
 use crate::diffusion::checkpoint::tensor_file::parse_header;
+use crate::diffusion::clip_text::ClipTextConfig;
 use crate::diffusion::clip_tokenizer::{ClipTokenizer, byte_chars};
 use crate::diffusion::lora::file::split_name;
 use crate::diffusion::lora::keys::ModuleIndex;
@@ -193,7 +193,8 @@ fn byte_tokenizer() -> Option<ClipTokenizer> {
     tokens.extend(["<|startoftext|>".to_owned(), "<|endoftext|>".to_owned()]);
     let vocab: HashMap<&str, usize> = tokens.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
     let vocab = serde_json::to_string(&vocab).ok()?;
-    ClipTokenizer::from_texts(Path::new("tokenizer"), &vocab, "#version: 0.2\n", Some(r#"{"model_max_length": 16}"#)).ok()
+    ClipTokenizer::from_texts(Path::new("tokenizer"), &vocab, "#version: 0.2\n", Some(r#"{"model_max_length": 16}"#))
+        .ok()
 }
 
 /// A prompt as A1111 reads it: `<lora:…>` tags taken out, emphasis parsed,

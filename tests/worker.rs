@@ -386,6 +386,7 @@ fn image_jobs_outlive_a_stopped_inference_thread() {
             preview_every: 0,
             output_dir: dir.path().join("out"),
             lora_dirs: vec![],
+            preview_decoder: None,
         }))
     };
     let image = w.submit(image_job(1000));

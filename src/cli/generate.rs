@@ -80,6 +80,13 @@ pub struct GenerateArgs {
     /// Where the prompt's <lora:name:weight> tags are looked up (name.safetensors); repeatable.
     #[arg(long)]
     lora_dir: Vec<PathBuf>,
+    /// A tiny preview decoder (TAESD/TAESDXL in diffusers' AutoencoderTiny
+    /// layout: a folder or its .safetensors) for the --preview-every images.
+    #[arg(long)]
+    preview_decoder: Option<PathBuf>,
+    /// Decode the final image with the preview decoder too (fast, lower quality).
+    #[arg(long, requires = "preview_decoder")]
+    preview_decoder_final: bool,
     /// Also write the initial latent the run started from as .npy.
     #[arg(long)]
     save_noise: Option<PathBuf>,
@@ -184,6 +191,8 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
         preview_every: args.preview_every,
         loras: loras.collect(),
         lora_dirs: args.lora_dir.clone(),
+        preview_decoder: args.preview_decoder.clone(),
+        preview_decoder_final: args.preview_decoder_final,
     };
     let generated = pipeline.generate_with(&request, inputs, &mut on_step, &CancelToken::new())?;
     bar.finish_and_clear();

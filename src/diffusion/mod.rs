@@ -24,6 +24,7 @@ pub mod prompt;
 pub mod random_weights;
 pub mod runs;
 pub mod schedulers;
+pub mod tiny_decoder;
 pub mod train;
 pub mod train_autoencoder;
 pub mod train_bpe;

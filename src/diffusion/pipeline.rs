@@ -5,7 +5,7 @@
 //! token checked before every step.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use candle_core::{DType, Device, Tensor};
 use image::RgbImage;
@@ -17,6 +17,7 @@ use crate::diffusion::lora::active::{ActiveLoras, LoraRequest, find_lora};
 use crate::diffusion::nets::{DiffusionNets, FolderError, read_config};
 use crate::diffusion::prompt::extra::take_extras;
 use crate::diffusion::schedulers::{Sampler, ScheduleError, SchedulerConfig, build_sampler};
+use crate::diffusion::tiny_decoder::TinyDecoder;
 use crate::diffusion::unet::Unet;
 use crate::latent::model::tensor_to_images;
 use crate::train::cancel::CancelToken;
@@ -61,6 +62,10 @@ pub struct GenerateInputs<'a> {
     pub loras: Vec<LoraRequest>,
     /// Where the prompt's `<lora:name>` files are looked up.
     pub lora_dirs: Vec<PathBuf>,
+    /// A tiny preview decoder (TAESD) for every step's preview.
+    pub preview_decoder: Option<PathBuf>,
+    /// Decode the final image with the preview decoder too (fast, lower quality).
+    pub preview_decoder_final: bool,
 }
 
 /// A finished image.
@@ -263,6 +268,8 @@ pub struct DiffusionPipeline {
     /// An empty negative prompt conditions on zeros (SDXL pipelines' `force_zeros_for_empty_prompt`).
     zero_empty_negative: bool,
     loras: ActiveLoras,
+    /// The tiny preview decoder in use, if any.
+    preview_decoder: RwLock<Option<Arc<TinyDecoder>>>,
 }
 
 impl DiffusionPipeline {
@@ -283,6 +290,7 @@ impl DiffusionPipeline {
             latent_rgb: OnceLock::new(),
             zero_empty_negative,
             loras: ActiveLoras::default(),
+            preview_decoder: RwLock::new(None),
         })
     }
 
@@ -301,6 +309,7 @@ impl DiffusionPipeline {
             latent_rgb: OnceLock::new(),
             zero_empty_negative,
             loras: ActiveLoras::default(),
+            preview_decoder: RwLock::new(None),
         })
     }
 
@@ -330,6 +339,21 @@ impl DiffusionPipeline {
             wanted.push(LoraRequest { path, text_weight: tag.text_weight, unet_weight: tag.unet_weight });
         }
         self.loras.ensure(&self.nets, &wanted).map_err(|e| GenerateError::Invalid(e.to_string()))
+    }
+
+    /// Uses the tiny preview decoder at `path` (loaded once; `None`: the
+    /// full decoder or the fitted colour map, as before).
+    pub fn use_preview_decoder(&self, path: Option<&Path>) -> Result<Option<Arc<TinyDecoder>>, GenerateError> {
+        let current = self.preview_decoder.read().ok().and_then(|t| t.clone());
+        let wanted = match (path, current) {
+            (None, _) => None,
+            (Some(path), Some(current)) if current.path() == path => Some(current),
+            (Some(path), _) => Some(Arc::new(TinyDecoder::load(path, &self.nets.device)?)),
+        };
+        if let Ok(mut slot) = self.preview_decoder.write() {
+            slot.clone_from(&wanted);
+        }
+        Ok(wanted)
     }
 
     /// The loaded networks.
@@ -418,8 +442,18 @@ impl DiffusionPipeline {
         on_step: &mut dyn FnMut(StepReport),
         cancel: &CancelToken,
     ) -> Result<Option<Generated>, GenerateError> {
-        let GenerateInputs { init, noise, step_noise, preview_every, loras, lora_dirs } = inputs;
+        let GenerateInputs {
+            init,
+            noise,
+            step_noise,
+            preview_every,
+            loras,
+            lora_dirs,
+            preview_decoder,
+            preview_decoder_final,
+        } = inputs;
         let lora_reports = self.use_loras(request, &loras, &lora_dirs)?;
+        let tiny = self.use_preview_decoder(preview_decoder.as_deref())?;
         let shape = self.latent_shape(request.width, request.height)?;
         let len = shape.iter().product();
         let device = &self.nets.device;
@@ -485,7 +519,10 @@ impl DiffusionPipeline {
         else {
             return Ok(None);
         };
-        let images = self.nets.vae.decode(&self.nets.vae.from_diffusion(&latents)?)?;
+        let images = match &tiny {
+            Some(tiny) if preview_decoder_final => tiny.decode(&latents)?,
+            _ => self.nets.vae.decode(&self.nets.vae.from_diffusion(&latents)?)?,
+        };
         let image = to_rgb(&images)?
             .into_iter()
             .next()
@@ -497,6 +534,11 @@ impl DiffusionPipeline {
     /// the fitted linear colour projection (one pixel per latent position).
     pub fn preview(&self, x0: &Tensor) -> candle_core::Result<RgbImage> {
         let (_, c, h, w) = x0.dims4()?;
+        let tiny = self.preview_decoder.read().ok().and_then(|t| t.clone());
+        if let Some(tiny) = tiny {
+            let images = tiny.decode(&x0.narrow(0, 0, 1)?)?;
+            return to_rgb(&images)?.into_iter().next().ok_or_else(|| candle_core::Error::Msg("no preview".into()));
+        }
         let vae = &self.nets.vae;
         if h * w <= DECODED_PREVIEW_POSITIONS {
             let images = vae.decode(&vae.from_diffusion(&x0.narrow(0, 0, 1)?)?)?;

@@ -194,6 +194,12 @@ pub fn conv2d(cin: usize, cout: usize, k: usize, config: Conv2dConfig, vb: VarBu
     Ok(Conv2d { weight: inner.weight().clone(), bias: inner.bias().cloned(), config })
 }
 
+/// Same signature, names and initialisation as `candle_nn::conv2d_no_bias`.
+pub fn conv2d_no_bias(cin: usize, cout: usize, k: usize, config: Conv2dConfig, vb: VarBuilder) -> Result<Conv2d> {
+    let inner = candle_nn::conv2d_no_bias(cin, cout, k, config, vb)?;
+    Ok(Conv2d { weight: inner.weight().clone(), bias: None, config })
+}
+
 /// Same signature, names and initialisation as `candle_nn::conv_transpose2d`.
 pub fn conv_transpose2d(
     cin: usize,

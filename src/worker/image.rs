@@ -92,6 +92,7 @@ impl ImageService {
             noise: spec.noise.as_ref().map(|(n, _)| n.clone()),
             preview_every: spec.preview_every,
             lora_dirs: spec.lora_dirs.clone(),
+            preview_decoder: spec.preview_decoder.clone(),
             ..GenerateInputs::default()
         };
         let generated =

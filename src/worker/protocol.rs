@@ -98,6 +98,8 @@ pub struct ImageJob {
     pub output_dir: PathBuf,
     /// Where the prompt's `<lora:name>` files are looked up (the library's folders).
     pub lora_dirs: Vec<PathBuf>,
+    /// A tiny preview decoder (TAESD) for the previews, if the library has one for this model.
+    pub preview_decoder: Option<PathBuf>,
 }
 
 /// One token as the text panel shows it.

@@ -107,6 +107,7 @@ impl StudioApp {
             preview_every: self.image.preview_every,
             output_dir: self.settings.output_dir.clone(),
             lora_dirs: self.lora_dirs(),
+            preview_decoder: self.preview_decoder(),
         };
         let id = self.submit(WorkerRequest::GenerateImage(Box::new(job)), Purpose::Image, format!("image {label}"));
         self.image.queued(id, label);

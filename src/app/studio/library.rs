@@ -81,6 +81,26 @@ impl StudioApp {
         dirs
     }
 
+    /// The library's tiny preview decoder for the chosen model: TAESDXL for
+    /// SDXL checkpoints, TAESD for the others (by name, as both are
+    /// published), else the first one.
+    pub(super) fn preview_decoder(&self) -> Option<PathBuf> {
+        // Only for the user's own checkpoints: the studio's models have their own latent spaces.
+        if !matches!(self.image.model, Some(ImageModelRef::File { .. } | ImageModelRef::Dir(_))) {
+            return None;
+        }
+        let decoders: Vec<_> = self.library.iter().filter(|i| i.kind == ItemKind::PreviewDecoder).collect();
+        let sdxl = match &self.image.model {
+            Some(ImageModelRef::File { file, .. }) => self
+                .library
+                .iter()
+                .any(|i| &i.path == file && matches!(&i.kind, ItemKind::Checkpoint { family } if family == "SDXL")),
+            _ => false,
+        };
+        let named = |xl: bool| decoders.iter().find(|d| d.name.to_lowercase().contains("xl") == xl);
+        named(sdxl).or(decoders.first()).map(|d| d.path.clone())
+    }
+
     /// Finds a restored image's checkpoint and LoRAs in the library: the
     /// checkpoint becomes the model; what is missing is said.
     pub(super) fn restore_models(&mut self, record: &ImageRecord) {
