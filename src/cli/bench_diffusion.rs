@@ -8,8 +8,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
+use candle_core::DType;
 use clap::Args;
 
+use crate::diffusion::checkpoint::family::Family;
+use crate::diffusion::checkpoint::write::write_single_file;
+use crate::diffusion::checkpoint::{SingleFileSpec, clip_vocab_path};
 use crate::diffusion::pipeline::{DiffusionPipeline, ImageRequest, StepReport};
 use crate::diffusion::random_weights::{RandomModel, write_random_model};
 use crate::diffusion::schedulers::SamplerKind;
@@ -32,6 +36,16 @@ pub struct BenchDiffusionArgs {
     /// Write the mid-sized SD-shaped model (random weights, seed 0) into this folder first, then time it.
     #[arg(long)]
     random_sd_mid: Option<PathBuf>,
+    /// Write a full-size SD 1.5-shaped model (random weights, CLIP's vocabulary) into this folder
+    /// and, beside it, the same as one fp16 file in A1111's layout (DIR.fp16.safetensors); time the folder.
+    #[arg(long)]
+    random_sd15: Option<PathBuf>,
+    /// A single-file checkpoint to time instead of a folder.
+    #[arg(long)]
+    model_file: Option<PathBuf>,
+    /// With --model-file: the diffusers folder describing it (else the standard shapes).
+    #[arg(long)]
+    config: Option<PathBuf>,
     #[arg(long, default_value = "a red heart")]
     prompt: String,
     #[arg(long, default_value_t = 20)]
@@ -59,6 +73,28 @@ pub struct BenchDiffusionArgs {
     json: bool,
 }
 
+/// The process's peak resident memory so far (Linux's VmHWM), in MB.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// The full-size SD 1.5-shaped folder and its fp16 single file, unless already written.
+fn write_random_sd15(dir: &Path, clip_vocab: &Path) -> anyhow::Result<()> {
+    if !dir.join("unet").exists() {
+        write_random_model(dir, &RandomModel::sd15(0, clip_vocab))
+            .with_context(|| format!("cannot write {}", dir.display()))?;
+    }
+    let file = dir.with_extension("fp16.safetensors");
+    if !file.exists() {
+        write_single_file(dir, Family::Sd1, DType::F16, &file)?;
+    }
+    eprintln!("folder {} and single file {}", dir.display(), file.display());
+    Ok(())
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
@@ -66,21 +102,33 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Runs `bench diffusion`.
 pub fn bench_diffusion(models_dir: &Path, args: BenchDiffusionArgs) -> anyhow::Result<()> {
-    let dir = match (&args.model, &args.model_dir, &args.random_sd_mid) {
-        (Some(id), _, _) => find_manifest(models_dir, id)?.dir,
-        (None, Some(dir), _) => dir.clone(),
-        (None, None, Some(dir)) => {
+    let dir = match (&args.model, &args.model_dir, &args.random_sd_mid, &args.random_sd15, &args.model_file) {
+        (Some(id), ..) => find_manifest(models_dir, id)?.dir,
+        (None, Some(dir), ..) => dir.clone(),
+        (None, None, Some(dir), ..) => {
             if !dir.join("unet").exists() {
                 write_random_model(dir, &RandomModel::sd_mid(0))
                     .with_context(|| format!("cannot write {}", dir.display()))?;
             }
             dir.clone()
         }
-        _ => anyhow::bail!("give --model, --model-dir or --random-sd-mid"),
+        (None, None, None, Some(dir), _) => {
+            write_random_sd15(dir, &clip_vocab_path(models_dir))?;
+            dir.clone()
+        }
+        (None, None, None, None, Some(file)) => file.clone(),
+        _ => anyhow::bail!("give --model, --model-dir, --model-file, --random-sd-mid or --random-sd15"),
     };
     let device = default_device();
     let load_started = Instant::now();
-    let pipeline = DiffusionPipeline::load(&dir, &device)?;
+    let pipeline = match &args.model_file {
+        Some(file) => {
+            let vocab = Some(clip_vocab_path(models_dir));
+            let spec = SingleFileSpec { file: file.clone(), config: args.config.clone(), vae: None, vocab };
+            DiffusionPipeline::load_single_file(&spec, &device)?
+        }
+        None => DiffusionPipeline::load(&dir, &device)?,
+    };
     let load_s = load_started.elapsed().as_secs_f64();
     let size = args.size.or(pipeline.native_size()).unwrap_or(512);
     let sampler = SamplerKind::parse(&args.sampler).with_context(|| format!("unknown sampler {}", args.sampler))?;
@@ -120,13 +168,18 @@ pub fn bench_diffusion(models_dir: &Path, args: BenchDiffusionArgs) -> anyhow::R
         let row = serde_json::json!({
             "model": dir.display().to_string(), "size": size, "steps": args.steps, "cfg": args.cfg,
             "sampler": sampler.cli_name(), "threads": rayon::current_num_threads(),
-            "load_s": load_s, "s_per_step": s_step, "s_per_image": s_image,
+            "load_s": load_s, "s_per_step": s_step, "s_per_image": s_image, "peak_rss_mb": peak_rss_mb(),
         });
         println!("{row}");
     } else {
-        println!("| model | size | steps | load s | s/step | s/image |");
-        println!("|---|---|---|---|---|---|");
-        println!("| {} | {size}×{size} | {} | {load_s:.2} | {s_step:.4} | {s_image:.3} |", dir.display(), args.steps);
+        let peak = peak_rss_mb().map_or("?".into(), |mb| format!("{mb:.0}"));
+        println!("| model | size | steps | load s | s/step | s/image | peak MB |");
+        println!("|---|---|---|---|---|---|---|");
+        println!(
+            "| {} | {size}×{size} | {} | {load_s:.2} | {s_step:.4} | {s_image:.3} | {peak} |",
+            dir.display(),
+            args.steps
+        );
     }
     Ok(())
 }

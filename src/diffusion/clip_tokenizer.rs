@@ -178,29 +178,9 @@ impl ClipTokenizer {
     /// 49,408 in all, as transformers' `vocab.json` lists them. OpenCLIP's
     /// towers (SD 2.x, SDXL's second) pad with `!` (`pad_with_zero`).
     pub fn from_clip_bpe(path: &Path, pad_with_zero: bool) -> Result<Self, TokenizerError> {
-        use std::io::Read;
-        const MERGES: usize = 49152 - 256 - 2;
-        let file = std::fs::File::open(path).map_err(|e| error(path, e.to_string()))?;
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(file)
-            .read_to_string(&mut text)
-            .map_err(|e| error(path, format!("not CLIP's gzipped vocabulary: {e}")))?;
-        let merges: Vec<(String, String)> = text
-            .lines()
-            .skip(1)
-            .take(MERGES)
-            .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_owned(), b.to_owned())))
-            .collect();
-        if merges.len() != MERGES {
-            return Err(error(path, format!("has {} merges; CLIP's has {MERGES}", merges.len())));
-        }
-        let chars: Vec<String> = byte_chars().into_iter().map(|(_, c)| c.to_string()).collect();
-        let mut tokens: Vec<String> = chars.clone();
-        tokens.extend(chars.iter().map(|c| format!("{c}{END_OF_WORD}")));
-        tokens.extend(merges.iter().map(|(a, b)| format!("{a}{b}")));
-        tokens.extend([BOS.to_owned(), EOS.to_owned()]);
-        let vocab: HashMap<String, u32> = tokens.into_iter().enumerate().map(|(i, t)| (t, i as u32)).collect();
-        let ranks = merges.into_iter().enumerate().map(|(rank, pair)| (pair, rank)).collect();
+        let bpe = crate::diffusion::train_bpe::ClipBpe::from_clip_vocab(path)?;
+        let vocab: HashMap<String, u32> = bpe.tokens.into_iter().enumerate().map(|(i, t)| (t, i as u32)).collect();
+        let ranks = bpe.merges.into_iter().enumerate().map(|(rank, pair)| (pair, rank)).collect();
         let id = |token: &str| vocab.get(token).copied().ok_or_else(|| error(path, format!("has no {token:?} token")));
         let (bos, eos) = (id(BOS)?, id(EOS)?);
         let pad = if pad_with_zero { 0 } else { eos };

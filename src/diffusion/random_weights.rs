@@ -2,7 +2,7 @@
 //! layout, for any shape: the tiny SD and SDXL models the tests load, and the
 //! mid-sized SD-shaped model `bench diffusion` times against diffusers.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
@@ -14,7 +14,7 @@ use crate::diffusion::export::{
 };
 use crate::diffusion::schedulers::SchedulerConfig;
 use crate::diffusion::train_autoencoder::write_vae_folder;
-use crate::diffusion::train_bpe::train_clip_bpe;
+use crate::diffusion::train_bpe::{ClipBpe, train_clip_bpe};
 use crate::diffusion::unet::Unet;
 use crate::diffusion::unet_config::{PerBlock, UnetConfig};
 use crate::train::error::TrainError;
@@ -31,6 +31,9 @@ pub struct RandomModel {
     /// Tokens per prompt.
     pub max_len: usize,
     pub seed: u64,
+    /// CLIP's own vocabulary file, for a tokenizer (and embedding table) of
+    /// real size; else a small vocabulary trained on a few captions.
+    pub clip_vocab: Option<PathBuf>,
 }
 
 /// Words the random models' tokenizer is trained on.
@@ -56,6 +59,7 @@ impl RandomModel {
             scheduler: SchedulerConfig::default(),
             max_len: 16,
             seed,
+            clip_vocab: None,
         }
     }
 
@@ -117,7 +121,23 @@ impl RandomModel {
             sample_size: Some(256),
             ..AutoencoderConfig::tiny()
         };
-        Self { unet, text: vec![text], vae, scheduler: SchedulerConfig::default(), max_len: 77, seed }
+        Self { unet, text: vec![text], vae, scheduler: SchedulerConfig::default(), max_len: 77, seed, clip_vocab: None }
+    }
+
+    /// Stable Diffusion 1.5's full shape (860 M U-Net parameters, CLIP
+    /// ViT-L text encoder with CLIP's vocabulary from `clip_vocab`, the
+    /// 83 M autoencoder): what `bench diffusion --random-sd15` times.
+    pub fn sd15(seed: u64, clip_vocab: &Path) -> Self {
+        let family = crate::diffusion::checkpoint::family::Family::Sd1;
+        Self {
+            unet: crate::diffusion::checkpoint::standard::unet(family),
+            text: crate::diffusion::checkpoint::standard::text(family),
+            vae: crate::diffusion::checkpoint::standard::vae(family),
+            scheduler: SchedulerConfig::default(),
+            max_len: 77,
+            seed,
+            clip_vocab: Some(clip_vocab.to_owned()),
+        }
     }
 }
 
@@ -126,7 +146,10 @@ impl RandomModel {
 pub fn write_random_model(dir: &Path, model: &RandomModel) -> Result<(), TrainError> {
     let device = Device::Cpu;
     let captions: Vec<String> = VOCABULARY_TEXT.iter().map(|s| s.to_string()).collect();
-    let bpe = train_clip_bpe(&captions, 120);
+    let bpe = match &model.clip_vocab {
+        Some(path) => ClipBpe::from_clip_vocab(path).map_err(|e| TrainError::File { path: e.path, detail: e.message })?,
+        None => train_clip_bpe(&captions, 120),
+    };
     let fresh = |seed: u64, build: &dyn Fn(VarBuilder) -> candle_core::Result<()>| -> Result<VarMap, TrainError> {
         let varmap = VarMap::new();
         build(VarBuilder::from_varmap(&varmap, DType::F32, &device))?;

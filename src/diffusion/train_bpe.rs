@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::diffusion::clip_tokenizer::{BOS, END_OF_WORD, EOS, byte_chars, merge_word, word_symbols};
+use crate::diffusion::clip_tokenizer::{BOS, END_OF_WORD, EOS, TokenizerError, byte_chars, merge_word, word_symbols};
 
 /// A trained vocabulary: tokens in id order and the merges in rank order.
 #[derive(Clone, Debug)]
@@ -59,6 +59,36 @@ impl ClipBpe {
     /// Writes `vocab.json`, `merges.txt`, `tokenizer_config.json` and
     /// `special_tokens_map.json` into `dir` (as `CLIPTokenizer.save_pretrained`
     /// lays them out), for sequences of `max_len` tokens.
+    /// CLIP's own vocabulary from OpenAI's `bpe_simple_vocab_16e6.txt.gz`:
+    /// the 256 byte characters, the same with `</w>`, one entry per merge
+    /// (the file's first 48,894 after its header) and the two special
+    /// tokens, 49,408 in all, in the order transformers' `vocab.json` has.
+    pub fn from_clip_vocab(path: &Path) -> Result<Self, TokenizerError> {
+        use std::io::Read;
+        const MERGES: usize = 49152 - 256 - 2;
+        let error = |message: String| TokenizerError { path: path.to_owned(), message };
+        let file = std::fs::File::open(path).map_err(|e| error(e.to_string()))?;
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(file)
+            .read_to_string(&mut text)
+            .map_err(|e| error(format!("not CLIP's gzipped vocabulary: {e}")))?;
+        let merges: Vec<(String, String)> = text
+            .lines()
+            .skip(1)
+            .take(MERGES)
+            .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_owned(), b.to_owned())))
+            .collect();
+        if merges.len() != MERGES {
+            return Err(error(format!("has {} merges; CLIP's has {MERGES}", merges.len())));
+        }
+        let chars: Vec<String> = byte_chars().into_iter().map(|(_, c)| c.to_string()).collect();
+        let mut tokens: Vec<String> = chars.clone();
+        tokens.extend(chars.iter().map(|c| format!("{c}{END_OF_WORD}")));
+        tokens.extend(merges.iter().map(|(a, b)| format!("{a}{b}")));
+        tokens.extend([BOS.to_owned(), EOS.to_owned()]);
+        Ok(Self { tokens, merges })
+    }
+
     pub fn save(&self, dir: &Path, max_len: usize) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         let vocab: serde_json::Map<String, serde_json::Value> =
