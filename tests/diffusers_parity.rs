@@ -12,7 +12,9 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor};
 use latent_studio::diffusion::DiffusionNets;
 use latent_studio::diffusion::checkpoint::SingleFileSpec;
 use latent_studio::diffusion::checkpoint::family::Family;
@@ -44,10 +46,12 @@ struct Case {
     sampler: SamplerKind,
     /// A random LoRA of this layout (with LoCon convolutions if `.1`) at weight `.2`.
     lora: Option<(LoraLayout, bool, f64)>,
+    /// A random two-vector textual-inversion embedding named "sparkle" (A1111's file layout).
+    embedding: bool,
 }
 
 const fn case(name: &'static str, model: &'static str, load: Load, sampler: SamplerKind) -> Case {
-    Case { name, model, load, sampler, lora: None }
+    Case { name, model, load, sampler, lora: None, embedding: false }
 }
 
 fn cases() -> Vec<Case> {
@@ -83,6 +87,7 @@ fn cases() -> Vec<Case> {
             lora: Some((LoraLayout::Kohya, false, 0.8)),
             ..case("lora-single-sdxl-kohya", "sdxl", Load::Single(sdxl, DType::F32), SamplerKind::Ddim)
         },
+        Case { embedding: true, ..case("embedding-sd1", "sd", Load::Folder, SamplerKind::Ddim) },
     ]);
     cases
 }
@@ -121,19 +126,26 @@ fn psnr(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
 }
 
 /// Runs the reference script on every case and copies its images into the fixtures.
-/// Per case: the model folder, the single file (if any) and the LoRA file (if any).
-type CaseFiles = (PathBuf, Option<PathBuf>, Option<PathBuf>);
+/// Per case: the model folder, the single file (if any), the LoRA file (if any)
+/// and the embeddings folder (if any).
+type CaseFiles = (PathBuf, Option<PathBuf>, Option<PathBuf>, Option<PathBuf>);
+
+/// The prompt a case generates: with the embedding's name where it has one.
+fn prompt(case: &Case) -> &'static str {
+    if case.embedding { "a sparkle heart" } else { "a red heart" }
+}
 
 fn record(python: &str, root: &Path, files: &[CaseFiles], noise: &Path, step_noise: &Path) {
     let r = request();
     let jobs: Vec<_> = cases()
         .iter()
         .zip(files)
-        .map(|(case, (folder, single, lora))| {
+        .map(|(case, (folder, single, lora, embeddings))| {
             json!({
                 "folder": folder, "single_file": single, "sdxl": case.model == "sdxl",
                 "lora": lora, "lora_scale": case.lora.map(|l| l.2),
-                "sampler": case.sampler.a1111_name(), "prompt": r.prompt, "negative": r.negative,
+                "embedding": embeddings.as_ref().map(|d| d.join("sparkle.safetensors")), "embedding_token": "sparkle",
+                "sampler": case.sampler.a1111_name(), "prompt": prompt(case), "negative": r.negative,
                 "steps": r.steps, "guidance": r.guidance, "width": r.width, "height": r.height,
                 "latent_shape": [4, 4, 4], "noise": noise, "step_noise": step_noise,
                 "out": root.join(format!("{}.png", case.name)),
@@ -184,13 +196,25 @@ fn every_sampler_and_single_file_matches_diffusers() {
             write_random_lora(&nets, &spec, &file).unwrap();
             file
         });
-        files.push((folder, single, lora));
+        let embeddings = case.embedding.then(|| {
+            let dir = root.join(format!("{}-embeddings", case.name));
+            std::fs::create_dir_all(&dir).unwrap();
+            let values: Vec<f32> = SeededRng::new(52).normal_vec(2 * 32).iter().map(|v| 0.5 * v).collect();
+            let vectors = Tensor::from_vec(values, (2, 32), &Device::Cpu).unwrap();
+            candle_core::safetensors::save(
+                &HashMap::from([("emb_params".to_owned(), vectors)]),
+                dir.join("sparkle.safetensors"),
+            )
+            .unwrap();
+            dir
+        });
+        files.push((folder, single, lora, embeddings));
     }
     if let Ok(python) = std::env::var("DIFFUSERS_PYTHON") {
         record(&python, root, &files, &noise_file, &step_file);
     }
     let mut report = Vec::new();
-    for (case, (folder, single, lora)) in cases().iter().zip(&files) {
+    for (case, (folder, single, lora, embeddings)) in cases().iter().zip(&files) {
         let pipeline = match single {
             None => DiffusionPipeline::load(folder, &Device::Cpu).unwrap(),
             Some(file) => {
@@ -203,7 +227,7 @@ fn every_sampler_and_single_file_matches_diffusers() {
                 DiffusionPipeline::load_single_file(&spec, &Device::Cpu).unwrap()
             }
         };
-        let r = ImageRequest { sampler: case.sampler, ..request() };
+        let r = ImageRequest { sampler: case.sampler, prompt: prompt(case).into(), ..request() };
         let loras = match (lora, case.lora) {
             (Some(path), Some((_, _, w))) => vec![LoraRequest { path: path.clone(), text_weight: w, unet_weight: w }],
             _ => vec![],
@@ -212,9 +236,15 @@ fn every_sampler_and_single_file_matches_diffusers() {
             noise: Some(noise.clone()),
             step_noise: Some(step_noise.clone()),
             loras,
+            embedding_dirs: embeddings.iter().cloned().collect(),
             ..Default::default()
         };
         let ours = pipeline.generate_with(&r, inputs, &mut |_| {}, &CancelToken::new()).unwrap().unwrap().image;
+        if case.embedding {
+            let without = GenerateInputs { noise: Some(noise.clone()), ..Default::default() };
+            let plain = pipeline.generate_with(&r, without, &mut |_| {}, &CancelToken::new()).unwrap().unwrap().image;
+            assert_ne!(plain, ours, "the embedding changed nothing");
+        }
         let reference = image::open(Path::new(FIXTURES).join(format!("{}.png", case.name))).unwrap().to_rgb8();
         let db = psnr(&ours, &reference);
         report.push(format!("{}: {db:.1} dB", case.name));

@@ -30,7 +30,9 @@ fn write_tiny_decoder(dir: &Path) {
     TinyDecoder::new(&config, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
     reseed_parameters(&varmap, 81).unwrap();
     let mut rng = SeededRng::new(82);
-    for (name, var) in named_vars(&varmap) {
+    let mut vars = named_vars(&varmap);
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, var) in vars {
         if name.ends_with("bias") {
             let values: Vec<f32> = rng.normal_vec(var.elem_count()).iter().map(|v| 0.1 * v).collect();
             var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap()).unwrap();

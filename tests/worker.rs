@@ -387,6 +387,7 @@ fn image_jobs_outlive_a_stopped_inference_thread() {
             output_dir: dir.path().join("out"),
             lora_dirs: vec![],
             preview_decoder: None,
+            embedding_dirs: vec![],
         }))
     };
     let image = w.submit(image_job(1000));

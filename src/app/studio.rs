@@ -65,7 +65,15 @@ impl StudioApp {
     /// Builds the app from eframe's creation context: restores settings,
     /// starts the worker, installs the GPU scatter and opens the last model.
     pub fn new(cc: &eframe::CreationContext<'_>, models_dir: PathBuf) -> anyhow::Result<Self> {
-        let settings = cc.storage.and_then(|s| eframe::get_value(s, Settings::KEY)).unwrap_or_default();
+        let mut settings: Settings = cc.storage.and_then(|s| eframe::get_value(s, Settings::KEY)).unwrap_or_default();
+        // Folders named at launch join the library (as A1111's --ckpt-dir and --lora-dir do).
+        if let Some(dirs) = std::env::var_os("LATENT_STUDIO_MODEL_FOLDERS") {
+            for dir in std::env::split_paths(&dirs) {
+                if !settings.model_folders.contains(&dir) {
+                    settings.model_folders.push(dir);
+                }
+            }
+        }
         Self::with_settings(&cc.egui_ctx, cc.wgpu_render_state.as_ref(), models_dir, settings)
     }
 

@@ -20,7 +20,7 @@ use crate::vae::train::{TrainVaeSpec, VaeTrainer};
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// Seconds per denoising step and per image of a diffusion model (DDIM by default).
-    Diffusion(super::bench_diffusion::BenchDiffusionArgs),
+    Diffusion(Box<super::bench_diffusion::BenchDiffusionArgs>),
     /// Decode latency of a VAE (one image, a 16-frame strip, a batch of 64),
     /// one training step, and UI frame time while training.
     Latent {
@@ -95,7 +95,7 @@ pub enum BenchCommand {
 /// Runs a benchmark and prints its table.
 pub fn run(cmd: BenchCommand, models_dir: &Path) -> anyhow::Result<()> {
     match cmd {
-        BenchCommand::Diffusion(args) => super::bench_diffusion::bench_diffusion(models_dir, args),
+        BenchCommand::Diffusion(args) => super::bench_diffusion::bench_diffusion(models_dir, *args),
         BenchCommand::Latent { model, runs, frames, data_dir, json, dump } => {
             bench_latent(models_dir, &model, runs, json, dump.as_deref())?;
             if frames > 0 {

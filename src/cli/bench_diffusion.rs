@@ -14,9 +14,10 @@ use clap::Args;
 use crate::diffusion::checkpoint::family::Family;
 use crate::diffusion::checkpoint::write::write_single_file;
 use crate::diffusion::checkpoint::{SingleFileSpec, clip_vocab_path};
-use crate::diffusion::pipeline::{DiffusionPipeline, ImageRequest, StepReport};
+use crate::diffusion::pipeline::{DiffusionPipeline, Generated, ImageRequest, StepReport};
 use crate::diffusion::random_weights::{RandomModel, write_random_model};
 use crate::diffusion::schedulers::SamplerKind;
+use crate::diffusion::tiny_decoder::TinyDecoder;
 use crate::io::npy::{NpyArray, npy_bytes};
 use crate::io::output::write_new_file;
 use crate::io::png_meta::encode_png;
@@ -40,6 +41,10 @@ pub struct BenchDiffusionArgs {
     /// and, beside it, the same as one fp16 file in A1111's layout (DIR.fp16.safetensors); time the folder.
     #[arg(long)]
     random_sd15: Option<PathBuf>,
+    /// Write a full-size SDXL-base-shaped model (random weights) into this folder and beside it
+    /// its fp16 single file (DIR.fp16.safetensors); time the single file.
+    #[arg(long)]
+    random_sdxl: Option<PathBuf>,
     /// A single-file checkpoint to time instead of a folder.
     #[arg(long)]
     model_file: Option<PathBuf>,
@@ -62,6 +67,11 @@ pub struct BenchDiffusionArgs {
     /// Timed images (after one warm-up image).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Also time one preview per way of drawing it at this size: the full
+    /// decoder, the fitted colour map and this tiny decoder (TAESD layout;
+    /// `random` writes one with random weights next to the model).
+    #[arg(long)]
+    preview_decoder: Option<PathBuf>,
     /// Write the initial latent as .npy (for the diffusers side).
     #[arg(long)]
     dump_noise: Option<PathBuf>,
@@ -73,6 +83,31 @@ pub struct BenchDiffusionArgs {
     json: bool,
 }
 
+/// Prints the time of one preview of the final latent's size each way.
+fn time_previews(pipeline: &DiffusionPipeline, generated: &Generated, tiny: &Path) -> anyhow::Result<()> {
+    let [c, h, w] = generated.latent_shape;
+    let device = &pipeline.nets().device;
+    let x0 = candle_core::Tensor::from_vec(generated.noise.clone(), (1, c, h, w), device)?;
+    let vae = &pipeline.nets().vae;
+    let time = |f: &dyn Fn() -> anyhow::Result<()>| -> anyhow::Result<f64> {
+        f()?; // warm-up
+        let started = Instant::now();
+        f()?;
+        Ok(started.elapsed().as_secs_f64())
+    };
+    let full = time(&|| Ok(vae.decode(&vae.from_diffusion(&x0)?).map(|_| ())?))?;
+    pipeline.use_preview_decoder(None)?;
+    let colours = time(&|| Ok(pipeline.preview(&x0).map(|_| ())?))?;
+    pipeline.use_preview_decoder(Some(tiny))?;
+    let taesd = time(&|| Ok(pipeline.preview(&x0).map(|_| ())?))?;
+    pipeline.use_preview_decoder(None)?;
+    println!(
+        "preview of a {}×{} latent: full decoder {full:.3} s, colour map {colours:.4} s, tiny decoder {taesd:.3} s",
+        w, h
+    );
+    Ok(())
+}
+
 /// The process's peak resident memory so far (Linux's VmHWM), in MB.
 fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -81,18 +116,18 @@ fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// The full-size SD 1.5-shaped folder and its fp16 single file, unless already written.
-fn write_random_sd15(dir: &Path, clip_vocab: &Path) -> anyhow::Result<()> {
+/// A full-size standard-shaped folder and its fp16 single file, unless already written.
+fn write_random_standard(dir: &Path, family: Family, clip_vocab: &Path) -> anyhow::Result<PathBuf> {
     if !dir.join("unet").exists() {
-        write_random_model(dir, &RandomModel::sd15(0, clip_vocab))
+        write_random_model(dir, &RandomModel::standard(family, 0, clip_vocab))
             .with_context(|| format!("cannot write {}", dir.display()))?;
     }
     let file = dir.with_extension("fp16.safetensors");
     if !file.exists() {
-        write_single_file(dir, Family::Sd1, DType::F16, &file)?;
+        write_single_file(dir, family, DType::F16, &file)?;
     }
     eprintln!("folder {} and single file {}", dir.display(), file.display());
-    Ok(())
+    Ok(file)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -102,7 +137,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Runs `bench diffusion`.
 pub fn bench_diffusion(models_dir: &Path, args: BenchDiffusionArgs) -> anyhow::Result<()> {
-    let dir = match (&args.model, &args.model_dir, &args.random_sd_mid, &args.random_sd15, &args.model_file) {
+    let mut model_file = args.model_file.clone();
+    if let Some(dir) = &args.random_sdxl {
+        model_file = Some(write_random_standard(dir, Family::Sdxl, &clip_vocab_path(models_dir))?);
+    }
+    let dir = match (&args.model, &args.model_dir, &args.random_sd_mid, &args.random_sd15, &model_file) {
         (Some(id), ..) => find_manifest(models_dir, id)?.dir,
         (None, Some(dir), ..) => dir.clone(),
         (None, None, Some(dir), ..) => {
@@ -113,7 +152,7 @@ pub fn bench_diffusion(models_dir: &Path, args: BenchDiffusionArgs) -> anyhow::R
             dir.clone()
         }
         (None, None, None, Some(dir), _) => {
-            write_random_sd15(dir, &clip_vocab_path(models_dir))?;
+            write_random_standard(dir, Family::Sd1, &clip_vocab_path(models_dir))?;
             dir.clone()
         }
         (None, None, None, None, Some(file)) => file.clone(),
@@ -121,7 +160,7 @@ pub fn bench_diffusion(models_dir: &Path, args: BenchDiffusionArgs) -> anyhow::R
     };
     let device = default_device();
     let load_started = Instant::now();
-    let pipeline = match &args.model_file {
+    let pipeline = match &model_file {
         Some(file) => {
             let vocab = Some(clip_vocab_path(models_dir));
             let spec = SingleFileSpec { file: file.clone(), config: args.config.clone(), vae: None, vocab };
@@ -164,6 +203,16 @@ pub fn bench_diffusion(models_dir: &Path, args: BenchDiffusionArgs) -> anyhow::R
         write_new_file(path, &encode_png(&generated.image, &[]).map_err(anyhow::Error::msg)?)?;
     }
     let (s_step, s_image) = (median(step_s), median(image_s));
+    if let Some(path) = &args.preview_decoder {
+        let path = if path.as_os_str() == "random" {
+            let file = std::env::temp_dir().join("latent-studio-random-taesd.safetensors");
+            TinyDecoder::write_random(&file, 0)?;
+            file
+        } else {
+            path.clone()
+        };
+        time_previews(&pipeline, &generated, &path)?;
+    }
     if args.json {
         let row = serde_json::json!({
             "model": dir.display().to_string(), "size": size, "steps": args.steps, "cfg": args.cfg,

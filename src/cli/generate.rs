@@ -80,6 +80,9 @@ pub struct GenerateArgs {
     /// Where the prompt's <lora:name:weight> tags are looked up (name.safetensors); repeatable.
     #[arg(long)]
     lora_dir: Vec<PathBuf>,
+    /// Textual-inversion embeddings (A1111's .safetensors) used by name in prompts; repeatable.
+    #[arg(long)]
+    embeddings_dir: Vec<PathBuf>,
     /// A tiny preview decoder (TAESD/TAESDXL in diffusers' AutoencoderTiny
     /// layout: a folder or its .safetensors) for the --preview-every images.
     #[arg(long)]
@@ -193,6 +196,7 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
         lora_dirs: args.lora_dir.clone(),
         preview_decoder: args.preview_decoder.clone(),
         preview_decoder_final: args.preview_decoder_final,
+        embedding_dirs: args.embeddings_dir.clone(),
     };
     let generated = pipeline.generate_with(&request, inputs, &mut on_step, &CancelToken::new())?;
     bar.finish_and_clear();

@@ -151,13 +151,32 @@ impl ClipTextModel {
     /// norm [batch, n, hidden] (SD 1.x/2.x's conditioning) and the input of
     /// the last layer, un-normed (SDXL's "penultimate" states).
     pub fn forward(&self, ids: &Tensor) -> Result<(Tensor, Tensor)> {
+        self.forward_with_vectors(ids, &[])
+    }
+
+    /// As `forward`, with token embeddings replaced from position `offset`
+    /// on by the rows of `vectors` [k, hidden] (textual-inversion embeddings),
+    /// in every sequence of the batch.
+    pub fn forward_with_vectors(&self, ids: &Tensor, replaced: &[(usize, Tensor)]) -> Result<(Tensor, Tensor)> {
         let (_, n) = ids.dims2()?;
         if n > self.config.max_position_embeddings {
             candle_core::bail!("{n} tokens exceed the encoder's {} positions", self.config.max_position_embeddings);
         }
         let device = ids.device();
         let position_ids = Tensor::arange(0u32, n as u32, device)?;
-        let mut x = self.tokens.forward(ids)?.broadcast_add(&self.positions.forward(&position_ids)?)?;
+        let mut embedded = self.tokens.forward(ids)?;
+        for (offset, vectors) in replaced {
+            let (k, _) = vectors.dims2()?;
+            if offset + k > n {
+                candle_core::bail!("an embedding of {k} vectors at token {offset} does not fit in {n}");
+            }
+            let batch = embedded.dim(0)?;
+            let rows = vectors.to_dtype(embedded.dtype())?.unsqueeze(0)?.repeat((batch, 1, 1))?;
+            let before = embedded.narrow(1, 0, *offset)?;
+            let after = embedded.narrow(1, offset + k, n - offset - k)?;
+            embedded = Tensor::cat(&[&before, &rows, &after], 1)?;
+        }
+        let mut x = embedded.broadcast_add(&self.positions.forward(&position_ids)?)?;
         let mut penultimate = x.clone();
         for (i, layer) in self.layers.iter().enumerate() {
             if i + 1 == self.layers.len() {

@@ -13,7 +13,8 @@ use super::clip_text::{ClipTextConfig, ClipTextModel};
 use super::clip_tokenizer::ClipTokenizer;
 use super::lora::keys as lora_keys;
 use super::lora::registry::WeightRegistry;
-use super::prompt::chunks::{NoEmbeddings, chunk_prompt};
+use super::prompt::chunks::chunk_prompt;
+use super::prompt::embeddings::EmbeddingSet;
 use super::prompt::emphasis;
 use super::unet::Unet;
 use super::unet_config::UnetConfig;
@@ -265,16 +266,26 @@ impl DiffusionNets {
     /// chunk. One tower gives its last hidden state; two (SDXL) give their
     /// penultimate states side by side, as diffusers' SDXL pipeline does.
     pub fn encode_prompts(&self, prompts: &[&str]) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+        self.encode_prompts_with(prompts, &EmbeddingSet::default())
+    }
+
+    /// As `encode_prompts`, with textual-inversion `embeddings` standing in
+    /// for their names wherever a prompt uses them.
+    pub fn encode_prompts_with(
+        &self,
+        prompts: &[&str],
+        embeddings: &EmbeddingSet,
+    ) -> candle_core::Result<(Tensor, Option<Tensor>)> {
         let mut states = Vec::with_capacity(prompts.len());
         let mut pooled = Vec::new();
         for prompt in prompts {
-            let (z, p) = self.encode_prompt(prompt)?;
+            let (z, p) = self.encode_prompt(prompt, embeddings)?;
             states.push(z);
             pooled.extend(p);
         }
         let longest = states.iter().map(|z| z.dim(1)).collect::<candle_core::Result<Vec<_>>>()?.into_iter().max();
         if let Some(longest) = longest.filter(|&n| states.iter().any(|z| z.dim(1).is_ok_and(|m| m != n))) {
-            let (empty, _) = self.encode_prompt("")?;
+            let (empty, _) = self.encode_prompt("", embeddings)?;
             let window = empty.dim(1)?;
             for z in &mut states {
                 let missing = (longest - z.dim(1)?) / window;
@@ -289,17 +300,23 @@ impl DiffusionNets {
     }
 
     /// One prompt's states [1, chunks × window, context] and pooled embedding.
-    fn encode_prompt(&self, prompt: &str) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+    fn encode_prompt(&self, prompt: &str, embeddings: &EmbeddingSet) -> candle_core::Result<(Tensor, Option<Tensor>)> {
         let sdxl = self.towers.len() > 1;
         let pieces = emphasis::parse(prompt);
         let mut per_tower = Vec::with_capacity(self.towers.len());
         let mut pooled = None;
-        for tower in &self.towers {
-            let (chunks, _) = chunk_prompt(&pieces, &tower.tokenizer, &NoEmbeddings);
+        for (t, tower) in self.towers.iter().enumerate() {
+            let lookup = embeddings.for_tower(t, &tower.tokenizer);
+            let (chunks, fixes) = chunk_prompt(&pieces, &tower.tokenizer, &lookup);
             let mut zs = Vec::with_capacity(chunks.len());
             for (i, chunk) in chunks.iter().enumerate() {
                 let ids = Tensor::from_vec(chunk.tokens.clone(), (1, chunk.tokens.len()), &self.device)?;
-                let (last, penultimate) = tower.encoder.forward(&ids)?;
+                let replaced: Vec<(usize, Tensor)> = fixes
+                    .iter()
+                    .filter(|f| f.chunk == i)
+                    .filter_map(|f| Some((f.offset, lookup.vectors(&f.name)?.to_device(&self.device).ok()?)))
+                    .collect();
+                let (last, penultimate) = tower.encoder.forward_with_vectors(&ids, &replaced)?;
                 if i == 0 {
                     pooled = tower.encoder.pooled(&last, &ids)?;
                 }

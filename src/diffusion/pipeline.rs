@@ -15,6 +15,7 @@ use crate::diffusion::checkpoint::{SingleFileSource, SingleFileSpec};
 use crate::diffusion::lora::LoraReport;
 use crate::diffusion::lora::active::{ActiveLoras, LoraRequest, find_lora};
 use crate::diffusion::nets::{DiffusionNets, FolderError, read_config};
+use crate::diffusion::prompt::embeddings::EmbeddingSet;
 use crate::diffusion::prompt::extra::take_extras;
 use crate::diffusion::schedulers::{Sampler, ScheduleError, SchedulerConfig, build_sampler};
 use crate::diffusion::tiny_decoder::TinyDecoder;
@@ -66,6 +67,8 @@ pub struct GenerateInputs<'a> {
     pub preview_decoder: Option<PathBuf>,
     /// Decode the final image with the preview decoder too (fast, lower quality).
     pub preview_decoder_final: bool,
+    /// Folders of textual-inversion embeddings, used by name in prompts.
+    pub embedding_dirs: Vec<PathBuf>,
 }
 
 /// A finished image.
@@ -270,6 +273,8 @@ pub struct DiffusionPipeline {
     loras: ActiveLoras,
     /// The tiny preview decoder in use, if any.
     preview_decoder: RwLock<Option<Arc<TinyDecoder>>>,
+    /// The textual-inversion embeddings in use and the folders they came from.
+    embeddings: RwLock<(Vec<PathBuf>, Arc<EmbeddingSet>)>,
 }
 
 impl DiffusionPipeline {
@@ -291,6 +296,7 @@ impl DiffusionPipeline {
             zero_empty_negative,
             loras: ActiveLoras::default(),
             preview_decoder: RwLock::new(None),
+            embeddings: RwLock::new((Vec::new(), Arc::default())),
         })
     }
 
@@ -310,6 +316,7 @@ impl DiffusionPipeline {
             zero_empty_negative,
             loras: ActiveLoras::default(),
             preview_decoder: RwLock::new(None),
+            embeddings: RwLock::new((Vec::new(), Arc::default())),
         })
     }
 
@@ -339,6 +346,23 @@ impl DiffusionPipeline {
             wanted.push(LoraRequest { path, text_weight: tag.text_weight, unet_weight: tag.unet_weight });
         }
         self.loras.ensure(&self.nets, &wanted).map_err(|e| GenerateError::Invalid(e.to_string()))
+    }
+
+    /// Reads the textual-inversion embeddings in `dirs` that fit this model
+    /// (again only when the folders change); returns the files skipped and why.
+    pub fn use_embeddings(&self, dirs: &[PathBuf]) -> Vec<(PathBuf, String)> {
+        if let Ok(current) = self.embeddings.read()
+            && current.0 == dirs
+        {
+            return current.1.skipped.clone();
+        }
+        let widths: Vec<usize> = self.nets.towers.iter().map(|t| t.encoder.config().hidden_size).collect();
+        let set = Arc::new(EmbeddingSet::load(dirs, &widths));
+        let skipped = set.skipped.clone();
+        if let Ok(mut slot) = self.embeddings.write() {
+            *slot = (dirs.to_vec(), set);
+        }
+        skipped
     }
 
     /// Uses the tiny preview decoder at `path` (loaded once; `None`: the
@@ -397,7 +421,8 @@ impl DiffusionPipeline {
         // `<lora:…>` tags are not text for the encoder (`use_loras` merged them).
         let (prompt, negative) = (take_extras(&request.prompt).text, take_extras(&request.negative).text);
         let prompts: Vec<&str> = if guided { vec![&negative, &prompt] } else { vec![&prompt] };
-        let (mut context, mut pooled) = self.nets.encode_prompts(&prompts)?;
+        let embeddings = self.embeddings.read().map(|e| e.1.clone()).unwrap_or_default();
+        let (mut context, mut pooled) = self.nets.encode_prompts_with(&prompts, &embeddings)?;
         if guided && request.negative.is_empty() && self.zero_empty_negative {
             let zero_first = |t: &Tensor| Tensor::cat(&[&t.narrow(0, 0, 1)?.zeros_like()?, &t.narrow(0, 1, 1)?], 0);
             context = zero_first(&context)?;
@@ -451,7 +476,9 @@ impl DiffusionPipeline {
             lora_dirs,
             preview_decoder,
             preview_decoder_final,
+            embedding_dirs,
         } = inputs;
+        self.use_embeddings(&embedding_dirs);
         let lora_reports = self.use_loras(request, &loras, &lora_dirs)?;
         let tiny = self.use_preview_decoder(preview_decoder.as_deref())?;
         let shape = self.latent_shape(request.width, request.height)?;

@@ -128,7 +128,11 @@ impl RandomModel {
     /// ViT-L text encoder with CLIP's vocabulary from `clip_vocab`, the
     /// 83 M autoencoder): what `bench diffusion --random-sd15` times.
     pub fn sd15(seed: u64, clip_vocab: &Path) -> Self {
-        let family = crate::diffusion::checkpoint::family::Family::Sd1;
+        Self::standard(crate::diffusion::checkpoint::family::Family::Sd1, seed, clip_vocab)
+    }
+
+    /// A standard family's full shape (SD 1.x, 2.x or SDXL base) with CLIP's vocabulary.
+    pub fn standard(family: crate::diffusion::checkpoint::family::Family, seed: u64, clip_vocab: &Path) -> Self {
         Self {
             unet: crate::diffusion::checkpoint::standard::unet(family),
             text: crate::diffusion::checkpoint::standard::text(family),
@@ -147,7 +151,9 @@ pub fn write_random_model(dir: &Path, model: &RandomModel) -> Result<(), TrainEr
     let device = Device::Cpu;
     let captions: Vec<String> = VOCABULARY_TEXT.iter().map(|s| s.to_string()).collect();
     let bpe = match &model.clip_vocab {
-        Some(path) => ClipBpe::from_clip_vocab(path).map_err(|e| TrainError::File { path: e.path, detail: e.message })?,
+        Some(path) => {
+            ClipBpe::from_clip_vocab(path).map_err(|e| TrainError::File { path: e.path, detail: e.message })?
+        }
         None => train_clip_bpe(&captions, 120),
     };
     let fresh = |seed: u64, build: &dyn Fn(VarBuilder) -> candle_core::Result<()>| -> Result<VarMap, TrainError> {

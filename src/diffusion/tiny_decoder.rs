@@ -155,6 +155,15 @@ impl TinyDecoder {
         Ok(decoder)
     }
 
+    /// Writes a decoder of the standard (TAESD) shape with random weights as
+    /// one safetensors file, for benchmarks.
+    pub fn write_random(path: &Path, seed: u64) -> Result<()> {
+        let varmap = candle_nn::VarMap::new();
+        Self::new(&TinyDecoderConfig::default(), VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu))?;
+        crate::train::init::reseed_parameters(&varmap, seed)?;
+        varmap.save(path)
+    }
+
     /// Where it was loaded from.
     pub fn path(&self) -> &Path {
         &self.path

@@ -156,7 +156,9 @@ mod tests {
         assert_eq!(read_image_record(&path).unwrap().unwrap(), record);
         let params = crate::io::sd_params::read_generation_params(&path).unwrap().unwrap();
         assert_eq!((params.steps, params.sampler.as_str(), params.seed), (20, "DDIM", 42));
-        assert_eq!(params.extra, [("Denoising strength".to_owned(), "0.75".to_owned())]);
+        let extra =
+            [("Denoising strength", "0.75"), ("Model hash", "6ce0161689"), ("Lora hashes", "glow: 0123456789ab")];
+        assert_eq!(params.extra, extra.map(|(k, v)| (k.to_owned(), v.to_owned())));
 
         let a1111 = "masterpiece, cat\nNegative prompt: dog\nSteps: 30, Sampler: DPM++ 2M Karras, CFG scale: 6.5, Seed: 7, Size: 640x448, Model: sd15";
         let other = dir.path().join("b.png");
@@ -166,6 +168,14 @@ mod tests {
         assert_eq!((read.request.prompt.as_str(), read.request.negative.as_str()), ("masterpiece, cat", "dog"));
         assert_eq!((read.request.steps, read.request.guidance, read.request.seed), (30, 6.5, 7));
         assert_eq!((read.request.width, read.request.height, read.model.as_str()), (640, 448, "sd15"));
-        assert_eq!(read.request.sampler, SamplerKind::EulerAncestral);
+        assert_eq!(read.request.sampler, SamplerKind::DpmPp2mKarras, "A1111's older name");
+        // A1111 1.9+ writes the schedule apart; a sampler we lack becomes Euler a.
+        let newer = "cat\nSteps: 30, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 7, Size: 64x64";
+        let unknown = "cat\nSteps: 30, Sampler: UniPC, CFG scale: 6.5, Seed: 7, Size: 64x64";
+        for (text, want) in [(newer, SamplerKind::DpmPp2mKarras), (unknown, SamplerKind::EulerAncestral)] {
+            let chunks = [(PARAMETERS_KEY.to_owned(), text.to_owned())];
+            let read = image_record_from_chunks(&chunks).unwrap().unwrap();
+            assert_eq!(read.request.sampler, want, "{text}");
+        }
     }
 }

@@ -93,6 +93,7 @@ impl ImageService {
             preview_every: spec.preview_every,
             lora_dirs: spec.lora_dirs.clone(),
             preview_decoder: spec.preview_decoder.clone(),
+            embedding_dirs: spec.embedding_dirs.clone(),
             ..GenerateInputs::default()
         };
         let generated =

@@ -100,6 +100,8 @@ pub struct ImageJob {
     pub lora_dirs: Vec<PathBuf>,
     /// A tiny preview decoder (TAESD) for the previews, if the library has one for this model.
     pub preview_decoder: Option<PathBuf>,
+    /// Folders of textual-inversion embeddings (the library's).
+    pub embedding_dirs: Vec<PathBuf>,
 }
 
 /// One token as the text panel shows it.

@@ -70,7 +70,7 @@ _pipes = {}
 
 def pipeline(job):
     # A LoRA job gets a pipeline of its own, untouched by earlier loads and unloads.
-    key = (job["folder"], job.get("single_file"), job.get("sdxl", False), job.get("lora"))
+    key = (job["folder"], job.get("single_file"), job.get("sdxl", False), job.get("lora"), job.get("embedding"))
     if key not in _pipes:
         cls = StableDiffusionXLPipeline if job.get("sdxl") else StableDiffusionPipeline
         if job.get("single_file"):
@@ -102,6 +102,8 @@ def run(job):
         STEP_NOISE.rows = np.load(job["step_noise"]).astype(np.float32).reshape(job["steps"], -1)
     if job.get("lora"):
         pipe.load_lora_weights(job["lora"])
+    if job.get("embedding"):
+        pipe.load_textual_inversion(job["embedding"], token=job["embedding_token"])
     kwargs = dict(
         prompt=job["prompt"],
         negative_prompt=job["negative"],

@@ -108,6 +108,7 @@ impl StudioApp {
             output_dir: self.settings.output_dir.clone(),
             lora_dirs: self.lora_dirs(),
             preview_decoder: self.preview_decoder(),
+            embedding_dirs: self.embedding_dirs(),
         };
         let id = self.submit(WorkerRequest::GenerateImage(Box::new(job)), Purpose::Image, format!("image {label}"));
         self.image.queued(id, label);

@@ -70,10 +70,19 @@ impl StudioApp {
 
     /// The folders holding the library's LoRAs, where prompts' `<lora:name>` are looked up.
     pub(super) fn lora_dirs(&self) -> Vec<PathBuf> {
+        self.folders_of(&ItemKind::Lora)
+    }
+
+    /// The folders holding the library's textual-inversion embeddings.
+    pub(super) fn embedding_dirs(&self) -> Vec<PathBuf> {
+        self.folders_of(&ItemKind::Embedding)
+    }
+
+    fn folders_of(&self, kind: &ItemKind) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = self
             .library
             .iter()
-            .filter(|i| i.kind == ItemKind::Lora)
+            .filter(|i| &i.kind == kind)
             .filter_map(|i| i.path.parent().map(PathBuf::from))
             .collect();
         dirs.sort();

@@ -61,7 +61,8 @@ impl MappedWeights {
             );
         }
         let half = matches!(t.dtype(), DType::F16 | DType::BF16);
-        let layer_weight = name.ends_with(".weight") && matches!(t.rank(), 2 | 4);
+        // Embedding tables are looked up, not multiplied: they are widened here.
+        let layer_weight = name.ends_with(".weight") && matches!(t.rank(), 2 | 4) && !name.contains("embedding");
         if self.keep_half && half && layer_weight { Ok(t) } else { t.to_dtype(dtype) }
     }
 }

@@ -185,7 +185,7 @@ impl ModelSource for SingleFileSource {
             Component::Text(i) => {
                 let (prefix, layout) = self.family.towers()[i.min(self.family.towers().len() - 1)];
                 let map: KeyMap = Arc::new(move |ours: &str| text_source(ours, layout, prefix));
-                self.mapped(&self.file, map, false, device)
+                self.mapped(&self.file, map, true, device)
             }
             Component::Unet => {
                 let layout = unet_layout(&self.unet_config()?);
@@ -204,7 +204,7 @@ impl ModelSource for SingleFileSource {
                 } else {
                     Arc::new(|ours: &str| Some(Source { name: ours.to_owned(), transform: Transform::Same }))
                 };
-                return Ok((self.mapped(&file, map, false, device), path));
+                return Ok((self.mapped(&file, map, true, device), path));
             }
         };
         Ok((vb, path))

@@ -1,20 +1,21 @@
 //! Every weight of the loaded networks by name, so that LoRAs can be
 //! merged into them in place and taken out again without reloading the
-//! checkpoint: the networks are built through `Recorder`, which hands each
-//! layer a view of a candle `Var` it keeps; `set` rewrites a weight's
-//! storage, which the layer sees at its next call.
+//! checkpoint: the networks are built through `Recorder`, which keeps a
+//! handle on each tensor it hands a layer (the same storage, no copy);
+//! `set` overwrites that storage (`slice_set`), which the layer sees at its
+//! next call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use candle_core::{DType, Device, Result, Shape, Tensor, Var};
+use candle_core::{DType, Device, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use candle_nn::var_builder::SimpleBackend;
 
 /// Named weights, shared with the `Recorder`s that filled them.
 #[derive(Clone, Default)]
 pub struct WeightRegistry {
-    vars: Arc<Mutex<HashMap<String, Var>>>,
+    vars: Arc<Mutex<HashMap<String, Tensor>>>,
 }
 
 impl WeightRegistry {
@@ -29,20 +30,20 @@ impl WeightRegistry {
     /// The names of every recorded weight with their shapes.
     pub fn shapes(&self) -> HashMap<String, Vec<usize>> {
         let vars = self.vars.lock().map(|v| v.clone()).unwrap_or_default();
-        vars.into_iter().map(|(name, var)| (name, var.as_tensor().dims().to_vec())).collect()
+        vars.into_iter().map(|(name, t)| (name, t.dims().to_vec())).collect()
     }
 
     /// The current value of a weight (a copy).
     pub fn get(&self, name: &str) -> Option<Tensor> {
         let vars = self.vars.lock().ok()?;
-        vars.get(name).and_then(|v| v.as_tensor().detach().copy().ok())
+        vars.get(name).and_then(|t| t.copy().ok())
     }
 
     /// Overwrites a weight's values in place (same shape; converted to its dtype).
     pub fn set(&self, name: &str, value: &Tensor) -> Result<()> {
         let vars = self.vars.lock().map_err(|_| candle_core::Error::Msg("weight registry poisoned".into()))?;
-        let Some(var) = vars.get(name) else { candle_core::bail!("no weight {name}") };
-        var.set(&value.to_dtype(var.dtype())?)
+        let Some(weight) = vars.get(name) else { candle_core::bail!("no weight {name}") };
+        weight.slice_set(&value.to_dtype(weight.dtype())?.reshape(weight.shape())?.contiguous()?, 0, 0)
     }
 }
 
@@ -54,14 +55,13 @@ struct Recorder {
 
 impl Recorder {
     fn record(&self, name: &str, tensor: Tensor) -> Result<Tensor> {
-        let var = Var::from_tensor(&tensor)?;
-        // A detached view: same storage, so `set` reaches the layer, but no
-        // gradient tracking (which would keep every activation alive).
-        let view = var.as_tensor().detach();
+        // A weight overwritten in place must own its storage whole.
+        let tensor =
+            if tensor.is_contiguous() && tensor.layout().start_offset() == 0 { tensor } else { tensor.copy()? };
         if let Ok(mut vars) = self.registry.vars.lock() {
-            vars.insert(format!("{}{name}", self.prefix), var);
+            vars.insert(format!("{}{name}", self.prefix), tensor.clone());
         }
-        Ok(view)
+        Ok(tensor)
     }
 }
 

@@ -4,5 +4,6 @@
 //! (`<lora:name:weight>` tags taken out of the text).
 
 pub mod chunks;
+pub mod embeddings;
 pub mod emphasis;
 pub mod extra;
