@@ -25,6 +25,9 @@ impl StudioApp {
                 {
                     [self.image.width, self.image.height] = m.image_size;
                 }
+                if let Some(side) = self.native_side(&model) {
+                    (self.image.width, self.image.height) = (side, side);
+                }
                 self.image.model = Some(model);
             }
             UiCommand::OpenImageModel => self.dialogs.open(|| {

@@ -110,6 +110,19 @@ impl StudioApp {
         named(sdxl).or(decoders.first()).map(|d| d.path.clone())
     }
 
+    /// The side a library checkpoint's family was trained at (SD 1.x 512,
+    /// SD 2.x 768, SDXL 1024), for its size when it is picked.
+    pub(super) fn native_side(&self, model: &ImageModelRef) -> Option<usize> {
+        let ImageModelRef::File { file, .. } = model else { return None };
+        let item = self.library.iter().find(|i| &i.path == file)?;
+        match &item.kind {
+            ItemKind::Checkpoint { family } if family == "SD 1.x" => Some(512),
+            ItemKind::Checkpoint { family } if family == "SD 2.x" => Some(768),
+            ItemKind::Checkpoint { family } if family == "SDXL" => Some(1024),
+            _ => None,
+        }
+    }
+
     /// Finds a restored image's checkpoint and LoRAs in the library: the
     /// checkpoint becomes the model; what is missing is said.
     pub(super) fn restore_models(&mut self, record: &ImageRecord) {
