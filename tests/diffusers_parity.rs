@@ -251,4 +251,11 @@ fn every_sampler_and_single_file_matches_diffusers() {
         assert!(db >= 40.0, "{}: {db:.1} dB against diffusers\n{}", case.name, report.join("\n"));
     }
     eprintln!("{}", report.join("\n"));
+    // The independent check of our single files: diffusers' from_single_file
+    // on them gives what diffusers gives on the folders they were written from.
+    let fixture = |name: &str| image::open(Path::new(FIXTURES).join(format!("{name}.png"))).unwrap().to_rgb8();
+    for (single, folder, floor) in [("single-sd1-f32", "ddim", f64::INFINITY), ("single-sd1-f16", "euler", 40.0)] {
+        let db = psnr(&fixture(single), &fixture(folder));
+        assert!(db >= floor, "diffusers: {single} against {folder}: {db:.1} dB");
+    }
 }

@@ -86,7 +86,8 @@ fn candidates(root: &Path, depth: usize, out: &mut Vec<PathBuf>) {
             out.push(path);
         } else if path.is_dir() && depth > 0 {
             candidates(&path, depth - 1, out);
-        } else if path.is_file() && is_model_file {
+        } else if is_model_file && !path.is_dir() {
+            // Files and broken links alike: a link whose file is gone is listed with why.
             out.push(path);
         }
     }
