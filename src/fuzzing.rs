@@ -207,8 +207,9 @@ pub fn a1111_prompt(data: &[u8]) {
     }
     let pieces = emphasis::parse(&extras.text);
     assert!(!pieces.is_empty());
-    let Some(tokenizer) = byte_tokenizer() else { return };
-    let (chunks, _) = chunk_prompt(&pieces, &tokenizer, &NoEmbeddings);
+    static TOKENIZER: std::sync::OnceLock<Option<ClipTokenizer>> = std::sync::OnceLock::new();
+    let Some(tokenizer) = TOKENIZER.get_or_init(byte_tokenizer) else { return };
+    let (chunks, _) = chunk_prompt(&pieces, tokenizer, &NoEmbeddings);
     assert!(!chunks.is_empty());
     for chunk in chunks {
         assert_eq!(chunk.tokens.len(), tokenizer.max_len());

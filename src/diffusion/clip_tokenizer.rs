@@ -65,7 +65,9 @@ pub fn clean(text: &str) -> String {
 
 /// The words of cleaned text, each as its byte characters with `</w>` on the last.
 pub fn word_symbols(text: &str) -> Vec<Vec<String>> {
-    let Ok(pattern) = Regex::new(PATTERN) else { return Vec::new() };
+    // Compiled once: prompts are tokenized piece by piece, chunk by chunk.
+    static COMPILED: std::sync::OnceLock<Option<Regex>> = std::sync::OnceLock::new();
+    let Some(pattern) = COMPILED.get_or_init(|| Regex::new(PATTERN).ok()) else { return Vec::new() };
     let mut map = [' '; 256];
     for (b, c) in byte_chars() {
         map[b as usize] = c;
