@@ -9,6 +9,9 @@ use candle_nn::VarBuilder;
 use serde::de::DeserializeOwned;
 
 use super::autoencoder::{Autoencoder, AutoencoderConfig};
+use super::checkpoint::keys::{Source, Transform};
+use super::checkpoint::mapped::{KeyMap, MappedWeights};
+use super::checkpoint::open_tensor_file;
 use super::clip_text::{ClipTextConfig, ClipTextModel};
 use super::clip_tokenizer::ClipTokenizer;
 use super::lora::keys as lora_keys;
@@ -39,7 +42,9 @@ pub fn read_config<T: DeserializeOwned>(path: &Path) -> Result<T, FolderError> {
 }
 
 /// The weights of one component folder (the first of `names` that exists),
-/// widened to `dtype`.
+/// read tensor by tensor as layers ask for them (as single files are, so a
+/// folder costs its weights and not a second copy of its files);
+/// half-precision layer weights stay half.
 fn component_weights(
     dir: &Path,
     names: &[&str],
@@ -49,8 +54,11 @@ fn component_weights(
     let Some(path) = names.iter().map(|n| dir.join(n)).find(|p| p.is_file()) else {
         return Err(file_error(dir, format!("no weights file (looked for {})", names.join(", "))));
     };
-    let tensors = candle_core::safetensors::load(&path, device).map_err(|e| file_error(&path, e))?;
-    Ok((VarBuilder::from_tensors(tensors, dtype, device), path))
+    let file = std::sync::Arc::new(open_tensor_file(&path)?);
+    let same: KeyMap =
+        std::sync::Arc::new(|ours: &str| Some(Source { name: ours.to_owned(), transform: Transform::Same }));
+    let backend = MappedWeights { file, map: same, keep_half: true };
+    Ok((VarBuilder::from_backend(Box::new(backend), dtype, device.clone()), path))
 }
 
 /// Runs `build` on a folder's weights, naming the file if a tensor is missing or mis-shaped.
