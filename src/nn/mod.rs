@@ -20,8 +20,6 @@ pub mod norm_op;
 /// widened here, one layer at a time, only while that layer multiplies.
 pub fn widened(weight: &candle_core::Tensor, dtype: candle_core::DType) -> candle_core::Result<candle_core::Tensor> {
     use candle_core::{CpuStorage, DType, Storage};
-    use half::slice::HalfFloatSliceExt;
-    use rayon::prelude::*;
     if weight.dtype() == dtype {
         return Ok(weight.clone());
     }
@@ -30,20 +28,8 @@ pub fn widened(weight: &candle_core::Tensor, dtype: candle_core::DType) -> candl
     // slices in parallel with the CPU's half-precision instructions.
     let (storage, layout) = weight.storage_and_layout();
     let widened = match (&*storage, layout.contiguous_offsets(), dtype) {
-        (Storage::Cpu(CpuStorage::F16(values)), Some((start, end)), DType::F32) => {
-            let source = &values[start..end];
-            let mut out = vec![0f32; source.len()];
-            const CHUNK: usize = 1 << 16;
-            out.par_chunks_mut(CHUNK).zip(source.par_chunks(CHUNK)).for_each(|(o, s)| s.convert_to_f32_slice(o));
-            Some(out)
-        }
-        (Storage::Cpu(CpuStorage::BF16(values)), Some((start, end)), DType::F32) => {
-            let source = &values[start..end];
-            let mut out = vec![0f32; source.len()];
-            const CHUNK: usize = 1 << 16;
-            out.par_chunks_mut(CHUNK).zip(source.par_chunks(CHUNK)).for_each(|(o, s)| s.convert_to_f32_slice(o));
-            Some(out)
-        }
+        (Storage::Cpu(CpuStorage::F16(values)), Some((start, end)), DType::F32) => Some(widen(&values[start..end])),
+        (Storage::Cpu(CpuStorage::BF16(values)), Some((start, end)), DType::F32) => Some(widen(&values[start..end])),
         _ => None,
     };
     drop(storage);
@@ -51,6 +37,20 @@ pub fn widened(weight: &candle_core::Tensor, dtype: candle_core::DType) -> candl
         Some(values) => candle_core::Tensor::from_vec(values, weight.shape(), weight.device()),
         None => weight.to_dtype(dtype),
     }
+}
+
+/// Half-precision values as f32, converted in parallel slices with the
+/// CPU's half-precision instructions.
+fn widen<T: Sync>(source: &[T]) -> Vec<f32>
+where
+    [T]: half::slice::HalfFloatSliceExt,
+{
+    use half::slice::HalfFloatSliceExt;
+    use rayon::prelude::*;
+    const CHUNK: usize = 1 << 16;
+    let mut out = vec![0f32; source.len()];
+    out.par_chunks_mut(CHUNK).zip(source.par_chunks(CHUNK)).for_each(|(o, s)| s.convert_to_f32_slice(o));
+    out
 }
 
 /// The device models run on: the first GPU when built with `cuda` or `metal`
@@ -101,4 +101,25 @@ fn cpu_simd() -> &'static str {
         }
     }
     ""
+}
+
+#[cfg(test)]
+mod widened_tests {
+    use candle_core::{DType, Device, Tensor};
+
+    #[test]
+    fn widening_matches_candles_conversion_for_both_half_types() {
+        let values: Vec<f32> = (0..200_003).map(|i| ((i as f32) * 0.37).sin() * 100.0).collect();
+        let base = Tensor::from_vec(values, (200_003,), &Device::Cpu).unwrap();
+        for half in [DType::F16, DType::BF16] {
+            let stored = base.to_dtype(half).unwrap();
+            let ours: Vec<f32> = super::widened(&stored, DType::F32).unwrap().to_vec1().unwrap();
+            let candle: Vec<f32> = stored.to_dtype(DType::F32).unwrap().to_vec1().unwrap();
+            assert_eq!(ours, candle, "{half:?}");
+        }
+        // A view into a larger tensor is widened from its own offset.
+        let stored = base.to_dtype(DType::F16).unwrap().narrow(0, 5, 10).unwrap();
+        let ours: Vec<f32> = super::widened(&stored, DType::F32).unwrap().to_vec1().unwrap();
+        assert_eq!(ours, stored.to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap());
+    }
 }
