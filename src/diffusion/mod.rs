@@ -1,14 +1,19 @@
-//! Latent text-to-image diffusion in the diffusers folder layout
-//! (`save_pretrained`): `text_encoder/` + `tokenizer/` (and `_2` for SDXL),
-//! `unet/`, `vae/`, `scheduler/`. Stable Diffusion 1.x/2.x/Turbo/XL weights
-//! and our own emoji model are both read from such folders.
+//! Latent text-to-image diffusion: Stable Diffusion 1.x/2.x/Turbo/XL from
+//! the files artists keep (single `.safetensors` checkpoints in the
+//! A1111/ComfyUI layout, `checkpoint/`) or diffusers folders
+//! (`save_pretrained`: `text_encoder/` + `tokenizer/`, and `_2` for SDXL,
+//! `unet/`, `vae/`, `scheduler/`), and our own emoji model.
 //!
 //! Networks: `clip_tokenizer`, `clip_text`, `autoencoder`, `unet` (with its
-//! `unet_config`, `blocks` and `transformer`), loaded together by `nets`.
-//! Sampling: `schedulers/` and the guided loop in `pipeline`; a result's
-//! settings in `image_record`. Training: `train_autoencoder`, `train_bpe`,
-//! `train` (U-Net and text encoder), `export`; `random_weights` writes
-//! random folders of any shape for tests and benchmarks.
+//! `unet_config`, `blocks` and `transformer`), loaded together by `nets`
+//! from a folder or a single file; `tiny_decoder` (TAESD) for previews.
+//! The user's files: `model_library` (their folders, by kind, with A1111's
+//! hashes), `lora` (merged into the loaded weights), `prompt` (A1111's
+//! emphasis, chunks, `<lora:…>` tags, embeddings). Sampling: `schedulers/`
+//! and the guided loop in `pipeline`. Training: `train_autoencoder`,
+//! `train_bpe`, `train` (U-Net and text encoder), `export`;
+//! `random_weights` writes random models of any shape for tests and
+//! benchmarks.
 
 pub mod autoencoder;
 pub mod blocks;
