@@ -198,10 +198,29 @@ impl TensorFile {
         if entry.shape.is_empty() && entry.end > entry.start && entry.dtype == DType::U8 {
             candle_core::bail!("tensor {name} has a dtype this studio cannot read");
         }
-        let mut bytes = vec![0u8; (entry.end - entry.start) as usize];
-        read_at(&self.file, &mut bytes, self.header.data_start + entry.start)
-            .map_err(|e| candle_core::Error::msg(format!("reading {name}: {e}")))?;
-        Tensor::from_raw_buffer(&bytes, entry.dtype, &entry.shape, device)
+        let offset = self.header.data_start + entry.start;
+        let read = |bytes: &mut [u8]| {
+            read_at(&self.file, bytes, offset).map_err(|e| candle_core::Error::msg(format!("reading {name}: {e}")))
+        };
+        let elements = entry.shape.iter().product::<usize>();
+        // Read straight into the tensor's own buffer (one copy, not two).
+        macro_rules! typed {
+            ($t:ty) => {{
+                let mut values = vec![<$t>::default(); elements];
+                read(bytemuck::cast_slice_mut(&mut values))?;
+                Tensor::from_vec(values, entry.shape.as_slice(), device)
+            }};
+        }
+        match entry.dtype {
+            DType::F16 => typed!(half::f16),
+            DType::BF16 => typed!(half::bf16),
+            DType::F32 => typed!(f32),
+            _ => {
+                let mut bytes = vec![0u8; (entry.end - entry.start) as usize];
+                read(&mut bytes)?;
+                Tensor::from_raw_buffer(&bytes, entry.dtype, &entry.shape, device)
+            }
+        }
     }
 }
 
