@@ -21,6 +21,7 @@ pub mod checkpoint;
 pub mod clip_text;
 pub mod clip_tokenizer;
 pub mod export;
+pub mod latent_rgb;
 pub mod lora;
 pub mod model_library;
 pub mod nets;
