@@ -57,7 +57,7 @@ fn component_weights(
     let file = std::sync::Arc::new(open_tensor_file(&path)?);
     let same: KeyMap =
         std::sync::Arc::new(|ours: &str| Some(Source { name: ours.to_owned(), transform: Transform::Same }));
-    let backend = MappedWeights { file, map: same, keep_half: true };
+    let backend = MappedWeights::read_ahead(file, same, true, "", device);
     Ok((VarBuilder::from_backend(Box::new(backend), dtype, device.clone()), path))
 }
 

@@ -4,7 +4,10 @@
 //! Half-precision layer weights can stay half (`keep_half`): our linear and
 //! convolution layers widen them only for the moment they multiply.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
 
 use candle_core::{DType, Device, Result, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
@@ -21,9 +24,21 @@ pub struct MappedWeights {
     pub map: KeyMap,
     /// Keep F16/BF16 matrices and kernels (2-D and 4-D `weight`s) as stored.
     pub keep_half: bool,
+    /// Tensors read ahead, in parallel, taken out as layers ask for them.
+    pub ahead: Mutex<HashMap<String, Tensor>>,
 }
 
 impl MappedWeights {
+    /// The backend, with every tensor whose name starts with `prefix` read
+    /// ahead on all cores (one thread reading tensor after tensor is what
+    /// a load spends its time on).
+    pub fn read_ahead(file: Arc<TensorFile>, map: KeyMap, keep_half: bool, prefix: &str, device: &Device) -> Self {
+        let names: Vec<&String> = file.header().entries.keys().filter(|n| n.starts_with(prefix)).collect();
+        let ahead: HashMap<String, Tensor> =
+            names.par_iter().filter_map(|n| Some(((*n).clone(), file.read(n, device).ok()?))).collect();
+        Self { file, map, keep_half, ahead: Mutex::new(ahead) }
+    }
+
     fn source(&self, name: &str) -> Result<Source> {
         match (self.map)(name) {
             Some(source) if self.file.contains(&source.name) => Ok(source),
@@ -34,7 +49,11 @@ impl MappedWeights {
 
     fn read(&self, name: &str, expected: Option<&Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
         let source = self.source(name)?;
-        let stored = self.file.read(&source.name, device)?;
+        let early = self.ahead.lock().ok().and_then(|mut ahead| ahead.remove(&source.name));
+        let stored = match early {
+            Some(tensor) => tensor,
+            None => self.file.read(&source.name, device)?,
+        };
         let t = match source.transform {
             Transform::Same => stored,
             Transform::Reshape => match expected {

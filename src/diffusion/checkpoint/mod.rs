@@ -107,8 +107,9 @@ impl SingleFileSource {
         &self.scheduler
     }
 
-    fn mapped(&self, file: &Arc<TensorFile>, map: KeyMap, keep_half: bool, device: &Device) -> VarBuilder<'static> {
-        let backend = MappedWeights { file: file.clone(), map, keep_half };
+    /// A component's backend, its tensors (those under `prefix`) read ahead.
+    fn mapped(&self, file: &Arc<TensorFile>, map: KeyMap, prefix: &str, device: &Device) -> VarBuilder<'static> {
+        let backend = MappedWeights::read_ahead(file.clone(), map, true, prefix, device);
         VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone())
     }
 
@@ -185,12 +186,12 @@ impl ModelSource for SingleFileSource {
             Component::Text(i) => {
                 let (prefix, layout) = self.family.towers()[i.min(self.family.towers().len() - 1)];
                 let map: KeyMap = Arc::new(move |ours: &str| text_source(ours, layout, prefix));
-                self.mapped(&self.file, map, true, device)
+                self.mapped(&self.file, map, prefix, device)
             }
             Component::Unet => {
                 let layout = unet_layout(&self.unet_config()?);
                 let map: KeyMap = Arc::new(move |ours: &str| unet_source(ours, &layout, UNET_PREFIX));
-                self.mapped(&self.file, map, true, device)
+                self.mapped(&self.file, map, UNET_PREFIX, device)
             }
             Component::Vae => {
                 let blocks = self.vae_config()?.block_out_channels.len();
@@ -199,12 +200,13 @@ impl ModelSource for SingleFileSource {
                     None => (self.file.clone(), VAE_PREFIX.to_owned(), true),
                 };
                 let path = file.path().to_owned();
+                let ahead = if original { prefix.clone() } else { String::new() };
                 let map: KeyMap = if original {
                     Arc::new(move |ours: &str| vae_source(ours, blocks, &prefix))
                 } else {
                     Arc::new(|ours: &str| Some(Source { name: ours.to_owned(), transform: Transform::Same }))
                 };
-                return Ok((self.mapped(&file, map, true, device), path));
+                return Ok((self.mapped(&file, map, &ahead, device), path));
             }
         };
         Ok((vb, path))
