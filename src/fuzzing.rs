@@ -21,6 +21,7 @@ use crate::diffusion::clip_tokenizer::{ClipTokenizer, byte_chars};
 use crate::diffusion::lora::file::split_name;
 use crate::diffusion::lora::keys::ModuleIndex;
 use crate::diffusion::prompt::chunks::{NoEmbeddings, chunk_prompt};
+use crate::diffusion::prompt::embeddings::EmbeddingSet;
 use crate::diffusion::prompt::emphasis;
 use crate::diffusion::prompt::extra::take_extras;
 use crate::diffusion::schedulers::{SamplerKind, SchedulerConfig, build_sampler};
@@ -48,6 +49,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("diffusers_config", diffusers_config),
     ("a1111_prompt", a1111_prompt),
     ("checkpoint_keys", checkpoint_keys),
+    ("embedding_file", embedding_file),
 ];
 
 /// A PNG's text chunks, then the settings read from them (our JSON chunk or
@@ -240,6 +242,26 @@ pub fn checkpoint_keys(data: &[u8]) {
     for name in shapes.keys() {
         if let Some((module, _)) = split_name(name) {
             let _ = index.resolve(&module);
+        }
+    }
+}
+
+/// A textual-inversion embedding file from an embeddings folder (A1111's
+/// `emb_params`, SDXL's `clip_l`/`clip_g`, diffusers' single tensor), read
+/// for towers of 4 and 8 wide as a prompt would use it: it is loaded or
+/// skipped with a reason, never both, and its vectors fit their tower.
+pub fn embedding_file(data: &[u8]) {
+    let dir = std::env::temp_dir().join(format!("latent-studio-fuzz-embedding-{}", std::process::id()));
+    if std::fs::create_dir_all(&dir).is_err() || std::fs::write(dir.join("name.safetensors"), data).is_err() {
+        return;
+    }
+    let set = EmbeddingSet::load(std::slice::from_ref(&dir), &[4, 8]);
+    assert_eq!(set.items.len() + set.skipped.len(), 1);
+    for item in &set.items {
+        for (vectors, width) in item.vectors.iter().zip([4, 8]) {
+            if let Some(v) = vectors {
+                assert_eq!(v.dims().last(), Some(&width));
+            }
         }
     }
 }
