@@ -105,6 +105,44 @@ fn one_large_image_is_convolved_in_bands_that_match_candle() {
 }
 
 #[test]
+fn a_batch_of_large_images_is_convolved_band_by_band_per_task() {
+    // Four images (at least one per thread) whose patch matrices, 64·9 rows
+    // × 60² positions, exceed the banding threshold: each task walks its
+    // images in bands of output positions, the last one short.
+    let c = Case { cin: 64, cout: 8, k: 3, stride: 1, padding: 1, dilation: 1, output_padding: 0, side: 60 };
+    let x = random(&[4, c.cin, c.side, c.side], 41, DType::F64);
+    let w = random(&[c.cout, c.cin, c.k, c.k], 42, DType::F64);
+    let b = random(&[c.cout], 43, DType::F64);
+    let reference = bias_relu(x.conv2d(&w, c.padding, c.stride, c.dilation, 1).unwrap(), &b, true);
+    let ours = conv2d_gemm(&x, &w, Some(&b), &cfg2(&c), true).unwrap();
+    assert!(max_diff(&ours, &reference) < 1e-12 * max_abs(&reference).max(1.0));
+}
+
+#[test]
+fn half_precision_weights_are_widened_inside_the_layer() {
+    // Layers loaded from an f16 or bf16 checkpoint keep their weights half
+    // and widen them into a reused buffer: the result must be exactly that
+    // of the same weights widened beforehand.
+    let cfg = Conv2dConfig { padding: 1, stride: 1, dilation: 1, groups: 1, cudnn_fwd_algo: None };
+    for dtype in [DType::F16, DType::BF16] {
+        let weights = candle_nn::VarMap::new();
+        let half_vb = candle_nn::VarBuilder::from_varmap(&weights, dtype, &Device::Cpu);
+        let conv = latent_studio::nn::conv::conv2d_no_bias(4, 6, 3, cfg, half_vb.pp("conv")).unwrap();
+        let fc = linear(6 * 5 * 5, 3, half_vb.pp("fc")).unwrap();
+        let x = random(&[2, 4, 5, 5], 7, DType::F32);
+        let h = conv.forward(&x).unwrap();
+        let y = fc.forward(&h.flatten_from(1).unwrap()).unwrap();
+        assert_eq!((h.dtype(), y.dtype()), (DType::F32, DType::F32));
+        let wide = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+        let expected_h = conv2d_gemm(&x, &wide(conv.weight()), None, &cfg, false).unwrap();
+        assert_eq!(max_diff(&h, &expected_h), 0.0, "{dtype:?} conv");
+        let flat = h.flatten_from(1).unwrap();
+        let expected_y = flat.matmul(&wide(fc.weight()).t().unwrap()).unwrap().broadcast_add(&wide(fc.bias())).unwrap();
+        assert!(max_diff(&y, &expected_y) < 1e-5 * max_abs(&expected_y).max(1.0), "{dtype:?} linear");
+    }
+}
+
+#[test]
 fn conv_transpose2d_matches_candle_in_f64_and_f32() {
     for (i, c) in CASES.iter().enumerate() {
         for (batch, relu) in [(1, true), (64, false)] {

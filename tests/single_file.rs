@@ -58,6 +58,26 @@ fn every_layout_and_dtype_generates_the_folders_image() {
 }
 
 #[test]
+fn a_one_shot_generation_frees_its_networks_and_makes_the_same_image() {
+    // `generate_once` drops the text towers and the U-Net as it goes and
+    // reads the autoencoder's decoder back from the file for the last step.
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("sd1");
+    write_random_model(&folder, &RandomModel::tiny(34)).unwrap();
+    let file = dir.path().join("sd1-f16.safetensors");
+    write_single_file(&folder, Family::Sd1, DType::F16, &file).unwrap();
+    let r = ImageRequest { steps: 3, width: 32, height: 32, guidance: 4.0, ..ImageRequest::new("a red heart", 5) };
+    let kept = single(&folder, &file);
+    let expected = kept.generate(&r, None, None, 0, &mut |_| {}, &CancelToken::new()).unwrap().unwrap().image;
+    let once = single(&folder, &file)
+        .generate_once(&r, Default::default(), &mut |_| {}, &CancelToken::new())
+        .unwrap()
+        .unwrap()
+        .image;
+    assert_eq!(once, expected);
+}
+
+#[test]
 fn what_is_not_a_checkpoint_is_named_and_refused() {
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("m");

@@ -198,7 +198,8 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
         preview_decoder_final: args.preview_decoder_final,
         embedding_dirs: args.embeddings_dir.clone(),
     };
-    let generated = pipeline.generate_with(&request, inputs, &mut on_step, &CancelToken::new())?;
+    // One image, then the process ends: free each network once it is done.
+    let generated = pipeline.generate_once(&request, inputs, &mut on_step, &CancelToken::new())?;
     bar.finish_and_clear();
     if let Some(e) = preview_error {
         return Err(e.context("cannot write a preview"));

@@ -164,7 +164,8 @@ impl ClipTextModel {
         }
         let device = ids.device();
         let position_ids = Tensor::arange(0u32, n as u32, device)?;
-        let mut embedded = self.tokens.forward(ids)?;
+        // The token table may be stored half (see `checkpoint::mapped`).
+        let mut embedded = self.tokens.forward(ids)?.to_dtype(self.dtype())?;
         for (offset, vectors) in replaced {
             let (k, _) = vectors.dims2()?;
             if offset + k > n {
@@ -209,8 +210,8 @@ impl ClipTextModel {
         Ok(self.forward(&ids)?.0)
     }
 
-    /// dtype of the weights.
+    /// The dtype it computes in (that of its position table).
     pub fn dtype(&self) -> DType {
-        self.tokens.embeddings().dtype()
+        self.positions.embeddings().dtype()
     }
 }

@@ -80,7 +80,7 @@ pub fn load_autoencoder(vae_dir: &Path, device: &Device) -> Result<Autoencoder, 
     let config_path = vae_dir.join("config.json");
     let config: AutoencoderConfig = read_config(&config_path)?;
     config.validate().map_err(|e| file_error(&config_path, e))?;
-    build(vae_dir, UNET_FILES, device, |vb| Autoencoder::new(&config, vb))
+    build(vae_dir, UNET_FILES, device, |vb| Autoencoder::with_encoder_on_demand(&config, vb))
 }
 
 /// A1111's "Original" emphasis: each token's state scaled by its
@@ -250,7 +250,9 @@ impl DiffusionNets {
         let vae_config = source.vae_config()?;
         let vae_config_path = source.config_path(Component::Vae);
         vae_config.validate().map_err(|e| file_error(&vae_config_path, e))?;
-        let vae = build_from(source, Component::Vae, &weights, device, |vb| Autoencoder::new(&vae_config, vb))?;
+        let vae = build_from(source, Component::Vae, &weights, device, |vb| {
+            Autoencoder::with_encoder_on_demand(&vae_config, vb)
+        })?;
         if vae.config().latent_channels != unet_config.in_channels {
             return Err(file_error(
                 &vae_config_path,
@@ -261,6 +263,8 @@ impl DiffusionNets {
                 ),
             ));
         }
+        // Loading leaves converted and transposed copies' memory behind in the allocator.
+        crate::runtime::release_freed_memory();
         Ok(Self { towers, unet, vae, weights, device: device.clone() })
     }
 

@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use candle_core::{DType, Device, Tensor};
 use image::RgbImage;
 
+use crate::diffusion::autoencoder::Autoencoder;
 use crate::diffusion::checkpoint::{SingleFileSource, SingleFileSpec};
 use crate::diffusion::latent_rgb::LatentRgb;
 use crate::diffusion::lora::LoraReport;
@@ -79,6 +80,39 @@ pub struct Generated {
     pub latent_shape: [usize; 3],
     /// What each merged LoRA did (layers applied, names unused).
     pub loras: Vec<LoraReport>,
+}
+
+/// One generation between its phases (see `generate_with`).
+struct Run {
+    /// The starting latents (noise, or the noised init image).
+    x: Tensor,
+    first: usize,
+    total: usize,
+    guidance: f64,
+    sampler: Box<dyn Sampler>,
+    rng: SeededRng,
+    step_noise: Option<Vec<f32>>,
+    preview_every: usize,
+    /// The tiny decoder when it also decodes the final image.
+    tiny: Option<Arc<TinyDecoder>>,
+    noise: Vec<f32>,
+    shape: [usize; 3],
+    loras: Vec<LoraReport>,
+}
+
+impl Run {
+    /// The finished image from clean latents.
+    fn finish(self, vae: &Autoencoder, latents: &Tensor) -> Result<Option<Generated>, GenerateError> {
+        let images = match &self.tiny {
+            Some(tiny) => tiny.decode(latents)?,
+            None => vae.decode(&vae.from_diffusion(latents)?)?,
+        };
+        let image = to_rgb(&images)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| GenerateError::Invalid("the decoder returned no image".into()))?;
+        Ok(Some(Generated { image, noise: self.noise, latent_shape: self.shape, loras: self.loras }))
+    }
 }
 
 /// The seeded initial latent noise: the same seed gives the same numbers on
@@ -379,6 +413,49 @@ impl DiffusionPipeline {
         on_step: &mut dyn FnMut(StepReport),
         cancel: &CancelToken,
     ) -> Result<Option<Generated>, GenerateError> {
+        let mut run = self.prepare(request, inputs)?;
+        let cond = self.conditioning(request)?;
+        let Some(latents) = self.sample(&mut run, &cond, on_step, cancel)? else {
+            return Ok(None);
+        };
+        run.finish(&self.nets.vae, &latents)
+    }
+
+    /// As `generate_with` for a process that makes one image and exits, as
+    /// stable-diffusion.cpp's CLI does: each network is freed once its part
+    /// is done (the text towers before the first step, the U-Net before
+    /// decoding) and the autoencoder, not needed in between, is read again
+    /// for decoding, so the peak is the U-Net's and not the whole model's.
+    pub fn generate_once(
+        mut self,
+        request: &ImageRequest,
+        inputs: GenerateInputs,
+        on_step: &mut dyn FnMut(StepReport),
+        cancel: &CancelToken,
+    ) -> Result<Option<Generated>, GenerateError> {
+        let mut run = self.prepare(request, inputs)?;
+        // LoRAs are merged: the registry and the LoRA set, which hold the
+        // layers' tensors too, are not needed again.
+        self.nets.weights.clear();
+        self.loras = ActiveLoras::default();
+        self.nets.vae.release();
+        crate::runtime::release_freed_memory();
+        let cond = self.conditioning(request)?;
+        self.nets.towers.clear();
+        crate::runtime::release_freed_memory();
+        let Some(latents) = self.sample(&mut run, &cond, on_step, cancel)? else {
+            return Ok(None);
+        };
+        let DiffusionNets { unet, vae, .. } = self.nets;
+        drop(unet);
+        crate::nn::widen::release_widened();
+        crate::runtime::release_freed_memory();
+        run.finish(&vae, &latents)
+    }
+
+    /// Everything settled before the first step but the conditioning: LoRAs
+    /// merged, noise drawn, the init image encoded.
+    fn prepare(&self, request: &ImageRequest, inputs: GenerateInputs) -> Result<Run, GenerateError> {
         let GenerateInputs {
             init,
             noise,
@@ -432,8 +509,32 @@ impl DiffusionPipeline {
                 (sampler.add_noise(&clean, &start, first)?, first)
             }
         };
-        let cond = self.conditioning(request)?;
-        let total = request.steps - first;
+        Ok(Run {
+            x,
+            first,
+            total: request.steps - first,
+            guidance: request.guidance,
+            sampler,
+            rng,
+            step_noise,
+            preview_every,
+            tiny: tiny.filter(|_| preview_decoder_final),
+            noise,
+            shape,
+            loras: lora_reports,
+        })
+    }
+
+    /// The sampler's loop from the prepared start to clean latents under
+    /// `cond` (`None` if cancelled).
+    fn sample(
+        &self,
+        run: &mut Run,
+        cond: &Conditioning,
+        on_step: &mut dyn FnMut(StepReport),
+        cancel: &CancelToken,
+    ) -> Result<Option<Tensor>, GenerateError> {
+        let (first, total, preview_every) = (run.first, run.total, run.preview_every);
         let mut on_x0 = |i: usize, x0: &Tensor| -> candle_core::Result<()> {
             let step = i - first + 1;
             let due = preview_every > 0 && step.is_multiple_of(preview_every) && step < total;
@@ -441,32 +542,22 @@ impl DiffusionPipeline {
             on_step(StepReport { step, total, preview });
             Ok(())
         };
-        let Some(latents) = denoise(
+        let mut step_noise = match &run.step_noise {
+            Some(values) => StepNoise::Given(values),
+            None => StepNoise::Seeded(&mut run.rng),
+        };
+        let latents = denoise(
             &self.nets.unet,
-            sampler.as_ref(),
-            x,
+            run.sampler.as_ref(),
+            run.x.clone(),
             first,
-            &cond,
-            request.guidance,
-            &mut match &step_noise {
-                Some(values) => StepNoise::Given(values),
-                None => StepNoise::Seeded(&mut rng),
-            },
+            cond,
+            run.guidance,
+            &mut step_noise,
             &mut on_x0,
             cancel,
-        )?
-        else {
-            return Ok(None);
-        };
-        let images = match &tiny {
-            Some(tiny) if preview_decoder_final => tiny.decode(&latents)?,
-            _ => self.nets.vae.decode(&self.nets.vae.from_diffusion(&latents)?)?,
-        };
-        let image = to_rgb(&images)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| GenerateError::Invalid("the decoder returned no image".into()))?;
-        Ok(Some(Generated { image, noise, latent_shape: shape, loras: lora_reports }))
+        )?;
+        Ok(latents)
     }
 
     /// A picture of a clean-latent estimate: decoded for small latents, else

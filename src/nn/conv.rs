@@ -10,6 +10,7 @@ use candle_nn::{Conv2dConfig, ConvTranspose2dConfig, VarBuilder};
 use crate::nn::conv_op::{ConvKind, ConvOp};
 use crate::nn::im2col::PatchGeometry;
 use crate::nn::layer_op;
+use crate::nn::widen::widens_in_layer;
 
 /// Which implementation runs a convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,10 +37,11 @@ fn gemm_applies(x: &Tensor, groups: usize) -> bool {
     x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && groups == 1
 }
 
-fn bias_or_zeros(bias: Option<&Tensor>, w: &Tensor, channels: usize) -> Result<Tensor> {
+/// The bias, or zeros in the input's dtype (the weight may be stored half).
+fn bias_or_zeros(bias: Option<&Tensor>, x: &Tensor, channels: usize) -> Result<Tensor> {
     match bias {
         Some(b) => Ok(b.clone()),
-        None => Tensor::zeros(channels, w.dtype(), w.device()),
+        None => Tensor::zeros(channels, x.dtype(), x.device()),
     }
 }
 
@@ -61,7 +63,7 @@ pub fn conv2d_gemm(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, cfg: &Conv2dCo
     };
     geometry.validate()?;
     let op = ConvOp { kind: ConvKind::Conv, geometry, features: cout, relu };
-    layer_op::apply(op, x, w, &bias_or_zeros(bias, w, cout)?)
+    layer_op::apply(op, x, w, &bias_or_zeros(bias, x, cout)?)
 }
 
 /// Transposed conv2d + bias (+ ReLU) as `col2im(Wᵀ · x)`: x [b, cin, h, w], w [cin, cout, k, k]
@@ -103,7 +105,7 @@ pub fn conv_transpose2d_gemm(
         );
     }
     let op = ConvOp { kind: ConvKind::Transposed, geometry, features: cin, relu };
-    layer_op::apply(op, x, w, &bias_or_zeros(bias, w, cout)?)
+    layer_op::apply(op, x, w, &bias_or_zeros(bias, x, cout)?)
 }
 
 /// Adds a per-channel bias [c] to `y` [b, c, h, w] and applies ReLU if asked (candle's kernels).
@@ -127,10 +129,15 @@ impl Conv2d {
     /// The layer with the given backend, followed by ReLU if `relu` (fused where possible).
     pub fn forward_with(&self, x: &Tensor, backend: ConvBackend, relu: bool) -> Result<Tensor> {
         let c = &self.config;
-        let weight = crate::nn::widened(&self.weight, x.dtype())?;
         if backend == ConvBackend::Auto && gemm_applies(x, c.groups) {
+            // The op widens a half-precision weight itself, into a reused buffer.
+            if widens_in_layer(&self.weight, x) {
+                return conv2d_gemm(x, &self.weight, self.bias.as_ref(), c, relu);
+            }
+            let weight = crate::nn::widened(&self.weight, x.dtype())?;
             return conv2d_gemm(x, &weight, self.bias.as_ref(), c, relu);
         }
+        let weight = crate::nn::widened(&self.weight, x.dtype())?;
         let y = x.conv2d(&weight, c.padding, c.stride, c.dilation, c.groups)?;
         bias_relu_builtin(y, self.bias.as_ref(), relu)
     }

@@ -218,9 +218,13 @@ fn unfold_mul<T: Element>(
     let (rows, positions, img_len, feat_len, nb, threads) =
         (p.rows, p.positions, p.img_len, p.feat_len, p.block, p.threads);
     let wm = MatRef::new(w, features, rows);
-    if threads == Threads::Pool && rows * positions > BANDED_ELEMENTS {
-        for (feat, img) in feat.chunks_mut(feat_len).zip(img.chunks(img_len)) {
-            unfold_mul_banded(wm, img, table, feat, epilogue);
+    if rows * positions > BANDED_ELEMENTS {
+        if threads == Threads::Pool {
+            for (feat, img) in feat.chunks_mut(feat_len).zip(img.chunks(img_len)) {
+                unfold_mul_banded(wm, img, table, feat, epilogue);
+            }
+        } else {
+            unfold_mul_per_task_bands(wm, features, img, table, feat, p.per_task, epilogue);
         }
         return;
     }
@@ -244,8 +248,51 @@ fn unfold_mul<T: Element>(
 }
 
 /// Patch matrices above this many elements (4 MiB of f32) are split into
-/// column bands when there are fewer images than threads.
+/// column bands: in parallel when there are fewer images than threads, else
+/// one band after another within each task.
 const BANDED_ELEMENTS: usize = 1 << 20;
+
+/// Output positions per band of a task's own banded product: enough columns
+/// for the GEMM to run at full speed, few enough that the patch band stays
+/// near `BANDED_ELEMENTS` (a whole 64×64 patch matrix of SD's widest
+/// up-block convolution is 141 MB, held by every thread).
+fn task_band_width(rows: usize) -> usize {
+    (BANDED_ELEMENTS / rows.max(1)).clamp(128, 1024).next_multiple_of(16)
+}
+
+/// `feat_b = W · im2col(img_b)` for large images with at least one per
+/// thread: each task walks its images band by band of output positions, so
+/// its scratch is one band's patch matrix and product, not a whole image's.
+fn unfold_mul_per_task_bands<T: Element>(
+    wm: MatRef<T>,
+    features: usize,
+    img: &[T],
+    table: &PatchTable,
+    feat: &mut [T],
+    per_task: usize,
+    epilogue: Epilogue<T>,
+) {
+    let g = table.geometry();
+    let (rows, positions, img_len) = (g.rows(), g.positions(), g.image_len());
+    let feat_len = features * positions;
+    let band = task_band_width(rows).min(positions);
+    feat.par_chunks_mut(per_task * feat_len).zip(img.par_chunks(per_task * img_len)).for_each(|(feat, img)| {
+        T::with_scratch(band * (rows + features), |scratch| {
+            let (cols, out) = scratch.split_at_mut(band * rows);
+            for (feat, img) in feat.chunks_exact_mut(feat_len).zip(img.chunks_exact(img_len)) {
+                for start in (0..positions).step_by(band) {
+                    let columns = start..(start + band).min(positions);
+                    let width = columns.len();
+                    im2col_columns(img, table, cols, width, columns.clone());
+                    matmul(out, width, wm, MatRef::new(&cols[..rows * width], rows, width), false, Threads::One);
+                    for (f, row) in feat.chunks_exact_mut(positions).enumerate() {
+                        epilogue.copy_row(&mut row[columns.clone()], &out[f * width..][..width], f);
+                    }
+                }
+            }
+        })
+    });
+}
 
 /// `feat = W · im2col(img)` for one large image, in bands of output positions
 /// that run in parallel: each band's patch matrix stays small (a 256×256
@@ -256,23 +303,29 @@ fn unfold_mul_banded<T: Element>(wm: MatRef<T>, img: &[T], table: &PatchTable, f
     let band = (BANDED_ELEMENTS / 4 / rows).max(64);
     let bands: Vec<std::ops::Range<usize>> =
         (0..positions).step_by(band).map(|start| start..(start + band).min(positions)).collect();
-    let products: Vec<Vec<T>> = bands
-        .par_iter()
-        .map(|columns| {
-            let width = columns.len();
-            let mut out = vec![T::default(); features * width];
-            T::with_scratch(rows * width, |cols| {
-                im2col_columns(img, table, cols, width, columns.clone());
-                matmul(&mut out, width, wm, MatRef::new(cols, rows, width), false, Threads::One);
-            });
-            out
-        })
-        .collect();
-    feat.par_chunks_mut(positions).enumerate().for_each(|(f, row)| {
-        for (columns, out) in bands.iter().zip(&products) {
-            epilogue.copy_row(&mut row[columns.clone()], &out[f * columns.len()..][..columns.len()], f);
-        }
-    });
+    // A few bands per thread at a time: their products, not the whole
+    // output's worth (268 MB for the 512×512 decoder's widest layer), wait
+    // to be copied into place.
+    let wave = 4 * rayon::current_num_threads().max(1);
+    for bands in bands.chunks(wave) {
+        let products: Vec<Vec<T>> = bands
+            .par_iter()
+            .map(|columns| {
+                let width = columns.len();
+                let mut out = vec![T::default(); features * width];
+                T::with_scratch(rows * width, |cols| {
+                    im2col_columns(img, table, cols, width, columns.clone());
+                    matmul(&mut out, width, wm, MatRef::new(cols, rows, width), false, Threads::One);
+                });
+                out
+            })
+            .collect();
+        feat.par_chunks_mut(positions).enumerate().for_each(|(f, row)| {
+            for (columns, out) in bands.iter().zip(&products) {
+                epilogue.copy_row(&mut row[columns.clone()], &out[f * columns.len()..][..columns.len()], f);
+            }
+        });
+    }
 }
 
 /// `img_b = col2im(Wᵀ · feat_b)` for every item b (`img` starts at zero), then the epilogue.

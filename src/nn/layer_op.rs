@@ -6,6 +6,7 @@
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 use crate::nn::matrix::{Element, contiguous, cpu_slice};
+use crate::nn::widen::with_widened;
 
 /// What one GEMM layer computes.
 pub trait LayerKernels {
@@ -82,11 +83,17 @@ impl<K: LayerKernels> CustomOp3 for LayerOp<K> {
                 let (y, shape) = self.0.forward(contiguous(x, l1)?, shape, contiguous(w, l2)?, contiguous(b, l3)?)?;
                 Ok((CpuStorage::F32(y), shape))
             }
+            // Half-precision weights (f16/bf16 checkpoints) are widened for this call only.
+            (CpuStorage::F32(x), CpuStorage::F16(_) | CpuStorage::BF16(_), CpuStorage::F32(b)) => {
+                let (x, b) = (contiguous(x, l1)?, contiguous(b, l3)?);
+                let (y, shape) = with_widened(s2, l2, |w| self.0.forward(x, shape, w, b))??;
+                Ok((CpuStorage::F32(y), shape))
+            }
             (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
                 let (y, shape) = self.0.forward(contiguous(x, l1)?, shape, contiguous(w, l2)?, contiguous(b, l3)?)?;
                 Ok((CpuStorage::F64(y), shape))
             }
-            _ => candle_core::bail!("{} supports f32 and f64 inputs of one dtype", self.name()),
+            _ => candle_core::bail!("{} supports f32 and f64 inputs of one dtype (f32 with half weights)", self.name()),
         }
     }
 

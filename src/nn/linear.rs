@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use crate::nn::epilogue::relu_mask_and_channel_sums;
 use crate::nn::layer_op::{self, LayerKernels};
 use crate::nn::matrix::{Element, MatRef, Threads, matmul};
+use crate::nn::widen::widens_in_layer;
 
 /// A fully connected layer (tensor names `weight` [out, in] and `bias` [out]).
 #[derive(Clone, Debug)]
@@ -44,12 +45,18 @@ impl Linear {
     pub fn forward_with(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         let (outputs, inputs) = self.weight.dims2()?;
         let fused = x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64);
-        let weight = crate::nn::widened(&self.weight, x.dtype())?;
         let bias = crate::nn::widened(&self.bias, x.dtype())?;
         if !fused {
+            let weight = crate::nn::widened(&self.weight, x.dtype())?;
             let y = x.broadcast_matmul(&weight.t()?)?.broadcast_add(&bias)?;
             return if relu { y.relu() } else { Ok(y) };
         }
+        // The op widens a half-precision weight itself, into a reused buffer.
+        let weight = if widens_in_layer(&self.weight, x) {
+            self.weight.clone()
+        } else {
+            crate::nn::widened(&self.weight, x.dtype())?
+        };
         let mut dims = x.dims().to_vec();
         let Some(last) = dims.last_mut().filter(|d| **d == inputs) else {
             candle_core::bail!("linear: input {:?} does not end in {inputs}", x.dims());

@@ -14,44 +14,9 @@ pub mod layer_op;
 pub mod linear;
 pub mod matrix;
 pub mod norm_op;
+pub mod widen;
 
-/// A layer's weight in the dtype of its input: weights loaded from a
-/// half-precision checkpoint stay half in memory (half the bytes) and are
-/// widened here, one layer at a time, only while that layer multiplies.
-pub fn widened(weight: &candle_core::Tensor, dtype: candle_core::DType) -> candle_core::Result<candle_core::Tensor> {
-    use candle_core::{CpuStorage, DType, Storage};
-    if weight.dtype() == dtype {
-        return Ok(weight.clone());
-    }
-    // candle converts element by element on one thread; a layer of SD's
-    // U-Net holds up to 15 M weights, widened at every step, so convert
-    // slices in parallel with the CPU's half-precision instructions.
-    let (storage, layout) = weight.storage_and_layout();
-    let widened = match (&*storage, layout.contiguous_offsets(), dtype) {
-        (Storage::Cpu(CpuStorage::F16(values)), Some((start, end)), DType::F32) => Some(widen(&values[start..end])),
-        (Storage::Cpu(CpuStorage::BF16(values)), Some((start, end)), DType::F32) => Some(widen(&values[start..end])),
-        _ => None,
-    };
-    drop(storage);
-    match widened {
-        Some(values) => candle_core::Tensor::from_vec(values, weight.shape(), weight.device()),
-        None => weight.to_dtype(dtype),
-    }
-}
-
-/// Half-precision values as f32, converted in parallel slices with the
-/// CPU's half-precision instructions.
-fn widen<T: Sync>(source: &[T]) -> Vec<f32>
-where
-    [T]: half::slice::HalfFloatSliceExt,
-{
-    use half::slice::HalfFloatSliceExt;
-    use rayon::prelude::*;
-    const CHUNK: usize = 1 << 16;
-    let mut out = vec![0f32; source.len()];
-    out.par_chunks_mut(CHUNK).zip(source.par_chunks(CHUNK)).for_each(|(o, s)| s.convert_to_f32_slice(o));
-    out
-}
+pub use widen::widened;
 
 /// The device models run on: the first GPU when built with `cuda` or `metal`
 /// and one is present, else the CPU.

@@ -33,7 +33,8 @@ impl MappedWeights {
     /// ahead on all cores (one thread reading tensor after tensor is what
     /// a load spends its time on).
     pub fn read_ahead(file: Arc<TensorFile>, map: KeyMap, keep_half: bool, prefix: &str, device: &Device) -> Self {
-        let names: Vec<&String> = file.header().entries.keys().filter(|n| n.starts_with(prefix)).collect();
+        let names: Vec<&String> =
+            file.header().entries.keys().filter(|n| n.starts_with(prefix) && !autoencoder_encoder(n)).collect();
         let ahead: HashMap<String, Tensor> =
             names.par_iter().filter_map(|n| Some(((*n).clone(), file.read(n, device).ok()?))).collect();
         Self { file, map, keep_half, ahead: Mutex::new(ahead) }
@@ -80,10 +81,22 @@ impl MappedWeights {
             );
         }
         let half = matches!(t.dtype(), DType::F16 | DType::BF16);
-        // Embedding tables are looked up, not multiplied: they are widened here.
-        let layer_weight = name.ends_with(".weight") && matches!(t.rank(), 2 | 4) && !name.contains("embedding");
+        // Position tables are added whole, so they are widened here; a token
+        // table (38 M values in CLIP) stays half and only the rows a prompt
+        // looks up are widened.
+        let layer_weight = name.ends_with(".weight")
+            && matches!(t.rank(), 2 | 4)
+            && (!name.contains("embedding") || name.ends_with("token_embedding.weight"));
         if self.keep_half && half && layer_weight { Ok(t) } else { t.to_dtype(dtype) }
     }
+}
+
+/// Whether a stored tensor belongs to an autoencoder's encoding half
+/// (`encoder.*`, `quant_conv.*`, in a checkpoint under `first_stage_model.`),
+/// which is read when first used rather than ahead (`Autoencoder::with_encoder_on_demand`).
+fn autoencoder_encoder(stored: &str) -> bool {
+    let rest = stored.strip_prefix("first_stage_model.").unwrap_or(stored);
+    rest.starts_with("encoder.") || rest.starts_with("quant_conv.")
 }
 
 impl SimpleBackend for MappedWeights {

@@ -39,6 +39,14 @@ impl WeightRegistry {
         vars.get(name).and_then(|t| t.copy().ok())
     }
 
+    /// Lets go of every weight, so that dropping the networks frees them
+    /// (a recorder still held elsewhere keeps only the registry itself).
+    pub fn clear(&self) {
+        if let Ok(mut vars) = self.vars.lock() {
+            vars.clear();
+        }
+    }
+
     /// Overwrites a weight's values in place (same shape; converted to its dtype).
     pub fn set(&self, name: &str, value: &Tensor) -> Result<()> {
         let vars = self.vars.lock().map_err(|_| candle_core::Error::Msg("weight registry poisoned".into()))?;
