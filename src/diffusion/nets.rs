@@ -264,7 +264,7 @@ impl DiffusionNets {
             ));
         }
         // Loading leaves converted and transposed copies' memory behind in the allocator.
-        crate::runtime::release_freed_memory();
+        crate::nn::memory::release_freed_memory();
         Ok(Self { towers, unet, vae, weights, device: device.clone() })
     }
 

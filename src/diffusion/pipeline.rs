@@ -439,17 +439,17 @@ impl DiffusionPipeline {
         self.nets.weights.clear();
         self.loras = ActiveLoras::default();
         self.nets.vae.release();
-        crate::runtime::release_freed_memory();
+        crate::nn::memory::release_freed_memory();
         let cond = self.conditioning(request)?;
         self.nets.towers.clear();
-        crate::runtime::release_freed_memory();
+        crate::nn::memory::release_freed_memory();
         let Some(latents) = self.sample(&mut run, &cond, on_step, cancel)? else {
             return Ok(None);
         };
         let DiffusionNets { unet, vae, .. } = self.nets;
         drop(unet);
         crate::nn::widen::release_widened();
-        crate::runtime::release_freed_memory();
+        crate::nn::memory::release_freed_memory();
         run.finish(&vae, &latents)
     }
 

@@ -13,6 +13,7 @@ pub mod im2col;
 pub mod layer_op;
 pub mod linear;
 pub mod matrix;
+pub mod memory;
 pub mod norm_op;
 pub mod widen;
 
