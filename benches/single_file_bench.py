@@ -2,7 +2,10 @@
 """One single-file SD checkpoint, three programs: Latent Studio, diffusers and
 stable-diffusion.cpp, each in its own process (so peak memory is its own),
 on the same file, size, steps (Euler a), guidance and thread count. Prints
-load time, seconds per step and per image, and peak resident memory.
+load time, seconds per step and per image, and peak resident memory. Ours
+runs twice: `bench diffusion` keeps the model loaded (as the studio and
+sd-server do; a warm-up image, then the timed one) and `generate` makes one
+image and exits, freeing each network when done (as sd-cli does).
 
     target/release/latent-studio bench diffusion --random-sd15 /tmp/sd15 --size 256 --steps 2 --rounds 1
     ~/.cache/latent-studio/torch-venv/bin/python benches/single_file_bench.py \
@@ -39,6 +42,24 @@ def run_ours(args):
     row = json.loads(done.stdout.strip().splitlines()[-1])
     return {"load_s": row["load_s"], "s_per_step": row["s_per_step"], "s_per_image": row["s_per_image"],
             "peak_mb": peak_of(done.stderr)}
+
+
+def run_ours_once(args):
+    """`generate`, which makes one image and exits as sd-cli does (networks freed as they finish)."""
+    out = "/tmp/latent-studio-once-bench.png"
+    if os.path.exists(out):
+        os.remove(out)
+    cmd = ["/usr/bin/time", "-v", args.bin, "generate", "--model-file", args.file, "--prompt", args.prompt,
+           "--steps", str(args.steps), "--cfg", str(args.cfg), "--width", str(args.size), "--height", str(args.size),
+           "--sampler", "Euler a", "--out", out]
+    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+    started = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"latent-studio generate failed: {done.stderr[-2000:]}")
+    nan = float("nan")
+    return {"load_s": nan, "s_per_step": nan, "s_per_image": wall, "peak_mb": peak_of(done.stderr)}
 
 
 def run_sdcpp(args):
@@ -110,24 +131,28 @@ def main():
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--only", choices=["ours", "diffusers", "sdcpp"])
+    p.add_argument("--no-diffusers", action="store_true", help="leave diffusers out (its 512² run takes minutes)")
     args = p.parse_args()
     if args.only == "diffusers":
         print(json.dumps(run_diffusers(args)))
         return
-    rows = {"latent-studio": run_ours(args)}
+    rows = {"latent-studio (model kept, `bench diffusion`)": run_ours(args),
+            "latent-studio one-shot (`generate`)": run_ours_once(args)}
     if args.sd_cli:
-        rows["stable-diffusion.cpp"] = run_sdcpp(args)
-    done = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--only", "diffusers"], capture_output=True,
-                          text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"diffusers failed: {done.stderr[-2000:]}")
-    rows["diffusers"] = json.loads(done.stdout.strip().splitlines()[-1])
+        rows["stable-diffusion.cpp (`sd-cli`, one-shot)"] = run_sdcpp(args)
+    if not args.no_diffusers:
+        done = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--only", "diffusers"],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"diffusers failed: {done.stderr[-2000:]}")
+        rows["diffusers"] = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"{os.path.basename(args.file)}, {args.size}x{args.size}, Euler a, {args.steps} steps, CFG {args.cfg}, "
           f"{args.threads} threads")
     print("| program | load s | s/step | s/image | peak MB |")
     print("|---|---|---|---|---|")
     for name, r in rows.items():
-        print(f"| {name} | {r['load_s']:.2f} | {r['s_per_step']:.3f} | {r['s_per_image']:.2f} | {r['peak_mb']:.0f} |")
+        cells = [f"{r['load_s']:.2f}", f"{r['s_per_step']:.3f}", f"{r['s_per_image']:.2f}", f"{r['peak_mb']:.0f}"]
+        print(f"| {name} | " + " | ".join(c.replace("nan", "—") for c in cells) + " |")
 
 
 if __name__ == "__main__":
