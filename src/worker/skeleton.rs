@@ -142,7 +142,11 @@ impl<K: PartialEq + Clone, M> LoadedModel<K, M> {
         let held = match self.slot.take() {
             Some((k, model)) if k == *key => (k, model),
             other => {
-                drop(other); // free the old model before loading the next
+                // Free the old model, and give its pages back, before loading the next.
+                if other.is_some() {
+                    drop(other);
+                    crate::nn::memory::release_freed_memory();
+                }
                 (key.clone(), load(key)?)
             }
         };
