@@ -225,13 +225,13 @@ impl TensorFile {
     }
 }
 
-/// `elements` values read from `offset` into a new vector. On Unix the
+/// `elements` values read from `offset` into a new vector. On Linux the
 /// vector is not zeroed first: the read fills it, and zeroing 2 GB of
 /// weights was a whole extra pass over memory (SD 1.5's fp16 file: load
 /// 0.73–0.78 s → 0.57–0.68 s). Asking for transparent huge pages as well
 /// halved that when the previous process had been ours, but took 1.1–2.4 s
 /// after any other large process had run, so it is not done.
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 fn read_new<T: bytemuck::Pod>(file: &File, elements: usize, offset: u64) -> std::io::Result<Vec<T>> {
     use std::os::fd::AsRawFd;
     let bytes = elements * std::mem::size_of::<T>();
@@ -261,9 +261,9 @@ fn read_new<T: bytemuck::Pod>(file: &File, elements: usize, offset: u64) -> std:
     Ok(values)
 }
 
-#[cfg(not(unix))]
+#[cfg(not(target_os = "linux"))]
 fn read_new<T: bytemuck::Pod>(file: &File, elements: usize, offset: u64) -> std::io::Result<Vec<T>> {
-    let mut values = vec![T::zeroed(); elements];
+    let mut values = vec![<T as bytemuck::Zeroable>::zeroed(); elements];
     read_at(file, bytemuck::cast_slice_mut(&mut values), offset)?;
     Ok(values)
 }
