@@ -26,6 +26,8 @@ use crate::diffusion::prompt::emphasis;
 use crate::diffusion::prompt::extra::take_extras;
 use crate::diffusion::schedulers::{SamplerKind, SchedulerConfig, build_sampler};
 use crate::diffusion::unet_config::UnetConfig;
+use crate::hub::cache::{RepoId, check_repo_path};
+use crate::hub::quant::quant_label;
 use crate::io::image_record::{ImageRecord, image_record_from_chunks};
 use crate::io::manifest::parse_manifest;
 use crate::io::npy::{npy_bytes, parse_npy};
@@ -50,6 +52,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("a1111_prompt", a1111_prompt),
     ("checkpoint_keys", checkpoint_keys),
     ("embedding_file", embedding_file),
+    ("hub_names", hub_names),
 ];
 
 /// A PNG's text chunks, then the settings read from them (our JSON chunk or
@@ -263,5 +266,27 @@ pub fn embedding_file(data: &[u8]) {
                 assert_eq!(v.dims().last(), Some(&width));
             }
         }
+    }
+}
+
+/// Names that come from the user or from a Hub server: a repo id, a file
+/// path inside a repo and a GGUF file name (one per line). An accepted repo
+/// id makes one folder name; an accepted path stays inside the snapshot
+/// folder; a quantization label is part of the upper-cased name.
+pub fn hub_names(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let mut lines = text.split('\n');
+    let (id, path, file) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+    if let Ok(repo) = RepoId::parse(id) {
+        let folder = repo.folder_name();
+        assert!(!folder.contains(['/', '\\']) && !folder.contains("..") && folder.starts_with("models--"));
+    }
+    if let Ok(path) = check_repo_path(path) {
+        let joined = Path::new("snapshots").join(path);
+        assert!(joined.components().all(|c| matches!(c, std::path::Component::Normal(_))));
+        assert!(joined.starts_with("snapshots"));
+    }
+    if let Some(label) = quant_label(file) {
+        assert!(!label.is_empty() && file.to_uppercase().contains(&label));
     }
 }

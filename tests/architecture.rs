@@ -11,19 +11,36 @@ fn allowed(module: &str) -> &'static [&'static str] {
     match module {
         "spec" => &[],
         "io" => &["spec"],
+        // The Hub client is file and network I/O, below every family.
+        "hub" => &["spec", "io"],
         "nn" => &["spec", "io"],
         "train" => &["spec", "io", "nn"],
         "latent" => &["spec", "io", "nn", "train"],
         "vae" | "gan" | "text" | "diffusion" => LOW,
-        "library" | "fuzzing" => &["spec", "io", "nn", "train", "latent", "vae", "gan", "text", "diffusion"],
-        "worker" => &["spec", "io", "nn", "train", "latent", "vae", "gan", "text", "diffusion", "library"],
+        "library" | "fuzzing" => &["spec", "io", "hub", "nn", "train", "latent", "vae", "gan", "text", "diffusion"],
+        "worker" => &["spec", "io", "hub", "nn", "train", "latent", "vae", "gan", "text", "diffusion", "library"],
         // Views name plain data, file formats, latent arithmetic and the worker's protocol types only.
         "ui" => &["spec", "io", "latent::interpolate", "worker"],
-        "app" => &["spec", "io", "nn", "train", "latent", "vae", "gan", "text", "diffusion", "library", "worker", "ui"],
+        "app" => &[
+            "spec",
+            "io",
+            "hub",
+            "nn",
+            "train",
+            "latent",
+            "vae",
+            "gan",
+            "text",
+            "diffusion",
+            "library",
+            "worker",
+            "ui",
+        ],
         // The CLI reaches the app only through its public entry points.
         "cli" => &[
             "spec",
             "io",
+            "hub",
             "nn",
             "train",
             "latent",
@@ -43,9 +60,8 @@ fn allowed(module: &str) -> &'static [&'static str] {
 fn forbidden_crates(module: &str) -> &'static [&'static str] {
     match module {
         "ui" => &["candle_core", "candle_nn", "candle_transformers", "latent_kernels"],
-        "spec" | "io" | "nn" | "train" | "latent" | "vae" | "gan" | "text" | "diffusion" | "library" | "fuzzing" => {
-            &["egui", "eframe", "egui_plot", "egui_extras", "crossbeam_channel", "rfd"]
-        }
+        "spec" | "io" | "hub" | "nn" | "train" | "latent" | "vae" | "gan" | "text" | "diffusion" | "library"
+        | "fuzzing" => &["egui", "eframe", "egui_plot", "egui_extras", "crossbeam_channel", "rfd"],
         _ => &[],
     }
 }
