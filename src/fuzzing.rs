@@ -26,8 +26,9 @@ use crate::diffusion::prompt::emphasis;
 use crate::diffusion::prompt::extra::take_extras;
 use crate::diffusion::schedulers::{SamplerKind, SchedulerConfig, build_sampler};
 use crate::diffusion::unet_config::UnetConfig;
-use crate::hub::cache::{RepoId, check_repo_path};
+use crate::hub::cache::{RepoId, check_repo_path, is_commit};
 use crate::hub::quant::quant_label;
+use crate::hub::repo_info::parse_repo_info;
 use crate::io::image_record::{ImageRecord, image_record_from_chunks};
 use crate::io::manifest::parse_manifest;
 use crate::io::npy::{npy_bytes, parse_npy};
@@ -53,6 +54,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("checkpoint_keys", checkpoint_keys),
     ("embedding_file", embedding_file),
     ("hub_names", hub_names),
+    ("hub_repo_info", hub_repo_info),
 ];
 
 /// A PNG's text chunks, then the settings read from them (our JSON chunk or
@@ -288,5 +290,17 @@ pub fn hub_names(data: &[u8]) {
     }
     if let Some(label) = quant_label(file) {
         assert!(!label.is_empty() && file.to_uppercase().contains(&label));
+    }
+}
+
+/// A Hub server's description of a repo (`/api/models/{repo}?blobs=true`):
+/// what is accepted names a commit, safe file paths and sha256 checksums.
+pub fn hub_repo_info(data: &[u8]) {
+    let Ok(info) = parse_repo_info(data) else { return };
+    assert!(is_commit(&info.commit));
+    for file in &info.files {
+        assert!(check_repo_path(&file.path).is_ok());
+        assert!(file.sha256.as_ref().is_none_or(|s| s.len() == 64));
+        let _ = file.quant();
     }
 }
