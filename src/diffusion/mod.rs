@@ -9,8 +9,8 @@
 //! from a folder or a single file; `tiny_decoder` (TAESD) for previews.
 //! The user's files: `model_library` (their folders, by kind, with A1111's
 //! hashes), `lora` (merged into the loaded weights), `prompt` (A1111's
-//! emphasis, chunks, `<lora:…>` tags, embeddings). Sampling: `schedulers/`
-//! and the guided loop in `pipeline`. Training: `train_autoencoder`,
+//! emphasis, chunks, `<lora:…>` tags, embeddings). Sampling: `schedulers/`,
+//! the guided loop in `sampling`, and `pipeline`, which runs a request. Training: `train_autoencoder`,
 //! `train_bpe`, `train` (U-Net and text encoder), `export`;
 //! `random_weights` writes random models of any shape for tests and
 //! benchmarks.
@@ -29,6 +29,7 @@ pub mod pipeline;
 pub mod prompt;
 pub mod random_weights;
 pub mod runs;
+pub mod sampling;
 pub mod schedulers;
 pub mod tiny_decoder;
 pub mod train;

@@ -19,7 +19,7 @@ use crate::diffusion::clip_tokenizer::ClipTokenizer;
 use crate::diffusion::export::{
     strip_prefix, write_model_index, write_scheduler_folder, write_text_encoder_folder, write_unet_folder,
 };
-use crate::diffusion::pipeline::{Conditioning, StepNoise, denoise, to_rgb};
+use crate::diffusion::sampling::{Conditioning, StepNoise, denoise, to_rgb};
 use crate::diffusion::schedulers::{SamplerKind, SchedulerConfig, build_sampler};
 use crate::diffusion::unet::Unet;
 use crate::diffusion::unet_config::{PerBlock, UnetConfig};
