@@ -66,10 +66,13 @@ thread_local! {
 /// Runs `f` on the f32 values of a half-precision weight storage, widened
 /// into this thread's reusable buffer (a fresh one if the buffer is in use).
 pub fn with_widened<R>(storage: &CpuStorage, layout: &Layout, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let len = layout.shape().elem_count();
+    // Grown only, never cleared: every value in use is written by the widening.
     let fill = |out: &mut Vec<f32>| -> Result<()> {
-        let len = layout.shape().elem_count();
-        out.clear();
-        out.resize(len, 0.0);
+        if out.len() < len {
+            out.resize(len, 0.0);
+        }
+        let out = &mut out[..len];
         match storage {
             CpuStorage::F16(v) => widen_into(contiguous(v, layout)?, out),
             CpuStorage::BF16(v) => widen_into(contiguous(v, layout)?, out),
@@ -80,7 +83,7 @@ pub fn with_widened<R>(storage: &CpuStorage, layout: &Layout, f: impl FnOnce(&[f
     WIDENED.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buffer) => {
             fill(&mut buffer)?;
-            Ok(f(&buffer))
+            Ok(f(&buffer[..len]))
         }
         Err(_) => {
             let mut fresh = Vec::new();
