@@ -27,6 +27,7 @@ use crate::diffusion::prompt::extra::take_extras;
 use crate::diffusion::schedulers::{SamplerKind, SchedulerConfig, build_sampler};
 use crate::diffusion::unet_config::UnetConfig;
 use crate::hub::cache::{RepoId, check_repo_path, is_commit};
+use crate::hub::config::HubConfig;
 use crate::hub::quant::quant_label;
 use crate::hub::repo_info::parse_repo_info;
 use crate::io::image_record::{ImageRecord, image_record_from_chunks};
@@ -272,9 +273,11 @@ pub fn embedding_file(data: &[u8]) {
 }
 
 /// Names that come from the user or from a Hub server: a repo id, a file
-/// path inside a repo and a GGUF file name (one per line). An accepted repo
+/// path inside a repo and a GGUF file name (one per line), then the Hub's
+/// environment variables (endpoint, offline, token, home). An accepted repo
 /// id makes one folder name; an accepted path stays inside the snapshot
-/// folder; a quantization label is part of the upper-cased name.
+/// folder; a quantization label is part of the upper-cased name; the
+/// settings have an endpoint without a trailing slash and a hidden token.
 pub fn hub_names(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let mut lines = text.split('\n');
@@ -290,6 +293,20 @@ pub fn hub_names(data: &[u8]) {
     }
     if let Some(label) = quant_label(file) {
         assert!(!label.is_empty() && file.to_uppercase().contains(&label));
+    }
+    // The rest: environment values as a user might set them, and a token file.
+    let rest: Vec<&str> = lines.collect();
+    let value = |i: usize| rest.get(i).map(std::ffi::OsString::from);
+    let config = HubConfig::from_vars(&|name| match name {
+        "HF_ENDPOINT" => value(0),
+        "HF_HUB_OFFLINE" => value(1),
+        "HF_TOKEN" => value(2),
+        "HF_HOME" => value(3),
+        _ => None,
+    });
+    assert!(!config.endpoint.ends_with('/') && !config.endpoint.is_empty());
+    if let Some(token) = &config.token {
+        assert!(token.bearer().starts_with("Bearer ") && format!("{config:?}").contains("Token(hidden)"));
     }
 }
 
