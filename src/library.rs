@@ -6,7 +6,8 @@ use std::sync::Arc;
 use candle_core::Device;
 
 use crate::gan::model::GanModel;
-use crate::io::manifest::{Family, ModelManifest, discover};
+use crate::hub::installed::discover_with_hub;
+use crate::io::manifest::{Family, ModelManifest};
 use crate::latent::model::{LatentModel, ModelError};
 use crate::text::char_gpt::{CharGpt, CharGptManifest};
 use crate::text::gguf_llama::{EngineChoice, GgufLlama};
@@ -15,7 +16,7 @@ use crate::vae::model::VaeModel;
 
 /// The manifest of model `id` under `root`.
 pub fn find_manifest(root: &Path, id: &str) -> Result<ModelManifest, ModelError> {
-    let (found, failed) = discover(root);
+    let (found, failed) = discover_with_hub(root);
     if let Some(m) = found.iter().find(|m| m.id == id) {
         return Ok(m.clone());
     }

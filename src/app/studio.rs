@@ -13,7 +13,8 @@ mod train;
 
 use super::dialogs::{DialogOutcome, Dialogs};
 use super::settings::Settings;
-use crate::io::manifest::{ModelManifest, discover};
+use crate::hub::installed::discover_with_hub;
+use crate::io::manifest::ModelManifest;
 use crate::io::png_meta::ImageSettings;
 use crate::latent::interpolate::seeded_latent;
 use crate::ui::commands::{SaveKind, Slot, Tab, UiCommand};
@@ -89,7 +90,7 @@ impl StudioApp {
         }
         let repaint = ctx.clone();
         let worker = WorkerHandle::spawn(models_dir.clone(), std::sync::Arc::new(move || repaint.request_repaint()))?;
-        let (models, failed) = discover(&models_dir);
+        let (models, failed) = discover_with_hub(&models_dir);
         let notices = failed.iter().map(|e| Notice { text: format!("skipped model: {e}"), error: true }).collect();
         let mut settings = settings;
         // Stored settings may come from an older or hand-edited file.

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 
 use crate::io::export::{encode_gif, make_grid, upscale};
-use crate::io::manifest::discover;
 use crate::io::output::write_new_file;
 use crate::io::png_meta::{ImageSettings, encode_png};
 use crate::latent::interpolate::{Interpolation, interpolate as path, seeded_latent, truncate};
@@ -36,21 +35,22 @@ fn save_png(
 
 /// Prints the installed models as a table or JSON.
 pub fn list_models(models_dir: &Path, json: bool) -> anyhow::Result<()> {
-    let (found, failed) = discover(models_dir);
+    let (found, failed) = crate::io::manifest::discover(models_dir);
     for e in &failed {
         eprintln!("skipping {e}");
     }
     if json {
-        let rows: Vec<_> = found
+        let mut rows: Vec<_> = found
             .iter()
             .map(|m| {
                 serde_json::json!({
                     "id": m.id, "family": m.family.name(), "name": m.name, "latent_dim": m.latent_dim,
                     "image_size": m.image_size, "license": m.license, "dataset": m.dataset,
-                    "path": m.dir.display().to_string(),
+                    "path": m.dir.display().to_string(), "source": "models folder",
                 })
             })
             .collect();
+        rows.extend(super::hub::downloaded_rows());
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
@@ -61,6 +61,7 @@ pub fn list_models(models_dir: &Path, json: bool) -> anyhow::Result<()> {
     if found.is_empty() {
         eprintln!("no models in {}", models_dir.display());
     }
+    super::hub::print_downloaded();
     Ok(())
 }
 

@@ -8,6 +8,7 @@ mod bench_gan;
 mod bench_text;
 mod directions;
 mod generate;
+mod hub;
 mod latent;
 mod library;
 mod text;
@@ -188,6 +189,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Download a model from the Hugging Face Hub into its shared cache
+    /// (HF_ENDPOINT, HF_HUB_CACHE, HF_TOKEN and HF_HUB_OFFLINE apply).
+    Pull {
+        /// Repo id, e.g. HuggingFaceTB/SmolLM2-360M-Instruct-GGUF.
+        repo: String,
+        /// A file of the repo; repeatable (default: the model's files, Q4_K_M for GGUF repos).
+        #[arg(long)]
+        file: Vec<String>,
+        /// Branch, tag or commit.
+        #[arg(long, default_value = "main")]
+        revision: String,
+    },
     /// Train a model.
     Train {
         #[command(subcommand)]
@@ -234,6 +247,7 @@ fn run_here(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
         Command::Generate(args) => generate::generate(&models_dir, *args),
         Command::Info { file, json } => generate::info(&file, json),
         Command::Library { dir, json } => library::run(&dir, json),
+        Command::Pull { repo, file, revision } => hub::run_pull(&repo, &file, &revision),
         Command::Train { what } => train::run(what),
         Command::Bench { what } => bench::run(what, &models_dir),
     }

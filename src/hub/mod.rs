@@ -8,10 +8,13 @@
 //! announces (`quant.rs`).
 
 pub mod cache;
+pub mod catalogue;
 pub mod client;
 pub mod config;
 pub mod download;
 pub mod http;
+pub mod installed;
+pub mod pull;
 pub mod quant;
 pub mod repo_info;
 
