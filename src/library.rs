@@ -16,7 +16,8 @@ use crate::vae::model::VaeModel;
 
 /// The manifest of model `id` under `root`.
 pub fn find_manifest(root: &Path, id: &str) -> Result<ModelManifest, ModelError> {
-    let (found, failed) = discover_with_hub(root);
+    // Downloaded GGUF files too, from the cache `huggingface_hub` would use.
+    let (found, failed) = discover_with_hub(root, &crate::hub::config::HubConfig::from_env().cache_dir);
     if let Some(m) = found.iter().find(|m| m.id == id) {
         return Ok(m.clone());
     }

@@ -19,8 +19,19 @@ fn allowed(module: &str) -> &'static [&'static str] {
         "vae" | "gan" | "text" | "diffusion" => LOW,
         "library" | "fuzzing" => &["spec", "io", "hub", "nn", "train", "latent", "vae", "gan", "text", "diffusion"],
         "worker" => &["spec", "io", "hub", "nn", "train", "latent", "vae", "gan", "text", "diffusion", "library"],
-        // Views name plain data, file formats, latent arithmetic and the worker's protocol types only.
-        "ui" => &["spec", "io", "latent::interpolate", "worker"],
+        // Views name plain data, file formats, latent arithmetic, the worker's protocol types and
+        // the Hub's plain data (repo ids, descriptions, the catalogue, the cache listing), never its client.
+        "ui" => &[
+            "spec",
+            "io",
+            "latent::interpolate",
+            "worker",
+            "hub::cache",
+            "hub::catalogue",
+            "hub::installed",
+            "hub::pull",
+            "hub::repo_info",
+        ],
         "app" => &[
             "spec",
             "io",

@@ -8,11 +8,13 @@ use eframe::egui_wgpu::RenderState;
 
 mod image;
 mod library;
+mod models;
 mod text;
 mod train;
 
 use super::dialogs::{DialogOutcome, Dialogs};
 use super::settings::Settings;
+use crate::hub::config::HubConfig;
 use crate::hub::installed::discover_with_hub;
 use crate::io::manifest::ModelManifest;
 use crate::io::png_meta::ImageSettings;
@@ -21,10 +23,13 @@ use crate::ui::commands::{SaveKind, Slot, Tab, UiCommand};
 use crate::ui::image_panel::{ImagePanel, ImagePanelContext};
 use crate::ui::jobs::{JobTable, Purpose};
 use crate::ui::latent_panel::{Endpoint, LatentPanel, Origin, PanelContext};
+use crate::ui::models_panel::ModelsPanel;
+use crate::ui::models_view::ModelsViewContext;
 use crate::ui::status::{DeviceInfo, Notice, status_ui};
 use crate::ui::text_panel::{TextPanel, TextPanelContext};
 use crate::ui::train_panel::TrainPanel;
 use crate::ui::{about::about_window, scatter};
+use crate::worker::downloads::Downloads;
 use crate::worker::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerHandle, WorkerRequest};
 
 /// How long one frame may spend applying worker events before drawing.
@@ -60,6 +65,11 @@ pub struct StudioApp {
     dialogs: Dialogs,
     /// What the model folders hold (listed off the UI thread).
     pub library: Vec<crate::diffusion::model_library::LibraryItem>,
+    /// The Models view.
+    pub models_panel: ModelsPanel,
+    /// The Hub downloads worker.
+    downloads: Downloads,
+    models_dir: PathBuf,
 }
 
 impl StudioApp {
@@ -90,7 +100,9 @@ impl StudioApp {
         }
         let repaint = ctx.clone();
         let worker = WorkerHandle::spawn(models_dir.clone(), std::sync::Arc::new(move || repaint.request_repaint()))?;
-        let (models, failed) = discover_with_hub(&models_dir);
+        let downloads = Downloads::spawn(HubConfig::from_env(), waker(ctx))?;
+        downloads.refresh_installed();
+        let (models, failed) = discover_with_hub(&models_dir, &downloads.config().cache_dir);
         let notices = failed.iter().map(|e| Notice { text: format!("skipped model: {e}"), error: true }).collect();
         let mut settings = settings;
         // Stored settings may come from an older or hand-edited file.
@@ -140,6 +152,9 @@ impl StudioApp {
             backlog: std::collections::VecDeque::new(),
             dialogs: Dialogs::new(ctx.clone()),
             library: Vec::new(),
+            models_panel: ModelsPanel::default(),
+            downloads,
+            models_dir,
         };
         if !app.settings.model_folders.is_empty() {
             app.apply(UiCommand::RescanLibrary);
@@ -184,6 +199,7 @@ impl StudioApp {
         let Some(command) = self.apply_text_command(command) else { return };
         let Some(command) = self.apply_train_command(command) else { return };
         let Some(command) = self.apply_image_command(command) else { return };
+        let Some(command) = self.apply_models_command(command) else { return };
         match command {
             UiCommand::SelectModel(id) => {
                 self.selected = Some(id.clone());
@@ -255,7 +271,15 @@ impl StudioApp {
             | UiCommand::WalkSeeds
             | UiCommand::AddModelFolder(_)
             | UiCommand::RemoveModelFolder(_)
-            | UiCommand::RescanLibrary => {}
+            | UiCommand::RescanLibrary
+            | UiCommand::DescribeRepo { .. }
+            | UiCommand::Download { .. }
+            | UiCommand::PauseDownload(_)
+            | UiCommand::ResumeDownload(_)
+            | UiCommand::CancelDownload(_)
+            | UiCommand::OpenFolder(_)
+            | UiCommand::DeleteRepo(_)
+            | UiCommand::RefreshInstalled => {}
         }
     }
 
@@ -365,6 +389,7 @@ impl StudioApp {
                 | DialogOutcome::Library(_) => {}
             }
         }
+        self.handle_download_events();
         let started = std::time::Instant::now();
         self.backlog.extend(self.worker.poll());
         while let Some(event) = self.backlog.pop_front() {
@@ -498,6 +523,18 @@ impl StudioApp {
                     ctx.request_repaint_after(std::time::Duration::from_millis(250)); // ETA ticks
                 }
             }
+            Tab::Models => {
+                let config = self.downloads.config();
+                let view_ctx = ModelsViewContext {
+                    endpoint: &config.endpoint,
+                    cache_dir: &config.cache_dir,
+                    offline: config.offline,
+                };
+                egui::ScrollArea::vertical().show(ui, |ui| self.models_panel.ui(ui, &view_ctx, &mut out));
+                if self.models_panel.busy() {
+                    ctx.request_repaint_after(std::time::Duration::from_millis(250)); // speed and ETA ticks
+                }
+            }
             Tab::Text => {
                 let panel_ctx = TextPanelContext { models: &self.text_models };
                 egui::ScrollArea::vertical().show(ui, |ui| self.text.ui(ui, &panel_ctx, &mut out));
@@ -521,9 +558,13 @@ impl StudioApp {
         ui.horizontal(|ui| {
             ui.strong("Latent Studio");
             ui.separator();
-            for (tab, name) in
-                [(Tab::Latent, "Latent"), (Tab::Image, "Image"), (Tab::Text, "Text"), (Tab::Train, "Train")]
-            {
+            for (tab, name) in [
+                (Tab::Latent, "Latent"),
+                (Tab::Image, "Image"),
+                (Tab::Text, "Text"),
+                (Tab::Train, "Train"),
+                (Tab::Models, "Models"),
+            ] {
                 if ui.selectable_label(self.settings.tab == tab, name).clicked() {
                     out.push(UiCommand::ShowTab(tab));
                 }
@@ -572,6 +613,12 @@ impl eframe::App for StudioApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, Settings::KEY, &self.settings);
     }
+}
+
+/// Asks egui for a frame (what a worker calls after each event).
+fn waker(ctx: &egui::Context) -> crate::worker::Waker {
+    let ctx = ctx.clone();
+    std::sync::Arc::new(move || ctx.request_repaint())
 }
 
 /// The device the worker's models run on, as the status bar shows it.

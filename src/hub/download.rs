@@ -172,16 +172,11 @@ fn download_blob(
     }
     drop(partial);
     let actual = hasher.finish();
-    if let Some((expected, actual)) = actual {
-        if expected != actual {
-            let _ = std::fs::remove_file(&partial_path);
-            return Err(HubError::Checksum {
-                repo: file.repo.to_string(),
-                path: file.path.to_owned(),
-                expected,
-                actual,
-            });
-        }
+    if let Some((expected, actual)) = actual
+        && expected != actual
+    {
+        let _ = std::fs::remove_file(&partial_path);
+        return Err(HubError::Checksum { repo: file.repo.to_string(), path: file.path.to_owned(), expected, actual });
     }
     let blob = cache.blob(&meta.etag);
     std::fs::rename(&partial_path, &blob).map_err(|e| HubError::file(&blob, &e))?;

@@ -45,7 +45,7 @@ pub fn installed(cache_dir: &Path) -> Vec<InstalledRepo> {
             Some(describe(cache_dir, repo))
         })
         .collect();
-    repos.sort_by(|a, b| a.repo.as_str().to_lowercase().cmp(&b.repo.as_str().to_lowercase()));
+    repos.sort_by_key(|r| r.repo.as_str().to_lowercase());
     repos
 }
 
@@ -156,12 +156,13 @@ pub fn text_manifests(repos: &[InstalledRepo]) -> Vec<ModelManifest> {
     manifests
 }
 
-/// The models folder's manifests plus the hub cache's GGUF files (the
-/// cache named by the environment, as `huggingface_hub` finds it).
-pub fn discover_with_hub(models_dir: &Path) -> (Vec<ModelManifest>, Vec<crate::io::manifest::ManifestError>) {
+/// The models folder's manifests plus the GGUF files of the hub cache in `cache_dir`.
+pub fn discover_with_hub(
+    models_dir: &Path,
+    cache_dir: &Path,
+) -> (Vec<ModelManifest>, Vec<crate::io::manifest::ManifestError>) {
     let (mut found, failed) = crate::io::manifest::discover(models_dir);
-    let cache_dir = super::config::HubConfig::from_env().cache_dir;
-    found.extend(text_manifests(&installed(&cache_dir)));
+    found.extend(text_manifests(&installed(cache_dir)));
     (found, failed)
 }
 

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::hub::pull::PullPlan;
+use crate::worker::downloads::DownloadId;
 use crate::worker::{ImageModelRef, JobId, TextModelRef};
 
 /// The studio's main views.
@@ -17,6 +19,8 @@ pub enum Tab {
     Train,
     /// Text-to-image with diffusion models.
     Image,
+    /// Models from the Hugging Face Hub: catalogue, downloads, installed.
+    Models,
 }
 
 /// Which latent an encoded image replaces.
@@ -55,11 +59,17 @@ pub enum UiCommand {
     /// Decode the latent panel's grid of seeds.
     DecodeGrid,
     /// Encode an image file into a slot.
-    EncodeFile { path: PathBuf, slot: Slot },
+    EncodeFile {
+        path: PathBuf,
+        slot: Slot,
+    },
     /// Ask for an image file, then encode it into a slot.
     PickImage(Slot),
     /// Save into the output folder (`dialog: false`) or via "Save as…".
-    Save { kind: SaveKind, dialog: bool },
+    Save {
+        kind: SaveKind,
+        dialog: bool,
+    },
     /// Choose the output folder.
     ChooseOutputDir,
     /// Stop a job.
@@ -104,4 +114,23 @@ pub enum UiCommand {
     RemoveModelFolder(PathBuf),
     /// List the library's folders again.
     RescanLibrary,
+    /// Ask the Hub for a repo's files.
+    DescribeRepo {
+        repo: String,
+        revision: String,
+    },
+    /// Queue a pull (`branch`: the revision the user named).
+    Download {
+        plan: PullPlan,
+        branch: String,
+    },
+    PauseDownload(DownloadId),
+    ResumeDownload(DownloadId),
+    CancelDownload(DownloadId),
+    /// Show a folder in the system's file manager.
+    OpenFolder(PathBuf),
+    /// Delete a repo from the hub cache.
+    DeleteRepo(String),
+    /// List the hub cache again.
+    RefreshInstalled,
 }

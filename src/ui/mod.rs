@@ -6,6 +6,8 @@ pub mod image_panel;
 pub mod jobs;
 pub mod latent_map;
 pub mod latent_panel;
+pub mod models_panel;
+pub mod models_view;
 pub mod scatter;
 pub mod status;
 pub mod text_panel;

@@ -2,6 +2,7 @@
 //! The app talks to it only through [`WorkerHandle`].
 
 pub mod cache;
+pub mod downloads;
 pub mod handle;
 mod image;
 pub mod protocol;

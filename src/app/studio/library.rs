@@ -36,7 +36,9 @@ impl StudioApp {
             }
             // Hashing reads every new file once: a helper thread does it.
             UiCommand::RescanLibrary => {
-                let folders = self.settings.model_folders.clone();
+                // The user's folders, then the hub cache's snapshots (downloaded models).
+                let mut folders = self.settings.model_folders.clone();
+                folders.extend(self.hub_snapshots());
                 self.dialogs.open(move || {
                     let mut hashes = HashCache::default_location();
                     let items = scan(&folders, Some(&mut hashes));

@@ -99,7 +99,10 @@ pub fn scan(roots: &[PathBuf], mut hashes: Option<&mut HashCache>) -> Vec<Librar
     let mut paths = Vec::new();
     for root in roots {
         let known: Vec<PathBuf> = KNOWN_SUBFOLDERS.iter().map(|s| root.join(s)).filter(|p| p.is_dir()).collect();
-        if known.is_empty() {
+        if root.join("model_index.json").is_file() {
+            // The folder is itself a diffusers model (a Hub snapshot, say).
+            paths.push(root.clone());
+        } else if known.is_empty() {
             candidates(root, 4, &mut paths);
         } else {
             for dir in known {
