@@ -56,6 +56,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("embedding_file", embedding_file),
     ("hub_names", hub_names),
     ("hub_repo_info", hub_repo_info),
+    ("hub_answers", hub_answers),
 ];
 
 /// A PNG's text chunks, then the settings read from them (our JSON chunk or
@@ -307,6 +308,24 @@ pub fn hub_names(data: &[u8]) {
     assert!(!config.endpoint.ends_with('/') && !config.endpoint.is_empty());
     if let Some(token) = &config.token {
         assert!(token.bearer().starts_with("Bearer ") && format!("{config:?}").contains("Token(hidden)"));
+    }
+}
+
+/// What a Hub server or a repo puts in front of the studio besides the
+/// repo description: an ETag header and a Content-Range header (one line
+/// each), then a model card. An accepted ETag names one blob file (hex, no
+/// separators); a licence read from the card is one line.
+pub fn hub_answers(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let mut parts = text.splitn(3, '\n');
+    let (etag, range, card) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if let Some(blob) = crate::hub::client::blob_name(etag) {
+        assert!(blob.bytes().all(|b| b.is_ascii_hexdigit()) && !blob.is_empty());
+        assert!(Path::new("blobs").join(&blob).parent() == Some(Path::new("blobs")));
+    }
+    let _ = crate::hub::download::range_start(range);
+    if let Some(license) = crate::hub::installed::card_license(card) {
+        assert!(!license.contains('\n') && !license.is_empty());
     }
 }
 

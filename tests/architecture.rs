@@ -28,6 +28,7 @@ fn allowed(module: &str) -> &'static [&'static str] {
             "worker",
             "hub::cache",
             "hub::catalogue",
+            "hub::config",
             "hub::installed",
             "hub::pull",
             "hub::repo_info",

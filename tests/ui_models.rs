@@ -86,7 +86,7 @@ fn browse_download_pause_resume_cancel_and_use() {
     let settings = Settings { tab: Tab::Models, ..Settings::default() };
     let mut h = Harness::builder().with_size([1400.0, 1000.0]).build_eframe(move |cc| {
         let mut app = StudioApp::with_settings(&cc.egui_ctx, None, common::shipped_models(), settings).unwrap();
-        app.use_hub(&cc.egui_ctx, config).unwrap();
+        app.use_hub(config);
         app
     });
     h.step();
@@ -166,23 +166,54 @@ fn browse_download_pause_resume_cancel_and_use() {
 }
 
 #[test]
-fn a_missing_repo_and_an_offline_hub_say_so_in_the_view() {
-    let server = StandIn::start(vec![gguf_repo(GGUF)]);
+fn a_gated_repo_needs_the_token_a_missing_one_and_offline_say_so() {
+    let mut gated = gguf_repo("owner/gated-GGUF");
+    gated.gated = true;
+    let server = StandIn::start(vec![gguf_repo(GGUF), gated]);
     let cache = tempfile::tempdir().unwrap();
     let config = hub_config(&server, cache.path());
     let settings = Settings { tab: Tab::Models, ..Settings::default() };
     let mut h = Harness::builder().with_size([1400.0, 1000.0]).build_eframe(move |cc| {
         let mut app = StudioApp::with_settings(&cc.egui_ctx, None, common::shipped_models(), settings).unwrap();
-        app.use_hub(&cc.egui_ctx, config).unwrap();
+        app.use_hub(config);
         app
     });
     h.step();
     show_files(&mut h, "owner/missing");
     h.get_by_label_contains("owner/missing was not found");
+
+    // Gated: listed, but the download needs a token; saved, the resumed pull finishes.
+    show_files(&mut h, "owner/gated-GGUF");
+    h.get_by_label("Download 2 files (3.1 MB)").click();
+    common::step_until(&mut h, "the refusal", |app| {
+        matches!(row_state(app, "owner/gated-GGUF"), Some(RowState::Ended(DownloadEnd::Failed(_))))
+    });
+    assert!(h.get_all_by_label_contains("owner/gated-GGUF is gated").count() >= 1);
+    h.get_by_label("no token (public repos only)");
+    h.get_by_label("Hub token").focus();
+    h.step();
+    h.get_by_label("Hub token").type_text(common::hub_standin::GOOD_TOKEN);
+    h.step();
+    h.get_by_label("Save token").click();
+    h.step();
+    h.step();
+    h.get_by_label("a token is in use");
+    let token_file = cache.path().join("home/token");
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap(), common::hub_standin::GOOD_TOKEN);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    assert!(h.state().models_panel.token_input.is_empty());
+    h.get_by_label("Resume").click();
+    common::step_until(&mut h, "the gated download", |app| {
+        matches!(row_state(app, "owner/gated-GGUF"), Some(RowState::Ended(DownloadEnd::Done(_))))
+    });
+
     let mut offline = hub_config(&server, cache.path());
     offline.offline = true;
-    let ctx = h.ctx.clone();
-    h.state_mut().use_hub(&ctx, offline).unwrap();
+    h.state_mut().use_hub(offline);
     h.step();
     h.get_by_label_contains("offline (HF_HUB_OFFLINE)");
     show_files(&mut h, GGUF);

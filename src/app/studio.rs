@@ -279,7 +279,8 @@ impl StudioApp {
             | UiCommand::CancelDownload(_)
             | UiCommand::OpenFolder(_)
             | UiCommand::DeleteRepo(_)
-            | UiCommand::RefreshInstalled => {}
+            | UiCommand::RefreshInstalled
+            | UiCommand::SaveHubToken(_) => {}
         }
     }
 
@@ -529,6 +530,7 @@ impl StudioApp {
                     endpoint: &config.endpoint,
                     cache_dir: &config.cache_dir,
                     offline: config.offline,
+                    has_token: config.token.is_some(),
                 };
                 egui::ScrollArea::vertical().show(ui, |ui| self.models_panel.ui(ui, &view_ctx, &mut out));
                 if self.models_panel.busy() {

@@ -66,8 +66,7 @@ impl Hub {
             .ok_or_else(|| bad("no X-Repo-Commit header with a commit hash"))?;
         let etag = header(&response, "x-linked-etag")
             .or_else(|| header(&response, "etag"))
-            .map(|e| normalize_etag(&e))
-            .filter(|e| is_blob_name(e))
+            .and_then(|e| blob_name(&e))
             .ok_or_else(|| bad("no usable ETag"))?;
         let size = header(&response, "x-linked-size")
             .or_else(|| status.is_success().then(|| header(&response, "content-length")).flatten())
@@ -79,6 +78,11 @@ impl Hub {
         };
         Ok(FileMetadata { commit, etag, size, location })
     }
+}
+
+/// The blob name an ETag header gives, if it is a safe one.
+pub fn blob_name(etag_header: &str) -> Option<String> {
+    Some(normalize_etag(etag_header)).filter(|e| is_blob_name(e))
 }
 
 /// An ETag without the weak marker and quotes (`W/"abc"` → `abc`).

@@ -87,6 +87,25 @@ impl HubConfig {
     }
 }
 
+/// Saves `token` where `hf auth login` keeps it (`{home}/token`), readable
+/// and writable by the owner only (written whole, then renamed over the old one).
+pub fn save_token(home: &Path, token: &Token) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    std::fs::create_dir_all(home)?;
+    let path = home.join("token");
+    let temporary = home.join(".token.tmp-latent-studio");
+    let _ = std::fs::remove_file(&temporary);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&temporary)?;
+    file.write_all(token.0.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, &path)?;
+    Ok(path)
+}
+
 /// The token stored in `path`, if the file exists and holds one.
 fn read_token_file(path: &Path) -> Option<Token> {
     std::fs::read_to_string(path).ok().and_then(|text| Token::parse(&text))
@@ -141,5 +160,22 @@ mod tests {
         assert!(!format!("{c:?}").contains("secret"));
         assert!(config(&[("HF_HOME", &home), ("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")]).token.is_none());
         assert!(Token::parse(" \r\n").is_none());
+    }
+
+    #[test]
+    fn a_saved_token_is_the_owners_only_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("hf");
+        let token = Token::parse("hf_saved_secret").unwrap();
+        let path = save_token(&home, &token).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let home_text = home.to_string_lossy().into_owned();
+        assert_eq!(config(&[("HF_HOME", &home_text)]).token, Some(token.clone()));
+        save_token(&home, &Token::parse("hf_other").unwrap()).unwrap();
+        assert_eq!(config(&[("HF_HOME", &home_text)]).token, Token::parse("hf_other"));
     }
 }

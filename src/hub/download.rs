@@ -294,7 +294,7 @@ fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
 }
 
 /// `bytes START-END/TOTAL` → START.
-fn range_start(content_range: &str) -> Option<u64> {
+pub fn range_start(content_range: &str) -> Option<u64> {
     content_range.trim().strip_prefix("bytes ")?.split('-').next()?.trim().parse().ok()
 }
 

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::hub::config::Token;
 use crate::hub::pull::PullPlan;
 use crate::worker::downloads::DownloadId;
 use crate::worker::{ImageModelRef, JobId, TextModelRef};
@@ -133,4 +134,6 @@ pub enum UiCommand {
     DeleteRepo(String),
     /// List the hub cache again.
     RefreshInstalled,
+    /// Keep this Hub token (in `$HF_HOME/token`, owner-only) and use it.
+    SaveHubToken(Token),
 }

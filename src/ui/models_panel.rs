@@ -123,6 +123,8 @@ pub struct ModelsPanel {
     pub installed: Vec<InstalledRepo>,
     /// A repo whose Delete was clicked once (the second click deletes).
     pub confirm_delete: Option<String>,
+    /// The token field (cleared once saved).
+    pub token_input: String,
 }
 
 impl ModelsPanel {

@@ -18,6 +18,8 @@ pub struct ModelsViewContext<'a> {
     pub endpoint: &'a str,
     pub cache_dir: &'a Path,
     pub offline: bool,
+    /// Whether a token is in use (its value is never shown).
+    pub has_token: bool,
 }
 
 impl ModelsPanel {
@@ -29,6 +31,7 @@ impl ModelsPanel {
                 ui.colored_label(ui.visuals().warn_fg_color, "offline (HF_HUB_OFFLINE): only the cache is used");
             }
         });
+        self.token_ui(ui, ctx, out);
         ui.separator();
         ui.columns(2, |columns| {
             self.catalogue_ui(&mut columns[0], out);
@@ -38,6 +41,27 @@ impl ModelsPanel {
         self.downloads_ui(ui, out);
         ui.separator();
         self.installed_ui(ui, out);
+    }
+
+    /// A token for gated and private repos, kept where `hf auth login` keeps it.
+    fn token_ui(&mut self, ui: &mut egui::Ui, ctx: &ModelsViewContext<'_>, out: &mut Vec<UiCommand>) {
+        ui.horizontal(|ui| {
+            let label = ui.label("Hub token");
+            ui.add(egui::TextEdit::singleline(&mut self.token_input).password(true).desired_width(220.0))
+                .labelled_by(label.id)
+                .on_hover_text(
+                    "For gated and private repos; saved owner-only in $HF_HOME/token, never shown or logged",
+                );
+            let token = crate::hub::config::Token::parse(&self.token_input);
+            if ui.add_enabled(token.is_some(), egui::Button::new("Save token")).clicked()
+                && let Some(token) = token
+            {
+                self.token_input.clear();
+                out.push(UiCommand::SaveHubToken(token));
+            }
+            let state = if ctx.has_token { "a token is in use" } else { "no token (public repos only)" };
+            ui.label(RichText::new(state).weak().small());
+        });
     }
 
     fn catalogue_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {

@@ -69,6 +69,8 @@ pub enum DownloadEvent {
 
 struct Job {
     id: DownloadId,
+    /// The Hub settings when it was queued.
+    hub: Hub,
     plan: PullPlan,
     /// The revision the user named (`main`), recorded as pointing at the plan's commit.
     branch: String,
@@ -92,8 +94,7 @@ impl Downloads {
         let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
         let (events_tx, events) = crossbeam_channel::unbounded();
         let controls: Arc<Mutex<HashMap<DownloadId, Flow>>> = Arc::default();
-        let thread =
-            Worker { hub: hub.clone(), events: events_tx.clone(), controls: controls.clone(), waker: waker.clone() };
+        let thread = Worker { events: events_tx.clone(), controls: controls.clone(), waker: waker.clone() };
         std::thread::Builder::new().name("hub-downloads".into()).spawn(move || {
             for job in jobs_rx {
                 thread.run(job);
@@ -104,6 +105,11 @@ impl Downloads {
 
     pub fn config(&self) -> &HubConfig {
         self.hub.config()
+    }
+
+    /// Uses new settings (a token, say) for what is asked from now on.
+    pub fn set_config(&mut self, config: HubConfig) {
+        self.hub = Hub::new(config);
     }
 
     /// Reads `repo`'s description off this thread.
@@ -130,13 +136,13 @@ impl Downloads {
     /// Queues a paused or failed pull again under its id (resuming from its partial files).
     pub fn requeue(&mut self, id: DownloadId, plan: PullPlan, branch: &str) {
         self.controls.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
-        let _ = self.jobs.send(Job { id, plan, branch: branch.to_owned() });
+        let _ = self.jobs.send(Job { id, hub: self.hub.clone(), plan, branch: branch.to_owned() });
     }
 
     /// Queues a paused pull that was cancelled, so the thread deletes its partial files.
     pub fn requeue_cancelled(&mut self, id: DownloadId, plan: PullPlan, branch: &str) {
         self.cancel(id);
-        let _ = self.jobs.send(Job { id, plan, branch: branch.to_owned() });
+        let _ = self.jobs.send(Job { id, hub: self.hub.clone(), plan, branch: branch.to_owned() });
     }
 
     /// Pauses a running or queued pull (its partial file is kept).
@@ -189,7 +195,6 @@ impl Downloads {
 
 /// The downloads thread's side.
 struct Worker {
-    hub: Hub,
     events: Sender<DownloadEvent>,
     controls: Arc<Mutex<HashMap<DownloadId, Flow>>>,
     waker: Waker,
@@ -211,7 +216,7 @@ impl Worker {
         let end = match self.control(id) {
             Flow::Pause => DownloadEnd::Paused,
             Flow::Cancel => {
-                self.drop_partials(&job.plan);
+                drop_partials(&job.hub, &job.plan);
                 DownloadEnd::Cancelled
             }
             Flow::Continue => {
@@ -224,7 +229,7 @@ impl Worker {
                     }
                     self.control(id)
                 };
-                match pull(&self.hub, &job.plan, &job.branch, &mut report) {
+                match pull(&job.hub, &job.plan, &job.branch, &mut report) {
                     Ok(Outcome::Done(path)) => DownloadEnd::Done(path),
                     Ok(Outcome::Paused) => DownloadEnd::Paused,
                     Ok(Outcome::Cancelled) => DownloadEnd::Cancelled,
@@ -233,15 +238,15 @@ impl Worker {
             }
         };
         // The listing first: the app refreshes its pickers from it when the pull ends.
-        self.send(DownloadEvent::Installed(installed(&self.hub.config().cache_dir)));
+        self.send(DownloadEvent::Installed(installed(&job.hub.config().cache_dir)));
         self.send(DownloadEvent::Finished { id, end });
     }
+}
 
-    /// Deletes the partial blobs a paused pull left (named by their sha256).
-    fn drop_partials(&self, plan: &PullPlan) {
-        let cache = RepoCache::new(&self.hub.config().cache_dir, &plan.repo);
-        for sha in plan.files.iter().filter_map(|f| f.sha256.as_deref()) {
-            let _ = std::fs::remove_file(cache.incomplete_blob(sha));
-        }
+/// Deletes the partial blobs a paused pull left (named by their sha256).
+fn drop_partials(hub: &Hub, plan: &PullPlan) {
+    let cache = RepoCache::new(&hub.config().cache_dir, &plan.repo);
+    for sha in plan.files.iter().filter_map(|f| f.sha256.as_deref()) {
+        let _ = std::fs::remove_file(cache.incomplete_blob(sha));
     }
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::StudioApp;
 use crate::hub::cache::RepoId;
+use crate::hub::config::{HubConfig, save_token};
 use crate::hub::installed::discover_with_hub;
 use crate::io::manifest::Family;
 use crate::ui::commands::UiCommand;
@@ -48,6 +49,21 @@ impl StudioApp {
                 Err(e) => self.notices.push(Notice { text: e.to_string(), error: true }),
             },
             UiCommand::RefreshInstalled => self.downloads.refresh_installed(),
+            UiCommand::SaveHubToken(token) => {
+                let mut config = self.downloads.config().clone();
+                match save_token(&config.home, &token) {
+                    Ok(path) => {
+                        self.notices
+                            .push(Notice { text: format!("Hub token saved in {}", path.display()), error: false });
+                        config.token = Some(token);
+                        self.use_hub(config);
+                    }
+                    Err(e) => self.notices.push(Notice {
+                        text: format!("cannot save the token in {}: {e}", config.home.display()),
+                        error: true,
+                    }),
+                }
+            }
             other => return Some(other),
         }
         None
@@ -85,11 +101,11 @@ impl StudioApp {
     }
 
     /// Talks to the Hub `config` describes from now on (tests point it at a stand-in).
-    pub fn use_hub(&mut self, ctx: &egui::Context, config: crate::hub::config::HubConfig) -> std::io::Result<()> {
-        self.downloads = crate::worker::downloads::Downloads::spawn(config, super::waker(ctx))?;
+    /// Pulls already queued keep the settings they were queued with.
+    pub fn use_hub(&mut self, config: HubConfig) {
+        self.downloads.set_config(config);
         self.downloads.refresh_installed();
         self.refresh_pickers();
-        Ok(())
     }
 
     /// The hub cache's snapshot folders: library folders for the Image view.
