@@ -87,3 +87,35 @@ fn pull_errors_name_the_repo_the_file_or_the_server() {
     let out = studio(&["pull", "owner/tiny-GGUF", "--file", "model-Q8_0.gguf"], &server.endpoint, dir.path(), &[]);
     success(&out);
 }
+
+/// A full disk, as close as a test can get without mounting one: a file-size
+/// limit (`ulimit -f`, with SIGXFSZ ignored) makes writes past 2 MiB fail.
+/// The pull stops with a message naming the file, leaves no model file where
+/// one is expected, and a later pull resumes from the bytes kept.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_stops_cleanly_and_the_pull_resumes_later() {
+    let repo = gguf_repo("owner/tiny-GGUF");
+    let server = StandIn::start(vec![repo.clone()]);
+    let dir = tempfile::tempdir().unwrap();
+    let script =
+        format!("trap '' XFSZ; ulimit -f 2048; exec {} pull owner/tiny-GGUF", env!("CARGO_BIN_EXE_latent-studio"));
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .env("LATENT_STUDIO_MODELS", common::shipped_models())
+        .env("HF_ENDPOINT", &server.endpoint)
+        .env("HF_HUB_CACHE", dir.path())
+        .env("HF_HOME", dir.path().join("home"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && out.status.code().is_some(), "an error, not a signal: {stderr}");
+    assert!(stderr.contains("no room left writing") && stderr.contains(".incomplete"), "{stderr}");
+    let snapshot = dir.path().join("models--owner--tiny-GGUF/snapshots").join(&repo.commit);
+    assert!(!snapshot.join("model-Q4_K_M.gguf").exists(), "no half file where the model is expected");
+    server.clear_log();
+    let out = studio(&["pull", "owner/tiny-GGUF"], &server.endpoint, dir.path(), &[]);
+    success(&out);
+    assert_eq!(std::fs::read(snapshot.join("model-Q4_K_M.gguf")).unwrap(), *repo.files[2].bytes);
+    assert!(server.requests().iter().any(|r| r.starts_with("GET /cdn/") && r.ends_with(&format!("from {}", 2 << 20))));
+}

@@ -137,7 +137,9 @@ fn browse_download_pause_resume_cancel_and_use() {
     let text_id = format!("{GGUF}:model-Q4_K_M.gguf");
     assert!(h.state().models().iter().any(|m| m.id == text_id), "the GGUF is a text model");
     common::step_until(&mut h, "the library", |app| {
-        app.library.iter().any(|i| i.kind == ItemKind::DiffusersFolder && i.path.starts_with(cache.path()))
+        app.library
+            .iter()
+            .any(|i| i.kind == ItemKind::DiffusersFolder && i.path.starts_with(cache.path()) && i.name == SD)
     });
 
     // Cancel deletes the partial file; delete takes the repo out of the cache.

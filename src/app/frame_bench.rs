@@ -93,6 +93,49 @@ pub fn frame_times_during_training(
     Ok(Some(FrameTimes { frames, cpu, wall, training }))
 }
 
+/// Runs `frames` UI frames at ~60 Hz on the Models view while `plan` is
+/// pulled from the Hub `config` names (into its cache, emptied first and
+/// again after each pull so the download keeps going), timing each frame.
+pub fn frame_times_during_download(
+    models_dir: &Path,
+    config: crate::hub::config::HubConfig,
+    plan: crate::hub::pull::PullPlan,
+    frames: usize,
+) -> anyhow::Result<FrameTimes> {
+    let ctx = egui::Context::default();
+    let settings = Settings { tab: crate::ui::commands::Tab::Models, ..Settings::default() };
+    let mut app = StudioApp::with_settings(&ctx, None, models_dir.to_owned(), settings)?;
+    let cache_dir = config.cache_dir.clone();
+    app.use_hub(config);
+    let input = || egui::RawInput {
+        screen_rect: Some(egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1200.0, 780.0))),
+        ..Default::default()
+    };
+    let mut pulls = 0;
+    let mut times = Vec::with_capacity(frames);
+    let mut cpu_times = Vec::with_capacity(frames);
+    for _ in 0..frames {
+        if !app.models_panel.downloads.iter().any(|r| r.is_active()) {
+            let _ = crate::hub::installed::delete(&cache_dir, &plan.repo);
+            app.apply(UiCommand::Download { plan: plan.clone(), branch: "main".into() });
+            pulls += 1;
+        }
+        let t = Instant::now();
+        let cpu = thread_cpu_time();
+        let out = ctx.run_ui(input(), |ui| app.frame_ui(ui));
+        let _ = ctx.tessellate(out.shapes, out.pixels_per_point);
+        times.push(t.elapsed());
+        if let (Some(end), Some(start)) = (thread_cpu_time(), cpu) {
+            cpu_times.push(end.saturating_sub(start));
+        }
+        std::thread::sleep(Duration::from_millis(16).saturating_sub(t.elapsed()));
+    }
+    let finished = app.models_panel.downloads.iter().filter(|r| !r.is_active()).count();
+    let wall = p50_p99(&mut times);
+    let cpu = (!cpu_times.is_empty()).then(|| p50_p99(&mut cpu_times));
+    Ok(FrameTimes { frames, cpu, wall, training: format!("{pulls} pulls started, {finished} finished") })
+}
+
 fn p50_p99(samples: &mut [Duration]) -> (f64, f64) {
     samples.sort();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;

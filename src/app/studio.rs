@@ -69,7 +69,6 @@ pub struct StudioApp {
     pub models_panel: ModelsPanel,
     /// The Hub downloads worker.
     downloads: Downloads,
-    models_dir: PathBuf,
 }
 
 impl StudioApp {
@@ -154,7 +153,6 @@ impl StudioApp {
             library: Vec::new(),
             models_panel: ModelsPanel::default(),
             downloads,
-            models_dir,
         };
         if !app.settings.model_folders.is_empty() {
             app.apply(UiCommand::RescanLibrary);

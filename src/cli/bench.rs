@@ -43,6 +43,25 @@ pub enum BenchCommand {
         #[arg(long)]
         dump: Option<PathBuf>,
     },
+    /// Download throughput from the Hub HF_ENDPOINT names (a local stand-in
+    /// for benchmarks) into a fresh cache, and the UI's frame time meanwhile.
+    Hub {
+        /// Repo id.
+        #[arg(long)]
+        repo: String,
+        /// The file to pull.
+        #[arg(long)]
+        file: String,
+        /// Timed pulls.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// UI frames to time on the Models view while pulling (0 skips that row).
+        #[arg(long, default_value_t = 300)]
+        frames: usize,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Prompt-processing and generation speed of a language model (tokens/s).
     Text {
         #[command(flatten)]
@@ -102,6 +121,9 @@ pub fn run(cmd: BenchCommand, models_dir: &Path) -> anyhow::Result<()> {
                 print_ui_frame_times(models_dir, &model, frames, &data_dir)?;
             }
             Ok(())
+        }
+        BenchCommand::Hub { repo, file, runs, frames, json } => {
+            super::bench_hub::bench_hub(models_dir, &repo, &file, runs.max(1), frames, json)
         }
         BenchCommand::Text { model, prompt_tokens, gen_tokens, runs, json } => {
             super::bench_text::bench_text(models_dir, &model, prompt_tokens, gen_tokens, runs.max(1), json)

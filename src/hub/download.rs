@@ -265,9 +265,11 @@ fn stream(
     }
 }
 
-/// A failed write: a full disk says so (the partial blob is kept to resume).
+/// A failed write: a full disk (or a quota, or a file-size limit) says so;
+/// the partial blob is kept to resume.
 pub(crate) fn write_error(path: &Path, kept: u64, error: &io::Error) -> HubError {
-    if error.kind() == io::ErrorKind::StorageFull || error.kind() == io::ErrorKind::QuotaExceeded {
+    use io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+    if matches!(error.kind(), StorageFull | QuotaExceeded | FileTooLarge) {
         HubError::DiskFull { path: path.display().to_string(), kept, detail: error.to_string() }
     } else {
         HubError::file(path, error)

@@ -42,7 +42,8 @@ pub enum HubError {
     )]
     Checksum { repo: String, path: String, expected: String, actual: String },
     #[error(
-        "the disk is full writing {path} ({detail}); the {kept} bytes so far are kept and resume once there is room"
+        "no room left writing {path} ({detail}): the disk is full or the file too large for it; \
+         the {kept} bytes so far are kept and the download resumes once there is room"
     )]
     DiskFull { path: String, kept: u64, detail: String },
     #[error("{path}: {detail}")]

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use super::StudioApp;
 use crate::hub::cache::RepoId;
 use crate::hub::config::{HubConfig, save_token};
-use crate::hub::installed::discover_with_hub;
-use crate::io::manifest::Family;
+use crate::hub::installed::text_manifests;
+use crate::io::manifest::{Family, ModelManifest};
 use crate::ui::commands::UiCommand;
 use crate::ui::models_panel::{DownloadRow, RowState};
 use crate::ui::status::Notice;
@@ -85,7 +85,6 @@ impl StudioApp {
                     match &end {
                         DownloadEnd::Done(_) => {
                             self.notices.push(Notice { text: format!("downloaded {repo}"), error: false });
-                            self.refresh_pickers();
                         }
                         DownloadEnd::Failed(e) => {
                             self.notices.push(Notice { text: format!("download of {repo} stopped: {e}"), error: true })
@@ -94,7 +93,10 @@ impl StudioApp {
                     }
                     self.models_panel.apply_finished(id, end);
                 }
-                DownloadEvent::Installed(repos) => self.models_panel.installed = repos,
+                DownloadEvent::Installed(repos) => {
+                    self.models_panel.installed = repos;
+                    self.refresh_pickers();
+                }
                 DownloadEvent::Error(e) => self.notices.push(Notice { text: e, error: true }),
             }
         }
@@ -105,7 +107,6 @@ impl StudioApp {
     pub fn use_hub(&mut self, config: HubConfig) {
         self.downloads.set_config(config);
         self.downloads.refresh_installed();
-        self.refresh_pickers();
     }
 
     /// The hub cache's snapshot folders: library folders for the Image view.
@@ -113,13 +114,15 @@ impl StudioApp {
         self.models_panel.installed.iter().filter_map(|r| r.snapshot.clone()).collect()
     }
 
-    /// Lists models again after a download: GGUF files join the Text
+    /// Lists models again when the cache changed: GGUF files join the Text
     /// view's picker, checkpoints, diffusers folders, LoRAs and preview
     /// decoders the Image view's library.
+    /// No file is read here (the UI thread): the downloads worker listed the cache.
     fn refresh_pickers(&mut self) {
-        let (models, _) = discover_with_hub(&self.models_dir, &self.downloads.config().cache_dir);
-        self.text_models = models.iter().filter(|m| m.family == Family::Text).cloned().collect();
-        self.models = models;
+        // Text models from the hub cache carry their repo in their config; shipped ones do not.
+        self.models.retain(|m: &ModelManifest| m.config.get("repo").is_none());
+        self.models.extend(text_manifests(&self.models_panel.installed));
+        self.text_models = self.models.iter().filter(|m| m.family == Family::Text).cloned().collect();
         self.apply(UiCommand::RescanLibrary);
     }
 

@@ -93,6 +93,19 @@ fn candidates(root: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The name lists show: the file stem, as A1111 shows it; for a Hub
+/// snapshot folder (`models--owner--name/snapshots/{commit}`), the repo id.
+fn display_name(path: &Path) -> String {
+    let stem = path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let parent = path.parent();
+    let in_snapshots = parent.and_then(Path::file_name).is_some_and(|n| n == "snapshots");
+    let repo_folder = parent.and_then(Path::parent).and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned());
+    match repo_folder.as_deref().and_then(|f| f.strip_prefix("models--")) {
+        Some(repo) if in_snapshots && path.is_dir() => repo.replacen("--", "/", 1),
+        _ => stem,
+    }
+}
+
 /// Lists the models under `roots`; `hashes` fills in A1111's hashes of
 /// checkpoints and LoRAs (reading each new file once).
 pub fn scan(roots: &[PathBuf], mut hashes: Option<&mut HashCache>) -> Vec<LibraryItem> {
@@ -120,7 +133,7 @@ pub fn scan(roots: &[PathBuf], mut hashes: Option<&mut HashCache>) -> Vec<Librar
                 (ItemKind::Lora, Some(cache)) => cache.lora_hash(&path).ok(),
                 _ => None,
             };
-            let name = path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+            let name = display_name(&path);
             LibraryItem { size: size_of(&path), name, kind, hash, path }
         })
         .collect()
