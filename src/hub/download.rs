@@ -144,21 +144,57 @@ fn download_blob(
     let expected = Expected::of(file.sha256, &meta.etag);
     let mut hasher = Hasher::new(&expected, meta.size);
     let mut done = hasher.absorb_existing(&mut partial, meta.size).map_err(|e| HubError::file(&partial_path, &e))?;
+    // The checksum runs on a helper thread while the next chunk arrives.
+    let (stopped, hasher) = std::thread::scope(|scope| {
+        let mut pipe = HashPipe::start(scope, hasher);
+        let stopped = transfer(hub, file, meta, &mut partial, &partial_path, &mut pipe, &mut done, progress);
+        (stopped, pipe.finish())
+    });
+    drop(partial);
+    match stopped? {
+        Some(Flow::Cancel) => {
+            let _ = std::fs::remove_file(&partial_path);
+            return Ok(Outcome::Cancelled);
+        }
+        Some(_) => return Ok(Outcome::Paused),
+        None => {}
+    }
+    let hasher = hasher.ok_or_else(|| HubError::File {
+        path: partial_path.display().to_string(),
+        detail: "the checksum thread stopped".into(),
+    })?;
+    if let Some((expected, actual)) = hasher.finish()
+        && expected != actual
+    {
+        let _ = std::fs::remove_file(&partial_path);
+        return Err(HubError::Checksum { repo: file.repo.to_string(), path: file.path.to_owned(), expected, actual });
+    }
+    let blob = cache.blob(&meta.etag);
+    std::fs::rename(&partial_path, &blob).map_err(|e| HubError::file(&blob, &e))?;
+    Ok(Outcome::Done(blob))
+}
+
+/// Requests the rest of the blob until it is whole, resuming after dropped
+/// connections; `Some(flow)` when the caller paused or cancelled.
+#[allow(clippy::too_many_arguments)]
+fn transfer(
+    hub: &Hub,
+    file: &FileRequest<'_>,
+    meta: &FileMetadata,
+    partial: &mut File,
+    partial_path: &Path,
+    pipe: &mut HashPipe<'_, '_>,
+    done: &mut u64,
+    progress: &mut dyn FnMut(u64, Option<u64>) -> Flow,
+) -> Result<Option<Flow>, HubError> {
     let mut resumes = 0;
     loop {
-        if meta.size.is_some_and(|size| done >= size) {
-            break;
+        if meta.size.is_some_and(|size| *done >= size) {
+            return Ok(None);
         }
-        match stream(hub, file.repo, meta, &mut partial, &partial_path, &mut hasher, &mut done, progress) {
-            Ok(Some(flow)) => {
-                drop(partial);
-                if flow == Flow::Cancel {
-                    let _ = std::fs::remove_file(&partial_path);
-                    return Ok(Outcome::Cancelled);
-                }
-                return Ok(Outcome::Paused);
-            }
-            Ok(None) if meta.size.is_none() => break,
+        match stream(hub, file.repo, meta, partial, partial_path, pipe, done, progress) {
+            Ok(Some(flow)) => return Ok(Some(flow)),
+            Ok(None) if meta.size.is_none() => return Ok(None),
             Ok(None) => {}
             Err(Dropped(detail)) => {
                 resumes += 1;
@@ -170,17 +206,6 @@ fn download_blob(
             Err(Fatal(e)) => return Err(e),
         }
     }
-    drop(partial);
-    let actual = hasher.finish();
-    if let Some((expected, actual)) = actual
-        && expected != actual
-    {
-        let _ = std::fs::remove_file(&partial_path);
-        return Err(HubError::Checksum { repo: file.repo.to_string(), path: file.path.to_owned(), expected, actual });
-    }
-    let blob = cache.blob(&meta.etag);
-    std::fs::rename(&partial_path, &blob).map_err(|e| HubError::file(&blob, &e))?;
-    Ok(Outcome::Done(blob))
 }
 
 /// Why one request's stream stopped early.
@@ -200,7 +225,7 @@ fn stream(
     meta: &FileMetadata,
     partial: &mut File,
     partial_path: &Path,
-    hasher: &mut Hasher,
+    hasher: &mut HashPipe<'_, '_>,
     done: &mut u64,
     progress: &mut dyn FnMut(u64, Option<u64>) -> Flow,
 ) -> Result<Option<Flow>, StreamError> {
@@ -233,8 +258,8 @@ fn stream(
     }
     partial.seek(io::SeekFrom::Start(*done)).map_err(file_err)?;
     let mut body = response.into_body().into_reader();
-    let mut buffer = vec![0u8; CHUNK];
     loop {
+        let mut buffer = hasher.buffer();
         let n = match read_full(&mut body, &mut buffer) {
             Ok(0) => return Ok(None),
             Ok(n) => n,
@@ -253,7 +278,7 @@ fn stream(
         if let Err(e) = partial.write_all(&buffer[..n]) {
             return Err(Fatal(write_error(partial_path, *done, &e)));
         }
-        hasher.update(&buffer[..n]);
+        hasher.update(buffer, n);
         *done += n as u64;
         match progress(*done, meta.size) {
             Flow::Continue => {}
@@ -298,6 +323,74 @@ fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
 /// `bytes START-END/TOTAL` → START.
 pub fn range_start(content_range: &str) -> Option<u64> {
     content_range.trim().strip_prefix("bytes ")?.split('-').next()?.trim().parse().ok()
+}
+
+/// Chunks in flight between the download and the checksum thread.
+const PIPE_DEPTH: usize = 4;
+
+enum Chunk {
+    Bytes(Vec<u8>, usize),
+    Reset,
+}
+
+/// A [`Hasher`] on its own thread: chunks go to it after they are written
+/// and their buffers come back for the next reads.
+struct HashPipe<'scope, 'env> {
+    chunks: Option<std::sync::mpsc::SyncSender<Chunk>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    worker: std::thread::ScopedJoinHandle<'scope, Hasher>,
+    allocated: usize,
+    _env: std::marker::PhantomData<&'env ()>,
+}
+
+impl<'scope, 'env> HashPipe<'scope, 'env> {
+    fn start(scope: &'scope std::thread::Scope<'scope, 'env>, mut hasher: Hasher) -> Self {
+        let (chunks, incoming) = std::sync::mpsc::sync_channel::<Chunk>(PIPE_DEPTH);
+        let (give_back, spare) = std::sync::mpsc::sync_channel(PIPE_DEPTH + 1);
+        let worker = scope.spawn(move || {
+            for chunk in incoming {
+                match chunk {
+                    Chunk::Bytes(buffer, n) => {
+                        hasher.update(&buffer[..n]);
+                        let _ = give_back.try_send(buffer);
+                    }
+                    Chunk::Reset => hasher.reset(),
+                }
+            }
+            hasher
+        });
+        Self { chunks: Some(chunks), spare, worker, allocated: 0, _env: std::marker::PhantomData }
+    }
+
+    /// A buffer to read the next chunk into.
+    fn buffer(&mut self) -> Vec<u8> {
+        if let Ok(buffer) = self.spare.try_recv() {
+            return buffer;
+        }
+        if self.allocated < PIPE_DEPTH + 1 {
+            self.allocated += 1;
+            return vec![0u8; CHUNK];
+        }
+        self.spare.recv().unwrap_or_else(|_| vec![0u8; CHUNK])
+    }
+
+    fn update(&self, buffer: Vec<u8>, n: usize) {
+        if let Some(chunks) = &self.chunks {
+            let _ = chunks.send(Chunk::Bytes(buffer, n));
+        }
+    }
+
+    fn reset(&self) {
+        if let Some(chunks) = &self.chunks {
+            let _ = chunks.send(Chunk::Reset);
+        }
+    }
+
+    /// Waits for the last chunks; `None` if the thread panicked.
+    fn finish(mut self) -> Option<Hasher> {
+        self.chunks = None;
+        self.worker.join().ok()
+    }
 }
 
 /// The running checksum of the bytes written.
