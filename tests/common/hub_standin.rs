@@ -32,22 +32,27 @@ pub struct StandInFile {
     pub bytes: Arc<Vec<u8>>,
     /// Stored in LFS (weights): served from the CDN, checked by sha256.
     pub lfs: bool,
+    /// Computed once: the benchmark serves a 1 GiB file.
+    sha256: String,
+    git_id: String,
 }
 
 impl StandInFile {
     pub fn new(path: &str, bytes: Vec<u8>, lfs: bool) -> Self {
-        Self { path: path.into(), bytes: Arc::new(bytes), lfs }
+        let sha256 = hex(&sha2::Sha256::digest(&bytes));
+        let mut h = sha1::Sha1::new();
+        h.update(format!("blob {}\0", bytes.len()).as_bytes());
+        h.update(&bytes);
+        let git_id = hex(&h.finalize());
+        Self { path: path.into(), bytes: Arc::new(bytes), lfs, sha256, git_id }
     }
 
     pub fn sha256(&self) -> String {
-        hex(&sha2::Sha256::digest(&*self.bytes))
+        self.sha256.clone()
     }
 
     pub fn git_id(&self) -> String {
-        let mut h = sha1::Sha1::new();
-        h.update(format!("blob {}\0", self.bytes.len()).as_bytes());
-        h.update(&*self.bytes);
-        hex(&h.finalize())
+        self.git_id.clone()
     }
 
     fn etag(&self) -> String {
