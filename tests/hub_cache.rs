@@ -3,9 +3,11 @@
 //! reads without a request, and a cache it writes is one we read.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
+mod common;
+
+use common::hub_standin::hub_python;
 use latent_studio::hub::cache::{RepoCache, RepoId};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -13,25 +15,9 @@ const REPO: &str = "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF";
 const FILES: [(&str, &str, &[u8]); 2] =
     [("smollm2-135m-instruct-q8_0.gguf", "e1", b"GGUF weights"), ("unet/config.json", "e2", b"{\"in_channels\": 4}")];
 
-/// Runs `script` with the pinned `huggingface_hub`; returns its standard output.
+/// Runs `script` with the pinned `huggingface_hub`, offline; returns its standard output.
 fn python(script: &str) -> String {
-    let site = std::env::var_os("LATENT_STUDIO_HUB_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/latent-studio/hub-python")
-    });
-    assert!(
-        site.join("huggingface_hub").is_dir(),
-        "no huggingface_hub at {}: run scripts/fetch-hub-python.sh",
-        site.display()
-    );
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .env("PYTHONPATH", &site)
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+    hub_python(script, &[("HF_HUB_OFFLINE", "1")])
 }
 
 #[test]

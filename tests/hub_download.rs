@@ -9,7 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::hub_standin::{GOOD_TOKEN, StandIn, gguf_repo};
+use common::hub_standin::{GOOD_TOKEN, StandIn, gguf_repo, hub_python};
 use latent_studio::hub::cache::{RepoCache, RepoId};
 use latent_studio::hub::config::HubConfig;
 use latent_studio::hub::download::{FileRequest, Flow, Outcome, fetch_file};
@@ -204,29 +204,6 @@ fn offline_and_unreachable_answer_from_the_cache_or_say_why() {
     assert!(matches!(error, HubError::Connect { .. }) && error.to_string().contains(&dead), "{error}");
 }
 
-/// Python's `huggingface_hub` (installed by `scripts/fetch-hub-python.sh`).
-fn python(script: &str, env: &[(&str, &str)]) -> String {
-    let site = std::env::var_os("LATENT_STUDIO_HUB_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/latent-studio/hub-python")
-    });
-    assert!(
-        site.join("huggingface_hub").is_dir(),
-        "no huggingface_hub at {}: run scripts/fetch-hub-python.sh",
-        site.display()
-    );
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .env("PYTHONPATH", &site)
-        .env_remove("HF_TOKEN")
-        .env("HF_HUB_DISABLE_TELEMETRY", "1")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[test]
 fn files_huggingface_hub_downloaded_are_not_fetched_again_and_ours_are_its() {
     let repo = gguf_repo(REPO);
@@ -236,7 +213,7 @@ fn files_huggingface_hub_downloaded_are_not_fetched_again_and_ours_are_its() {
     let env =
         [("HF_ENDPOINT", server.endpoint.as_str()), ("HF_HUB_CACHE", cache.as_str()), ("HF_HOME", cache.as_str())];
     // Python downloads one file from the stand-in (this also checks the stand-in speaks the Hub's protocol).
-    let theirs = python(
+    let theirs = hub_python(
         &format!("from huggingface_hub import hf_hub_download as d\nprint(d('{REPO}', 'model-Q4_K_M.gguf'))"),
         &env,
     );
@@ -248,7 +225,7 @@ fn files_huggingface_hub_downloaded_are_not_fetched_again_and_ours_are_its() {
     // We download another; Python, offline, finds it.
     let ours = done(fetch(&hub, REPO, "model-Q8_0.gguf").unwrap());
     let env = [("HF_HUB_CACHE", cache.as_str()), ("HF_HOME", cache.as_str()), ("HF_HUB_OFFLINE", "1")];
-    let found = python(
+    let found = hub_python(
         &format!("from huggingface_hub import hf_hub_download as d\nprint(d('{REPO}', 'model-Q8_0.gguf'))"),
         &env,
     );

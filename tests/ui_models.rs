@@ -59,6 +59,19 @@ fn hub_config(server: &StandIn, cache: &Path) -> HubConfig {
     HubConfig::from_vars(&|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.into()))
 }
 
+/// The studio on its Models view, talking to `server`, caching in `cache`.
+fn studio(server: &StandIn, cache: &Path) -> Harness<'static, StudioApp> {
+    let config = hub_config(server, cache);
+    let settings = Settings { tab: Tab::Models, ..Settings::default() };
+    let mut h = Harness::builder().with_size([1400.0, 1000.0]).build_eframe(move |cc| {
+        let mut app = StudioApp::with_settings(&cc.egui_ctx, None, common::shipped_models(), settings).unwrap();
+        app.use_hub(config);
+        app
+    });
+    h.step();
+    h
+}
+
 fn row_state(app: &StudioApp, repo: &str) -> Option<RowState> {
     app.models_panel.downloads.iter().rev().find(|r| r.plan.repo.as_str() == repo).map(|r| r.state.clone())
 }
@@ -82,14 +95,7 @@ fn browse_download_pause_resume_cancel_and_use() {
     // 40 ms per MiB: slow enough to pause, fast enough for a test.
     server.faults.lock().unwrap().slow_ms = 40;
     let cache = tempfile::tempdir().unwrap();
-    let config = hub_config(&server, cache.path());
-    let settings = Settings { tab: Tab::Models, ..Settings::default() };
-    let mut h = Harness::builder().with_size([1400.0, 1000.0]).build_eframe(move |cc| {
-        let mut app = StudioApp::with_settings(&cc.egui_ctx, None, common::shipped_models(), settings).unwrap();
-        app.use_hub(config);
-        app
-    });
-    h.step();
+    let mut h = studio(&server, cache.path());
     // The catalogue is there; a Hub's repo id is typed and its files listed.
     h.get_by_label("SD-Turbo");
     h.get_by_label("SmolLM2 1.7B Instruct");
@@ -173,14 +179,7 @@ fn a_gated_repo_needs_the_token_a_missing_one_and_offline_say_so() {
     gated.gated = true;
     let server = StandIn::start(vec![gguf_repo(GGUF), gated]);
     let cache = tempfile::tempdir().unwrap();
-    let config = hub_config(&server, cache.path());
-    let settings = Settings { tab: Tab::Models, ..Settings::default() };
-    let mut h = Harness::builder().with_size([1400.0, 1000.0]).build_eframe(move |cc| {
-        let mut app = StudioApp::with_settings(&cc.egui_ctx, None, common::shipped_models(), settings).unwrap();
-        app.use_hub(config);
-        app
-    });
-    h.step();
+    let mut h = studio(&server, cache.path());
     show_files(&mut h, "owner/missing");
     h.get_by_label_contains("owner/missing was not found");
 

@@ -56,10 +56,6 @@ pub fn frame_times_during_training(
         Purpose::Train,
         "train (benchmark)",
     );
-    let input = || egui::RawInput {
-        screen_rect: Some(egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1200.0, 780.0))),
-        ..Default::default()
-    };
     // Let the model load and the trainer start before timing.
     let warm = Instant::now();
     while warm.elapsed() < Duration::from_secs(3) {
@@ -77,13 +73,7 @@ pub fn frame_times_during_training(
             *z = 2.5 * (i as f32 * 0.05).sin();
             app.apply(UiCommand::DecodeCurrent);
         }
-        let out = ctx.run_ui(input(), |ui| app.frame_ui(ui));
-        let _ = ctx.tessellate(out.shapes, out.pixels_per_point);
-        times.push(t.elapsed());
-        if let (Some(end), Some(start)) = (thread_cpu_time(), cpu) {
-            cpu_times.push(end.saturating_sub(start));
-        }
-        std::thread::sleep(Duration::from_millis(16).saturating_sub(t.elapsed()));
+        timed_frame(&ctx, &mut app, (t, cpu), &mut times, &mut cpu_times);
     }
     let training = app.jobs().get(train).map(|j| format!("{:?}", j.state)).unwrap_or_default();
     app.apply(UiCommand::Cancel(train));
@@ -107,10 +97,6 @@ pub fn frame_times_during_download(
     let mut app = StudioApp::with_settings(&ctx, None, models_dir.to_owned(), settings)?;
     let cache_dir = config.cache_dir.clone();
     app.use_hub(config);
-    let input = || egui::RawInput {
-        screen_rect: Some(egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1200.0, 780.0))),
-        ..Default::default()
-    };
     let mut pulls = 0;
     let mut times = Vec::with_capacity(frames);
     let mut cpu_times = Vec::with_capacity(frames);
@@ -120,20 +106,38 @@ pub fn frame_times_during_download(
             app.apply(UiCommand::Download { plan: plan.clone(), branch: "main".into() });
             pulls += 1;
         }
-        let t = Instant::now();
-        let cpu = thread_cpu_time();
-        let out = ctx.run_ui(input(), |ui| app.frame_ui(ui));
-        let _ = ctx.tessellate(out.shapes, out.pixels_per_point);
-        times.push(t.elapsed());
-        if let (Some(end), Some(start)) = (thread_cpu_time(), cpu) {
-            cpu_times.push(end.saturating_sub(start));
-        }
-        std::thread::sleep(Duration::from_millis(16).saturating_sub(t.elapsed()));
+        timed_frame(&ctx, &mut app, (Instant::now(), thread_cpu_time()), &mut times, &mut cpu_times);
     }
     let finished = app.models_panel.downloads.iter().filter(|r| !r.is_active()).count();
     let wall = p50_p99(&mut times);
     let cpu = (!cpu_times.is_empty()).then(|| p50_p99(&mut cpu_times));
     Ok(FrameTimes { frames, cpu, wall, training: format!("{pulls} pulls started, {finished} finished") })
+}
+
+/// The window the benchmarks draw into.
+fn input() -> egui::RawInput {
+    egui::RawInput {
+        screen_rect: Some(egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1200.0, 780.0))),
+        ..Default::default()
+    }
+}
+
+/// Draws and tessellates one frame begun at `start` (wall, CPU), records its
+/// times, then sleeps out the rest of a 60 Hz frame.
+fn timed_frame(
+    ctx: &egui::Context,
+    app: &mut StudioApp,
+    start: (Instant, Option<Duration>),
+    times: &mut Vec<Duration>,
+    cpu_times: &mut Vec<Duration>,
+) {
+    let out = ctx.run_ui(input(), |ui| app.frame_ui(ui));
+    let _ = ctx.tessellate(out.shapes, out.pixels_per_point);
+    times.push(start.0.elapsed());
+    if let (Some(end), Some(cpu)) = (thread_cpu_time(), start.1) {
+        cpu_times.push(end.saturating_sub(cpu));
+    }
+    std::thread::sleep(Duration::from_millis(16).saturating_sub(start.0.elapsed()));
 }
 
 fn p50_p99(samples: &mut [Duration]) -> (f64, f64) {

@@ -382,3 +382,27 @@ pub fn gguf_repo(id: &str) -> StandInRepo {
         license: "apache-2.0".into(),
     }
 }
+
+/// Runs `script` with Python's `huggingface_hub` (the version
+/// `scripts/fetch-hub-python.sh` installs) and `env`; returns its standard output.
+pub fn hub_python(script: &str, env: &[(&str, &str)]) -> String {
+    let site = std::env::var_os("LATENT_STUDIO_HUB_PYTHON").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/latent-studio/hub-python")
+    });
+    assert!(
+        site.join("huggingface_hub").is_dir(),
+        "no huggingface_hub at {}: run scripts/fetch-hub-python.sh",
+        site.display()
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .env("PYTHONPATH", &site)
+        .env_remove("HF_TOKEN")
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
