@@ -61,8 +61,11 @@ fn hub_config(server: &StandIn, cache: &Path) -> HubConfig {
 
 /// The studio on its Models view, talking to `server`, caching in `cache`.
 fn studio(server: &StandIn, cache: &Path) -> Harness<'static, StudioApp> {
+    studio_with(server, cache, Settings { tab: Tab::Models, ..Settings::default() })
+}
+
+fn studio_with(server: &StandIn, cache: &Path, settings: Settings) -> Harness<'static, StudioApp> {
     let config = hub_config(server, cache);
-    let settings = Settings { tab: Tab::Models, ..Settings::default() };
     let mut h = Harness::builder().with_size([1400.0, 1000.0]).build_eframe(move |cc| {
         let mut app = StudioApp::with_settings(&cc.egui_ctx, None, common::shipped_models(), settings).unwrap();
         app.use_hub(config);
@@ -219,4 +222,36 @@ fn a_gated_repo_needs_the_token_a_missing_one_and_offline_say_so() {
     h.get_by_label_contains("offline (HF_HUB_OFFLINE)");
     show_files(&mut h, GGUF);
     h.get_by_label_contains("offline (HF_HUB_OFFLINE is set)");
+}
+
+#[test]
+fn an_unfinished_download_is_offered_again_after_a_restart_and_resumes() {
+    let repo = gguf_repo(GGUF);
+    let server = StandIn::start(vec![repo.clone()]);
+    server.faults.lock().unwrap().slow_ms = 100;
+    let cache = tempfile::tempdir().unwrap();
+    let mut h = studio(&server, cache.path());
+    show_files(&mut h, GGUF);
+    h.get_by_label("Download 2 files (3.1 MB)").click();
+    common::step_until(&mut h, "progress", |app| app.models_panel.downloads.first().is_some_and(|r| r.done > 0));
+    h.get_by_label("Pause").click();
+    common::step_until(&mut h, "the pause", |app| row_state(app, GGUF) == Some(RowState::Ended(DownloadEnd::Paused)));
+    // What `save` stores when the window closes.
+    let unfinished = h.state().models_panel.unfinished();
+    assert_eq!(unfinished.len(), 1);
+    drop(h);
+
+    server.faults.lock().unwrap().slow_ms = 0;
+    server.clear_log();
+    let settings = Settings { tab: Tab::Models, unfinished_downloads: unfinished, ..Settings::default() };
+    let mut h = studio_with(&server, cache.path(), settings);
+    assert_eq!(row_state(h.state(), GGUF), Some(RowState::Ended(DownloadEnd::Paused)));
+    h.get_by_label("Resume").click();
+    common::step_until(&mut h, "the resumed download", |app| {
+        matches!(row_state(app, GGUF), Some(RowState::Ended(DownloadEnd::Done(_))))
+    });
+    let log = server.requests();
+    assert!(log.iter().any(|r| r.starts_with("GET /cdn/") && r.contains(" from ")), "resumed with a Range: {log:?}");
+    let file = cache.path().join("models--owner--tiny-GGUF/snapshots").join(&repo.commit).join("model-Q4_K_M.gguf");
+    assert_eq!(std::fs::read(file).unwrap(), *repo.files[2].bytes);
 }

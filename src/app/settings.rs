@@ -8,6 +8,7 @@ use crate::io::output::default_output_dir;
 use crate::latent::interpolate::Interpolation;
 use crate::text::sampling::SamplingParams;
 use crate::ui::commands::Tab;
+use crate::ui::models_panel::PendingPull;
 
 /// Persisted through eframe's storage under [`Settings::KEY`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,6 +36,29 @@ pub struct Settings {
     pub chat: bool,
     /// The user's model folders (A1111/Forge or ComfyUI installs, or any folder).
     pub model_folders: Vec<PathBuf>,
+    /// Hub pulls not finished when the studio closed (offered again, paused).
+    /// An entry that no longer reads (a hand-edited repo id, say) is dropped
+    /// instead of losing every other setting with it.
+    #[serde(deserialize_with = "readable_entries")]
+    pub unfinished_downloads: Vec<PendingPull>,
+}
+
+/// The entries of a list that deserialize; the others are skipped.
+fn readable_entries<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<PendingPull>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Entry {
+        Readable(PendingPull),
+        Unreadable(serde::de::IgnoredAny),
+    }
+    let entries = Vec::<Entry>::deserialize(deserializer)?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::Readable(p) => Some(p),
+            Entry::Unreadable(_) => None,
+        })
+        .collect())
 }
 
 impl Settings {
@@ -56,6 +80,24 @@ impl Default for Settings {
             max_tokens: 256,
             chat: true,
             model_folders: Vec::new(),
+            unfinished_downloads: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_unfinished_download_is_dropped_not_the_settings() {
+        let good = r#"{"plan": {"repo": "owner/m-GGUF", "revision": "0123456789abcdef0123456789abcdef01234567",
+            "files": [{"path": "m-Q4_K_M.gguf", "size": 10, "sha256": null}], "license": null}, "branch": "main"}"#;
+        let bad = good.replace("owner/m-GGUF", "../../etc");
+        let text = format!(r#"{{"frames": 7, "unfinished_downloads": [{good}, {bad}]}}"#);
+        let settings: Settings = serde_json::from_str(&text).unwrap();
+        assert_eq!(settings.frames, 7);
+        assert_eq!(settings.unfinished_downloads.len(), 1);
+        assert_eq!(settings.unfinished_downloads[0].plan.repo.as_str(), "owner/m-GGUF");
     }
 }

@@ -157,6 +157,7 @@ impl StudioApp {
         if !app.settings.model_folders.is_empty() {
             app.apply(UiCommand::RescanLibrary);
         }
+        app.restore_downloads();
         let latent = |m: &&ModelManifest| m.family.has_latent();
         let first = app.settings.last_model.clone().filter(|id| app.models.iter().filter(latent).any(|m| &m.id == id));
         if let Some(id) = first.or_else(|| app.models.iter().find(latent).map(|m| m.id.clone())) {
@@ -611,6 +612,7 @@ impl eframe::App for StudioApp {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        self.settings.unfinished_downloads = self.models_panel.unfinished();
         eframe::set_value(storage, Settings::KEY, &self.settings);
     }
 }

@@ -22,9 +22,24 @@ pub enum NameError {
 }
 
 /// A repo id: `name` or `owner/name`, as the Hub accepts them (checked, so
-/// it is safe inside a folder name).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// it is safe inside a folder name; also when read back from saved settings).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct RepoId(String);
+
+impl TryFrom<String> for RepoId {
+    type Error = NameError;
+
+    fn try_from(id: String) -> Result<Self, NameError> {
+        Self::parse(&id)
+    }
+}
+
+impl From<RepoId> for String {
+    fn from(id: RepoId) -> String {
+        id.0
+    }
+}
 
 impl RepoId {
     pub fn parse(id: &str) -> Result<Self, NameError> {

@@ -9,8 +9,8 @@ use super::download::{FileRequest, Flow, Outcome, fetch_file};
 use super::http::{Hub, HubError};
 use super::repo_info::RepoFile;
 
-/// What a pull will fetch.
-#[derive(Clone, Debug, PartialEq)]
+/// What a pull will fetch (saved with the settings while unfinished).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PullPlan {
     pub repo: RepoId,
     pub revision: String,
@@ -19,6 +19,13 @@ pub struct PullPlan {
 }
 
 impl PullPlan {
+    /// Whether a plan read back from saved settings names a commit and safe
+    /// paths (the repo id was checked when it was read).
+    pub fn is_well_formed(&self) -> bool {
+        super::cache::is_commit(&self.revision)
+            && self.files.iter().all(|f| super::cache::check_repo_path(&f.path).is_ok())
+    }
+
     /// Bytes of all files, where the Hub said.
     pub fn total_bytes(&self) -> u64 {
         self.files.iter().filter_map(|f| f.size).sum()

@@ -35,7 +35,7 @@ pub enum Gated {
 }
 
 /// One file of a repo.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RepoFile {
     /// `/`-separated, checked (`cache::check_repo_path`).
     pub path: String,

@@ -45,6 +45,14 @@ impl Listing {
     }
 }
 
+/// A pull not finished when the studio closed (kept in the settings; back
+/// as a paused row on the next start).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PendingPull {
+    pub plan: PullPlan,
+    pub branch: String,
+}
+
 /// Where a queued pull stands.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RowState {
@@ -128,6 +136,22 @@ pub struct ModelsPanel {
 }
 
 impl ModelsPanel {
+    /// The pulls to offer again after a restart: queued, running, paused or failed.
+    pub fn unfinished(&self) -> Vec<PendingPull> {
+        self.downloads
+            .iter()
+            .filter(|r| !matches!(r.state, RowState::Ended(DownloadEnd::Done(_) | DownloadEnd::Cancelled)))
+            .map(|r| PendingPull { plan: r.plan.clone(), branch: r.branch.clone() })
+            .collect()
+    }
+
+    /// Shows a pull from an earlier session as paused, with the bytes it already has.
+    pub fn restore(&mut self, id: DownloadId, pending: PendingPull) {
+        let mut row = DownloadRow::new(id, pending.plan, pending.branch);
+        row.state = RowState::Ended(DownloadEnd::Paused);
+        self.downloads.push(row);
+    }
+
     pub fn revision(&self) -> String {
         let r = self.revision_input.trim();
         if r.is_empty() { "main".into() } else { r.to_owned() }

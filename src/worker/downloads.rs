@@ -127,9 +127,15 @@ impl Downloads {
 
     /// Queues a pull; it starts when those before it end.
     pub fn enqueue(&mut self, plan: PullPlan, branch: &str) -> DownloadId {
+        let id = self.new_id();
+        self.requeue(id, plan, branch);
+        id
+    }
+
+    /// A number for a pull that is not queued yet (one restored from the settings).
+    pub fn new_id(&mut self) -> DownloadId {
         let id = DownloadId(self.next_id);
         self.next_id += 1;
-        self.requeue(id, plan, branch);
         id
     }
 

@@ -109,6 +109,17 @@ impl StudioApp {
         self.downloads.refresh_installed();
     }
 
+    /// Offers the pulls an earlier session left unfinished, paused: Resume
+    /// continues from the bytes already in the cache.
+    pub(super) fn restore_downloads(&mut self) {
+        for pending in std::mem::take(&mut self.settings.unfinished_downloads) {
+            if pending.plan.is_well_formed() {
+                let id = self.downloads.new_id();
+                self.models_panel.restore(id, pending);
+            }
+        }
+    }
+
     /// The hub cache's snapshot folders: library folders for the Image view.
     pub(super) fn hub_snapshots(&self) -> Vec<PathBuf> {
         self.models_panel.installed.iter().filter_map(|r| r.snapshot.clone()).collect()
