@@ -254,4 +254,7 @@ fn an_unfinished_download_is_offered_again_after_a_restart_and_resumes() {
     assert!(log.iter().any(|r| r.starts_with("GET /cdn/") && r.contains(" from ")), "resumed with a Range: {log:?}");
     let file = cache.path().join("models--owner--tiny-GGUF/snapshots").join(&repo.commit).join("model-Q4_K_M.gguf");
     assert_eq!(std::fs::read(file).unwrap(), *repo.files[2].bytes);
+    // Listed again, the repo's files say which are already in the cache.
+    show_files(&mut h, GGUF);
+    assert_eq!(h.get_all_by_label("in cache").count(), 2, "the card and the Q4_K_M file");
 }

@@ -114,6 +114,16 @@ impl ModelsPanel {
                 ui.label(format!("asking the Hub about {repo}…"));
             });
         }
+        // The files of this repo already in the cache at the listed commit.
+        let cached: Vec<String> = self
+            .listing
+            .as_ref()
+            .and_then(|l| {
+                let commit = l.info.as_ref().ok()?.commit.as_str();
+                let repo = self.installed(&l.repo)?;
+                repo.snapshot.as_ref().is_some_and(|s| s.ends_with(commit)).then(|| repo.files.clone())
+            })
+            .unwrap_or_default();
         let Some(listing) = &mut self.listing else {
             ui.label(RichText::new("Pick a catalogue entry or type a repo id to see its files.").weak());
             return;
@@ -136,7 +146,7 @@ impl ModelsPanel {
             }
         ));
         egui::ScrollArea::vertical().id_salt("repo-files").max_height(260.0).show(ui, |ui| {
-            egui::Grid::new("repo-files-grid").striped(true).num_columns(3).show(ui, |ui| {
+            egui::Grid::new("repo-files-grid").striped(true).num_columns(4).show(ui, |ui| {
                 for file in &info.files {
                     let mut ticked = listing.chosen.contains(&file.path);
                     if ui.checkbox(&mut ticked, &file.path).changed() {
@@ -148,6 +158,11 @@ impl ModelsPanel {
                     }
                     ui.label(file.size.map(format_bytes).unwrap_or_default());
                     ui.label(RichText::new(file.quant().unwrap_or_default()).monospace());
+                    if cached.contains(&file.path) {
+                        ui.label(RichText::new("in cache").small().weak());
+                    } else {
+                        ui.label("");
+                    }
                     ui.end_row();
                 }
             });
