@@ -57,6 +57,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("hub_names", hub_names),
     ("hub_repo_info", hub_repo_info),
     ("hub_answers", hub_answers),
+    ("image_file", image_file),
 ];
 
 /// A PNG's text chunks, then the settings read from them (our JSON chunk or
@@ -308,6 +309,21 @@ pub fn hub_names(data: &[u8]) {
     assert!(!config.endpoint.ends_with('/') && !config.endpoint.is_empty());
     if let Some(token) = &config.token {
         assert!(token.bearer().starts_with("Bearer ") && format!("{config:?}").contains("Token(hidden)"));
+    }
+}
+
+/// A file in the user's training folder (PNG, JPEG, WebP, GIF or anything
+/// else): decoded within limits and fitted, or refused with a reason; what
+/// is accepted is exactly `[channels, side, side]` values in [0, 1].
+pub fn image_file(data: &[u8]) {
+    use crate::io::image_folder::{Fit, FolderSpec, prepare_bytes};
+    let Some((&selector, bytes)) = data.split_first() else { return };
+    let fit = [Fit::Crop, Fit::Pad, Fit::Stretch][usize::from(selector % 3)];
+    let channels = if selector & 4 == 0 { 1 } else { 3 };
+    let spec = FolderSpec { folder: Path::new(".").to_owned(), side: 16, channels, fit, flip: false };
+    if let Ok(pixels) = prepare_bytes(bytes, &spec) {
+        assert_eq!(pixels.len(), channels * 16 * 16);
+        assert!(pixels.iter().all(|v| (0.0..=1.0).contains(v)));
     }
 }
 

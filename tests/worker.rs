@@ -220,7 +220,7 @@ fn training_without_data_fails_with_the_missing_file() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = spawn(vec![test_model("fast", 0, false)], dir.path());
     let spec = TrainVaeSpec {
-        dataset: DatasetName::Fashion,
+        dataset: DatasetName::Fashion.into(),
         config: VaeConfig::tiny(),
         epochs: 1,
         batch_size: 8,
@@ -281,7 +281,7 @@ fn toy_training(data_dir: &std::path::Path, run: &std::path::Path, epochs: usize
     use latent_studio::vae::network::VaeConfig;
     use latent_studio::vae::train::TrainVaeSpec;
     let spec = TrainVaeSpec {
-        dataset: DatasetName::Fashion,
+        dataset: DatasetName::Fashion.into(),
         config: VaeConfig::tiny(),
         epochs,
         batch_size: 8,

@@ -42,7 +42,7 @@ pub fn frame_times_during_training(
     let settings = Settings { last_model: Some(model.to_owned()), ..Settings::default() };
     let mut app = StudioApp::with_settings(&ctx, None, models_dir.to_owned(), settings)?;
     let spec = TrainVaeSpec {
-        dataset: DatasetName::Mnist,
+        dataset: DatasetName::Mnist.into(),
         config: VaeConfig::mnist(2),
         epochs: 1000,
         batch_size: 64,

@@ -220,7 +220,7 @@ fn bench_latent(models_dir: &Path, id: &str, runs: usize, json: bool, dump: Opti
     let xs = decoder.decode(&many)?;
     let eps = Tensor::from_vec(SeededRng::new(99).normal_vec(64 * dim), (64, dim), &Device::Cpu)?;
     let spec = TrainVaeSpec {
-        dataset: DatasetName::Mnist,
+        dataset: DatasetName::Mnist.into(),
         config: config.clone(),
         epochs: 1,
         batch_size: 64,

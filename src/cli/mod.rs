@@ -12,6 +12,7 @@ mod generate;
 mod hub;
 mod latent;
 mod library;
+mod outliers;
 mod text;
 mod train;
 mod train_args;
@@ -190,6 +191,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rank a folder's images by how unusual a VAE finds them (negative ELBO), most unusual first.
+    Outliers {
+        /// A VAE's model id.
+        #[arg(long)]
+        model: String,
+        /// The folder of images (PNG, JPEG, WebP, GIF).
+        #[arg(long)]
+        data: PathBuf,
+        /// How other shapes become the model's square.
+        #[arg(long, value_enum, default_value = "crop")]
+        fit: crate::io::image_folder::Fit,
+        /// Rows printed (and heat maps written).
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        /// Print every image's score as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Write a per-pixel error heat map of each of the top images into this folder.
+        #[arg(long)]
+        heatmaps: Option<PathBuf>,
+    },
     /// Download a model from the Hugging Face Hub into its shared cache
     /// (HF_ENDPOINT, HF_HUB_CACHE, HF_TOKEN and HF_HUB_OFFLINE apply).
     Pull {
@@ -248,6 +270,11 @@ fn run_here(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
         Command::Generate(args) => generate::generate(&models_dir, *args),
         Command::Info { file, json } => generate::info(&file, json),
         Command::Library { dir, json } => library::run(&dir, json),
+        Command::Outliers { model, data, fit, top, json, heatmaps } => {
+            let run =
+                outliers::OutlierRun { model: &model, data: &data, fit, top, json, heatmaps: heatmaps.as_deref() };
+            outliers::outliers(&models_dir, &run)
+        }
         Command::Pull { repo, file, revision } => hub::run_pull(&repo, &file, &revision),
         Command::Train { what } => train::run(what),
         Command::Bench { what } => bench::run(what, &models_dir),

@@ -4,8 +4,7 @@
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::train_args::{LimitArgs, ModelNameArgs, ProgressLines, RunArgs};
-use crate::io::datasets::{DatasetName, load};
+use super::train_args::{DataArgs, LimitArgs, ModelNameArgs, ProgressLines, RunArgs, load_data};
 use crate::nn::default_device;
 use crate::train::cancel::CancelToken;
 use crate::train::driver::{RunPlan, drive};
@@ -17,11 +16,11 @@ use crate::vae::train::{EpochReport, TrainVaeSpec, VaeTrainer};
 /// What to train.
 #[derive(Subcommand, Debug)]
 pub enum TrainCommand {
-    /// A convolutional VAE on 28×28 grey images.
+    /// A convolutional VAE on a data set or your folder of images.
     Vae(TrainVaeArgs),
     /// A character-level GPT on a text corpus.
     Text(super::train_text::TrainTextArgs),
-    /// A DCGAN on images (emoji: 32×32 RGB).
+    /// A DCGAN on a data set (emoji: 32×32 RGB) or your folder of images.
     Gan(super::train_gan::TrainGanArgs),
     /// The KL autoencoder of our emoji latent diffusion model.
     Autoencoder(super::train_autoencoder::TrainAutoencoderArgs),
@@ -46,9 +45,8 @@ pub fn run(cmd: TrainCommand) -> anyhow::Result<()> {
 /// Flags of `train vae`.
 #[derive(Args, Debug)]
 pub struct TrainVaeArgs {
-    /// Training data (fetch it with scripts/fetch-data.sh).
-    #[arg(long, value_enum)]
-    dataset: DatasetName,
+    #[command(flatten)]
+    data: DataArgs,
     /// Latent dimensions.
     #[arg(long)]
     latent_dim: usize,
@@ -79,8 +77,9 @@ pub struct TrainVaeArgs {
 }
 
 fn train_vae(args: TrainVaeArgs, command: String) -> anyhow::Result<()> {
-    let TrainVaeArgs { dataset, latent_dim, epochs, run, names, batch_size, lr, beta, hidden, base_channels, limit } =
+    let TrainVaeArgs { data, latent_dim, epochs, run, names, batch_size, lr, beta, hidden, base_channels, limit } =
         args;
+    let dataset = data.source()?;
     run.refuse_existing_model()?;
     let out = &run.out;
     let device = default_device();
@@ -88,18 +87,20 @@ fn train_vae(args: TrainVaeArgs, command: String) -> anyhow::Result<()> {
     let trainer = if run.resume {
         VaeTrainer::resume(&checkpoint, epochs, &device).context("cannot resume")?
     } else {
-        let config = VaeConfig { latent_dim, hidden, base_channels, ..VaeConfig::mnist(latent_dim) };
-        VaeTrainer::new(TrainVaeSpec { dataset, config, epochs, batch_size, lr, beta, seed: run.seed }, &device)?
+        let (image_size, channels) = dataset.image_shape();
+        let config = VaeConfig { image_size, channels, latent_dim, hidden, base_channels };
+        let spec = TrainVaeSpec { dataset: dataset.clone(), config, epochs, batch_size, lr, beta, seed: run.seed };
+        VaeTrainer::new(spec, &device)?
     };
     let spec = trainer.spec().clone();
     if run.resume && (spec.dataset != dataset || spec.config.latent_dim != latent_dim) {
         eprintln!(
-            "resuming with the checkpoint's settings: --dataset {} --latent-dim {}",
-            spec.dataset.name(),
+            "resuming with the checkpoint's settings: {} --latent-dim {}",
+            spec.dataset.cli_flags(),
             spec.config.latent_dim
         );
     }
-    let split = load(spec.dataset, &run.data_dir)?;
+    let split = load_data(&spec.dataset, &run.data_dir)?;
     let mut vae = VaeRun { trainer, train: split.train.limited(limit.limit), test: split.test };
     eprintln!(
         "training {} on {} images ({} held out), epochs {}..={}",

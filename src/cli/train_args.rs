@@ -7,6 +7,8 @@ use anyhow::bail;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::io::datasets::{DataSource, DatasetName, Split};
+use crate::io::image_folder::{Fit, FolderSpec};
 use crate::io::manifest::MANIFEST_FILE;
 use crate::train::driver::{BatchTick, EpochEnd, TrainObserver};
 use crate::train::error::TrainError;
@@ -44,6 +46,64 @@ impl RunArgs {
     pub fn refuse_existing_model(&self) -> anyhow::Result<()> {
         self.refuse_existing(MANIFEST_FILE)
     }
+}
+
+/// Where the images come from: a data set the studio knows, or a folder of the user's.
+#[derive(Args, Debug)]
+pub struct DataArgs {
+    /// A known data set (fetch it with scripts/fetch-data.sh).
+    #[arg(long, value_enum, conflicts_with = "data", required_unless_present = "data")]
+    pub dataset: Option<DatasetName>,
+    /// A folder of your images (PNG, JPEG, WebP, GIF; any sizes; subfolders are classes).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// With --data: side of the square images the model sees (28, 32, 48, 64, …).
+    #[arg(long, default_value_t = 32)]
+    pub side: usize,
+    /// With --data: grey images instead of colour.
+    #[arg(long)]
+    pub grey: bool,
+    /// With --data: how other shapes become squares.
+    #[arg(long, value_enum, default_value = "crop")]
+    pub fit: Fit,
+    /// With --data: add each training image mirrored left to right.
+    #[arg(long)]
+    pub flip: bool,
+}
+
+impl DataArgs {
+    pub fn source(&self) -> anyhow::Result<DataSource> {
+        match (&self.dataset, &self.data) {
+            (Some(name), None) => Ok(DataSource::Named(*name)),
+            (None, Some(folder)) => {
+                let spec = FolderSpec {
+                    folder: folder.clone(),
+                    side: self.side,
+                    channels: if self.grey { 1 } else { 3 },
+                    fit: self.fit,
+                    flip: self.flip,
+                };
+                spec.check().map_err(anyhow::Error::msg)?;
+                Ok(DataSource::Folder(spec))
+            }
+            _ => bail!("give either --dataset NAME or --data FOLDER"),
+        }
+    }
+}
+
+/// Reads the images, saying on stderr which files were left out and why.
+pub fn load_data(source: &DataSource, data_dir: &Path) -> anyhow::Result<Split> {
+    let loaded = source.load(data_dir)?;
+    if !loaded.skipped.is_empty() {
+        eprintln!("skipped {} files:", loaded.skipped.len());
+        for s in loaded.skipped.iter().take(20) {
+            eprintln!("  {}: {}", s.path.display(), s.reason);
+        }
+        if loaded.skipped.len() > 20 {
+            eprintln!("  … and {} more", loaded.skipped.len() - 20);
+        }
+    }
+    Ok(loaded.split)
 }
 
 /// What the exported model is called.

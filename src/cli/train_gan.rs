@@ -6,11 +6,10 @@
 use anyhow::Context;
 use clap::Args;
 
-use super::train_args::{LimitArgs, ModelNameArgs, ProgressLines, RunArgs};
+use super::train_args::{DataArgs, LimitArgs, ModelNameArgs, ProgressLines, RunArgs, load_data};
 use crate::gan::network::GanConfig;
 use crate::gan::run::{GanLosses, GanRun, GanRunLog, default_gan_name};
 use crate::gan::train::{GanTrainer, TrainGanSpec};
-use crate::io::datasets::{DatasetName, load};
 use crate::nn::default_device;
 use crate::spec::train::GanEpochReport;
 use crate::train::cancel::CancelToken;
@@ -20,9 +19,8 @@ use crate::train::export::ExportInfo;
 /// Flags of `train gan`.
 #[derive(Args, Debug)]
 pub struct TrainGanArgs {
-    /// Training images (fetch them with scripts/fetch-data.sh).
-    #[arg(long, value_enum)]
-    dataset: DatasetName,
+    #[command(flatten)]
+    data: DataArgs,
     /// Total epochs (with --resume: train on up to this many).
     #[arg(long, default_value_t = 25)]
     epochs: usize,
@@ -55,7 +53,8 @@ pub fn run(args: TrainGanArgs, command: String) -> anyhow::Result<()> {
     let out = &args.run.out;
     let device = default_device();
     let checkpoint = out.join("checkpoint");
-    let split = load(args.dataset, &args.run.data_dir)?;
+    let source = args.data.source()?;
+    let split = load_data(&source, &args.run.data_dir)?;
     let trainer = if args.run.resume {
         GanTrainer::resume(&checkpoint, args.epochs, &device).context("cannot resume")?
     } else {
@@ -69,7 +68,7 @@ pub fn run(args: TrainGanArgs, command: String) -> anyhow::Result<()> {
             batch_size: args.batch_size,
             lr: args.lr,
             real_label: args.real_label,
-            ..TrainGanSpec::dcgan(args.dataset, config, args.epochs, args.run.seed)
+            ..TrainGanSpec::dcgan(source, config, args.epochs, args.run.seed)
         };
         GanTrainer::new(spec, &device)?
     };

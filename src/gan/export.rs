@@ -57,7 +57,7 @@ pub fn export_gan(
         image_size: [cfg.image_size, cfg.image_size],
         channels: cfg.channels,
         license: "MIT OR Apache-2.0 (weights trained by Latent Studio)".into(),
-        dataset: spec.dataset.credit().into(),
+        dataset: spec.dataset.credit(),
         weights: "model.safetensors".into(),
         classes: Vec::new(),
         latent_map: None,

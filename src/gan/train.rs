@@ -12,7 +12,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::gan::network::{Discriminator, GanConfig, Generator, bce_with_logits_mean};
-use crate::io::datasets::{DatasetName, ImageSet};
+use crate::io::datasets::{DataSource, ImageSet};
 use crate::io::export::make_grid;
 use crate::latent::model::tensor_to_images;
 use crate::train::adam::{Adam, AdamConfig};
@@ -29,7 +29,7 @@ use crate::train::rng::SeededRng;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainGanSpec {
     /// Data set (recorded in the manifest).
-    pub dataset: DatasetName,
+    pub dataset: DataSource,
     /// Network shape.
     pub config: GanConfig,
     /// Total number of epochs.
@@ -46,8 +46,8 @@ pub struct TrainGanSpec {
 
 impl TrainGanSpec {
     /// DCGAN's published settings (lr 2·10⁻⁴, batch 64) with label smoothing 0.9.
-    pub fn dcgan(dataset: DatasetName, config: GanConfig, epochs: usize, seed: u64) -> Self {
-        Self { dataset, config, epochs, batch_size: 64, lr: 2e-4, real_label: 0.9, seed }
+    pub fn dcgan(dataset: impl Into<DataSource>, config: GanConfig, epochs: usize, seed: u64) -> Self {
+        Self { dataset: dataset.into(), config, epochs, batch_size: 64, lr: 2e-4, real_label: 0.9, seed }
     }
 }
 

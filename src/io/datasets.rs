@@ -85,6 +85,110 @@ impl DatasetName {
     }
 }
 
+/// Where a run's images come from: a data set the studio knows, or the
+/// user's own folder. Saved in checkpoints; a named set is written as its
+/// name, as before folders existed, so older checkpoints still resume.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DataSource {
+    Named(DatasetName),
+    Folder(super::image_folder::FolderSpec),
+}
+
+impl From<DatasetName> for DataSource {
+    fn from(name: DatasetName) -> Self {
+        DataSource::Named(name)
+    }
+}
+
+impl DataSource {
+    /// Where the images came from, with their licence where known (model cards).
+    pub fn credit(&self) -> String {
+        match self {
+            DataSource::Named(name) => name.credit().to_owned(),
+            DataSource::Folder(spec) => format!(
+                "the user's images in {} ({}×{} {}, {}{})",
+                spec.folder.display(),
+                spec.side,
+                spec.side,
+                if spec.channels == 1 { "grey" } else { "colour" },
+                spec.fit.name(),
+                if spec.flip { ", with mirrored copies" } else { "" }
+            ),
+        }
+    }
+
+    /// A short name (default model names).
+    pub fn name(&self) -> String {
+        match self {
+            DataSource::Named(name) => name.name().to_owned(),
+            DataSource::Folder(spec) => {
+                spec.folder.file_name().map_or_else(|| "folder".to_owned(), |n| n.to_string_lossy().into_owned())
+            }
+        }
+    }
+
+    /// The `train …` flags that read the same data.
+    pub fn cli_flags(&self) -> String {
+        match self {
+            DataSource::Named(name) => format!("--dataset {}", name.name()),
+            DataSource::Folder(spec) => {
+                let folder = spec.folder.display().to_string();
+                let plain = folder.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+                format!(
+                    "--data {} --side {}{} --fit {}{}",
+                    if plain { folder } else { format!("'{}'", folder.replace('\'', "'\\''")) },
+                    spec.side,
+                    if spec.channels == 1 { " --grey" } else { "" },
+                    match spec.fit {
+                        super::image_folder::Fit::Crop => "crop",
+                        super::image_folder::Fit::Pad => "pad",
+                        super::image_folder::Fit::Stretch => "stretch",
+                    },
+                    if spec.flip { " --flip" } else { "" }
+                )
+            }
+        }
+    }
+
+    /// Label → class name.
+    pub fn class_names(&self) -> Vec<String> {
+        match self {
+            DataSource::Named(name) => name.class_names(),
+            DataSource::Folder(spec) => super::image_folder::folder_classes(&spec.folder),
+        }
+    }
+
+    /// Side and channels of the images.
+    pub fn image_shape(&self) -> (usize, usize) {
+        match self {
+            DataSource::Named(name) => name.image_shape(),
+            DataSource::Folder(spec) => (spec.side, spec.channels),
+        }
+    }
+
+    /// The images, with the files a folder skipped (and why) and its class names.
+    pub fn load(&self, data_dir: &Path) -> Result<Loaded, DatasetError> {
+        match self {
+            DataSource::Named(name) => {
+                Ok(Loaded { split: load(*name, data_dir)?, skipped: Vec::new(), classes: name.class_names() })
+            }
+            DataSource::Folder(spec) => {
+                let data = super::image_folder::load_folder(spec)?;
+                Ok(Loaded { split: data.split(), skipped: data.skipped, classes: data.classes })
+            }
+        }
+    }
+}
+
+/// A data source, read.
+pub struct Loaded {
+    pub split: Split,
+    pub skipped: Vec<super::image_folder::Skipped>,
+    /// Label → name.
+    pub classes: Vec<String>,
+}
+
 /// Images with labels, pixels in [0, 1], each image channel by channel
 /// (`[channels, side, side]`, row-major).
 #[derive(Clone, Debug)]

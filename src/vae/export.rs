@@ -47,7 +47,7 @@ pub fn export_vae(trainer: &VaeTrainer, test: &ImageSet, dir: &Path, info: &Expo
         image_size: [cfg.image_size, cfg.image_size],
         channels: cfg.channels,
         license: "MIT OR Apache-2.0 (weights trained by Latent Studio)".into(),
-        dataset: spec.dataset.credit().into(),
+        dataset: spec.dataset.credit(),
         weights: "model.safetensors".into(),
         classes: spec.dataset.class_names(),
         latent_map,

@@ -5,5 +5,6 @@
 pub mod export;
 pub mod model;
 pub mod network;
+pub mod outliers;
 pub mod run;
 pub mod train;

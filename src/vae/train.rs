@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
-use crate::io::datasets::{DatasetName, ImageSet};
+use crate::io::datasets::{DataSource, ImageSet};
 use crate::train::adam::{Adam, AdamConfig};
 use crate::train::batch::batch_tensor;
 use crate::train::cancel::CancelToken;
@@ -25,7 +25,7 @@ use crate::vae::network::{Vae, VaeConfig, vae_loss};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainVaeSpec {
     /// Data set (recorded in the manifest).
-    pub dataset: DatasetName,
+    pub dataset: DataSource,
     /// Network shape.
     pub config: VaeConfig,
     /// Total number of epochs.
@@ -278,7 +278,7 @@ mod tests {
 
     fn spec() -> TrainVaeSpec {
         TrainVaeSpec {
-            dataset: DatasetName::Mnist,
+            dataset: crate::io::datasets::DatasetName::Mnist.into(),
             config: VaeConfig::tiny(),
             epochs: 3,
             batch_size: 16,

@@ -11,7 +11,6 @@ use super::run::EventSink;
 use super::skeleton::{JobError, guarded};
 use crate::gan::run::{GanLosses, GanRun, GanRunLog, default_gan_name};
 use crate::gan::train::{GanTrainer, TrainGanSpec};
-use crate::io::datasets::load;
 use crate::spec::train::GanEpochReport;
 use crate::train::cancel::CancelToken;
 use crate::train::driver::{BatchTick, EpochEnd, RunPlan, TrainObserver, drive};
@@ -114,7 +113,7 @@ fn train_vae(
     cancel: &CancelToken,
     events: &EventSink,
 ) -> Result<(usize, usize), JobError> {
-    let split = load(spec.dataset, data_dir).map_err(|e| e.to_string())?;
+    let split = spec.dataset.load(data_dir).map_err(|e| e.to_string())?.split;
     let command = vae_command(&spec, out, limit);
     let name = default_vae_name(&spec);
     let trainer = VaeTrainer::new(spec, &crate::nn::default_device()).map_err(|e| e.to_string())?;
@@ -135,7 +134,7 @@ fn train_gan(
     cancel: &CancelToken,
     events: &EventSink,
 ) -> Result<(usize, usize), JobError> {
-    let split = load(spec.dataset, data_dir).map_err(|e| e.to_string())?;
+    let split = spec.dataset.load(data_dir).map_err(|e| e.to_string())?.split;
     let out = fresh_folder(runs_dir, "gan-run")
         .map_err(|e| format!("cannot create a folder in {}: {e}", runs_dir.display()))?;
     events.send(WorkerEvent::GanStarted { job, folder: out.clone() });
@@ -225,9 +224,9 @@ fn folder_name(dir: &Path, fallback: &str) -> String {
 fn vae_command(spec: &TrainVaeSpec, out: &Path, limit: Option<usize>) -> String {
     let c = &spec.config;
     format!(
-        "latent-studio train vae --dataset {} --latent-dim {} --hidden {} --base-channels {} --epochs {} \
+        "latent-studio train vae {} --latent-dim {} --hidden {} --base-channels {} --epochs {} \
          --batch-size {} --lr {} --beta {} --seed {} --out {}{}",
-        spec.dataset.name(),
+        spec.dataset.cli_flags(),
         c.latent_dim,
         c.hidden,
         c.base_channels,
@@ -245,9 +244,9 @@ fn vae_command(spec: &TrainVaeSpec, out: &Path, limit: Option<usize>) -> String 
 fn gan_command(spec: &TrainGanSpec, out: &Path, limit: Option<usize>) -> String {
     let c = &spec.config;
     format!(
-        "latent-studio train gan --dataset {} --latent-dim {} --base-channels {} --epochs {} --batch-size {} \
+        "latent-studio train gan {} --latent-dim {} --base-channels {} --epochs {} --batch-size {} \
          --lr {} --real-label {} --seed {} --out {}{}",
-        spec.dataset.name(),
+        spec.dataset.cli_flags(),
         c.latent_dim,
         c.base_channels,
         spec.epochs,

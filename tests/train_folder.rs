@@ -1,0 +1,207 @@
+//! Training on the user's own folder: a generated folder of mixed formats
+//! (PNG with alpha, grey PNG, JPEG, WebP, an animated GIF), sizes and
+//! classes (subfolders), plus files that cannot be used (a corrupt PNG, a
+//! BMP, a tiny image, a PNG claiming 20000×20000 pixels). The VAE and the
+//! DCGAN each train on it from the CLI, list what they skipped and why,
+//! and export a model that loads and samples. Empty folders and folders
+//! without images are refused with a message.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use image::{DynamicImage, ImageFormat, Rgba, RgbaImage};
+use latent_studio::io::image_folder::{Fit, FolderSpec, load_folder};
+
+fn studio(args: &[&str], models: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_latent-studio")).args(args).env("LATENT_STUDIO_MODELS", models).output().unwrap()
+}
+
+/// A colourful test image: a disc of one colour on another, `w × h`.
+fn disc(w: u32, h: u32, seed: u32, alpha: bool) -> DynamicImage {
+    let colour = |k: u32| ((seed * 67 + k * 101) % 256) as u8;
+    let img = RgbaImage::from_fn(w, h, |x, y| {
+        let (dx, dy) = (x as f32 - w as f32 / 2.0, y as f32 - h as f32 / 2.0);
+        let inside = dx * dx + dy * dy < (w.min(h) as f32 / 3.0).powi(2);
+        if inside {
+            Rgba([colour(1), colour(2), colour(3), 255])
+        } else {
+            Rgba([colour(4), colour(5), colour(6), if alpha { 0 } else { 255 }])
+        }
+    });
+    DynamicImage::ImageRgba8(img)
+}
+
+/// A PNG whose header claims `side × side` pixels, with no pixel data.
+fn huge_png_header(side: u32) -> Vec<u8> {
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&side.to_be_bytes());
+    ihdr.extend_from_slice(&side.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]); // 8-bit RGBA
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+        out
+    };
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]));
+    png.extend(chunk(b"IEND", &[]));
+    png
+}
+
+/// 14 usable images in two classes and five files that are not.
+fn mixed_folder(dir: &Path) {
+    let (cats, dogs) = (dir.join("cats"), dir.join("dogs"));
+    std::fs::create_dir_all(&cats).unwrap();
+    std::fs::create_dir_all(&dogs).unwrap();
+    for i in 0..4 {
+        disc(40 + i, 30, i, true).save(cats.join(format!("alpha_{i}.png"))).unwrap();
+        disc(50, 50 + 3 * i, i + 10, false).to_rgb8().save(cats.join(format!("photo_{i}.jpg"))).unwrap();
+    }
+    for i in 0..3 {
+        disc(24, 24, i + 20, false).to_luma8().save(dogs.join(format!("grey_{i}.png"))).unwrap();
+        disc(32, 20, i + 30, true).save_with_format(dogs.join(format!("web_{i}.webp")), ImageFormat::WebP).unwrap();
+    }
+    // An animated GIF: its first frame is used.
+    let gif = std::fs::File::create(dir.join("anim.gif")).unwrap();
+    let mut encoder = image::codecs::gif::GifEncoder::new(gif);
+    let frames = (0..2).map(|i| image::Frame::new(disc(20, 20, 40 + i, false).to_rgba8()));
+    encoder.encode_frames(frames).unwrap();
+    drop(encoder);
+    std::fs::write(dir.join("anim.txt"), "a bouncing ball").unwrap(); // a caption, not a skipped file
+    std::fs::write(dir.join("broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    std::fs::write(dir.join("old.bmp"), b"BM").unwrap();
+    disc(4, 4, 1, false).save(dir.join("tiny.png")).unwrap();
+    std::fs::write(dir.join("huge.png"), huge_png_header(20_000)).unwrap();
+}
+
+#[test]
+fn a_mixed_folder_is_read_with_reasons_for_what_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    mixed_folder(dir.path());
+    let spec = FolderSpec { folder: dir.path().to_owned(), side: 16, channels: 3, fit: Fit::Crop, flip: true };
+    let data = load_folder(&spec).unwrap();
+    assert_eq!(data.train_files.len() + data.test_files.len(), 15);
+    assert_eq!(data.test_files.len(), 1, "every tenth image is held out");
+    assert_eq!(data.train.len(), 2 * data.train_files.len(), "mirrored copies follow the originals");
+    assert_eq!(data.classes, ["cats", "dogs"]);
+    assert_eq!((data.train.side, data.train.channels), (16, 3));
+    assert!(data.train.pixels.iter().all(|v| (0.0..=1.0).contains(v)));
+    let reason =
+        |name: &str| data.skipped.iter().find(|s| s.path.ends_with(name)).map(|s| s.reason.clone()).unwrap_or_default();
+    assert!(reason("broken.png").starts_with("unreadable"), "{:?}", data.skipped);
+    assert!(reason("old.bmp").starts_with("not an image"), "{:?}", data.skipped);
+    assert!(reason("tiny.png").starts_with("too small: 4×4"), "{:?}", data.skipped);
+    assert!(reason("huge.png").starts_with("too large to read safely"), "{:?}", data.skipped);
+    assert_eq!(data.skipped.len(), 4, "{:?}", data.skipped);
+    // Grey, padded: one channel.
+    let grey = load_folder(&FolderSpec { channels: 1, fit: Fit::Pad, flip: false, ..spec }).unwrap();
+    assert_eq!(grey.train.image_len(), 16 * 16);
+}
+
+#[test]
+fn the_vae_and_the_gan_train_on_a_folder_and_export_models_that_sample() {
+    let data = tempfile::tempdir().unwrap();
+    mixed_folder(data.path());
+    let models = tempfile::tempdir().unwrap();
+    let folder = data.path().to_str().unwrap();
+    let vae_out = models.path().join("my-vae");
+    let args = [
+        "train",
+        "vae",
+        "--data",
+        folder,
+        "--side",
+        "16",
+        "--latent-dim",
+        "2",
+        "--hidden",
+        "16",
+        "--base-channels",
+        "4",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--out",
+        vae_out.to_str().unwrap(),
+    ];
+    let out = studio(&args, models.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("skipped 4 files") && stderr.contains("tiny.png: too small"), "{stderr}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(vae_out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["image_size"], serde_json::json!([16, 16]));
+    assert_eq!(manifest["classes"], serde_json::json!(["cats", "dogs"]));
+    assert!(manifest["dataset"].as_str().unwrap().contains("the user's images in"), "{manifest}");
+    let grid = models.path().join("vae-grid.png");
+    let out = studio(&["sample", "--model", "my-vae", "--count", "4", "--out", grid.to_str().unwrap()], models.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let gan_out = models.path().join("my-gan");
+    let args = [
+        "train",
+        "gan",
+        "--data",
+        folder,
+        "--side",
+        "16",
+        "--grey",
+        "--latent-dim",
+        "4",
+        "--base-channels",
+        "4",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--out",
+        gan_out.to_str().unwrap(),
+    ];
+    let out = studio(&args, models.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let grid = models.path().join("gan-grid.png");
+    let out = studio(&["sample", "--model", "my-gan", "--count", "4", "--out", grid.to_str().unwrap()], models.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let card = std::fs::read_to_string(gan_out.join("README.md")).unwrap();
+    assert!(card.contains("--data") && card.contains("--grey"), "the card's command reads the same folder: {card}");
+}
+
+#[test]
+fn folders_without_images_are_refused_with_a_message() {
+    let models = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let train = |folder: &Path| {
+        let out_dir = models.path().join("m");
+        let args = [
+            "train",
+            "vae",
+            "--data",
+            folder.to_str().unwrap(),
+            "--latent-dim",
+            "2",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ];
+        let out = studio(&args, models.path());
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(train(empty.path()).contains("no usable images"), "{}", train(empty.path()));
+    std::fs::write(empty.path().join("notes.pdf"), b"%PDF").unwrap();
+    std::fs::write(empty.path().join("broken.jpg"), b"nope").unwrap();
+    let message = train(empty.path());
+    assert!(message.contains("no usable images") && message.contains("2 files skipped"), "{message}");
+    assert!(train(&empty.path().join("missing")).contains("not a folder"));
+    let out = studio(&["train", "vae", "--latent-dim", "2", "--out", "x"], models.path());
+    assert!(!out.status.success(), "either --dataset or --data is required");
+}
