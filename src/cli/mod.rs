@@ -212,6 +212,33 @@ pub enum Command {
         #[arg(long)]
         heatmaps: Option<PathBuf>,
     },
+    /// Add noise to an image, then encode and decode it with a VAE (what its decoder cannot draw is left out).
+    Denoise {
+        /// A VAE's model id.
+        #[arg(long)]
+        model: String,
+        /// The image (PNG, JPEG, WebP, GIF), fitted to the model's square.
+        #[arg(long)]
+        image: PathBuf,
+        /// Standard deviation of the added Gaussian noise, in pixel units (0 adds none).
+        #[arg(long, default_value_t = 0.2)]
+        noise: f32,
+        /// Seed of the noise.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// How other shapes become the model's square.
+        #[arg(long, value_enum, default_value = "crop")]
+        fit: crate::io::image_folder::Fit,
+        /// Integer upscale of the saved images.
+        #[arg(long, default_value_t = 4)]
+        scale: u32,
+        /// PNG to create with the denoised image (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write input | noisy | denoised side by side here.
+        #[arg(long)]
+        strip: Option<PathBuf>,
+    },
     /// Download a model from the Hugging Face Hub into its shared cache
     /// (HF_ENDPOINT, HF_HUB_CACHE, HF_TOKEN and HF_HUB_OFFLINE apply).
     Pull {
@@ -274,6 +301,19 @@ fn run_here(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
             let run =
                 outliers::OutlierRun { model: &model, data: &data, fit, top, json, heatmaps: heatmaps.as_deref() };
             outliers::outliers(&models_dir, &run)
+        }
+        Command::Denoise { model, image, noise, seed, fit, scale, out, strip } => {
+            let run = outliers::DenoiseRun {
+                model: &model,
+                image: &image,
+                noise,
+                seed,
+                fit,
+                scale,
+                out: &out,
+                strip: strip.as_deref(),
+            };
+            outliers::denoise(&models_dir, &run)
         }
         Command::Pull { repo, file, revision } => hub::run_pull(&repo, &file, &revision),
         Command::Train { what } => train::run(what),
