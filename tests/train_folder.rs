@@ -205,3 +205,53 @@ fn folders_without_images_are_refused_with_a_message() {
     let out = studio(&["train", "vae", "--latent-dim", "2", "--out", "x"], models.path());
     assert!(!out.status.success(), "either --dataset or --data is required");
 }
+
+#[test]
+fn the_character_gpt_trains_on_a_folder_or_a_file_of_text() {
+    let data = tempfile::tempdir().unwrap();
+    let verse = "the cat sat on the mat and the dog sat on the log\n".repeat(40);
+    std::fs::write(data.path().join("a.txt"), &verse).unwrap();
+    std::fs::write(data.path().join("b.TXT"), verse.to_uppercase()).unwrap();
+    std::fs::write(data.path().join("cover.png"), b"not text").unwrap(); // ignored: not .txt
+    let models = tempfile::tempdir().unwrap();
+    let train = |source: &Path, id: &str| {
+        let out = models.path().join(id);
+        let args = [
+            "train",
+            "text",
+            "--data",
+            source.to_str().unwrap(),
+            "--steps",
+            "4",
+            "--layers",
+            "1",
+            "--heads",
+            "1",
+            "--width",
+            "16",
+            "--context",
+            "16",
+            "--batch-size",
+            "4",
+            "--eval-every",
+            "2",
+            "--eval-windows",
+            "4",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        studio(&args, models.path())
+    };
+    let out = train(data.path(), "folder-gpt");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = train(&data.path().join("a.txt"), "file-gpt");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let manifest = std::fs::read_to_string(models.path().join("folder-gpt/manifest.json")).unwrap();
+    assert!(manifest.contains("the user's text in"), "{manifest}");
+    let out = studio(&["text", "--model", "folder-gpt", "--prompt", "the ", "--max-tokens", "8"], models.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A folder without text says so.
+    let empty = tempfile::tempdir().unwrap();
+    let out = train(empty.path(), "none");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no .txt files"));
+}

@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use super::train_args::{ModelNameArgs, ProgressLines, RunArgs};
-use crate::io::text_corpus::{CharCorpus, CorpusName, read_corpus};
+use crate::io::text_corpus::{CharCorpus, CorpusName, TextSource};
 use crate::nn::default_device;
 use crate::text::gpt::GptConfig;
 use crate::text::run::CharGptRun;
@@ -21,9 +21,12 @@ pub struct TrainTextArgs {
     run: RunArgs,
     #[command(flatten)]
     names: ModelNameArgs,
-    /// Training text (fetch it with scripts/fetch-data.sh).
-    #[arg(long, value_enum)]
-    corpus: CorpusName,
+    /// A known corpus (fetch it with scripts/fetch-data.sh).
+    #[arg(long, value_enum, conflicts_with = "data", required_unless_present = "data")]
+    corpus: Option<CorpusName>,
+    /// Your text: a .txt file or a folder of them (joined in name order).
+    #[arg(long)]
+    data: Option<std::path::PathBuf>,
     /// Optimiser steps in all (with --resume: up to this many).
     #[arg(long, default_value_t = 2000)]
     steps: usize,
@@ -57,7 +60,12 @@ pub struct TrainTextArgs {
 pub fn run(a: TrainTextArgs, command: String) -> anyhow::Result<()> {
     a.run.refuse_existing_model()?;
     let out = &a.run.out;
-    let text = read_corpus(&a.run.data_dir, a.corpus).map_err(anyhow::Error::msg)?;
+    let source = match (a.corpus, &a.data) {
+        (Some(name), None) => TextSource::Named(name),
+        (None, Some(path)) => TextSource::Files(path.clone()),
+        _ => bail!("give either --corpus NAME or --data FILE_OR_FOLDER"),
+    };
+    let text = source.read(&a.run.data_dir).map_err(anyhow::Error::msg)?;
     let corpus = CharCorpus::from_text(&text);
     let device = default_device();
     let checkpoint = out.join("checkpoint");
@@ -73,7 +81,7 @@ pub fn run(a: TrainTextArgs, command: String) -> anyhow::Result<()> {
         };
         config.validate().map_err(anyhow::Error::msg)?;
         let spec = TrainTextSpec {
-            corpus: a.corpus,
+            corpus: source.clone(),
             config,
             steps: a.steps,
             batch_size: a.batch_size,
@@ -96,7 +104,11 @@ pub fn run(a: TrainTextArgs, command: String) -> anyhow::Result<()> {
         trainer.step() + 1,
         trainer.spec().steps
     );
-    let (id, name) = a.names.resolve(out, "gpt", || format!("{:?} characters GPT", a.corpus));
+    let label = match &source {
+        TextSource::Named(name) => format!("{name:?}"),
+        TextSource::Files(path) => path.file_stem().map_or_else(|| "text".into(), |s| s.to_string_lossy().into_owned()),
+    };
+    let (id, name) = a.names.resolve(out, "gpt", || format!("{label} characters GPT"));
     let plan = RunPlan::new(out, ExportInfo { id: &id, name: &name, command: &command });
     let mut progress = ProgressLines::new(
         |loss: &f64| format!("loss {loss:.3}"),

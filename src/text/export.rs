@@ -35,7 +35,7 @@ pub fn export_char_gpt(trainer: &TextTrainer, dir: &Path, info: &ExportInfo) -> 
         image_size: [0, 0],
         channels: 0,
         license: "MIT OR Apache-2.0 (weights trained by Latent Studio)".into(),
-        dataset: spec.corpus.description().into(),
+        dataset: spec.corpus.description(),
         weights: "model.safetensors".into(),
         classes: vec![],
         latent_map: None,

@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
-use crate::io::text_corpus::{CharCorpus, CorpusName};
+use crate::io::text_corpus::{CharCorpus, TextSource};
 use crate::text::gpt::{Gpt, GptConfig};
 use crate::train::adam::{Adam, AdamConfig};
 use crate::train::checkpoint::{CheckpointState, load_checkpoint_tensors, read_checkpoint_state, save_checkpoint};
@@ -20,7 +20,7 @@ use crate::train::rng::SeededRng;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainTextSpec {
     /// Corpus (recorded in the manifest).
-    pub corpus: CorpusName,
+    pub corpus: TextSource,
     /// Network shape (its vocab is the corpus alphabet's size).
     pub config: GptConfig,
     /// Optimiser steps in all.
@@ -229,7 +229,7 @@ mod tests {
 
     fn spec(vocab: usize, steps: usize) -> TrainTextSpec {
         TrainTextSpec {
-            corpus: CorpusName::Shakespeare,
+            corpus: TextSource::Named(crate::io::text_corpus::CorpusName::Shakespeare),
             config: GptConfig::tiny(vocab),
             steps,
             batch_size: 8,
