@@ -6,10 +6,10 @@
 mod common;
 
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use latent_studio::app::StudioApp;
 use latent_studio::app::settings::Settings;
-use latent_studio::ui::commands::Tab;
+use latent_studio::ui::commands::{Tab, UiCommand};
 
 #[test]
 fn a_gui_training_run_updates_the_loss_plot_and_can_be_cancelled() {
@@ -74,4 +74,50 @@ fn watching_a_command_line_run_follows_its_log() {
     let empty = tempfile::tempdir().unwrap();
     h.state_mut().apply(UiCommand::WatchGanRun(Some(empty.path().to_owned())));
     common::step_until(&mut h, "the refusal", |app| app.train.running.is_none());
+}
+
+/// A folder dropped (here: chosen) on the Train view: a preview of exactly
+/// what the model sees, the counts and classes, each skipped file with its
+/// reason; a change of settings reads it again; two epochs train on it and
+/// the exported model names the folder.
+#[test]
+fn a_folder_of_your_images_is_previewed_and_trained_on() {
+    let data = tempfile::tempdir().unwrap();
+    common::image_folder::mixed_folder(data.path());
+    let output = tempfile::tempdir().unwrap();
+    let settings = Settings { tab: Tab::Train, output_dir: output.path().to_owned(), ..Settings::default() };
+    let mut h = Harness::builder().with_size([1200.0, 900.0]).build_eframe(move |cc| {
+        StudioApp::with_settings(&cc.egui_ctx, None, common::shipped_models(), settings).unwrap()
+    });
+    h.step();
+    assert!(!h.get_by_label("Start training").accesskit_node().is_disabled(), "emoji is the default data set");
+    h.state_mut().apply(UiCommand::ChooseTrainingFolder(Some(data.path().to_owned())));
+    common::step_until(&mut h, "the preview", |app| app.train.preview_is_current());
+    h.get_by_label("14 training images, 1 held out; classes: cats, dogs; 4 files skipped");
+    h.get_by_label_contains("tiny.png: too small: 4×4 for a side of 32");
+    h.get_by_label_contains("huge.png: too large to read safely");
+    let preview = h.state().train.preview.as_ref().unwrap();
+    assert_eq!(
+        preview.result.as_ref().unwrap().grid.dimensions(),
+        (8 * 33 + 1, 2 * 33 + 1),
+        "14 images, 8 a row, 1 px apart"
+    );
+
+    // Grey, with mirrored copies: read again.
+    h.get_by_label("Grey").click();
+    h.get_by_label("Mirrored copies").click();
+    h.step();
+    common::step_until(&mut h, "the new preview", |app| {
+        app.train.preview_is_current() && app.train.folder_spec.channels == 1 && app.train.folder_spec.flip
+    });
+    h.get_by_label("28 training images, 1 held out; classes: cats, dogs; 4 files skipped");
+
+    h.state_mut().train.epochs = 2;
+    h.get_by_label("Start training").click();
+    h.step();
+    common::step_until(&mut h, "two epochs", |app| app.train.running.is_none());
+    let folder = h.state().train.folder.clone().expect("the run's folder");
+    let manifest = std::fs::read_to_string(folder.join("manifest.json")).expect("the exported model");
+    assert!(manifest.contains("the user's images in") && manifest.contains("grey"), "{manifest}");
+    assert_eq!(h.state().train.last.as_ref().map(|r| r.epoch), Some(2));
 }

@@ -35,6 +35,10 @@ pub enum DialogOutcome {
     ModelFolder(PathBuf),
     /// The library's folders, listed.
     Library(Vec<crate::spec::library::LibraryItem>),
+    /// Train on this folder.
+    TrainingFolder(PathBuf),
+    /// A training folder, read.
+    FolderPreview(crate::ui::train_panel::FolderPreview),
 }
 
 /// Runs dialogs on helper threads and hands their outcomes back.

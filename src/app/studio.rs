@@ -279,7 +279,9 @@ impl StudioApp {
             | UiCommand::OpenFolder(_)
             | UiCommand::DeleteRepo(_)
             | UiCommand::RefreshInstalled
-            | UiCommand::SaveHubToken(_) => {}
+            | UiCommand::SaveHubToken(_)
+            | UiCommand::ChooseTrainingFolder(_)
+            | UiCommand::PreviewTrainingFolder => {}
         }
     }
 
@@ -371,6 +373,7 @@ impl StudioApp {
     pub fn handle_events(&mut self, ctx: &egui::Context) {
         for outcome in self.dialogs.poll() {
             let Some(outcome) = self.apply_image_dialog(outcome) else { continue };
+            let Some(outcome) = self.apply_train_dialog(ctx, outcome) else { continue };
             match outcome {
                 DialogOutcome::Encode { path, slot } => self.apply(UiCommand::EncodeFile { path, slot }),
                 DialogOutcome::Save { request, label } => {
@@ -386,7 +389,9 @@ impl StudioApp {
                 | DialogOutcome::ImageSettings { .. }
                 | DialogOutcome::InitImage(_)
                 | DialogOutcome::ModelFolder(_)
-                | DialogOutcome::Library(_) => {}
+                | DialogOutcome::Library(_)
+                | DialogOutcome::TrainingFolder(_)
+                | DialogOutcome::FolderPreview(_) => {}
             }
         }
         self.handle_download_events();
@@ -472,6 +477,13 @@ impl StudioApp {
         if self.settings.tab == Tab::Image {
             for path in dropped {
                 self.apply(UiCommand::RestoreImageSettings(path));
+            }
+            return;
+        }
+        if self.settings.tab == Tab::Train {
+            // A folder dropped on the Train view becomes its data.
+            if let Some(dir) = dropped.into_iter().find(|p| p.is_dir()) {
+                self.apply(UiCommand::ChooseTrainingFolder(Some(dir)));
             }
             return;
         }

@@ -89,6 +89,10 @@ pub enum UiCommand {
     SaveText,
     /// Start training a GAN with the training view's settings.
     StartGanTraining,
+    /// Train on this folder of images (`None`: ask for it).
+    ChooseTrainingFolder(Option<PathBuf>),
+    /// Read the training folder off the UI thread and show what the model will see.
+    PreviewTrainingFolder,
     /// Follow a command-line GAN run in a folder (`None`: ask for the folder).
     WatchGanRun(Option<PathBuf>),
     /// Use another diffusion model.

@@ -10,15 +10,41 @@ use egui_plot::{Legend, Line, Plot};
 
 use super::latent_panel::to_color_image;
 use super::theme;
-use crate::io::datasets::DatasetName;
+use crate::io::datasets::{DataSource, DatasetName};
+use crate::io::image_folder::{Fit, FolderSpec, Skipped};
 use crate::spec::train::GanEpochReport;
 use crate::ui::commands::UiCommand;
 use crate::worker::JobId;
 
+/// What the model will see from a folder: the first training images as a
+/// grid, the counts, the classes and every file left out with its reason.
+pub struct FolderPreview {
+    pub spec: FolderSpec,
+    pub result: Result<FolderSummary, String>,
+}
+
+/// A folder read for training, in brief.
+pub struct FolderSummary {
+    pub grid: image::RgbImage,
+    pub train: usize,
+    pub held_out: usize,
+    pub classes: Vec<String>,
+    pub skipped: Vec<Skipped>,
+}
+
 /// The training view's state.
 pub struct TrainPanel {
-    /// What to train on.
+    /// What to train on (when no folder is used).
     pub dataset: DatasetName,
+    /// Train on the user's folder instead of `dataset`.
+    pub use_folder: bool,
+    /// The user's folder and how its images are prepared.
+    pub folder_spec: FolderSpec,
+    /// The latest preview of `folder_spec`, and its texture.
+    pub preview: Option<FolderPreview>,
+    /// The settings a preview was last asked for (one request per change).
+    pub preview_asked: Option<FolderSpec>,
+    preview_texture: Option<TextureHandle>,
     /// Where scripts/fetch-data.sh put the data (holds `emoji/`, `fashion/`, `mnist/`).
     pub data_dir: String,
     /// Epochs to train.
@@ -46,6 +72,11 @@ impl Default for TrainPanel {
     fn default() -> Self {
         Self {
             dataset: DatasetName::Emoji,
+            use_folder: false,
+            folder_spec: FolderSpec { folder: PathBuf::new(), side: 32, channels: 3, fit: Fit::Crop, flip: false },
+            preview: None,
+            preview_asked: None,
+            preview_texture: None,
             data_dir: "data".into(),
             epochs: 25,
             limit: 0,
@@ -87,14 +118,106 @@ impl TrainPanel {
         self.last = Some(report);
     }
 
+    /// What a run will train on.
+    pub fn source(&self) -> DataSource {
+        if self.use_folder { DataSource::Folder(self.folder_spec.clone()) } else { DataSource::Named(self.dataset) }
+    }
+
+    /// A preview of the folder arrived (dropped if the settings changed since).
+    pub fn set_preview(&mut self, ctx: &egui::Context, preview: FolderPreview) {
+        if preview.spec != self.folder_spec {
+            return;
+        }
+        self.preview_texture = preview
+            .result
+            .as_ref()
+            .ok()
+            .map(|s| ctx.load_texture("folder-preview", to_color_image(&s.grid), TextureOptions::NEAREST));
+        self.preview = Some(preview);
+    }
+
+    /// Whether the preview shows the current settings (else one should be asked for).
+    pub fn preview_is_current(&self) -> bool {
+        self.preview.as_ref().is_some_and(|p| p.spec == self.folder_spec)
+    }
+
+    /// The folder's settings and preview.
+    fn folder_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
+        ui.horizontal(|ui| {
+            if ui.button("Choose folder…").clicked() {
+                out.push(UiCommand::ChooseTrainingFolder(None));
+            }
+            let shown = self.folder_spec.folder.display().to_string();
+            ui.label(if shown.is_empty() { "no folder yet (or drop one here)".to_owned() } else { shown });
+        });
+        ui.horizontal(|ui| {
+            ui.label("Side");
+            for side in [28, 32, 48, 64] {
+                ui.radio_value(&mut self.folder_spec.side, side, side.to_string());
+            }
+            ui.separator();
+            let mut grey = self.folder_spec.channels == 1;
+            ui.checkbox(&mut grey, "Grey");
+            self.folder_spec.channels = if grey { 1 } else { 3 };
+            ui.separator();
+            for fit in [Fit::Crop, Fit::Pad, Fit::Stretch] {
+                ui.radio_value(&mut self.folder_spec.fit, fit, fit.name());
+            }
+            ui.separator();
+            ui.checkbox(&mut self.folder_spec.flip, "Mirrored copies");
+        });
+        let chosen = !self.folder_spec.folder.as_os_str().is_empty();
+        if chosen && !self.preview_is_current() && self.preview_asked.as_ref() != Some(&self.folder_spec) {
+            out.push(UiCommand::PreviewTrainingFolder);
+        }
+        let Some(preview) = self.preview.as_ref().filter(|p| p.spec == self.folder_spec) else {
+            if chosen {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("reading the folder…");
+                });
+            }
+            return;
+        };
+        match &preview.result {
+            Err(e) => {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+            }
+            Ok(summary) => {
+                ui.label(format!(
+                    "{} training images, {} held out; classes: {}; {} files skipped",
+                    summary.train,
+                    summary.held_out,
+                    summary.classes.join(", "),
+                    summary.skipped.len()
+                ));
+                ui.horizontal_top(|ui| {
+                    if let Some(tex) = &self.preview_texture {
+                        ui.add(egui::Image::new(tex).fit_to_exact_size(Vec2::splat(240.0)))
+                            .on_hover_text("Exactly what the model sees: the first training images");
+                    }
+                    if !summary.skipped.is_empty() {
+                        egui::ScrollArea::vertical().id_salt("skipped").max_height(240.0).show(ui, |ui| {
+                            for s in summary.skipped.iter().take(200) {
+                                let name = s.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+                                ui.label(RichText::new(format!("{name}: {}", s.reason)).small())
+                                    .on_hover_text(s.path.display().to_string());
+                            }
+                        });
+                    }
+                });
+            }
+        }
+    }
+
     /// Draws the panel; user actions become commands in `out`.
     pub fn ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
         ui.heading("Train a GAN");
         ui.label(
             RichText::new(
-                "A DCGAN (emoji 32×32 RGB, MNIST and Fashion-MNIST 28×28 grey; fetch them with \
-                 scripts/fetch-data.sh). Each run gets a new folder in the output folder, as `latent-studio \
-                 train gan --out` writes it: checkpoints, the loss log and grids, and the finished model",
+                "A DCGAN on your folder of images, or on emoji (32×32 RGB), MNIST or Fashion-MNIST (28×28 grey; \
+                 fetch them with scripts/fetch-data.sh). Each run gets a new folder in the output folder, as \
+                 `latent-studio train gan --out` writes it: checkpoints, the loss log and grids, and the finished model",
             )
             .weak(),
         );
@@ -103,14 +226,20 @@ impl TrainPanel {
             egui::Grid::new("train-settings").num_columns(2).show(ui, |ui| {
                 ui.label("Data set");
                 ui.horizontal(|ui| {
+                    ui.radio_value(&mut self.use_folder, true, "Your folder");
                     for d in [DatasetName::Emoji, DatasetName::Fashion, DatasetName::Mnist] {
-                        ui.radio_value(&mut self.dataset, d, d.name());
+                        if ui.radio(!self.use_folder && self.dataset == d, d.name()).clicked() {
+                            self.use_folder = false;
+                            self.dataset = d;
+                        }
                     }
                 });
                 ui.end_row();
-                let label = ui.label("Data folder");
-                ui.text_edit_singleline(&mut self.data_dir).labelled_by(label.id);
-                ui.end_row();
+                if !self.use_folder {
+                    let label = ui.label("Data sets folder");
+                    ui.text_edit_singleline(&mut self.data_dir).labelled_by(label.id);
+                    ui.end_row();
+                }
                 ui.label("Epochs");
                 ui.add(egui::DragValue::new(&mut self.epochs).range(1..=1000));
                 ui.end_row();
@@ -123,8 +252,13 @@ impl TrainPanel {
                 ui.end_row();
             });
         });
+        if self.use_folder {
+            ui.add_enabled_ui(idle, |ui| self.folder_ui(ui, out));
+        }
+        let ready =
+            !self.use_folder || (self.preview_is_current() && self.preview.as_ref().is_some_and(|p| p.result.is_ok()));
         ui.horizontal(|ui| {
-            if ui.add_enabled(idle, egui::Button::new("Start training")).clicked() {
+            if ui.add_enabled(idle && ready, egui::Button::new("Start training")).clicked() {
                 out.push(UiCommand::StartGanTraining);
             }
             let watch = ui.add_enabled(idle, egui::Button::new("Watch a run…"));

@@ -233,3 +233,4 @@ pub fn write_emoji_folder(dir: &std::path::Path) {
     std::fs::write(emoji.join("emoji.json"), serde_json::to_string(&list).unwrap()).unwrap();
 }
 pub mod hub_standin;
+pub mod image_folder;

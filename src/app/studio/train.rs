@@ -7,8 +7,12 @@ use super::StudioApp;
 use crate::app::dialogs::DialogOutcome;
 use crate::gan::network::GanConfig;
 use crate::gan::train::TrainGanSpec;
+use crate::io::export::make_grid;
+use crate::io::image_folder::{FolderSpec, load_folder};
 use crate::ui::commands::UiCommand;
 use crate::ui::jobs::Purpose;
+use crate::ui::train_panel::{FolderPreview, FolderSummary};
+use crate::vae::denoise::to_rgb;
 use crate::worker::{WorkerEvent, WorkerRequest};
 
 impl StudioApp {
@@ -16,6 +20,27 @@ impl StudioApp {
     pub(super) fn apply_train_command(&mut self, command: UiCommand) -> Option<UiCommand> {
         match command {
             UiCommand::StartGanTraining => {}
+            UiCommand::ChooseTrainingFolder(None) => {
+                self.dialogs.open(|| {
+                    let dir = rfd::FileDialog::new().set_title("A folder of your images").pick_folder()?;
+                    Some(DialogOutcome::TrainingFolder(dir))
+                });
+                return None;
+            }
+            UiCommand::ChooseTrainingFolder(Some(dir)) => {
+                self.train.use_folder = true;
+                self.train.folder_spec.folder = dir;
+                self.train.preview = None;
+                self.apply(UiCommand::PreviewTrainingFolder);
+                return None;
+            }
+            UiCommand::PreviewTrainingFolder => {
+                let spec = self.train.folder_spec.clone();
+                self.train.preview_asked = Some(spec.clone());
+                // Reading a folder decodes every image: a helper thread does it.
+                self.dialogs.open(move || Some(DialogOutcome::FolderPreview(preview_folder(spec))));
+                return None;
+            }
             UiCommand::WatchGanRun(None) => {
                 let start = self.settings.output_dir.clone();
                 self.dialogs.open(move || {
@@ -33,9 +58,14 @@ impl StudioApp {
             other => return Some(other),
         }
         let t = &self.train;
-        let (side, channels) = t.dataset.image_shape();
+        let source = t.source();
+        let (side, channels) = source.image_shape();
         let config = GanConfig::for_images(side, channels);
-        let spec = TrainGanSpec::dcgan(t.dataset, config, t.epochs.max(1), t.seed);
+        let mut spec = TrainGanSpec::dcgan(source, config, t.epochs.max(1), t.seed);
+        // A small folder trains in batches of all its images (a batch needs at least two).
+        if let Some(Ok(summary)) = t.preview.as_ref().filter(|_| t.use_folder).map(|p| &p.result) {
+            spec.batch_size = spec.batch_size.min(summary.train.max(2));
+        }
         let request = WorkerRequest::TrainGan {
             spec,
             data_dir: PathBuf::from(&t.data_dir),
@@ -44,6 +74,16 @@ impl StudioApp {
         };
         let job = self.submit(request, Purpose::Train, "train GAN");
         self.train.begin(job);
+        None
+    }
+
+    /// Applies a training dialog's answer; returns it back if it is not one.
+    pub(super) fn apply_train_dialog(&mut self, ctx: &egui::Context, outcome: DialogOutcome) -> Option<DialogOutcome> {
+        match outcome {
+            DialogOutcome::TrainingFolder(dir) => self.apply(UiCommand::ChooseTrainingFolder(Some(dir))),
+            DialogOutcome::FolderPreview(preview) => self.train.set_preview(ctx, preview),
+            other => return Some(other),
+        }
         None
     }
 
@@ -69,4 +109,20 @@ impl StudioApp {
         }
         None
     }
+}
+
+/// Reads the folder as a run would, and summarises it for the Train view.
+fn preview_folder(spec: FolderSpec) -> FolderPreview {
+    let result = load_folder(&spec).map_err(|e| e.to_string()).map(|data| {
+        let shown: Vec<image::RgbImage> =
+            (0..data.train.len().min(64)).map(|i| to_rgb(data.train.image(i), spec.channels, spec.side)).collect();
+        FolderSummary {
+            grid: make_grid(&shown, 8, 1),
+            train: data.train.len(),
+            held_out: data.test.len(),
+            classes: data.classes,
+            skipped: data.skipped,
+        }
+    });
+    FolderPreview { spec, result }
 }
