@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::io::image_folder::FolderSpec;
 use crate::io::output::default_output_dir;
 use crate::latent::interpolate::Interpolation;
 use crate::text::sampling::SamplingParams;
@@ -36,6 +37,8 @@ pub struct Settings {
     pub chat: bool,
     /// The user's model folders (A1111/Forge or ComfyUI installs, or any folder).
     pub model_folders: Vec<PathBuf>,
+    /// The Train view's own folder and how its images are prepared, when it trains on one.
+    pub training_folder: Option<FolderSpec>,
     /// Hub pulls not finished when the studio closed (offered again, paused).
     /// An entry that no longer reads (a hand-edited repo id, say) is dropped
     /// instead of losing every other setting with it.
@@ -81,6 +84,7 @@ impl Default for Settings {
             chat: true,
             model_folders: Vec::new(),
             unfinished_downloads: Vec::new(),
+            training_folder: None,
         }
     }
 }

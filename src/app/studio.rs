@@ -158,6 +158,11 @@ impl StudioApp {
             app.apply(UiCommand::RescanLibrary);
         }
         app.restore_downloads();
+        if let Some(spec) = app.settings.training_folder.clone() {
+            // The Train view reads it again when it is first shown.
+            app.train.use_folder = true;
+            app.train.folder_spec = spec;
+        }
         let latent = |m: &&ModelManifest| m.family.has_latent();
         let first = app.settings.last_model.clone().filter(|id| app.models.iter().filter(latent).any(|m| &m.id == id));
         if let Some(id) = first.or_else(|| app.models.iter().find(latent).map(|m| m.id.clone())) {
@@ -625,6 +630,7 @@ impl eframe::App for StudioApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         self.settings.unfinished_downloads = self.models_panel.unfinished();
+        self.settings.training_folder = self.train.use_folder.then(|| self.train.folder_spec.clone());
         eframe::set_value(storage, Settings::KEY, &self.settings);
     }
 }

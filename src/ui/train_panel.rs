@@ -197,12 +197,15 @@ impl TrainPanel {
                             .on_hover_text("Exactly what the model sees: the first training images");
                     }
                     if !summary.skipped.is_empty() {
-                        egui::ScrollArea::vertical().id_salt("skipped").max_height(240.0).show(ui, |ui| {
-                            for s in summary.skipped.iter().take(200) {
-                                let name = s.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-                                ui.label(RichText::new(format!("{name}: {}", s.reason)).small())
-                                    .on_hover_text(s.path.display().to_string());
-                            }
+                        ui.vertical(|ui| {
+                            egui::ScrollArea::vertical().id_salt("skipped").max_height(240.0).show(ui, |ui| {
+                                ui.label(RichText::new("Skipped").strong());
+                                for s in summary.skipped.iter().take(200) {
+                                    let name = s.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+                                    ui.label(RichText::new(format!("{name}: {}", s.reason)).small())
+                                        .on_hover_text(s.path.display().to_string());
+                                }
+                            })
                         });
                     }
                 });
