@@ -104,7 +104,9 @@ fn the_vae_and_the_gan_train_on_a_folder_and_export_models_that_sample() {
         gan_out.to_str().unwrap(),
     ];
     let out = studio(&args, models.path());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("of real"), "each epoch reports the generated images' spread: {stderr}");
     let grid = models.path().join("gan-grid.png");
     let out = studio(&["sample", "--model", "my-gan", "--count", "4", "--out", grid.to_str().unwrap()], models.path());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -190,4 +192,39 @@ fn the_character_gpt_trains_on_a_folder_or_a_file_of_text() {
     let empty = tempfile::tempdir().unwrap();
     let out = train(empty.path(), "none");
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no .txt files"));
+}
+
+#[test]
+fn a_vae_whose_latent_carries_nothing_is_warned_about() {
+    let data = tempfile::tempdir().unwrap();
+    mixed_folder(data.path());
+    let models = tempfile::tempdir().unwrap();
+    let out_dir = models.path().join("collapsed");
+    // β = 1000 pushes every posterior onto the prior.
+    let args = [
+        "train",
+        "vae",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--side",
+        "16",
+        "--latent-dim",
+        "2",
+        "--hidden",
+        "16",
+        "--base-channels",
+        "4",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "4",
+        "--beta",
+        "1000",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    let out = studio(&args, models.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: posterior collapse?"), "{stderr}");
 }

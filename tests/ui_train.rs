@@ -53,7 +53,8 @@ fn watching_a_command_line_run_follows_its_log() {
     append(&progress, &batch(1, 1)).unwrap();
     append(&progress, &batch(1, 2)).unwrap();
     image::RgbImage::from_pixel(10, 10, image::Rgb([200, 10, 10])).save(grid_path(&progress, 1)).unwrap();
-    let report = GanEpochReport { epoch: 1, d_loss: 1.2, g_loss: 0.8, d_real: 0.6, d_fake: 0.3, seconds: 9.0 };
+    let report =
+        GanEpochReport { epoch: 1, d_loss: 1.2, g_loss: 0.8, d_real: 0.6, d_fake: 0.3, seconds: 9.0, diversity: None };
     append(&progress, &LogLine::Epoch { report }).unwrap();
 
     let settings = Settings { tab: Tab::Train, output_dir: "/tmp/latent-studio-ui-test".into(), ..Settings::default() };

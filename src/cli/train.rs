@@ -115,8 +115,9 @@ fn train_vae(args: TrainVaeArgs, command: String) -> anyhow::Result<()> {
     let mut progress = ProgressLines::new(
         |loss: &f64| format!("loss {loss:.2}"),
         |r: &EpochReport| {
+            let warning = r.collapse_warning().map(|w| format!("\n  warning: {w}")).unwrap_or_default();
             format!(
-                "epoch {}: train {:.2}, held-out {:.2} (recon {:.2}, KL {:.2}) nats/image, {:.1} s",
+                "epoch {}: train {:.2}, held-out {:.2} (recon {:.2}, KL {:.2}) nats/image, {:.1} s{warning}",
                 r.epoch, r.train_loss, r.val_loss, r.val_recon, r.val_kl, r.seconds
             )
         },

@@ -87,8 +87,10 @@ pub fn run(args: TrainGanArgs, command: String) -> anyhow::Result<()> {
     let progress = ProgressLines::new(
         |l: &GanLosses| format!("D {:.3}, G {:.3}", l.d_loss, l.g_loss),
         |r: &GanEpochReport| {
+            let spread = r.diversity.map(|d| format!(", spread {d:.2} of real")).unwrap_or_default();
+            let warning = r.collapse_warning().map(|w| format!("\n  warning: {w}")).unwrap_or_default();
             format!(
-                "epoch {}: D {:.3}, G {:.3}, D(real) {:.2}, D(fake) {:.2}, {:.1} s",
+                "epoch {}: D {:.3}, G {:.3}, D(real) {:.2}, D(fake) {:.2}{spread}, {:.1} s{warning}",
                 r.epoch, r.d_loss, r.g_loss, r.d_real, r.d_fake, r.seconds
             )
         },

@@ -57,6 +57,37 @@ pub fn measure(
     })
 }
 
+/// Images compared by the check after every epoch.
+const EPOCH_SAMPLES: usize = 64;
+
+/// The quick check after each epoch: mean distance between 64 generated
+/// images (fixed latents from `seed`) over that between up to 64 real ones
+/// (held out, or training images when fewer than two are held out); `None`
+/// with fewer than two real images.
+pub fn spread_ratio(
+    generator: &Generator,
+    latent_dim: usize,
+    test: &ImageSet,
+    train: &ImageSet,
+    seed: u64,
+) -> candle_core::Result<Option<f64>> {
+    let test = if test.len() >= 2 { test } else { train };
+    if test.len() < 2 {
+        return Ok(None);
+    }
+    let device = Device::Cpu;
+    let z = Tensor::from_vec(
+        SeededRng::new(seed).normal_vec(EPOCH_SAMPLES * latent_dim),
+        (EPOCH_SAMPLES, latent_dim),
+        &device,
+    )?;
+    let generated = ((generator.forward_t(&z, false)? + 1.0)? * 0.5)?.flatten_from(1)?;
+    let held_out: Vec<usize> = (0..test.len().min(EPOCH_SAMPLES)).collect();
+    let real = batch_tensor(test, &held_out, &device)?.flatten_from(1)?;
+    let real_spread = mean_pairwise(&real)?;
+    (real_spread > 0.0).then(|| mean_pairwise(&generated).map(|g| g / real_spread)).transpose()
+}
+
 /// Squared distances between the rows of `a` [n, d] and `b` [m, d], [n, m].
 fn squared_distances(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
     let a2 = a.sqr()?.sum_keepdim(1)?; // [n, 1]

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::gan::diversity::spread_ratio;
 use crate::gan::export::export_gan;
 use crate::gan::train::{GanTrainEvent, GanTrainer, TrainGanSpec};
 use crate::io::datasets::ImageSet;
@@ -60,7 +61,17 @@ impl EpochTrainer for GanRun {
             },
             cancel,
         )?;
-        Ok(report.map(|report| EpochEnd { report, grid }))
+        let Some(mut report) = report else { return Ok(None) };
+        let spec = self.trainer.spec();
+        report.diversity = spread_ratio(
+            self.trainer.generator(),
+            spec.config.latent_dim,
+            &self.test,
+            &self.train,
+            spec.seed ^ 0xC011,
+        )?;
+        self.trainer.set_last_report(report.clone());
+        Ok(Some(EpochEnd { report, grid }))
     }
 
     fn export(&self, dir: &Path, info: &ExportInfo) -> Result<(), TrainError> {

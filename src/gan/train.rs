@@ -154,6 +154,13 @@ impl GanTrainer {
         &self.history
     }
 
+    /// Replaces the latest epoch's report (the run adds its mode-collapse check).
+    pub fn set_last_report(&mut self, report: GanEpochReport) {
+        if let Some(last) = self.history.last_mut() {
+            *last = report;
+        }
+    }
+
     /// The run's settings.
     pub fn spec(&self) -> &TrainGanSpec {
         &self.spec
@@ -231,6 +238,7 @@ impl GanTrainer {
             d_real: sums[2] / n,
             d_fake: sums[3] / n,
             seconds: started.elapsed().as_secs_f64(),
+            diversity: None,
         };
         self.history.push(report.clone());
         on_event(GanTrainEvent::Epoch { report: report.clone(), grid: self.sample_grid()? });

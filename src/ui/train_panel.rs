@@ -283,10 +283,14 @@ impl TrainPanel {
             }
         });
         if let Some(r) = &self.last {
+            let spread = r.diversity.map(|d| format!(", spread {d:.2} of real")).unwrap_or_default();
             ui.label(format!(
-                "epoch {}: D {:.3}, G {:.3}, D(real) {:.2}, D(fake) {:.2}, {:.1} s",
+                "epoch {}: D {:.3}, G {:.3}, D(real) {:.2}, D(fake) {:.2}{spread}, {:.1} s",
                 r.epoch, r.d_loss, r.g_loss, r.d_real, r.d_fake, r.seconds
             ));
+            if let Some(warning) = r.collapse_warning() {
+                ui.colored_label(ui.visuals().warn_fg_color, warning);
+            }
         }
         ui.horizontal_top(|ui| {
             ui.vertical(|ui| {

@@ -57,6 +57,22 @@ pub struct EpochReport {
     pub seconds: f64,
 }
 
+/// Below this held-out KL (nats per image) the decoder has stopped using the latent.
+pub const POSTERIOR_COLLAPSE_KL: f64 = 0.1;
+
+impl EpochReport {
+    /// A warning when the posterior has collapsed onto the prior, else `None`.
+    pub fn collapse_warning(&self) -> Option<String> {
+        (self.val_kl < POSTERIOR_COLLAPSE_KL).then(|| {
+            format!(
+                "posterior collapse? the held-out KL is {:.3} nats per image, so the latent carries almost \
+                 nothing; try a smaller --beta or a smaller decoder",
+                self.val_kl
+            )
+        })
+    }
+}
+
 /// Progress reported while training.
 #[derive(Clone, Debug)]
 pub enum TrainEvent {
