@@ -31,6 +31,8 @@ fn a_gui_training_run_updates_the_loss_plot_and_can_be_cancelled() {
     assert!(train.d_losses.len() >= 2 && train.g_losses.len() == train.d_losses.len(), "one point per batch");
     assert!(train.d_losses.iter().all(|p| p[1].is_finite() && p[1] > 0.0));
     assert!(train.grid.is_some(), "the sample grid is shown");
+    assert!(train.seconds_left().is_some_and(|s| s > 0.0), "an estimate of the time left");
+    assert!(h.query_by_label_contains("left").is_some(), "the estimate is shown");
     let folder = train.folder.clone().expect("the run's folder");
 
     h.get_by_label("Cancel training").click();

@@ -14,6 +14,7 @@ use crate::io::datasets::{DataSource, DatasetName};
 use crate::io::image_folder::{Fit, FolderSpec, Skipped};
 use crate::spec::train::GanEpochReport;
 use crate::ui::commands::UiCommand;
+use crate::ui::models_panel::format_duration;
 use crate::worker::JobId;
 
 /// What the model will see from a folder: the first training images as a
@@ -66,6 +67,8 @@ pub struct TrainPanel {
     pub grid: Option<TextureHandle>,
     /// The latest epoch's report.
     pub last: Option<GanEpochReport>,
+    /// Seconds each finished epoch of this run took (the time-left estimate).
+    pub epoch_seconds: Vec<f64>,
 }
 
 impl Default for TrainPanel {
@@ -88,6 +91,7 @@ impl Default for TrainPanel {
             position: (0, 0, 0),
             grid: None,
             last: None,
+            epoch_seconds: Vec::new(),
         }
     }
 }
@@ -100,6 +104,7 @@ impl TrainPanel {
         self.g_losses.clear();
         self.grid = None;
         self.last = None;
+        self.epoch_seconds.clear();
         self.folder = None;
         self.position = (0, 0, 0);
     }
@@ -115,7 +120,23 @@ impl TrainPanel {
     /// An epoch finished.
     pub fn push_epoch(&mut self, ctx: &egui::Context, report: GanEpochReport, grid: &image::RgbImage) {
         self.grid = Some(ctx.load_texture("gan-grid", to_color_image(grid), TextureOptions::NEAREST));
+        self.epoch_seconds.push(report.seconds);
         self.last = Some(report);
+    }
+
+    /// Time left in a running run: the last few epochs' mean time for each
+    /// epoch still to come, less what the current epoch has done.
+    pub fn seconds_left(&self) -> Option<f64> {
+        self.running?;
+        let recent = &self.epoch_seconds[self.epoch_seconds.len().saturating_sub(5)..];
+        if recent.is_empty() {
+            return None;
+        }
+        let mean = recent.iter().sum::<f64>() / recent.len() as f64;
+        let (_, batch, batches) = self.position;
+        let done_in_epoch = if batches > 0 { batch as f64 / batches as f64 } else { 0.0 };
+        let remaining_epochs = self.epochs.saturating_sub(self.epoch_seconds.len()) as f64 - done_in_epoch;
+        Some((remaining_epochs.max(0.0)) * mean)
     }
 
     /// What a run will train on.
@@ -276,7 +297,9 @@ impl TrainPanel {
             }
             let (epoch, batch, batches) = self.position;
             if batches > 0 {
-                ui.label(format!("epoch {epoch}/{}, batch {batch}/{batches}", self.epochs));
+                let left =
+                    self.seconds_left().map(|s| format!(", about {} left", format_duration(s))).unwrap_or_default();
+                ui.label(format!("epoch {epoch}/{}, batch {batch}/{batches}{left}", self.epochs));
             }
             if let Some(folder) = &self.folder {
                 ui.label(RichText::new(format!("run folder: {}", folder.display())).weak());
@@ -320,5 +343,21 @@ impl TrainPanel {
                 }
             });
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_is_the_recent_epochs_mean_times_what_remains() {
+        let mut panel = TrainPanel { epochs: 10, ..TrainPanel::default() };
+        assert_eq!(panel.seconds_left(), None, "not running");
+        panel.running = Some(JobId(1));
+        assert_eq!(panel.seconds_left(), None, "no epoch finished yet");
+        panel.epoch_seconds = vec![100.0, 2.0, 4.0, 2.0, 4.0, 2.0, 6.0]; // the first, slow one has left the window
+        panel.position = (8, 5, 10); // half of epoch 8
+        assert_eq!(panel.seconds_left(), Some(2.5 * 3.6));
     }
 }
