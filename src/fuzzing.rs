@@ -58,6 +58,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("hub_repo_info", hub_repo_info),
     ("hub_answers", hub_answers),
     ("image_file", image_file),
+    ("train_sources", train_sources),
 ];
 
 /// A PNG's text chunks, then the settings read from them (our JSON chunk or
@@ -309,6 +310,27 @@ pub fn hub_names(data: &[u8]) {
     assert!(!config.endpoint.ends_with('/') && !config.endpoint.is_empty());
     if let Some(token) = &config.token {
         assert!(token.bearer().starts_with("Bearer ") && format!("{config:?}").contains("Token(hidden)"));
+    }
+}
+
+/// Where a run's data came from, as a checkpoint or the settings store it
+/// (read back from files the user may have edited): an image source, a text
+/// source, or an unfinished Hub pull. Whatever is accepted can be checked
+/// and written back as command-line flags without a panic.
+pub fn train_sources(data: &[u8]) {
+    use crate::io::datasets::DataSource;
+    use crate::io::text_corpus::TextSource;
+    if let Ok(source) = serde_json::from_slice::<DataSource>(data) {
+        let _ = (source.cli_flags(), source.credit(), source.name(), source.image_shape());
+        if let DataSource::Folder(spec) = &source {
+            let _ = spec.check();
+        }
+    }
+    if let Ok(source) = serde_json::from_slice::<TextSource>(data) {
+        let _ = (source.cli_flag(), source.description());
+    }
+    if let Ok(pull) = serde_json::from_slice::<crate::hub::pull::PullPlan>(data) {
+        let _ = (pull.is_well_formed(), pull.total_bytes());
     }
 }
 

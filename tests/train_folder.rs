@@ -19,6 +19,14 @@ fn studio(args: &[&str], models: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_latent-studio")).args(args).env("LATENT_STUDIO_MODELS", models).output().unwrap()
 }
 
+/// `train KIND --data FOLDER` with a tiny network (16 px, 4 base channels, batches of 4), plus `extra`.
+fn train_tiny(kind: &str, folder: &Path, out: &Path, extra: &[&str], models: &Path) -> Output {
+    let mut args = vec!["train", kind, "--data", folder.to_str().unwrap(), "--side", "16", "--base-channels", "4"];
+    args.extend(["--batch-size", "4", "--out", out.to_str().unwrap()]);
+    args.extend(extra);
+    studio(&args, models)
+}
+
 #[test]
 fn a_mixed_folder_is_read_with_reasons_for_what_is_skipped() {
     let dir = tempfile::tempdir().unwrap();
@@ -48,29 +56,9 @@ fn the_vae_and_the_gan_train_on_a_folder_and_export_models_that_sample() {
     let data = tempfile::tempdir().unwrap();
     mixed_folder(data.path());
     let models = tempfile::tempdir().unwrap();
-    let folder = data.path().to_str().unwrap();
     let vae_out = models.path().join("my-vae");
-    let args = [
-        "train",
-        "vae",
-        "--data",
-        folder,
-        "--side",
-        "16",
-        "--latent-dim",
-        "2",
-        "--hidden",
-        "16",
-        "--base-channels",
-        "4",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "4",
-        "--out",
-        vae_out.to_str().unwrap(),
-    ];
-    let out = studio(&args, models.path());
+    let vae_flags = ["--latent-dim", "2", "--hidden", "16", "--epochs", "1"];
+    let out = train_tiny("vae", data.path(), &vae_out, &vae_flags, models.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("skipped 4 files") && stderr.contains("tiny.png: too small"), "{stderr}");
@@ -84,26 +72,8 @@ fn the_vae_and_the_gan_train_on_a_folder_and_export_models_that_sample() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let gan_out = models.path().join("my-gan");
-    let args = [
-        "train",
-        "gan",
-        "--data",
-        folder,
-        "--side",
-        "16",
-        "--grey",
-        "--latent-dim",
-        "4",
-        "--base-channels",
-        "4",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "4",
-        "--out",
-        gan_out.to_str().unwrap(),
-    ];
-    let out = studio(&args, models.path());
+    let gan_flags = ["--grey", "--latent-dim", "4", "--epochs", "1"];
+    let out = train_tiny("gan", data.path(), &gan_out, &gan_flags, models.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("of real"), "each epoch reports the generated images' spread: {stderr}");
@@ -201,29 +171,8 @@ fn a_vae_whose_latent_carries_nothing_is_warned_about() {
     let models = tempfile::tempdir().unwrap();
     let out_dir = models.path().join("collapsed");
     // β = 1000 pushes every posterior onto the prior.
-    let args = [
-        "train",
-        "vae",
-        "--data",
-        data.path().to_str().unwrap(),
-        "--side",
-        "16",
-        "--latent-dim",
-        "2",
-        "--hidden",
-        "16",
-        "--base-channels",
-        "4",
-        "--epochs",
-        "3",
-        "--batch-size",
-        "4",
-        "--beta",
-        "1000",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ];
-    let out = studio(&args, models.path());
+    let flags = ["--latent-dim", "2", "--hidden", "16", "--epochs", "3", "--beta", "1000"];
+    let out = train_tiny("vae", data.path(), &out_dir, &flags, models.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("warning: posterior collapse?"), "{stderr}");

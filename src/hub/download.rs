@@ -183,7 +183,7 @@ fn transfer(
     meta: &FileMetadata,
     partial: &mut File,
     partial_path: &Path,
-    pipe: &mut HashPipe<'_, '_>,
+    pipe: &mut HashPipe<'_>,
     done: &mut u64,
     progress: &mut dyn FnMut(u64, Option<u64>) -> Flow,
 ) -> Result<Option<Flow>, HubError> {
@@ -225,7 +225,7 @@ fn stream(
     meta: &FileMetadata,
     partial: &mut File,
     partial_path: &Path,
-    hasher: &mut HashPipe<'_, '_>,
+    hasher: &mut HashPipe<'_>,
     done: &mut u64,
     progress: &mut dyn FnMut(u64, Option<u64>) -> Flow,
 ) -> Result<Option<Flow>, StreamError> {
@@ -335,16 +335,15 @@ enum Chunk {
 
 /// A [`Hasher`] on its own thread: chunks go to it after they are written
 /// and their buffers come back for the next reads.
-struct HashPipe<'scope, 'env> {
+struct HashPipe<'scope> {
     chunks: Option<std::sync::mpsc::SyncSender<Chunk>>,
     spare: std::sync::mpsc::Receiver<Vec<u8>>,
     worker: std::thread::ScopedJoinHandle<'scope, Hasher>,
     allocated: usize,
-    _env: std::marker::PhantomData<&'env ()>,
 }
 
-impl<'scope, 'env> HashPipe<'scope, 'env> {
-    fn start(scope: &'scope std::thread::Scope<'scope, 'env>, mut hasher: Hasher) -> Self {
+impl<'scope> HashPipe<'scope> {
+    fn start(scope: &'scope std::thread::Scope<'scope, '_>, mut hasher: Hasher) -> Self {
         let (chunks, incoming) = std::sync::mpsc::sync_channel::<Chunk>(PIPE_DEPTH);
         let (give_back, spare) = std::sync::mpsc::sync_channel(PIPE_DEPTH + 1);
         let worker = scope.spawn(move || {
@@ -359,7 +358,7 @@ impl<'scope, 'env> HashPipe<'scope, 'env> {
             }
             hasher
         });
-        Self { chunks: Some(chunks), spare, worker, allocated: 0, _env: std::marker::PhantomData }
+        Self { chunks: Some(chunks), spare, worker, allocated: 0 }
     }
 
     /// A buffer to read the next chunk into.
