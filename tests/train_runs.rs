@@ -14,6 +14,7 @@ use latent_studio::gan::network::GanConfig;
 use latent_studio::gan::train::TrainGanSpec;
 use latent_studio::io::datasets::DatasetName;
 use latent_studio::train::log::{LogFollower, LogLine};
+use latent_studio::worker::train_plan::{RunFolder, TrainPlan, TrainRequest};
 use latent_studio::worker::{WorkerEvent, WorkerHandle, WorkerRequest};
 
 use common::{ok, s};
@@ -76,7 +77,14 @@ fn a_studio_gan_run_ends_as_a_command_line_run() {
     let config = GanConfig { image_size: 32, channels: 3, latent_dim: 64, base_channels: 64 };
     let spec = TrainGanSpec::dcgan(DatasetName::Emoji, config, 2, 3);
     let mut w = WorkerHandle::spawn_with_models(dir.path().into(), vec![], Arc::new(|| {})).unwrap();
-    let job = w.submit(WorkerRequest::TrainGan { spec, data_dir: data.clone(), runs_dir: runs.clone(), limit: None });
+    let request = TrainRequest {
+        plan: TrainPlan::Gan(spec),
+        data_dir: data.clone(),
+        folder: RunFolder::Fresh(runs.clone()),
+        limit: None,
+        until: None,
+    };
+    let job = w.submit(WorkerRequest::Train(Box::new(request)));
     let end = loop {
         let e = w.recv_timeout(Duration::from_secs(120)).expect("the run went quiet");
         if e.job() == job && e.is_terminal() {

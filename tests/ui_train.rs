@@ -15,29 +15,33 @@ use latent_studio::ui::commands::{Tab, UiCommand};
 fn a_gui_training_run_updates_the_loss_plot_and_can_be_cancelled() {
     let data = tempfile::tempdir().unwrap();
     common::write_emoji_folder(data.path());
-    let output = tempfile::tempdir().unwrap();
-    let settings = Settings { tab: Tab::Train, output_dir: output.path().to_owned(), ..Settings::default() };
-    let mut h = Harness::builder().with_size([1200.0, 780.0]).build_eframe(move |cc| {
-        StudioApp::with_settings(&cc.egui_ctx, None, common::shipped_models(), settings).unwrap()
-    });
+    let models = common::models_folder_with(&[]);
+    let models_dir = models.path().to_owned();
+    let settings = Settings { tab: Tab::Train, ..Settings::default() };
+    let mut h = Harness::builder()
+        .with_size([1200.0, 780.0])
+        .build_eframe(move |cc| StudioApp::with_settings(&cc.egui_ctx, None, models_dir, settings).unwrap());
     h.state_mut().train.data_dir = data.path().display().to_string();
     h.state_mut().train.epochs = 50;
     h.step();
     h.get_by_label("Start training").click();
     h.step();
     assert!(h.state().train.running.is_some(), "a run started");
-    common::step_until(&mut h, "two epochs", |app| app.train.last.as_ref().is_some_and(|r| r.epoch >= 2));
-    let train = &h.state().train;
-    assert!(train.d_losses.len() >= 2 && train.g_losses.len() == train.d_losses.len(), "one point per batch");
-    assert!(train.d_losses.iter().all(|p| p[1].is_finite() && p[1] > 0.0));
-    assert!(train.grid.is_some(), "the sample grid is shown");
-    assert!(train.seconds_left().is_some_and(|s| s > 0.0), "an estimate of the time left");
+    common::step_until(&mut h, "two epochs", |app| app.train.run.last.as_ref().is_some_and(|r| r.epoch >= 2));
+    let run = &h.state().train.run;
+    assert!(run.curve("D").len() >= 2 && run.curve("G").len() == run.curve("D").len(), "both losses are drawn");
+    assert!(run.curve("D").iter().all(|p| p[1].is_finite() && p[1] > 0.0));
+    assert!(run.epoch_points.contains_key("D(real) (epoch)"), "D(real) per epoch");
+    assert!(run.grid.is_some(), "the sample grid is shown");
+    assert!(run.seconds_left().is_some_and(|s| s > 0.0), "an estimate of the time left");
     assert!(h.query_by_label_contains("left").is_some(), "the estimate is shown");
-    let folder = train.folder.clone().expect("the run's folder");
+    let folder = run.folder.clone().expect("the run's folder");
+    assert!(folder.starts_with(models.path()), "runs go to the models folder: {}", folder.display());
 
     h.get_by_label("Cancel training").click();
     common::step_until(&mut h, "the cancel", |app| app.train.running.is_none());
-    assert!(h.state().train.last.as_ref().is_some_and(|r| r.epoch < 50), "stopped early");
+    assert!(h.state().train.run.last.as_ref().is_some_and(|r| r.epoch < 50), "stopped early");
+    assert!(h.state().train.paused.is_none(), "a cancelled run is not offered again");
     assert!(folder.join("checkpoint").join("state.json").exists(), "the last epoch's checkpoint is kept");
 }
 
@@ -64,12 +68,12 @@ fn watching_a_command_line_run_follows_its_log() {
         StudioApp::with_settings(&cc.egui_ctx, None, common::shipped_models(), settings).unwrap()
     });
     h.state_mut().apply(UiCommand::WatchGanRun(Some(run.path().to_owned())));
-    common::step_until(&mut h, "the first epoch", |app| app.train.grid.is_some());
-    assert_eq!(h.state().train.d_losses.len(), 2);
+    common::step_until(&mut h, "the first epoch", |app| app.train.run.grid.is_some());
+    assert_eq!(h.state().train.run.curve("D").len(), 2);
     assert!(h.state().train.running.is_some(), "still watching: the run is not done");
 
     append(&progress, &batch(2, 1)).unwrap();
-    common::step_until(&mut h, "the new batch", |app| app.train.d_losses.len() == 3);
+    common::step_until(&mut h, "the new batch", |app| app.train.run.curve("D").len() == 3);
     append(&progress, &LogLine::Done { epochs: 2 }).unwrap();
     common::step_until(&mut h, "the end of the run", |app| app.train.running.is_none());
 
@@ -87,11 +91,12 @@ fn watching_a_command_line_run_follows_its_log() {
 fn a_folder_of_your_images_is_previewed_and_trained_on() {
     let data = tempfile::tempdir().unwrap();
     common::image_folder::mixed_folder(data.path());
-    let output = tempfile::tempdir().unwrap();
-    let settings = Settings { tab: Tab::Train, output_dir: output.path().to_owned(), ..Settings::default() };
-    let mut h = Harness::builder().with_size([1200.0, 900.0]).build_eframe(move |cc| {
-        StudioApp::with_settings(&cc.egui_ctx, None, common::shipped_models(), settings).unwrap()
-    });
+    let models = common::models_folder_with(&[]);
+    let models_dir = models.path().to_owned();
+    let settings = Settings { tab: Tab::Train, ..Settings::default() };
+    let mut h = Harness::builder()
+        .with_size([1200.0, 900.0])
+        .build_eframe(move |cc| StudioApp::with_settings(&cc.egui_ctx, None, models_dir, settings).unwrap());
     h.step();
     assert!(!h.get_by_label("Start training").accesskit_node().is_disabled(), "emoji is the default data set");
     h.state_mut().apply(UiCommand::ChooseTrainingFolder(Some(data.path().to_owned())));
@@ -119,8 +124,8 @@ fn a_folder_of_your_images_is_previewed_and_trained_on() {
     h.get_by_label("Start training").click();
     h.step();
     common::step_until(&mut h, "two epochs", |app| app.train.running.is_none());
-    let folder = h.state().train.folder.clone().expect("the run's folder");
+    let folder = h.state().train.run.folder.clone().expect("the run's folder");
     let manifest = std::fs::read_to_string(folder.join("manifest.json")).expect("the exported model");
     assert!(manifest.contains("the user's images in") && manifest.contains("grey"), "{manifest}");
-    assert_eq!(h.state().train.last.as_ref().map(|r| r.epoch), Some(2));
+    assert_eq!(h.state().train.run.last.as_ref().map(|r| r.epoch), Some(2));
 }

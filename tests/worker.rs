@@ -229,12 +229,7 @@ fn training_without_data_fails_with_the_missing_file() {
         seed: 0,
     };
     let data_dir = dir.path().join("no-data");
-    let train = w.submit(WorkerRequest::TrainVae {
-        spec,
-        data_dir: data_dir.clone(),
-        out: dir.path().join("run"),
-        limit: None,
-    });
+    let train = w.submit(vae_request(spec, &data_dir, &dir.path().join("run")));
     // The worker keeps serving while the trainer thread fails.
     let decode = w.submit(decode("fast", 1.0, false));
     let events = finish(&mut w, &[train, decode]);
@@ -289,7 +284,22 @@ fn toy_training(data_dir: &std::path::Path, run: &std::path::Path, epochs: usize
         beta: 1.0,
         seed: 0,
     };
-    WorkerRequest::TrainVae { spec, data_dir: data_dir.to_owned(), out: run.to_owned(), limit: None }
+    vae_request(spec, data_dir, run)
+}
+
+fn vae_request(
+    spec: latent_studio::vae::train::TrainVaeSpec,
+    data_dir: &std::path::Path,
+    run: &std::path::Path,
+) -> WorkerRequest {
+    use latent_studio::worker::train_plan::{RunFolder, TrainPlan, TrainRequest};
+    WorkerRequest::Train(Box::new(TrainRequest {
+        plan: TrainPlan::Vae(spec),
+        data_dir: data_dir.to_owned(),
+        folder: RunFolder::Exact(run.to_owned()),
+        limit: None,
+        until: None,
+    }))
 }
 
 #[test]
@@ -303,10 +313,16 @@ fn training_reports_epochs_and_checkpoints() {
     let events = finish(&mut w, &[job]);
     let epochs: Vec<_> = events
         .iter()
-        .filter_map(|e| if let WorkerEvent::TrainingEpoch { report, .. } = e { Some(report.clone()) } else { None })
+        .filter_map(
+            |e| if let WorkerEvent::TrainEpoch { summary, grid, .. } = e { Some((summary, grid)) } else { None },
+        )
         .collect();
-    assert_eq!(epochs.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![1, 2]);
-    assert!(epochs.iter().all(|r| r.val_loss.is_finite() && r.seconds > 0.0), "{epochs:?}");
+    assert_eq!(epochs.iter().map(|(r, _)| r.epoch).collect::<Vec<_>>(), vec![1, 2]);
+    let held_out =
+        |r: &latent_studio::spec::train::EpochSummary| r.values.iter().find(|(n, _)| *n == "held-out").unwrap().1;
+    assert!(epochs.iter().all(|(r, _)| held_out(r).is_finite() && r.seconds > 0.0), "{epochs:?}");
+    assert!(epochs.iter().all(|(_, grid)| grid.is_some()), "a sample grid every epoch");
+    assert!(events.iter().any(|e| matches!(e, WorkerEvent::TrainBatch { .. })));
     assert!(events.iter().any(|e| matches!(e, WorkerEvent::Progress { .. })));
     assert!(matches!(terminal(&events, job), WorkerEvent::TrainingDone { epochs: 2, .. }));
     assert!(checkpoint.join("state.json").is_file() && checkpoint.join("weights.safetensors").is_file());
@@ -327,7 +343,7 @@ fn cancelled_training_stops_and_keeps_the_last_checkpoint() {
     let mut events = Vec::new();
     loop {
         let e = w.recv_timeout(Duration::from_secs(60)).expect("worker went quiet");
-        let first_epoch_done = matches!(e, WorkerEvent::TrainingEpoch { .. });
+        let first_epoch_done = matches!(e, WorkerEvent::TrainEpoch { .. });
         let is_terminal = e.is_terminal();
         events.push(e);
         if first_epoch_done {
@@ -338,7 +354,7 @@ fn cancelled_training_stops_and_keeps_the_last_checkpoint() {
         }
     }
     assert!(matches!(events.last(), Some(WorkerEvent::Cancelled { .. })), "{:?}", events.last());
-    let epochs = events.iter().filter(|e| matches!(e, WorkerEvent::TrainingEpoch { .. })).count();
+    let epochs = events.iter().filter(|e| matches!(e, WorkerEvent::TrainEpoch { .. })).count();
     assert!(epochs < 1000, "cancel did not stop training");
     let state = std::fs::read_to_string(checkpoint.join("state.json")).unwrap();
     assert!(state.contains("\"epoch\": 1"), "the first epoch's checkpoint is kept");

@@ -39,6 +39,10 @@ pub enum DialogOutcome {
     TrainingFolder(PathBuf),
     /// A training folder, read.
     FolderPreview(crate::ui::train_panel::FolderPreview),
+    /// Train the character GPT on this text.
+    TrainingText(PathBuf),
+    /// The models folder, listed again (a run finished).
+    ModelsFound(Vec<crate::io::manifest::ModelManifest>),
 }
 
 /// Runs dialogs on helper threads and hands their outcomes back.

@@ -14,6 +14,7 @@ use crate::ui::jobs::Purpose;
 use crate::vae::network::VaeConfig;
 use crate::vae::train::TrainVaeSpec;
 use crate::worker::WorkerRequest;
+use crate::worker::train_plan::{RunFolder, TrainPlan, TrainRequest};
 
 /// Frame times in milliseconds, (p50, p99).
 pub struct FrameTimes {
@@ -52,7 +53,13 @@ pub fn frame_times_during_training(
     };
     let run_dir = std::env::temp_dir().join(format!("latent-studio-bench-{}", std::process::id()));
     let train = app.submit(
-        WorkerRequest::TrainVae { spec, data_dir: data_dir.to_owned(), out: run_dir.clone(), limit: None },
+        WorkerRequest::Train(Box::new(TrainRequest {
+            plan: TrainPlan::Vae(spec),
+            data_dir: data_dir.to_owned(),
+            folder: RunFolder::Exact(run_dir.clone()),
+            limit: None,
+            until: None,
+        })),
         Purpose::Train,
         "train (benchmark)",
     );

@@ -10,6 +10,7 @@ use crate::latent::interpolate::Interpolation;
 use crate::text::sampling::SamplingParams;
 use crate::ui::commands::Tab;
 use crate::ui::models_panel::PendingPull;
+use crate::worker::train_plan::TrainRequest;
 
 /// Persisted through eframe's storage under [`Settings::KEY`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,6 +45,24 @@ pub struct Settings {
     /// instead of losing every other setting with it.
     #[serde(deserialize_with = "readable_entries")]
     pub unfinished_downloads: Vec<PendingPull>,
+    /// A training run paused (or running) when the studio closed, offered
+    /// again in the Train view; dropped if it no longer reads.
+    #[serde(deserialize_with = "readable_run")]
+    pub unfinished_training: Option<TrainRequest>,
+}
+
+/// The run, if it still reads (settings written by another version may not).
+fn readable_run<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<TrainRequest>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Entry {
+        Readable(Option<TrainRequest>),
+        Unreadable(serde::de::IgnoredAny),
+    }
+    Ok(match Entry::deserialize(deserializer)? {
+        Entry::Readable(run) => run,
+        Entry::Unreadable(_) => None,
+    })
 }
 
 /// The entries of a list that deserialize; the others are skipped.
@@ -85,6 +104,7 @@ impl Default for Settings {
             model_folders: Vec::new(),
             unfinished_downloads: Vec::new(),
             training_folder: None,
+            unfinished_training: None,
         }
     }
 }

@@ -68,6 +68,10 @@ pub struct StudioApp {
     pub models_panel: ModelsPanel,
     /// The Hub downloads worker.
     downloads: Downloads,
+    /// Where models are found, and where the Train view's runs go (so a finished one is a model).
+    models_dir: PathBuf,
+    /// The training run in progress, as it can be resumed.
+    train_request: Option<crate::worker::train_plan::TrainRequest>,
 }
 
 impl StudioApp {
@@ -154,7 +158,11 @@ impl StudioApp {
             library: Vec::new(),
             models_panel: ModelsPanel::default(),
             downloads,
+            models_dir,
+            train_request: None,
         };
+        app.train.bases = train::base_models(&app.models);
+        app.train.paused = app.settings.unfinished_training.take();
         if !app.settings.model_folders.is_empty() {
             app.apply(UiCommand::RescanLibrary);
         }
@@ -262,7 +270,12 @@ impl StudioApp {
             | UiCommand::OpenTextModel
             | UiCommand::Generate
             | UiCommand::SaveText
-            | UiCommand::StartGanTraining
+            | UiCommand::StartTraining
+            | UiCommand::PauseTraining
+            | UiCommand::ResumeTraining
+            | UiCommand::FinishTraining
+            | UiCommand::ForgetPausedTraining
+            | UiCommand::ChooseTrainingText
             | UiCommand::WatchGanRun(_) => {}
             // Handled by `apply_image_command`.
             UiCommand::SelectImageModel(_)
@@ -397,6 +410,8 @@ impl StudioApp {
                 | DialogOutcome::ModelFolder(_)
                 | DialogOutcome::Library(_)
                 | DialogOutcome::TrainingFolder(_)
+                | DialogOutcome::TrainingText(_)
+                | DialogOutcome::ModelsFound(_)
                 | DialogOutcome::FolderPreview(_) => {}
             }
         }
@@ -481,6 +496,7 @@ impl eframe::App for StudioApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         self.settings.unfinished_downloads = self.models_panel.unfinished();
         self.settings.training_folder = self.train.use_folder.then(|| self.train.folder_spec.clone());
+        self.settings.unfinished_training = self.unfinished_training();
         eframe::set_value(storage, Settings::KEY, &self.settings);
     }
 }

@@ -316,7 +316,7 @@ fn run_here(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
             outliers::denoise(&models_dir, &run)
         }
         Command::Pull { repo, file, revision } => hub::run_pull(&repo, &file, &revision),
-        Command::Train { what } => train::run(what),
+        Command::Train { what } => train::run(what, &models_dir),
         Command::Bench { what } => bench::run(what, &models_dir),
     }
 }

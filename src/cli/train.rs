@@ -11,7 +11,7 @@ use crate::train::driver::{RunPlan, drive};
 use crate::train::export::ExportInfo;
 use crate::vae::network::VaeConfig;
 use crate::vae::run::{VaeRun, default_vae_name};
-use crate::vae::train::{EpochReport, TrainVaeSpec, VaeTrainer};
+use crate::vae::train::{TrainVaeSpec, VaeTrainer};
 
 /// What to train.
 #[derive(Subcommand, Debug)]
@@ -29,15 +29,15 @@ pub enum TrainCommand {
 }
 
 /// Trains a model as the command asks.
-pub fn run(cmd: TrainCommand) -> anyhow::Result<()> {
+pub fn run(cmd: TrainCommand, models_dir: &std::path::Path) -> anyhow::Result<()> {
     // The command line as the user typed it, for the model card.
     let command = std::env::args().map(shell_word).collect::<Vec<_>>().join(" ");
     let command = command.replacen(&std::env::args().next().unwrap_or_default(), "latent-studio", 1);
     match cmd {
         TrainCommand::Text(args) => super::train_text::run(args, command),
-        TrainCommand::Gan(args) => super::train_gan::run(args, command),
+        TrainCommand::Gan(args) => super::train_gan::run(args, command, models_dir),
         TrainCommand::Autoencoder(args) => super::train_autoencoder::run(args, command),
-        TrainCommand::Diffusion(args) => super::train_diffusion::run(args, command),
+        TrainCommand::Diffusion(args) => super::train_diffusion::run(args, command, models_dir),
         TrainCommand::Vae(args) => train_vae(args, command),
     }
 }
@@ -112,16 +112,7 @@ fn train_vae(args: TrainVaeArgs, command: String) -> anyhow::Result<()> {
     );
     let (id, name) = names.resolve(out, "vae", || default_vae_name(&spec));
     let plan = RunPlan::new(out, ExportInfo { id: &id, name: &name, command: &command });
-    let mut progress = ProgressLines::new(
-        |loss: &f64| format!("loss {loss:.2}"),
-        |r: &EpochReport| {
-            let warning = r.collapse_warning().map(|w| format!("\n  warning: {w}")).unwrap_or_default();
-            format!(
-                "epoch {}: train {:.2}, held-out {:.2} (recon {:.2}, KL {:.2}) nats/image, {:.1} s{warning}",
-                r.epoch, r.train_loss, r.val_loss, r.val_recon, r.val_kl, r.seconds
-            )
-        },
-    );
+    let mut progress = ProgressLines::new();
     drive(&mut vae, &plan, &CancelToken::new(), &mut progress)?;
     eprintln!("wrote model {id} to {}", out.display());
     Ok(())

@@ -8,10 +8,11 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::io::datasets::{DataSource, DatasetName, Split};
-use crate::io::image_folder::{Fit, FolderSpec};
+use crate::io::image_folder::{Fit, FolderSpec, Skipped};
 use crate::io::manifest::MANIFEST_FILE;
 use crate::train::driver::{BatchTick, EpochEnd, TrainObserver};
 use crate::train::error::TrainError;
+use crate::train::report::Reported;
 
 /// Where a run writes and whether it continues.
 #[derive(Args, Debug)]
@@ -52,7 +53,7 @@ impl RunArgs {
 #[derive(Args, Debug)]
 pub struct DataArgs {
     /// A known data set (fetch it with scripts/fetch-data.sh).
-    #[arg(long, value_enum, conflicts_with = "data", required_unless_present = "data")]
+    #[arg(long, value_enum, conflicts_with = "data")]
     pub dataset: Option<DatasetName>,
     /// A folder of your images (PNG, JPEG, WebP, GIF; any sizes; subfolders are classes).
     #[arg(long)]
@@ -73,7 +74,16 @@ pub struct DataArgs {
 
 impl DataArgs {
     pub fn source(&self) -> anyhow::Result<DataSource> {
+        if self.dataset.is_none() && self.data.is_none() {
+            bail!("give either --dataset NAME or --data FOLDER");
+        }
+        self.source_or(DatasetName::Emoji)
+    }
+
+    /// The source, `default` when neither --dataset nor --data is given.
+    pub fn source_or(&self, default: DatasetName) -> anyhow::Result<DataSource> {
         match (&self.dataset, &self.data) {
+            (None, None) => Ok(DataSource::Named(default)),
             (Some(name), None) => Ok(DataSource::Named(*name)),
             (None, Some(folder)) => {
                 let spec = FolderSpec {
@@ -94,16 +104,27 @@ impl DataArgs {
 /// Reads the images, saying on stderr which files were left out and why.
 pub fn load_data(source: &DataSource, data_dir: &Path) -> anyhow::Result<Split> {
     let loaded = source.load(data_dir)?;
-    if !loaded.skipped.is_empty() {
-        eprintln!("skipped {} files:", loaded.skipped.len());
-        for s in loaded.skipped.iter().take(20) {
+    report_skipped(&loaded.skipped);
+    Ok(loaded.split)
+}
+
+/// Says on stderr which files a folder left out and why.
+pub fn report_skipped(skipped: &[Skipped]) {
+    if !skipped.is_empty() {
+        eprintln!("skipped {} files:", skipped.len());
+        for s in skipped.iter().take(20) {
             eprintln!("  {}: {}", s.path.display(), s.reason);
         }
-        if loaded.skipped.len() > 20 {
-            eprintln!("  … and {} more", loaded.skipped.len() - 20);
+        if skipped.len() > 20 {
+            eprintln!("  … and {} more", skipped.len() - 20);
         }
     }
-    Ok(loaded.split)
+}
+
+/// The folder of `--from`: a folder as given, else the model with that id in `models_dir`.
+pub fn model_folder(models_dir: &Path, id_or_folder: &str) -> PathBuf {
+    let path = PathBuf::from(id_or_folder);
+    if path.is_dir() { path } else { models_dir.join(id_or_folder) }
 }
 
 /// What the exported model is called.
@@ -146,21 +167,19 @@ pub(crate) fn batch_bar(batches: usize, epoch: usize) -> ProgressBar {
 }
 
 /// The terminal's view of a run: a bar per epoch with the batch's losses,
-/// then a line with the epoch's report.
-pub struct ProgressLines<L, R> {
+/// then a line with the epoch's report (and its warning).
+#[derive(Default)]
+pub struct ProgressLines {
     bar: Option<ProgressBar>,
-    losses: fn(&L) -> String,
-    report: fn(&R) -> String,
 }
 
-impl<L, R> ProgressLines<L, R> {
-    /// Shows losses and reports as these functions write them.
-    pub fn new(losses: fn(&L) -> String, report: fn(&R) -> String) -> Self {
-        Self { bar: None, losses, report }
+impl ProgressLines {
+    pub fn new() -> Self {
+        Self::default()
     }
 }
 
-impl<L, R> TrainObserver<L, R> for ProgressLines<L, R> {
+impl<L: Reported, R: Reported> TrainObserver<L, R> for ProgressLines {
     fn epoch_started(&mut self, epoch: usize, batches: usize) {
         self.bar = Some(batch_bar(batches, epoch));
     }
@@ -168,7 +187,7 @@ impl<L, R> TrainObserver<L, R> for ProgressLines<L, R> {
     fn batch(&mut self, tick: &BatchTick<L>) -> Result<(), TrainError> {
         if let Some(bar) = &self.bar {
             bar.set_position(tick.batch as u64);
-            bar.set_message((self.losses)(&tick.losses));
+            bar.set_message(tick.losses.line());
         }
         Ok(())
     }
@@ -177,7 +196,8 @@ impl<L, R> TrainObserver<L, R> for ProgressLines<L, R> {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        eprintln!("{}", (self.report)(&end.report));
+        let warning = end.report.warning().map(|w| format!("\n  warning: {w}")).unwrap_or_default();
+        eprintln!("{}{warning}", end.report.line());
         Ok(())
     }
 

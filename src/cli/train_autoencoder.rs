@@ -6,11 +6,11 @@
 use anyhow::Context;
 use clap::Args;
 
-use super::train_args::{LimitArgs, ProgressLines, RunArgs};
+use super::train_args::{DataArgs, LimitArgs, ProgressLines, RunArgs, report_skipped};
 use crate::diffusion::export::log_command;
-use crate::diffusion::runs::AutoencoderRun;
-use crate::diffusion::train_autoencoder::{AutoencoderEpoch, AutoencoderTrainer, TrainAutoencoderSpec};
-use crate::io::emoji::load_emoji_with_captions;
+use crate::diffusion::stages::{autoencoder_spec, check_diffusion_data, open_autoencoder_run};
+use crate::diffusion::train_autoencoder::TrainAutoencoderSpec;
+use crate::io::datasets::DatasetName;
 use crate::nn::default_device;
 use crate::train::cancel::CancelToken;
 use crate::train::driver::{RunPlan, drive};
@@ -21,6 +21,8 @@ use crate::train::export::ExportInfo;
 pub struct TrainAutoencoderArgs {
     #[command(flatten)]
     run: RunArgs,
+    #[command(flatten)]
+    data: DataArgs,
     /// Total epochs (with --resume: train on up to this many).
     #[arg(long, default_value_t = 20)]
     epochs: usize,
@@ -41,24 +43,27 @@ pub struct TrainAutoencoderArgs {
 pub fn run(args: TrainAutoencoderArgs, command: String) -> anyhow::Result<()> {
     args.run.refuse_existing("vae")?;
     let out = &args.run.out;
+    let source = args.data.source_or(DatasetName::Emoji)?;
+    check_diffusion_data(&source)?;
     log_command(out, &command)?;
     let device = default_device();
+    let name = format!("{} autoencoder", source.name());
     // The diffusers export takes its names from the folder; the card records the command.
-    let plan = RunPlan::new(out, ExportInfo { id: "vae", name: "emoji autoencoder", command: &command })
+    let plan = RunPlan::new(out, ExportInfo { id: "vae", name: &name, command: &command })
         .with_checkpoint(out.join("checkpoint-autoencoder"));
-    let (split, _) = load_emoji_with_captions(&args.run.data_dir.join("emoji"), 32)?;
-    let trainer = if args.run.resume {
-        AutoencoderTrainer::resume(&plan.checkpoint, args.epochs, &device).context("cannot resume")?
-    } else {
-        let spec = TrainAutoencoderSpec {
-            batch_size: args.batch_size,
-            lr: args.lr,
-            kl_weight: args.kl_weight,
-            ..TrainAutoencoderSpec::emoji(args.epochs, args.run.seed)
-        };
-        AutoencoderTrainer::new(spec, &device)?
+    let (loaded, _) = source.load_captioned(&args.run.data_dir)?;
+    report_skipped(&loaded.skipped);
+    let mut split = loaded.split;
+    split.train = split.train.limited(args.limit.limit);
+    let (side, _) = source.image_shape();
+    let spec = TrainAutoencoderSpec {
+        batch_size: args.batch_size,
+        lr: args.lr,
+        kl_weight: args.kl_weight,
+        ..autoencoder_spec(side, args.epochs, args.run.seed)
     };
-    let mut ae = AutoencoderRun { trainer, train: split.train.limited(args.limit.limit), test: split.test };
+    let resume = args.run.resume.then_some(plan.checkpoint.as_path());
+    let mut ae = open_autoencoder_run(spec, resume, split, &device).context("cannot start")?;
     eprintln!(
         "training the autoencoder in {} on {} images, epochs {}..={}",
         out.display(),
@@ -66,13 +71,7 @@ pub fn run(args: TrainAutoencoderArgs, command: String) -> anyhow::Result<()> {
         ae.trainer.history().len() + 1,
         ae.trainer.spec().epochs
     );
-    let mut progress = ProgressLines::new(
-        |l1: &f64| format!("L1 {l1:.4}"),
-        |r: &AutoencoderEpoch| {
-            format!("epoch {}: L1 {:.4}, KL {:.3} per latent value, {:.1} s", r.epoch, r.l1, r.kl, r.seconds)
-        },
-    );
-    drive(&mut ae, &plan, &CancelToken::new(), &mut progress)?;
+    drive(&mut ae, &plan, &CancelToken::new(), &mut ProgressLines::new())?;
     let l1 = ae.trainer.history().last().map_or(f64::NAN, |r| r.l1);
     eprintln!(
         "wrote {} and {} (last epoch's L1 {l1:.4})",

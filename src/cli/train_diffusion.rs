@@ -4,20 +4,13 @@
 //! a checkpoint every epoch, sample grids and a loss log in OUT/progress,
 //! then the diffusers folders and the model card.
 
-use std::time::Instant;
-
-use anyhow::Context;
 use clap::Args;
 
-use super::train_args::{LimitArgs, ProgressLines, RunArgs};
-use crate::diffusion::clip_tokenizer::ClipTokenizer;
+use super::train_args::{DataArgs, LimitArgs, ProgressLines, RunArgs, model_folder, report_skipped};
 use crate::diffusion::export::log_command;
-use crate::diffusion::nets::load_autoencoder;
-use crate::diffusion::runs::{DiffusionLog, DiffusionRun};
-use crate::diffusion::train::{DiffusionEpoch, DiffusionTrainer, LatentCaptions, TrainDiffusionSpec};
-use crate::diffusion::train_autoencoder::encode_means;
-use crate::diffusion::train_bpe::train_clip_bpe;
-use crate::io::emoji::load_emoji_with_captions;
+use crate::diffusion::runs::DiffusionLog;
+use crate::diffusion::stages::{DiffusionSettings, DiffusionStart, check_diffusion_data, open_diffusion_run};
+use crate::io::datasets::{DataSource, DatasetName};
 use crate::nn::default_device;
 use crate::train::cancel::CancelToken;
 use crate::train::driver::{RunPlan, drive};
@@ -53,60 +46,57 @@ pub struct TrainDiffusionArgs {
     #[arg(long, default_value_t = 5)]
     sample_every: usize,
     #[command(flatten)]
+    data: DataArgs,
+    /// Start from a finished latent diffusion model (a model id or folder):
+    /// its autoencoder, tokenizer, U-Net and text encoder, fine-tuned on your images.
+    #[arg(long, conflicts_with_all = ["merges", "max_len"])]
+    from: Option<String>,
+    #[command(flatten)]
     limit: LimitArgs,
 }
 
 /// Runs `train diffusion`; `command` is the command line for the model card.
-pub fn run(args: TrainDiffusionArgs, command: String) -> anyhow::Result<()> {
+pub fn run(args: TrainDiffusionArgs, command: String, models_dir: &std::path::Path) -> anyhow::Result<()> {
     args.run.refuse_existing("unet")?;
     let out = &args.run.out;
+    let source = args.data.source_or(DatasetName::Emoji)?;
+    check_diffusion_data(&source)?;
     log_command(out, &command)?;
     let device = default_device();
-    let vae = load_autoencoder(&out.join("vae"), &device)
-        .context("train the autoencoder first (latent-studio train autoencoder --out …)")?;
-    let (split, captions) = load_emoji_with_captions(&args.run.data_dir.join("emoji"), 32)?;
-    let train = split.train.limited(args.limit.limit);
+    let (loaded, captions) = source.load_captioned(&args.run.data_dir)?;
+    report_skipped(&loaded.skipped);
+    let train = loaded.split.train.limited(args.limit.limit);
     let train_captions = &captions.train[..train.len()];
-    let tok_dir = out.join("tokenizer");
-    if !args.run.resume || !tok_dir.join("vocab.json").exists() {
-        train_clip_bpe(train_captions, args.merges)
-            .save(&tok_dir, args.max_len)
-            .with_context(|| format!("cannot write {}", tok_dir.display()))?;
-    }
-    let tokenizer = ClipTokenizer::from_dir(&tok_dir)?;
-    // The diffusers export takes its names from the folder; the card records the command.
-    let plan = RunPlan::new(out, ExportInfo { id: "emoji-ldm", name: "emoji latent diffusion", command: &command })
-        .with_checkpoint(out.join("checkpoint-diffusion"));
-    let trainer = if args.run.resume {
-        DiffusionTrainer::resume(&plan.checkpoint, args.epochs, args.ema, &device).context("cannot resume")?
-    } else {
-        let defaults =
-            TrainDiffusionSpec::emoji(tokenizer.vocab_size(), tokenizer.max_len(), args.epochs, args.run.seed);
-        let spec = TrainDiffusionSpec {
-            batch_size: args.batch_size,
-            lr: args.lr,
-            ema_decay: args.ema.or(defaults.ema_decay),
-            ..defaults
-        };
-        DiffusionTrainer::new(spec, &device)?
+    let start = match (&args.from, args.run.resume) {
+        (_, true) => DiffusionStart::Resume,
+        (Some(base), false) => DiffusionStart::FineTune { base: model_folder(models_dir, base) },
+        (None, false) => DiffusionStart::New { merges: args.merges, max_len: args.max_len },
+    };
+    let settings = DiffusionSettings {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        ema: args.ema,
+        seed: args.run.seed,
+        sample_every: args.sample_every,
     };
     eprintln!("encoding {} images with {}", train.len(), out.join("vae").display());
-    let latents = vae.to_diffusion(&encode_means(&vae, &train, &device)?)?;
-    let data = LatentCaptions::new(latents, train_captions, &tokenizer)?;
+    let mut run = open_diffusion_run(out, &start, &settings, (&train, train_captions), &source, &device)?;
+    let name = match &source {
+        DataSource::Named(_) => "Emoji latent diffusion".to_owned(),
+        other => format!("{} latent diffusion", other.name()),
+    };
+    // The diffusers export takes its id from the folder; the card records the command.
+    let plan = RunPlan::new(out, ExportInfo { id: "emoji-ldm", name: &name, command: &command })
+        .with_checkpoint(out.join("checkpoint-diffusion"));
     let log = DiffusionLog::create(out)?;
     eprintln!(
         "training the denoiser in {}, epochs {}..={}",
         out.display(),
-        trainer.history().len() + 1,
-        trainer.spec().epochs
+        run.trainer.history().len() + 1,
+        run.trainer.spec().epochs
     );
-    let mut run =
-        DiffusionRun { trainer, data, vae, tokenizer, sample_every: args.sample_every, started: Instant::now() };
-    let progress = ProgressLines::new(
-        |loss: &f64| format!("loss {loss:.4}"),
-        |r: &DiffusionEpoch| format!("epoch {}: loss {:.4}, {:.1} s", r.epoch, r.loss, r.seconds),
-    );
-    drive(&mut run, &plan, &CancelToken::new(), &mut (log, progress))?;
+    drive(&mut run, &plan, &CancelToken::new(), &mut (log, ProgressLines::new()))?;
     eprintln!("wrote the model folder {}", out.display());
     Ok(())
 }

@@ -6,12 +6,11 @@
 use anyhow::Context;
 use clap::Args;
 
-use super::train_args::{DataArgs, LimitArgs, ModelNameArgs, ProgressLines, RunArgs, load_data};
+use super::train_args::{DataArgs, LimitArgs, ModelNameArgs, ProgressLines, RunArgs, load_data, model_folder};
 use crate::gan::network::GanConfig;
-use crate::gan::run::{GanLosses, GanRun, GanRunLog, default_gan_name};
+use crate::gan::run::{GanRun, GanRunLog, default_gan_name};
 use crate::gan::train::{GanTrainer, TrainGanSpec};
 use crate::nn::default_device;
-use crate::spec::train::GanEpochReport;
 use crate::train::cancel::CancelToken;
 use crate::train::driver::{RunPlan, drive};
 use crate::train::export::ExportInfo;
@@ -43,12 +42,16 @@ pub struct TrainGanArgs {
     /// Target for real images (one-sided label smoothing; 1 turns it off).
     #[arg(long, default_value_t = 0.9)]
     real_label: f64,
+    /// Start from a finished DCGAN (a model id or folder; its shape wins over
+    /// --latent-dim and --base-channels): fine-tuning on your images.
+    #[arg(long)]
+    from: Option<String>,
     #[command(flatten)]
     limit: LimitArgs,
 }
 
 /// Runs `train gan`; `command` is the command line for the model card.
-pub fn run(args: TrainGanArgs, command: String) -> anyhow::Result<()> {
+pub fn run(args: TrainGanArgs, command: String, models_dir: &std::path::Path) -> anyhow::Result<()> {
     args.run.refuse_existing_model()?;
     let out = &args.run.out;
     let device = default_device();
@@ -64,12 +67,11 @@ pub fn run(args: TrainGanArgs, command: String) -> anyhow::Result<()> {
             latent_dim: args.latent_dim,
             base_channels: args.base_channels,
         };
-        let spec = TrainGanSpec {
-            batch_size: args.batch_size,
-            lr: args.lr,
-            real_label: args.real_label,
-            ..TrainGanSpec::dcgan(source, config, args.epochs, args.run.seed)
+        let start = match &args.from {
+            Some(base) => TrainGanSpec::fine_tune(&model_folder(models_dir, base), source, args.epochs, args.run.seed)?,
+            None => TrainGanSpec::dcgan(source, config, args.epochs, args.run.seed),
         };
+        let spec = TrainGanSpec { batch_size: args.batch_size, lr: args.lr, real_label: args.real_label, ..start };
         GanTrainer::new(spec, &device)?
     };
     let spec = trainer.spec().clone();
@@ -84,17 +86,7 @@ pub fn run(args: TrainGanArgs, command: String) -> anyhow::Result<()> {
     );
     let (id, name) = args.names.resolve(out, "gan", || default_gan_name(&spec));
     let plan = RunPlan::new(out, ExportInfo { id: &id, name: &name, command: &command });
-    let progress = ProgressLines::new(
-        |l: &GanLosses| format!("D {:.3}, G {:.3}", l.d_loss, l.g_loss),
-        |r: &GanEpochReport| {
-            let spread = r.diversity.map(|d| format!(", spread {d:.2} of real")).unwrap_or_default();
-            let warning = r.collapse_warning().map(|w| format!("\n  warning: {w}")).unwrap_or_default();
-            format!(
-                "epoch {}: D {:.3}, G {:.3}, D(real) {:.2}, D(fake) {:.2}{spread}, {:.1} s{warning}",
-                r.epoch, r.d_loss, r.g_loss, r.d_real, r.d_fake, r.seconds
-            )
-        },
-    );
+    let progress = ProgressLines::new();
     drive(&mut gan, &plan, &CancelToken::new(), &mut (log, progress))?;
     eprintln!("wrote model {id} to {}", out.display());
     Ok(())

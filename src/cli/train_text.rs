@@ -9,7 +9,7 @@ use crate::io::text_corpus::{CharCorpus, CorpusName, TextSource};
 use crate::nn::default_device;
 use crate::text::gpt::GptConfig;
 use crate::text::run::CharGptRun;
-use crate::text::train::{EvalReport, TextTrainer, TrainTextSpec};
+use crate::text::train::{TextTrainer, TrainTextSpec};
 use crate::train::cancel::CancelToken;
 use crate::train::driver::{RunPlan, drive};
 use crate::train::export::ExportInfo;
@@ -110,15 +110,7 @@ pub fn run(a: TrainTextArgs, command: String) -> anyhow::Result<()> {
     };
     let (id, name) = a.names.resolve(out, "gpt", || format!("{label} characters GPT"));
     let plan = RunPlan::new(out, ExportInfo { id: &id, name: &name, command: &command });
-    let mut progress = ProgressLines::new(
-        |loss: &f64| format!("loss {loss:.3}"),
-        |r: &EvalReport| {
-            format!(
-                "step {}: train {:.3}, held-out {:.3} nats/character, {:.1} s",
-                r.step, r.train_loss, r.val_loss, r.seconds
-            )
-        },
-    );
+    let mut progress = ProgressLines::new();
     drive(&mut CharGptRun { trainer, corpus }, &plan, &CancelToken::new(), &mut progress)?;
     eprintln!("wrote model {id} to {}", out.display());
     Ok(())

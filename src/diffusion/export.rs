@@ -16,7 +16,7 @@ use crate::diffusion::train::DiffusionTrainer;
 use crate::diffusion::train_autoencoder::{AutoencoderEpoch, TrainAutoencoderSpec};
 use crate::diffusion::unet_config::UnetConfig;
 use crate::io::chart::{Series, line_chart};
-use crate::io::datasets::DatasetName;
+use crate::io::datasets::DataSource;
 use crate::io::export::upscale;
 use crate::io::manifest::{Family, ModelManifest, write_manifest};
 use crate::io::png_meta::encode_png;
@@ -73,25 +73,38 @@ impl AutoencoderRecord {
     }
 }
 
+/// What the model card says beyond the trainer's own record.
+pub struct ModelCard<'a> {
+    /// The model's display name.
+    pub name: &'a str,
+    /// The command of this stage (used when the run's command log is missing).
+    pub command: &'a str,
+    /// Wall time of this stage.
+    pub seconds: f64,
+    /// Where the images and captions came from.
+    pub source: &'a DataSource,
+    /// The sample grid's rows.
+    pub prompts: &'a [String],
+}
+
 /// Writes the manifest, sample grid, loss chart and card into `dir`.
 pub fn write_model_files(
     dir: &Path,
     trainer: &DiffusionTrainer,
     grid: &RgbImage,
-    command: &str,
-    seconds: f64,
+    card: &ModelCard,
 ) -> Result<(), TrainError> {
     let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "diffusion".into());
     let side = trainer.spec().unet.sample_size.unwrap_or(8) * 4;
     let manifest = ModelManifest {
         id: id.clone(),
         family: Family::Diffusion,
-        name: "Emoji latent diffusion".into(),
+        name: card.name.into(),
         latent_dim: 0,
         image_size: [side, side],
         channels: 3,
         license: "MIT OR Apache-2.0 (weights trained by Latent Studio)".into(),
-        dataset: DatasetName::Emoji.credit().into(),
+        dataset: card.source.credit(),
         weights: "unet/diffusion_pytorch_model.safetensors".into(),
         classes: Vec::new(),
         latent_map: None,
@@ -109,13 +122,25 @@ pub fn write_model_files(
     write_png("losses.png", &line_chart(&[Series { values: &losses, colour: [40, 90, 200] }], 480, 200))?;
     let ae = AutoencoderRecord::read(dir);
     let commands = std::fs::read_to_string(dir.join(COMMAND_LOG))
-        .unwrap_or_else(|_| format!("{}\n{command}", ae.commands.join("\n")));
-    let card = model_card(trainer, &ae, commands.trim(), seconds);
+        .unwrap_or_else(|_| format!("{}\n{}", ae.commands.join("\n"), card.command));
+    let card = model_card(trainer, &ae, commands.trim(), card);
     let path = dir.join("README.md");
     std::fs::write(&path, card).map_err(|e| file_err(&path, e))
 }
 
-fn model_card(trainer: &DiffusionTrainer, ae: &AutoencoderRecord, commands: &str, seconds: f64) -> String {
+fn model_card(trainer: &DiffusionTrainer, ae: &AutoencoderRecord, commands: &str, card: &ModelCard) -> String {
+    let seconds = card.seconds;
+    let side = trainer.spec().unet.sample_size.unwrap_or(8) * 4;
+    let origin = match &trainer.spec().base {
+        Some(base) => format!("fine-tuned from {} by Latent Studio's own code", base.display()),
+        None => "trained from scratch by Latent Studio's own code".to_owned(),
+    };
+    let captions = match card.source {
+        DataSource::Named(_) => "each emoji's name, short names and subcategory (and skin tones), \
+e.g. \"cat face, cat, animal mammal\""
+            .to_owned(),
+        DataSource::Folder(_) => "each image's sidecar `.txt` file (kohya's convention), else its file name".to_owned(),
+    };
     let spec = trainer.spec();
     let history = trainer.history();
     let epoch_rows: String = history
@@ -130,14 +155,13 @@ fn model_card(trainer: &DiffusionTrainer, ae: &AutoencoderRecord, commands: &str
         .collect();
     let ae_seconds: f64 = ae.history.iter().map(|r| r.seconds).sum();
     let train_seconds: f64 = history.iter().map(|r| r.seconds).sum();
-    let prompts = CARD_PROMPTS.map(|p| format!("\"{p}\"")).join(", ");
+    let prompts = card.prompts.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ");
     format!(
-        "# Emoji latent diffusion\n\n\
-A text-to-image latent diffusion model trained from scratch by Latent Studio's own code on the Noto emoji set, \
+        "# {name}\n\n\
+A text-to-image latent diffusion model {origin}, \
 in the diffusers folder layout (it loads in the studio like any Stable Diffusion folder, and in diffusers).\n\n\
-- **Data:** {data}; 32×32 RGB on white, every tenth image held out. Captions: each emoji's name, short names and \
-subcategory (and skin tones), e.g. \"cat face, cat, animal mammal\".\n\
-- **Autoencoder** (`vae/`): KL autoencoder, blocks {blocks:?}, 32×32×3 ↔ 4×8×8 latents, {ae_params} parameters, \
+- **Data:** {data}; {side}×{side} RGB on white, every tenth image held out. Captions: {captions}.\n\
+- **Autoencoder** (`vae/`): KL autoencoder, blocks {blocks:?}, {side}×{side}×3 ↔ 4×{latent}×{latent} latents, {ae_params} parameters, \
 L1 + KL·{kl}; `scaling_factor` {scale:.4} (unit variance of the training latents).\n\
 - **Text encoder** (`text_encoder/`, `tokenizer/`): CLIP-style BPE trained on the captions ({vocab} tokens, {len} per \
 prompt) and a {layers}-layer CLIP text transformer of width {width}, trained jointly with the U-Net.\n\
@@ -151,9 +175,11 @@ prompt) and a {layers}-layer CLIP text transformer of width {width}, trained joi
 ## Denoiser loss (MSE of the predicted noise)\n\n![losses](losses.png)\n\n| epoch | loss | seconds |\n|---|---|---|\n{epoch_rows}\n\
 ## Autoencoder\n\n| epoch | L1 | KL per latent value | seconds |\n|---|---|---|---|\n{ae_rows}\n\
 Held-out images over their reconstructions: ![reconstructions](reconstructions.png)\n\n\
-## Limits\n\nA 32×32 model trained for about an hour on a CPU: it draws the colours and rough shapes the prompt's words \
-are tied to in the captions, not detailed emoji.\n",
-        data = DatasetName::Emoji.credit(),
+## Limits\n\nA small model trained on a CPU: it draws the colours and rough shapes the prompt's words \
+are tied to in the captions, not fine detail.\n",
+        name = card.name,
+        data = card.source.credit(),
+        latent = side / 4,
         blocks = ae.spec.as_ref().map(|s| s.config.block_out_channels.clone()).unwrap_or_default(),
         ae_params = ae.parameters,
         kl = ae.spec.as_ref().map_or(0.0, |s| s.kl_weight),

@@ -31,6 +31,7 @@ pub mod random_weights;
 pub mod runs;
 pub mod sampling;
 pub mod schedulers;
+pub mod stages;
 pub mod tiny_decoder;
 pub mod train;
 pub mod train_autoencoder;

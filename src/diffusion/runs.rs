@@ -8,9 +8,10 @@ use std::time::Instant;
 
 use crate::diffusion::autoencoder::Autoencoder;
 use crate::diffusion::clip_tokenizer::ClipTokenizer;
-use crate::diffusion::export::{AutoencoderRecord, CARD_PROMPTS, CARD_SEEDS, write_model_files};
+use crate::diffusion::export::{AutoencoderRecord, CARD_SEEDS, ModelCard, write_model_files};
 use crate::diffusion::train::{DiffusionEpoch, DiffusionTrainer, LatentCaptions};
 use crate::diffusion::train_autoencoder::{AutoencoderEpoch, AutoencoderTrainer};
+use crate::io::datasets::DataSource;
 use crate::io::datasets::ImageSet;
 use crate::io::export::make_grid;
 use crate::io::png_meta::encode_png;
@@ -105,11 +106,16 @@ pub struct DiffusionRun {
     pub sample_every: usize,
     /// When training started (the card's training time).
     pub started: Instant,
+    /// The rows of the sample grids (seeds are the columns).
+    pub prompts: Vec<String>,
+    /// Where the images came from (the card).
+    pub source: DataSource,
 }
 
 impl DiffusionRun {
     fn grid(&self) -> Result<image::RgbImage, TrainError> {
-        self.trainer.sample_grid(&self.vae, &self.tokenizer, &CARD_PROMPTS, &CARD_SEEDS, GRID_STEPS, GRID_GUIDANCE)
+        let prompts: Vec<&str> = self.prompts.iter().map(String::as_str).collect();
+        self.trainer.sample_grid(&self.vae, &self.tokenizer, &prompts, &CARD_SEEDS, GRID_STEPS, GRID_GUIDANCE)
     }
 }
 
@@ -146,7 +152,14 @@ impl EpochTrainer for DiffusionRun {
     fn export(&self, dir: &Path, info: &ExportInfo) -> Result<(), TrainError> {
         self.trainer.export(dir)?;
         let grid = self.grid()?;
-        write_model_files(dir, &self.trainer, &grid, info.command, self.started.elapsed().as_secs_f64())
+        let card = ModelCard {
+            name: info.name,
+            command: info.command,
+            seconds: self.started.elapsed().as_secs_f64(),
+            source: &self.source,
+            prompts: &self.prompts,
+        };
+        write_model_files(dir, &self.trainer, &grid, &card)
     }
 }
 

@@ -30,7 +30,7 @@ use crate::train::checkpoint::{
     CheckpointState, OptimizerSteps, load_checkpoint_tensors, read_checkpoint_state, save_checkpoint,
 };
 use crate::train::error::TrainError;
-use crate::train::init::{named_vars, reseed_parameters};
+use crate::train::init::{load_matching, named_vars, reseed_parameters};
 use crate::train::rng::SeededRng;
 
 /// What to train.
@@ -49,6 +49,10 @@ pub struct TrainDiffusionSpec {
     #[serde(default)]
     pub ema_decay: Option<f64>,
     pub seed: u64,
+    /// A finished model folder (diffusers layout) whose U-Net and text
+    /// encoder this run starts from (fine-tuning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<std::path::PathBuf>,
 }
 
 impl TrainDiffusionSpec {
@@ -78,6 +82,7 @@ impl TrainDiffusionSpec {
             uncond_rate: 0.1,
             ema_decay: Some(0.999),
             seed,
+            base: None,
         }
     }
 }
@@ -89,6 +94,21 @@ pub struct DiffusionEpoch {
     /// Mean squared error of the predicted noise.
     pub loss: f64,
     pub seconds: f64,
+}
+
+impl crate::train::report::Reported for DiffusionEpoch {
+    fn values(&self) -> Vec<(&'static str, f64)> {
+        vec![("noise loss", self.loss)]
+    }
+    fn line(&self) -> String {
+        format!("epoch {}: noise-prediction loss {:.4}, {:.1} s", self.epoch, self.loss, self.seconds)
+    }
+    fn seconds(&self) -> f64 {
+        self.seconds
+    }
+    fn epoch(&self) -> usize {
+        self.epoch
+    }
 }
 
 /// Encoded training data: scaled latents [n, c, h, w] and each image's caption tokens.
@@ -146,6 +166,10 @@ impl DiffusionTrainer {
         let unet = Unet::new(&spec.unet, vb.pp("unet"))?;
         let text = ClipTextModel::new(&spec.text, vb.pp("text_encoder"))?;
         reseed_parameters(&varmap, spec.seed)?;
+        if let Some(base) = &spec.base {
+            load_matching(&varmap, &base.join("unet/diffusion_pytorch_model.safetensors"), "unet.", "")?;
+            load_matching(&varmap, &base.join("text_encoder/model.safetensors"), "text_encoder.", "")?;
+        }
         let mut opt =
             Adam::new(named_vars(&varmap), AdamConfig { lr: spec.lr, weight_decay: 0.01, ..Default::default() })?;
         if let Some(decay) = spec.ema_decay {
@@ -162,7 +186,10 @@ impl DiffusionTrainer {
         let mut spec = state.spec;
         spec.epochs = epochs.max(state.history.len());
         spec.ema_decay = ema_decay.or(spec.ema_decay);
+        // The checkpoint holds every weight: the base model need not be there any more.
+        let base = spec.base.take();
         let mut t = Self::new(spec, device)?;
+        t.spec.base = base;
         load_checkpoint_tensors(&dir, &mut t.varmap, &mut [(&mut t.opt, state.progress.optimizer_steps)], device)?;
         t.history = state.history;
         Ok(t)

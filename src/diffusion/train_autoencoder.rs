@@ -58,6 +58,21 @@ pub struct AutoencoderEpoch {
     pub seconds: f64,
 }
 
+impl crate::train::report::Reported for AutoencoderEpoch {
+    fn values(&self) -> Vec<(&'static str, f64)> {
+        vec![("L1", self.l1), ("KL", self.kl)]
+    }
+    fn line(&self) -> String {
+        format!("epoch {}: L1 {:.4}, KL {:.3} per latent value, {:.1} s", self.epoch, self.l1, self.kl, self.seconds)
+    }
+    fn seconds(&self) -> f64 {
+        self.seconds
+    }
+    fn epoch(&self) -> usize {
+        self.epoch
+    }
+}
+
 /// What a checkpoint of this trainer holds beside its tensors.
 type AutoencoderCheckpoint = CheckpointState<TrainAutoencoderSpec, AutoencoderEpoch>;
 

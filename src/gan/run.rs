@@ -25,6 +25,15 @@ pub struct GanLosses {
     pub g_loss: f64,
 }
 
+impl crate::train::report::Reported for GanLosses {
+    fn values(&self) -> Vec<(&'static str, f64)> {
+        vec![("D", self.d_loss), ("G", self.g_loss)]
+    }
+    fn line(&self) -> String {
+        format!("D {:.3}, G {:.3}", self.d_loss, self.g_loss)
+    }
+}
+
 /// A GAN with the images it trains on and those its export checks against.
 pub struct GanRun {
     /// The networks and their optimisers.

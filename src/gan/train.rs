@@ -22,7 +22,7 @@ use crate::train::checkpoint::{
     CheckpointState, OptimizerSteps, load_checkpoint_tensors, read_checkpoint_state, save_checkpoint,
 };
 use crate::train::error::TrainError;
-use crate::train::init::named_vars;
+use crate::train::init::{load_matching, named_vars};
 use crate::train::rng::SeededRng;
 
 /// What to train.
@@ -42,12 +42,38 @@ pub struct TrainGanSpec {
     pub real_label: f64,
     /// Seed for initialisation, shuffling, latents and the sample grid.
     pub seed: u64,
+    /// A finished model folder whose generator this run starts from
+    /// (fine-tuning; the discriminator starts fresh, as the export holds none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<std::path::PathBuf>,
 }
 
 impl TrainGanSpec {
     /// DCGAN's published settings (lr 2·10⁻⁴, batch 64) with label smoothing 0.9.
     pub fn dcgan(dataset: impl Into<DataSource>, config: GanConfig, epochs: usize, seed: u64) -> Self {
-        Self { dataset: dataset.into(), config, epochs, batch_size: 64, lr: 2e-4, real_label: 0.9, seed }
+        Self { dataset: dataset.into(), config, epochs, batch_size: 64, lr: 2e-4, real_label: 0.9, seed, base: None }
+    }
+}
+
+impl TrainGanSpec {
+    /// Fine-tuning the DCGAN in the model folder `base` on `dataset`: its
+    /// shape, its generator's weights, DCGAN's settings. The data must have
+    /// the model's image size and channels.
+    pub fn fine_tune(base: &Path, dataset: DataSource, epochs: usize, seed: u64) -> Result<Self, TrainError> {
+        let manifest = crate::io::manifest::read_manifest(base).map_err(|e| TrainError::Invalid(e.to_string()))?;
+        let config: GanConfig = manifest
+            .config
+            .get("gan")
+            .and_then(|c| serde_json::from_value(c.clone()).ok())
+            .ok_or_else(|| TrainError::Invalid(format!("{} is not a DCGAN model folder", base.display())))?;
+        let (side, channels) = dataset.image_shape();
+        if (side, channels) != (config.image_size, config.channels) {
+            return Err(TrainError::Invalid(format!(
+                "{} makes {}×{} images with {} channels; train it on data of that shape (here {side}×{side}, {channels})",
+                manifest.id, config.image_size, config.image_size, config.channels
+            )));
+        }
+        Ok(Self { base: Some(base.to_owned()), ..Self::dcgan(dataset, config, epochs, seed) })
     }
 }
 
@@ -104,6 +130,9 @@ impl GanTrainer {
         let generator = Generator::new(&spec.config, vb.pp("generator"))?;
         let discriminator = Discriminator::new(&spec.config, vb.pp("discriminator"))?;
         initialise(&varmap, spec.seed)?;
+        if let Some(base) = &spec.base {
+            load_matching(&varmap, &base.join("model.safetensors"), "generator.", "generator.")?;
+        }
         let trainable = |prefix: &str| {
             named_vars(&varmap).into_iter().filter(|(n, _)| n.starts_with(prefix) && !n.contains("running_")).collect()
         };
@@ -131,7 +160,10 @@ impl GanTrainer {
         let (state, dir): (GanCheckpoint, _) = read_checkpoint_state(dir)?;
         let mut spec = state.spec;
         spec.epochs = epochs.max(state.history.len());
+        // The checkpoint holds every weight: the base model need not be there any more.
+        let base = spec.base.take();
         let mut t = Self::new(spec, device)?;
+        t.spec.base = base;
         let steps = state.progress.optimizer_steps;
         load_checkpoint_tensors(&dir, &mut t.varmap, &mut [(&mut t.opt_g, steps), (&mut t.opt_d, steps)], device)?;
         t.history = state.history;

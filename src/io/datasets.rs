@@ -181,6 +181,38 @@ impl DataSource {
     }
 }
 
+impl DataSource {
+    /// The images with a caption each (training images, then held-out ones),
+    /// for text-conditioned diffusion: emoji's names, or a folder's sidecar
+    /// `.txt` files and file names (`image_folder::caption_of`); a mirrored
+    /// copy keeps its original's caption.
+    pub fn load_captioned(&self, data_dir: &Path) -> Result<(Loaded, super::emoji::Captions), DatasetError> {
+        match self {
+            DataSource::Named(DatasetName::Emoji) => {
+                let (split, captions) = super::emoji::load_emoji_with_captions(&data_dir.join("emoji"), 32)?;
+                let classes = DatasetName::Emoji.class_names();
+                Ok((Loaded { split, skipped: Vec::new(), classes }, captions))
+            }
+            DataSource::Named(name) => Err(DatasetError::Format {
+                path: data_dir.join(name.name()),
+                what: "data set",
+                detail: format!("{} has no captions; use emoji or a folder of your images", name.name()),
+            }),
+            DataSource::Folder(spec) => {
+                let data = super::image_folder::load_folder(spec)?;
+                let caption = |p: &std::path::PathBuf| super::image_folder::caption_of(p);
+                let mut train: Vec<String> = data.train_files.iter().map(caption).collect();
+                if spec.flip {
+                    train.extend_from_within(..);
+                }
+                let test = data.test_files.iter().map(caption).collect();
+                let loaded = Loaded { split: data.split(), skipped: data.skipped, classes: data.classes };
+                Ok((loaded, super::emoji::Captions { train, test }))
+            }
+        }
+    }
+}
+
 /// A data source, read.
 pub struct Loaded {
     pub split: Split,
@@ -249,6 +281,7 @@ impl ImageSet {
 }
 
 /// A train/test split.
+#[derive(Clone)]
 pub struct Split {
     /// Images to learn from.
     pub train: ImageSet,

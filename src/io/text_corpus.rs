@@ -80,6 +80,16 @@ impl TextSource {
         }
     }
 
+    /// A short name (default model names).
+    pub fn name(&self) -> String {
+        match self {
+            TextSource::Named(name) => name.folder().to_owned(),
+            TextSource::Files(path) => {
+                path.file_stem().map_or_else(|| "text".to_owned(), |s| s.to_string_lossy().into_owned())
+            }
+        }
+    }
+
     /// The whole text.
     pub fn read(&self, data_dir: &Path) -> Result<String, super::error::FileError> {
         match self {

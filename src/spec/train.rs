@@ -23,6 +23,34 @@ pub struct GanEpochReport {
     pub diversity: Option<f64>,
 }
 
+/// One finished batch of any family, for the Train view's curves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainTick {
+    /// 1-based epoch (or evaluation round).
+    pub epoch: usize,
+    /// 1-based batch within it.
+    pub batch: usize,
+    /// Batches in it.
+    pub batches: usize,
+    /// Named losses.
+    pub values: Vec<(&'static str, f64)>,
+}
+
+/// One finished epoch of any family, for the Train view.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochSummary {
+    /// 1-based epoch (or evaluation round).
+    pub epoch: usize,
+    /// Wall-clock seconds it took.
+    pub seconds: f64,
+    /// Named metrics (held-out losses, D(real), the spread…).
+    pub values: Vec<(&'static str, f64)>,
+    /// The report in words.
+    pub line: String,
+    /// Mode or posterior collapse, when seen.
+    pub warning: Option<String>,
+}
+
 /// Below this share of the real images' spread, generated images look alike: mode collapse.
 pub const COLLAPSE_RATIO: f64 = 0.5;
 

@@ -50,6 +50,24 @@ pub struct EvalReport {
     pub seconds: f64,
 }
 
+impl crate::train::report::Reported for EvalReport {
+    fn values(&self) -> Vec<(&'static str, f64)> {
+        vec![("held-out", self.val_loss)]
+    }
+    fn line(&self) -> String {
+        format!(
+            "step {}: train {:.3}, held-out {:.3} nats/character, {:.1} s",
+            self.step, self.train_loss, self.val_loss, self.seconds
+        )
+    }
+    fn seconds(&self) -> f64 {
+        self.seconds
+    }
+    fn epoch(&self) -> usize {
+        self.step
+    }
+}
+
 /// How far a character-GPT run got: its alphabet and optimiser steps.
 #[derive(Serialize, Deserialize)]
 struct TextProgress {

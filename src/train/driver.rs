@@ -108,6 +108,28 @@ pub trait TrainObserver<L, R> {
     }
 }
 
+/// Nobody watching.
+impl<L, R> TrainObserver<L, R> for () {}
+
+/// An observer lent to a run.
+impl<L, R, T: TrainObserver<L, R> + ?Sized> TrainObserver<L, R> for &mut T {
+    fn epoch_started(&mut self, epoch: usize, batches: usize) {
+        (**self).epoch_started(epoch, batches);
+    }
+    fn batch(&mut self, tick: &BatchTick<L>) -> Result<(), TrainError> {
+        (**self).batch(tick)
+    }
+    fn epoch_done(&mut self, end: &EpochEnd<R>) -> Result<(), TrainError> {
+        (**self).epoch_done(end)
+    }
+    fn exporting(&mut self) {
+        (**self).exporting();
+    }
+    fn finished(&mut self, epochs: usize) -> Result<(), TrainError> {
+        (**self).finished(epochs)
+    }
+}
+
 /// Two observers of one run, told in order.
 impl<L, R, A: TrainObserver<L, R>, B: TrainObserver<L, R>> TrainObserver<L, R> for (A, B) {
     fn epoch_started(&mut self, epoch: usize, batches: usize) {

@@ -34,3 +34,29 @@ pub fn reseed_parameters(varmap: &VarMap, seed: u64) -> candle_core::Result<()> 
     }
     Ok(())
 }
+
+/// Sets every variable named `var_prefix…` from the tensor `file_prefix…`
+/// of the safetensors `file` (fine-tuning from a finished model). Every such
+/// variable must be in the file with its shape; returns how many were set.
+pub fn load_matching(
+    varmap: &VarMap,
+    file: &std::path::Path,
+    var_prefix: &str,
+    file_prefix: &str,
+) -> Result<usize, crate::train::error::TrainError> {
+    use crate::train::error::file_err;
+    let mut vars = named_vars(varmap);
+    vars.retain(|(name, _)| name.starts_with(var_prefix));
+    let Some((_, first)) = vars.first() else { return Ok(0) };
+    let tensors = candle_core::safetensors::load(file, first.device()).map_err(|e| file_err(file, e))?;
+    for (name, var) in &vars {
+        let key = format!("{file_prefix}{}", &name[var_prefix.len()..]);
+        let tensor = tensors.get(&key).ok_or_else(|| file_err(file, format!("has no tensor {key}")))?;
+        if tensor.dims() != var.dims() {
+            let detail = format!("{key} is {:?}, the model being trained needs {:?}", tensor.dims(), var.dims());
+            return Err(file_err(file, detail));
+        }
+        var.set(&tensor.to_dtype(var.dtype())?)?;
+    }
+    Ok(vars.len())
+}

@@ -11,4 +11,5 @@ pub mod error;
 pub mod export;
 pub mod init;
 pub mod log;
+pub mod report;
 pub mod rng;

@@ -87,8 +87,18 @@ pub enum UiCommand {
     Generate,
     /// Save the last generated text with its settings.
     SaveText,
-    /// Start training a GAN with the training view's settings.
-    StartGanTraining,
+    /// Start training with the training view's settings.
+    StartTraining,
+    /// Stop the run now, keeping it to resume (also after a restart).
+    PauseTraining,
+    /// Go on with the paused run.
+    ResumeTraining,
+    /// Export the paused run's model from its last checkpoint.
+    FinishTraining,
+    /// Stop offering the paused run (its folder stays).
+    ForgetPausedTraining,
+    /// Ask for a text file to train the character GPT on.
+    ChooseTrainingText,
     /// Train on this folder of images (`None`: ask for it).
     ChooseTrainingFolder(Option<PathBuf>),
     /// Read the training folder off the UI thread and show what the model will see.

@@ -85,7 +85,10 @@ impl JobTable {
             WorkerEvent::Progress { step, total, message, .. } => {
                 JobState::Running { step: *step, total: *total, message: message.clone() }
             }
-            WorkerEvent::TrainingEpoch { .. } | WorkerEvent::ImagePreview { .. } => job.state.clone(),
+            WorkerEvent::TrainStage { .. }
+            | WorkerEvent::TrainBatch { .. }
+            | WorkerEvent::TrainEpoch { .. }
+            | WorkerEvent::ImagePreview { .. } => job.state.clone(),
             WorkerEvent::Failed { error, .. } => JobState::Failed(error.clone()),
             WorkerEvent::Cancelled { .. } | WorkerEvent::Superseded { .. } => JobState::Cancelled,
             _ => JobState::Done,

@@ -12,4 +12,5 @@ pub mod scatter;
 pub mod status;
 pub mod text_panel;
 pub mod theme;
+pub mod train_curves;
 pub mod train_panel;

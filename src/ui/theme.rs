@@ -27,6 +27,21 @@ pub const MAP_GRID: Color32 = Color32::from_rgb(55, 58, 66);
 pub const CURSOR: Color32 = Color32::WHITE;
 /// Interpolation endpoints and path.
 pub const ENDPOINT: Color32 = Color32::from_rgb(255, 200, 60);
+/// Curves of a training run, in legend order (then round again).
+pub fn series(i: usize) -> Color32 {
+    const PALETTE: [Color32; 8] = [
+        D_LOSS,
+        G_LOSS,
+        Color32::from_rgb(130, 200, 130),
+        Color32::from_rgb(230, 190, 80),
+        Color32::from_rgb(190, 130, 230),
+        Color32::from_rgb(90, 200, 210),
+        Color32::from_rgb(240, 150, 200),
+        Color32::from_rgb(170, 170, 170),
+    ];
+    PALETTE[i % PALETTE.len()]
+}
+
 /// The discriminator's loss curve.
 pub const D_LOSS: Color32 = Color32::from_rgb(235, 110, 90);
 /// The generator's loss curve.

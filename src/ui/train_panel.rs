@@ -1,21 +1,23 @@
-//! The training view: train a DCGAN on the emoji set from the GUI and watch
-//! both losses and the fixed-latent sample grid update after every batch and
-//! epoch. Training runs on its own thread; this panel only draws what the
-//! worker reports.
+//! The training view: train a VAE, a DCGAN, the text-conditioned latent
+//! diffusion model or the character GPT on the user's own images or text
+//! (or a data set the studio knows), from scratch or from a finished model,
+//! and watch each family's losses, its samples after every epoch and the
+//! time left. Training runs on its own thread; this panel only draws what
+//! the worker reports. A paused run (also one the studio was closed on) is
+//! offered again: resume it, or export the model from its last checkpoint.
 
 use std::path::PathBuf;
 
 use egui::{RichText, TextureHandle, TextureOptions, Vec2};
-use egui_plot::{Legend, Line, Plot};
 
 use super::latent_panel::to_color_image;
-use super::theme;
+use super::train_curves::RunCurves;
 use crate::io::datasets::{DataSource, DatasetName};
 use crate::io::image_folder::{Fit, FolderSpec, Skipped};
-use crate::spec::train::GanEpochReport;
 use crate::ui::commands::UiCommand;
 use crate::ui::models_panel::format_duration;
 use crate::worker::JobId;
+use crate::worker::train_plan::TrainRequest;
 
 /// What the model will see from a folder: the first training images as a
 /// grid, the counts, the classes and every file left out with its reason.
@@ -33,8 +35,69 @@ pub struct FolderSummary {
     pub skipped: Vec<Skipped>,
 }
 
+/// The kind of model a run trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrainFamily {
+    Vae,
+    Gan,
+    Diffusion,
+    Text,
+}
+
+impl TrainFamily {
+    pub const ALL: [TrainFamily; 4] = [TrainFamily::Vae, TrainFamily::Gan, TrainFamily::Diffusion, TrainFamily::Text];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainFamily::Vae => "VAE",
+            TrainFamily::Gan => "GAN",
+            TrainFamily::Diffusion => "Latent diffusion",
+            TrainFamily::Text => "Character GPT",
+        }
+    }
+
+    fn about(self) -> &'static str {
+        match self {
+            TrainFamily::Vae => {
+                "An encoder and a decoder balancing reconstruction against the prior (β weighs the KL term). \
+                 The result opens in the Latent view with sliders, interpolation, outliers and denoising"
+            }
+            TrainFamily::Gan => {
+                "A DCGAN: a generator and a discriminator improving against each other. Start from emoji-dcgan \
+                 to fine-tune it on 32×32 colour images"
+            }
+            TrainFamily::Diffusion => {
+                "The text-conditioned latent diffusion model: an autoencoder, then a U-Net with its text encoder \
+                 learning to undo noise. Captions come from a .txt file beside each image, else its file name. \
+                 Start from emoji-ldm to fine-tune it (its autoencoder and tokenizer are kept)"
+            }
+            TrainFamily::Text => {
+                "A character-level transformer learning your text (one .txt file or a folder of them); the \
+                 plot shows the held-out nats per character"
+            }
+        }
+    }
+
+    /// Whether the family trains on images.
+    pub fn on_images(self) -> bool {
+        self != TrainFamily::Text
+    }
+}
+
+/// A finished model a run may start from (fine-tuning).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BaseModel {
+    pub id: String,
+    pub dir: PathBuf,
+    pub family: TrainFamily,
+    pub side: usize,
+    pub channels: usize,
+}
+
 /// The training view's state.
 pub struct TrainPanel {
+    /// What kind of model to train.
+    pub family: TrainFamily,
     /// What to train on (when no folder is used).
     pub dataset: DatasetName,
     /// Train on the user's folder instead of `dataset`.
@@ -46,52 +109,62 @@ pub struct TrainPanel {
     /// The settings a preview was last asked for (one request per change).
     pub preview_asked: Option<FolderSpec>,
     preview_texture: Option<TextureHandle>,
+    /// The character GPT's text: a .txt file or a folder of them (empty: Shakespeare).
+    pub text_path: String,
     /// Where scripts/fetch-data.sh put the data (holds `emoji/`, `fashion/`, `mnist/`).
     pub data_dir: String,
-    /// Epochs to train.
+    /// Epochs to train (the U-Net's, for diffusion).
     pub epochs: usize,
+    /// Epochs of the diffusion model's autoencoder.
+    pub autoencoder_epochs: usize,
+    /// Optimiser steps of the character GPT.
+    pub steps: usize,
+    /// The VAE's latent size and KL weight.
+    pub latent_dim: usize,
+    pub beta: f64,
+    /// The finished model to start from (an id among `bases`), if any.
+    pub base: Option<String>,
+    /// Models a run can start from.
+    pub bases: Vec<BaseModel>,
     /// Training images to use (0: all).
     pub limit: usize,
     /// Seed of initialisation, batches and latents.
     pub seed: u64,
     /// The run in progress.
     pub running: Option<JobId>,
-    /// Where the run writes its checkpoints.
-    pub folder: Option<PathBuf>,
-    /// (step, loss) of every batch so far.
-    pub d_losses: Vec<[f64; 2]>,
-    pub g_losses: Vec<[f64; 2]>,
-    /// Epoch, batch and batches of the latest step.
-    pub position: (usize, usize, usize),
-    /// The fixed latents' images after the latest epoch.
-    pub grid: Option<TextureHandle>,
-    /// The latest epoch's report.
-    pub last: Option<GanEpochReport>,
-    /// Seconds each finished epoch of this run took (the time-left estimate).
-    pub epoch_seconds: Vec<f64>,
+    /// The running run was asked to pause (not cancel).
+    pub pausing: bool,
+    /// A run that stopped before its end and can go on.
+    pub paused: Option<TrainRequest>,
+    /// What the current (or last) run reported.
+    pub run: RunCurves,
 }
 
 impl Default for TrainPanel {
     fn default() -> Self {
         Self {
+            family: TrainFamily::Gan,
             dataset: DatasetName::Emoji,
             use_folder: false,
             folder_spec: FolderSpec { folder: PathBuf::new(), side: 32, channels: 3, fit: Fit::Crop, flip: false },
             preview: None,
             preview_asked: None,
             preview_texture: None,
+            text_path: String::new(),
             data_dir: "data".into(),
             epochs: 25,
+            autoencoder_epochs: 20,
+            steps: 2000,
+            latent_dim: 16,
+            beta: 1.0,
+            base: None,
+            bases: Vec::new(),
             limit: 0,
             seed: 0,
             running: None,
-            folder: None,
-            d_losses: Vec::new(),
-            g_losses: Vec::new(),
-            position: (0, 0, 0),
-            grid: None,
-            last: None,
-            epoch_seconds: Vec::new(),
+            pausing: false,
+            paused: None,
+            run: RunCurves::default(),
         }
     }
 }
@@ -99,44 +172,15 @@ impl Default for TrainPanel {
 impl TrainPanel {
     /// A run was submitted as `job`: clear the previous run's curves.
     pub fn begin(&mut self, job: JobId) {
-        *self = Self { running: Some(job), ..std::mem::take(self) };
-        self.d_losses.clear();
-        self.g_losses.clear();
-        self.grid = None;
-        self.last = None;
-        self.epoch_seconds.clear();
-        self.folder = None;
-        self.position = (0, 0, 0);
+        self.running = Some(job);
+        self.pausing = false;
+        self.run = RunCurves::default();
     }
 
-    /// One training step's losses.
-    pub fn push_batch(&mut self, epoch: usize, batch: usize, batches: usize, d_loss: f64, g_loss: f64) {
-        let step = self.d_losses.len() as f64;
-        self.d_losses.push([step, d_loss]);
-        self.g_losses.push([step, g_loss]);
-        self.position = (epoch, batch, batches);
-    }
-
-    /// An epoch finished.
-    pub fn push_epoch(&mut self, ctx: &egui::Context, report: GanEpochReport, grid: &image::RgbImage) {
-        self.grid = Some(ctx.load_texture("gan-grid", to_color_image(grid), TextureOptions::NEAREST));
-        self.epoch_seconds.push(report.seconds);
-        self.last = Some(report);
-    }
-
-    /// Time left in a running run: the last few epochs' mean time for each
-    /// epoch still to come, less what the current epoch has done.
-    pub fn seconds_left(&self) -> Option<f64> {
-        self.running?;
-        let recent = &self.epoch_seconds[self.epoch_seconds.len().saturating_sub(5)..];
-        if recent.is_empty() {
-            return None;
-        }
-        let mean = recent.iter().sum::<f64>() / recent.len() as f64;
-        let (_, batch, batches) = self.position;
-        let done_in_epoch = if batches > 0 { batch as f64 / batches as f64 } else { 0.0 };
-        let remaining_epochs = self.epochs.saturating_sub(self.epoch_seconds.len()) as f64 - done_in_epoch;
-        Some((remaining_epochs.max(0.0)) * mean)
+    /// The models the current family and images can start from.
+    pub fn usable_bases(&self) -> Vec<&BaseModel> {
+        let (side, channels) = self.source().image_shape();
+        self.bases.iter().filter(|b| b.family == self.family && (b.side, b.channels) == (side, channels)).collect()
     }
 
     /// What a run will train on.
@@ -236,58 +280,176 @@ impl TrainPanel {
 
     /// Draws the panel; user actions become commands in `out`.
     pub fn ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
-        ui.heading("Train a GAN");
-        ui.label(
-            RichText::new(
-                "A DCGAN on your folder of images, or on emoji (32×32 RGB), MNIST or Fashion-MNIST (28×28 grey; \
-                 fetch them with scripts/fetch-data.sh). Each run gets a new folder in the output folder, as \
-                 `latent-studio train gan --out` writes it: checkpoints, the loss log and grids, and the finished model",
-            )
-            .weak(),
-        );
+        ui.heading("Train a model");
         let idle = self.running.is_none();
         ui.add_enabled_ui(idle, |ui| {
-            egui::Grid::new("train-settings").num_columns(2).show(ui, |ui| {
-                ui.label("Data set");
-                ui.horizontal(|ui| {
-                    ui.radio_value(&mut self.use_folder, true, "Your folder");
-                    for d in [DatasetName::Emoji, DatasetName::Fashion, DatasetName::Mnist] {
-                        if ui.radio(!self.use_folder && self.dataset == d, d.name()).clicked() {
-                            self.use_folder = false;
-                            self.dataset = d;
-                        }
+            ui.horizontal(|ui| {
+                for family in TrainFamily::ALL {
+                    if ui.selectable_label(self.family == family, family.name()).clicked() && self.family != family {
+                        self.family = family;
+                        self.base = None;
+                        self.epochs = if family == TrainFamily::Diffusion { 40 } else { 25 };
                     }
-                });
-                ui.end_row();
-                if !self.use_folder {
-                    let label = ui.label("Data sets folder");
-                    ui.text_edit_singleline(&mut self.data_dir).labelled_by(label.id);
-                    ui.end_row();
                 }
-                ui.label("Epochs");
-                ui.add(egui::DragValue::new(&mut self.epochs).range(1..=1000));
-                ui.end_row();
-                ui.label("Images");
-                ui.add(egui::DragValue::new(&mut self.limit).range(0..=100_000))
-                    .on_hover_text("Training images to use; 0 uses all");
-                ui.end_row();
-                ui.label("Seed");
-                ui.add(egui::DragValue::new(&mut self.seed).range(0..=u64::from(u32::MAX)));
-                ui.end_row();
             });
         });
-        if self.use_folder {
+        ui.label(RichText::new(self.family.about()).weak());
+        ui.add_enabled_ui(idle, |ui| self.settings_ui(ui, out));
+        if self.family.on_images() && self.use_folder {
             ui.add_enabled_ui(idle, |ui| self.folder_ui(ui, out));
         }
-        let ready =
-            !self.use_folder || (self.preview_is_current() && self.preview.as_ref().is_some_and(|p| p.result.is_ok()));
+        self.paused_ui(ui, out);
+        self.controls_ui(ui, out);
+        if let Some(r) = &self.run.last {
+            ui.label(&r.line);
+            if let Some(warning) = &r.warning {
+                ui.colored_label(ui.visuals().warn_fg_color, warning);
+            }
+        }
+        self.run.ui(ui);
+    }
+
+    /// The family's settings and its data.
+    fn settings_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
+        egui::Grid::new("train-settings").num_columns(2).show(ui, |ui| {
+            ui.label("Data");
+            ui.horizontal(|ui| {
+                if self.family.on_images() {
+                    ui.radio_value(&mut self.use_folder, true, "Your folder");
+                    let named: &[DatasetName] = if self.family == TrainFamily::Diffusion {
+                        &[DatasetName::Emoji]
+                    } else {
+                        &[DatasetName::Emoji, DatasetName::Fashion, DatasetName::Mnist]
+                    };
+                    for d in named {
+                        if ui.radio(!self.use_folder && self.dataset == *d, d.name()).clicked() {
+                            self.use_folder = false;
+                            self.dataset = *d;
+                        }
+                    }
+                } else {
+                    if ui.button("Choose text…").clicked() {
+                        out.push(UiCommand::ChooseTrainingText);
+                    }
+                    ui.add(
+                        egui::TextEdit::singleline(&mut self.text_path).hint_text("Shakespeare (or drop a .txt file)"),
+                    );
+                }
+            });
+            ui.end_row();
+            let named_images = self.family.on_images() && !self.use_folder;
+            if named_images || (!self.family.on_images() && self.text_path.trim().is_empty()) {
+                let label = ui.label("Data sets folder");
+                ui.text_edit_singleline(&mut self.data_dir).labelled_by(label.id);
+                ui.end_row();
+            }
+            match self.family {
+                TrainFamily::Text => {
+                    let label = ui.label("Steps");
+                    ui.add(egui::DragValue::new(&mut self.steps).range(1..=1_000_000)).labelled_by(label.id);
+                    ui.end_row();
+                }
+                TrainFamily::Diffusion => {
+                    let label = ui.label("Autoencoder epochs");
+                    ui.add_enabled(
+                        self.base.is_none(),
+                        egui::DragValue::new(&mut self.autoencoder_epochs).range(1..=1000),
+                    )
+                    .labelled_by(label.id);
+                    ui.end_row();
+                    let label = ui.label("U-Net epochs");
+                    ui.add(egui::DragValue::new(&mut self.epochs).range(1..=1000)).labelled_by(label.id);
+                    ui.end_row();
+                }
+                TrainFamily::Vae | TrainFamily::Gan => {
+                    let label = ui.label("Epochs");
+                    ui.add(egui::DragValue::new(&mut self.epochs).range(1..=1000)).labelled_by(label.id);
+                    ui.end_row();
+                }
+            }
+            if self.family == TrainFamily::Vae {
+                let label = ui.label("Latent size");
+                ui.add(egui::DragValue::new(&mut self.latent_dim).range(1..=256)).labelled_by(label.id);
+                ui.end_row();
+                let label = ui.label("β");
+                ui.add(egui::DragValue::new(&mut self.beta).range(0.0..=100.0).speed(0.05))
+                    .labelled_by(label.id)
+                    .on_hover_text("Weight of the KL term: 1 is a plain VAE; more untangles the latent, blurs more");
+                ui.end_row();
+            }
+            if matches!(self.family, TrainFamily::Gan | TrainFamily::Diffusion) {
+                let bases: Vec<String> = self.usable_bases().iter().map(|b| b.id.clone()).collect();
+                if self.base.as_ref().is_some_and(|b| !bases.contains(b)) {
+                    self.base = None;
+                }
+                ui.label("Start from");
+                egui::ComboBox::from_id_salt("train-base")
+                    .selected_text(self.base.clone().unwrap_or_else(|| "new networks".into()))
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(&mut self.base, None, "new networks");
+                        for id in bases {
+                            ui.selectable_value(&mut self.base, Some(id.clone()), id);
+                        }
+                    })
+                    .response
+                    .on_hover_text("Fine-tune a finished model of the same image size on this data");
+                ui.end_row();
+            }
+            if self.family.on_images() {
+                let label = ui.label("Images");
+                ui.add(egui::DragValue::new(&mut self.limit).range(0..=100_000))
+                    .labelled_by(label.id)
+                    .on_hover_text("Training images to use; 0 uses all");
+                ui.end_row();
+            }
+            let label = ui.label("Seed");
+            ui.add(egui::DragValue::new(&mut self.seed).range(0..=u64::from(u32::MAX))).labelled_by(label.id);
+            ui.end_row();
+        });
+    }
+
+    /// A run that can go on: resume it, export what it has, or forget it.
+    fn paused_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
+        let Some(paused) = &self.paused else { return };
+        if self.running.is_some() {
+            return;
+        }
+        let folder = paused.folder.known().map(|f| f.display().to_string()).unwrap_or_default();
+        ui.group(|ui| {
+            ui.horizontal(|ui| {
+                ui.label(format!("A {} run is paused in {folder}", paused.plan.stem()));
+                if ui.button("Resume").on_hover_text("Go on from the last epoch's checkpoint").clicked() {
+                    out.push(UiCommand::ResumeTraining);
+                }
+                if ui.button("Export now").on_hover_text("Write the model from the last checkpoint").clicked() {
+                    out.push(UiCommand::FinishTraining);
+                }
+                if ui.button("Forget").on_hover_text("The folder and its checkpoints stay").clicked() {
+                    out.push(UiCommand::ForgetPausedTraining);
+                }
+            });
+        });
+    }
+
+    /// Start, watch, pause and cancel, and where the run is.
+    fn controls_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
+        let idle = self.running.is_none();
+        let ready = !self.family.on_images()
+            || !self.use_folder
+            || (self.preview_is_current() && self.preview.as_ref().is_some_and(|p| p.result.is_ok()));
         ui.horizontal(|ui| {
             if ui.add_enabled(idle && ready, egui::Button::new("Start training")).clicked() {
-                out.push(UiCommand::StartGanTraining);
+                out.push(UiCommand::StartTraining);
             }
-            let watch = ui.add_enabled(idle, egui::Button::new("Watch a run…"));
-            if watch.on_hover_text("Follow a run of `latent-studio train gan` from its --out folder").clicked() {
-                out.push(UiCommand::WatchGanRun(None));
+            if self.family == TrainFamily::Gan {
+                let watch = ui.add_enabled(idle, egui::Button::new("Watch a run…"));
+                if watch.on_hover_text("Follow a run of `latent-studio train gan` from its --out folder").clicked() {
+                    out.push(UiCommand::WatchGanRun(None));
+                }
+            }
+            let pause = ui.add_enabled(!idle && !self.pausing, egui::Button::new("Pause"));
+            if pause.on_hover_text("Stops now; Resume goes on from the last epoch, also after a restart").clicked() {
+                out.push(UiCommand::PauseTraining);
             }
             let cancel = ui.add_enabled(!idle, egui::Button::new("Cancel training"));
             if cancel.on_hover_text("Stops after the current batch; the last epoch's checkpoint stays").clicked()
@@ -295,69 +457,20 @@ impl TrainPanel {
             {
                 out.push(UiCommand::Cancel(job));
             }
-            let (epoch, batch, batches) = self.position;
+            let (epoch, batch, batches) = self.run.position;
             if batches > 0 {
-                let left =
-                    self.seconds_left().map(|s| format!(", about {} left", format_duration(s))).unwrap_or_default();
-                ui.label(format!("epoch {epoch}/{}, batch {batch}/{batches}{left}", self.epochs));
+                let left = self
+                    .run
+                    .seconds_left()
+                    .filter(|_| self.running.is_some())
+                    .map(|s| format!(", about {} left", format_duration(s)))
+                    .unwrap_or_default();
+                let stage = if self.run.stage.is_empty() { String::new() } else { format!("{}: ", self.run.stage) };
+                ui.label(format!("{stage}epoch {epoch}/{}, batch {batch}/{batches}{left}", self.run.planned));
             }
-            if let Some(folder) = &self.folder {
+            if let Some(folder) = &self.run.folder {
                 ui.label(RichText::new(format!("run folder: {}", folder.display())).weak());
             }
         });
-        if let Some(r) = &self.last {
-            let spread = r.diversity.map(|d| format!(", spread {d:.2} of real")).unwrap_or_default();
-            ui.label(format!(
-                "epoch {}: D {:.3}, G {:.3}, D(real) {:.2}, D(fake) {:.2}{spread}, {:.1} s",
-                r.epoch, r.d_loss, r.g_loss, r.d_real, r.d_fake, r.seconds
-            ));
-            if let Some(warning) = r.collapse_warning() {
-                ui.colored_label(ui.visuals().warn_fg_color, warning);
-            }
-        }
-        ui.horizontal_top(|ui| {
-            ui.vertical(|ui| {
-                ui.set_width(560.0);
-                Plot::new("gan-losses")
-                    .height(300.0)
-                    .legend(Legend::default())
-                    .x_axis_label("batch")
-                    .y_axis_label("loss")
-                    .show(ui, |plot| {
-                        plot.line(Line::new("discriminator", self.d_losses.clone()).color(theme::D_LOSS));
-                        plot.line(Line::new("generator", self.g_losses.clone()).color(theme::G_LOSS));
-                    });
-            });
-            ui.add_space(theme::COLUMN_GAP);
-            ui.vertical(|ui| {
-                ui.label("Fixed latents after the latest epoch");
-                match &self.grid {
-                    Some(tex) => {
-                        ui.add(egui::Image::new(tex).fit_to_exact_size(Vec2::splat(300.0)))
-                            .on_hover_text("The same 64 latents after every epoch");
-                    }
-                    None => {
-                        let (rect, _) = ui.allocate_exact_size(Vec2::splat(300.0), egui::Sense::hover());
-                        ui.painter().rect_filled(rect, 4.0, theme::MAP_BACKGROUND);
-                    }
-                }
-            });
-        });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn time_left_is_the_recent_epochs_mean_times_what_remains() {
-        let mut panel = TrainPanel { epochs: 10, ..TrainPanel::default() };
-        assert_eq!(panel.seconds_left(), None, "not running");
-        panel.running = Some(JobId(1));
-        assert_eq!(panel.seconds_left(), None, "no epoch finished yet");
-        panel.epoch_seconds = vec![100.0, 2.0, 4.0, 2.0, 4.0, 2.0, 6.0]; // the first, slow one has left the window
-        panel.position = (8, 5, 10); // half of epoch 8
-        assert_eq!(panel.seconds_left(), Some(2.5 * 3.6));
     }
 }

@@ -57,17 +57,25 @@ pub fn export_vae(trainer: &VaeTrainer, test: &ImageSet, dir: &Path, info: &Expo
     write_manifest(&manifest).map_err(|e| file_err(&manifest.manifest_path(), e))?;
 
     let samples = dir.join("samples.png");
-    let (grid_latents, caption) = sample_latents(cfg.latent_dim);
-    let flat: Vec<f32> = grid_latents.iter().flatten().copied().collect();
-    let z = Tensor::from_vec(flat, (grid_latents.len(), cfg.latent_dim), trainer.device())?;
-    let images = tensor_to_images(&trainer.vae().decoder.decode(&z)?)?;
-    let columns = (grid_latents.len() as f64).sqrt().round() as usize;
-    let grid = upscale(&make_grid(&images, columns, 1), 2);
+    let (grid, caption) = sample_grid(trainer)?;
+    let grid = upscale(&grid, 2);
     let png = encode_png(&grid, &[]).map_err(|e| file_err(&samples, e))?;
     std::fs::write(&samples, png).map_err(|e| file_err(&samples, e))?;
 
     let card = dir.join("README.md");
     std::fs::write(&card, model_card(trainer, &manifest, info, caption)?).map_err(|e| file_err(&card, e))
+}
+
+/// The decoder's images of fixed latents (the card's samples, and the
+/// Train view's after every epoch), with what they show.
+pub fn sample_grid(trainer: &VaeTrainer) -> Result<(image::RgbImage, &'static str), TrainError> {
+    let dim = trainer.spec().config.latent_dim;
+    let (grid_latents, caption) = sample_latents(dim);
+    let flat: Vec<f32> = grid_latents.iter().flatten().copied().collect();
+    let z = Tensor::from_vec(flat, (grid_latents.len(), dim), trainer.device())?;
+    let images = tensor_to_images(&trainer.vae().decoder.decode(&z)?)?;
+    let columns = (grid_latents.len() as f64).sqrt().round() as usize;
+    Ok((make_grid(&images, columns, 1), caption))
 }
 
 /// A 12×12 sweep over [−2.5, 2.5]² for 2-D models, else 64 seeded samples.

@@ -8,7 +8,7 @@ use crate::train::cancel::CancelToken;
 use crate::train::driver::{BatchTick, EpochEnd, EpochTrainer};
 use crate::train::error::TrainError;
 use crate::train::export::ExportInfo;
-use crate::vae::export::export_vae;
+use crate::vae::export::{export_vae, sample_grid};
 use crate::vae::train::{EpochReport, TrainEvent, TrainVaeSpec, VaeTrainer};
 
 /// A VAE with its training images and the held-out ones it is evaluated
@@ -44,7 +44,8 @@ impl EpochTrainer for VaeRun {
             }
         };
         let report = self.trainer.train_epoch(&self.train, &self.test, &mut on_event, cancel)?;
-        Ok(report.map(|report| EpochEnd { report, grid: None }))
+        let Some(report) = report else { return Ok(None) };
+        Ok(Some(EpochEnd { report, grid: Some(sample_grid(&self.trainer)?.0) }))
     }
 
     fn export(&self, dir: &Path, info: &ExportInfo) -> Result<(), TrainError> {

@@ -57,6 +57,27 @@ pub struct EpochReport {
     pub seconds: f64,
 }
 
+impl crate::train::report::Reported for EpochReport {
+    fn values(&self) -> Vec<(&'static str, f64)> {
+        vec![("held-out", self.val_loss), ("recon", self.val_recon), ("KL", self.val_kl)]
+    }
+    fn line(&self) -> String {
+        format!(
+            "epoch {}: train {:.2}, held-out {:.2} (recon {:.2}, KL {:.2}) nats/image, {:.1} s",
+            self.epoch, self.train_loss, self.val_loss, self.val_recon, self.val_kl, self.seconds
+        )
+    }
+    fn warning(&self) -> Option<String> {
+        self.collapse_warning()
+    }
+    fn seconds(&self) -> f64 {
+        self.seconds
+    }
+    fn epoch(&self) -> usize {
+        self.epoch
+    }
+}
+
 /// Below this held-out KL (nats per image) the decoder has stopped using the latent.
 pub const POSTERIOR_COLLAPSE_KL: f64 = 0.1;
 

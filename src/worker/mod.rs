@@ -9,6 +9,8 @@ pub mod protocol;
 pub mod run;
 pub mod skeleton;
 mod text;
+pub mod train_plan;
+mod train_runs;
 mod training;
 
 pub use handle::{Waker, WorkerHandle};

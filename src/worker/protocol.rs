@@ -4,14 +4,14 @@ use std::path::PathBuf;
 
 use image::RgbImage;
 
+use super::train_plan::TrainRequest;
 use crate::diffusion::pipeline::ImageRequest;
-use crate::gan::train::{GanEpochReport, TrainGanSpec};
 use crate::io::image_record::ImageRecord;
 use crate::io::latent_map::LatentMap;
 use crate::io::manifest::ModelManifest;
 use crate::io::png_meta::ImageSettings;
+use crate::spec::train::{EpochSummary, TrainTick};
 use crate::text::generate::{GenerateSpec, Generated};
-use crate::vae::train::{EpochReport, TrainVaeSpec};
 
 /// Identifies one job from request to its final event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -139,15 +139,11 @@ pub enum WorkerRequest {
     /// Generate an image on the image thread (jobs run in order); steps,
     /// previews and the saved result come back as events.
     GenerateImage(Box<ImageJob>),
-    /// Train a VAE on its own thread into the run folder `out` (checkpoint
-    /// in `out/checkpoint` every epoch, the model folder at the end, as
-    /// `train vae --out` writes); progress arrives as events.
-    TrainVae { spec: TrainVaeSpec, data_dir: PathBuf, out: PathBuf, limit: Option<usize> },
-    /// Train a GAN on its own thread into a new numbered folder under
-    /// `runs_dir`, which ends as `train gan --out` leaves its folder
-    /// (checkpoint, `progress/` log and grids, the model); losses and sample
-    /// grids arrive as events.
-    TrainGan { spec: TrainGanSpec, data_dir: PathBuf, runs_dir: PathBuf, limit: Option<usize> },
+    /// Train a model of any family on its own thread into a run folder,
+    /// which ends as `latent-studio train … --out` leaves its folder
+    /// (checkpoints, progress files, the exported model); losses, epoch
+    /// reports and sample grids arrive as events.
+    Train(Box<TrainRequest>),
     /// Follow a GAN run of `latent-studio train gan` in `folder` (its
     /// `progress/` log and grids) and report it as a training run would be.
     WatchGanRun { folder: PathBuf },
@@ -163,8 +159,7 @@ impl WorkerRequest {
             | Self::Decode { model, .. }
             | Self::Encode { model, .. }
             | Self::Save { model, .. } => Some(model),
-            Self::TrainVae { .. }
-            | Self::TrainGan { .. }
+            Self::Train(_)
             | Self::WatchGanRun { .. }
             | Self::Generate { .. }
             | Self::GenerateImage(_)
@@ -186,7 +181,7 @@ impl WorkerRequest {
             | Self::Shutdown => WorkerThread::Inference,
             Self::Generate { .. } => WorkerThread::Text,
             Self::GenerateImage(_) => WorkerThread::Image,
-            Self::TrainVae { .. } | Self::TrainGan { .. } | Self::WatchGanRun { .. } => WorkerThread::Training,
+            Self::Train(_) | Self::WatchGanRun { .. } => WorkerThread::Training,
         }
     }
 
@@ -236,14 +231,13 @@ pub enum WorkerEvent {
     Encoded { job: JobId, latent: Vec<f32>, source: PathBuf },
     /// A file was written.
     Saved { job: JobId, path: PathBuf },
-    /// A training epoch finished and was checkpointed.
-    TrainingEpoch { job: JobId, report: EpochReport },
-    /// A GAN training run began; its checkpoints go to `folder`.
-    GanStarted { job: JobId, folder: PathBuf },
-    /// One GAN training step's losses.
-    GanBatch { job: JobId, epoch: usize, batch: usize, batches: usize, d_loss: f64, g_loss: f64 },
-    /// A GAN epoch finished and was checkpointed; `grid` shows the fixed latents.
-    GanEpoch { job: JobId, report: GanEpochReport, grid: RgbImage },
+    /// A training run (or its next stage, `stage` naming it when a run has
+    /// several) began in `folder`, with `done` of `planned` epochs behind it.
+    TrainStage { job: JobId, folder: PathBuf, stage: String, done: usize, planned: usize },
+    /// Training steps' losses (the mean of those since the last such event).
+    TrainBatch { job: JobId, tick: TrainTick },
+    /// An epoch finished and was checkpointed; `grid` shows its samples from fixed seeds.
+    TrainEpoch { job: JobId, summary: EpochSummary, grid: Option<RgbImage> },
     /// Training ended (all epochs, or cancelled after a checkpoint).
     TrainingDone { job: JobId, epochs: usize },
     /// Generation began: the model's name and the prompt as the model sees it.
@@ -275,10 +269,9 @@ impl WorkerEvent {
             | Self::Decoded { job, .. }
             | Self::Encoded { job, .. }
             | Self::Saved { job, .. }
-            | Self::TrainingEpoch { job, .. }
-            | Self::GanStarted { job, .. }
-            | Self::GanBatch { job, .. }
-            | Self::GanEpoch { job, .. }
+            | Self::TrainStage { job, .. }
+            | Self::TrainBatch { job, .. }
+            | Self::TrainEpoch { job, .. }
             | Self::TrainingDone { job, .. }
             | Self::TextStarted { job, .. }
             | Self::TextTokens { job, .. }
@@ -297,10 +290,9 @@ impl WorkerEvent {
             self,
             Self::Started { .. }
                 | Self::Progress { .. }
-                | Self::TrainingEpoch { .. }
-                | Self::GanStarted { .. }
-                | Self::GanBatch { .. }
-                | Self::GanEpoch { .. }
+                | Self::TrainStage { .. }
+                | Self::TrainBatch { .. }
+                | Self::TrainEpoch { .. }
                 | Self::TextStarted { .. }
                 | Self::TextTokens { .. }
                 | Self::ImagePreview { .. }

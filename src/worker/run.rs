@@ -12,7 +12,7 @@ use super::image::ImageService;
 use super::protocol::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerRequest};
 use super::skeleton::{Outcome, ServiceThread, guarded, hand_on};
 use super::text::TextService;
-use super::training::{spawn_gan_training, spawn_gan_watch, spawn_vae_training};
+use super::training::{spawn_gan_watch, spawn_run};
 use crate::io::export::{encode_gif, make_grid, upscale};
 use crate::io::latent_map::read_latent_map;
 use crate::io::output::{save_numbered, write_new_file};
@@ -185,13 +185,8 @@ impl Worker {
                 let start = || ServiceThread::spawn("image-generator", events, ImageService::new(models_dir));
                 return hand_on(&mut self.image, "image", start, env);
             }
-            WorkerRequest::TrainVae { spec, data_dir, out, limit } => {
-                spawn_vae_training(job, spec, data_dir, out, limit, env.cancel, self.events.clone())
-                    .map_err(|e| format!("cannot start the training thread: {e}"))?;
-                return Ok(None);
-            }
-            WorkerRequest::TrainGan { spec, data_dir, runs_dir, limit } => {
-                spawn_gan_training(job, spec, data_dir, runs_dir, limit, env.cancel, self.events.clone())
+            WorkerRequest::Train(request) => {
+                spawn_run(job, *request, env.cancel, self.events.clone())
                     .map_err(|e| format!("cannot start the training thread: {e}"))?;
                 return Ok(None);
             }

@@ -41,6 +41,17 @@ pub fn shipped_models() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
 }
 
+/// A models folder of its own for a test that trains (the studio's runs
+/// land in the models folder), holding links to these shipped models.
+#[allow(dead_code)] // not every test binary trains
+pub fn models_folder_with(ids: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for id in ids {
+        std::os::unix::fs::symlink(shipped_models().join(id), dir.path().join(id)).unwrap();
+    }
+    dir
+}
+
 /// Writes a randomly initialised tiny llama model as a GGUF file: 2 blocks,
 /// width 16, a byte-level vocabulary (256 byte tokens, the merge "a b" and
 /// `<|endoftext|>`), `context` positions, architecture `arch`.

@@ -29,8 +29,12 @@ impl StudioApp {
             return;
         }
         if self.settings.tab == Tab::Train {
-            // A folder dropped on the Train view becomes its data.
-            if let Some(dir) = dropped.into_iter().find(|p| p.is_dir()) {
+            // A folder (or, for the GPT, a text file) dropped on the Train view becomes its data.
+            if !self.train.family.on_images() {
+                if let Some(path) = dropped.into_iter().next() {
+                    self.train.text_path = path.display().to_string();
+                }
+            } else if let Some(dir) = dropped.into_iter().find(|p| p.is_dir()) {
                 self.apply(UiCommand::ChooseTrainingFolder(Some(dir)));
             }
             return;
