@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::train_args::{DataArgs, LimitArgs, ProgressLines, RunArgs, report_skipped};
 use crate::diffusion::export::log_command;
-use crate::diffusion::stages::{autoencoder_spec, check_diffusion_data, open_autoencoder_run};
+use crate::diffusion::stages::{AUTOENCODER_CHANNELS, autoencoder_spec, check_diffusion_data, open_autoencoder_run};
 use crate::diffusion::train_autoencoder::TrainAutoencoderSpec;
 use crate::io::datasets::DatasetName;
 use crate::nn::default_device;
@@ -35,6 +35,9 @@ pub struct TrainAutoencoderArgs {
     /// Weight of the KL term per latent element.
     #[arg(long, default_value_t = 1e-5)]
     kl_weight: f64,
+    /// Widths of the three levels (multiples of 8).
+    #[arg(long, value_delimiter = ',', default_values_t = AUTOENCODER_CHANNELS)]
+    channels: Vec<usize>,
     #[command(flatten)]
     limit: LimitArgs,
 }
@@ -56,11 +59,12 @@ pub fn run(args: TrainAutoencoderArgs, command: String) -> anyhow::Result<()> {
     let mut split = loaded.split;
     split.train = split.train.limited(args.limit.limit);
     let (side, _) = source.image_shape();
+    let channels: [usize; 3] = args.channels.as_slice().try_into().context("--channels takes three widths")?;
     let spec = TrainAutoencoderSpec {
         batch_size: args.batch_size,
         lr: args.lr,
         kl_weight: args.kl_weight,
-        ..autoencoder_spec(side, args.epochs, args.run.seed)
+        ..autoencoder_spec(side, channels, args.epochs, args.run.seed)
     };
     let resume = args.run.resume.then_some(plan.checkpoint.as_path());
     let mut ae = open_autoencoder_run(spec, resume, split, &device).context("cannot start")?;

@@ -39,6 +39,10 @@ pub struct TrainDiffusionArgs {
     /// BPE merges learned from the captions.
     #[arg(long, default_value_t = 1500)]
     merges: usize,
+    /// Width of the networks: U-Net levels of WIDTH and 2·WIDTH channels,
+    /// a text encoder WIDTH wide (a multiple of 32).
+    #[arg(long, default_value_t = 64)]
+    width: usize,
     /// Tokens per prompt (start and end included).
     #[arg(long, default_value_t = 24)]
     max_len: usize,
@@ -49,7 +53,7 @@ pub struct TrainDiffusionArgs {
     data: DataArgs,
     /// Start from a finished latent diffusion model (a model id or folder):
     /// its autoencoder, tokenizer, U-Net and text encoder, fine-tuned on your images.
-    #[arg(long, conflicts_with_all = ["merges", "max_len"])]
+    #[arg(long, conflicts_with_all = ["merges", "max_len", "width"])]
     from: Option<String>,
     #[command(flatten)]
     limit: LimitArgs,
@@ -70,7 +74,7 @@ pub fn run(args: TrainDiffusionArgs, command: String, models_dir: &std::path::Pa
     let start = match (&args.from, args.run.resume) {
         (_, true) => DiffusionStart::Resume,
         (Some(base), false) => DiffusionStart::FineTune { base: model_folder(models_dir, base) },
-        (None, false) => DiffusionStart::New { merges: args.merges, max_len: args.max_len },
+        (None, false) => DiffusionStart::New { merges: args.merges, max_len: args.max_len, width: args.width },
     };
     let settings = DiffusionSettings {
         epochs: args.epochs,

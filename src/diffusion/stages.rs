@@ -24,9 +24,10 @@ use crate::train::error::{TrainError, file_err};
 /// How the U-Net stage begins.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum DiffusionStart {
-    /// Fresh networks and a BPE tokenizer of `merges` merges learned from
-    /// the captions, `max_len` tokens per prompt.
-    New { merges: usize, max_len: usize },
+    /// Fresh networks `width` wide (64 is the emoji model's; see
+    /// `TrainDiffusionSpec::with_width`) and a BPE tokenizer of `merges`
+    /// merges learned from the captions, `max_len` tokens per prompt.
+    New { merges: usize, max_len: usize, width: usize },
     /// The U-Net, text encoder, tokenizer and autoencoder of the finished
     /// model folder `base`.
     FineTune { base: PathBuf },
@@ -47,12 +48,18 @@ pub struct DiffusionSettings {
     pub sample_every: usize,
 }
 
-/// The autoencoder's spec for `side`×`side` colour images (latents a quarter of the side).
-pub fn autoencoder_spec(side: usize, epochs: usize, seed: u64) -> TrainAutoencoderSpec {
+/// The autoencoder's spec for `side`×`side` colour images (latents a
+/// quarter of the side), its three levels `channels` wide (the emoji
+/// model's are 16, 32, 64; multiples of 8).
+pub fn autoencoder_spec(side: usize, channels: [usize; 3], epochs: usize, seed: u64) -> TrainAutoencoderSpec {
     let mut spec = TrainAutoencoderSpec::emoji(epochs, seed);
     spec.config.sample_size = Some(side);
+    spec.config.block_out_channels = channels.to_vec();
     spec
 }
+
+/// The emoji autoencoder's widths.
+pub const AUTOENCODER_CHANNELS: [usize; 3] = [16, 32, 64];
 
 /// The autoencoder stage: `spec` (or the checkpoint in `checkpoint`, trained
 /// on up to `spec.epochs`) on `split`. A set smaller than a batch trains in
@@ -106,7 +113,7 @@ pub fn open_diffusion_run(
                 }
             }
         }
-        DiffusionStart::New { merges, max_len } => {
+        DiffusionStart::New { merges, max_len, .. } => {
             train_clip_bpe(captions, *merges).save(&tok_dir, *max_len).map_err(|e| file_err(&tok_dir, e))?;
         }
         DiffusionStart::Resume => {}

@@ -59,16 +59,22 @@ impl TrainDiffusionSpec {
     /// Our emoji model: a two-level U-Net over 4 × 8 × 8 latents with
     /// cross-attention at both levels, and a two-layer text encoder.
     pub fn emoji(vocab_size: usize, max_len: usize, epochs: usize, seed: u64) -> Self {
+        Self::with_width(vocab_size, max_len, 64, epochs, seed)
+    }
+
+    /// The emoji model's shape at another `width` (a multiple of 32): U-Net
+    /// levels of `width` and `2·width` channels, a text encoder `width` wide.
+    pub fn with_width(vocab_size: usize, max_len: usize, width: usize, epochs: usize, seed: u64) -> Self {
         let unet = UnetConfig {
-            block_out_channels: vec![64, 128],
+            block_out_channels: vec![width, 2 * width],
             attention_head_dim: PerBlock::All(4),
             norm_num_groups: 32,
-            cross_attention_dim: 64,
-            ..UnetConfig::tiny(4, 64)
+            cross_attention_dim: width,
+            ..UnetConfig::tiny(4, width)
         };
         let text = ClipTextConfig {
-            hidden_size: 64,
-            intermediate_size: 256,
+            hidden_size: width,
+            intermediate_size: 4 * width,
             max_position_embeddings: max_len,
             ..ClipTextConfig::tiny(vocab_size)
         };

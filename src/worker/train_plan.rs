@@ -30,6 +30,8 @@ pub struct DiffusionPlan {
     pub source: DataSource,
     /// Epochs of the autoencoder stage (skipped when fine-tuning).
     pub autoencoder_epochs: usize,
+    /// Widths of the autoencoder's three levels.
+    pub autoencoder_channels: [usize; 3],
     /// New networks, or a finished model to fine-tune.
     pub start: DiffusionStart,
     /// The U-Net stage's settings.

@@ -185,9 +185,10 @@ impl RunContext<'_> {
             let checkpoint = self.out.join("checkpoint-autoencoder");
             let resume = self.resume && checkpoint.exists();
             let (side, _) = p.source.image_shape();
-            let spec = autoencoder_spec(side, p.autoencoder_epochs, p.settings.seed);
+            let spec = autoencoder_spec(side, p.autoencoder_channels, p.autoencoder_epochs, p.settings.seed);
+            let [c0, c1, c2] = p.autoencoder_channels;
             let command = format!(
-                "latent-studio train autoencoder {} --epochs {} --seed {} --out {}{}",
+                "latent-studio train autoencoder {} --channels {c0},{c1},{c2} --epochs {} --seed {} --out {}{}",
                 p.source.cli_flags(),
                 p.autoencoder_epochs,
                 p.settings.seed,
@@ -346,7 +347,9 @@ fn diffusion_command(p: &DiffusionPlan, out: &Path, limit: Option<usize>) -> Str
     let s = &p.settings;
     let start = match &p.start {
         DiffusionStart::FineTune { base } => format!(" --from {}", base.display()),
-        DiffusionStart::New { merges, max_len } => format!(" --merges {merges} --max-len {max_len}"),
+        DiffusionStart::New { merges, max_len, width } => {
+            format!(" --merges {merges} --max-len {max_len} --width {width}")
+        }
         DiffusionStart::Resume => String::new(),
     };
     let ema = s.ema.map(|d| format!(" --ema {d}")).unwrap_or_default();

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use super::StudioApp;
 use crate::app::dialogs::DialogOutcome;
-use crate::diffusion::stages::{DiffusionSettings, DiffusionStart};
+use crate::diffusion::stages::{AUTOENCODER_CHANNELS, DiffusionSettings, DiffusionStart};
 use crate::gan::network::GanConfig;
 use crate::gan::train::TrainGanSpec;
 use crate::io::export::make_grid;
@@ -131,9 +131,10 @@ impl StudioApp {
             TrainFamily::Diffusion => TrainPlan::Diffusion(DiffusionPlan {
                 source,
                 autoencoder_epochs: t.autoencoder_epochs.max(1),
+                autoencoder_channels: AUTOENCODER_CHANNELS,
                 start: match base {
                     Some(base) => DiffusionStart::FineTune { base },
-                    None => DiffusionStart::New { merges: 1500, max_len: 24 },
+                    None => DiffusionStart::New { merges: 1500, max_len: 24, width: 64 },
                 },
                 settings: DiffusionSettings {
                     epochs: t.epochs.max(1),
