@@ -145,26 +145,12 @@ fn dropped_images_are_encoded_into_the_slot_under_the_pointer() {
 
 #[test]
 fn settings_persist_the_last_model_and_output_folder() {
-    #[derive(Default)]
-    struct Memory(std::collections::HashMap<String, String>);
-    impl eframe::Storage for Memory {
-        fn get_string(&self, key: &str) -> Option<String> {
-            self.0.get(key).cloned()
-        }
-        fn set_string(&mut self, key: &str, value: String) {
-            self.0.insert(key.to_owned(), value);
-        }
-        fn remove_string(&mut self, key: &str) {
-            self.0.remove(key);
-        }
-        fn flush(&mut self) {}
-    }
     let mut h = harness();
     common::step_until(&mut h, "the first decode", idle);
     h.state_mut().apply(latent_studio::ui::commands::UiCommand::SelectModel("fashion-16d".into()));
     h.state_mut().settings.output_dir = "/tmp/elsewhere".into();
     common::step_until(&mut h, "the second model", |app| app.panel.latent.len() == 16 && idle(app));
-    let mut storage = Memory::default();
+    let mut storage = common::MemoryStorage::default();
     eframe::App::save(h.state_mut(), &mut storage);
     let restored: Settings = eframe::get_value(&storage, Settings::KEY).unwrap();
     assert_eq!(restored.last_model.as_deref(), Some("fashion-16d"));

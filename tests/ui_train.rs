@@ -129,3 +129,67 @@ fn a_folder_of_your_images_is_previewed_and_trained_on() {
     assert!(manifest.contains("the user's images in") && manifest.contains("grey"), "{manifest}");
     assert_eq!(h.state().train.run.last.as_ref().map(|r| r.epoch), Some(2));
 }
+
+/// A VAE trained on a folder from the Train view, paused after its first
+/// epoch, survives closing the studio: the restarted studio offers the run,
+/// Resume finishes it, and the model joins the Latent view's picker at once
+/// and opens there with its sliders.
+#[test]
+fn a_paused_run_survives_a_restart_and_its_model_opens_in_the_latent_view() {
+    use latent_studio::app::settings::Settings;
+    use latent_studio::ui::train_panel::TrainFamily;
+    let data = tempfile::tempdir().unwrap();
+    common::image_folder::mixed_folder(data.path());
+    let models = common::models_folder_with(&[]);
+    let build = |settings: Settings| {
+        let models_dir = models.path().to_owned();
+        Harness::builder()
+            .with_size([1200.0, 900.0])
+            .build_eframe(move |cc| StudioApp::with_settings(&cc.egui_ctx, None, models_dir, settings).unwrap())
+    };
+    let mut h = build(Settings { tab: Tab::Train, ..Settings::default() });
+    h.get_by_label("VAE").click();
+    h.step();
+    h.state_mut().apply(UiCommand::ChooseTrainingFolder(Some(data.path().to_owned())));
+    common::step_until(&mut h, "the preview", |app| app.train.preview_is_current());
+    h.state_mut().train.folder_spec.side = 16;
+    common::step_until(&mut h, "the 16 px preview", |app| app.train.preview_is_current());
+    {
+        let train = &mut h.state_mut().train;
+        assert_eq!(train.family, TrainFamily::Vae);
+        (train.epochs, train.latent_dim) = (40, 2);
+    }
+    h.get_by_label("Start training").click();
+    common::step_until(&mut h, "the first epoch", |app| app.train.run.last.is_some());
+    assert!(h.state().train.run.grid.is_some(), "the VAE's samples after the epoch");
+    assert!(h.state().train.run.epoch_points.contains_key("KL (epoch)"), "recon and KL per epoch");
+    h.get_by_label("Pause").click();
+    common::step_until(&mut h, "the pause", |app| app.train.running.is_none());
+    assert!(h.state().train.paused.is_some());
+    h.get_by_label("Resume");
+
+    let mut storage = common::MemoryStorage::default();
+    eframe::App::save(h.state_mut(), &mut storage);
+    drop(h); // the studio closes
+    let mut settings: Settings = eframe::get_value(&storage, Settings::KEY).unwrap();
+    let Some(paused) = &mut settings.unfinished_training else { panic!("the paused run is in the settings") };
+    if let latent_studio::worker::train_plan::TrainPlan::Vae(spec) = &mut paused.plan {
+        spec.epochs = 2; // finish sooner than planned (a run paused later just exports)
+    }
+    let mut h = build(settings);
+    h.step();
+    h.get_by_label("Resume").click();
+    common::step_until(&mut h, "the resumed run", |app| app.train.run.folder.is_some());
+    common::step_until(&mut h, "its end", |app| app.train.running.is_none());
+    assert!(h.state().notices().is_empty(), "{:?}", h.state().notices().iter().map(|n| &n.text).collect::<Vec<_>>());
+    assert!(h.state().train.paused.is_none(), "a finished run is not offered again");
+    let folder = h.state().train.run.folder.clone().expect("the run's folder");
+    let id = folder.file_name().unwrap().to_string_lossy().into_owned();
+    common::step_until(&mut h, "the new model in the picker", |app| app.models().iter().any(|m| m.id == id));
+    h.state_mut().apply(UiCommand::ShowTab(Tab::Latent));
+    h.state_mut().apply(UiCommand::SelectModel(id.clone()));
+    common::step_until(&mut h, "the model in the Latent view", |app| {
+        app.panel.model.as_ref().is_some_and(|m| m.manifest.id == id) && app.panel.image.is_some()
+    });
+    assert_eq!(h.state().panel.latent.len(), 2, "a slider per latent dimension");
+}

@@ -56,11 +56,11 @@ fn readable_run<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Opt
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Entry {
-        Readable(Option<TrainRequest>),
+        Readable(Box<Option<TrainRequest>>),
         Unreadable(serde::de::IgnoredAny),
     }
     Ok(match Entry::deserialize(deserializer)? {
-        Entry::Readable(run) => run,
+        Entry::Readable(run) => *run,
         Entry::Unreadable(_) => None,
     })
 }
@@ -123,5 +123,39 @@ mod tests {
         assert_eq!(settings.frames, 7);
         assert_eq!(settings.unfinished_downloads.len(), 1);
         assert_eq!(settings.unfinished_downloads[0].plan.repo.as_str(), "owner/m-GGUF");
+    }
+
+    /// A paused run survives the studio closing: through RON, as eframe stores the settings,
+    /// for a folder of images and a named set; a run that no longer reads is dropped alone.
+    #[test]
+    fn a_paused_training_run_is_kept_across_restarts() {
+        use crate::diffusion::stages::{DiffusionSettings, DiffusionStart};
+        use crate::io::datasets::{DataSource, DatasetName};
+        use crate::io::image_folder::{Fit, FolderSpec};
+        use crate::worker::train_plan::{DiffusionPlan, RunFolder, TrainPlan};
+        let folder = FolderSpec { folder: "/my/pictures".into(), side: 32, channels: 3, fit: Fit::Pad, flip: true };
+        for source in [DataSource::Folder(folder), DataSource::Named(DatasetName::Emoji)] {
+            let plan = TrainPlan::Diffusion(DiffusionPlan {
+                source,
+                autoencoder_epochs: 3,
+                autoencoder_channels: [8, 8, 8],
+                start: DiffusionStart::FineTune { base: "/models/emoji-ldm".into() },
+                settings: DiffusionSettings { epochs: 4, batch_size: 8, lr: 3e-4, ema: None, seed: 1, sample_every: 1 },
+            });
+            let run = TrainRequest {
+                plan,
+                data_dir: "data".into(),
+                folder: RunFolder::Resume("/models/ldm-run-2".into()),
+                limit: Some(10),
+                until: None,
+            };
+            let settings = Settings { unfinished_training: Some(run.clone()), ..Settings::default() };
+            let text = ron::to_string(&settings).unwrap();
+            let read: Settings = ron::from_str(&text).unwrap();
+            assert_eq!(read.unfinished_training, Some(run), "{text}");
+        }
+        let text = r#"{"frames": 5, "unfinished_training": {"plan": {"Telepathy": 1}}}"#;
+        let settings: Settings = serde_json::from_str(text).unwrap();
+        assert_eq!((settings.frames, settings.unfinished_training), (5, None));
     }
 }

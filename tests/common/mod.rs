@@ -41,6 +41,24 @@ pub fn shipped_models() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
 }
 
+/// eframe's settings storage in memory: what `App::save` writes, a restart reads.
+#[derive(Default)]
+#[allow(dead_code)] // not every test binary restarts the app
+pub struct MemoryStorage(std::collections::HashMap<String, String>);
+
+impl eframe::Storage for MemoryStorage {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_owned(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
+}
+
 /// A models folder of its own for a test that trains (the studio's runs
 /// land in the models folder), holding links to these shipped models.
 #[allow(dead_code)] // not every test binary trains
