@@ -99,3 +99,48 @@ fn denoising_brings_a_very_noisy_digit_closer_to_the_clean_one() {
     // Never overwritten.
     assert!(!common::studio(&args).status.success());
 }
+
+/// The Latent view's section for a VAE: rank a folder (the garments come
+/// first, each shown with its heat map), export the ranking, denoise a
+/// digit and move the noise slider.
+#[test]
+fn the_latent_view_ranks_a_folder_and_denoises_an_image() {
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable;
+    use latent_studio::app::StudioApp;
+    use latent_studio::app::settings::Settings;
+    use latent_studio::ui::commands::UiCommand;
+    let models = common::shipped_models();
+    let data = tempfile::tempdir().unwrap();
+    draw(&models, "digits-2d", 0..20, data.path(), "digit");
+    draw(&models, "fashion-16d", 100..103, data.path(), "garment");
+    let settings = Settings { last_model: Some("digits-2d".into()), ..Settings::default() };
+    let mut h = Harness::builder().with_size([1200.0, 1400.0]).build_eframe(move |cc| {
+        StudioApp::with_settings(&cc.egui_ctx, None, common::shipped_models(), settings).unwrap()
+    });
+    common::step_until(&mut h, "the model", |app| app.panel.image.is_some());
+    h.get_by_label("Rank a folder…");
+    h.state_mut().apply(UiCommand::RankOutliers(Some(data.path().to_owned())));
+    common::step_until(&mut h, "the ranking", |app| app.panel.vae_tools.ranking.is_some());
+    let view = h.state().panel.vae_tools.ranking.as_ref().unwrap();
+    assert_eq!(view.ranking.rows.len(), 23);
+    let top: Vec<String> = view.ranking.rows[..3].iter().map(|r| r.path.display().to_string()).collect();
+    assert!(top.iter().filter(|p| p.contains("garment_")).count() >= 2, "{top:?}");
+    assert!(view.ranking.rows.iter().all(|r| r.pictures.is_some()), "23 rows are all shown with heat maps");
+    h.get_by_label_contains("23 images of");
+    let json: serde_json::Value = serde_json::from_str(&view.ranking.to_json()).unwrap();
+    assert_eq!(json[0]["rank"], 1);
+
+    let digit = data.path().join("digit_03.png");
+    (h.state_mut().panel.vae_tools.noise, h.state_mut().panel.vae_tools.seed) = (0.5, 5);
+    h.state_mut().apply(UiCommand::DenoiseImage(Some(digit)));
+    common::step_until(&mut h, "the denoised digit", |app| app.panel.vae_tools.denoised.is_some());
+    let (noisy, denoised) = h.state().panel.vae_tools.denoised.as_ref().unwrap().result.errors;
+    assert!(denoised < noisy, "denoising helps at noise 0.5: {noisy} → {denoised}");
+    h.get_by_label_contains("mean squared error to the input");
+    h.state_mut().panel.vae_tools.noise = 0.0;
+    h.state_mut().apply(UiCommand::DenoiseAgain);
+    common::step_until(&mut h, "the noiseless run", |app| {
+        app.panel.vae_tools.denoised.as_ref().is_some_and(|d| d.result.errors.0 == 0.0)
+    });
+}

@@ -39,6 +39,10 @@ pub enum DialogOutcome {
     TrainingFolder(PathBuf),
     /// A training folder, read.
     FolderPreview(crate::ui::train_panel::FolderPreview),
+    /// Rank the images of this folder (outliers).
+    OutlierFolder(PathBuf),
+    /// Denoise this image.
+    DenoiseImage(PathBuf),
     /// Train the character GPT on this text.
     TrainingText(PathBuf),
     /// The models folder, listed again (a run finished).

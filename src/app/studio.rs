@@ -12,6 +12,7 @@ mod library;
 mod models;
 mod text;
 mod train;
+mod vae_tools;
 
 use super::dialogs::{DialogOutcome, Dialogs};
 use super::settings::Settings;
@@ -213,6 +214,7 @@ impl StudioApp {
         let Some(command) = self.apply_train_command(command) else { return };
         let Some(command) = self.apply_image_command(command) else { return };
         let Some(command) = self.apply_models_command(command) else { return };
+        let Some(command) = self.apply_vae_tools_command(command) else { return };
         match command {
             UiCommand::SelectModel(id) => {
                 self.selected = Some(id.clone());
@@ -277,6 +279,11 @@ impl StudioApp {
             | UiCommand::ForgetPausedTraining
             | UiCommand::ChooseTrainingText
             | UiCommand::WatchGanRun(_) => {}
+            // Handled by `apply_vae_tools_command`.
+            UiCommand::RankOutliers(_)
+            | UiCommand::ExportOutliers
+            | UiCommand::DenoiseImage(_)
+            | UiCommand::DenoiseAgain => {}
             // Handled by `apply_image_command`.
             UiCommand::SelectImageModel(_)
             | UiCommand::OpenImageModel
@@ -393,6 +400,7 @@ impl StudioApp {
         for outcome in self.dialogs.poll() {
             let Some(outcome) = self.apply_image_dialog(outcome) else { continue };
             let Some(outcome) = self.apply_train_dialog(ctx, outcome) else { continue };
+            let Some(outcome) = self.apply_vae_tools_dialog(outcome) else { continue };
             match outcome {
                 DialogOutcome::Encode { path, slot } => self.apply(UiCommand::EncodeFile { path, slot }),
                 DialogOutcome::Save { request, label } => {
@@ -411,6 +419,8 @@ impl StudioApp {
                 | DialogOutcome::Library(_)
                 | DialogOutcome::TrainingFolder(_)
                 | DialogOutcome::TrainingText(_)
+                | DialogOutcome::OutlierFolder(_)
+                | DialogOutcome::DenoiseImage(_)
                 | DialogOutcome::ModelsFound(_)
                 | DialogOutcome::FolderPreview(_) => {}
             }
@@ -441,6 +451,7 @@ impl StudioApp {
         let Some(event) = self.apply_text_event(event) else { return };
         let Some(event) = self.apply_train_event(ctx, event) else { return };
         let Some(event) = self.apply_image_event(ctx, event) else { return };
+        let Some(event) = self.apply_vae_tools_event(ctx, event) else { return };
         match (event, purpose) {
             (WorkerEvent::ModelLoaded { manifest, latent_map, can_encode, directions, .. }, _) => {
                 if self.selected.as_deref() != Some(manifest.id.as_str()) {

@@ -34,6 +34,28 @@ pub enum ModelError {
     Compute { id: String, source: candle_core::Error },
 }
 
+/// One image's score under a VAE: how unusual it is.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct OutlierScore {
+    /// Index into the scored set.
+    pub index: usize,
+    /// Reconstruction + KL, nats per image.
+    pub neg_elbo: f64,
+    pub recon: f64,
+    pub kl: f64,
+    /// |x − x̂| per pixel, averaged over channels, `[side, side]`.
+    #[serde(skip)]
+    pub error_map: Vec<f32>,
+}
+
+/// An image with noise added, and the model's reconstruction of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Denoised {
+    /// `[channels, side, side]` in [0, 1], as the model saw it.
+    pub noisy: Vec<f32>,
+    pub denoised: Vec<f32>,
+}
+
 /// A model whose outputs are images addressed by a latent vector.
 pub trait LatentModel: Send + Sync {
     /// What the model is.
@@ -51,6 +73,23 @@ pub trait LatentModel: Send + Sync {
     fn encode(&self, _image: &image::DynamicImage) -> Result<Vec<f32>, ModelError> {
         let m = self.manifest();
         Err(ModelError::Unsupported { id: m.id.clone(), what: "has no encoder".into() })
+    }
+
+    /// Every image of `images` scored by how unusual the model finds it,
+    /// most unusual first (a VAE's negative ELBO); others cannot.
+    fn rank_outliers(&self, _images: &crate::io::datasets::ImageSet) -> Result<Vec<OutlierScore>, ModelError> {
+        Err(self.unsupported("cannot score images (outliers need a VAE)"))
+    }
+
+    /// `pixels` (`[channels, side, side]` in [0, 1]) with N(0, σ²) noise from
+    /// `seed` added, then encoded and decoded (VAEs); others cannot.
+    fn denoise(&self, _pixels: &[f32], _sigma: f32, _seed: u64) -> Result<Denoised, ModelError> {
+        Err(self.unsupported("cannot denoise (denoising needs a VAE's encoder)"))
+    }
+
+    /// The error for something this model cannot do.
+    fn unsupported(&self, what: &str) -> ModelError {
+        ModelError::Unsupported { id: self.manifest().id.clone(), what: what.to_owned() }
     }
 
     /// Named directions in latent space, orthonormal (a GAN's principal

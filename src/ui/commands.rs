@@ -87,6 +87,14 @@ pub enum UiCommand {
     Generate,
     /// Save the last generated text with its settings.
     SaveText,
+    /// Rank a folder's images by how unusual the Latent view's VAE finds them (`None`: ask for the folder).
+    RankOutliers(Option<PathBuf>),
+    /// Save the latest outlier ranking as JSON (asks where).
+    ExportOutliers,
+    /// Denoise this image with the Latent view's VAE (`None`: ask for it).
+    DenoiseImage(Option<PathBuf>),
+    /// Denoise the same image again with the new noise settings.
+    DenoiseAgain,
     /// Start training with the training view's settings.
     StartTraining,
     /// Stop the run now, keeping it to resume (also after a restart).

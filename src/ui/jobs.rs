@@ -26,6 +26,8 @@ pub enum Purpose {
     Generate,
     /// Generating an image.
     Image,
+    /// Ranking outliers or denoising with a VAE.
+    Analyse,
 }
 
 /// Where a job is.

@@ -10,6 +10,7 @@ use egui::{RichText, TextureHandle, TextureOptions, Vec2};
 use super::latent_map::{MapPoints, latent_map_ui};
 use super::scatter::ScatterPoint;
 use super::theme;
+use super::vae_tools_panel::VaeToolsPanel;
 use crate::io::latent_map::LatentMap;
 use crate::io::manifest::{Family, ModelManifest};
 use crate::latent::interpolate::{Interpolation, interpolate, seeded_latent, truncate};
@@ -101,6 +102,8 @@ pub struct LatentPanel {
     pub grid_seed: u64,
     /// The decoded grid, seeds `grid_seed..grid_seed + GRID_SIZE`.
     pub grid: Vec<TextureHandle>,
+    /// Outliers and denoising, for VAEs.
+    pub vae_tools: VaeToolsPanel,
 }
 
 /// Images in the latent panel's sample grid.
@@ -126,6 +129,7 @@ impl LatentPanel {
             truncation: 1.0,
             grid_seed: 0,
             grid: Vec::new(),
+            vae_tools: VaeToolsPanel::default(),
         }
     }
 
@@ -217,6 +221,9 @@ impl LatentPanel {
         directions: Vec<Vec<f32>>,
     ) {
         let dim = manifest.latent_dim;
+        // Rankings and denoised images belong to the previous model; the settings stay.
+        self.vae_tools.ranking = None;
+        self.vae_tools.denoised = None;
         let map = map.map(|m| MapPoints {
             points: Arc::new(
                 m.points.iter().zip(&m.labels).map(|(p, l)| ScatterPoint { latent: *p, label: *l as u32 }).collect(),
@@ -278,6 +285,10 @@ impl LatentPanel {
         self.interpolation_ui(ui, ctx, out);
         ui.separator();
         self.grid_ui(ui, out);
+        if self.model.as_ref().is_some_and(|m| m.manifest.family == crate::io::manifest::Family::Vae) {
+            ui.separator();
+            self.vae_tools.ui(ui, out);
+        }
     }
 
     fn sliders_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {

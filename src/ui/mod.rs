@@ -14,3 +14,4 @@ pub mod text_panel;
 pub mod theme;
 pub mod train_curves;
 pub mod train_panel;
+pub mod vae_tools_panel;

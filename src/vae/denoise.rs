@@ -7,12 +7,7 @@ use candle_core::{Device, Tensor};
 use super::network::Vae;
 use crate::train::rng::SeededRng;
 
-/// An image with noise added, and the model's reconstruction of it.
-pub struct Denoised {
-    /// `[channels, side, side]` in [0, 1], as the model saw it.
-    pub noisy: Vec<f32>,
-    pub denoised: Vec<f32>,
-}
+pub use crate::latent::model::Denoised;
 
 /// Adds N(0, σ²) noise (from `seed`) to `pixels` (`[channels, side, side]`
 /// in [0, 1], clamped after), encodes and decodes.

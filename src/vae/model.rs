@@ -4,7 +4,9 @@ use candle_core::{Device, Tensor};
 use image::{DynamicImage, RgbImage};
 
 use crate::io::manifest::{Family, ModelManifest};
-use crate::latent::model::{LatentModel, ModelError, check_manifest_shape, load_weights, tensor_to_images};
+use crate::latent::model::{
+    Denoised, LatentModel, ModelError, OutlierScore, check_manifest_shape, load_weights, tensor_to_images,
+};
 use crate::vae::network::{Vae, VaeConfig};
 
 /// A VAE ready to encode and decode.
@@ -86,5 +88,16 @@ impl LatentModel for VaeModel {
             mean.flatten_all()?.to_vec1()
         };
         run().map_err(|e| self.compute(e))
+    }
+
+    fn rank_outliers(&self, images: &crate::io::datasets::ImageSet) -> Result<Vec<OutlierScore>, ModelError> {
+        super::outliers::rank_outliers(&self.vae, images, &self.device).map_err(|e| self.compute(e))
+    }
+
+    fn denoise(&self, pixels: &[f32], sigma: f32, seed: u64) -> Result<Denoised, ModelError> {
+        if !(0.0..=1.0).contains(&sigma) {
+            return Err(ModelError::BadInput(format!("noise {sigma} is outside 0–1")));
+        }
+        super::denoise::denoise(&self.vae, pixels, sigma, seed, &self.device).map_err(|e| self.compute(e))
     }
 }

@@ -12,19 +12,7 @@ use crate::io::datasets::ImageSet;
 /// Images scored per forward pass.
 const BATCH: usize = 64;
 
-/// One image's score.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct OutlierScore {
-    /// Index into the scored set.
-    pub index: usize,
-    /// Reconstruction + KL, nats per image.
-    pub neg_elbo: f64,
-    pub recon: f64,
-    pub kl: f64,
-    /// |x − x̂| per pixel, averaged over channels, `[side, side]`.
-    #[serde(skip)]
-    pub error_map: Vec<f32>,
-}
+pub use crate::latent::model::OutlierScore;
 
 /// Scores every image of `images` under `vae`, highest (most unusual) first.
 pub fn rank_outliers(vae: &Vae, images: &ImageSet, device: &Device) -> candle_core::Result<Vec<OutlierScore>> {

@@ -12,6 +12,7 @@ mod text;
 pub mod train_plan;
 mod train_runs;
 mod training;
+pub mod vae_tools;
 
 pub use handle::{Waker, WorkerHandle};
 pub use protocol::{

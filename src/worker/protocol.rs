@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use image::RgbImage;
 
 use super::train_plan::TrainRequest;
+use super::vae_tools::{DenoiseResult, OutlierRanking};
 use crate::diffusion::pipeline::ImageRequest;
+use crate::io::image_folder::Fit;
 use crate::io::image_record::ImageRecord;
 use crate::io::latent_map::LatentMap;
 use crate::io::manifest::ModelManifest;
@@ -144,6 +146,12 @@ pub enum WorkerRequest {
     /// (checkpoints, progress files, the exported model); losses, epoch
     /// reports and sample grids arrive as events.
     Train(Box<TrainRequest>),
+    /// Rank the images below `folder` by how unusual the VAE `model` finds them.
+    Outliers { model: String, folder: PathBuf, fit: Fit },
+    /// Add noise (standard deviation `noise`, from `seed`) to the image at
+    /// `image` and encode and decode it with the VAE `model`; queued ones
+    /// are coalesced as a slider moves.
+    Denoise { model: String, image: PathBuf, noise: f32, seed: u64 },
     /// Follow a GAN run of `latent-studio train gan` in `folder` (its
     /// `progress/` log and grids) and report it as a training run would be.
     WatchGanRun { folder: PathBuf },
@@ -158,7 +166,9 @@ impl WorkerRequest {
             Self::LoadModel { model }
             | Self::Decode { model, .. }
             | Self::Encode { model, .. }
-            | Self::Save { model, .. } => Some(model),
+            | Self::Save { model, .. }
+            | Self::Outliers { model, .. }
+            | Self::Denoise { model, .. } => Some(model),
             Self::Train(_)
             | Self::WatchGanRun { .. }
             | Self::Generate { .. }
@@ -178,6 +188,8 @@ impl WorkerRequest {
             | Self::Encode { .. }
             | Self::Save { .. }
             | Self::SaveText { .. }
+            | Self::Outliers { .. }
+            | Self::Denoise { .. }
             | Self::Shutdown => WorkerThread::Inference,
             Self::Generate { .. } => WorkerThread::Text,
             Self::GenerateImage(_) => WorkerThread::Image,
@@ -189,6 +201,7 @@ impl WorkerRequest {
     pub fn preview_stream(&self) -> Option<&str> {
         match self {
             Self::Decode { preview: Some(stream), .. } => Some(stream),
+            Self::Denoise { .. } => Some("denoise"),
             _ => None,
         }
     }
@@ -231,6 +244,10 @@ pub enum WorkerEvent {
     Encoded { job: JobId, latent: Vec<f32>, source: PathBuf },
     /// A file was written.
     Saved { job: JobId, path: PathBuf },
+    /// A folder ranked by how unusual its images are (terminal).
+    OutliersRanked { job: JobId, ranking: Box<OutlierRanking> },
+    /// An image with noise and denoised (terminal).
+    Denoised { job: JobId, result: Box<DenoiseResult> },
     /// A training run (or its next stage, `stage` naming it when a run has
     /// several) began in `folder`, with `done` of `planned` epochs behind it.
     TrainStage { job: JobId, folder: PathBuf, stage: String, done: usize, planned: usize },
@@ -269,6 +286,8 @@ impl WorkerEvent {
             | Self::Decoded { job, .. }
             | Self::Encoded { job, .. }
             | Self::Saved { job, .. }
+            | Self::OutliersRanked { job, .. }
+            | Self::Denoised { job, .. }
             | Self::TrainStage { job, .. }
             | Self::TrainBatch { job, .. }
             | Self::TrainEpoch { job, .. }

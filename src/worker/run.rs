@@ -13,7 +13,9 @@ use super::protocol::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerRequest}
 use super::skeleton::{Outcome, ServiceThread, guarded, hand_on};
 use super::text::TextService;
 use super::training::{spawn_gan_watch, spawn_run};
+use super::vae_tools::{DenoiseInput, SHOWN_OUTLIERS, denoise_file, rank_folder};
 use crate::io::export::{encode_gif, make_grid, upscale};
+use crate::io::image_folder::Fit;
 use crate::io::latent_map::read_latent_map;
 use crate::io::output::{save_numbered, write_new_file};
 use crate::io::png_meta::encode_png;
@@ -166,6 +168,17 @@ impl Worker {
                 }
                 .map_err(|e| e.to_string())?;
                 WorkerEvent::Saved { job, path }
+            }
+            WorkerRequest::Outliers { model, folder, fit } => {
+                let m = self.cache.get(&model).map_err(|e| e.to_string())?;
+                let ranking = Box::new(rank_folder(m.as_ref(), &folder, fit, SHOWN_OUTLIERS)?);
+                WorkerEvent::OutliersRanked { job, ranking }
+            }
+            WorkerRequest::Denoise { model, image, noise, seed } => {
+                let m = self.cache.get(&model).map_err(|e| e.to_string())?;
+                let input = DenoiseInput { path: &image, fit: Fit::Crop, noise, seed };
+                let result = Box::new(denoise_file(m.as_ref(), &input)?);
+                WorkerEvent::Denoised { job, result }
             }
             WorkerRequest::SaveText { contents, target } => {
                 let path = match target {
