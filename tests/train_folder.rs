@@ -177,3 +177,55 @@ fn a_vae_whose_latent_carries_nothing_is_warned_about() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("warning: posterior collapse?"), "{stderr}");
 }
+
+/// A full disk while checkpointing (as close as a test gets without
+/// mounting one: a 1 KiB file-size limit, SIGXFSZ ignored): the run stops
+/// with a message naming the file, the previous checkpoint and the exported
+/// model are untouched, and resuming once there is room ends exactly as an
+/// uninterrupted run does. Deleting the data folder of a run makes resuming
+/// fail with the folder's name.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_while_checkpointing_keeps_the_last_checkpoint() {
+    let data = tempfile::tempdir().unwrap();
+    mixed_folder(data.path());
+    let models = tempfile::tempdir().unwrap();
+    let (run, whole) = (models.path().join("run"), models.path().join("whole"));
+    let flags = ["--latent-dim", "2", "--hidden", "16"];
+    let epochs = |n: &'static str| {
+        let mut extra = flags.to_vec();
+        extra.extend(["--epochs", n]);
+        extra
+    };
+    assert!(train_tiny("vae", data.path(), &run, &epochs("1"), models.path()).status.success());
+    let model_before = std::fs::read(run.join("model.safetensors")).unwrap();
+    let state_before = std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap();
+
+    let mut args =
+        vec!["train", "vae", "--data", data.path().to_str().unwrap(), "--side", "16", "--base-channels", "4"];
+    args.extend(["--batch-size", "4", "--out", run.to_str().unwrap(), "--resume"]);
+    args.extend(epochs("2"));
+    let script = format!("trap '' XFSZ; ulimit -f 1; exec {} \"$@\"", env!("CARGO_BIN_EXE_latent-studio"));
+    let out = Command::new("bash").arg("-c").arg(&script).arg("studio").args(&args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && out.status.code().is_some(), "an error, not a signal: {stderr}");
+    assert!(stderr.contains("no room left on the disk") && stderr.contains("weights.safetensors"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap(), state_before, "kept as it was");
+    assert_eq!(std::fs::read(run.join("model.safetensors")).unwrap(), model_before, "the model is not overwritten");
+    assert!(!run.join("checkpoint.new").exists(), "the half-written copy is cleaned up");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_latent-studio")).args(&args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(train_tiny("vae", data.path(), &whole, &epochs("2"), models.path()).status.success());
+    for file in ["checkpoint/weights.safetensors", "model.safetensors"] {
+        assert!(std::fs::read(run.join(file)).unwrap() == std::fs::read(whole.join(file)).unwrap(), "{file}");
+    }
+
+    // The data folder gone: resuming says which folder is missing.
+    let moved = models.path().join("moved");
+    std::fs::rename(data.path(), &moved).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_latent-studio")).args(&args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains(data.path().to_str().unwrap()), "{stderr}");
+    std::fs::rename(&moved, data.path()).unwrap();
+}

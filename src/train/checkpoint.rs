@@ -49,23 +49,17 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
 
 /// Writes a checkpoint of `varmap`, the optimisers `opts` (over disjoint
 /// variables, such as a GAN's generator and discriminator) and `state` into
-/// `dir`, replacing it whole.
+/// `dir`, replacing it whole. If a write fails (a full disk, say), the
+/// half-written copy is removed and the previous checkpoint stays as it was.
 pub fn save_checkpoint<S: Serialize>(dir: &Path, varmap: &VarMap, opts: &[&Adam], state: &S) -> Result<(), TrainError> {
     let staging = sibling(dir, "new");
     let previous = sibling(dir, "old");
     let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(|e| file_err(&staging, e))?;
-    let weights = staging.join(WEIGHTS);
-    varmap.save(&weights).map_err(|e| file_err(&weights, e))?;
-    let opt_path = staging.join(OPTIMIZER);
-    let mut moments = std::collections::HashMap::new();
-    for opt in opts {
-        moments.extend(opt.state()?);
+    let written = write_checkpoint_files(&staging, varmap, opts, state);
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
     }
-    candle_core::safetensors::save(&moments, &opt_path).map_err(|e| file_err(&opt_path, e))?;
-    let state_path = staging.join(STATE);
-    let text = serde_json::to_string_pretty(state).map_err(|e| file_err(&state_path, e))?;
-    std::fs::write(&state_path, text).map_err(|e| file_err(&state_path, e))?;
     let _ = std::fs::remove_dir_all(&previous);
     if dir.exists() {
         std::fs::rename(dir, &previous).map_err(|e| file_err(dir, e))?;
@@ -73,6 +67,39 @@ pub fn save_checkpoint<S: Serialize>(dir: &Path, varmap: &VarMap, opts: &[&Adam]
     std::fs::rename(&staging, dir).map_err(|e| file_err(dir, e))?;
     let _ = std::fs::remove_dir_all(&previous);
     Ok(())
+}
+
+fn write_checkpoint_files<S: Serialize>(
+    staging: &Path,
+    varmap: &VarMap,
+    opts: &[&Adam],
+    state: &S,
+) -> Result<(), TrainError> {
+    std::fs::create_dir_all(staging).map_err(|e| write_err(staging, e))?;
+    let weights = staging.join(WEIGHTS);
+    varmap.save(&weights).map_err(|e| write_err(&weights, e))?;
+    let opt_path = staging.join(OPTIMIZER);
+    let mut moments = std::collections::HashMap::new();
+    for opt in opts {
+        moments.extend(opt.state()?);
+    }
+    candle_core::safetensors::save(&moments, &opt_path).map_err(|e| write_err(&opt_path, e))?;
+    let state_path = staging.join(STATE);
+    let text = serde_json::to_string_pretty(state).map_err(|e| file_err(&state_path, e))?;
+    std::fs::write(&state_path, text).map_err(|e| write_err(&state_path, e))
+}
+
+/// A failed write of `path`; a full disk (or quota, or file-size limit) says so plainly.
+fn write_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    let text = e.to_string();
+    // ENOSPC, EFBIG and EDQUOT, however deep in candle's or safetensors' errors they arrive.
+    let full = ["os error 28", "os error 27", "os error 122"].iter().any(|code| text.contains(code));
+    if full {
+        let detail =
+            format!("no room left on the disk ({text}); the previous checkpoint is kept: free space and resume");
+        return TrainError::File { path: path.to_owned(), detail };
+    }
+    file_err(path, e)
 }
 
 /// A checkpoint's state and the folder it was read from: `dir`, or the
