@@ -315,7 +315,7 @@ pub fn hub_names(data: &[u8]) {
 
 /// Where a run's data came from, as a checkpoint or the settings store it
 /// (read back from files the user may have edited): an image source, a text
-/// source, or an unfinished Hub pull. Whatever is accepted can be checked
+/// source, an unfinished Hub pull, or a paused training run. Whatever is accepted can be checked
 /// and written back as command-line flags without a panic.
 pub fn train_sources(data: &[u8]) {
     use crate::io::datasets::DataSource;
@@ -331,6 +331,10 @@ pub fn train_sources(data: &[u8]) {
     }
     if let Ok(pull) = serde_json::from_slice::<crate::hub::pull::PullPlan>(data) {
         let _ = (pull.is_well_formed(), pull.total_bytes());
+    }
+    // A paused training run, as the settings keep it.
+    if let Ok(run) = serde_json::from_slice::<crate::worker::train_plan::TrainRequest>(data) {
+        let _ = (run.plan.stem(), run.plan.epochs(), run.folder.known());
     }
 }
 

@@ -94,6 +94,18 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Training speed of every family (VAE, DCGAN, the latent diffusion model's two stages, the character GPT).
+    Train {
+        /// Where scripts/fetch-data.sh put emoji/ and shakespeare/.
+        #[arg(long, default_value = "data")]
+        data_dir: std::path::PathBuf,
+        /// Emoji images per epoch.
+        #[arg(long, default_value_t = 1024)]
+        images: usize,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// candle's built-in convolutions against the GEMM ones: per conv layer of the shipped VAEs and whole-model work.
     Conv {
         /// Model id whose layers and weights are timed (a VAE).
@@ -130,6 +142,9 @@ pub fn run(cmd: BenchCommand, models_dir: &Path) -> anyhow::Result<()> {
         }
         BenchCommand::Gan { batch, steps, dump, json } => {
             super::bench_gan::bench_gan(batch.max(2), steps.max(1), dump.as_deref(), json)
+        }
+        BenchCommand::Train { data_dir, images, json } => {
+            super::bench_train::bench_train(models_dir, &data_dir, images.max(64), json)
         }
         BenchCommand::Conv { model, runs, fresh_buffers, json } => {
             super::bench_conv::bench_conv(models_dir, &model, runs, fresh_buffers, json)

@@ -7,6 +7,7 @@ mod bench_diffusion;
 mod bench_gan;
 mod bench_hub;
 mod bench_text;
+mod bench_train;
 mod directions;
 mod generate;
 mod hub;
