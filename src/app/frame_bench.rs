@@ -90,6 +90,44 @@ pub fn frame_times_during_training(
     Ok(Some(FrameTimes { frames, cpu, wall, training }))
 }
 
+/// Runs `frames` UI frames at ~60 Hz on the Train view while it trains the
+/// emoji DCGAN (from `data_dir`) as a user starts it: every batch's losses
+/// and each epoch's samples arrive as events and are plotted. The run goes
+/// to a temporary models folder, removed afterwards.
+pub fn frame_times_in_train_view(data_dir: &Path, frames: usize) -> anyhow::Result<FrameTimes> {
+    let models_dir = std::env::temp_dir().join(format!("latent-studio-bench-runs-{}", std::process::id()));
+    std::fs::create_dir_all(&models_dir)?;
+    let ctx = egui::Context::default();
+    let settings = Settings { tab: crate::ui::commands::Tab::Train, ..Settings::default() };
+    let mut app = StudioApp::with_settings(&ctx, None, models_dir.clone(), settings)?;
+    app.train.family = crate::ui::train_panel::TrainFamily::Gan;
+    (app.train.use_folder, app.train.dataset) = (false, DatasetName::Emoji);
+    app.train.data_dir = data_dir.display().to_string();
+    app.train.epochs = 1000;
+    app.apply(UiCommand::StartTraining);
+    let warm = Instant::now();
+    while warm.elapsed() < Duration::from_secs(5) {
+        let out = ctx.run_ui(input(), |ui| app.frame_ui(ui));
+        let _ = ctx.tessellate(out.shapes, out.pixels_per_point);
+        std::thread::sleep(Duration::from_millis(16));
+    }
+    let (mut times, mut cpu_times) = (Vec::with_capacity(frames), Vec::with_capacity(frames));
+    for _ in 0..frames {
+        timed_frame(&ctx, &mut app, (Instant::now(), thread_cpu_time()), &mut times, &mut cpu_times);
+    }
+    let run = &app.train.run;
+    let training = format!("epoch {:?}, {} loss points plotted", run.position, run.curve("D").len());
+    if let Some(job) = app.train.running {
+        app.apply(UiCommand::Cancel(job));
+    }
+    let wall = p50_p99(&mut times);
+    let cpu = (!cpu_times.is_empty()).then(|| p50_p99(&mut cpu_times));
+    // Let the cancelled run stop before its folder goes.
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = std::fs::remove_dir_all(&models_dir);
+    Ok(FrameTimes { frames, cpu, wall, training })
+}
+
 /// Runs `frames` UI frames at ~60 Hz on the Models view while `plan` is
 /// pulled from the Hub `config` names (into its cache, emptied first and
 /// again after each pull so the download keeps going), timing each frame.

@@ -102,6 +102,9 @@ pub enum BenchCommand {
         /// Emoji images per epoch.
         #[arg(long, default_value_t = 1024)]
         images: usize,
+        /// UI frames of the Train view to time during a GAN run (0 skips them).
+        #[arg(long, default_value_t = 600)]
+        frames: usize,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -143,8 +146,8 @@ pub fn run(cmd: BenchCommand, models_dir: &Path) -> anyhow::Result<()> {
         BenchCommand::Gan { batch, steps, dump, json } => {
             super::bench_gan::bench_gan(batch.max(2), steps.max(1), dump.as_deref(), json)
         }
-        BenchCommand::Train { data_dir, images, json } => {
-            super::bench_train::bench_train(models_dir, &data_dir, images.max(64), json)
+        BenchCommand::Train { data_dir, images, frames, json } => {
+            super::bench_train::bench_train(models_dir, &data_dir, images.max(64), frames, json)
         }
         BenchCommand::Conv { model, runs, fresh_buffers, json } => {
             super::bench_conv::bench_conv(models_dir, &model, runs, fresh_buffers, json)

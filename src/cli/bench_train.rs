@@ -50,8 +50,9 @@ fn time_epoch<T: EpochTrainer>(run: &mut T, items: usize) -> anyhow::Result<(f64
     Ok((seconds, items as f64 / seconds))
 }
 
-/// Runs the benchmark on `images` emoji images and prints a table (or JSON).
-pub fn bench_train(models_dir: &Path, data_dir: &Path, images: usize, json: bool) -> anyhow::Result<()> {
+/// Runs the benchmark on `images` emoji images and prints a table (or JSON),
+/// then times `frames` UI frames of the Train view during a GAN run.
+pub fn bench_train(models_dir: &Path, data_dir: &Path, images: usize, frames: usize, json: bool) -> anyhow::Result<()> {
     let device = default_device();
     let emoji = DataSource::Named(DatasetName::Emoji);
     let (loaded, captions) = emoji.load_captioned(data_dir).context("the emoji images (scripts/fetch-data.sh)")?;
@@ -118,8 +119,10 @@ pub fn bench_train(models_dir: &Path, data_dir: &Path, images: usize, json: bool
         Err(e) => eprintln!("Character GPT: skipped ({e})"),
     }
 
+    let ui = if frames > 0 { Some(crate::app::frame_bench::frame_times_in_train_view(data_dir, frames)?) } else { None };
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        let ui = ui.map(|t| serde_json::json!({ "frames": t.frames, "cpu_ms_p50_p99": t.cpu, "wall_ms_p50_p99": t.wall }));
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "families": rows, "ui_frames": ui }))?);
         return Ok(());
     }
     let threads = candle_core::utils::get_num_threads();
@@ -127,6 +130,15 @@ pub fn bench_train(models_dir: &Path, data_dir: &Path, images: usize, json: bool
     println!("| family | network | per epoch | throughput |\n|---|---|---|---|");
     for r in &rows {
         println!("| {} | {} | {:.2} s | {:.0} {} |", r.family, r.what, r.seconds, r.per_second, r.unit);
+    }
+    if let Some(t) = ui {
+        println!("\nThe Train view while it trains the emoji DCGAN ({} frames at 60 Hz):\n", t.frames);
+        println!("| UI frame | p50 ms | p99 ms |\n|---|---|---|");
+        if let Some((p50, p99)) = t.cpu {
+            println!("| CPU time of the UI thread | {p50:.3} | {p99:.3} |");
+        }
+        println!("| wall time | {:.3} | {:.3} |", t.wall.0, t.wall.1);
+        println!("\n{}", t.training);
     }
     Ok(())
 }

@@ -51,7 +51,7 @@ pub struct VaeToolsPanel {
 
 impl Default for VaeToolsPanel {
     fn default() -> Self {
-        Self { fit: Fit::Crop, ranking_job: None, ranking: None, image: None, noise: 0.3, seed: 0, denoised: None }
+        Self { fit: Fit::Crop, ranking_job: None, ranking: None, image: None, noise: 0.5, seed: 0, denoised: None }
     }
 }
 
