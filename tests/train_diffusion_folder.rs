@@ -67,6 +67,7 @@ fn latent_diffusion_trains_on_a_captioned_folder_and_fine_tunes() {
     let card = std::fs::read_to_string(out.join("README.md")).unwrap();
     assert!(card.contains("sidecar `.txt`") && card.contains("\"a bouncing ball\""), "{card}");
     assert!(card.contains("train autoencoder") && card.contains("train diffusion"), "both commands: {card}");
+    assert!(card.contains("14 training images"), "the image count: {card}");
     let image = models.path().join("sample.png");
     let generate =
         ["generate", "--model", "my-ldm", "--prompt", "alpha", "--steps", "3", "--out", image.to_str().unwrap()];

@@ -82,6 +82,7 @@ fn the_vae_and_the_gan_train_on_a_folder_and_export_models_that_sample() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let card = std::fs::read_to_string(gan_out.join("README.md")).unwrap();
     assert!(card.contains("--data") && card.contains("--grey"), "the card's command reads the same folder: {card}");
+    assert!(card.contains("| Images | 14 for training, 1 held out |"), "{card}");
 }
 
 #[test]

@@ -119,9 +119,11 @@ pub fn bench_train(models_dir: &Path, data_dir: &Path, images: usize, frames: us
         Err(e) => eprintln!("Character GPT: skipped ({e})"),
     }
 
-    let ui = if frames > 0 { Some(crate::app::frame_bench::frame_times_in_train_view(data_dir, frames)?) } else { None };
+    let ui =
+        if frames > 0 { Some(crate::app::frame_bench::frame_times_in_train_view(data_dir, frames)?) } else { None };
     if json {
-        let ui = ui.map(|t| serde_json::json!({ "frames": t.frames, "cpu_ms_p50_p99": t.cpu, "wall_ms_p50_p99": t.wall }));
+        let ui =
+            ui.map(|t| serde_json::json!({ "frames": t.frames, "cpu_ms_p50_p99": t.cpu, "wall_ms_p50_p99": t.wall }));
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "families": rows, "ui_frames": ui }))?);
         return Ok(());
     }

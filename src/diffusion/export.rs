@@ -85,6 +85,8 @@ pub struct ModelCard<'a> {
     pub source: &'a DataSource,
     /// The sample grid's rows.
     pub prompts: &'a [String],
+    /// Captioned images the U-Net trained on.
+    pub images: usize,
 }
 
 /// Writes the manifest, sample grid, loss chart and card into `dir`.
@@ -160,7 +162,7 @@ e.g. \"cat face, cat, animal mammal\""
         "# {name}\n\n\
 A text-to-image latent diffusion model {origin}, \
 in the diffusers folder layout (it loads in the studio like any Stable Diffusion folder, and in diffusers).\n\n\
-- **Data:** {data}; {side}×{side} RGB on white, every tenth image held out. Captions: {captions}.\n\
+- **Data:** {data}; {side}×{side} RGB on white, {images} training images, every tenth image held out. Captions: {captions}.\n\
 - **Autoencoder** (`vae/`): KL autoencoder, blocks {blocks:?}, {side}×{side}×3 ↔ 4×{latent}×{latent} latents, {ae_params} parameters, \
 L1 + KL·{kl}; `scaling_factor` {scale:.4} (unit variance of the training latents).\n\
 - **Text encoder** (`text_encoder/`, `tokenizer/`): CLIP-style BPE trained on the captions ({vocab} tokens, {len} per \
@@ -180,6 +182,7 @@ are tied to in the captions, not fine detail.\n",
         name = card.name,
         data = card.source.credit(),
         latent = side / 4,
+        images = card.images,
         blocks = ae.spec.as_ref().map(|s| s.config.block_out_channels.clone()).unwrap_or_default(),
         ae_params = ae.parameters,
         kl = ae.spec.as_ref().map_or(0.0, |s| s.kl_weight),

@@ -158,6 +158,7 @@ impl EpochTrainer for DiffusionRun {
             seconds: self.started.elapsed().as_secs_f64(),
             source: &self.source,
             prompts: &self.prompts,
+            images: self.data.ids.len(),
         };
         write_model_files(dir, &self.trainer, &grid, &card)
     }

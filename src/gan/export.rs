@@ -84,7 +84,8 @@ pub fn export_gan(
 
     let diversity = measure(trainer.generator(), cfg.latent_dim, train, test, DIVERSITY_SAMPLES, spec.seed ^ 0xD1)?;
     let card = dir.join("README.md");
-    std::fs::write(&card, model_card(trainer, &manifest, info, &diversity)?).map_err(|e| file_err(&card, e))
+    std::fs::write(&card, model_card(trainer, &manifest, info, &diversity, (train.len(), test.len()))?)
+        .map_err(|e| file_err(&card, e))
 }
 
 fn model_card(
@@ -92,6 +93,7 @@ fn model_card(
     m: &ModelManifest,
     info: &ExportInfo,
     div: &Diversity,
+    (train, held_out): (usize, usize),
 ) -> Result<String, TrainError> {
     let spec = trainer.spec();
     let (g_params, d_params) = parameter_counts(&spec.config)?;
@@ -106,6 +108,7 @@ fn model_card(
     );
     let _ = writeln!(s, "| | |\n|---|---|");
     let _ = writeln!(s, "| Data | {} |", m.dataset);
+    let _ = writeln!(s, "| Images | {train} for training, {held_out} held out |");
     let _ = writeln!(s, "| Weights license | {} |", m.license);
     let _ = writeln!(s, "| Parameters | generator {g_params} (shipped), discriminator {d_params} |");
     let _ = writeln!(s, "| Network | {} |", serde_json::to_string(&spec.config).unwrap_or_default());

@@ -17,7 +17,12 @@ use crate::train::export::ExportInfo;
 const SAMPLE_PROMPT: &str = "ROMEO:\n";
 
 /// Writes `dir/model.safetensors`, `manifest.json` and `README.md`.
-pub fn export_char_gpt(trainer: &TextTrainer, dir: &Path, info: &ExportInfo) -> Result<(), TrainError> {
+pub fn export_char_gpt(
+    trainer: &TextTrainer,
+    characters: (usize, usize),
+    dir: &Path,
+    info: &ExportInfo,
+) -> Result<(), TrainError> {
     let Some(last) = trainer.history().last() else {
         return Err(TrainError::Invalid("no evaluation yet: nothing to export".into()));
     };
@@ -78,6 +83,7 @@ pub fn export_char_gpt(trainer: &TextTrainer, dir: &Path, info: &ExportInfo) -> 
     let _ = writeln!(card, "A character-level decoder-only transformer trained by Latent Studio's own code.\n");
     let _ = writeln!(card, "| | |\n|---|---|");
     let _ = writeln!(card, "| Data | {} |", spec.corpus.description());
+    let _ = writeln!(card, "| Text | {} characters for training, {} held out |", characters.0, characters.1);
     let _ = writeln!(card, "| Weights license | MIT OR Apache-2.0 (weights trained by Latent Studio) |");
     let _ = writeln!(card, "| Tokenizer | characters: {} symbols, the corpus's own alphabet |", c.vocab);
     let _ = writeln!(card, "| Parameters | {params} ({:.1} MB as f32) |", params as f64 * 4.0 / 1e6);

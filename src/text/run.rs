@@ -68,6 +68,6 @@ impl EpochTrainer for CharGptRun {
     }
 
     fn export(&self, dir: &Path, info: &ExportInfo) -> Result<(), TrainError> {
-        export_char_gpt(&self.trainer, dir, info)
+        export_char_gpt(&self.trainer, (self.corpus.train.len(), self.corpus.valid.len()), dir, info)
     }
 }

@@ -276,7 +276,7 @@ mod tests {
         t.train_until_eval(&corpus, &mut |_, _| true).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let info = crate::train::export::ExportInfo { id: "toy", name: "toy", command: "test" };
-        crate::text::export::export_char_gpt(&t, dir.path(), &info).unwrap();
+        crate::text::export::export_char_gpt(&t, (100, 10), dir.path(), &info).unwrap();
         let manifest = crate::io::manifest::read_manifest(dir.path()).unwrap();
         let mut model = crate::library::load_text_model(&manifest, &Device::Cpu).unwrap();
         let spec = crate::text::generate::GenerateSpec {

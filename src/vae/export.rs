@@ -18,8 +18,15 @@ use crate::train::export::ExportInfo;
 use crate::vae::network::parameter_count;
 use crate::vae::train::VaeTrainer;
 
-/// Writes the model folder `dir` from `trainer`, using `test` for the latent map.
-pub fn export_vae(trainer: &VaeTrainer, test: &ImageSet, dir: &Path, info: &ExportInfo) -> Result<(), TrainError> {
+/// Writes the model folder `dir` from `trainer`, trained on `train_images`
+/// images, using `test` for the latent map.
+pub fn export_vae(
+    trainer: &VaeTrainer,
+    train_images: usize,
+    test: &ImageSet,
+    dir: &Path,
+    info: &ExportInfo,
+) -> Result<(), TrainError> {
     let spec = trainer.spec();
     let cfg = &spec.config;
     if trainer.history().is_empty() {
@@ -63,7 +70,8 @@ pub fn export_vae(trainer: &VaeTrainer, test: &ImageSet, dir: &Path, info: &Expo
     std::fs::write(&samples, png).map_err(|e| file_err(&samples, e))?;
 
     let card = dir.join("README.md");
-    std::fs::write(&card, model_card(trainer, &manifest, info, caption)?).map_err(|e| file_err(&card, e))
+    std::fs::write(&card, model_card(trainer, &manifest, info, caption, (train_images, test.len()))?)
+        .map_err(|e| file_err(&card, e))
 }
 
 /// The decoder's images of fixed latents (the card's samples, and the
@@ -90,7 +98,13 @@ fn sample_latents(dim: usize) -> (Vec<Vec<f32>>, &'static str) {
     }
 }
 
-fn model_card(trainer: &VaeTrainer, m: &ModelManifest, info: &ExportInfo, caption: &str) -> Result<String, TrainError> {
+fn model_card(
+    trainer: &VaeTrainer,
+    m: &ModelManifest,
+    info: &ExportInfo,
+    caption: &str,
+    (train, held_out): (usize, usize),
+) -> Result<String, TrainError> {
     let spec = trainer.spec();
     let params = parameter_count(&spec.config)?;
     let history = trainer.history();
@@ -105,6 +119,7 @@ fn model_card(trainer: &VaeTrainer, m: &ModelManifest, info: &ExportInfo, captio
     );
     let _ = writeln!(s, "| | |\n|---|---|");
     let _ = writeln!(s, "| Data | {} |", m.dataset);
+    let _ = writeln!(s, "| Images | {train} for training, {held_out} held out |");
     let _ = writeln!(s, "| Weights license | {} |", m.license);
     let _ = writeln!(s, "| Parameters | {params} ({:.1} MB as f32) |", params as f64 * 4.0 / 1e6);
     let _ = writeln!(s, "| Network | {} |", serde_json::to_string(&spec.config).unwrap_or_default());

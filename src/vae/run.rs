@@ -49,7 +49,7 @@ impl EpochTrainer for VaeRun {
     }
 
     fn export(&self, dir: &Path, info: &ExportInfo) -> Result<(), TrainError> {
-        export_vae(&self.trainer, &self.test, dir, info)
+        export_vae(&self.trainer, self.train.len(), &self.test, dir, info)
     }
 }
 
