@@ -193,3 +193,46 @@ fn a_paused_run_survives_a_restart_and_its_model_opens_in_the_latent_view() {
     });
     assert_eq!(h.state().panel.latent.len(), 2, "a slider per latent dimension");
 }
+
+/// The latent diffusion model from the Train view on a captioned folder:
+/// the autoencoder stage, then the U-Net stage, each with its curves; the
+/// finished model is in the Image view's picker at once.
+#[test]
+fn a_diffusion_model_trained_in_the_train_view_joins_the_image_picker() {
+    use latent_studio::app::settings::Settings;
+    let data = tempfile::tempdir().unwrap();
+    common::image_folder::mixed_folder(data.path());
+    let models = common::models_folder_with(&[]);
+    let models_dir = models.path().to_owned();
+    let settings = Settings { tab: Tab::Train, ..Settings::default() };
+    let mut h = Harness::builder()
+        .with_size([1200.0, 900.0])
+        .build_eframe(move |cc| StudioApp::with_settings(&cc.egui_ctx, None, models_dir, settings).unwrap());
+    h.get_by_label("Latent diffusion").click();
+    h.step();
+    h.get_by_label("Network width");
+    h.state_mut().apply(UiCommand::ChooseTrainingFolder(Some(data.path().to_owned())));
+    h.state_mut().train.folder_spec.side = 16;
+    common::step_until(&mut h, "the preview", |app| app.train.preview_is_current());
+    {
+        let train = &mut h.state_mut().train;
+        (train.autoencoder_epochs, train.epochs, train.diffusion_width) = (1, 1, 32);
+    }
+    h.get_by_label("Start training").click();
+    let start = std::time::Instant::now();
+    h.step();
+    while h.state().train.running.is_some() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(240), "the run did not finish");
+        h.step();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let notices: Vec<_> = h.state().notices().iter().map(|n| n.text.clone()).collect();
+    assert!(notices.iter().all(|n| !n.contains("failed")), "{notices:?}");
+    let run = &h.state().train.run;
+    assert!(!run.curve("autoencoder loss").is_empty() && !run.curve("U-Net loss").is_empty(), "both stages plotted");
+    assert!(run.epoch_points.contains_key("U-Net noise loss (epoch)"));
+    let id = run.folder.as_ref().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+    common::step_until(&mut h, "the model in the Image view's picker", |app| {
+        app.image_models().iter().any(|m| m.id == id)
+    });
+}

@@ -181,6 +181,11 @@ impl StudioApp {
         Ok(app)
     }
 
+    /// The diffusion models the Image view's picker lists.
+    pub fn image_models(&self) -> &[ModelManifest] {
+        &self.image_models
+    }
+
     /// Installed models.
     pub fn models(&self) -> &[ModelManifest] {
         &self.models

@@ -117,6 +117,8 @@ pub struct TrainPanel {
     pub epochs: usize,
     /// Epochs of the diffusion model's autoencoder.
     pub autoencoder_epochs: usize,
+    /// Width of a new diffusion model's U-Net and text encoder (64 is emoji-ldm's).
+    pub diffusion_width: usize,
     /// Optimiser steps of the character GPT.
     pub steps: usize,
     /// The VAE's latent size and KL weight.
@@ -154,6 +156,7 @@ impl Default for TrainPanel {
             data_dir: "data".into(),
             epochs: 25,
             autoencoder_epochs: 20,
+            diffusion_width: 64,
             steps: 2000,
             latent_dim: 16,
             beta: 1.0,
@@ -356,6 +359,17 @@ impl TrainPanel {
                         egui::DragValue::new(&mut self.autoencoder_epochs).range(1..=1000),
                     )
                     .labelled_by(label.id);
+                    ui.end_row();
+                    ui.label("Network width");
+                    ui.add_enabled_ui(self.base.is_none(), |ui| {
+                        ui.horizontal(|ui| {
+                            for width in [32, 64, 128] {
+                                ui.radio_value(&mut self.diffusion_width, width, width.to_string());
+                            }
+                        })
+                        .response
+                        .on_hover_text("U-Net channels (and twice that at its second level), text encoder width")
+                    });
                     ui.end_row();
                     let label = ui.label("U-Net epochs");
                     ui.add(egui::DragValue::new(&mut self.epochs).range(1..=1000)).labelled_by(label.id);

@@ -134,7 +134,7 @@ impl StudioApp {
                 autoencoder_channels: AUTOENCODER_CHANNELS,
                 start: match base {
                     Some(base) => DiffusionStart::FineTune { base },
-                    None => DiffusionStart::New { merges: 1500, max_len: 24, width: 64 },
+                    None => DiffusionStart::New { merges: 1500, max_len: 24, width: t.diffusion_width },
                 },
                 settings: DiffusionSettings {
                     epochs: t.epochs.max(1),
