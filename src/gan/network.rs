@@ -176,6 +176,12 @@ impl Discriminator {
         Ok(Self { downs, classify: linear(width * cfg.start_side().pow(2), 1, vb.pp("classify"))? })
     }
 
+    /// The same network with its weights cut from the graph: the generator's
+    /// step needs gradients through it, not for it.
+    pub fn frozen(&self) -> Self {
+        Self { downs: self.downs.iter().map(Conv2d::frozen).collect(), classify: self.classify.frozen() }
+    }
+
     /// `x`: [batch, channels, size, size] → logits [batch].
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();

@@ -287,8 +287,9 @@ impl GanTrainer {
         let d_loss =
             (bce_with_logits_mean(&real_logits, self.spec.real_label)? + bce_with_logits_mean(&fake_logits, 0.0)?)?;
         self.opt_d.backward_step(&d_loss)?;
-        // Generator, non-saturating: maximise log D(G(z)) with the updated discriminator.
-        let g_loss = bce_with_logits_mean(&self.discriminator.forward(&fake)?, 1.0)?;
+        // Generator, non-saturating: maximise log D(G(z)) with the updated
+        // discriminator, whose own weight gradients are not needed here.
+        let g_loss = bce_with_logits_mean(&self.discriminator.frozen().forward(&fake)?, 1.0)?;
         self.opt_g.backward_step(&g_loss)?;
         let mean_prob = |l: &Tensor| -> candle_core::Result<f64> {
             Ok(candle_nn::ops::sigmoid(l)?.mean_all()?.to_scalar::<f32>()? as f64)

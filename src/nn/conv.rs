@@ -126,6 +126,12 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
+    /// The same layer with its weights cut from the graph: gradients flow
+    /// to its input only, and its weight gradient is not computed.
+    pub fn frozen(&self) -> Self {
+        Self { weight: self.weight.detach(), bias: self.bias.as_ref().map(Tensor::detach), config: self.config }
+    }
+
     /// The layer with the given backend, followed by ReLU if `relu` (fused where possible).
     pub fn forward_with(&self, x: &Tensor, backend: ConvBackend, relu: bool) -> Result<Tensor> {
         let c = &self.config;

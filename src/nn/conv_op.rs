@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use crate::nn::epilogue::{Epilogue, relu_mask_and_channel_sums};
 use crate::nn::im2col::{PatchGeometry, PatchTable, col2im_add, im2col, im2col_columns};
-use crate::nn::layer_op::LayerKernels;
+use crate::nn::layer_op::{LayerKernels, Wanted};
 use crate::nn::matrix::{Element, MatRef, Threads, matmul};
 
 /// Which direction the op maps.
@@ -138,13 +138,13 @@ impl LayerKernels for ConvOp {
         _b: &[T],
         y: &[T],
         dy: &[T],
-        want_dx: bool,
-    ) -> (Option<Vec<T>>, Vec<T>, Vec<T>) {
+        wanted: Wanted,
+    ) -> (Option<Vec<T>>, Option<Vec<T>>, Vec<T>) {
         let (masked, db) =
             relu_mask_and_channel_sums(dy, self.relu.then_some(y), self.out_channels(), self.out_plane());
         let dy = masked.as_deref().unwrap_or(dy);
         let table = PatchTable::new(&self.geometry);
-        let (dx, dw) = gradients(self.kind, w, self.features, x, dy, &table, want_dx);
+        let (dx, dw) = gradients(self.kind, w, self.features, x, dy, &table, wanted);
         (dx, dw, db)
     }
 }
@@ -358,9 +358,10 @@ fn fold_mul<T: Element>(
     });
 }
 
-/// `dW = Σ_b feat_b · im2col(img_b)ᵀ` and, when asked, the input gradient,
-/// in one pass over the batch: each block's patch matrix is built once and
-/// feeds both products. Returns (dx, dW).
+/// `dW = Σ_b feat_b · im2col(img_b)ᵀ` and the input gradient, each when
+/// `wanted`, in one pass over the batch: each block's patch matrix is built
+/// once and feeds both products (and is not built when neither needs it).
+/// Returns (dx, dW).
 fn gradients<T: Element>(
     kind: ConvKind,
     w: &[T],
@@ -368,8 +369,11 @@ fn gradients<T: Element>(
     x: &[T],
     dy: &[T],
     table: &PatchTable,
-    want_dx: bool,
-) -> (Option<Vec<T>>, Vec<T>) {
+    wanted: Wanted,
+) -> (Option<Vec<T>>, Option<Vec<T>>) {
+    let want_dx = wanted.dx;
+    // conv2d's dx comes from Wᵀ·dy alone; the transpose's needs the patch matrix of dy.
+    let patches = wanted.dw || (want_dx && kind == ConvKind::Transposed);
     let img_len = table.geometry().image_len();
     // conv2d: x is the image side and dy the feature side; the transpose swaps them.
     let (img, feat) = match kind {
@@ -390,20 +394,25 @@ fn gradients<T: Element>(
         .into_par_iter()
         .enumerate()
         .map(|(task, mut dx)| {
-            let mut dw = vec![T::default(); features * rows];
+            // Empty when not wanted: nothing is accumulated into it.
+            let mut dw = if wanted.dw { vec![T::default(); features * rows] } else { Vec::new() };
             let items = task * per_task..((task + 1) * per_task).min(batch);
             T::with_scratch(p.scratch_len(features), |scratch| {
                 let (cols, block) = scratch.split_at_mut(nb * positions * rows);
                 for (first, start) in items.clone().step_by(nb).enumerate() {
                     let n = nb.min(items.end - start);
                     let ld = n * positions;
-                    for j in 0..n {
-                        im2col(&img[(start + j) * img_len..][..img_len], table, &mut cols[j * positions..], ld);
+                    if patches {
+                        for j in 0..n {
+                            im2col(&img[(start + j) * img_len..][..img_len], table, &mut cols[j * positions..], ld);
+                        }
                     }
                     let block = &mut block[..features * ld];
                     gather(&feat[start * feat_len..][..n * feat_len], features, positions, block);
                     let cm = MatRef::new(&cols[..rows * ld], rows, ld);
-                    matmul(&mut dw, rows, MatRef::new(block, features, ld), cm.t(), first > 0, threads);
+                    if wanted.dw {
+                        matmul(&mut dw, rows, MatRef::new(block, features, ld), cm.t(), first > 0, threads);
+                    }
                     let Some(dx) = dx.as_deref_mut() else { continue };
                     let dx = &mut dx[(start - items.start) * x_len..][..n * x_len];
                     match kind {
@@ -427,8 +436,11 @@ fn gradients<T: Element>(
         .collect();
     let mut partials = partials.into_iter();
     let mut dw = partials.next().unwrap_or_else(|| vec![T::default(); features * rows]);
+    if !wanted.dw {
+        return (want_dx.then_some(dx), None);
+    }
     for p in partials {
         dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
     }
-    (want_dx.then_some(dx), dw)
+    (want_dx.then_some(dx), wanted.dw.then_some(dw))
 }

@@ -16,7 +16,7 @@ pub trait LayerKernels {
     /// `y` from contiguous x (of shape `x_shape`), weight and bias, and its shape.
     fn forward<T: Element>(&self, x: &[T], x_shape: &Shape, w: &[T], b: &[T]) -> Result<(Vec<T>, Shape)>;
 
-    /// (dx when `want_dx`, dW, db) from the inputs, the output `y` and its gradient `dy`.
+    /// (dx, dW when `wanted`, db) from the inputs, the output `y` and its gradient `dy`.
     #[allow(clippy::too_many_arguments)]
     fn backward<T: Element>(
         &self,
@@ -25,8 +25,17 @@ pub trait LayerKernels {
         b: &[T],
         y: &[T],
         dy: &[T],
-        want_dx: bool,
-    ) -> (Option<Vec<T>>, Vec<T>, Vec<T>);
+        wanted: Wanted,
+    ) -> (Option<Vec<T>>, Option<Vec<T>>, Vec<T>);
+}
+
+/// Which gradients a backward pass needs: none for data no variable
+/// depends on (a model's input images), none for frozen weights (a GAN's
+/// discriminator while its generator learns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wanted {
+    pub dx: bool,
+    pub dw: bool,
 }
 
 /// Applies `kernels` to (x, weight, bias) as one candle op with its own backward pass.
@@ -56,10 +65,11 @@ impl<K: LayerKernels> LayerOp<K> {
         let (dys, dyl) = dy.storage_and_layout();
         let (x_data, w_data, b_data) = (cpu_slice(&xs, xl)?, cpu_slice(&ws, wl)?, cpu_slice(&bs, bl)?);
         let (y_data, dy_data) = (cpu_slice(&ys, yl)?, cpu_slice(&dys, dyl)?);
-        // No input gradient for data that no variable depends on (a model's input images).
-        let (dx, dw, db) = self.0.backward::<T>(x_data, w_data, b_data, y_data, dy_data, x.track_op());
+        let wanted = Wanted { dx: x.track_op(), dw: w.track_op() };
+        let (dx, dw, db) = self.0.backward::<T>(x_data, w_data, b_data, y_data, dy_data, wanted);
         let dx = dx.map(|dx| Tensor::from_vec(dx, x.shape(), x.device())).transpose()?;
-        Ok((dx, Some(Tensor::from_vec(dw, w.shape(), w.device())?), Some(Tensor::from_vec(db, b.shape(), b.device())?)))
+        let dw = dw.map(|dw| Tensor::from_vec(dw, w.shape(), w.device())).transpose()?;
+        Ok((dx, dw, Some(Tensor::from_vec(db, b.shape(), b.device())?)))
     }
 }
 

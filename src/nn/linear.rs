@@ -9,7 +9,7 @@ use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
 use crate::nn::epilogue::relu_mask_and_channel_sums;
-use crate::nn::layer_op::{self, LayerKernels};
+use crate::nn::layer_op::{self, LayerKernels, Wanted};
 use crate::nn::matrix::{Element, MatRef, Threads, matmul};
 use crate::nn::widen::widens_in_layer;
 
@@ -36,6 +36,12 @@ pub fn linear_no_bias(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<L
 }
 
 impl Linear {
+    /// The same layer with its weights cut from the graph: gradients flow
+    /// to its input only, and its weight gradient is not computed.
+    pub fn frozen(&self) -> Self {
+        Self { weight: self.weight.detach(), bias: self.bias.detach() }
+    }
+
     /// A layer from existing tensors: weight [out, in], bias [out].
     pub fn from_parts(weight: Tensor, bias: Tensor) -> Self {
         Self { weight, bias }
@@ -136,8 +142,8 @@ impl LayerKernels for LinearOp {
         _b: &[T],
         y: &[T],
         dy: &[T],
-        want_dx: bool,
-    ) -> (Option<Vec<T>>, Vec<T>, Vec<T>) {
+        wanted: Wanted,
+    ) -> (Option<Vec<T>>, Option<Vec<T>>, Vec<T>) {
         let outputs = self.outputs;
         let inputs = w.len() / outputs;
         let rows = x.len() / inputs;
@@ -145,9 +151,12 @@ impl LayerKernels for LinearOp {
         let dy = masked.as_deref().unwrap_or(dy);
         let (xm, wm, dym) =
             (MatRef::new(x, rows, inputs), MatRef::new(w, outputs, inputs), MatRef::new(dy, rows, outputs));
-        let mut dw = vec![T::default(); outputs * inputs];
-        matmul(&mut dw, inputs, dym.t(), xm, false, Threads::Pool);
-        let dx = want_dx.then(|| {
+        let dw = wanted.dw.then(|| {
+            let mut dw = vec![T::default(); outputs * inputs];
+            matmul(&mut dw, inputs, dym.t(), xm, false, Threads::Pool);
+            dw
+        });
+        let dx = wanted.dx.then(|| {
             let mut dx = vec![T::default(); rows * inputs];
             matmul(&mut dx, inputs, dym, wm, false, Threads::Pool);
             dx

@@ -10,7 +10,7 @@ use candle_core::{D, DType, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use crate::nn::layer_op::{self, LayerKernels};
+use crate::nn::layer_op::{self, LayerKernels, Wanted};
 use crate::nn::matrix::Element;
 
 /// Which elements share one mean and variance.
@@ -179,8 +179,8 @@ impl LayerKernels for NormOp {
         b: &[T],
         _y: &[T],
         dy: &[T],
-        _want_dx: bool,
-    ) -> (Option<Vec<T>>, Vec<T>, Vec<T>) {
+        _wanted: Wanted,
+    ) -> (Option<Vec<T>>, Option<Vec<T>>, Vec<T>) {
         let (rows, len, cpg) = (self.rows, self.rows.len(), self.rows.channels_per_group);
         let mut dx = vec![T::zero(); x.len()];
         // Each row's share of dγ and dβ for its channels, summed in row order
@@ -229,8 +229,8 @@ impl LayerKernels for NormOp {
                 db[first + c] += partial[cpg + c];
             }
         }
-        let back = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect();
-        (Some(dx), back(dw), back(db))
+        let back = |v: Vec<f64>| -> Vec<T> { v.into_iter().map(T::from_f64).collect() };
+        (Some(dx), Some(back(dw)), back(db))
     }
 }
 
