@@ -242,7 +242,13 @@ fn studio_runs_of_every_family_match_the_command_line() {
         eval_windows: 4,
         seed: 2,
     };
-    run_in_studio(request(TrainPlan::Text(spec), RunFolder::Exact(gui.clone())), None);
+    let events = run_in_studio(request(TrainPlan::Text(spec), RunFolder::Exact(gui.clone())), None);
+    let samples: Vec<&String> = events
+        .iter()
+        .filter_map(|e| if let WorkerEvent::TrainEpoch { text, .. } = e { text.as_ref() } else { None })
+        .collect();
+    assert_eq!(samples.len(), 2, "a text sample after each evaluation");
+    assert!(samples.iter().all(|t| t.chars().count() > 100), "{samples:?}");
     let flags = ["--context", "16", "--layers", "1", "--heads", "2", "--width", "16", "--batch-size", "4"];
     let mut args = vec!["train", "text", "--data", s(&text), "--steps", "6", "--eval-every", "3", "--out", s(&cli)];
     args.extend(flags);

@@ -236,3 +236,47 @@ fn a_diffusion_model_trained_in_the_train_view_joins_the_image_picker() {
         app.image_models().iter().any(|m| m.id == id)
     });
 }
+
+/// The character GPT from the Train view on a text file: held-out nats per
+/// evaluation, a text sample after each, and the model among the text models.
+#[test]
+fn a_character_gpt_trained_in_the_train_view_shows_samples_and_joins_the_text_models() {
+    use latent_studio::app::settings::Settings;
+    use latent_studio::io::manifest::Family;
+    let data = tempfile::tempdir().unwrap();
+    let text = data.path().join("verse.txt");
+    std::fs::write(&text, "the cat sat on the mat and the dog sat on the log\n".repeat(40)).unwrap();
+    let models = common::models_folder_with(&[]);
+    let models_dir = models.path().to_owned();
+    let settings = Settings { tab: Tab::Train, ..Settings::default() };
+    let mut h = Harness::builder()
+        .with_size([1200.0, 900.0])
+        .build_eframe(move |cc| StudioApp::with_settings(&cc.egui_ctx, None, models_dir, settings).unwrap());
+    h.get_by_label("Character GPT").click();
+    h.step();
+    h.state_mut().train.text_path = text.display().to_string();
+    {
+        let train = &mut h.state_mut().train;
+        (train.steps, train.gpt_layers, train.gpt_width, train.gpt_context) = (200, 1, 16, 16); // two evaluations
+    }
+    h.step(); // the settings grid changed with the family: let it settle before clicking
+    h.step();
+    h.get_by_label("Start training").click();
+    let start = std::time::Instant::now();
+    h.step();
+    assert!(h.state().train.running.is_some(), "a run started");
+    while h.state().train.running.is_some() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(240), "the run did not finish");
+        h.step();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let notices: Vec<_> = h.state().notices().iter().map(|n| n.text.clone()).collect();
+    let run = &h.state().train.run;
+    assert_eq!(run.epoch_points.get("held-out (epoch)").map(Vec::len), Some(2), "{notices:?}");
+    assert!(run.text.as_ref().is_some_and(|t| t.chars().count() > 100), "a text sample: {:?}", run.text);
+    h.get_by_label_contains("Sample after the latest evaluation");
+    let id = run.folder.as_ref().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+    common::step_until(&mut h, "the model among the text models", |app| {
+        app.models().iter().any(|m| m.id == id && m.family == Family::Text)
+    });
+}

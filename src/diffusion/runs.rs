@@ -62,7 +62,7 @@ impl EpochTrainer for AutoencoderRun {
             &mut |batch, batches, l1| on_batch(BatchTick { epoch, batch, batches, losses: l1 }),
             cancel,
         )?;
-        Ok(report.map(|report| EpochEnd { report, grid: None }))
+        Ok(report.map(|report| EpochEnd::new(report, None)))
     }
 
     /// Writes `dir/vae` (diffusers layout), the run's record in
@@ -145,7 +145,7 @@ impl EpochTrainer for DiffusionRun {
         // The last epoch's grid is the card's, drawn at export.
         let due = self.sample_every > 0 && epoch.is_multiple_of(self.sample_every) && !self.trainer.finished();
         let grid = if due { Some(self.grid()?) } else { None };
-        Ok(Some(EpochEnd { report, grid }))
+        Ok(Some(EpochEnd::new(report, grid)))
     }
 
     /// Writes the diffusers folders, the card and its sample grid.

@@ -80,7 +80,7 @@ impl EpochTrainer for GanRun {
             spec.seed ^ 0xC011,
         )?;
         self.trainer.set_last_report(report.clone());
-        Ok(Some(EpochEnd { report, grid }))
+        Ok(Some(EpochEnd::new(report, grid)))
     }
 
     fn export(&self, dir: &Path, info: &ExportInfo) -> Result<(), TrainError> {

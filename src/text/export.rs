@@ -49,31 +49,7 @@ pub fn export_char_gpt(
     };
     write_manifest(&manifest).map_err(|e| file_err(&manifest.manifest_path(), e))?;
 
-    let mut model = CharGpt::from_parts(
-        info.name,
-        trainer.gpt().clone(),
-        CharCodec::new(trainer.alphabet().to_vec()),
-        &candle_core::Device::Cpu,
-    );
-    let sampling = SamplingParams {
-        temperature: 0.8,
-        top_k: 0,
-        top_p: 1.0,
-        min_p: 0.0,
-        repeat_penalty: 1.0,
-        repeat_window: 0,
-        seed: 0,
-    };
-    // A corpus without these characters gets its alphabet's first one as the prompt.
-    let prompt = if SAMPLE_PROMPT.chars().all(|c| trainer.alphabet().contains(&c)) {
-        SAMPLE_PROMPT.to_owned()
-    } else {
-        trainer.alphabet()[..1].iter().collect()
-    };
-    let sample_spec =
-        GenerateSpec { prompt: prompt.clone(), chat: false, max_new_tokens: 500, sampling, stop_strings: vec![] };
-    let sample = generate(&mut model, &sample_spec, &CancelToken::new(), &mut |_, _| {})
-        .map_err(|e| TrainError::Invalid(format!("sampling for the card failed: {e}")))?;
+    let (prompt, sample) = sample_text(trainer, 500)?;
 
     let params: usize = trainer.varmap().all_vars().iter().map(|v| v.elem_count()).sum();
     let seconds: f64 = trainer.history().iter().map(|r| r.seconds).sum();
@@ -113,7 +89,7 @@ pub fn export_char_gpt(
     let _ = writeln!(
         card,
         "Sample (prompt {:?}, temperature 0.8, seed 0):\n\n```text\n{}{}\n```\n",
-        prompt, prompt, sample.text
+        prompt, prompt, sample
     );
     let _ = writeln!(card, "| step | train loss | held-out loss | seconds |\n|---|---|---|---|");
     for r in trainer.history() {
@@ -121,4 +97,36 @@ pub fn export_char_gpt(
     }
     let readme = dir.join("README.md");
     std::fs::write(&readme, card).map_err(|e| file_err(&readme, e))
+}
+
+/// A seeded continuation (temperature 0.8, seed 0) of `max_new` characters
+/// from the card's prompt, or from the alphabet's first character when the
+/// text lacks the prompt's: the card's sample, and the Train view's after
+/// every evaluation. Returns the prompt and the continuation.
+pub fn sample_text(trainer: &TextTrainer, max_new: usize) -> Result<(String, String), TrainError> {
+    let mut model = CharGpt::from_parts(
+        "sample",
+        trainer.gpt().clone(),
+        CharCodec::new(trainer.alphabet().to_vec()),
+        &candle_core::Device::Cpu,
+    );
+    let sampling = SamplingParams {
+        temperature: 0.8,
+        top_k: 0,
+        top_p: 1.0,
+        min_p: 0.0,
+        repeat_penalty: 1.0,
+        repeat_window: 0,
+        seed: 0,
+    };
+    let prompt = if SAMPLE_PROMPT.chars().all(|c| trainer.alphabet().contains(&c)) {
+        SAMPLE_PROMPT.to_owned()
+    } else {
+        trainer.alphabet()[..1].iter().collect()
+    };
+    let spec =
+        GenerateSpec { prompt: prompt.clone(), chat: false, max_new_tokens: max_new, sampling, stop_strings: vec![] };
+    let sample = generate(&mut model, &spec, &CancelToken::new(), &mut |_, _| {})
+        .map_err(|e| TrainError::Invalid(format!("sampling failed: {e}")))?;
+    Ok((prompt, sample.text))
 }

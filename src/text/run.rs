@@ -4,7 +4,10 @@
 use std::path::Path;
 
 use crate::io::text_corpus::CharCorpus;
-use crate::text::export::export_char_gpt;
+use crate::text::export::{export_char_gpt, sample_text};
+
+/// Characters of the sample shown after every evaluation.
+const SAMPLE_CHARACTERS: usize = 200;
 use crate::text::train::{EvalReport, TextTrainer};
 use crate::train::cancel::CancelToken;
 use crate::train::driver::{BatchTick, EpochEnd, EpochTrainer};
@@ -60,7 +63,11 @@ impl EpochTrainer for CharGptRun {
             !cancel.is_cancelled()
         })?;
         // A chunk cut short by a cancel is not a finished evaluation round.
-        Ok((!cancel.is_cancelled() || report.step == first + batches).then_some(EpochEnd { report, grid: None }))
+        if cancel.is_cancelled() && report.step != first + batches {
+            return Ok(None);
+        }
+        let (prompt, sample) = sample_text(&self.trainer, SAMPLE_CHARACTERS)?;
+        Ok(Some(EpochEnd { report, grid: None, text: Some(format!("{prompt}{sample}")) }))
     }
 
     fn save_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {

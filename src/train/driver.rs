@@ -33,6 +33,15 @@ pub struct EpochEnd<R> {
     pub report: R,
     /// Samples after the epoch, when the family makes them.
     pub grid: Option<RgbImage>,
+    /// A text sample after the epoch (the character GPT's).
+    pub text: Option<String>,
+}
+
+impl<R> EpochEnd<R> {
+    /// An epoch's report with its image samples, if any.
+    pub fn new(report: R, grid: Option<RgbImage>) -> Self {
+        Self { report, grid, text: None }
+    }
 }
 
 /// A model being trained epoch by epoch, with its data.

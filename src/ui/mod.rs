@@ -13,5 +13,6 @@ pub mod status;
 pub mod text_panel;
 pub mod theme;
 pub mod train_curves;
+mod train_folder_ui;
 pub mod train_panel;
 pub mod vae_tools_panel;

@@ -38,6 +38,8 @@ pub struct RunCurves {
     pub epoch_seconds: Vec<f64>,
     /// The latest sample grid.
     pub grid: Option<TextureHandle>,
+    /// The latest text sample (the character GPT's).
+    pub text: Option<String>,
 }
 
 impl RunCurves {
@@ -72,7 +74,16 @@ impl RunCurves {
     }
 
     /// An epoch finished.
-    pub fn push_epoch(&mut self, ctx: &egui::Context, summary: EpochSummary, grid: Option<&image::RgbImage>) {
+    pub fn push_epoch(
+        &mut self,
+        ctx: &egui::Context,
+        summary: EpochSummary,
+        grid: Option<&image::RgbImage>,
+        text: Option<String>,
+    ) {
+        if text.is_some() {
+            self.text = text;
+        }
         if let Some(grid) = grid {
             self.grid = Some(ctx.load_texture("train-grid", to_color_image(grid), TextureOptions::NEAREST));
         }
@@ -121,6 +132,14 @@ impl RunCurves {
             });
             ui.add_space(theme::COLUMN_GAP);
             ui.vertical(|ui| {
+                if let Some(text) = &self.text {
+                    ui.label("Sample after the latest evaluation (temperature 0.8, seed 0)");
+                    egui::ScrollArea::vertical().id_salt("train-text-sample").max_height(300.0).show(ui, |ui| {
+                        ui.set_width(300.0);
+                        ui.label(egui::RichText::new(text).monospace());
+                    });
+                    return;
+                }
                 ui.label("Samples after the latest epoch");
                 match &self.grid {
                     Some(tex) => {

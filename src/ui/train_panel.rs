@@ -8,32 +8,16 @@
 
 use std::path::PathBuf;
 
-use egui::{RichText, TextureHandle, TextureOptions, Vec2};
+use egui::{RichText, TextureHandle};
 
-use super::latent_panel::to_color_image;
 use super::train_curves::RunCurves;
+pub use super::train_folder_ui::{FolderPreview, FolderSummary};
 use crate::io::datasets::{DataSource, DatasetName};
-use crate::io::image_folder::{Fit, FolderSpec, Skipped};
+use crate::io::image_folder::{Fit, FolderSpec};
 use crate::ui::commands::UiCommand;
 use crate::ui::models_panel::format_duration;
 use crate::worker::JobId;
 use crate::worker::train_plan::TrainRequest;
-
-/// What the model will see from a folder: the first training images as a
-/// grid, the counts, the classes and every file left out with its reason.
-pub struct FolderPreview {
-    pub spec: FolderSpec,
-    pub result: Result<FolderSummary, String>,
-}
-
-/// A folder read for training, in brief.
-pub struct FolderSummary {
-    pub grid: image::RgbImage,
-    pub train: usize,
-    pub held_out: usize,
-    pub classes: Vec<String>,
-    pub skipped: Vec<Skipped>,
-}
 
 /// The kind of model a run trains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,7 +92,7 @@ pub struct TrainPanel {
     pub preview: Option<FolderPreview>,
     /// The settings a preview was last asked for (one request per change).
     pub preview_asked: Option<FolderSpec>,
-    preview_texture: Option<TextureHandle>,
+    pub(super) preview_texture: Option<TextureHandle>,
     /// The character GPT's text: a .txt file or a folder of them (empty: Shakespeare).
     pub text_path: String,
     /// Where scripts/fetch-data.sh put the data (holds `emoji/`, `fashion/`, `mnist/`).
@@ -121,6 +105,10 @@ pub struct TrainPanel {
     pub diffusion_width: usize,
     /// Optimiser steps of the character GPT.
     pub steps: usize,
+    /// The character GPT's transformer blocks, width (4 heads) and context in characters.
+    pub gpt_layers: usize,
+    pub gpt_width: usize,
+    pub gpt_context: usize,
     /// The VAE's latent size and KL weight.
     pub latent_dim: usize,
     pub beta: f64,
@@ -158,6 +146,9 @@ impl Default for TrainPanel {
             autoencoder_epochs: 20,
             diffusion_width: 64,
             steps: 2000,
+            gpt_layers: 4,
+            gpt_width: 192,
+            gpt_context: 128,
             latent_dim: 16,
             beta: 1.0,
             base: None,
@@ -189,96 +180,6 @@ impl TrainPanel {
     /// What a run will train on.
     pub fn source(&self) -> DataSource {
         if self.use_folder { DataSource::Folder(self.folder_spec.clone()) } else { DataSource::Named(self.dataset) }
-    }
-
-    /// A preview of the folder arrived (dropped if the settings changed since).
-    pub fn set_preview(&mut self, ctx: &egui::Context, preview: FolderPreview) {
-        if preview.spec != self.folder_spec {
-            return;
-        }
-        self.preview_texture = preview
-            .result
-            .as_ref()
-            .ok()
-            .map(|s| ctx.load_texture("folder-preview", to_color_image(&s.grid), TextureOptions::NEAREST));
-        self.preview = Some(preview);
-    }
-
-    /// Whether the preview shows the current settings (else one should be asked for).
-    pub fn preview_is_current(&self) -> bool {
-        self.preview.as_ref().is_some_and(|p| p.spec == self.folder_spec)
-    }
-
-    /// The folder's settings and preview.
-    fn folder_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
-        ui.horizontal(|ui| {
-            if ui.button("Choose folder…").clicked() {
-                out.push(UiCommand::ChooseTrainingFolder(None));
-            }
-            let shown = self.folder_spec.folder.display().to_string();
-            ui.label(if shown.is_empty() { "no folder yet (or drop one here)".to_owned() } else { shown });
-        });
-        ui.horizontal(|ui| {
-            ui.label("Side");
-            for side in [28, 32, 48, 64] {
-                ui.radio_value(&mut self.folder_spec.side, side, side.to_string());
-            }
-            ui.separator();
-            let mut grey = self.folder_spec.channels == 1;
-            ui.checkbox(&mut grey, "Grey");
-            self.folder_spec.channels = if grey { 1 } else { 3 };
-            ui.separator();
-            for fit in [Fit::Crop, Fit::Pad, Fit::Stretch] {
-                ui.radio_value(&mut self.folder_spec.fit, fit, fit.name());
-            }
-            ui.separator();
-            ui.checkbox(&mut self.folder_spec.flip, "Mirrored copies");
-        });
-        let chosen = !self.folder_spec.folder.as_os_str().is_empty();
-        if chosen && !self.preview_is_current() && self.preview_asked.as_ref() != Some(&self.folder_spec) {
-            out.push(UiCommand::PreviewTrainingFolder);
-        }
-        let Some(preview) = self.preview.as_ref().filter(|p| p.spec == self.folder_spec) else {
-            if chosen {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label("reading the folder…");
-                });
-            }
-            return;
-        };
-        match &preview.result {
-            Err(e) => {
-                ui.colored_label(ui.visuals().error_fg_color, e);
-            }
-            Ok(summary) => {
-                ui.label(format!(
-                    "{} training images, {} held out; classes: {}; {} files skipped",
-                    summary.train,
-                    summary.held_out,
-                    summary.classes.join(", "),
-                    summary.skipped.len()
-                ));
-                ui.horizontal_top(|ui| {
-                    if let Some(tex) = &self.preview_texture {
-                        ui.add(egui::Image::new(tex).fit_to_exact_size(Vec2::splat(240.0)))
-                            .on_hover_text("Exactly what the model sees: the first training images");
-                    }
-                    if !summary.skipped.is_empty() {
-                        ui.vertical(|ui| {
-                            egui::ScrollArea::vertical().id_salt("skipped").max_height(240.0).show(ui, |ui| {
-                                ui.label(RichText::new("Skipped").strong());
-                                for s in summary.skipped.iter().take(200) {
-                                    let name = s.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-                                    ui.label(RichText::new(format!("{name}: {}", s.reason)).small())
-                                        .on_hover_text(s.path.display().to_string());
-                                }
-                            })
-                        });
-                    }
-                });
-            }
-        }
     }
 
     /// Draws the panel; user actions become commands in `out`.
@@ -350,6 +251,19 @@ impl TrainPanel {
                 TrainFamily::Text => {
                     let label = ui.label("Steps");
                     ui.add(egui::DragValue::new(&mut self.steps).range(1..=1_000_000)).labelled_by(label.id);
+                    ui.end_row();
+                    let label = ui.label("Layers");
+                    ui.add(egui::DragValue::new(&mut self.gpt_layers).range(1..=12)).labelled_by(label.id);
+                    ui.end_row();
+                    let label = ui.label("Width");
+                    ui.add(egui::DragValue::new(&mut self.gpt_width).range(16..=512).speed(4))
+                        .labelled_by(label.id)
+                        .on_hover_text("Width of the residual stream, 4 attention heads (a multiple of 4)");
+                    ui.end_row();
+                    let label = ui.label("Context");
+                    ui.add(egui::DragValue::new(&mut self.gpt_context).range(8..=1024))
+                        .labelled_by(label.id)
+                        .on_hover_text("Characters the model sees at once");
                     ui.end_row();
                 }
                 TrainFamily::Diffusion => {

@@ -45,7 +45,7 @@ impl EpochTrainer for VaeRun {
         };
         let report = self.trainer.train_epoch(&self.train, &self.test, &mut on_event, cancel)?;
         let Some(report) = report else { return Ok(None) };
-        Ok(Some(EpochEnd { report, grid: Some(sample_grid(&self.trainer)?.0) }))
+        Ok(Some(EpochEnd::new(report, Some(sample_grid(&self.trainer)?.0))))
     }
 
     fn export(&self, dir: &Path, info: &ExportInfo) -> Result<(), TrainError> {

@@ -9,6 +9,7 @@ pub mod protocol;
 pub mod run;
 pub mod skeleton;
 mod text;
+mod train_commands;
 pub mod train_plan;
 mod train_runs;
 mod training;

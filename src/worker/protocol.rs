@@ -253,8 +253,9 @@ pub enum WorkerEvent {
     TrainStage { job: JobId, folder: PathBuf, stage: String, done: usize, planned: usize },
     /// Training steps' losses (the mean of those since the last such event).
     TrainBatch { job: JobId, tick: TrainTick },
-    /// An epoch finished and was checkpointed; `grid` shows its samples from fixed seeds.
-    TrainEpoch { job: JobId, summary: EpochSummary, grid: Option<RgbImage> },
+    /// An epoch finished and was checkpointed; `grid` shows its samples from
+    /// fixed seeds, `text` the character GPT's seeded sample.
+    TrainEpoch { job: JobId, summary: EpochSummary, grid: Option<RgbImage>, text: Option<String> },
     /// Training ended (all epochs, or cancelled after a checkpoint).
     TrainingDone { job: JobId, epochs: usize },
     /// Generation began: the model's name and the prompt as the model sees it.

@@ -123,7 +123,7 @@ fn watch(job: JobId, folder: &Path, cancel: &CancelToken, events: &EventSink) ->
                     let path = grid_path(&progress, report.epoch);
                     let grid = image::open(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                     let summary = report.summary();
-                    events.send(WorkerEvent::TrainEpoch { job, summary, grid: Some(grid.to_rgb8()) });
+                    events.send(WorkerEvent::TrainEpoch { job, summary, grid: Some(grid.to_rgb8()), text: None });
                 }
                 LogLine::Done { epochs } => return Ok(Some(epochs)),
             }

@@ -153,7 +153,8 @@ impl StudioApp {
                     TextSource::Files(PathBuf::from(path))
                 };
                 // The vocabulary is the text's alphabet, known once the worker reads it.
-                let config = GptConfig { vocab: 0, context: 128, layers: 4, heads: 4, width: 192 };
+                let (context, layers) = (t.gpt_context.max(2), t.gpt_layers.max(1));
+                let config = GptConfig { vocab: 0, context, layers, heads: 4, width: t.gpt_width.next_multiple_of(4) };
                 TrainPlan::Text(TrainTextSpec {
                     corpus,
                     config,
@@ -192,8 +193,8 @@ impl StudioApp {
                 self.train.run.stage_started(folder, stage, done, planned);
             }
             WorkerEvent::TrainBatch { job, tick } if ours(job) => self.train.run.push_batch(&tick),
-            WorkerEvent::TrainEpoch { job, summary, grid } if ours(job) => {
-                self.train.run.push_epoch(ctx, summary, grid.as_ref())
+            WorkerEvent::TrainEpoch { job, summary, grid, text } if ours(job) => {
+                self.train.run.push_epoch(ctx, summary, grid.as_ref(), text)
             }
             WorkerEvent::TrainingDone { job, .. }
             | WorkerEvent::Failed { job, .. }
