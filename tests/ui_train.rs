@@ -11,16 +11,36 @@ use latent_studio::app::StudioApp;
 use latent_studio::app::settings::Settings;
 use latent_studio::ui::commands::{Tab, UiCommand};
 
+/// The studio on the Train view over `models_dir` (its runs go there), `height` points tall.
+fn train_view(models_dir: &std::path::Path, height: f32) -> Harness<'static, StudioApp> {
+    train_view_with(models_dir, height, Settings { tab: Tab::Train, ..Settings::default() })
+}
+
+fn train_view_with(models_dir: &std::path::Path, height: f32, settings: Settings) -> Harness<'static, StudioApp> {
+    let models_dir = models_dir.to_owned();
+    Harness::builder()
+        .with_size([1200.0, height])
+        .build_eframe(move |cc| StudioApp::with_settings(&cc.egui_ctx, None, models_dir, settings).unwrap())
+}
+
+/// Steps the harness until the run in progress ends (longer runs than `step_until` allows).
+fn run_to_end(h: &mut Harness<'_, StudioApp>) {
+    let start = std::time::Instant::now();
+    h.step();
+    assert!(h.state().train.running.is_some(), "a run started");
+    while h.state().train.running.is_some() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(240), "the run did not finish");
+        h.step();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_gui_training_run_updates_the_loss_plot_and_can_be_cancelled() {
     let data = tempfile::tempdir().unwrap();
     common::write_emoji_folder(data.path());
     let models = common::models_folder_with(&[]);
-    let models_dir = models.path().to_owned();
-    let settings = Settings { tab: Tab::Train, ..Settings::default() };
-    let mut h = Harness::builder()
-        .with_size([1200.0, 780.0])
-        .build_eframe(move |cc| StudioApp::with_settings(&cc.egui_ctx, None, models_dir, settings).unwrap());
+    let mut h = train_view(models.path(), 780.0);
     h.state_mut().train.data_dir = data.path().display().to_string();
     h.state_mut().train.epochs = 50;
     h.step();
@@ -92,11 +112,7 @@ fn a_folder_of_your_images_is_previewed_and_trained_on() {
     let data = tempfile::tempdir().unwrap();
     common::image_folder::mixed_folder(data.path());
     let models = common::models_folder_with(&[]);
-    let models_dir = models.path().to_owned();
-    let settings = Settings { tab: Tab::Train, ..Settings::default() };
-    let mut h = Harness::builder()
-        .with_size([1200.0, 900.0])
-        .build_eframe(move |cc| StudioApp::with_settings(&cc.egui_ctx, None, models_dir, settings).unwrap());
+    let mut h = train_view(models.path(), 900.0);
     h.step();
     assert!(!h.get_by_label("Start training").accesskit_node().is_disabled(), "emoji is the default data set");
     h.state_mut().apply(UiCommand::ChooseTrainingFolder(Some(data.path().to_owned())));
@@ -136,17 +152,11 @@ fn a_folder_of_your_images_is_previewed_and_trained_on() {
 /// and opens there with its sliders.
 #[test]
 fn a_paused_run_survives_a_restart_and_its_model_opens_in_the_latent_view() {
-    use latent_studio::app::settings::Settings;
     use latent_studio::ui::train_panel::TrainFamily;
     let data = tempfile::tempdir().unwrap();
     common::image_folder::mixed_folder(data.path());
     let models = common::models_folder_with(&[]);
-    let build = |settings: Settings| {
-        let models_dir = models.path().to_owned();
-        Harness::builder()
-            .with_size([1200.0, 900.0])
-            .build_eframe(move |cc| StudioApp::with_settings(&cc.egui_ctx, None, models_dir, settings).unwrap())
-    };
+    let build = |settings: Settings| train_view_with(models.path(), 900.0, settings);
     let mut h = build(Settings { tab: Tab::Train, ..Settings::default() });
     h.get_by_label("VAE").click();
     h.step();
@@ -199,15 +209,10 @@ fn a_paused_run_survives_a_restart_and_its_model_opens_in_the_latent_view() {
 /// finished model is in the Image view's picker at once.
 #[test]
 fn a_diffusion_model_trained_in_the_train_view_joins_the_image_picker() {
-    use latent_studio::app::settings::Settings;
     let data = tempfile::tempdir().unwrap();
     common::image_folder::mixed_folder(data.path());
     let models = common::models_folder_with(&[]);
-    let models_dir = models.path().to_owned();
-    let settings = Settings { tab: Tab::Train, ..Settings::default() };
-    let mut h = Harness::builder()
-        .with_size([1200.0, 900.0])
-        .build_eframe(move |cc| StudioApp::with_settings(&cc.egui_ctx, None, models_dir, settings).unwrap());
+    let mut h = train_view(models.path(), 900.0);
     h.get_by_label("Latent diffusion").click();
     h.step();
     h.get_by_label("Network width");
@@ -219,13 +224,7 @@ fn a_diffusion_model_trained_in_the_train_view_joins_the_image_picker() {
         (train.autoencoder_epochs, train.epochs, train.diffusion_width) = (1, 1, 32);
     }
     h.get_by_label("Start training").click();
-    let start = std::time::Instant::now();
-    h.step();
-    while h.state().train.running.is_some() {
-        assert!(start.elapsed() < std::time::Duration::from_secs(240), "the run did not finish");
-        h.step();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    run_to_end(&mut h);
     let notices: Vec<_> = h.state().notices().iter().map(|n| n.text.clone()).collect();
     assert!(notices.iter().all(|n| !n.contains("failed")), "{notices:?}");
     let run = &h.state().train.run;
@@ -241,17 +240,12 @@ fn a_diffusion_model_trained_in_the_train_view_joins_the_image_picker() {
 /// evaluation, a text sample after each, and the model among the text models.
 #[test]
 fn a_character_gpt_trained_in_the_train_view_shows_samples_and_joins_the_text_models() {
-    use latent_studio::app::settings::Settings;
     use latent_studio::io::manifest::Family;
     let data = tempfile::tempdir().unwrap();
     let text = data.path().join("verse.txt");
     std::fs::write(&text, "the cat sat on the mat and the dog sat on the log\n".repeat(40)).unwrap();
     let models = common::models_folder_with(&[]);
-    let models_dir = models.path().to_owned();
-    let settings = Settings { tab: Tab::Train, ..Settings::default() };
-    let mut h = Harness::builder()
-        .with_size([1200.0, 900.0])
-        .build_eframe(move |cc| StudioApp::with_settings(&cc.egui_ctx, None, models_dir, settings).unwrap());
+    let mut h = train_view(models.path(), 900.0);
     h.get_by_label("Character GPT").click();
     h.step();
     h.state_mut().train.text_path = text.display().to_string();
@@ -262,14 +256,7 @@ fn a_character_gpt_trained_in_the_train_view_shows_samples_and_joins_the_text_mo
     h.step(); // the settings grid changed with the family: let it settle before clicking
     h.step();
     h.get_by_label("Start training").click();
-    let start = std::time::Instant::now();
-    h.step();
-    assert!(h.state().train.running.is_some(), "a run started");
-    while h.state().train.running.is_some() {
-        assert!(start.elapsed() < std::time::Duration::from_secs(240), "the run did not finish");
-        h.step();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    run_to_end(&mut h);
     let notices: Vec<_> = h.state().notices().iter().map(|n| n.text.clone()).collect();
     let run = &h.state().train.run;
     assert_eq!(run.epoch_points.get("held-out (epoch)").map(Vec::len), Some(2), "{notices:?}");
