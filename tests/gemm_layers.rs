@@ -6,7 +6,7 @@
 use candle_core::Module;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Conv2dConfig, ConvTranspose2dConfig};
-use latent_studio::nn::conv::{conv_transpose2d_gemm, conv2d_gemm};
+use latent_studio::nn::conv::{Activation, conv_transpose2d_gemm, conv2d_gemm};
 use latent_studio::nn::linear::{Linear, linear};
 use latent_studio::train::rng::SeededRng;
 
@@ -64,25 +64,34 @@ fn cfgt(c: &Case) -> ConvTranspose2dConfig {
     }
 }
 
-/// candle's bias add and ReLU after its own convolution: the reference for the fused epilogue.
-fn bias_relu(y: Tensor, b: &Tensor, relu: bool) -> Tensor {
+/// candle's bias add and activation after its own convolution: the reference for the fused epilogue.
+fn bias_activation(y: Tensor, b: &Tensor, activation: Activation) -> Tensor {
     let y = y.broadcast_add(&b.reshape((1, (), 1, 1)).unwrap()).unwrap();
-    if relu { y.relu().unwrap() } else { y }
+    match activation {
+        Activation::Identity => y,
+        Activation::Relu => y.relu().unwrap(),
+        Activation::LeakyRelu(slope) => y.maximum(&(&y * slope).unwrap()).unwrap(),
+    }
+}
+
+/// The activations in turn, for case `i`.
+fn nth_activation(i: usize) -> Activation {
+    [Activation::Relu, Activation::Identity, Activation::LeakyRelu(0.2)][i % 3]
 }
 
 #[test]
 fn conv2d_matches_candle_in_f64_and_f32() {
     for (i, c) in CASES.iter().enumerate() {
-        for (batch, relu) in [(1, false), (64, true)] {
+        for (batch, activation) in [(1, Activation::Identity), (64, nth_activation(i))] {
             let x = random(&[batch, c.cin, c.side, c.side], 10 + i as u64, DType::F64);
             let w = random(&[c.cout, c.cin, c.k, c.k], 20 + i as u64, DType::F64);
             let b = random(&[c.cout], 25 + i as u64, DType::F64);
-            let reference = bias_relu(x.conv2d(&w, c.padding, c.stride, c.dilation, 1).unwrap(), &b, relu);
-            let ours = conv2d_gemm(&x, &w, Some(&b), &cfg2(c), relu).unwrap();
+            let reference = bias_activation(x.conv2d(&w, c.padding, c.stride, c.dilation, 1).unwrap(), &b, activation);
+            let ours = conv2d_gemm(&x, &w, Some(&b), &cfg2(c), activation).unwrap();
             assert_eq!(ours.dims(), reference.dims(), "{c:?}");
             assert!(max_diff(&ours, &reference) < 1e-12 * max_abs(&reference).max(1.0), "f64 {c:?} batch {batch}");
             let f32 = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
-            let ours32 = conv2d_gemm(&f32(&x), &f32(&w), Some(&f32(&b)), &cfg2(c), relu).unwrap();
+            let ours32 = conv2d_gemm(&f32(&x), &f32(&w), Some(&f32(&b)), &cfg2(c), activation).unwrap();
             // Sums of up to 150 products in f32: relative error ~1e-7 each, bound 2e-6 of the largest output.
             assert!(max_diff(&ours32, &reference) < 2e-6 * max_abs(&reference).max(1.0), "f32 {c:?} batch {batch}");
         }
@@ -93,13 +102,13 @@ fn conv2d_matches_candle_in_f64_and_f32() {
 fn one_large_image_is_convolved_in_bands_that_match_candle() {
     // 16·9 patch rows × 110² positions (and 64·9 × 55²) exceed the banding
     // threshold (2²⁰ elements) and are not multiples of the band width.
-    for (cin, stride, padding, relu) in [(16, 1, 1, true), (64, 2, 0, false)] {
+    for (cin, stride, padding, activation) in [(16, 1, 1, Activation::Relu), (64, 2, 0, Activation::Identity)] {
         let c = Case { cin, cout: 8, k: 3, stride, padding, dilation: 1, output_padding: 0, side: 110 };
         let x = random(&[1, c.cin, c.side, c.side], 31, DType::F64);
         let w = random(&[c.cout, c.cin, c.k, c.k], 32, DType::F64);
         let b = random(&[c.cout], 33, DType::F64);
-        let reference = bias_relu(x.conv2d(&w, c.padding, c.stride, c.dilation, 1).unwrap(), &b, relu);
-        let ours = conv2d_gemm(&x, &w, Some(&b), &cfg2(&c), relu).unwrap();
+        let reference = bias_activation(x.conv2d(&w, c.padding, c.stride, c.dilation, 1).unwrap(), &b, activation);
+        let ours = conv2d_gemm(&x, &w, Some(&b), &cfg2(&c), activation).unwrap();
         assert!(max_diff(&ours, &reference) < 1e-12 * max_abs(&reference).max(1.0), "stride {stride}");
     }
 }
@@ -113,8 +122,9 @@ fn a_batch_of_large_images_is_convolved_band_by_band_per_task() {
     let x = random(&[4, c.cin, c.side, c.side], 41, DType::F64);
     let w = random(&[c.cout, c.cin, c.k, c.k], 42, DType::F64);
     let b = random(&[c.cout], 43, DType::F64);
-    let reference = bias_relu(x.conv2d(&w, c.padding, c.stride, c.dilation, 1).unwrap(), &b, true);
-    let ours = conv2d_gemm(&x, &w, Some(&b), &cfg2(&c), true).unwrap();
+    let reference =
+        bias_activation(x.conv2d(&w, c.padding, c.stride, c.dilation, 1).unwrap(), &b, Activation::LeakyRelu(0.1));
+    let ours = conv2d_gemm(&x, &w, Some(&b), &cfg2(&c), Activation::LeakyRelu(0.1)).unwrap();
     assert!(max_diff(&ours, &reference) < 1e-12 * max_abs(&reference).max(1.0));
 }
 
@@ -134,7 +144,7 @@ fn half_precision_weights_are_widened_inside_the_layer() {
         let y = fc.forward(&h.flatten_from(1).unwrap()).unwrap();
         assert_eq!((h.dtype(), y.dtype()), (DType::F32, DType::F32));
         let wide = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
-        let expected_h = conv2d_gemm(&x, &wide(conv.weight()), None, &cfg, false).unwrap();
+        let expected_h = conv2d_gemm(&x, &wide(conv.weight()), None, &cfg, Activation::Identity).unwrap();
         assert_eq!(max_diff(&h, &expected_h), 0.0, "{dtype:?} conv");
         let flat = h.flatten_from(1).unwrap();
         let expected_y = flat.matmul(&wide(fc.weight()).t().unwrap()).unwrap().broadcast_add(&wide(fc.bias())).unwrap();
@@ -145,17 +155,17 @@ fn half_precision_weights_are_widened_inside_the_layer() {
 #[test]
 fn conv_transpose2d_matches_candle_in_f64_and_f32() {
     for (i, c) in CASES.iter().enumerate() {
-        for (batch, relu) in [(1, true), (64, false)] {
+        for (batch, activation) in [(1, nth_activation(i + 1)), (64, Activation::Identity)] {
             let x = random(&[batch, c.cin, c.side, c.side], 30 + i as u64, DType::F64);
             let w = random(&[c.cin, c.cout, c.k, c.k], 40 + i as u64, DType::F64);
             let b = random(&[c.cout], 45 + i as u64, DType::F64);
             let builtin = x.conv_transpose2d(&w, c.padding, c.output_padding, c.stride, c.dilation).unwrap();
-            let reference = bias_relu(builtin, &b, relu);
-            let ours = conv_transpose2d_gemm(&x, &w, Some(&b), &cfgt(c), relu).unwrap();
+            let reference = bias_activation(builtin, &b, activation);
+            let ours = conv_transpose2d_gemm(&x, &w, Some(&b), &cfgt(c), activation).unwrap();
             assert_eq!(ours.dims(), reference.dims(), "{c:?}");
             assert!(max_diff(&ours, &reference) < 1e-12 * max_abs(&reference).max(1.0), "f64 {c:?} batch {batch}");
             let f32 = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
-            let ours32 = conv_transpose2d_gemm(&f32(&x), &f32(&w), Some(&f32(&b)), &cfgt(c), relu).unwrap();
+            let ours32 = conv_transpose2d_gemm(&f32(&x), &f32(&w), Some(&f32(&b)), &cfgt(c), activation).unwrap();
             assert!(max_diff(&ours32, &reference) < 2e-6 * max_abs(&reference).max(1.0), "f32 {c:?} batch {batch}");
         }
     }
@@ -206,10 +216,10 @@ fn check_gradients(what: &str, shapes: [&[usize]; 3], forward: &Layer) {
 #[test]
 fn conv2d_gradients_match_finite_differences() {
     for (i, c) in CASES.iter().enumerate() {
-        let relu = i % 2 == 0;
+        let activation = nth_activation(i);
         let shapes: [&[usize]; 3] = [&[2, c.cin, c.side, c.side], &[c.cout, c.cin, c.k, c.k], &[c.cout]];
-        check_gradients(&format!("conv2d {c:?} relu={relu}"), shapes, &|x, w, b| {
-            conv2d_gemm(x, w, Some(b), &cfg2(c), relu).unwrap()
+        check_gradients(&format!("conv2d {c:?} {activation:?}"), shapes, &|x, w, b| {
+            conv2d_gemm(x, w, Some(b), &cfg2(c), activation).unwrap()
         });
     }
 }
@@ -217,10 +227,10 @@ fn conv2d_gradients_match_finite_differences() {
 #[test]
 fn conv_transpose2d_gradients_match_finite_differences() {
     for (i, c) in CASES.iter().enumerate() {
-        let relu = i % 2 == 1;
+        let activation = nth_activation(i + 2);
         let shapes: [&[usize]; 3] = [&[2, c.cin, c.side, c.side], &[c.cin, c.cout, c.k, c.k], &[c.cout]];
-        check_gradients(&format!("conv_transpose2d {c:?} relu={relu}"), shapes, &|x, w, b| {
-            conv_transpose2d_gemm(x, w, Some(b), &cfgt(c), relu).unwrap()
+        check_gradients(&format!("conv_transpose2d {c:?} {activation:?}"), shapes, &|x, w, b| {
+            conv_transpose2d_gemm(x, w, Some(b), &cfgt(c), activation).unwrap()
         });
     }
 }
@@ -250,9 +260,9 @@ fn bad_geometry_is_an_error_not_a_panic() {
     let x = random(&[1, 2, 3, 3], 1, DType::F32);
     let w = random(&[4, 2, 5, 5], 2, DType::F32);
     let cfg = Conv2dConfig { padding: 0, stride: 1, dilation: 1, groups: 1, cudnn_fwd_algo: None };
-    assert!(conv2d_gemm(&x, &w, None, &cfg, false).is_err(), "a 5×5 kernel does not fit a 3×3 image");
+    assert!(conv2d_gemm(&x, &w, None, &cfg, Activation::Identity).is_err(), "a 5×5 kernel does not fit a 3×3 image");
     let wrong_channels = random(&[4, 3, 1, 1], 3, DType::F32);
-    assert!(conv2d_gemm(&x, &wrong_channels, None, &cfg, false).is_err());
+    assert!(conv2d_gemm(&x, &wrong_channels, None, &cfg, Activation::Identity).is_err());
 }
 
 #[test]
@@ -268,16 +278,17 @@ fn gemm_blocks_with_a_remainder_match_candle_with_gradients() {
         let b = Var::from_tensor(&random(&[cout], 3, DType::F64)).unwrap();
         let (xt, wt, bt) = (x.as_tensor(), w.as_tensor(), b.as_tensor());
         let ours = if transposed {
-            conv_transpose2d_gemm(xt, wt, Some(bt), &cfgt(&c), true).unwrap()
+            conv_transpose2d_gemm(xt, wt, Some(bt), &cfgt(&c), Activation::Relu).unwrap()
         } else {
-            conv2d_gemm(xt, wt, Some(bt), &cfg2(&c), true).unwrap()
+            conv2d_gemm(xt, wt, Some(bt), &cfg2(&c), Activation::LeakyRelu(0.2)).unwrap()
         };
         let builtin = if transposed {
             xt.conv_transpose2d(wt, c.padding, c.output_padding, c.stride, c.dilation).unwrap()
         } else {
             xt.conv2d(wt, c.padding, c.stride, c.dilation, 1).unwrap()
         };
-        let reference = bias_relu(builtin, bt, true);
+        let activation = if transposed { Activation::Relu } else { Activation::LeakyRelu(0.2) };
+        let reference = bias_activation(builtin, bt, activation);
         assert!(max_diff(&ours, &reference) < 1e-12 * max_abs(&reference), "transposed={transposed} forward");
         let r = random(ours.dims(), 4, DType::F64);
         let g_ours = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
@@ -299,10 +310,10 @@ fn other_dtypes_fall_back_to_candle_kernels() {
     let fc = linear(3 * 4 * 4, 5, vb.pp("fc")).unwrap();
     let x = random(&[2, 2, 8, 8], 5, DType::F16);
     let h = conv.forward_relu(&x).unwrap();
-    let expected = bias_relu(
+    let expected = bias_activation(
         x.conv2d(conv.weight(), 1, 2, 1, 1).unwrap(),
         &varmap.data().lock().unwrap()["conv.bias"].as_tensor().clone(),
-        true,
+        Activation::Relu,
     );
     assert_eq!(h.dtype(), DType::F16);
     assert!(max_diff(&h, &expected) == 0.0, "the fallback is candle's own conv2d");

@@ -7,7 +7,8 @@ use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::{BatchNorm, BatchNormConfig, Conv2dConfig, ConvTranspose2dConfig, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::nn::conv::{Conv2d, ConvTranspose2d, conv_transpose2d, conv2d};
+use crate::nn::batch_norm_op;
+use crate::nn::conv::{Activation, Conv2d, ConvTranspose2d, conv_transpose2d, conv2d};
 use crate::nn::linear::{Linear, linear};
 
 /// Shape of both networks; stored in the model's manifest next to its weights.
@@ -93,6 +94,12 @@ fn batch_norm(features: usize, vb: VarBuilder) -> Result<BatchNorm> {
     candle_nn::batch_norm(features, config, vb)
 }
 
+/// ReLU of the batch norm: with the batch's statistics in training (one fused
+/// op), else with the running ones.
+fn norm_relu(norm: &BatchNorm, h: &Tensor, train: bool) -> Result<Tensor> {
+    if train { batch_norm_op::train_forward(norm, h, Activation::Relu) } else { norm.forward_t(h, false)?.relu() }
+}
+
 /// z → image in [−1, 1].
 #[derive(Clone, Debug)]
 pub struct Generator {
@@ -130,7 +137,7 @@ impl Generator {
     /// normalisation and ReLU: where GANSpace-style principal directions are measured.
     pub fn features(&self, z: &Tensor, train: bool) -> Result<Tensor> {
         let h = self.project.forward(z)?.reshape((z.dim(0)?, self.top, self.start, self.start))?;
-        self.project_norm.forward_t(&h, train)?.relu()
+        norm_relu(&self.project_norm, &h, train)
     }
 
     /// Continues from [`Generator::features`] to the image.
@@ -139,7 +146,7 @@ impl Generator {
         for (conv, norm) in &self.ups {
             h = conv.forward(&h)?; // spatial size doubles
             if let Some(norm) = norm {
-                h = norm.forward_t(&h, train)?.relu()?;
+                h = norm_relu(norm, &h, train)?;
             }
         }
         h.tanh()
@@ -186,8 +193,7 @@ impl Discriminator {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
         for conv in &self.downs {
-            let y = conv.forward(&h)?; // spatial size halves
-            h = y.maximum(&(&y * LEAK)?)?;
+            h = conv.forward_leaky_relu(&h, LEAK)?; // spatial size halves
         }
         self.classify.forward(&h.flatten_from(1)?)?.squeeze(1)
     }

@@ -1,5 +1,5 @@
 //! Convolution layers that every model in the project uses. On the CPU in f32
-//! or f64 they run as GEMMs around im2col/col2im with bias and ReLU fused, as
+//! or f64 they run as GEMMs around im2col/col2im with bias and activation fused, as
 //! one custom op with its own backward pass (see `conv_op.rs`); elsewhere (CUDA, Metal, other dtypes, groups > 1)
 //! they fall back to candle's own kernels. Weights, names and initialisation
 //! are candle_nn's, so checkpoints are interchangeable.
@@ -8,6 +8,7 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, ConvTranspose2dConfig, VarBuilder};
 
 use crate::nn::conv_op::{ConvKind, ConvOp};
+pub use crate::nn::epilogue::Activation;
 use crate::nn::im2col::PatchGeometry;
 use crate::nn::layer_op;
 use crate::nn::widen::widens_in_layer;
@@ -45,8 +46,14 @@ fn bias_or_zeros(bias: Option<&Tensor>, x: &Tensor, channels: usize) -> Result<T
     }
 }
 
-/// conv2d + bias (+ ReLU) as `W · im2col(x)`: x [b, cin, h, w], w [cout, cin, k, k] → [b, cout, oh, ow].
-pub fn conv2d_gemm(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, cfg: &Conv2dConfig, relu: bool) -> Result<Tensor> {
+/// conv2d + bias (+ activation) as `W · im2col(x)`: x [b, cin, h, w], w [cout, cin, k, k] → [b, cout, oh, ow].
+pub fn conv2d_gemm(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    cfg: &Conv2dConfig,
+    activation: Activation,
+) -> Result<Tensor> {
     let (_, channels, height, width) = x.dims4()?;
     let (cout, cin, kh, kw) = w.dims4()?;
     if cin != channels || kh != kw {
@@ -62,18 +69,18 @@ pub fn conv2d_gemm(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, cfg: &Conv2dCo
         dilation: cfg.dilation,
     };
     geometry.validate()?;
-    let op = ConvOp { kind: ConvKind::Conv, geometry, features: cout, relu };
+    let op = ConvOp { kind: ConvKind::Conv, geometry, features: cout, activation };
     layer_op::apply(op, x, w, &bias_or_zeros(bias, x, cout)?)
 }
 
-/// Transposed conv2d + bias (+ ReLU) as `col2im(Wᵀ · x)`: x [b, cin, h, w], w [cin, cout, k, k]
+/// Transposed conv2d + bias (+ activation) as `col2im(Wᵀ · x)`: x [b, cin, h, w], w [cin, cout, k, k]
 /// → [b, cout, oh, ow] with oh = (h−1)·stride − 2·padding + dilation·(k−1) + output_padding + 1.
 pub fn conv_transpose2d_gemm(
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
     cfg: &ConvTranspose2dConfig,
-    relu: bool,
+    activation: Activation,
 ) -> Result<Tensor> {
     let (_, cin, height, width) = x.dims4()?;
     let (win, cout, kh, kw) = w.dims4()?;
@@ -104,17 +111,21 @@ pub fn conv_transpose2d_gemm(
             cfg.stride
         );
     }
-    let op = ConvOp { kind: ConvKind::Transposed, geometry, features: cin, relu };
+    let op = ConvOp { kind: ConvKind::Transposed, geometry, features: cin, activation };
     layer_op::apply(op, x, w, &bias_or_zeros(bias, x, cout)?)
 }
 
-/// Adds a per-channel bias [c] to `y` [b, c, h, w] and applies ReLU if asked (candle's kernels).
-fn bias_relu_builtin(y: Tensor, bias: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+/// Adds a per-channel bias [c] to `y` [b, c, h, w] and applies the activation (candle's kernels).
+fn bias_activation_builtin(y: Tensor, bias: Option<&Tensor>, activation: Activation) -> Result<Tensor> {
     let y = match bias {
         Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
         None => y,
     };
-    if relu { y.relu() } else { Ok(y) }
+    match activation {
+        Activation::Identity => Ok(y),
+        Activation::Relu => y.relu(),
+        Activation::LeakyRelu(slope) => y.maximum(&(&y * slope)?),
+    }
 }
 
 /// A 2-D convolution layer (tensor names `weight`, `bias` as in candle_nn).
@@ -132,25 +143,30 @@ impl Conv2d {
         Self { weight: self.weight.detach(), bias: self.bias.as_ref().map(Tensor::detach), config: self.config }
     }
 
-    /// The layer with the given backend, followed by ReLU if `relu` (fused where possible).
-    pub fn forward_with(&self, x: &Tensor, backend: ConvBackend, relu: bool) -> Result<Tensor> {
+    /// The layer with the given backend, followed by `activation` (fused where possible).
+    pub fn forward_with(&self, x: &Tensor, backend: ConvBackend, activation: Activation) -> Result<Tensor> {
         let c = &self.config;
         if backend == ConvBackend::Auto && gemm_applies(x, c.groups) {
             // The op widens a half-precision weight itself, into a reused buffer.
             if widens_in_layer(&self.weight, x) {
-                return conv2d_gemm(x, &self.weight, self.bias.as_ref(), c, relu);
+                return conv2d_gemm(x, &self.weight, self.bias.as_ref(), c, activation);
             }
             let weight = crate::nn::widened(&self.weight, x.dtype())?;
-            return conv2d_gemm(x, &weight, self.bias.as_ref(), c, relu);
+            return conv2d_gemm(x, &weight, self.bias.as_ref(), c, activation);
         }
         let weight = crate::nn::widened(&self.weight, x.dtype())?;
         let y = x.conv2d(&weight, c.padding, c.stride, c.dilation, c.groups)?;
-        bias_relu_builtin(y, self.bias.as_ref(), relu)
+        bias_activation_builtin(y, self.bias.as_ref(), activation)
     }
 
     /// `relu(self.forward(x))` in one pass.
     pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_with(x, default_backend(), true)
+        self.forward_with(x, default_backend(), Activation::Relu)
+    }
+
+    /// Leaky ReLU of `self.forward(x)` (`slope` for negative values) in one pass.
+    pub fn forward_leaky_relu(&self, x: &Tensor, slope: f64) -> Result<Tensor> {
+        self.forward_with(x, default_backend(), Activation::LeakyRelu(slope))
     }
 
     /// Weight [cout, cin, k, k].
@@ -161,7 +177,7 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_with(x, default_backend(), false)
+        self.forward_with(x, default_backend(), Activation::Identity)
     }
 }
 
@@ -174,19 +190,19 @@ pub struct ConvTranspose2d {
 }
 
 impl ConvTranspose2d {
-    /// The layer with the given backend, followed by ReLU if `relu` (fused where possible).
-    pub fn forward_with(&self, x: &Tensor, backend: ConvBackend, relu: bool) -> Result<Tensor> {
+    /// The layer with the given backend, followed by `activation` (fused where possible).
+    pub fn forward_with(&self, x: &Tensor, backend: ConvBackend, activation: Activation) -> Result<Tensor> {
         let c = &self.config;
         if backend == ConvBackend::Auto && gemm_applies(x, 1) {
-            return conv_transpose2d_gemm(x, &self.weight, self.bias.as_ref(), c, relu);
+            return conv_transpose2d_gemm(x, &self.weight, self.bias.as_ref(), c, activation);
         }
         let y = x.conv_transpose2d(&self.weight, c.padding, c.output_padding, c.stride, c.dilation)?;
-        bias_relu_builtin(y, self.bias.as_ref(), relu)
+        bias_activation_builtin(y, self.bias.as_ref(), activation)
     }
 
     /// `relu(self.forward(x))` in one pass.
     pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_with(x, default_backend(), true)
+        self.forward_with(x, default_backend(), Activation::Relu)
     }
 
     /// Weight [cin, cout, k, k].
@@ -197,7 +213,7 @@ impl ConvTranspose2d {
 
 impl Module for ConvTranspose2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_with(x, default_backend(), false)
+        self.forward_with(x, default_backend(), Activation::Identity)
     }
 }
 

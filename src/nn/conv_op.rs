@@ -14,7 +14,7 @@
 use candle_core::{Result, Shape};
 use rayon::prelude::*;
 
-use crate::nn::epilogue::{Epilogue, relu_mask_and_channel_sums};
+use crate::nn::epilogue::{Activation, Epilogue, activation_mask_and_channel_sums};
 use crate::nn::im2col::{PatchGeometry, PatchTable, col2im_add, im2col, im2col_columns};
 use crate::nn::layer_op::{LayerKernels, Wanted};
 use crate::nn::matrix::{Element, MatRef, Threads, matmul};
@@ -28,7 +28,7 @@ pub enum ConvKind {
     Transposed,
 }
 
-/// A convolution with bias and optional ReLU, applied to (x, weight, bias).
+/// A convolution with bias and an activation, applied to (x, weight, bias).
 #[derive(Clone, Copy, Debug)]
 pub struct ConvOp {
     /// conv2d or its transpose.
@@ -37,8 +37,8 @@ pub struct ConvOp {
     pub geometry: PatchGeometry,
     /// Output channels of a conv2d / input channels of a transpose: rows of W.
     pub features: usize,
-    /// Apply max(0, ·) to the output.
-    pub relu: bool,
+    /// Applied to the output.
+    pub activation: Activation,
 }
 
 /// Shapes of one call, checked against the tensors.
@@ -114,7 +114,7 @@ impl LayerKernels for ConvOp {
         if b.len() != self.out_channels() {
             candle_core::bail!("{}: bias has {} elements, expected {}", self.name(), b.len(), self.out_channels());
         }
-        let epilogue = Epilogue { bias: Some(b), relu: self.relu };
+        let epilogue = Epilogue { bias: Some(b), activation: self.activation };
         let batch = x_shape.dims().first().copied().unwrap_or(0);
         let y = match self.kind {
             ConvKind::Conv => {
@@ -141,7 +141,7 @@ impl LayerKernels for ConvOp {
         wanted: Wanted,
     ) -> (Option<Vec<T>>, Option<Vec<T>>, Vec<T>) {
         let (masked, db) =
-            relu_mask_and_channel_sums(dy, self.relu.then_some(y), self.out_channels(), self.out_plane());
+            activation_mask_and_channel_sums(dy, y, self.activation, self.out_channels(), self.out_plane());
         let dy = masked.as_deref().unwrap_or(dy);
         let table = PatchTable::new(&self.geometry);
         let (dx, dw) = gradients(self.kind, w, self.features, x, dy, &table, wanted);
@@ -351,7 +351,7 @@ fn fold_mul<T: Element>(
                 for (j, i) in img.chunks_exact_mut(img_len).enumerate() {
                     epilogue.add_bias(i);
                     col2im_add(&cols[j * positions..], ld, table, i);
-                    epilogue.relu(i);
+                    epilogue.activate(i);
                 }
             }
         })

@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use candle_core::Result;
 
+use crate::nn::im2col_phases;
 use crate::nn::matrix::Element;
 
 /// Where the patches of a convolution come from, for one image.
@@ -125,7 +126,13 @@ impl PatchTable {
 /// apart, so that several images can fill column blocks of one matrix. Every
 /// entry of the image's block is written.
 pub fn im2col<T: Element>(img: &[T], table: &PatchTable, dst: &mut [T], ld: usize) {
-    im2col_columns(img, table, dst, ld, 0..table.geometry.positions());
+    let g = &table.geometry;
+    if im2col_phases::applies(g) {
+        assert_eq!(img.len(), g.image_len(), "im2col: image size");
+        assert!(ld >= g.positions() && dst.len() >= (g.rows() - 1) * ld + g.positions(), "im2col: patch matrix size");
+        return im2col_phases::im2col(img, g, dst, ld);
+    }
+    im2col_columns(img, table, dst, ld, 0..g.positions());
 }
 
 /// The patch matrix's columns `columns` only (output positions in row-major
@@ -193,6 +200,9 @@ pub fn col2im_add<T: Element>(cols: &[T], ld: usize, table: &PatchTable, img: &m
     let (positions, taps, plane) = (g.positions(), g.kernel * g.kernel, g.height * g.width);
     assert_eq!(img.len(), g.image_len(), "col2im: image size");
     assert!(ld >= positions && cols.len() >= (g.rows() - 1) * ld + positions, "col2im: patch matrix size");
+    if im2col_phases::applies(g) {
+        return im2col_phases::col2im_add(cols, ld, g, img);
+    }
     for row in 0..g.rows() {
         let (c, t) = (row / taps, row % taps);
         let src = &cols[row * ld..][..positions];

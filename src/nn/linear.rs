@@ -8,7 +8,7 @@ use candle_core::{DType, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use crate::nn::epilogue::relu_mask_and_channel_sums;
+use crate::nn::epilogue::{Activation, Epilogue, activation_mask_and_channel_sums};
 use crate::nn::layer_op::{self, LayerKernels, Wanted};
 use crate::nn::matrix::{Element, MatRef, Threads, matmul};
 use crate::nn::widen::widens_in_layer;
@@ -69,7 +69,8 @@ impl Linear {
         };
         *last = outputs;
         let rows = x.elem_count() / inputs;
-        let op = LinearOp { relu, outputs };
+        let activation = if relu { Activation::Relu } else { Activation::Identity };
+        let op = LinearOp { activation, outputs };
         layer_op::apply(op, &x.reshape((rows, inputs))?, &weight, &bias)?.reshape(dims)
     }
 
@@ -95,10 +96,10 @@ impl candle_core::Module for Linear {
     }
 }
 
-/// `x·Wᵀ + b` (+ ReLU) on (x [n, in], W [out, in], b [out]).
+/// `x·Wᵀ + b` (+ activation) on (x [n, in], W [out, in], b [out]).
 #[derive(Clone, Copy, Debug)]
 struct LinearOp {
-    relu: bool,
+    activation: Activation,
     /// Rows of W (the bias length).
     outputs: usize,
 }
@@ -128,9 +129,7 @@ impl LayerKernels for LinearOp {
         y.par_chunks_mut(per_task * outputs).zip(x.par_chunks(per_task * inputs)).for_each(|(y, x)| {
             y.chunks_exact_mut(outputs).for_each(|row| row.copy_from_slice(b));
             matmul(y, outputs, MatRef::new(x, x.len() / inputs, inputs), wt, true, threads);
-            if self.relu {
-                y.iter_mut().filter(|v| **v < T::default()).for_each(|v| *v = T::default());
-            }
+            Epilogue { bias: None, activation: self.activation }.activate(y);
         });
         Ok((y, Shape::from((rows, outputs))))
     }
@@ -147,7 +146,7 @@ impl LayerKernels for LinearOp {
         let outputs = self.outputs;
         let inputs = w.len() / outputs;
         let rows = x.len() / inputs;
-        let (masked, db) = relu_mask_and_channel_sums(dy, self.relu.then_some(y), outputs, 1);
+        let (masked, db) = activation_mask_and_channel_sums(dy, y, self.activation, outputs, 1);
         let dy = masked.as_deref().unwrap_or(dy);
         let (xm, wm, dym) =
             (MatRef::new(x, rows, inputs), MatRef::new(w, outputs, inputs), MatRef::new(dy, rows, outputs));

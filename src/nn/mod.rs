@@ -1,15 +1,18 @@
 //! Layers and custom ops with their own backward passes: convolutions and
 //! linears on GEMMs (`conv`, `conv_op`, `linear`, `layer_op`, `epilogue`,
-//! `im2col`, `matrix`), layer/group norm (`norm_op`), attention
+//! `im2col`, `im2col_phases`, `matrix`), layer/group norm (`norm_op`), batch norm in
+//! training (`batch_norm_op`), attention
 //! (`attention_op`) and GEGLU (`geglu_op`). Every family builds on these; on
 //! devices other than the CPU each op falls back to candle's own kernels.
 
 pub mod attention_op;
+pub mod batch_norm_op;
 pub mod conv;
 pub mod conv_op;
 pub mod epilogue;
 pub mod geglu_op;
 pub mod im2col;
+pub mod im2col_phases;
 pub mod layer_op;
 pub mod linear;
 pub mod matrix;
