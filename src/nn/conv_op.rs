@@ -350,7 +350,7 @@ fn fold_mul<T: Element>(
                 matmul(cols, ld, wt, MatRef::new(block, features, ld), false, threads);
                 for (j, i) in img.chunks_exact_mut(img_len).enumerate() {
                     epilogue.add_bias(i);
-                    col2im_add(&cols[j * positions..], ld, table, i);
+                    col2im_add(&mut cols[j * positions..], ld, table, i);
                     epilogue.activate(i);
                 }
             }
@@ -420,7 +420,7 @@ fn gradients<T: Element>(
                         ConvKind::Conv => {
                             matmul(cols, ld, wm.t(), MatRef::new(block, features, ld), false, threads);
                             for (j, dx_b) in dx.chunks_exact_mut(x_len).enumerate() {
-                                col2im_add(&cols[j * positions..], ld, table, dx_b);
+                                col2im_add(&mut cols[j * positions..], ld, table, dx_b);
                             }
                         }
                         // dx_b = W · im2col(dy_b), through the feature block.

@@ -195,7 +195,8 @@ fn shifted_rows<T: Element>(src: &[T], g: &PatchGeometry, ki: usize, kj: usize, 
 
 /// The adjoint of [`im2col`]: adds every entry of one image's patch matrix
 /// (rows `ld` apart in `cols`) into its pixel of `img` [channels, h, w].
-pub fn col2im_add<T: Element>(cols: &[T], ld: usize, table: &PatchTable, img: &mut [T]) {
+/// `cols` is scratch: entries that fall in the padding may be zeroed.
+pub fn col2im_add<T: Element>(cols: &mut [T], ld: usize, table: &PatchTable, img: &mut [T]) {
     let g = &table.geometry;
     let (positions, taps, plane) = (g.positions(), g.kernel * g.kernel, g.height * g.width);
     assert_eq!(img.len(), g.image_len(), "col2im: image size");
@@ -231,7 +232,7 @@ mod tests {
             let mut cols = vec![f64::NAN; y.len()]; // im2col must overwrite every entry
             im2col(&x, &table, &mut cols, g.positions());
             let mut folded = vec![0.0; x.len()];
-            col2im_add(&y, g.positions(), &table, &mut folded);
+            col2im_add(&mut y.clone(), g.positions(), &table, &mut folded);
             let lhs: f64 = cols.iter().zip(&y).map(|(a, b)| a * b).sum();
             let rhs: f64 = x.iter().zip(&folded).map(|(a, b)| a * b).sum();
             assert!((lhs - rhs).abs() < 1e-9 * lhs.abs().max(1.0), "{stride} {padding} {dilation}: {lhs} vs {rhs}");

@@ -31,8 +31,18 @@ fn split<T: Element>(g: &PatchGeometry, plane: &[T], phases: &mut [T]) {
     let (s, ow, small) = (g.stride, g.out_width(), g.out_height() * g.out_width());
     for (iy, row) in plane.chunks_exact(g.width).enumerate() {
         let (y, py) = (iy / s, iy % s);
+        let at = |px: usize| (py * s + px) * small + y * ow;
+        if s == 2 {
+            // Even and odd pixels in one pass of pairs, which vectorises.
+            let (first, second) = phases.split_at_mut(at(1));
+            let (even, odd) = (&mut first[at(0)..][..ow], &mut second[..ow]);
+            for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(row.chunks_exact(2)) {
+                (*e, *o) = (pair[0], pair[1]);
+            }
+            continue;
+        }
         for px in 0..s {
-            let out = &mut phases[(py * s + px) * small + y * ow..][..ow];
+            let out = &mut phases[at(px)..][..ow];
             out.iter_mut().zip(row[px..].iter().step_by(s)).for_each(|(o, &v)| *o = v);
         }
     }
@@ -43,8 +53,17 @@ fn merge_add<T: Element>(g: &PatchGeometry, phases: &[T], plane: &mut [T]) {
     let (s, ow, small) = (g.stride, g.out_width(), g.out_height() * g.out_width());
     for (iy, row) in plane.chunks_exact_mut(g.width).enumerate() {
         let (y, py) = (iy / s, iy % s);
+        let at = |px: usize| (py * s + px) * small + y * ow;
+        if s == 2 {
+            let (even, odd) = (&phases[at(0)..][..ow], &phases[at(1)..][..ow]);
+            for ((pair, &e), &o) in row.chunks_exact_mut(2).zip(even).zip(odd) {
+                pair[0] += e;
+                pair[1] += o;
+            }
+            continue;
+        }
         for px in 0..s {
-            let src = &phases[(py * s + px) * small + y * ow..][..ow];
+            let src = &phases[at(px)..][..ow];
             row[px..].iter_mut().step_by(s).zip(src).for_each(|(o, &v)| *o += v);
         }
     }
@@ -79,23 +98,23 @@ fn shifted<T: Element>(src: &[T], oh: usize, ow: usize, (dy, dx): (isize, isize)
     }
 }
 
-/// `dst[y + dy][x + dx] += src[y][x]` where that lies inside [oh, ow].
-fn shifted_add<T: Element>(src: &[T], oh: usize, ow: usize, (dy, dx): (isize, isize), dst: &mut [T]) {
+/// `dst[y + dy][x + dx] += src[y][x]` where that lies inside [oh, ow]. The
+/// entries of `src` that fall outside are zeroed first, so that the valid
+/// rows are one flat, vectorised add (what wraps across a row end adds zero).
+fn shifted_add<T: Element>(src: &mut [T], oh: usize, ow: usize, (dy, dx): (isize, isize), dst: &mut [T]) {
     let ((y0, y1), (x0, x1)) = (valid(oh, dy), valid(ow, dx));
     if y1 <= y0 || x1 <= x0 {
         return;
     }
-    let to = |y: usize, x: usize| ((y as isize + dy) * ow as isize + x as isize + dx) as usize;
-    if x0 == 0 && x1 == ow {
-        let (from, len) = (y0 * ow, (y1 - y0) * ow);
-        let at = to(y0, 0);
-        dst[at..at + len].iter_mut().zip(&src[from..from + len]).for_each(|(d, &v)| *d += v);
-        return;
+    if x0 > 0 || x1 < ow {
+        for row in src[y0 * ow..y1 * ow].chunks_exact_mut(ow) {
+            row[..x0].fill(T::default());
+            row[x1..].fill(T::default());
+        }
     }
-    for y in y0..y1 {
-        let at = to(y, x0);
-        dst[at..at + x1 - x0].iter_mut().zip(&src[y * ow + x0..y * ow + x1]).for_each(|(d, &v)| *d += v);
-    }
+    let (from, len) = (y0 * ow + x0, (y1 - y0) * ow - x0 - (ow - x1));
+    let at = (from as isize + dy * ow as isize + dx) as usize;
+    dst[at..at + len].iter_mut().zip(&src[from..from + len]).for_each(|(d, &v)| *d += v);
 }
 
 /// The whole patch matrix of one image (rows `ld` apart in `dst`); `g` must satisfy [`applies`].
@@ -117,8 +136,9 @@ pub fn im2col<T: Element>(img: &[T], g: &PatchGeometry, dst: &mut [T], ld: usize
 }
 
 /// The adjoint of [`im2col`]: adds every entry of the patch matrix (rows
-/// `ld` apart in `cols`) into its pixel of `img`; `g` must satisfy [`applies`].
-pub fn col2im_add<T: Element>(cols: &[T], ld: usize, g: &PatchGeometry, img: &mut [T]) {
+/// `ld` apart in `cols`) into its pixel of `img`; `g` must satisfy
+/// [`applies`]. `cols` is scratch: its entries in the padding are zeroed.
+pub fn col2im_add<T: Element>(cols: &mut [T], ld: usize, g: &PatchGeometry, img: &mut [T]) {
     let (k, oh, ow, plane) = (g.kernel, g.out_height(), g.out_width(), g.height * g.width);
     let small = oh * ow;
     let mut phases = vec![T::default(); plane];
@@ -128,7 +148,7 @@ pub fn col2im_add<T: Element>(cols: &[T], ld: usize, g: &PatchGeometry, img: &mu
             let (py, dy) = phase(g, ki);
             for kj in 0..k {
                 let (px, dx) = phase(g, kj);
-                let src = &cols[((c * k + ki) * k + kj) * ld..][..small];
+                let src = &mut cols[((c * k + ki) * k + kj) * ld..][..small];
                 shifted_add(src, oh, ow, (dy, dx), &mut phases[(py * g.stride + px) * small..][..small]);
             }
         }
@@ -174,7 +194,7 @@ mod tests {
                 }
             }
             let mut folded = vec![1.0; g.image_len()];
-            col2im_add(&cols, ld, &g, &mut folded);
+            col2im_add(&mut cols.clone(), ld, &g, &mut folded);
             assert_eq!(folded, reference, "{g:?}");
         }
         let odd = PatchGeometry { channels: 1, height: 7, width: 6, kernel: 3, stride: 2, padding: 1, dilation: 1 };
