@@ -7,60 +7,34 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::diffusion::checkpoint::{SingleFileSpec, clip_vocab_path};
+use crate::cli::model_args::{ModelArgs, SamplingArgs};
 use crate::diffusion::lora::active::LoraRequest;
 use crate::diffusion::model_library::hashes::record_hashes;
-use crate::diffusion::pipeline::{DiffusionPipeline, GenerateInputs, ImageRequest};
-use crate::diffusion::schedulers::SamplerKind;
+use crate::diffusion::pipeline::GenerateInputs;
 use crate::io::image_record::{ImageRecord, read_image_record};
 use crate::io::npy::{NpyArray, npy_bytes, read_npy};
 use crate::io::output::write_new_file;
 use crate::io::png_meta::encode_png;
-use crate::library::find_manifest;
-use crate::nn::default_device;
+use crate::spec::image::{SamplerKind, VariationSeed};
 use crate::train::cancel::CancelToken;
 
 /// Flags of `generate`.
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
-    /// Installed diffusion model id (see `latent-studio models`).
-    #[arg(long, conflicts_with_all = ["model_dir", "model_file"], required_unless_present_any = ["model_dir", "model_file"])]
-    model: Option<String>,
-    /// A diffusers model folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/).
-    #[arg(long, conflicts_with = "model_file")]
-    model_dir: Option<PathBuf>,
-    /// A single-file checkpoint (.safetensors in the A1111/ComfyUI layout: SD 1.x, 2.x, XL).
-    #[arg(long)]
-    model_file: Option<PathBuf>,
-    /// With --model-file: a diffusers folder whose config.json files and
-    /// tokenizers describe the checkpoint (needed for non-standard shapes).
-    #[arg(long, requires = "model_file")]
-    config: Option<PathBuf>,
-    /// With --model-file: an autoencoder file replacing the checkpoint's own.
-    #[arg(long, requires = "model_file")]
-    vae: Option<PathBuf>,
+    #[command(flatten)]
+    source: ModelArgs,
     #[arg(long)]
     prompt: String,
-    /// What to steer away from (the unconditional side of guidance).
-    #[arg(long, default_value = "")]
-    negative: String,
-    #[arg(long, default_value_t = 25)]
-    steps: usize,
-    /// A1111's name ("Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras", "LCM",
-    /// "DDIM", "DDPM") or a short one (euler-a, euler, dpmpp-2m, dpmpp-2m-karras, lcm, ddim, ddpm).
-    #[arg(long, default_value = "euler-a", value_parser = parse_sampler)]
-    sampler: SamplerKind,
-    /// Classifier-free guidance scale (≤ 1: prompt only, as SD-Turbo wants).
-    #[arg(long, default_value_t = 7.5)]
-    cfg: f64,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Image width (default: the model's native size).
-    #[arg(long)]
-    width: Option<usize>,
-    /// Image height (default: the model's native size).
-    #[arg(long)]
-    height: Option<usize>,
+    /// A1111's variation seed: start from the seed's noise slerped towards this seed's.
+    #[arg(long, requires = "variation_strength")]
+    variation_seed: Option<u64>,
+    /// How far towards the variation seed's noise (0: none, 1: all of it).
+    #[arg(long, requires = "variation_seed")]
+    variation_strength: Option<f64>,
     /// img2img: start from this image.
     #[arg(long)]
     init_image: Option<PathBuf>,
@@ -110,43 +84,16 @@ fn parse_lora(s: &str) -> Result<(PathBuf, f64), String> {
     }
 }
 
-fn parse_sampler(s: &str) -> Result<SamplerKind, String> {
-    let names = SamplerKind::ALL.map(|k| format!("\"{}\"", k.a1111_name())).join(", ");
-    SamplerKind::parse(s).ok_or_else(|| format!("unknown sampler {s:?}: choose one of {names}"))
-}
-
 /// Runs `generate`.
 pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
     if args.out.exists() {
         bail!("{} exists; the studio never overwrites (choose another --out)", args.out.display());
     }
-    let name_of = |path: &Path, stem: bool| {
-        let name = if stem { path.file_stem() } else { path.file_name() };
-        name.map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
-    };
-    let device = default_device();
-    let (pipeline, model_name) = match (&args.model, &args.model_dir, &args.model_file) {
-        (Some(id), _, _) => (DiffusionPipeline::load(&find_manifest(models_dir, id)?.dir, &device)?, id.clone()),
-        (None, Some(dir), _) => (DiffusionPipeline::load(dir, &device)?, name_of(dir, false)),
-        (None, None, Some(file)) => {
-            let vocab = Some(clip_vocab_path(models_dir));
-            let spec = SingleFileSpec { file: file.clone(), config: args.config.clone(), vae: args.vae.clone(), vocab };
-            (DiffusionPipeline::load_single_file(&spec, &device)?, name_of(file, true))
-        }
-        (None, None, None) => bail!("give --model ID, --model-dir DIR or --model-file FILE"),
-    };
-    let native = pipeline.native_size().unwrap_or(512);
-    let request = ImageRequest {
-        prompt: args.prompt.clone(),
-        negative: args.negative.clone(),
-        steps: args.steps,
-        sampler: args.sampler,
-        guidance: args.cfg,
-        width: args.width.unwrap_or(native),
-        height: args.height.unwrap_or(native),
-        seed: args.seed,
-        strength: args.strength,
-    };
+    let (pipeline, model_name) = args.source.load(models_dir)?;
+    let mut request = args.sampling.request(&pipeline, &args.prompt, args.seed, SamplerKind::EulerAncestral);
+    request.strength = args.strength;
+    request.variation =
+        args.variation_seed.zip(args.variation_strength).map(|(seed, strength)| VariationSeed { seed, strength });
     let init = match &args.init_image {
         Some(path) => {
             Some(image::open(path).with_context(|| format!("cannot read the init image {}", path.display()))?.to_rgb8())
@@ -217,7 +164,7 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
         }
     }
     let lora_files: Vec<PathBuf> = generated.loras.iter().map(|r| r.path.clone()).collect();
-    let (model_hash, lora_hashes) = record_hashes(args.model_file.as_deref(), &lora_files);
+    let (model_hash, lora_hashes) = record_hashes(args.source.model_file.as_deref(), &lora_files);
     let record = ImageRecord {
         request,
         model: model_name,
@@ -225,6 +172,7 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
         lora_hashes,
         init_image: args.init_image.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()),
         noise_origin: args.noise.as_ref().and_then(|p| p.file_name()).map(|n| format!("file {}", n.to_string_lossy())),
+        latent: None,
     };
     let png = encode_png(&generated.image, &record.chunks()).map_err(anyhow::Error::msg)?;
     write_new_file(&args.out, &png)?;

@@ -12,7 +12,9 @@ mod directions;
 mod generate;
 mod hub;
 mod latent;
+mod latent_control;
 mod library;
+mod model_args;
 mod outliers;
 mod text;
 mod train;
@@ -174,6 +176,11 @@ pub enum Command {
     },
     /// Text-to-image (or image-to-image) with a diffusion model.
     Generate(Box<generate::GenerateArgs>),
+    /// One image from the latent pad: prompts and seeds at points of a
+    /// square, blended at the cursor (with concept sliders).
+    Pad(Box<latent_control::PadArgs>),
+    /// An animation (GIF or APNG) travelling through keyframes of prompt and seed.
+    Travel(Box<latent_control::TravelArgs>),
     /// Print the generation settings stored in a PNG (ours or A1111-style).
     Info {
         /// The image.
@@ -267,8 +274,15 @@ pub enum Command {
 /// Runs a headless command.
 pub fn run(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
     // Say where the heavy commands run (the GUI shows it in its status bar).
-    if matches!(command, Command::Models { .. } | Command::Generate(_) | Command::Train { .. } | Command::Bench { .. })
-    {
+    if matches!(
+        command,
+        Command::Models { .. }
+            | Command::Generate(_)
+            | Command::Pad(_)
+            | Command::Travel(_)
+            | Command::Train { .. }
+            | Command::Bench { .. }
+    ) {
         eprintln!("device: {}", crate::nn::device_label(&crate::nn::default_device()));
     }
     // On a pool thread, parallel loops keep one half of their work instead of
@@ -296,6 +310,8 @@ fn run_here(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
         }
         Command::Tokenize { model, text: input, chat, json } => text::tokenize(&models_dir, &model, &input, chat, json),
         Command::Generate(args) => generate::generate(&models_dir, *args),
+        Command::Pad(args) => latent_control::pad(&models_dir, *args),
+        Command::Travel(args) => latent_control::travel(&models_dir, *args),
         Command::Info { file, json } => generate::info(&file, json),
         Command::Library { dir, json } => library::run(&dir, json),
         Command::Outliers { model, data, fit, top, json, heatmaps } => {

@@ -10,7 +10,8 @@
 //! The user's files: `model_library` (their folders, by kind, with A1111's
 //! hashes), `lora` (merged into the loaded weights), `prompt` (A1111's
 //! emphasis, chunks, `<lora:…>` tags, embeddings). Sampling: `schedulers/`,
-//! the guided loop in `sampling`, and `pipeline`, which runs a request. Training: `train_autoencoder`,
+//! the guided loop in `sampling`, and `pipeline`, which runs a request;
+//! `latent_control` (variation seeds, the latent pad, concept sliders, travel). Training: `train_autoencoder`,
 //! `train_bpe`, `train` (U-Net and text encoder), `export`;
 //! `random_weights` writes random models of any shape for tests and
 //! benchmarks.
@@ -21,6 +22,7 @@ pub mod checkpoint;
 pub mod clip_text;
 pub mod clip_tokenizer;
 pub mod export;
+pub mod latent_control;
 pub mod latent_rgb;
 pub mod lora;
 pub mod model_library;

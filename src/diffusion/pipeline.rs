@@ -14,6 +14,7 @@ use image::RgbImage;
 
 use crate::diffusion::autoencoder::Autoencoder;
 use crate::diffusion::checkpoint::{SingleFileSource, SingleFileSpec};
+use crate::diffusion::latent_control::variation::a1111_slerp;
 use crate::diffusion::latent_rgb::LatentRgb;
 use crate::diffusion::lora::LoraReport;
 use crate::diffusion::lora::active::{ActiveLoras, LoraRequest, find_lora};
@@ -332,6 +333,24 @@ impl DiffusionPipeline {
         run.finish(&self.nets.vae, &latents)
     }
 
+    /// As `generate_with` under a conditioning made elsewhere (the latent
+    /// pad's blend, concept sliders); the request's prompt then only names
+    /// LoRAs to merge, which must have been merged before `cond` was encoded.
+    pub fn generate_conditioned(
+        &self,
+        request: &ImageRequest,
+        inputs: GenerateInputs,
+        cond: &Conditioning,
+        on_step: &mut dyn FnMut(StepReport),
+        cancel: &CancelToken,
+    ) -> Result<Option<Generated>, GenerateError> {
+        let mut run = self.prepare(request, inputs)?;
+        let Some(latents) = self.sample(&mut run, cond, on_step, cancel)? else {
+            return Ok(None);
+        };
+        run.finish(&self.nets.vae, &latents)
+    }
+
     /// As `generate_with` for a process that makes one image and exits, as
     /// stable-diffusion.cpp's CLI does: each network is freed once its part
     /// is done (the text towers before the first step, the U-Net before
@@ -386,7 +405,10 @@ impl DiffusionPipeline {
         let device = &self.nets.device;
         let mut rng = SeededRng::new(request.seed);
         // Drawn even when `noise` replaces it, so the samplers' later noise is the seed's either way.
-        let seed_noise = rng.normal_vec(len);
+        let seed_noise = match request.variation.filter(|v| v.strength != 0.0) {
+            Some(v) => a1111_slerp(v.strength, &rng.normal_vec(len), &SeededRng::new(v.seed).normal_vec(len), shape),
+            None => rng.normal_vec(len),
+        };
         let noise = match noise {
             Some(n) if n.len() != len => {
                 return Err(GenerateError::Invalid(format!(

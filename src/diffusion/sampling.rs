@@ -21,6 +21,7 @@ pub fn initial_noise(seed: u64, len: usize) -> Vec<f32> {
 /// What the U-Net is conditioned on: the text states and, for SDXL, the
 /// added input (pooled text and size numbers). Under guidance each holds
 /// [unconditional; conditional] rows, else the conditional row alone.
+#[derive(Clone, Debug)]
 pub struct Conditioning {
     pub context: Tensor,
     pub added: Option<Tensor>,

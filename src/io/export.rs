@@ -1,4 +1,4 @@
-//! Composing several images into one: grids and strips as PNG, animations as GIF.
+//! Composing several images into one: grids and strips as PNG, animations as GIF and APNG.
 
 use image::{Delay, Frame, RgbImage, RgbaImage};
 
@@ -49,6 +49,38 @@ pub fn encode_gif(frames: &[RgbImage], delay_ms: u32) -> Result<Vec<u8>, super::
     Ok(out)
 }
 
+/// Encodes `frames` (all the same size) as a looping animated PNG with
+/// `delay_ms` per frame and `chunks` as text (a viewer without APNG
+/// support shows the first frame).
+pub fn encode_apng(
+    frames: &[RgbImage],
+    delay_ms: u32,
+    chunks: &[(String, String)],
+) -> Result<Vec<u8>, super::error::EncodeError> {
+    let err = |e| super::error::EncodeError::new("APNG", e);
+    let Some(first) = frames.first() else { return Err(super::error::EncodeError::new("APNG", "no frames")) };
+    if frames.iter().any(|f| f.dimensions() != first.dimensions()) {
+        return Err(super::error::EncodeError::new("APNG", "frames differ in size"));
+    }
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, first.width(), first.height());
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_animated(frames.len() as u32, 0).map_err(err)?;
+        enc.set_frame_delay(delay_ms.min(u32::from(u16::MAX)) as u16, 1000).map_err(err)?;
+        for (k, v) in chunks {
+            enc.add_itxt_chunk(k.clone(), v.clone()).map_err(err)?;
+        }
+        let mut writer = enc.write_header().map_err(err)?;
+        for frame in frames {
+            writer.write_image_data(frame.as_raw()).map_err(err)?;
+        }
+        writer.finish().map_err(err)?;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +103,18 @@ mod tests {
         let bytes = encode_gif(&frames, 80).unwrap();
         let decoded = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(bytes)).unwrap();
         assert_eq!(decoded.into_frames().count(), 4);
+    }
+
+    #[test]
+    fn apng_has_every_frame_and_the_text() {
+        use image::AnimationDecoder;
+        let frames: Vec<RgbImage> = (0..3).map(|i| RgbImage::from_pixel(4, 4, image::Rgb([0, i * 90, 0]))).collect();
+        let chunks = [("latent-studio".to_owned(), "{}".to_owned())];
+        let bytes = encode_apng(&frames, 100, &chunks).unwrap();
+        let decoder = image::codecs::png::PngDecoder::new(std::io::Cursor::new(&bytes)).unwrap();
+        let decoded: Vec<_> = decoder.apng().unwrap().into_frames().collect::<Result<_, _>>().unwrap();
+        assert_eq!(decoded.len(), 3);
+        assert_eq!(decoded[2].buffer().get_pixel(1, 1).0, [0, 180, 0, 255]);
+        assert_eq!(crate::io::png_meta::png_text_chunks(&bytes).unwrap(), chunks);
     }
 }

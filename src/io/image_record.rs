@@ -7,10 +7,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::diffusion::latent_control::scene::LatentRecipe;
 use crate::io::error::{FileError, FormatError};
 use crate::io::png_meta::read_png_text;
 use crate::io::sd_params::{GenerationParams, PARAMETERS_KEY};
-use crate::spec::image::{ImageRequest, SamplerKind};
+use crate::spec::image::{ImageRequest, SamplerKind, VariationSeed};
 
 /// `name: hash, name: hash` (the value of A1111's `Lora hashes`).
 pub fn parse_lora_hashes(value: &str) -> Vec<(String, String)> {
@@ -44,6 +45,9 @@ pub struct ImageRecord {
     /// The LoRAs used, by name, with A1111's short hashes (`Lora hashes:`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lora_hashes: Vec<(String, String)>,
+    /// Made from latent controls (pad, concept sliders, travel): how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent: Option<LatentRecipe>,
 }
 
 impl ImageRecord {
@@ -55,8 +59,15 @@ impl ImageRecord {
         if let Some(schedule) = schedule {
             extra.push(("Schedule type".to_owned(), schedule.to_owned()));
         }
+        if let Some(v) = r.variation.filter(|v| v.strength != 0.0) {
+            extra.push(("Variation seed".to_owned(), v.seed.to_string()));
+            extra.push(("Variation seed strength".to_owned(), v.strength.to_string()));
+        }
         if self.init_image.is_some() {
             extra.push(("Denoising strength".to_owned(), r.strength.to_string()));
+        }
+        if let Some(latent) = &self.latent {
+            extra.extend(latent.infotext());
         }
         if let Some(hash) = &self.model_hash {
             extra.push(("Model hash".to_owned(), hash.clone()));
@@ -84,6 +95,10 @@ impl ImageRecord {
         let field = |key: &str| p.extra.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
         let strength = field("Denoising strength").and_then(|v| v.parse().ok());
         let sampler = SamplerKind::from_infotext(&p.sampler, field("Schedule type"));
+        let variation = field("Variation seed").and_then(|v| v.parse().ok()).map(|seed| VariationSeed {
+            seed,
+            strength: field("Variation seed strength").and_then(|v| v.parse().ok()).unwrap_or(0.0),
+        });
         Self {
             request: ImageRequest {
                 prompt: p.prompt.clone(),
@@ -95,12 +110,14 @@ impl ImageRecord {
                 height: p.height,
                 seed: p.seed,
                 strength: strength.unwrap_or(0.75),
+                variation,
             },
             model: p.model.clone(),
             init_image: None,
             noise_origin: None,
             model_hash: field("Model hash").map(str::to_owned),
             lora_hashes: field("Lora hashes").map(parse_lora_hashes).unwrap_or_default(),
+            latent: None,
         }
     }
 
@@ -142,6 +159,7 @@ mod tests {
         let mut request = ImageRequest::new("a red heart, glossy", 42);
         request.negative = "blurry".into();
         request.sampler = SamplerKind::Ddim;
+        request.variation = Some(VariationSeed { seed: 99, strength: 0.25 });
         let record = ImageRecord {
             request,
             model: "emoji-ldm".into(),
@@ -149,6 +167,7 @@ mod tests {
             noise_origin: None,
             model_hash: Some("6ce0161689".into()),
             lora_hashes: vec![("glow".into(), "0123456789ab".into())],
+            latent: None,
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.png");
@@ -156,8 +175,13 @@ mod tests {
         assert_eq!(read_image_record(&path).unwrap().unwrap(), record);
         let params = crate::io::sd_params::read_generation_params(&path).unwrap().unwrap();
         assert_eq!((params.steps, params.sampler.as_str(), params.seed), (20, "DDIM", 42));
-        let extra =
-            [("Denoising strength", "0.75"), ("Model hash", "6ce0161689"), ("Lora hashes", "glow: 0123456789ab")];
+        let extra = [
+            ("Variation seed", "99"),
+            ("Variation seed strength", "0.25"),
+            ("Denoising strength", "0.75"),
+            ("Model hash", "6ce0161689"),
+            ("Lora hashes", "glow: 0123456789ab"),
+        ];
         assert_eq!(params.extra, extra.map(|(k, v)| (k.to_owned(), v.to_owned())));
 
         let a1111 = "masterpiece, cat\nNegative prompt: dog\nSteps: 30, Sampler: DPM++ 2M Karras, CFG scale: 6.5, Seed: 7, Size: 640x448, Model: sd15";
@@ -169,6 +193,11 @@ mod tests {
         assert_eq!((read.request.steps, read.request.guidance, read.request.seed), (30, 6.5, 7));
         assert_eq!((read.request.width, read.request.height, read.model.as_str()), (640, 448, "sd15"));
         assert_eq!(read.request.sampler, SamplerKind::DpmPp2mKarras, "A1111's older name");
+        assert_eq!(read.request.variation, None);
+        let varied = "cat\nSteps: 30, Sampler: Euler a, CFG scale: 7, Seed: 7, Size: 64x64, Variation seed: 123, Variation seed strength: 0.3";
+        let chunks = [(PARAMETERS_KEY.to_owned(), varied.to_owned())];
+        let read = image_record_from_chunks(&chunks).unwrap().unwrap();
+        assert_eq!(read.request.variation, Some(VariationSeed { seed: 123, strength: 0.3 }));
         // A1111 1.9+ writes the schedule apart; a sampler we lack becomes Euler a.
         let newer = "cat\nSteps: 30, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 7, Size: 64x64";
         let unknown = "cat\nSteps: 30, Sampler: UniPC, CFG scale: 6.5, Seed: 7, Size: 64x64";

@@ -61,6 +61,12 @@ impl SamplerKind {
         }
     }
 
+    /// Whether the sampler adds no noise of its own after the first step, so
+    /// that nearby starting noises give nearby images (what travel needs).
+    pub fn is_deterministic(self) -> bool {
+        matches!(self, SamplerKind::Ddim | SamplerKind::Euler | SamplerKind::DpmPp2m | SamplerKind::DpmPp2mKarras)
+    }
+
     /// Reads any of the names (case-insensitive).
     pub fn parse(name: &str) -> Option<SamplerKind> {
         let name = name.trim().to_lowercase();
@@ -90,6 +96,19 @@ pub struct ImageRequest {
     pub seed: u64,
     /// img2img only: how much of the schedule to run over the init image (0–1].
     pub strength: f64,
+    /// A1111's variation seed: the initial noise moves towards another seed's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variation: Option<VariationSeed>,
+}
+
+/// A1111's "Variation seed" and "Variation seed strength": the initial
+/// noise is the seed's slerped towards this seed's by `strength` (0: the
+/// seed alone, 1: the variation seed's noise); the samplers' later noise
+/// stays the main seed's.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VariationSeed {
+    pub seed: u64,
+    pub strength: f64,
 }
 
 impl ImageRequest {
@@ -105,6 +124,7 @@ impl ImageRequest {
             height: 512,
             seed,
             strength: 0.75,
+            variation: None,
         }
     }
 }

@@ -14,7 +14,7 @@ use egui::{RichText, TextureHandle};
 use super::theme;
 use crate::io::image_record::ImageRecord;
 use crate::io::manifest::ModelManifest;
-use crate::spec::image::{ImageRequest, SamplerKind};
+use crate::spec::image::{ImageRequest, SamplerKind, VariationSeed};
 use crate::spec::library::{ItemKind, LibraryItem};
 use crate::ui::commands::UiCommand;
 use crate::worker::{ImageModelRef, JobId};
@@ -72,6 +72,9 @@ pub struct ImagePanel {
     /// img2img: the init image and strength.
     pub init_image: Option<PathBuf>,
     pub strength: f64,
+    /// A1111's variation seed, when a restored image had one (kept so that
+    /// "reuse settings" reproduces it).
+    pub variation: Option<VariationSeed>,
     /// Preview every this many steps.
     pub preview_every: usize,
     /// Frames of a seed walk between results A and B.
@@ -103,6 +106,7 @@ impl Default for ImagePanel {
             batch: 4,
             init_image: None,
             strength: 0.75,
+            variation: None,
             preview_every: 1,
             walk_frames: 6,
             queue: Vec::new(),
@@ -128,6 +132,7 @@ impl ImagePanel {
             height: self.height,
             seed: self.seed.wrapping_add(i as u64),
             strength: self.strength,
+            variation: self.variation,
         }
     }
 
@@ -145,6 +150,7 @@ impl ImagePanel {
         }
         self.seed = r.seed;
         self.strength = r.strength;
+        self.variation = r.variation;
         self.random_seed = false;
     }
 

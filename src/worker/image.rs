@@ -112,6 +112,7 @@ impl ImageService {
             noise_origin: spec.noise.as_ref().map(|(_, origin)| origin.clone()),
             model_hash,
             lora_hashes,
+            latent: None,
         };
         // The image reaches the panel even if it cannot be written.
         let saved = encode_png(&generated.image, &record.chunks())

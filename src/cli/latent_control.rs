@@ -1,0 +1,257 @@
+//! `pad` (one image from the latent pad at a cursor position, or again
+//! from a PNG it made) and `travel` (an animation through keyframes), both
+//! with concept sliders and `generate`'s sampling flags.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use crate::cli::model_args::{ModelArgs, SamplingArgs};
+use crate::diffusion::latent_control::concepts::ConceptSlider;
+use crate::diffusion::latent_control::pad::{MAX_POINTS, PadPoint, PadRecipe};
+use crate::diffusion::latent_control::scene::{LatentRecipe, LatentScene};
+use crate::diffusion::latent_control::travel::{Keyframe, TravelFrame};
+use crate::diffusion::pipeline::{Generated, ImageRequest};
+use crate::io::export::{encode_apng, encode_gif};
+use crate::io::image_record::{ImageRecord, RECORD_KEY, read_image_record};
+use crate::io::output::write_new_file;
+use crate::io::png_meta::encode_png;
+use crate::spec::image::SamplerKind;
+use crate::train::cancel::CancelToken;
+
+/// Flags of `pad`.
+#[derive(Args, Debug)]
+pub struct PadArgs {
+    #[command(flatten)]
+    source: ModelArgs,
+    /// A point of the pad, "PROMPT@SEED@X,Y" with X and Y in [0, 1]; 1 to 8 of them.
+    #[arg(long = "point", value_parser = parse_point)]
+    points: Vec<PadPoint>,
+    /// The cursor, "X,Y" (default: the recorded one with --from, else the middle).
+    #[arg(long, value_parser = parse_xy)]
+    at: Option<(f64, f64)>,
+    /// A concept slider, "POSITIVE/NEGATIVE=VALUE"; repeatable.
+    #[arg(long = "concept", value_parser = parse_concept)]
+    concepts: Vec<ConceptSlider>,
+    /// Make the image a PNG from `pad` records again (its points, sliders,
+    /// seeds and sampling settings); --at moves its cursor.
+    #[arg(long, conflicts_with = "points")]
+    from: Option<PathBuf>,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// The PNG to write (never overwritten).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Flags of `travel`.
+#[derive(Args, Debug)]
+pub struct TravelArgs {
+    #[command(flatten)]
+    source: ModelArgs,
+    /// A keyframe, "PROMPT@SEED" or "PROMPT@SEED@V1,V2…" with the concept
+    /// sliders' values there; at least two.
+    #[arg(long = "keyframe", value_parser = parse_keyframe, required = true)]
+    keyframes: Vec<Keyframe>,
+    /// Frames in the whole animation, the keyframes included.
+    #[arg(long, default_value_t = 16)]
+    frames: usize,
+    /// A concept slider, "POSITIVE/NEGATIVE=VALUE" (the value where a keyframe gives none); repeatable.
+    #[arg(long = "concept", value_parser = parse_concept)]
+    concepts: Vec<ConceptSlider>,
+    /// Frames per second.
+    #[arg(long, default_value_t = 8.0)]
+    fps: f64,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// The animation to write, .gif or .apng/.png (never overwritten).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// "A@B@C" → ("A", "B", "C") from the right, so prompts may hold '@'.
+fn split_tail(s: &str, parts: usize) -> Option<Vec<&str>> {
+    let mut fields: Vec<&str> = s.rsplitn(parts, '@').collect();
+    fields.reverse();
+    (fields.len() == parts && !fields[0].trim().is_empty()).then_some(fields)
+}
+
+fn parse_xy(s: &str) -> Result<(f64, f64), String> {
+    let (x, y) = s.split_once(',').ok_or_else(|| format!("{s:?} is not X,Y"))?;
+    let number = |v: &str| v.trim().parse::<f64>().ok().filter(|v| v.is_finite());
+    number(x).zip(number(y)).ok_or_else(|| format!("{s:?} is not two numbers X,Y"))
+}
+
+fn parse_seed(s: &str) -> Result<u64, String> {
+    s.trim().parse().map_err(|_| format!("{s:?} is not a seed (a whole number)"))
+}
+
+fn parse_point(s: &str) -> Result<PadPoint, String> {
+    let fields = split_tail(s, 3).ok_or_else(|| format!("{s:?} is not PROMPT@SEED@X,Y"))?;
+    let (x, y) = parse_xy(fields[2])?;
+    Ok(PadPoint { prompt: fields[0].trim().to_owned(), seed: parse_seed(fields[1])?, x, y })
+}
+
+fn parse_keyframe(s: &str) -> Result<Keyframe, String> {
+    let with_values = split_tail(s, 3).filter(|f| f[2].split(',').all(|v| v.trim().parse::<f64>().is_ok()));
+    if let Some(fields) = with_values.filter(|f| parse_seed(f[1]).is_ok()) {
+        let concepts = fields[2].split(',').filter_map(|v| v.trim().parse().ok()).collect();
+        return Ok(Keyframe { prompt: fields[0].trim().to_owned(), seed: parse_seed(fields[1])?, concepts });
+    }
+    let fields = split_tail(s, 2).ok_or_else(|| format!("{s:?} is not PROMPT@SEED"))?;
+    Ok(Keyframe { prompt: fields[0].trim().to_owned(), seed: parse_seed(fields[1])?, concepts: Vec::new() })
+}
+
+fn parse_concept(s: &str) -> Result<ConceptSlider, String> {
+    let (pair, value) = s.rsplit_once('=').unwrap_or((s, "0"));
+    let (positive, negative) = pair.split_once('/').ok_or_else(|| format!("{s:?} is not POSITIVE/NEGATIVE=VALUE"))?;
+    let value = value.trim().parse::<f64>().ok().filter(|v| v.is_finite());
+    let value = value.ok_or_else(|| format!("{s:?}: the value after '=' is not a number"))?;
+    Ok(ConceptSlider { range: value.abs().max(1.0), ..ConceptSlider::new(positive.trim(), negative.trim(), value) })
+}
+
+/// Refuses an existing output before any work.
+fn fresh(out: &Path) -> anyhow::Result<()> {
+    if out.exists() {
+        bail!("{} exists; the studio never overwrites (choose another --out)", out.display());
+    }
+    Ok(())
+}
+
+/// The PNG of one latent-control image with its record.
+fn png_with_record(
+    generated: &Generated,
+    request: ImageRequest,
+    model: &str,
+    latent: LatentRecipe,
+) -> anyhow::Result<Vec<u8>> {
+    let record = ImageRecord {
+        request,
+        model: model.to_owned(),
+        init_image: None,
+        noise_origin: None,
+        model_hash: None,
+        lora_hashes: Vec::new(),
+        latent: Some(latent),
+    };
+    encode_png(&generated.image, &record.chunks()).map_err(anyhow::Error::msg)
+}
+
+/// Runs `pad`.
+pub fn pad(models_dir: &Path, args: PadArgs) -> anyhow::Result<()> {
+    fresh(&args.out)?;
+    let (pipeline, model) = args.source.load(models_dir)?;
+    let (base, mut recipe, concepts) = match &args.from {
+        Some(path) => {
+            let record = read_image_record(path)?.with_context(|| format!("{} holds no settings", path.display()))?;
+            let latent = record.latent.unwrap_or_default();
+            let Some(pad) = latent.pad else { bail!("{} was not made with the latent pad", path.display()) };
+            let concepts = if args.concepts.is_empty() { latent.concepts } else { args.concepts.clone() };
+            (record.request, pad, concepts)
+        }
+        None => {
+            if args.points.is_empty() || args.points.len() > MAX_POINTS {
+                bail!("give 1 to {MAX_POINTS} --point PROMPT@SEED@X,Y ({} given)", args.points.len());
+            }
+            let base = args.sampling.request(&pipeline, "", 0, SamplerKind::EulerAncestral);
+            (base, PadRecipe { points: args.points.clone(), at: (0.5, 0.5) }, args.concepts.clone())
+        }
+    };
+    if let Some(at) = args.at {
+        recipe.at = at;
+    }
+    let mut scene = LatentScene::new(&pipeline);
+    let (request, noise, cond) = scene.pad_start(&base, &recipe, &concepts)?;
+    let Some(generated) = scene.render(&request, noise, &cond, &mut |_| {}, &CancelToken::new())? else {
+        bail!("cancelled")
+    };
+    let latent = LatentRecipe { pad: Some(recipe), concepts, travel: None };
+    write_new_file(&args.out, &png_with_record(&generated, request, &model, latent)?)?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// Runs `travel`.
+pub fn travel(models_dir: &Path, args: TravelArgs) -> anyhow::Result<()> {
+    fresh(&args.out)?;
+    let extension = args.out.extension().and_then(|e| e.to_str()).map(str::to_lowercase);
+    let apng = match extension.as_deref() {
+        Some("gif") => false,
+        Some("apng" | "png") => true,
+        _ => bail!("{}: write a .gif or an .apng/.png", args.out.display()),
+    };
+    if args.keyframes.len() < 2 || args.frames < args.keyframes.len() {
+        bail!(
+            "a travel needs at least two keyframes and as many frames ({} keyframes, {} frames)",
+            args.keyframes.len(),
+            args.frames
+        );
+    }
+    if !(args.fps > 0.0 && args.fps <= 100.0) {
+        bail!("--fps {} is outside (0, 100]", args.fps);
+    }
+    let (pipeline, model) = args.source.load(models_dir)?;
+    let base = args.sampling.request(&pipeline, "", 0, SamplerKind::Ddim);
+    if !base.sampler.is_deterministic() {
+        bail!(
+            "{} draws new noise every step, so frames would not morph smoothly; choose a deterministic sampler (ddim, euler, dpmpp-2m, dpmpp-2m-karras)",
+            base.sampler.a1111_name()
+        );
+    }
+    let mut scene = LatentScene::new(&pipeline);
+    let cancel = CancelToken::new();
+    let mut frames = Vec::with_capacity(args.frames);
+    for frame in 0..args.frames {
+        let position = TravelFrame { keyframes: args.keyframes.clone(), frame, frames: args.frames };
+        let (request, noise, cond) = scene.travel_start(&base, &position, &args.concepts)?;
+        let Some(generated) = scene.render(&request, noise, &cond, &mut |_| {}, &cancel)? else { bail!("cancelled") };
+        eprint!("\rframe {}/{}", frame + 1, args.frames);
+        frames.push(generated.image);
+    }
+    eprintln!();
+    let delay_ms = (1000.0 / args.fps).round() as u32;
+    let bytes = if apng {
+        let travel = TravelFrame { keyframes: args.keyframes.clone(), frame: 0, frames: args.frames };
+        let latent = LatentRecipe { pad: None, concepts: args.concepts.clone(), travel: Some(travel) };
+        let first = &args.keyframes[0];
+        let request = ImageRequest { prompt: first.prompt.clone(), seed: first.seed, ..base };
+        let record = ImageRecord {
+            request,
+            model,
+            init_image: None,
+            noise_origin: None,
+            model_hash: None,
+            lora_hashes: Vec::new(),
+            latent: Some(latent),
+        };
+        let chunks: Vec<(String, String)> = record.chunks().into_iter().filter(|(k, _)| k == RECORD_KEY).collect();
+        encode_apng(&frames, delay_ms, &chunks)
+    } else {
+        encode_gif(&frames, delay_ms)
+    };
+    write_new_file(&args.out, &bytes.map_err(anyhow::Error::msg)?)?;
+    eprintln!("wrote {} ({} frames)", args.out.display(), frames.len());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse_with_at_signs_in_prompts() {
+        let p = parse_point("a cat @ home@42@0.25,1").unwrap();
+        assert_eq!((p.prompt.as_str(), p.seed, p.x, p.y), ("a cat @ home", 42, 0.25, 1.0));
+        assert!(parse_point("cat@x@0,0").is_err());
+        assert!(parse_point("cat@1").is_err());
+        let k = parse_keyframe("sun@7").unwrap();
+        assert_eq!((k.prompt.as_str(), k.seed, k.concepts.len()), ("sun", 7, 0));
+        let k = parse_keyframe("sun@7@0.5,-1").unwrap();
+        assert_eq!(k.concepts, [0.5, -1.0]);
+        let c = parse_concept("happy/sad=-0.5").unwrap();
+        assert_eq!((c.positive.as_str(), c.negative.as_str(), c.value), ("happy", "sad", -0.5));
+        assert!(parse_concept("happy=1").is_err());
+        assert!(parse_xy("1;2").is_err());
+    }
+}

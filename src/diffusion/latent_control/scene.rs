@@ -1,0 +1,189 @@
+//! Making images from latent controls: the text states of every prompt
+//! involved are encoded once and kept (a pad drag re-encodes nothing), the
+//! noises and conditionings are blended, and the pipeline samples from the
+//! blend like any generation.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::diffusion::latent_control::concepts::{self, ConceptSlider};
+use crate::diffusion::latent_control::pad::{self, PadRecipe};
+use crate::diffusion::latent_control::travel::TravelFrame;
+use crate::diffusion::pipeline::{DiffusionPipeline, GenerateError, GenerateInputs, Generated, StepReport};
+use crate::diffusion::sampling::Conditioning;
+use crate::latent::interpolate::slerp;
+use crate::spec::image::ImageRequest;
+use crate::train::cancel::CancelToken;
+use crate::train::rng::SeededRng;
+
+/// How an image was made from latent controls, besides its sampling
+/// settings: stored in its PNG, enough to make it again.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatentRecipe {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad: Option<PadRecipe>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub concepts: Vec<ConceptSlider>,
+    /// A frame of a travel between keyframes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub travel: Option<TravelFrame>,
+}
+
+impl LatentRecipe {
+    /// Readable fields for A1111's infotext (our JSON chunk holds the exact recipe).
+    pub fn infotext(&self) -> Vec<(String, String)> {
+        let mut fields = Vec::new();
+        let clean = |s: &str| s.replace('\n', " ");
+        if let Some(pad) = &self.pad {
+            let points: Vec<String> =
+                pad.points.iter().map(|p| format!("{}@{}@{},{}", clean(&p.prompt), p.seed, p.x, p.y)).collect();
+            fields.push(("Latent pad".to_owned(), format!("{} at {},{}", points.join(" | "), pad.at.0, pad.at.1)));
+        }
+        if !self.concepts.is_empty() {
+            let sliders: Vec<String> = self
+                .concepts
+                .iter()
+                .map(|c| format!("{}/{}={}", clean(&c.positive), clean(&c.negative), c.value))
+                .collect();
+            fields.push(("Concept sliders".to_owned(), sliders.join(" | ")));
+        }
+        if let Some(travel) = &self.travel {
+            let keys: Vec<String> =
+                travel.keyframes.iter().map(|k| format!("{}@{}", clean(&k.prompt), k.seed)).collect();
+            fields.push((
+                "Travel".to_owned(),
+                format!("frame {} of {}: {}", travel.frame + 1, travel.frames, keys.join(" | ")),
+            ));
+        }
+        fields
+    }
+}
+
+/// A pipeline with the text states it has encoded, by prompt, for one set
+/// of sampling settings (negative prompt, guidance, size).
+pub struct LatentScene<'a> {
+    pipeline: &'a DiffusionPipeline,
+    /// (negative prompt, guided, width, height) the cache was filled for.
+    settings: Option<(String, bool, usize, usize)>,
+    texts: HashMap<String, Conditioning>,
+}
+
+impl<'a> LatentScene<'a> {
+    pub fn new(pipeline: &'a DiffusionPipeline) -> Self {
+        Self { pipeline, settings: None, texts: HashMap::new() }
+    }
+
+    pub fn pipeline(&self) -> &DiffusionPipeline {
+        self.pipeline
+    }
+
+    /// The conditioning of `prompt` under `base`'s negative prompt and
+    /// guidance, encoded once.
+    pub fn conditioning(&mut self, base: &ImageRequest, prompt: &str) -> candle_core::Result<Conditioning> {
+        let settings = (base.negative.clone(), base.guidance > 1.0, base.width, base.height);
+        if self.settings.as_ref() != Some(&settings) {
+            self.texts.clear();
+            self.settings = Some(settings);
+        }
+        if let Some(cond) = self.texts.get(prompt) {
+            return Ok(cond.clone());
+        }
+        let request = ImageRequest { prompt: prompt.to_owned(), ..base.clone() };
+        let cond = self.pipeline.conditioning(&request)?;
+        self.texts.insert(prompt.to_owned(), cond.clone());
+        Ok(cond)
+    }
+
+    /// `cond` moved by the concept sliders.
+    pub fn with_concepts(
+        &mut self,
+        base: &ImageRequest,
+        cond: &Conditioning,
+        sliders: &[ConceptSlider],
+    ) -> candle_core::Result<Conditioning> {
+        let mut moves = Vec::new();
+        for s in sliders.iter().filter(|s| s.value != 0.0) {
+            let (positive, negative) = (self.conditioning(base, &s.positive)?, self.conditioning(base, &s.negative)?);
+            moves.push((concepts::direction(&positive, &negative)?, s.value));
+        }
+        concepts::apply(cond, &moves)
+    }
+
+    /// The initial noise of `seed` at `base`'s size (what a plain generation draws).
+    pub fn seed_noise(&self, base: &ImageRequest, seed: u64) -> Result<Vec<f32>, GenerateError> {
+        let len = self.pipeline.latent_shape(base.width, base.height)?.iter().product();
+        Ok(SeededRng::new(seed).normal_vec(len))
+    }
+
+    /// What the pad gives at its cursor: the request (the dominant point's
+    /// prompt and seed), the blended noise and the blended, slider-moved conditioning.
+    pub fn pad_start(
+        &mut self,
+        base: &ImageRequest,
+        recipe: &PadRecipe,
+        sliders: &[ConceptSlider],
+    ) -> Result<(ImageRequest, Vec<f32>, Conditioning), GenerateError> {
+        recipe.validate().map_err(GenerateError::Invalid)?;
+        let weights = recipe.weights();
+        let lead = &recipe.points[pad::dominant(&weights)];
+        let (mut noises, mut conds) = (Vec::new(), Vec::new());
+        for (point, &w) in recipe.points.iter().zip(&weights) {
+            // Points without weight add nothing: not encoded, not drawn.
+            noises.push(if w == 0.0 { Vec::new() } else { self.seed_noise(base, point.seed)? });
+            conds.push(if w == 0.0 { None } else { Some(self.conditioning(base, &point.prompt)?) });
+        }
+        let kept: Vec<usize> = (0..weights.len()).filter(|&i| weights[i] != 0.0).collect();
+        let noise_refs: Vec<&[f32]> = kept.iter().map(|&i| noises[i].as_slice()).collect();
+        let cond_refs: Vec<&Conditioning> = kept.iter().filter_map(|&i| conds[i].as_ref()).collect();
+        let kept_weights: Vec<f64> = kept.iter().map(|&i| weights[i]).collect();
+        let noise = pad::blend_noise(&noise_refs, &kept_weights);
+        let cond = pad::blend_conditioning(&cond_refs, &kept_weights)?;
+        let cond = self.with_concepts(base, &cond, sliders)?;
+        let request = ImageRequest { prompt: lead.prompt.clone(), seed: lead.seed, variation: None, ..base.clone() };
+        Ok((request, noise, cond))
+    }
+
+    /// A travel frame's start: the slerp of its keyframes' noises, the blend
+    /// of their conditionings, each moved by the sliders at the keyframe's
+    /// values (blended likewise); the nearer keyframe's seed and prompt.
+    pub fn travel_start(
+        &mut self,
+        base: &ImageRequest,
+        frame: &TravelFrame,
+        sliders: &[ConceptSlider],
+    ) -> Result<(ImageRequest, Vec<f32>, Conditioning), GenerateError> {
+        frame.validate().map_err(GenerateError::Invalid)?;
+        let (first, t) = frame.segment();
+        let ends = [&frame.keyframes[first], frame.keyframes.get(first + 1).unwrap_or(&frame.keyframes[first])];
+        let mut conds = Vec::new();
+        for key in ends {
+            let at_key: Vec<ConceptSlider> = sliders
+                .iter()
+                .enumerate()
+                .map(|(i, s)| ConceptSlider { value: key.concepts.get(i).copied().unwrap_or(s.value), ..s.clone() })
+                .collect();
+            let cond = self.conditioning(base, &key.prompt)?;
+            conds.push(self.with_concepts(base, &cond, &at_key)?);
+        }
+        // Exactly the first noise at t = 0 and the second at t = 1.
+        let noise = slerp(&self.seed_noise(base, ends[0].seed)?, &self.seed_noise(base, ends[1].seed)?, t as f32);
+        let cond = pad::blend_conditioning(&[&conds[0], &conds[1]], &[1.0 - t, t])?;
+        let lead = if t < 0.5 { ends[0] } else { ends[1] };
+        let request = ImageRequest { prompt: lead.prompt.clone(), seed: lead.seed, variation: None, ..base.clone() };
+        Ok((request, noise, cond))
+    }
+
+    /// Samples from a start made by `pad_start` or `travel_start`.
+    pub fn render(
+        &self,
+        request: &ImageRequest,
+        noise: Vec<f32>,
+        cond: &Conditioning,
+        on_step: &mut dyn FnMut(StepReport),
+        cancel: &CancelToken,
+    ) -> Result<Option<Generated>, GenerateError> {
+        let inputs = GenerateInputs { noise: Some(noise), ..GenerateInputs::default() };
+        self.pipeline.generate_conditioned(request, inputs, cond, on_step, cancel)
+    }
+}
