@@ -12,6 +12,7 @@ pub mod cli;
 pub mod diffusion;
 pub mod fuzzing;
 pub mod gan;
+pub mod history;
 pub mod hub;
 pub mod io;
 pub mod latent;

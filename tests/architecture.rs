@@ -16,19 +16,24 @@ fn allowed(module: &str) -> &'static [&'static str] {
         "nn" => &["spec", "io"],
         "train" => &["spec", "io", "nn"],
         "latent" => &["spec", "io", "nn", "train"],
+        // Outputs found again from their own metadata: files and formats only.
+        "history" => &["spec", "io"],
         "vae" | "gan" | "text" | "diffusion" => LOW,
         "library" => &["spec", "io", "hub", "nn", "train", "latent", "vae", "gan", "text", "diffusion"],
         // The fuzz targets also read what the settings keep of a paused training run.
         "fuzzing" => {
             &["spec", "io", "hub", "nn", "train", "latent", "vae", "gan", "text", "diffusion", "worker::train_plan"]
         }
-        "worker" => &["spec", "io", "hub", "nn", "train", "latent", "vae", "gan", "text", "diffusion", "library"],
+        "worker" => {
+            &["spec", "io", "hub", "nn", "train", "latent", "vae", "gan", "text", "diffusion", "library", "history"]
+        }
         // Views name plain data, file formats, latent arithmetic, the worker's protocol types and
         // the Hub's plain data (repo ids, descriptions, the catalogue, the cache listing), never its client.
         "ui" => &[
             "spec",
             "io",
             "latent::interpolate",
+            "history::entry",
             "worker",
             "hub::cache",
             "hub::catalogue",
@@ -49,6 +54,7 @@ fn allowed(module: &str) -> &'static [&'static str] {
             "text",
             "diffusion",
             "library",
+            "history",
             "worker",
             "ui",
         ],
@@ -65,6 +71,7 @@ fn allowed(module: &str) -> &'static [&'static str] {
             "text",
             "diffusion",
             "library",
+            "history",
             "worker",
             "app::frame_bench",
         ],
@@ -77,7 +84,7 @@ fn forbidden_crates(module: &str) -> &'static [&'static str] {
     match module {
         "ui" => &["candle_core", "candle_nn", "candle_transformers", "latent_kernels"],
         "spec" | "io" | "hub" | "nn" | "train" | "latent" | "vae" | "gan" | "text" | "diffusion" | "library"
-        | "fuzzing" => &["egui", "eframe", "egui_plot", "egui_extras", "crossbeam_channel", "rfd"],
+        | "history" | "fuzzing" => &["egui", "eframe", "egui_plot", "egui_extras", "crossbeam_channel", "rfd"],
         _ => &[],
     }
 }

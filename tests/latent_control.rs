@@ -11,13 +11,11 @@ use std::path::Path;
 use std::process::Command;
 
 use candle_core::Device;
-use latent_studio::diffusion::latent_control::concepts::ConceptSlider;
-use latent_studio::diffusion::latent_control::pad::PadRecipe;
 use latent_studio::diffusion::latent_control::scene::LatentScene;
-use latent_studio::diffusion::latent_control::travel::{Keyframe, TravelFrame};
 use latent_studio::diffusion::pipeline::{DiffusionPipeline, ImageRequest};
 use latent_studio::diffusion::schedulers::SamplerKind;
 use latent_studio::spec::image::VariationSeed;
+use latent_studio::spec::latent_control::{ConceptSlider, Keyframe, PadRecipe, TravelFrame};
 use latent_studio::train::cancel::CancelToken;
 use latent_studio::train::rng::SeededRng;
 

@@ -8,16 +8,16 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use crate::cli::model_args::{ModelArgs, SamplingArgs};
-use crate::diffusion::latent_control::concepts::ConceptSlider;
-use crate::diffusion::latent_control::pad::{MAX_POINTS, PadPoint, PadRecipe};
-use crate::diffusion::latent_control::scene::{LatentRecipe, LatentScene};
-use crate::diffusion::latent_control::travel::{Keyframe, TravelFrame};
+use crate::diffusion::latent_control::scene::LatentScene;
 use crate::diffusion::pipeline::{Generated, ImageRequest};
 use crate::io::export::{encode_apng, encode_gif};
 use crate::io::image_record::{ImageRecord, RECORD_KEY, read_image_record};
 use crate::io::output::write_new_file;
 use crate::io::png_meta::encode_png;
 use crate::spec::image::SamplerKind;
+use crate::spec::latent_control::{
+    ConceptSlider, Keyframe, LatentRecipe, MAX_POINTS, PadPoint, PadRecipe, TravelFrame,
+};
 use crate::train::cancel::CancelToken;
 
 /// Flags of `pad`.

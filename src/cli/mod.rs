@@ -10,6 +10,7 @@ mod bench_text;
 mod bench_train;
 mod directions;
 mod generate;
+mod history;
 mod hub;
 mod latent;
 mod latent_control;
@@ -181,6 +182,8 @@ pub enum Command {
     Pad(Box<latent_control::PadArgs>),
     /// An animation (GIF or APNG) travelling through keyframes of prompt and seed.
     Travel(Box<latent_control::TravelArgs>),
+    /// The outputs in a folder, newest first, found by prompt, model, seed or date.
+    History(history::HistoryArgs),
     /// Print the generation settings stored in a PNG (ours or A1111-style).
     Info {
         /// The image.
@@ -312,6 +315,7 @@ fn run_here(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
         Command::Generate(args) => generate::generate(&models_dir, *args),
         Command::Pad(args) => latent_control::pad(&models_dir, *args),
         Command::Travel(args) => latent_control::travel(&models_dir, *args),
+        Command::History(args) => history::history(args),
         Command::Info { file, json } => generate::info(&file, json),
         Command::Library { dir, json } => library::run(&dir, json),
         Command::Outliers { model, data, fit, top, json, heatmaps } => {

@@ -7,11 +7,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::diffusion::latent_control::scene::LatentRecipe;
 use crate::io::error::{FileError, FormatError};
 use crate::io::png_meta::read_png_text;
 use crate::io::sd_params::{GenerationParams, PARAMETERS_KEY};
 use crate::spec::image::{ImageRequest, SamplerKind, VariationSeed};
+use crate::spec::latent_control::LatentRecipe;
 
 /// `name: hash, name: hash` (the value of A1111's `Lora hashes`).
 pub fn parse_lora_hashes(value: &str) -> Vec<(String, String)> {

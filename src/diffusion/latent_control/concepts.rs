@@ -3,33 +3,8 @@
 //! value. Several add up; at 0 a slider changes nothing.
 
 use candle_core::{Result, Tensor};
-use serde::{Deserialize, Serialize};
 
 use crate::diffusion::sampling::Conditioning;
-
-/// One slider.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ConceptSlider {
-    /// The direction's end: where positive values move.
-    pub positive: String,
-    /// The direction's start.
-    pub negative: String,
-    pub value: f64,
-    /// The slider runs from −range to +range.
-    #[serde(default = "default_range")]
-    pub range: f64,
-}
-
-fn default_range() -> f64 {
-    1.0
-}
-
-impl ConceptSlider {
-    /// A slider at `value` with range 1.
-    pub fn new(positive: &str, negative: &str, value: f64) -> Self {
-        Self { positive: positive.into(), negative: negative.into(), value, range: 1.0 }
-    }
-}
 
 /// The prompt's text states: the last row of the context (the first,
 /// under guidance, is the negative prompt's).

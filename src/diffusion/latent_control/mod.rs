@@ -1,12 +1,12 @@
 //! A diffusion model's latent as something to play with: its starting noise
-//! and its text conditioning. `variation` is A1111's variation seed; `pad`
+//! and its text conditioning (the settings are plain data in
+//! `spec::latent_control`). `variation` is A1111's variation seed; `pad`
 //! blends several (prompt, seed) points by a cursor's position; `concepts`
-//! moves the conditioning along the difference of two prompts; `travel`
-//! walks from keyframe to keyframe. Each image they make is an ordinary
+//! moves the conditioning along the difference of two prompts; `scene`
+//! encodes each prompt once and makes pad images and travel frames. Each image they make is an ordinary
 //! generation from a blended noise and conditioning (`DiffusionPipeline::generate_conditioned`).
 
 pub mod concepts;
 pub mod pad;
 pub mod scene;
-pub mod travel;
 pub mod variation;

@@ -1,73 +1,12 @@
-//! The latent pad: up to [`MAX_POINTS`] points on a unit square, each a
+//! The latent pad (`spec::latent_control::PadRecipe`): up to `MAX_POINTS` points on a unit square, each a
 //! prompt and a seed. The cursor's position gives every point a weight;
 //! the image starts from the weighted spherical blend of the points'
 //! noises under the weighted blend of their text conditionings (the
 //! negative prompt is shared). On a point, that point's own generation.
 
 use candle_core::{Result, Tensor};
-use serde::{Deserialize, Serialize};
 
 use crate::diffusion::sampling::Conditioning;
-
-/// At most this many points on one pad.
-pub const MAX_POINTS: usize = 8;
-
-/// One point of the pad.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PadPoint {
-    pub prompt: String,
-    pub seed: u64,
-    /// Position in [0, 1]², x to the right, y down.
-    pub x: f64,
-    pub y: f64,
-}
-
-/// A pad and where its cursor is: what an image made from it records.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PadRecipe {
-    pub points: Vec<PadPoint>,
-    pub at: (f64, f64),
-}
-
-impl PadRecipe {
-    /// The four corners holding the given (prompt, seed)s, cursor in the middle.
-    pub fn corners(corners: [(String, u64); 4]) -> Self {
-        let spots = [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)];
-        let points = corners.into_iter().zip(spots).map(|((prompt, seed), (x, y))| PadPoint { prompt, seed, x, y });
-        Self { points: points.collect(), at: (0.5, 0.5) }
-    }
-
-    /// Checks the number of points and that positions are finite.
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.points.is_empty() || self.points.len() > MAX_POINTS {
-            return Err(format!("a pad holds 1 to {MAX_POINTS} points, not {}", self.points.len()));
-        }
-        let finite = |(x, y): (f64, f64)| x.is_finite() && y.is_finite();
-        if !self.points.iter().all(|p| finite((p.x, p.y))) || !finite(self.at) {
-            return Err("pad positions must be finite numbers".into());
-        }
-        Ok(())
-    }
-
-    /// Each point's weight at the cursor ([`blend_weights`]).
-    pub fn weights(&self) -> Vec<f64> {
-        let spots: Vec<(f64, f64)> = self.points.iter().map(|p| (p.x, p.y)).collect();
-        blend_weights(&spots, self.at)
-    }
-}
-
-/// Shepard's inverse-distance weights (power 2) of `points` at `at`: they
-/// sum to one, vary smoothly, and a cursor on a point gives it weight 1 and
-/// the others exactly 0.
-pub fn blend_weights(points: &[(f64, f64)], at: (f64, f64)) -> Vec<f64> {
-    let d2: Vec<f64> = points.iter().map(|&(x, y)| (x - at.0).powi(2) + (y - at.1).powi(2)).collect();
-    if let Some(hit) = d2.iter().position(|&d| d < 1e-12) {
-        return (0..points.len()).map(|i| if i == hit { 1.0 } else { 0.0 }).collect();
-    }
-    let inverse: Vec<f64> = d2.iter().map(|d| 1.0 / d).collect();
-    let total: f64 = inverse.iter().sum();
-    inverse.iter().map(|v| v / total).collect()
-}
 
 /// The point with the largest weight (the first of equals): its seed drives
 /// the samplers' later noise, so a cursor on a point is that point's generation.
@@ -130,20 +69,6 @@ pub fn blend_conditioning(conds: &[&Conditioning], weights: &[f64]) -> Result<Co
 mod tests {
     use super::*;
     use crate::train::rng::SeededRng;
-
-    #[test]
-    fn weights_sum_to_one_and_a_point_takes_all() {
-        let corners = [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)];
-        for at in [(0.5, 0.5), (0.1, 0.7), (0.99, 0.01), (2.0, -1.0)] {
-            let w = blend_weights(&corners, at);
-            assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{at:?}: {w:?}");
-            assert!(w.iter().all(|&v| v > 0.0));
-        }
-        assert_eq!(blend_weights(&corners, (1.0, 0.0)), [0.0, 1.0, 0.0, 0.0]);
-        let centre = blend_weights(&corners, (0.5, 0.5));
-        assert!(centre.iter().all(|&w| (w - 0.25).abs() < 1e-12));
-        assert_eq!(dominant(&blend_weights(&corners, (0.9, 0.8))), 3);
-    }
 
     #[test]
     fn the_blend_keeps_the_noise_length() {

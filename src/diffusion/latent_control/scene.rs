@@ -5,60 +5,14 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
-
-use crate::diffusion::latent_control::concepts::{self, ConceptSlider};
-use crate::diffusion::latent_control::pad::{self, PadRecipe};
-use crate::diffusion::latent_control::travel::TravelFrame;
+use crate::diffusion::latent_control::{concepts, pad};
 use crate::diffusion::pipeline::{DiffusionPipeline, GenerateError, GenerateInputs, Generated, StepReport};
 use crate::diffusion::sampling::Conditioning;
 use crate::latent::interpolate::slerp;
 use crate::spec::image::ImageRequest;
+use crate::spec::latent_control::{ConceptSlider, PadRecipe, TravelFrame};
 use crate::train::cancel::CancelToken;
 use crate::train::rng::SeededRng;
-
-/// How an image was made from latent controls, besides its sampling
-/// settings: stored in its PNG, enough to make it again.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct LatentRecipe {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pad: Option<PadRecipe>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub concepts: Vec<ConceptSlider>,
-    /// A frame of a travel between keyframes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub travel: Option<TravelFrame>,
-}
-
-impl LatentRecipe {
-    /// Readable fields for A1111's infotext (our JSON chunk holds the exact recipe).
-    pub fn infotext(&self) -> Vec<(String, String)> {
-        let mut fields = Vec::new();
-        let clean = |s: &str| s.replace('\n', " ");
-        if let Some(pad) = &self.pad {
-            let points: Vec<String> =
-                pad.points.iter().map(|p| format!("{}@{}@{},{}", clean(&p.prompt), p.seed, p.x, p.y)).collect();
-            fields.push(("Latent pad".to_owned(), format!("{} at {},{}", points.join(" | "), pad.at.0, pad.at.1)));
-        }
-        if !self.concepts.is_empty() {
-            let sliders: Vec<String> = self
-                .concepts
-                .iter()
-                .map(|c| format!("{}/{}={}", clean(&c.positive), clean(&c.negative), c.value))
-                .collect();
-            fields.push(("Concept sliders".to_owned(), sliders.join(" | ")));
-        }
-        if let Some(travel) = &self.travel {
-            let keys: Vec<String> =
-                travel.keyframes.iter().map(|k| format!("{}@{}", clean(&k.prompt), k.seed)).collect();
-            fields.push((
-                "Travel".to_owned(),
-                format!("frame {} of {}: {}", travel.frame + 1, travel.frames, keys.join(" | ")),
-            ));
-        }
-        fields
-    }
-}
 
 /// A pipeline with the text states it has encoded, by prompt, for one set
 /// of sampling settings (negative prompt, guidance, size).
