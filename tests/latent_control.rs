@@ -41,38 +41,45 @@ fn corners() -> PadRecipe {
     ])
 }
 
-fn pad_image(scene: &mut LatentScene, base: &ImageRequest, pad: &PadRecipe, sliders: &[ConceptSlider]) -> Vec<u8> {
-    let (request, noise, cond) = scene.pad_start(base, pad, sliders).unwrap();
-    scene.render(&request, noise, &cond, &mut |_| {}, &CancelToken::new()).unwrap().unwrap().image.into_raw()
+fn pad_image(
+    p: &DiffusionPipeline,
+    scene: &mut LatentScene,
+    base: &ImageRequest,
+    pad: &PadRecipe,
+    sliders: &[ConceptSlider],
+) -> Vec<u8> {
+    let (request, noise, cond) = scene.pad_start(p, base, pad, sliders).unwrap();
+    let done = LatentScene::render(p, &request, noise, &cond, &mut |_| {}, &CancelToken::new()).unwrap().unwrap();
+    done.image.into_raw()
 }
 
 #[test]
 fn a_cursor_on_a_point_is_that_points_generation_and_a_slider_at_zero_changes_nothing() {
     let p = pipeline();
-    let mut scene = LatentScene::new(&p);
+    let mut scene = LatentScene::default();
     // Euler a draws noise every step: the point's own seed must drive it too.
     for sampler in [SamplerKind::Ddim, SamplerKind::EulerAncestral] {
         let base = base(sampler);
         for point in corners().points {
             let pad = PadRecipe { at: (point.x, point.y), ..corners() };
-            let ours = pad_image(&mut scene, &base, &pad, &[]);
+            let ours = pad_image(&p, &mut scene, &base, &pad, &[]);
             assert_eq!(ours, plain(&p, &base, &point.prompt, point.seed), "{sampler:?} {}", point.prompt);
         }
     }
     let base = base(SamplerKind::Ddim);
     let between = PadRecipe { at: (0.3, 0.6), ..corners() };
-    let blended = pad_image(&mut scene, &base, &between, &[]);
+    let blended = pad_image(&p, &mut scene, &base, &between, &[]);
     assert_ne!(blended, plain(&p, &base, "red heart", 5), "between the points, a blend");
     let idle = [ConceptSlider::new("happy", "sad", 0.0), ConceptSlider::new("red", "blue", 0.0)];
-    assert_eq!(pad_image(&mut scene, &base, &between, &idle), blended, "sliders at 0 are no-ops");
-    let moved = pad_image(&mut scene, &base, &between, &[ConceptSlider::new("red", "blue", 1.5)]);
+    assert_eq!(pad_image(&p, &mut scene, &base, &between, &idle), blended, "sliders at 0 are no-ops");
+    let moved = pad_image(&p, &mut scene, &base, &between, &[ConceptSlider::new("red", "blue", 1.5)]);
     assert_ne!(moved, blended, "a slider away from 0 moves the image");
 }
 
 #[test]
 fn travel_starts_and_ends_on_its_keyframes() {
     let p = pipeline();
-    let mut scene = LatentScene::new(&p);
+    let mut scene = LatentScene::default();
     let base = base(SamplerKind::Ddim);
     let keyframes = vec![
         Keyframe { prompt: "red heart".into(), seed: 5, concepts: vec![] },
@@ -81,8 +88,9 @@ fn travel_starts_and_ends_on_its_keyframes() {
     ];
     let mut frame = |i: usize| {
         let at = TravelFrame { keyframes: keyframes.clone(), frame: i, frames: 5 };
-        let (request, noise, cond) = scene.travel_start(&base, &at, &[]).unwrap();
-        scene.render(&request, noise, &cond, &mut |_| {}, &CancelToken::new()).unwrap().unwrap().image.into_raw()
+        let (request, noise, cond) = scene.travel_start(&p, &base, &at, &[]).unwrap();
+        let done = LatentScene::render(&p, &request, noise, &cond, &mut |_| {}, &CancelToken::new()).unwrap();
+        done.unwrap().image.into_raw()
     };
     let frames: Vec<Vec<u8>> = (0..5).map(&mut frame).collect();
     assert_eq!(frames[0], plain(&p, &base, "red heart", 5));

@@ -29,6 +29,11 @@ pub enum DialogOutcome {
         path: PathBuf,
         record: Result<Option<Box<crate::io::image_record::ImageRecord>>, crate::io::error::FileError>,
     },
+    /// A dropped PNG's settings for the latent pad.
+    PadSettings {
+        path: PathBuf,
+        record: Result<Option<Box<crate::io::image_record::ImageRecord>>, crate::io::error::FileError>,
+    },
     /// Use this init image.
     InitImage(PathBuf),
     /// Add this folder to the model library.

@@ -10,6 +10,7 @@ mod frame;
 mod image;
 mod library;
 mod models;
+mod pad;
 mod text;
 mod train;
 mod vae_tools;
@@ -25,6 +26,7 @@ use crate::ui::image_panel::ImagePanel;
 use crate::ui::jobs::{JobTable, Purpose};
 use crate::ui::latent_panel::{Endpoint, LatentPanel, Origin};
 use crate::ui::models_panel::ModelsPanel;
+use crate::ui::pad_panel::PadPanel;
 use crate::ui::scatter;
 use crate::ui::status::{DeviceInfo, Notice};
 use crate::ui::text_panel::TextPanel;
@@ -52,6 +54,10 @@ pub struct StudioApp {
     pub train: TrainPanel,
     /// The image (diffusion) panel.
     pub image: ImagePanel,
+    /// The Latent view's diffusion side: the latent pad.
+    pub pad: PadPanel,
+    /// The Latent view shows the pad (a diffusion model) instead of a VAE's or GAN's latent.
+    pub explore_diffusion: bool,
     /// The diffusion models among `models` (the image panel's picker).
     image_models: Vec<ModelManifest>,
     notices: Vec<Notice>,
@@ -138,9 +144,13 @@ impl StudioApp {
                 [image.width, image.height] = m.image_size;
             }
         }
+        let mut pad = PadPanel::default();
+        pad.model = image.model.clone();
         let mut app = Self {
             worker,
             image,
+            pad,
+            explore_diffusion: false,
             image_models,
             models,
             text_models,
@@ -218,6 +228,7 @@ impl StudioApp {
         let Some(command) = self.apply_text_command(command) else { return };
         let Some(command) = self.apply_train_command(command) else { return };
         let Some(command) = self.apply_image_command(command) else { return };
+        let Some(command) = self.apply_pad_command(command) else { return };
         let Some(command) = self.apply_models_command(command) else { return };
         let Some(command) = self.apply_vae_tools_command(command) else { return };
         match command {
@@ -272,6 +283,7 @@ impl StudioApp {
             UiCommand::Cancel(job) => self.worker.cancel(job),
             UiCommand::ShowAbout => self.about_open = true,
             UiCommand::ShowTab(tab) => self.settings.tab = tab,
+            UiCommand::ExploreDiffusion(on) => self.explore_diffusion = on,
             // Handled by `apply_text_command` and `apply_train_command`.
             UiCommand::SelectTextModel(_)
             | UiCommand::OpenTextModel
@@ -284,6 +296,8 @@ impl StudioApp {
             | UiCommand::ForgetPausedTraining
             | UiCommand::ChooseTrainingText
             | UiCommand::WatchGanRun(_) => {}
+            // Handled by `apply_pad_command`.
+            UiCommand::SelectPadModel(_) | UiCommand::RenderPad { .. } | UiCommand::RestorePad(_) => {}
             // Handled by `apply_vae_tools_command`.
             UiCommand::RankOutliers(_)
             | UiCommand::ExportOutliers
@@ -404,6 +418,7 @@ impl StudioApp {
     pub fn handle_events(&mut self, ctx: &egui::Context) {
         for outcome in self.dialogs.poll() {
             let Some(outcome) = self.apply_image_dialog(outcome) else { continue };
+            let Some(outcome) = self.apply_pad_dialog(outcome) else { continue };
             let Some(outcome) = self.apply_train_dialog(ctx, outcome) else { continue };
             let Some(outcome) = self.apply_vae_tools_dialog(outcome) else { continue };
             match outcome {
@@ -419,6 +434,7 @@ impl StudioApp {
                 DialogOutcome::ImageModel(_)
                 | DialogOutcome::ImageCheckpoint(_)
                 | DialogOutcome::ImageSettings { .. }
+                | DialogOutcome::PadSettings { .. }
                 | DialogOutcome::InitImage(_)
                 | DialogOutcome::ModelFolder(_)
                 | DialogOutcome::Library(_)
@@ -456,6 +472,7 @@ impl StudioApp {
         let Some(event) = self.apply_text_event(event) else { return };
         let Some(event) = self.apply_train_event(ctx, event) else { return };
         let Some(event) = self.apply_image_event(ctx, event) else { return };
+        let Some(event) = self.apply_pad_event(ctx, event) else { return };
         let Some(event) = self.apply_vae_tools_event(ctx, event) else { return };
         match (event, purpose) {
             (WorkerEvent::ModelLoaded { manifest, latent_map, can_encode, directions, .. }, _) => {

@@ -21,6 +21,8 @@ use crate::vae::train::{TrainVaeSpec, VaeTrainer};
 pub enum BenchCommand {
     /// Seconds per denoising step and per image of a diffusion model (DDIM by default).
     Diffusion(Box<super::bench_diffusion::BenchDiffusionArgs>),
+    /// The latent pad's latency from a new cursor or slider position to pixels.
+    Pad(Box<super::bench_pad::BenchPadArgs>),
     /// Decode latency of a VAE (one image, a 16-frame strip, a batch of 64),
     /// one training step, and UI frame time while training.
     Latent {
@@ -130,6 +132,7 @@ pub enum BenchCommand {
 pub fn run(cmd: BenchCommand, models_dir: &Path) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Diffusion(args) => super::bench_diffusion::bench_diffusion(models_dir, *args),
+        BenchCommand::Pad(args) => super::bench_pad::bench_pad(models_dir, *args),
         BenchCommand::Latent { model, runs, frames, data_dir, json, dump } => {
             bench_latent(models_dir, &model, runs, json, dump.as_deref())?;
             if frames > 0 {

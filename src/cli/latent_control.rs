@@ -161,9 +161,9 @@ pub fn pad(models_dir: &Path, args: PadArgs) -> anyhow::Result<()> {
     if let Some(at) = args.at {
         recipe.at = at;
     }
-    let mut scene = LatentScene::new(&pipeline);
-    let (request, noise, cond) = scene.pad_start(&base, &recipe, &concepts)?;
-    let Some(generated) = scene.render(&request, noise, &cond, &mut |_| {}, &CancelToken::new())? else {
+    let (request, noise, cond) = LatentScene::default().pad_start(&pipeline, &base, &recipe, &concepts)?;
+    let Some(generated) = LatentScene::render(&pipeline, &request, noise, &cond, &mut |_| {}, &CancelToken::new())?
+    else {
         bail!("cancelled")
     };
     let latent = LatentRecipe { pad: Some(recipe), concepts, travel: None };
@@ -199,13 +199,15 @@ pub fn travel(models_dir: &Path, args: TravelArgs) -> anyhow::Result<()> {
             base.sampler.a1111_name()
         );
     }
-    let mut scene = LatentScene::new(&pipeline);
+    let mut scene = LatentScene::default();
     let cancel = CancelToken::new();
     let mut frames = Vec::with_capacity(args.frames);
     for frame in 0..args.frames {
         let position = TravelFrame { keyframes: args.keyframes.clone(), frame, frames: args.frames };
-        let (request, noise, cond) = scene.travel_start(&base, &position, &args.concepts)?;
-        let Some(generated) = scene.render(&request, noise, &cond, &mut |_| {}, &cancel)? else { bail!("cancelled") };
+        let (request, noise, cond) = scene.travel_start(&pipeline, &base, &position, &args.concepts)?;
+        let Some(generated) = LatentScene::render(&pipeline, &request, noise, &cond, &mut |_| {}, &cancel)? else {
+            bail!("cancelled")
+        };
         eprint!("\rframe {}/{}", frame + 1, args.frames);
         frames.push(generated.image);
     }

@@ -6,6 +6,7 @@ mod bench_conv;
 mod bench_diffusion;
 mod bench_gan;
 mod bench_hub;
+mod bench_pad;
 mod bench_text;
 mod bench_train;
 mod directions;

@@ -79,6 +79,16 @@ pub enum UiCommand {
     ShowAbout,
     /// Switch the main view.
     ShowTab(Tab),
+    /// Explore a diffusion model's latent (the pad) in the Latent view, or a VAE's/GAN's.
+    ExploreDiffusion(bool),
+    /// Use this diffusion model on the latent pad.
+    SelectPadModel(ImageModelRef),
+    /// Render the latent pad at its cursor (and save the image when asked).
+    RenderPad {
+        save: bool,
+    },
+    /// Restore the pad from the settings in this PNG.
+    RestorePad(PathBuf),
     /// Use another language model.
     SelectTextModel(TextModelRef),
     /// Ask for a GGUF file and use it as the language model.

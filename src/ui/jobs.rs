@@ -28,6 +28,8 @@ pub enum Purpose {
     Image,
     /// Ranking outliers or denoising with a VAE.
     Analyse,
+    /// Rendering the latent pad.
+    Pad,
 }
 
 /// Where a job is.

@@ -8,6 +8,7 @@ pub mod latent_map;
 pub mod latent_panel;
 pub mod models_panel;
 pub mod models_view;
+pub mod pad_panel;
 pub mod scatter;
 pub mod status;
 pub mod text_panel;

@@ -5,10 +5,13 @@
 
 use std::path::PathBuf;
 
-use super::protocol::{ImageJob, ImageModelRef, WorkerEvent, WorkerRequest};
+use std::time::Instant;
+
+use super::protocol::{ImageJob, ImageModelRef, PadJob, WorkerEvent, WorkerRequest};
 use super::run::{Envelope, EventSink};
 use super::skeleton::{JobError, LoadedModel, Outcome, Service};
 use crate::diffusion::checkpoint::{SingleFileSpec, clip_vocab_path};
+use crate::diffusion::latent_control::scene::LatentScene;
 use crate::diffusion::model_library::hashes::record_hashes;
 use crate::diffusion::pipeline::{DiffusionPipeline, GenerateInputs};
 use crate::io::image_record::ImageRecord;
@@ -22,26 +25,31 @@ use crate::train::cancel::CancelToken;
 pub struct ImageService {
     models_dir: PathBuf,
     loaded: LoadedModel<ImageModelRef, DiffusionPipeline>,
+    /// The latent pad's encoded prompts, and the model they belong to.
+    scene: (Option<ImageModelRef>, LatentScene),
 }
 
 impl ImageService {
     /// A service loading installed models from `models_dir`.
     pub fn new(models_dir: PathBuf) -> Self {
-        Self { models_dir, loaded: LoadedModel::default() }
+        Self { models_dir, loaded: LoadedModel::default(), scene: (None, LatentScene::default()) }
     }
 }
 
 impl Service for ImageService {
     fn run(&mut self, env: Envelope, events: &EventSink) -> Outcome {
         let job = env.job;
-        let WorkerRequest::GenerateImage(spec) = env.request else {
-            return Err("the image thread only generates images".into());
+        let done = match env.request {
+            WorkerRequest::GenerateImage(spec) => self.generate(job, &spec, &env.cancel, events)?,
+            WorkerRequest::RenderPad(spec) => self.render_pad(job, &spec, &env.cancel)?,
+            _ => return Err("the image thread only generates images".into()),
         };
-        Ok(Some(self.generate(job, &spec, &env.cancel, events)?.unwrap_or(WorkerEvent::Cancelled { job })))
+        Ok(Some(done.unwrap_or(WorkerEvent::Cancelled { job })))
     }
 
     fn reset(&mut self) {
         self.loaded.clear();
+        self.scene = (None, LatentScene::default());
     }
 }
 
@@ -62,6 +70,44 @@ impl ImageService {
             DiffusionPipeline::load(&dir, &device).map_err(|e| e.to_string())
         })?;
         Ok(pipeline)
+    }
+
+    /// The latent pad at its cursor (prompts encoded once per model and settings).
+    fn render_pad(
+        &mut self,
+        job: super::JobId,
+        spec: &PadJob,
+        cancel: &CancelToken,
+    ) -> Result<Option<WorkerEvent>, JobError> {
+        let started = Instant::now();
+        let Some(pad) = &spec.latent.pad else { return Err("a pad render needs a pad".into()) };
+        if self.scene.0.as_ref() != Some(&spec.model) {
+            self.scene = (Some(spec.model.clone()), LatentScene::default());
+        }
+        self.pipeline(&spec.model)?;
+        let (Some(pipeline), scene) = (self.loaded.current(), &mut self.scene.1) else {
+            return Err("the model did not stay loaded".into());
+        };
+        let (request, noise, cond) =
+            scene.pad_start(pipeline, &spec.base, pad, &spec.latent.concepts).map_err(|e| e.to_string())?;
+        let generated = LatentScene::render(pipeline, &request, noise, &cond, &mut |_| {}, cancel);
+        let Some(generated) = generated.map_err(|e| e.to_string())? else { return Ok(None) };
+        let record = ImageRecord {
+            request,
+            model: spec.model.to_string(),
+            init_image: None,
+            noise_origin: None,
+            model_hash: None,
+            lora_hashes: Vec::new(),
+            latent: Some(spec.latent.clone()),
+        };
+        let saved = spec.output_dir.as_ref().map(|dir| {
+            encode_png(&generated.image, &record.chunks())
+                .map_err(|e| e.to_string())
+                .and_then(|png| save_numbered(dir, "pad", "png", &png).map_err(|e| e.to_string()))
+        });
+        let millis = started.elapsed().as_secs_f64() * 1000.0;
+        Ok(Some(WorkerEvent::PadRendered { job, image: generated.image, record: Box::new(record), millis, saved }))
     }
 
     fn generate(

@@ -12,6 +12,7 @@ use crate::io::image_record::ImageRecord;
 use crate::io::latent_map::LatentMap;
 use crate::io::manifest::ModelManifest;
 use crate::io::png_meta::ImageSettings;
+use crate::spec::latent_control::LatentRecipe;
 use crate::spec::train::{EpochSummary, TrainTick};
 use crate::text::generate::{GenerateSpec, Generated};
 
@@ -106,6 +107,18 @@ pub struct ImageJob {
     pub embedding_dirs: Vec<PathBuf>,
 }
 
+/// One image from the latent pad (and concept sliders) of a diffusion model.
+#[derive(Clone, Debug)]
+pub struct PadJob {
+    pub model: ImageModelRef,
+    /// Sampling settings (steps, sampler, guidance, size, negative prompt);
+    /// prompts and seeds come from the pad.
+    pub base: ImageRequest,
+    pub latent: LatentRecipe,
+    /// Also write the PNG (numbered, never overwriting) into this folder.
+    pub output_dir: Option<PathBuf>,
+}
+
 /// One token as the text panel shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenPiece {
@@ -141,6 +154,9 @@ pub enum WorkerRequest {
     /// Generate an image on the image thread (jobs run in order); steps,
     /// previews and the saved result come back as events.
     GenerateImage(Box<ImageJob>),
+    /// Render the latent pad at its cursor on the image thread, which keeps
+    /// every prompt's text states between renders.
+    RenderPad(Box<PadJob>),
     /// Train a model of any family on its own thread into a run folder,
     /// which ends as `latent-studio train … --out` leaves its folder
     /// (checkpoints, progress files, the exported model); losses, epoch
@@ -173,6 +189,7 @@ impl WorkerRequest {
             | Self::WatchGanRun { .. }
             | Self::Generate { .. }
             | Self::GenerateImage(_)
+            | Self::RenderPad(_)
             | Self::SaveText { .. }
             | Self::Shutdown => None,
         }
@@ -192,7 +209,7 @@ impl WorkerRequest {
             | Self::Denoise { .. }
             | Self::Shutdown => WorkerThread::Inference,
             Self::Generate { .. } => WorkerThread::Text,
-            Self::GenerateImage(_) => WorkerThread::Image,
+            Self::GenerateImage(_) | Self::RenderPad(_) => WorkerThread::Image,
             Self::Train(_) | Self::WatchGanRun { .. } => WorkerThread::Training,
         }
     }
@@ -269,6 +286,14 @@ pub enum WorkerEvent {
     ImagePreview { job: JobId, step: usize, image: RgbImage },
     /// An image is finished; `saved` is where its PNG went, or why it could not be written.
     ImageDone { job: JobId, image: RgbImage, record: Box<ImageRecord>, noise: Vec<f32>, saved: Result<PathBuf, String> },
+    /// The latent pad's image; `saved` when it was asked to be written.
+    PadRendered {
+        job: JobId,
+        image: RgbImage,
+        record: Box<ImageRecord>,
+        millis: f64,
+        saved: Option<Result<PathBuf, String>>,
+    },
     /// The job failed; `error` says what and which file.
     Failed { job: JobId, error: String },
     /// The job was cancelled before it finished.
@@ -298,6 +323,7 @@ impl WorkerEvent {
             | Self::TextDone { job, .. }
             | Self::ImagePreview { job, .. }
             | Self::ImageDone { job, .. }
+            | Self::PadRendered { job, .. }
             | Self::Failed { job, .. }
             | Self::Cancelled { job }
             | Self::Superseded { job } => *job,

@@ -193,7 +193,7 @@ impl Worker {
                 let start = || ServiceThread::spawn("text-generator", events, TextService::new(models_dir));
                 return hand_on(&mut self.text, "text", start, env);
             }
-            WorkerRequest::GenerateImage(_) => {
+            WorkerRequest::GenerateImage(_) | WorkerRequest::RenderPad(_) => {
                 let (models_dir, events) = (self.cache.models_dir().to_owned(), self.events.clone());
                 let start = || ServiceThread::spawn("image-generator", events, ImageService::new(models_dir));
                 return hand_on(&mut self.image, "image", start, env);

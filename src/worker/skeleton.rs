@@ -157,4 +157,9 @@ impl<K: PartialEq + Clone, M> LoadedModel<K, M> {
     pub fn clear(&mut self) {
         self.slot = None;
     }
+
+    /// The loaded model, if any.
+    pub fn current(&self) -> Option<&M> {
+        self.slot.as_ref().map(|(_, model)| model)
+    }
 }

@@ -10,6 +10,7 @@ use crate::ui::image_panel::ImagePanelContext;
 use crate::ui::jobs::Purpose;
 use crate::ui::latent_panel::PanelContext;
 use crate::ui::models_view::ModelsViewContext;
+use crate::ui::pad_panel::PadPanelContext;
 use crate::ui::status::{Notice, status_ui};
 use crate::ui::text_panel::TextPanelContext;
 
@@ -22,6 +23,12 @@ impl StudioApp {
                 i.raw.dropped_files.iter().map(|f| f.path().to_owned()).filter(|p| !p.as_os_str().is_empty()).collect();
             (files, i.pointer.latest_pos())
         });
+        if self.settings.tab == Tab::Latent && self.explore_diffusion {
+            for path in dropped {
+                self.apply(UiCommand::RestorePad(path));
+            }
+            return;
+        }
         if self.settings.tab == Tab::Image {
             for path in dropped {
                 self.apply(UiCommand::RestoreImageSettings(path));
@@ -65,6 +72,20 @@ impl StudioApp {
             .show(ui, |ui| status_ui(ui, &self.device, &self.jobs, &self.notices, &mut out));
         egui::CentralPanel::default().show(ui, |ui| match self.settings.tab {
             Tab::Latent => {
+                ui.horizontal(|ui| {
+                    ui.label("Explore");
+                    if ui.selectable_label(!self.explore_diffusion, "VAE / GAN latent").clicked() {
+                        out.push(UiCommand::ExploreDiffusion(false));
+                    }
+                    if ui.selectable_label(self.explore_diffusion, "Diffusion: latent pad").clicked() {
+                        out.push(UiCommand::ExploreDiffusion(true));
+                    }
+                });
+                if self.explore_diffusion {
+                    let pad_ctx = PadPanelContext { models: &self.image_models };
+                    egui::ScrollArea::vertical().show(ui, |ui| self.pad.ui(ui, &pad_ctx, &mut out));
+                    return;
+                }
                 let panel_ctx = PanelContext {
                     models: &self.models,
                     gpu_scatter: self.gpu_scatter,

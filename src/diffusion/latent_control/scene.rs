@@ -14,27 +14,31 @@ use crate::spec::latent_control::{ConceptSlider, PadRecipe, TravelFrame};
 use crate::train::cancel::CancelToken;
 use crate::train::rng::SeededRng;
 
-/// A pipeline with the text states it has encoded, by prompt, for one set
-/// of sampling settings (negative prompt, guidance, size).
-pub struct LatentScene<'a> {
-    pipeline: &'a DiffusionPipeline,
+/// The text states encoded so far, by prompt, for one pipeline and one set
+/// of sampling settings (negative prompt, guidance, size). Whoever swaps
+/// the pipeline calls [`LatentScene::clear`].
+#[derive(Default)]
+pub struct LatentScene {
     /// (negative prompt, guided, width, height) the cache was filled for.
     settings: Option<(String, bool, usize, usize)>,
     texts: HashMap<String, Conditioning>,
 }
 
-impl<'a> LatentScene<'a> {
-    pub fn new(pipeline: &'a DiffusionPipeline) -> Self {
-        Self { pipeline, settings: None, texts: HashMap::new() }
-    }
-
-    pub fn pipeline(&self) -> &DiffusionPipeline {
-        self.pipeline
+impl LatentScene {
+    /// Forgets every encoded prompt (another model was loaded).
+    pub fn clear(&mut self) {
+        self.settings = None;
+        self.texts.clear();
     }
 
     /// The conditioning of `prompt` under `base`'s negative prompt and
     /// guidance, encoded once.
-    pub fn conditioning(&mut self, base: &ImageRequest, prompt: &str) -> candle_core::Result<Conditioning> {
+    pub fn conditioning(
+        &mut self,
+        pipeline: &DiffusionPipeline,
+        base: &ImageRequest,
+        prompt: &str,
+    ) -> candle_core::Result<Conditioning> {
         let settings = (base.negative.clone(), base.guidance > 1.0, base.width, base.height);
         if self.settings.as_ref() != Some(&settings) {
             self.texts.clear();
@@ -44,7 +48,7 @@ impl<'a> LatentScene<'a> {
             return Ok(cond.clone());
         }
         let request = ImageRequest { prompt: prompt.to_owned(), ..base.clone() };
-        let cond = self.pipeline.conditioning(&request)?;
+        let cond = pipeline.conditioning(&request)?;
         self.texts.insert(prompt.to_owned(), cond.clone());
         Ok(cond)
     }
@@ -52,21 +56,23 @@ impl<'a> LatentScene<'a> {
     /// `cond` moved by the concept sliders.
     pub fn with_concepts(
         &mut self,
+        pipeline: &DiffusionPipeline,
         base: &ImageRequest,
         cond: &Conditioning,
         sliders: &[ConceptSlider],
     ) -> candle_core::Result<Conditioning> {
         let mut moves = Vec::new();
         for s in sliders.iter().filter(|s| s.value != 0.0) {
-            let (positive, negative) = (self.conditioning(base, &s.positive)?, self.conditioning(base, &s.negative)?);
+            let positive = self.conditioning(pipeline, base, &s.positive)?;
+            let negative = self.conditioning(pipeline, base, &s.negative)?;
             moves.push((concepts::direction(&positive, &negative)?, s.value));
         }
         concepts::apply(cond, &moves)
     }
 
     /// The initial noise of `seed` at `base`'s size (what a plain generation draws).
-    pub fn seed_noise(&self, base: &ImageRequest, seed: u64) -> Result<Vec<f32>, GenerateError> {
-        let len = self.pipeline.latent_shape(base.width, base.height)?.iter().product();
+    pub fn seed_noise(pipeline: &DiffusionPipeline, base: &ImageRequest, seed: u64) -> Result<Vec<f32>, GenerateError> {
+        let len = pipeline.latent_shape(base.width, base.height)?.iter().product();
         Ok(SeededRng::new(seed).normal_vec(len))
     }
 
@@ -74,6 +80,7 @@ impl<'a> LatentScene<'a> {
     /// prompt and seed), the blended noise and the blended, slider-moved conditioning.
     pub fn pad_start(
         &mut self,
+        pipeline: &DiffusionPipeline,
         base: &ImageRequest,
         recipe: &PadRecipe,
         sliders: &[ConceptSlider],
@@ -84,8 +91,8 @@ impl<'a> LatentScene<'a> {
         let (mut noises, mut conds) = (Vec::new(), Vec::new());
         for (point, &w) in recipe.points.iter().zip(&weights) {
             // Points without weight add nothing: not encoded, not drawn.
-            noises.push(if w == 0.0 { Vec::new() } else { self.seed_noise(base, point.seed)? });
-            conds.push(if w == 0.0 { None } else { Some(self.conditioning(base, &point.prompt)?) });
+            noises.push(if w == 0.0 { Vec::new() } else { Self::seed_noise(pipeline, base, point.seed)? });
+            conds.push(if w == 0.0 { None } else { Some(self.conditioning(pipeline, base, &point.prompt)?) });
         }
         let kept: Vec<usize> = (0..weights.len()).filter(|&i| weights[i] != 0.0).collect();
         let noise_refs: Vec<&[f32]> = kept.iter().map(|&i| noises[i].as_slice()).collect();
@@ -93,7 +100,7 @@ impl<'a> LatentScene<'a> {
         let kept_weights: Vec<f64> = kept.iter().map(|&i| weights[i]).collect();
         let noise = pad::blend_noise(&noise_refs, &kept_weights);
         let cond = pad::blend_conditioning(&cond_refs, &kept_weights)?;
-        let cond = self.with_concepts(base, &cond, sliders)?;
+        let cond = self.with_concepts(pipeline, base, &cond, sliders)?;
         let request = ImageRequest { prompt: lead.prompt.clone(), seed: lead.seed, variation: None, ..base.clone() };
         Ok((request, noise, cond))
     }
@@ -103,6 +110,7 @@ impl<'a> LatentScene<'a> {
     /// values (blended likewise); the nearer keyframe's seed and prompt.
     pub fn travel_start(
         &mut self,
+        pipeline: &DiffusionPipeline,
         base: &ImageRequest,
         frame: &TravelFrame,
         sliders: &[ConceptSlider],
@@ -117,11 +125,12 @@ impl<'a> LatentScene<'a> {
                 .enumerate()
                 .map(|(i, s)| ConceptSlider { value: key.concepts.get(i).copied().unwrap_or(s.value), ..s.clone() })
                 .collect();
-            let cond = self.conditioning(base, &key.prompt)?;
-            conds.push(self.with_concepts(base, &cond, &at_key)?);
+            let cond = self.conditioning(pipeline, base, &key.prompt)?;
+            conds.push(self.with_concepts(pipeline, base, &cond, &at_key)?);
         }
         // Exactly the first noise at t = 0 and the second at t = 1.
-        let noise = slerp(&self.seed_noise(base, ends[0].seed)?, &self.seed_noise(base, ends[1].seed)?, t as f32);
+        let (a, b) = (Self::seed_noise(pipeline, base, ends[0].seed)?, Self::seed_noise(pipeline, base, ends[1].seed)?);
+        let noise = slerp(&a, &b, t as f32);
         let cond = pad::blend_conditioning(&[&conds[0], &conds[1]], &[1.0 - t, t])?;
         let lead = if t < 0.5 { ends[0] } else { ends[1] };
         let request = ImageRequest { prompt: lead.prompt.clone(), seed: lead.seed, variation: None, ..base.clone() };
@@ -130,7 +139,7 @@ impl<'a> LatentScene<'a> {
 
     /// Samples from a start made by `pad_start` or `travel_start`.
     pub fn render(
-        &self,
+        pipeline: &DiffusionPipeline,
         request: &ImageRequest,
         noise: Vec<f32>,
         cond: &Conditioning,
@@ -138,6 +147,6 @@ impl<'a> LatentScene<'a> {
         cancel: &CancelToken,
     ) -> Result<Option<Generated>, GenerateError> {
         let inputs = GenerateInputs { noise: Some(noise), ..GenerateInputs::default() };
-        self.pipeline.generate_conditioned(request, inputs, cond, on_step, cancel)
+        pipeline.generate_conditioned(request, inputs, cond, on_step, cancel)
     }
 }

@@ -1,0 +1,111 @@
+//! The Latent view's diffusion side: pad changes become renders on the
+//! image thread, one at a time; a change while one runs marks the pad stale
+//! and the newest state is rendered as soon as the running one is done.
+
+use super::StudioApp;
+use crate::app::dialogs::DialogOutcome;
+use crate::io::image_record::read_image_record;
+use crate::ui::commands::UiCommand;
+use crate::ui::jobs::Purpose;
+use crate::ui::status::Notice;
+use crate::worker::{ImageModelRef, PadJob, WorkerEvent, WorkerRequest};
+
+impl StudioApp {
+    /// Applies a pad command; returns it back if it is not one.
+    pub(super) fn apply_pad_command(&mut self, command: UiCommand) -> Option<UiCommand> {
+        match command {
+            UiCommand::SelectPadModel(model) => {
+                self.pad.model = Some(model);
+                self.pad.image = None;
+                self.apply(UiCommand::RenderPad { save: false });
+            }
+            UiCommand::RenderPad { save } => {
+                if !save && self.pad.in_flight.is_some() {
+                    self.pad.stale = true;
+                    return None;
+                }
+                let model = self.pad.model.clone()?;
+                let side = self.pad_side(&model);
+                let job = PadJob {
+                    model,
+                    base: self.pad.base(side),
+                    latent: self.pad.recipe(),
+                    output_dir: save.then(|| self.settings.output_dir.clone()),
+                };
+                let (purpose, label) =
+                    if save { (Purpose::Save, "save pad image") } else { (Purpose::Pad, "latent pad") };
+                let id = self.submit(WorkerRequest::RenderPad(Box::new(job)), purpose, label);
+                if !save {
+                    (self.pad.in_flight, self.pad.stale) = (Some(id), false);
+                }
+            }
+            UiCommand::RestorePad(path) => self.dialogs.open(move || {
+                let record = read_image_record(&path).map(|r| r.map(Box::new));
+                Some(DialogOutcome::PadSettings { path, record })
+            }),
+            other => return Some(other),
+        }
+        None
+    }
+
+    /// The side the pad renders at: an installed model's own, a checkpoint's family's, else 512.
+    fn pad_side(&self, model: &ImageModelRef) -> usize {
+        let installed = match model {
+            ImageModelRef::Id(id) => self.models.iter().find(|m| &m.id == id).map(|m| m.image_size[0]),
+            _ => None,
+        };
+        installed.filter(|&side| side > 0).or_else(|| self.native_side(model)).unwrap_or(512)
+    }
+
+    /// Applies a dialog's answer for the pad; returns it back if it is not one.
+    pub(super) fn apply_pad_dialog(&mut self, outcome: DialogOutcome) -> Option<DialogOutcome> {
+        let DialogOutcome::PadSettings { path, record } = outcome else { return Some(outcome) };
+        let restored = match record {
+            Ok(Some(record)) => self.pad.restore(&record),
+            Ok(None) => false,
+            Err(e) => {
+                self.notices.push(Notice { text: format!("cannot read settings: {e}"), error: true });
+                return None;
+            }
+        };
+        let text = if restored {
+            self.apply(UiCommand::RenderPad { save: false });
+            format!("pad restored from {}", path.display())
+        } else {
+            format!("{} was not made with the latent pad", path.display())
+        };
+        self.notices.push(Notice { text, error: !restored });
+        None
+    }
+
+    /// Applies a pad render's event; returns it back if it is not one.
+    pub(super) fn apply_pad_event(&mut self, ctx: &egui::Context, event: WorkerEvent) -> Option<WorkerEvent> {
+        match event {
+            WorkerEvent::PadRendered { job, image, record, millis, saved } => {
+                if let Some(saved) = saved {
+                    let notice = match saved {
+                        Ok(path) => Notice { text: format!("saved {}", path.display()), error: false },
+                        Err(e) => Notice { text: format!("the pad image was not saved: {e}"), error: true },
+                    };
+                    self.notices.push(notice);
+                }
+                if self.pad.in_flight == Some(job) {
+                    self.pad.in_flight = None;
+                    let color =
+                        egui::ColorImage::from_rgb([image.width() as usize, image.height() as usize], image.as_raw());
+                    let texture = ctx.load_texture("latent-pad", color, egui::TextureOptions::NEAREST);
+                    self.pad.image = Some((texture, *record, millis));
+                    if self.pad.stale {
+                        self.apply(UiCommand::RenderPad { save: false });
+                    }
+                }
+            }
+            WorkerEvent::Failed { job, .. } | WorkerEvent::Cancelled { job } if self.pad.in_flight == Some(job) => {
+                (self.pad.in_flight, self.pad.stale) = (None, false);
+                return Some(event); // the status bar reports it
+            }
+            other => return Some(other),
+        }
+        None
+    }
+}
