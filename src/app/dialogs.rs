@@ -52,6 +52,14 @@ pub enum DialogOutcome {
     TrainingText(PathBuf),
     /// The models folder, listed again (a run finished).
     ModelsFound(Vec<crate::io::manifest::ModelManifest>),
+    /// The output folder's History, indexed.
+    History(Vec<crate::history::HistoryEntry>),
+    /// Thumbnails for the History's rows.
+    Thumbnails(Vec<(PathBuf, image::RgbaImage)>),
+    /// A file moved to the trash (or why not).
+    Trashed(Result<crate::history::trash::Trashed, String>),
+    /// A trashed file put back (or why not).
+    Restored(Result<PathBuf, String>),
 }
 
 /// Runs dialogs on helper threads and hands their outcomes back.

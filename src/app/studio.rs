@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use eframe::egui_wgpu::RenderState;
 
 mod frame;
+mod history;
 mod image;
 mod library;
 mod models;
@@ -22,6 +23,7 @@ use crate::io::manifest::{ModelManifest, discover};
 use crate::io::png_meta::ImageSettings;
 use crate::latent::interpolate::seeded_latent;
 use crate::ui::commands::{SaveKind, Slot, UiCommand};
+use crate::ui::history_panel::HistoryPanel;
 use crate::ui::image_panel::ImagePanel;
 use crate::ui::jobs::{JobTable, Purpose};
 use crate::ui::latent_panel::{Endpoint, LatentPanel, Origin};
@@ -58,6 +60,10 @@ pub struct StudioApp {
     pub pad: PadPanel,
     /// The Latent view shows the pad (a diffusion model) instead of a VAE's or GAN's latent.
     pub explore_diffusion: bool,
+    /// The History view.
+    pub history: HistoryPanel,
+    /// The file last moved to the trash from the History, for Undo.
+    trashed: Option<crate::history::trash::Trashed>,
     /// The diffusion models among `models` (the image panel's picker).
     image_models: Vec<ModelManifest>,
     notices: Vec<Notice>,
@@ -151,6 +157,8 @@ impl StudioApp {
             image,
             pad,
             explore_diffusion: false,
+            history: HistoryPanel::default(),
+            trashed: None,
             image_models,
             models,
             text_models,
@@ -178,6 +186,9 @@ impl StudioApp {
             app.apply(UiCommand::RescanLibrary);
         }
         app.restore_downloads();
+        if app.settings.tab == crate::ui::commands::Tab::History {
+            app.apply(UiCommand::RefreshHistory);
+        }
         if let Some(spec) = app.settings.training_folder.clone() {
             // The Train view reads it again when it is first shown.
             app.train.use_folder = true;
@@ -229,6 +240,7 @@ impl StudioApp {
         let Some(command) = self.apply_train_command(command) else { return };
         let Some(command) = self.apply_image_command(command) else { return };
         let Some(command) = self.apply_pad_command(command) else { return };
+        let Some(command) = self.apply_history_command(command) else { return };
         let Some(command) = self.apply_models_command(command) else { return };
         let Some(command) = self.apply_vae_tools_command(command) else { return };
         match command {
@@ -282,7 +294,12 @@ impl StudioApp {
             }
             UiCommand::Cancel(job) => self.worker.cancel(job),
             UiCommand::ShowAbout => self.about_open = true,
-            UiCommand::ShowTab(tab) => self.settings.tab = tab,
+            UiCommand::ShowTab(tab) => {
+                self.settings.tab = tab;
+                if tab == crate::ui::commands::Tab::History {
+                    self.apply(UiCommand::RefreshHistory);
+                }
+            }
             UiCommand::ExploreDiffusion(on) => self.explore_diffusion = on,
             // Handled by `apply_text_command` and `apply_train_command`.
             UiCommand::SelectTextModel(_)
@@ -298,6 +315,14 @@ impl StudioApp {
             | UiCommand::WatchGanRun(_) => {}
             // Handled by `apply_pad_command`.
             UiCommand::SelectPadModel(_) | UiCommand::RenderPad { .. } | UiCommand::RestorePad(_) => {}
+            // Handled by `apply_history_command`.
+            UiCommand::RefreshHistory
+            | UiCommand::LoadThumbnails(_)
+            | UiCommand::SelectHistory(_)
+            | UiCommand::ReuseHistory(_)
+            | UiCommand::OpenHistoryInPad(_)
+            | UiCommand::TrashHistory(_)
+            | UiCommand::UndoTrash => {}
             // Handled by `apply_vae_tools_command`.
             UiCommand::RankOutliers(_)
             | UiCommand::ExportOutliers
@@ -419,6 +444,7 @@ impl StudioApp {
         for outcome in self.dialogs.poll() {
             let Some(outcome) = self.apply_image_dialog(outcome) else { continue };
             let Some(outcome) = self.apply_pad_dialog(outcome) else { continue };
+            let Some(outcome) = self.apply_history_dialog(ctx, outcome) else { continue };
             let Some(outcome) = self.apply_train_dialog(ctx, outcome) else { continue };
             let Some(outcome) = self.apply_vae_tools_dialog(outcome) else { continue };
             match outcome {
@@ -435,6 +461,10 @@ impl StudioApp {
                 | DialogOutcome::ImageCheckpoint(_)
                 | DialogOutcome::ImageSettings { .. }
                 | DialogOutcome::PadSettings { .. }
+                | DialogOutcome::History(_)
+                | DialogOutcome::Thumbnails(_)
+                | DialogOutcome::Trashed(_)
+                | DialogOutcome::Restored(_)
                 | DialogOutcome::InitImage(_)
                 | DialogOutcome::ModelFolder(_)
                 | DialogOutcome::Library(_)

@@ -147,3 +147,21 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<(PathBuf, u64, u64)>) {
 fn fnv1a(path: &Path) -> u64 {
     path.to_string_lossy().bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
+
+/// A thumbnail of `entry` (the first frame of an animation) at most `side`
+/// pixels, from the thumbnail cache under `cache` when the file has not
+/// changed since, else made and cached.
+pub fn thumbnail(entry: &crate::history::HistoryEntry, side: u32, cache: Option<&Path>) -> Option<image::RgbaImage> {
+    let key = format!("{:016x}-{}-{side}.png", fnv1a(&entry.path), entry.modified_ns);
+    let cached = cache.map(|c| c.join("thumbnails").join(key));
+    if let Some(img) = cached.as_ref().and_then(|p| image::open(p).ok()) {
+        return Some(img.to_rgba8());
+    }
+    let small = image::open(&entry.path).ok()?.thumbnail(side, side).to_rgba8();
+    if let Some(path) = cached
+        && path.parent().map(std::fs::create_dir_all).transpose().is_ok()
+    {
+        let _ = small.save(&path); // a cache that cannot be written is skipped
+    }
+    Some(small)
+}

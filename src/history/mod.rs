@@ -9,4 +9,4 @@ pub mod index;
 pub mod trash;
 
 pub use entry::{Family, HistoryEntry};
-pub use index::{HistoryIndex, Refresh};
+pub use index::{HistoryIndex, Refresh, thumbnail};

@@ -22,6 +22,8 @@ pub enum Tab {
     Image,
     /// Models from the Hugging Face Hub: catalogue, downloads, installed.
     Models,
+    /// Everything written to the output folder.
+    History,
 }
 
 /// Which latent an encoded image replaces.
@@ -89,6 +91,20 @@ pub enum UiCommand {
     },
     /// Restore the pad from the settings in this PNG.
     RestorePad(PathBuf),
+    /// Index the output folder again (new and changed files only).
+    RefreshHistory,
+    /// Make thumbnails of these History files.
+    LoadThumbnails(Vec<PathBuf>),
+    /// Select a History file.
+    SelectHistory(PathBuf),
+    /// Take a History image's settings into the Image view (or the pad, for a pad image).
+    ReuseHistory(PathBuf),
+    /// Put a History image on the latent pad.
+    OpenHistoryInPad(PathBuf),
+    /// Move a History file to the trash.
+    TrashHistory(PathBuf),
+    /// Put the last trashed file back.
+    UndoTrash,
     /// Use another language model.
     SelectTextModel(TextModelRef),
     /// Ask for a GGUF file and use it as the language model.

@@ -2,6 +2,7 @@
 
 pub mod about;
 pub mod commands;
+pub mod history_panel;
 pub mod image_panel;
 pub mod jobs;
 pub mod latent_map;

@@ -129,9 +129,8 @@ impl PadPanel {
 
     fn model_row(&mut self, ui: &mut egui::Ui, ctx: &PadPanelContext, out: &mut Vec<UiCommand>) {
         ui.horizontal(|ui| {
-            ui.label("Diffusion model");
             let shown = self.model.as_ref().map_or("choose…".to_owned(), ToString::to_string);
-            egui::ComboBox::from_id_salt("pad-model").selected_text(shown).show_ui(ui, |ui| {
+            egui::ComboBox::from_label("Diffusion model").selected_text(shown).show_ui(ui, |ui| {
                 for m in ctx.models {
                     let model = ImageModelRef::Id(m.id.clone());
                     if ui.selectable_label(self.model.as_ref() == Some(&model), &m.id).clicked() {

@@ -121,6 +121,7 @@ impl StudioApp {
                     ctx.request_repaint_after(std::time::Duration::from_millis(250)); // speed and ETA ticks
                 }
             }
+            Tab::History => self.history.ui(ui, &mut out),
             Tab::Text => {
                 let panel_ctx = TextPanelContext { models: &self.text_models };
                 egui::ScrollArea::vertical().show(ui, |ui| self.text.ui(ui, &panel_ctx, &mut out));
@@ -150,6 +151,7 @@ impl StudioApp {
                 (Tab::Text, "Text"),
                 (Tab::Train, "Train"),
                 (Tab::Models, "Models"),
+                (Tab::History, "History"),
             ] {
                 if ui.selectable_label(self.settings.tab == tab, name).clicked() {
                     out.push(UiCommand::ShowTab(tab));
