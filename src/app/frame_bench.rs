@@ -205,3 +205,47 @@ fn thread_cpu_time() -> Option<Duration> {
     }
     None
 }
+
+/// Runs `frames` UI frames at ~60 Hz on the History view of `output_dir`
+/// while the list scrolls by a mouse wheel (thumbnails arriving for the rows
+/// that come into view), timing each frame.
+pub fn frame_times_in_history(output_dir: &Path, frames: usize) -> anyhow::Result<FrameTimes> {
+    let ctx = egui::Context::default();
+    let settings =
+        Settings { tab: crate::ui::commands::Tab::History, output_dir: output_dir.to_owned(), ..Settings::default() };
+    let mut app = StudioApp::with_settings(&ctx, None, std::env::temp_dir(), settings)?;
+    let warm = Instant::now();
+    while app.history.entries.is_empty() && warm.elapsed() < Duration::from_secs(120) {
+        let out = ctx.run_ui(input(), |ui| app.frame_ui(ui));
+        let _ = ctx.tessellate(out.shapes, out.pixels_per_point);
+        std::thread::sleep(Duration::from_millis(16));
+    }
+    let over_list = egui::pos2(600.0, 500.0);
+    let (mut times, mut cpu_times) = (Vec::with_capacity(frames), Vec::with_capacity(frames));
+    for _ in 0..frames {
+        let start = (Instant::now(), thread_cpu_time());
+        let mut raw = input();
+        raw.events = vec![
+            egui::Event::PointerMoved(over_list),
+            egui::Event::MouseWheel {
+                unit: egui::MouseWheelUnit::Point,
+                delta: egui::vec2(0.0, -40.0),
+                phase: egui::TouchPhase::Move,
+                source: egui::MouseWheelSource::Unknown,
+                modifiers: egui::Modifiers::NONE,
+            },
+        ];
+        let out = ctx.run_ui(raw, |ui| app.frame_ui(ui));
+        let _ = ctx.tessellate(out.shapes, out.pixels_per_point);
+        times.push(start.0.elapsed());
+        if let (Some(end), Some(cpu)) = (thread_cpu_time(), start.1) {
+            cpu_times.push(end.saturating_sub(cpu));
+        }
+        std::thread::sleep(Duration::from_millis(16).saturating_sub(start.0.elapsed()));
+    }
+    let training =
+        format!("{} files listed, {} thumbnails loaded", app.history.entries.len(), app.history.thumbnails.len());
+    let wall = p50_p99(&mut times);
+    let cpu = (!cpu_times.is_empty()).then(|| p50_p99(&mut cpu_times));
+    Ok(FrameTimes { frames, cpu, wall, training })
+}

@@ -23,6 +23,8 @@ pub enum BenchCommand {
     Diffusion(Box<super::bench_diffusion::BenchDiffusionArgs>),
     /// The latent pad's latency from a new cursor or slider position to pixels.
     Pad(Box<super::bench_pad::BenchPadArgs>),
+    /// The History over 10,000 files: indexing, refresh, search, UI frames while scrolling.
+    History(super::bench_history::BenchHistoryArgs),
     /// Decode latency of a VAE (one image, a 16-frame strip, a batch of 64),
     /// one training step, and UI frame time while training.
     Latent {
@@ -133,6 +135,7 @@ pub fn run(cmd: BenchCommand, models_dir: &Path) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Diffusion(args) => super::bench_diffusion::bench_diffusion(models_dir, *args),
         BenchCommand::Pad(args) => super::bench_pad::bench_pad(models_dir, *args),
+        BenchCommand::History(args) => super::bench_history::bench_history(args),
         BenchCommand::Latent { model, runs, frames, data_dir, json, dump } => {
             bench_latent(models_dir, &model, runs, json, dump.as_deref())?;
             if frames > 0 {

@@ -5,6 +5,7 @@ mod bench;
 mod bench_conv;
 mod bench_diffusion;
 mod bench_gan;
+mod bench_history;
 mod bench_hub;
 mod bench_pad;
 mod bench_text;
