@@ -156,7 +156,8 @@ fn a_pad_png_makes_the_same_image_again_and_travel_writes_both_formats() {
     let (first, again) = (dir.path().join("pad.png"), dir.path().join("again.png"));
     let sampling = ["--steps", "6", "--sampler", "ddim", "--cfg", "4"];
     let mut args = vec!["pad", "--model", "emoji-ldm", "--point", "red heart@5@0,0", "--point", "blue star@9@1,1"];
-    args.extend(["--at", "0.3,0.4", "--concept", "happy/sad=0.5", "--out", s(&first)]);
+    args.extend(["--at", "0.3,0.4", "--concept", "happy/sad=0.5", "--noise-directions", "1.5,0,-2"]);
+    args.extend(["--out", s(&first)]);
     args.extend(sampling);
     let out = studio(&args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -46,7 +46,7 @@ fn search_reuse_open_on_the_pad_trash_and_undo() {
         at: (0.25, 0.75),
         ..PadRecipe::corners(["a".into(), "b".into(), "c".into(), "d".into()].map(|p: String| (p, 1)))
     };
-    let recipe = LatentRecipe { pad: Some(pad), concepts: Vec::new(), travel: None };
+    let recipe = LatentRecipe { pad: Some(pad), ..LatentRecipe::default() };
     write(&output.path().join("pad-0001.png"), "a", 1, Some(recipe));
     let models = common::models_folder_with(&["emoji-ldm"]);
     let settings = Settings { tab: Tab::History, output_dir: output.path().to_owned(), ..Settings::default() };

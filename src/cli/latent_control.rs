@@ -34,6 +34,10 @@ pub struct PadArgs {
     /// A concept slider, "POSITIVE/NEGATIVE=VALUE"; repeatable.
     #[arg(long = "concept", value_parser = parse_concept)]
     concepts: Vec<ConceptSlider>,
+    /// Offsets of the noise along the fixed noise directions, in standard
+    /// deviations, comma-separated ("1.5,0,-2"; at most 4).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    noise_directions: Vec<f64>,
     /// Make the image a PNG from `pad` records again (its points, sliders,
     /// seeds and sampling settings); --at moves its cursor.
     #[arg(long, conflicts_with = "points")]
@@ -142,31 +146,43 @@ fn png_with_record(
 pub fn pad(models_dir: &Path, args: PadArgs) -> anyhow::Result<()> {
     fresh(&args.out)?;
     let (pipeline, model) = args.source.load(models_dir)?;
-    let (base, mut recipe, concepts) = match &args.from {
+    let (base, mut latent) = match &args.from {
         Some(path) => {
             let record = read_image_record(path)?.with_context(|| format!("{} holds no settings", path.display()))?;
-            let latent = record.latent.unwrap_or_default();
-            let Some(pad) = latent.pad else { bail!("{} was not made with the latent pad", path.display()) };
-            let concepts = if args.concepts.is_empty() { latent.concepts } else { args.concepts.clone() };
-            (record.request, pad, concepts)
+            let mut latent = record.latent.unwrap_or_default();
+            if latent.pad.is_none() {
+                bail!("{} was not made with the latent pad", path.display())
+            }
+            if !args.concepts.is_empty() {
+                latent.concepts = args.concepts.clone();
+            }
+            if !args.noise_directions.is_empty() {
+                latent.noise_directions = args.noise_directions.clone();
+            }
+            (record.request, latent)
         }
         None => {
             if args.points.is_empty() || args.points.len() > MAX_POINTS {
                 bail!("give 1 to {MAX_POINTS} --point PROMPT@SEED@X,Y ({} given)", args.points.len());
             }
             let base = args.sampling.request(&pipeline, "", 0, SamplerKind::EulerAncestral);
-            (base, PadRecipe { points: args.points.clone(), at: (0.5, 0.5) }, args.concepts.clone())
+            let latent = LatentRecipe {
+                pad: Some(PadRecipe { points: args.points.clone(), at: (0.5, 0.5) }),
+                concepts: args.concepts.clone(),
+                travel: None,
+                noise_directions: args.noise_directions.clone(),
+            };
+            (base, latent)
         }
     };
-    if let Some(at) = args.at {
-        recipe.at = at;
+    if let (Some(at), Some(pad)) = (args.at, latent.pad.as_mut()) {
+        pad.at = at;
     }
-    let (request, noise, cond) = LatentScene::default().pad_start(&pipeline, &base, &recipe, &concepts)?;
+    let (request, noise, cond) = LatentScene::default().recipe_start(&pipeline, &base, &latent)?;
     let Some(generated) = LatentScene::render(&pipeline, &request, noise, &cond, &mut |_| {}, &CancelToken::new())?
     else {
         bail!("cancelled")
     };
-    let latent = LatentRecipe { pad: Some(recipe), concepts, travel: None };
     write_new_file(&args.out, &png_with_record(&generated, request, &model, latent)?)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
@@ -215,7 +231,7 @@ pub fn travel(models_dir: &Path, args: TravelArgs) -> anyhow::Result<()> {
     let delay_ms = (1000.0 / args.fps).round() as u32;
     let bytes = if apng {
         let travel = TravelFrame { keyframes: args.keyframes.clone(), frame: 0, frames: args.frames };
-        let latent = LatentRecipe { pad: None, concepts: args.concepts.clone(), travel: Some(travel) };
+        let latent = LatentRecipe { concepts: args.concepts.clone(), travel: Some(travel), ..LatentRecipe::default() };
         let first = &args.keyframes[0];
         let request = ImageRequest { prompt: first.prompt.clone(), seed: first.seed, ..base };
         let record = ImageRecord {

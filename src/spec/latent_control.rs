@@ -5,6 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Sliders along fixed noise directions the pad offers.
+pub const NOISE_DIRECTIONS: usize = 4;
+
 /// At most this many points on one pad.
 pub const MAX_POINTS: usize = 8;
 
@@ -149,6 +152,10 @@ pub struct LatentRecipe {
     /// A frame of a travel between keyframes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub travel: Option<TravelFrame>,
+    /// Offsets of the starting noise along the fixed noise directions, in
+    /// standard deviations (`diffusion::latent_control::directions`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub noise_directions: Vec<f64>,
 }
 
 impl LatentRecipe {

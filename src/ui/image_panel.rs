@@ -394,6 +394,22 @@ impl ImagePanel {
                 }
             });
             ui.end_row();
+            ui.label("Variation seed");
+            ui.horizontal(|ui| {
+                let mut on = self.variation.is_some();
+                if ui
+                    .checkbox(&mut on, "")
+                    .on_hover_text("A1111's variation seed: the noise moves towards this seed's")
+                    .changed()
+                {
+                    self.variation = on.then_some(VariationSeed { seed: self.seed.wrapping_add(1), strength: 0.2 });
+                }
+                if let Some(v) = &mut self.variation {
+                    ui.add(egui::DragValue::new(&mut v.seed));
+                    ui.add(egui::Slider::new(&mut v.strength, 0.0..=1.0).text("strength"));
+                }
+            });
+            ui.end_row();
             ui.label("Batch count");
             ui.add(egui::Slider::new(&mut self.batch, 1..=16));
             ui.end_row();

@@ -8,7 +8,7 @@ use egui::{Color32, Pos2, RichText, Sense, Stroke, TextureHandle, Vec2};
 use crate::io::image_record::ImageRecord;
 use crate::io::manifest::ModelManifest;
 use crate::spec::image::{ImageRequest, SamplerKind};
-use crate::spec::latent_control::{ConceptSlider, LatentRecipe, MAX_POINTS, PadPoint, PadRecipe};
+use crate::spec::latent_control::{ConceptSlider, LatentRecipe, MAX_POINTS, NOISE_DIRECTIONS, PadPoint, PadRecipe};
 use crate::ui::commands::UiCommand;
 use crate::worker::{ImageModelRef, JobId};
 
@@ -22,6 +22,8 @@ pub struct PadPanel {
     pub model: Option<ImageModelRef>,
     pub pad: PadRecipe,
     pub concepts: Vec<ConceptSlider>,
+    /// Offsets along the fixed noise directions, in standard deviations.
+    pub noise_directions: Vec<f64>,
     pub negative: String,
     /// Steps of the live render (few, so a drag keeps up).
     pub steps: usize,
@@ -49,6 +51,7 @@ impl Default for PadPanel {
                 ("yellow sun".into(), 4),
             ]),
             concepts: Vec::new(),
+            noise_directions: vec![0.0; NOISE_DIRECTIONS],
             negative: String::new(),
             steps: 6,
             guidance: 4.0,
@@ -83,7 +86,17 @@ impl PadPanel {
 
     /// The recipe of the current state.
     pub fn recipe(&self) -> LatentRecipe {
-        LatentRecipe { pad: Some(self.pad.clone()), concepts: self.concepts.clone(), travel: None }
+        LatentRecipe {
+            pad: Some(self.pad.clone()),
+            concepts: self.concepts.clone(),
+            travel: None,
+            // Directions at 0 are not recorded: an image without them is an ordinary pad image.
+            noise_directions: if self.noise_directions.iter().all(|&v| v == 0.0) {
+                Vec::new()
+            } else {
+                self.noise_directions.clone()
+            },
+        }
     }
 
     /// Takes over a pad image's settings (a dropped PNG).
@@ -91,6 +104,9 @@ impl PadPanel {
         let Some(pad) = record.latent.as_ref().and_then(|l| l.pad.clone()) else { return false };
         self.pad = pad;
         self.concepts = record.latent.as_ref().map(|l| l.concepts.clone()).unwrap_or_default();
+        let mut directions = record.latent.as_ref().map(|l| l.noise_directions.clone()).unwrap_or_default();
+        directions.resize(NOISE_DIRECTIONS, 0.0);
+        self.noise_directions = directions;
         self.negative = record.request.negative.clone();
         self.steps = record.request.steps;
         self.guidance = record.request.guidance;
@@ -111,6 +127,17 @@ impl PadPanel {
         self.points_ui(ui);
         ui.separator();
         self.concepts_ui(ui);
+        ui.separator();
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("Noise directions").strong())
+                .on_hover_text("Move the starting noise along fixed orthonormal directions (standard deviations)");
+            for value in &mut self.noise_directions {
+                ui.add(egui::Slider::new(value, -8.0..=8.0).show_value(false));
+            }
+            if ui.button("Reset").clicked() {
+                self.noise_directions.iter_mut().for_each(|v| *v = 0.0);
+            }
+        });
         ui.separator();
         ui.horizontal(|ui| {
             ui.label("Negative prompt");

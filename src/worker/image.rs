@@ -80,7 +80,6 @@ impl ImageService {
         cancel: &CancelToken,
     ) -> Result<Option<WorkerEvent>, JobError> {
         let started = Instant::now();
-        let Some(pad) = &spec.latent.pad else { return Err("a pad render needs a pad".into()) };
         if self.scene.0.as_ref() != Some(&spec.model) {
             self.scene = (Some(spec.model.clone()), LatentScene::default());
         }
@@ -89,7 +88,7 @@ impl ImageService {
             return Err("the model did not stay loaded".into());
         };
         let (request, noise, cond) =
-            scene.pad_start(pipeline, &spec.base, pad, &spec.latent.concepts).map_err(|e| e.to_string())?;
+            scene.recipe_start(pipeline, &spec.base, &spec.latent).map_err(|e| e.to_string())?;
         let generated = LatentScene::render(pipeline, &request, noise, &cond, &mut |_| {}, cancel);
         let Some(generated) = generated.map_err(|e| e.to_string())? else { return Ok(None) };
         let record = ImageRecord {

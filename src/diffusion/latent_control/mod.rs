@@ -2,11 +2,13 @@
 //! and its text conditioning (the settings are plain data in
 //! `spec::latent_control`). `variation` is A1111's variation seed; `pad`
 //! blends several (prompt, seed) points by a cursor's position; `concepts`
-//! moves the conditioning along the difference of two prompts; `scene`
+//! moves the conditioning along the difference of two prompts; `directions`
+//! moves the noise along fixed orthonormal directions; `scene`
 //! encodes each prompt once and makes pad images and travel frames. Each image they make is an ordinary
 //! generation from a blended noise and conditioning (`DiffusionPipeline::generate_conditioned`).
 
 pub mod concepts;
+pub mod directions;
 pub mod pad;
 pub mod scene;
 pub mod variation;

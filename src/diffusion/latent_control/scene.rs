@@ -5,12 +5,12 @@
 
 use std::collections::HashMap;
 
-use crate::diffusion::latent_control::{concepts, pad};
+use crate::diffusion::latent_control::{concepts, directions, pad};
 use crate::diffusion::pipeline::{DiffusionPipeline, GenerateError, GenerateInputs, Generated, StepReport};
 use crate::diffusion::sampling::Conditioning;
 use crate::latent::interpolate::slerp;
 use crate::spec::image::ImageRequest;
-use crate::spec::latent_control::{ConceptSlider, PadRecipe, TravelFrame};
+use crate::spec::latent_control::{ConceptSlider, LatentRecipe, PadRecipe, TravelFrame};
 use crate::train::cancel::CancelToken;
 use crate::train::rng::SeededRng;
 
@@ -103,6 +103,19 @@ impl LatentScene {
         let cond = self.with_concepts(pipeline, base, &cond, sliders)?;
         let request = ImageRequest { prompt: lead.prompt.clone(), seed: lead.seed, variation: None, ..base.clone() };
         Ok((request, noise, cond))
+    }
+
+    /// What a whole recipe's pad gives at its cursor: [`Self::pad_start`]
+    /// with the noise moved along the noise directions.
+    pub fn recipe_start(
+        &mut self,
+        pipeline: &DiffusionPipeline,
+        base: &ImageRequest,
+        recipe: &LatentRecipe,
+    ) -> Result<(ImageRequest, Vec<f32>, Conditioning), GenerateError> {
+        let Some(pad) = &recipe.pad else { return Err(GenerateError::Invalid("the recipe has no pad".into())) };
+        let (request, noise, cond) = self.pad_start(pipeline, base, pad, &recipe.concepts)?;
+        Ok((request, directions::apply(noise, &recipe.noise_directions), cond))
     }
 
     /// A travel frame's start: the slerp of its keyframes' noises, the blend
