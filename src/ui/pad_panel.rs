@@ -172,7 +172,8 @@ impl PadPanel {
     /// near a point moves it; anywhere else moves the cursor.
     fn pad_widget(&mut self, ui: &mut egui::Ui) {
         let (response, painter) = ui.allocate_painter(Vec2::splat(PAD_SIDE), Sense::click_and_drag());
-        let rect = response.rect;
+        // Points on the edges stay inside the frame, labels and all.
+        let (frame, rect) = (response.rect, response.rect.shrink(16.0));
         let to_screen = |(x, y): (f64, f64)| rect.min + Vec2::new(x as f32, y as f32) * rect.size();
         let to_pad = |p: Pos2| {
             let v = (p - rect.min) / rect.size();
@@ -194,8 +195,8 @@ impl PadPanel {
         if response.drag_stopped() {
             self.dragging = None;
         }
-        painter.rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
-        painter.rect_stroke(rect, 4.0, Stroke::new(1.0, ui.visuals().weak_text_color()), egui::StrokeKind::Inside);
+        painter.rect_filled(frame, 4.0, ui.visuals().extreme_bg_color);
+        painter.rect_stroke(frame, 4.0, Stroke::new(1.0, ui.visuals().weak_text_color()), egui::StrokeKind::Inside);
         let weights = self.pad.weights();
         for (point, w) in self.pad.points.iter().zip(&weights) {
             let at = to_screen((point.x, point.y));
@@ -203,7 +204,7 @@ impl PadPanel {
             painter.circle_filled(at, radius, Color32::from_rgb(90, 160, 255));
             let label: String = point.prompt.chars().take(18).collect();
             let anchor = if point.x > 0.5 { egui::Align2::RIGHT_CENTER } else { egui::Align2::LEFT_CENTER };
-            let offset = Vec2::new(if point.x > 0.5 { -14.0 } else { 14.0 }, 0.0);
+            let offset = Vec2::new(if point.x > 0.5 { -10.0 } else { 10.0 }, if point.y > 0.5 { -10.0 } else { 10.0 });
             painter.text(at + offset, anchor, label, egui::FontId::proportional(12.0), ui.visuals().text_color());
         }
         let cursor = to_screen(self.pad.at);
@@ -253,7 +254,7 @@ impl PadPanel {
         let count = self.pad.points.len();
         egui::Grid::new("pad-points").num_columns(3).show(ui, |ui| {
             for (i, point) in self.pad.points.iter_mut().enumerate() {
-                ui.add(egui::TextEdit::singleline(&mut point.prompt).desired_width(220.0));
+                ui.add_sized([240.0, 20.0], egui::TextEdit::singleline(&mut point.prompt));
                 ui.add(egui::DragValue::new(&mut point.seed).prefix("seed "));
                 if ui.add_enabled(count > 1, egui::Button::new("x")).on_hover_text("remove this point").clicked() {
                     remove = Some(i);
@@ -276,10 +277,10 @@ impl PadPanel {
         let mut remove = None;
         for (i, slider) in self.concepts.iter_mut().enumerate() {
             ui.horizontal(|ui| {
-                ui.add(egui::TextEdit::singleline(&mut slider.negative).desired_width(90.0));
+                ui.add_sized([110.0, 20.0], egui::TextEdit::singleline(&mut slider.negative));
                 let range = slider.range.max(0.1);
                 ui.add(egui::Slider::new(&mut slider.value, -range..=range));
-                ui.add(egui::TextEdit::singleline(&mut slider.positive).desired_width(90.0));
+                ui.add_sized([110.0, 20.0], egui::TextEdit::singleline(&mut slider.positive));
                 ui.add(egui::DragValue::new(&mut slider.range).range(0.1..=10.0).speed(0.1).prefix("range "));
                 if ui.button("x").clicked() {
                     remove = Some(i);
