@@ -533,3 +533,40 @@ fn saved_text_goes_to_a_new_numbered_file() {
     assert!(std::fs::read_to_string(&paths[0]).unwrap().ends_with("first\n"));
     assert_eq!(paths[1].extension().unwrap(), "txt");
 }
+
+/// A pad render with a tiny decoder (a Stable Diffusion model's) shows a
+/// one-step preview first, then the full render; the preview is not the final image.
+#[test]
+fn a_pad_render_with_a_tiny_decoder_previews_first() {
+    use latent_studio::diffusion::random_weights::{RandomModel, write_random_model};
+    use latent_studio::diffusion::tiny_decoder::TinyDecoder;
+    use latent_studio::spec::image::ImageRequest;
+    use latent_studio::spec::latent_control::{LatentRecipe, PadRecipe};
+    use latent_studio::worker::{ImageModelRef, PadJob};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (sd, taesd) = (dir.path().join("sd"), dir.path().join("taesd.safetensors"));
+    write_random_model(&sd, &RandomModel::tiny(1)).unwrap();
+    TinyDecoder::write_random(&taesd, 2).unwrap();
+    let mut w = spawn(vec![test_model("fast", 0, false)], dir.path());
+    let pad = PadRecipe::corners(["a cat".into(), "a dog".into(), "sun".into(), "moon".into()].map(|p: String| (p, 3)));
+    let job = w.submit(WorkerRequest::RenderPad(Box::new(PadJob {
+        model: ImageModelRef::Dir(sd.clone()),
+        base: ImageRequest { steps: 4, width: 32, height: 32, guidance: 3.0, ..ImageRequest::new("", 0) },
+        latent: LatentRecipe { pad: Some(pad), ..LatentRecipe::default() },
+        output_dir: None,
+        preview_decoder: Some(taesd),
+    })));
+    let events = finish(&mut w, &[job]);
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter(|e| e.job() == job)
+        .filter_map(|e| match e {
+            WorkerEvent::PadPreview { .. } => Some("preview"),
+            WorkerEvent::PadRendered { .. } => Some("rendered"),
+            WorkerEvent::Failed { error, .. } => panic!("{error}"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, ["preview", "rendered"]);
+}

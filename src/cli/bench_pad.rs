@@ -25,6 +25,13 @@ pub struct BenchPadArgs {
     /// Cursor positions along the drag (each one rendered).
     #[arg(long, default_value_t = 60)]
     positions: usize,
+    /// Also time the one-step preview through this tiny decoder (TAESD), as
+    /// the pad shows it first for Stable Diffusion models.
+    #[arg(long)]
+    preview_decoder: Option<std::path::PathBuf>,
+    /// With --preview-decoder absent: a TAESD-shaped decoder with random weights.
+    #[arg(long, conflicts_with = "preview_decoder")]
+    random_preview_decoder: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -42,6 +49,38 @@ pub fn bench_pad(models_dir: &Path, args: BenchPadArgs) -> anyhow::Result<()> {
     ]);
     let mut scene = LatentScene::default();
     let cancel = CancelToken::new();
+    let random_decoder =
+        std::env::temp_dir().join(format!("latent-studio-bench-taesd-{}.safetensors", std::process::id()));
+    if args.random_preview_decoder {
+        crate::diffusion::tiny_decoder::TinyDecoder::write_random(&random_decoder, 0)?;
+    }
+    let decoder = args.preview_decoder.clone().or(args.random_preview_decoder.then(|| random_decoder.clone()));
+    let preview = match &decoder {
+        Some(decoder) => {
+            // A warm-up first: it encodes the four prompts and loads the decoder.
+            let (mut times, warm_up) = (Vec::new(), 1);
+            for i in 0..args.positions.max(2) + warm_up {
+                let t = (i as f64 + 0.5) / args.positions.max(2) as f64;
+                pad.at = (t, 1.0 - t);
+                let started = Instant::now();
+                let (request, noise, cond) = scene.pad_start(&pipeline, &base, &pad, &[])?;
+                let quick = crate::spec::image::ImageRequest { steps: 1, ..request };
+                let inputs = crate::diffusion::pipeline::GenerateInputs {
+                    noise: Some(noise),
+                    preview_decoder: Some(decoder.clone()),
+                    preview_decoder_final: true,
+                    ..Default::default()
+                };
+                pipeline.generate_conditioned(&quick, inputs, &cond, &mut |_| {}, &cancel)?;
+                if i >= warm_up {
+                    times.push(started.elapsed());
+                }
+            }
+            let _ = std::fs::remove_file(&random_decoder);
+            Some(percentiles(&mut times))
+        }
+        None => None,
+    };
     let mut render = |pad: &PadRecipe, sliders: &[ConceptSlider]| -> anyhow::Result<std::time::Duration> {
         let started = Instant::now();
         let (request, noise, cond) = scene.pad_start(&pipeline, &base, pad, sliders)?;
@@ -99,6 +138,9 @@ pub fn bench_pad(models_dir: &Path, args: BenchPadArgs) -> anyhow::Result<()> {
         base.height
     );
     println!("| change | p50 ms | p95 ms |\n|---|---|---|");
+    if let Some((p50, p95)) = preview {
+        println!("| one-step preview through the tiny decoder | {:.1} | {:.1} |", ms(p50), ms(p95));
+    }
     println!("| pad cursor moved | {:.1} | {:.1} |", ms(d50), ms(d95));
     println!("| concept slider moved | {:.1} | {:.1} |", ms(s50), ms(s95));
     println!("| drag at 60 Hz, newest position rendered next: change → pixels | {:.1} | {:.1} |", ms(c50), ms(c95));

@@ -9,6 +9,7 @@ use crate::io::image_record::ImageRecord;
 use crate::io::manifest::ModelManifest;
 use crate::spec::image::{ImageRequest, SamplerKind};
 use crate::spec::latent_control::{ConceptSlider, LatentRecipe, MAX_POINTS, NOISE_DIRECTIONS, PadPoint, PadRecipe};
+use crate::spec::library::{ItemKind, LibraryItem};
 use crate::ui::commands::UiCommand;
 use crate::worker::{ImageModelRef, JobId};
 
@@ -30,8 +31,12 @@ pub struct PadPanel {
     pub guidance: f64,
     /// The latest render, its record and how long it took.
     pub image: Option<(TextureHandle, ImageRecord, f64)>,
-    /// The render being computed, and whether the state changed since it was asked for.
+    /// A one-step preview of the render in flight (Stable Diffusion models) and its time.
+    pub preview: Option<(TextureHandle, f64)>,
+    /// The render being computed, whether its preview arrived, and whether
+    /// the state changed since it was asked for.
     pub in_flight: Option<JobId>,
+    pub previewed: bool,
     pub stale: bool,
     /// Which point a drag holds (else the cursor).
     dragging: Option<usize>,
@@ -56,7 +61,9 @@ impl Default for PadPanel {
             steps: 6,
             guidance: 4.0,
             image: None,
+            preview: None,
             in_flight: None,
+            previewed: false,
             stale: false,
             dragging: None,
             asked: None,
@@ -68,6 +75,8 @@ impl Default for PadPanel {
 pub struct PadPanelContext<'a> {
     /// Installed diffusion models.
     pub models: &'a [ModelManifest],
+    /// The model library (its checkpoints are offered too).
+    pub library: &'a [LibraryItem],
 }
 
 impl PadPanel {
@@ -164,6 +173,12 @@ impl PadPanel {
                         out.push(UiCommand::SelectPadModel(model));
                     }
                 }
+                for item in ctx.library.iter().filter(|i| matches!(i.kind, ItemKind::Checkpoint { .. })) {
+                    let model = ImageModelRef::File { file: item.path.clone(), vae: None };
+                    if ui.selectable_label(self.model.as_ref() == Some(&model), &item.name).clicked() {
+                        out.push(UiCommand::SelectPadModel(model));
+                    }
+                }
             });
         });
     }
@@ -215,6 +230,12 @@ impl PadPanel {
     }
 
     fn result_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
+        if let Some((texture, millis)) = self.preview.as_ref().filter(|_| self.in_flight.is_some()) {
+            ui.add(egui::Image::new(texture).fit_to_exact_size(Vec2::splat(PAD_SIDE)));
+            ui.label(RichText::new(format!("preview in {millis:.0} ms (one step, tiny decoder); refining…")).small());
+            ui.spinner();
+            return;
+        }
         match &self.image {
             Some((texture, record, millis)) => {
                 ui.add(egui::Image::new(texture).fit_to_exact_size(Vec2::splat(PAD_SIDE)));

@@ -13,7 +13,7 @@ use super::skeleton::{JobError, LoadedModel, Outcome, Service};
 use crate::diffusion::checkpoint::{SingleFileSpec, clip_vocab_path};
 use crate::diffusion::latent_control::scene::LatentScene;
 use crate::diffusion::model_library::hashes::record_hashes;
-use crate::diffusion::pipeline::{DiffusionPipeline, GenerateInputs};
+use crate::diffusion::pipeline::{DiffusionPipeline, GenerateInputs, ImageRequest};
 use crate::io::image_record::ImageRecord;
 use crate::io::output::save_numbered;
 use crate::io::png_meta::encode_png;
@@ -41,7 +41,7 @@ impl Service for ImageService {
         let job = env.job;
         let done = match env.request {
             WorkerRequest::GenerateImage(spec) => self.generate(job, &spec, &env.cancel, events)?,
-            WorkerRequest::RenderPad(spec) => self.render_pad(job, &spec, &env.cancel)?,
+            WorkerRequest::RenderPad(spec) => self.render_pad(job, &spec, &env.cancel, events)?,
             _ => return Err("the image thread only generates images".into()),
         };
         Ok(Some(done.unwrap_or(WorkerEvent::Cancelled { job })))
@@ -78,6 +78,7 @@ impl ImageService {
         job: super::JobId,
         spec: &PadJob,
         cancel: &CancelToken,
+        events: &EventSink,
     ) -> Result<Option<WorkerEvent>, JobError> {
         let started = Instant::now();
         if self.scene.0.as_ref() != Some(&spec.model) {
@@ -89,6 +90,20 @@ impl ImageService {
         };
         let (request, noise, cond) =
             scene.recipe_start(pipeline, &spec.base, &spec.latent).map_err(|e| e.to_string())?;
+        if let Some(decoder) = spec.preview_decoder.clone().filter(|_| request.steps > 1 && spec.output_dir.is_none()) {
+            // One step, decoded by the tiny decoder: something on screen at once.
+            let quick = ImageRequest { steps: 1, ..request.clone() };
+            let inputs = GenerateInputs {
+                noise: Some(noise.clone()),
+                preview_decoder: Some(decoder),
+                preview_decoder_final: true,
+                ..GenerateInputs::default()
+            };
+            let preview = pipeline.generate_conditioned(&quick, inputs, &cond, &mut |_| {}, cancel);
+            let Some(preview) = preview.map_err(|e| e.to_string())? else { return Ok(None) };
+            let millis = started.elapsed().as_secs_f64() * 1000.0;
+            events.send(WorkerEvent::PadPreview { job, image: preview.image, millis });
+        }
         let generated = LatentScene::render(pipeline, &request, noise, &cond, &mut |_| {}, cancel);
         let Some(generated) = generated.map_err(|e| e.to_string())? else { return Ok(None) };
         let record = ImageRecord {

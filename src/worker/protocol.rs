@@ -117,6 +117,9 @@ pub struct PadJob {
     pub latent: LatentRecipe,
     /// Also write the PNG (numbered, never overwriting) into this folder.
     pub output_dir: Option<PathBuf>,
+    /// A tiny decoder (TAESD) for a one-step preview before the full render
+    /// (Stable Diffusion models, whose full render takes seconds).
+    pub preview_decoder: Option<PathBuf>,
 }
 
 /// One token as the text panel shows it.
@@ -286,6 +289,9 @@ pub enum WorkerEvent {
     ImagePreview { job: JobId, step: usize, image: RgbImage },
     /// An image is finished; `saved` is where its PNG went, or why it could not be written.
     ImageDone { job: JobId, image: RgbImage, record: Box<ImageRecord>, noise: Vec<f32>, saved: Result<PathBuf, String> },
+    /// The latent pad's one-step preview through the tiny decoder; the full
+    /// render follows unless the job is cancelled for a newer pad state.
+    PadPreview { job: JobId, image: RgbImage, millis: f64 },
     /// The latent pad's image; `saved` when it was asked to be written.
     PadRendered {
         job: JobId,
@@ -324,6 +330,7 @@ impl WorkerEvent {
             | Self::ImagePreview { job, .. }
             | Self::ImageDone { job, .. }
             | Self::PadRendered { job, .. }
+            | Self::PadPreview { job, .. }
             | Self::Failed { job, .. }
             | Self::Cancelled { job }
             | Self::Superseded { job } => *job,
@@ -342,6 +349,7 @@ impl WorkerEvent {
                 | Self::TextStarted { .. }
                 | Self::TextTokens { .. }
                 | Self::ImagePreview { .. }
+                | Self::PadPreview { .. }
         )
     }
 }

@@ -82,7 +82,7 @@ impl StudioApp {
                     }
                 });
                 if self.explore_diffusion {
-                    let pad_ctx = PadPanelContext { models: &self.image_models };
+                    let pad_ctx = PadPanelContext { models: &self.image_models, library: &self.library };
                     egui::ScrollArea::vertical().show(ui, |ui| self.pad.ui(ui, &pad_ctx, &mut out));
                     return;
                 }

@@ -96,12 +96,17 @@ impl StudioApp {
     /// SDXL checkpoints, TAESD for the others (by name, as both are
     /// published), else the first one.
     pub(super) fn preview_decoder(&self) -> Option<PathBuf> {
+        self.preview_decoder_for(self.image.model.as_ref())
+    }
+
+    /// The library's tiny decoder for `model` (TAESDXL for an SDXL checkpoint).
+    pub(super) fn preview_decoder_for(&self, model: Option<&ImageModelRef>) -> Option<PathBuf> {
         // Only for the user's own checkpoints: the studio's models have their own latent spaces.
-        if !matches!(self.image.model, Some(ImageModelRef::File { .. } | ImageModelRef::Dir(_))) {
+        if !matches!(model, Some(ImageModelRef::File { .. } | ImageModelRef::Dir(_))) {
             return None;
         }
         let decoders: Vec<_> = self.library.iter().filter(|i| i.kind == ItemKind::PreviewDecoder).collect();
-        let sdxl = match &self.image.model {
+        let sdxl = match model {
             Some(ImageModelRef::File { file, .. }) => self
                 .library
                 .iter()

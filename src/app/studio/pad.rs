@@ -20,13 +20,18 @@ impl StudioApp {
                 self.apply(UiCommand::RenderPad { save: false });
             }
             UiCommand::RenderPad { save } => {
-                if !save && self.pad.in_flight.is_some() {
-                    self.pad.stale = true;
-                    return None;
+                if let Some(running) = self.pad.in_flight.filter(|_| !save) {
+                    if !self.pad.previewed {
+                        self.pad.stale = true;
+                        return None;
+                    }
+                    // Its preview is on screen: the newest state wins over its refinement.
+                    self.apply(UiCommand::Cancel(running));
                 }
                 let model = self.pad.model.clone()?;
                 let side = self.pad_side(&model);
                 let job = PadJob {
+                    preview_decoder: self.preview_decoder_for(Some(&model)),
                     model,
                     base: self.pad.base(side),
                     latent: self.pad.recipe(),
@@ -36,7 +41,7 @@ impl StudioApp {
                     if save { (Purpose::Save, "save pad image") } else { (Purpose::Pad, "latent pad") };
                 let id = self.submit(WorkerRequest::RenderPad(Box::new(job)), purpose, label);
                 if !save {
-                    (self.pad.in_flight, self.pad.stale) = (Some(id), false);
+                    (self.pad.in_flight, self.pad.stale, self.pad.previewed) = (Some(id), false, false);
                 }
             }
             UiCommand::RestorePad(path) => self.dialogs.open(move || {
@@ -81,6 +86,17 @@ impl StudioApp {
     /// Applies a pad render's event; returns it back if it is not one.
     pub(super) fn apply_pad_event(&mut self, ctx: &egui::Context, event: WorkerEvent) -> Option<WorkerEvent> {
         match event {
+            WorkerEvent::PadPreview { job, image, millis } => {
+                if self.pad.in_flight == Some(job) {
+                    let size = [image.width() as usize, image.height() as usize];
+                    let color = egui::ColorImage::from_rgb(size, image.as_raw());
+                    let texture = ctx.load_texture("latent-pad-preview", color, egui::TextureOptions::LINEAR);
+                    (self.pad.preview, self.pad.previewed) = (Some((texture, millis)), true);
+                    if self.pad.stale {
+                        self.apply(UiCommand::RenderPad { save: false });
+                    }
+                }
+            }
             WorkerEvent::PadRendered { job, image, record, millis, saved } => {
                 if let Some(saved) = saved {
                     let notice = match saved {
@@ -95,6 +111,7 @@ impl StudioApp {
                         egui::ColorImage::from_rgb([image.width() as usize, image.height() as usize], image.as_raw());
                     let texture = ctx.load_texture("latent-pad", color, egui::TextureOptions::NEAREST);
                     self.pad.image = Some((texture, *record, millis));
+                    self.pad.preview = None;
                     if self.pad.stale {
                         self.apply(UiCommand::RenderPad { save: false });
                     }
