@@ -65,7 +65,13 @@ pub const TARGETS: &[(&str, Target)] = &[
 /// A1111's `parameters`), as "Open image…", a dropped file and `info` do.
 pub fn png_text(data: &[u8]) {
     let Ok(chunks) = png_text_chunks(data) else { return };
-    let _ = image_record_from_chunks(&chunks);
+    // A pad image's recipe: its weights are computed from the file's numbers.
+    if let Ok(Some(record)) = image_record_from_chunks(&chunks)
+        && let Some(pad) = record.latent.and_then(|l| l.pad)
+        && pad.validate().is_ok()
+    {
+        let _ = pad.weights();
+    }
     if let Some((_, json)) = chunks.iter().find(|(k, _)| k == SETTINGS_KEY) {
         let _ = serde_json::from_str::<ImageSettings>(json);
     }

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::history::entry::civil_date;
+
 /// A file in the trash: where it is and where it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Trashed {
@@ -50,7 +52,7 @@ pub fn move_to_trash(file: &Path, trash: &Path) -> Result<Trashed, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot use the trash {}: {e}", dir.display()))?;
     }
     let name = original.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
-    let when = chrono_like_now();
+    let when = deletion_date();
     for n in 1..10_000 {
         let candidate = if n == 1 { name.clone() } else { format!("{n}.{name}") };
         let info = infos.join(format!("{candidate}.trashinfo"));
@@ -87,11 +89,10 @@ pub fn restore(trashed: &Trashed) -> Result<(), String> {
 
 /// Local time is not known without a time-zone database; the spec's
 /// `DeletionDate` is written in UTC, `YYYY-MM-DDThh:mm:ss`.
-fn chrono_like_now() -> String {
+fn deletion_date() -> String {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let entry = crate::history::entry::HistoryEntry::read(Path::new(""), secs * 1_000_000_000, 0);
     let day = secs % 86_400;
-    format!("{}T{:02}:{:02}:{:02}", entry.date(), day / 3600, day % 3600 / 60, day % 60)
+    format!("{}T{:02}:{:02}:{:02}", civil_date(secs as i64), day / 3600, day % 3600 / 60, day % 60)
 }
 
 #[cfg(test)]
