@@ -33,7 +33,7 @@ use crate::hub::repo_info::parse_repo_info;
 use crate::io::image_record::{ImageRecord, image_record_from_chunks};
 use crate::io::manifest::parse_manifest;
 use crate::io::npy::{npy_bytes, parse_npy};
-use crate::io::png_meta::{ImageSettings, SETTINGS_KEY, png_text_chunks};
+use crate::io::png_meta::{ImageSettings, SETTINGS_KEY, text_chunks};
 use crate::io::sd_params::GenerationParams;
 use crate::text::gguf_tokenizer::{ChatMessage, TextTokenizer};
 use crate::text::llama::{LlamaConfig, LlamaWeights, unsupported_reason};
@@ -61,16 +61,22 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("train_sources", train_sources),
 ];
 
-/// A PNG's text chunks, then the settings read from them (our JSON chunk or
-/// A1111's `parameters`), as "Open image…", a dropped file and `info` do.
+/// A PNG's text chunks or a GIF's comments, then the settings read from
+/// them (our JSON chunk or A1111's `parameters`), as "Open image…", a
+/// dropped file, History and `info` do.
 pub fn png_text(data: &[u8]) {
-    let Ok(chunks) = png_text_chunks(data) else { return };
-    // A pad image's recipe: its weights are computed from the file's numbers.
+    let Ok(chunks) = text_chunks(data) else { return };
+    // A pad image's or a travel's recipe: what the app computes from the file's numbers.
     if let Ok(Some(record)) = image_record_from_chunks(&chunks)
-        && let Some(pad) = record.latent.and_then(|l| l.pad)
-        && pad.validate().is_ok()
+        && let Some(latent) = record.latent
     {
-        let _ = pad.weights();
+        if let Some(pad) = latent.pad.filter(|p| p.validate().is_ok()) {
+            let _ = (pad.weights(), pad.lead());
+        }
+        if let Some(mut travel) = latent.travel.filter(|t| t.validate().is_ok()) {
+            travel.frame = travel.frames - 1;
+            let _ = travel.segment();
+        }
     }
     if let Some((_, json)) = chunks.iter().find(|(k, _)| k == SETTINGS_KEY) {
         let _ = serde_json::from_str::<ImageSettings>(json);

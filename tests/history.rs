@@ -9,7 +9,7 @@ use std::process::Command;
 
 use image::RgbImage;
 use latent_studio::history::{Family, HistoryIndex, Refresh};
-use latent_studio::io::export::encode_gif;
+use latent_studio::io::gif_text::encode_gif;
 use latent_studio::io::image_record::ImageRecord;
 use latent_studio::io::png_meta::{ImageSettings, encode_png};
 use latent_studio::io::sd_params::PARAMETERS_KEY;
@@ -48,7 +48,8 @@ fn mixed_folder(dir: &Path) {
     png(&dir.join("vae/sample.png"), &settings.text_chunks());
     let text = "---\nmodel: \"smollm2\"\nmodel_name: \"SmolLM2\"\nseed: 11\nprompt: \"Once upon a time\"\n---\nthere was a cat\n";
     std::fs::write(dir.join("text-0001.txt"), text).unwrap();
-    std::fs::write(dir.join("walk.gif"), encode_gif(&[RgbImage::new(2, 2), RgbImage::new(2, 2)], 80).unwrap()).unwrap();
+    std::fs::write(dir.join("walk.gif"), encode_gif(&[RgbImage::new(2, 2), RgbImage::new(2, 2)], 80, &[]).unwrap())
+        .unwrap();
     std::fs::write(dir.join("broken.png"), b"not a png").unwrap();
     std::fs::write(dir.join("notes.md"), b"not listed").unwrap();
 }

@@ -176,7 +176,12 @@ fn a_pad_png_makes_the_same_image_again_and_travel_writes_both_formats() {
         args.extend(["--frames", "3", "--steps", "4", "--out", s(&path)]);
         let out = studio(&args);
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(std::fs::metadata(&path).unwrap().len() > 100);
+        let info = studio(&["info", s(&path)]);
+        let text = String::from_utf8_lossy(&info.stdout);
+        assert!(
+            text.contains("Travel: \"frame 1 of 3: red heart@5 | blue star@9\""),
+            "{name} carries its recipe: {text}"
+        );
     }
     let stochastic = dir.path().join("noisy.gif");
     let mut args = vec!["travel", "--model", "emoji-ldm", "--keyframe", "a@1", "--keyframe", "b@2"];

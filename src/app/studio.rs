@@ -314,7 +314,10 @@ impl StudioApp {
             | UiCommand::ChooseTrainingText
             | UiCommand::WatchGanRun(_) => {}
             // Handled by `apply_pad_command`.
-            UiCommand::SelectPadModel(_) | UiCommand::RenderPad { .. } | UiCommand::RestorePad(_) => {}
+            UiCommand::SelectPadModel(_)
+            | UiCommand::RenderPad { .. }
+            | UiCommand::RestorePad(_)
+            | UiCommand::MakeTravel => {}
             // Handled by `apply_history_command`.
             UiCommand::RefreshHistory
             | UiCommand::LoadThumbnails(_)

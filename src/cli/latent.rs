@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
-use crate::io::export::{encode_gif, make_grid, upscale};
+use crate::io::export::{make_grid, upscale};
+use crate::io::gif_text::encode_gif;
 use crate::io::output::write_new_file;
 use crate::io::png_meta::{ImageSettings, encode_png};
 use crate::latent::interpolate::{Interpolation, interpolate as path, seeded_latent, truncate};
@@ -149,19 +150,19 @@ pub fn interpolate(
     let dim = model.latent_dim();
     let latents = path(&seeded_latent(from, dim), &seeded_latent(to, dim), frames, method);
     let images = model.decode(&latents)?;
-    if gif {
-        let frames: Vec<_> = images.iter().map(|i| upscale(i, scale)).collect();
-        write_new_file(out, &encode_gif(&frames, 80).map_err(anyhow::Error::msg)?)?;
-        eprintln!("wrote {}", out.display());
-        return Ok(());
-    }
     let settings = ImageSettings {
         model: id.into(),
-        kind: "strip".into(),
+        kind: if gif { "animation" } else { "strip" }.into(),
         seeds: vec![from, to],
         method: method.name().into(),
         latents,
         truncation: None,
     };
+    if gif {
+        let frames: Vec<_> = images.iter().map(|i| upscale(i, scale)).collect();
+        write_new_file(out, &encode_gif(&frames, 80, &settings.text_chunks()).map_err(anyhow::Error::msg)?)?;
+        eprintln!("wrote {}", out.display());
+        return Ok(());
+    }
     save_png(&images, frames, scale, &settings, out)
 }

@@ -8,15 +8,17 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use crate::cli::model_args::{ModelArgs, SamplingArgs};
+use image::RgbImage;
+
 use crate::diffusion::latent_control::scene::LatentScene;
+use crate::diffusion::latent_control::travel::{encode_travel, render_travel, travel_record};
 use crate::diffusion::pipeline::{Generated, ImageRequest};
-use crate::io::export::{encode_apng, encode_gif};
-use crate::io::image_record::{ImageRecord, RECORD_KEY, read_image_record};
+use crate::io::image_record::{ImageRecord, read_image_record};
 use crate::io::output::write_new_file;
 use crate::io::png_meta::encode_png;
 use crate::spec::image::SamplerKind;
 use crate::spec::latent_control::{
-    ConceptSlider, Keyframe, LatentRecipe, MAX_POINTS, PadPoint, PadRecipe, TravelFrame,
+    AnimationFormat, ConceptSlider, Keyframe, LatentRecipe, MAX_POINTS, PadPoint, PadRecipe, TravelPlan,
 };
 use crate::train::cancel::CancelToken;
 
@@ -191,64 +193,20 @@ pub fn pad(models_dir: &Path, args: PadArgs) -> anyhow::Result<()> {
 /// Runs `travel`.
 pub fn travel(models_dir: &Path, args: TravelArgs) -> anyhow::Result<()> {
     fresh(&args.out)?;
-    let extension = args.out.extension().and_then(|e| e.to_str()).map(str::to_lowercase);
-    let apng = match extension.as_deref() {
-        Some("gif") => false,
-        Some("apng" | "png") => true,
-        _ => bail!("{}: write a .gif or an .apng/.png", args.out.display()),
+    let Some(format) = AnimationFormat::from_path(&args.out) else {
+        bail!("{}: write a .gif or an .apng/.png", args.out.display())
     };
-    if args.keyframes.len() < 2 || args.frames < args.keyframes.len() {
-        bail!(
-            "a travel needs at least two keyframes and as many frames ({} keyframes, {} frames)",
-            args.keyframes.len(),
-            args.frames
-        );
-    }
-    if !(args.fps > 0.0 && args.fps <= 100.0) {
-        bail!("--fps {} is outside (0, 100]", args.fps);
-    }
+    let plan = TravelPlan { keyframes: args.keyframes, concepts: args.concepts, frames: args.frames, fps: args.fps };
+    plan.validate().map_err(anyhow::Error::msg)?;
     let (pipeline, model) = args.source.load(models_dir)?;
     let base = args.sampling.request(&pipeline, "", 0, SamplerKind::Ddim);
-    if !base.sampler.is_deterministic() {
-        bail!(
-            "{} draws new noise every step, so frames would not morph smoothly; choose a deterministic sampler (ddim, euler, dpmpp-2m, dpmpp-2m-karras)",
-            base.sampler.a1111_name()
-        );
-    }
-    let mut scene = LatentScene::default();
-    let cancel = CancelToken::new();
-    let mut frames = Vec::with_capacity(args.frames);
-    for frame in 0..args.frames {
-        let position = TravelFrame { keyframes: args.keyframes.clone(), frame, frames: args.frames };
-        let (request, noise, cond) = scene.travel_start(&pipeline, &base, &position, &args.concepts)?;
-        let Some(generated) = LatentScene::render(&pipeline, &request, noise, &cond, &mut |_| {}, &cancel)? else {
-            bail!("cancelled")
-        };
-        eprint!("\rframe {}/{}", frame + 1, args.frames);
-        frames.push(generated.image);
-    }
+    let mut on_frame = |index: usize, _: &RgbImage| eprint!("\rframe {}/{}", index + 1, plan.frames);
+    let frames =
+        render_travel(&pipeline, &mut LatentScene::default(), &base, &plan, &mut on_frame, &CancelToken::new())?
+            .context("cancelled")?;
     eprintln!();
-    let delay_ms = (1000.0 / args.fps).round() as u32;
-    let bytes = if apng {
-        let travel = TravelFrame { keyframes: args.keyframes.clone(), frame: 0, frames: args.frames };
-        let latent = LatentRecipe { concepts: args.concepts.clone(), travel: Some(travel), ..LatentRecipe::default() };
-        let first = &args.keyframes[0];
-        let request = ImageRequest { prompt: first.prompt.clone(), seed: first.seed, ..base };
-        let record = ImageRecord {
-            request,
-            model,
-            init_image: None,
-            noise_origin: None,
-            model_hash: None,
-            lora_hashes: Vec::new(),
-            latent: Some(latent),
-        };
-        let chunks: Vec<(String, String)> = record.chunks().into_iter().filter(|(k, _)| k == RECORD_KEY).collect();
-        encode_apng(&frames, delay_ms, &chunks)
-    } else {
-        encode_gif(&frames, delay_ms)
-    };
-    write_new_file(&args.out, &bytes.map_err(anyhow::Error::msg)?)?;
+    let bytes = encode_travel(&frames, &plan, &travel_record(&plan, &base, model), format)?;
+    write_new_file(&args.out, &bytes)?;
     eprintln!("wrote {} ({} frames)", args.out.display(), frames.len());
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::io::image_record::{ImageRecord, RECORD_KEY, image_record_from_chunks};
-use crate::io::png_meta::{ImageSettings, png_text_chunks};
+use crate::io::png_meta::{ImageSettings, text_chunks};
 
 /// What kind of output a file is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,11 +82,7 @@ impl HistoryEntry {
         };
         let extension = path.extension().and_then(|e| e.to_str()).map(str::to_lowercase).unwrap_or_default();
         let outcome = match extension.as_str() {
-            "png" | "apng" => entry.read_png(),
-            "gif" => {
-                entry.family = Family::Animation;
-                Ok(())
-            }
+            "png" | "apng" | "gif" => entry.read_picture(),
             "txt" => entry.read_text(),
             _ => Ok(()),
         };
@@ -96,12 +92,13 @@ impl HistoryEntry {
         entry
     }
 
-    fn read_png(&mut self) -> Result<(), String> {
+    /// A PNG, APNG or GIF: its text chunks (GIF comments) say how it was made.
+    fn read_picture(&mut self) -> Result<(), String> {
         let bytes = std::fs::read(&self.path).map_err(|e| e.to_string())?;
-        if bytes.windows(4).take(4096).any(|w| w == b"acTL") {
+        if bytes.starts_with(b"GIF8") || bytes.windows(4).take(4096).any(|w| w == b"acTL") {
             self.family = Family::Animation;
         }
-        let chunks = png_text_chunks(&bytes).map_err(|e| format!("not a readable PNG: {e}"))?;
+        let chunks = text_chunks(&bytes).map_err(|e| e.to_string())?;
         // Ours carries either a diffusion record or a latent model's settings under one key.
         if let Some((_, json)) = chunks.iter().find(|(k, _)| k == RECORD_KEY)
             && let Ok(settings) = serde_json::from_str::<ImageSettings>(json)

@@ -1,6 +1,7 @@
-//! Composing several images into one: grids and strips as PNG, animations as GIF and APNG.
+//! Composing several images into one: grids and strips as PNG, animations as
+//! APNG (GIF: `io::gif_text`).
 
-use image::{Delay, Frame, RgbImage, RgbaImage};
+use image::RgbImage;
 
 /// Lays `images` (all the same size) out in rows of `columns` with `pad` pixels between.
 pub fn make_grid(images: &[RgbImage], columns: usize, pad: u32) -> RgbImage {
@@ -30,23 +31,6 @@ pub fn upscale(image: &RgbImage, factor: u32) -> RgbImage {
         image.height() * factor,
         image::imageops::FilterType::Nearest,
     )
-}
-
-/// Encodes `frames` as a looping animated GIF with `delay_ms` per frame.
-pub fn encode_gif(frames: &[RgbImage], delay_ms: u32) -> Result<Vec<u8>, super::error::EncodeError> {
-    let mut out = Vec::new();
-    {
-        let mut enc = image::codecs::gif::GifEncoder::new_with_speed(&mut out, 10);
-        let err = |e| super::error::EncodeError::new("GIF", e);
-        enc.set_repeat(image::codecs::gif::Repeat::Infinite).map_err(err)?;
-        let delay = Delay::from_numer_denom_ms(delay_ms, 1);
-        let frames = frames.iter().map(|f| {
-            let rgba: RgbaImage = image::DynamicImage::ImageRgb8(f.clone()).to_rgba8();
-            Frame::from_parts(rgba, 0, 0, delay)
-        });
-        enc.encode_frames(frames).map_err(err)?;
-    }
-    Ok(out)
 }
 
 /// Encodes `frames` (all the same size) as a looping animated PNG with
@@ -94,15 +78,6 @@ mod tests {
         assert_eq!(g.get_pixel(1, 1).0, [255, 0, 0]);
         assert_eq!(g.get_pixel(4, 1).0, [0, 255, 0]);
         assert_eq!(g.get_pixel(1, 4).0, [0, 255, 0]);
-    }
-
-    #[test]
-    fn gif_has_every_frame() {
-        use image::AnimationDecoder;
-        let frames: Vec<RgbImage> = (0..4).map(|i| RgbImage::from_pixel(4, 4, image::Rgb([i * 60, 0, 0]))).collect();
-        let bytes = encode_gif(&frames, 80).unwrap();
-        let decoded = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(bytes)).unwrap();
-        assert_eq!(decoded.into_frames().count(), 4);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::io::error::{FileError, FormatError};
-use crate::io::png_meta::read_png_text;
+use crate::io::png_meta::read_text_chunks;
 use crate::io::sd_params::{GenerationParams, PARAMETERS_KEY};
 use crate::spec::image::{ImageRequest, SamplerKind, VariationSeed};
 use crate::spec::latent_control::LatentRecipe;
@@ -131,7 +131,7 @@ impl ImageRecord {
 /// The settings stored in the PNG at `path`: ours if present, else an
 /// A1111-style `parameters` chunk; `Ok(None)` if it has neither.
 pub fn read_image_record(path: &Path) -> Result<Option<ImageRecord>, FileError> {
-    image_record_from_chunks(&read_png_text(path)?).map_err(|e| FileError::new(path, e))
+    image_record_from_chunks(&read_text_chunks(path)?).map_err(|e| FileError::new(path, e))
 }
 
 /// The settings in a PNG's text chunks: ours if present, else an A1111-style

@@ -6,6 +6,7 @@ pub mod directions;
 pub mod emoji;
 pub mod error;
 pub mod export;
+pub mod gif_text;
 pub mod image_folder;
 pub mod image_record;
 pub mod latent_map;

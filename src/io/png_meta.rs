@@ -5,7 +5,7 @@ use std::path::Path;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-use super::error::{EncodeError, FileError};
+use super::error::{EncodeError, FileError, FormatError};
 
 /// The settings behind a saved image, stored in its PNG text chunks.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -65,10 +65,19 @@ pub fn encode_png(image: &RgbImage, chunks: &[(String, String)]) -> Result<Vec<u
     Ok(out)
 }
 
-/// All text chunks (tEXt, zTXt and iTXt) of the PNG at `path`.
-pub fn read_png_text(path: &Path) -> Result<Vec<(String, String)>, FileError> {
+/// The text a saved image or animation at `path` carries: a PNG's (or
+/// APNG's) text chunks, or a GIF's comments in our `key NUL value` layout.
+pub fn read_text_chunks(path: &Path) -> Result<Vec<(String, String)>, FileError> {
     let bytes = std::fs::read(path).map_err(|e| FileError::new(path, e))?;
-    png_text_chunks(&bytes).map_err(|e| FileError::new(path, e))
+    text_chunks(&bytes).map_err(|e| FileError::new(path, e))
+}
+
+/// [`read_text_chunks`] on a file's bytes, told apart by their signature.
+pub fn text_chunks(bytes: &[u8]) -> Result<Vec<(String, String)>, FormatError> {
+    if bytes.starts_with(b"GIF8") {
+        return super::gif_text::gif_text_chunks(bytes);
+    }
+    png_text_chunks(bytes).map_err(|e| FormatError(format!("not a readable PNG: {e}")))
 }
 
 /// All text chunks (tEXt, zTXt and iTXt) of a PNG file's bytes, in that order.
@@ -88,7 +97,7 @@ pub fn png_text_chunks(bytes: &[u8]) -> Result<Vec<(String, String)>, png::Decod
 
 /// The settings our JSON chunk holds, if the PNG has one.
 pub fn read_settings(path: &Path) -> Result<Option<ImageSettings>, FileError> {
-    let chunks = read_png_text(path)?;
+    let chunks = read_text_chunks(path)?;
     let Some((_, json)) = chunks.iter().find(|(k, _)| k == SETTINGS_KEY) else {
         return Ok(None);
     };
@@ -115,7 +124,7 @@ mod tests {
         let path = dir.path().join("x.png");
         std::fs::write(&path, &bytes).unwrap();
         assert_eq!(read_settings(&path).unwrap(), Some(settings));
-        let text = read_png_text(&path).unwrap();
+        let text = read_text_chunks(&path).unwrap();
         assert!(text.contains(&("Latent".to_owned(), "0.25,-1.5".to_owned())));
         assert_eq!(image::open(&path).unwrap().to_rgb8(), img);
     }

@@ -95,7 +95,7 @@ impl GenerationParams {
 /// The parameters in the `parameters` chunk of the PNG at `path` (ours or
 /// another tool's); `Ok(None)` if it has none.
 pub fn read_generation_params(path: &std::path::Path) -> Result<Option<GenerationParams>, super::error::FileError> {
-    let chunks = super::png_meta::read_png_text(path)?;
+    let chunks = super::png_meta::read_text_chunks(path)?;
     let Some((_, text)) = chunks.iter().find(|(k, _)| k == PARAMETERS_KEY) else {
         return Ok(None);
     };

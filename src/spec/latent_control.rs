@@ -53,6 +53,15 @@ impl PadRecipe {
         let spots: Vec<(f64, f64)> = self.points.iter().map(|p| (p.x, p.y)).collect();
         blend_weights(&spots, self.at)
     }
+
+    /// The point with the largest weight at the cursor (the first of equals):
+    /// its prompt and seed name the image, and its seed drives the samplers'
+    /// later noise, so a cursor on a point is that point's generation.
+    pub fn lead(&self) -> &PadPoint {
+        let weights = self.weights();
+        let best = weights.iter().enumerate().fold(0, |best, (i, &w)| if w > weights[best] { i } else { best });
+        &self.points[best]
+    }
 }
 
 /// Shepard's inverse-distance weights (power 2) of `points` at `at`: they
@@ -138,6 +147,76 @@ impl TravelFrame {
         let (num, den) = (self.frame * segments, self.frames - 1);
         let first = (num / den).min(segments - 1);
         (first, (num - first * den) as f64 / den as f64)
+    }
+}
+
+/// At most this many frames in one travel (600 frames of 512² are 470 MB of pixels).
+pub const MAX_TRAVEL_FRAMES: usize = 600;
+
+/// A whole travel to render: its keyframes, the sliders their values
+/// belong to, and its length and pace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TravelPlan {
+    pub keyframes: Vec<Keyframe>,
+    pub concepts: Vec<ConceptSlider>,
+    pub frames: usize,
+    pub fps: f64,
+}
+
+impl TravelPlan {
+    /// Checks that the travel can be rendered, saying why not.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.keyframes.len() < 2 || self.frames < self.keyframes.len() {
+            return Err(format!(
+                "a travel needs at least two keyframes and as many frames ({} keyframes, {} frames)",
+                self.keyframes.len(),
+                self.frames
+            ));
+        }
+        if self.frames > MAX_TRAVEL_FRAMES {
+            return Err(format!("{} frames is more than the {MAX_TRAVEL_FRAMES} a travel may have", self.frames));
+        }
+        if !(self.fps > 0.0 && self.fps <= 100.0) {
+            return Err(format!("{} frames per second is outside (0, 100]", self.fps));
+        }
+        Ok(())
+    }
+
+    /// Frame `frame` of the travel.
+    pub fn frame(&self, frame: usize) -> TravelFrame {
+        TravelFrame { keyframes: self.keyframes.clone(), frame, frames: self.frames }
+    }
+
+    /// How long each frame shows, in milliseconds.
+    pub fn delay_ms(&self) -> u32 {
+        (1000.0 / self.fps).round() as u32
+    }
+}
+
+/// The animation formats a travel is written in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AnimationFormat {
+    #[default]
+    Gif,
+    Apng,
+}
+
+impl AnimationFormat {
+    /// The format a file name asks for (`.gif`, `.apng` or `.png`).
+    pub fn from_path(path: &std::path::Path) -> Option<Self> {
+        match path.extension()?.to_str()?.to_lowercase().as_str() {
+            "gif" => Some(Self::Gif),
+            "apng" | "png" => Some(Self::Apng),
+            _ => None,
+        }
+    }
+
+    /// The extension files of this format are saved with.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Gif => "gif",
+            Self::Apng => "png",
+        }
     }
 }
 

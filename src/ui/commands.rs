@@ -89,8 +89,10 @@ pub enum UiCommand {
     RenderPad {
         save: bool,
     },
-    /// Restore the pad from the settings in this PNG.
+    /// Restore the pad (or the travel's keyframes) from the settings in this file.
     RestorePad(PathBuf),
+    /// Render the travel editor's keyframes into an animation in the output folder.
+    MakeTravel,
     /// Index the output folder again (new and changed files only).
     RefreshHistory,
     /// Make thumbnails of these History files.

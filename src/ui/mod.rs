@@ -17,4 +17,5 @@ pub mod theme;
 pub mod train_curves;
 mod train_folder_ui;
 pub mod train_panel;
+pub mod travel_panel;
 pub mod vae_tools_panel;

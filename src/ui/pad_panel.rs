@@ -11,6 +11,7 @@ use crate::spec::image::{ImageRequest, SamplerKind};
 use crate::spec::latent_control::{ConceptSlider, LatentRecipe, MAX_POINTS, NOISE_DIRECTIONS, PadPoint, PadRecipe};
 use crate::spec::library::{ItemKind, LibraryItem};
 use crate::ui::commands::UiCommand;
+use crate::ui::travel_panel::TravelPanel;
 use crate::worker::{ImageModelRef, JobId};
 
 /// Side of the pad on screen, in points.
@@ -38,6 +39,8 @@ pub struct PadPanel {
     pub in_flight: Option<JobId>,
     pub previewed: bool,
     pub stale: bool,
+    /// Keyframes through the pad's prompts, rendered into an animation.
+    pub travel: TravelPanel,
     /// Which point a drag holds (else the cursor).
     dragging: Option<usize>,
     /// The state last asked for: any difference asks again (a drag, a
@@ -65,6 +68,7 @@ impl Default for PadPanel {
             in_flight: None,
             previewed: false,
             stale: false,
+            travel: TravelPanel::default(),
             dragging: None,
             asked: None,
         }
@@ -108,16 +112,27 @@ impl PadPanel {
         }
     }
 
-    /// Takes over a pad image's settings (a dropped PNG).
+    /// Takes over the settings of a pad image or a travel (a dropped file):
+    /// the pad, or the travel's keyframes; sliders and sampling either way.
     pub fn restore(&mut self, record: &ImageRecord) -> bool {
-        let Some(pad) = record.latent.as_ref().and_then(|l| l.pad.clone()) else { return false };
-        self.pad = pad;
-        self.concepts = record.latent.as_ref().map(|l| l.concepts.clone()).unwrap_or_default();
-        let mut directions = record.latent.as_ref().map(|l| l.noise_directions.clone()).unwrap_or_default();
-        directions.resize(NOISE_DIRECTIONS, 0.0);
-        self.noise_directions = directions;
+        let Some(latent) = &record.latent else { return false };
+        match (&latent.pad, &latent.travel) {
+            (Some(pad), _) => {
+                self.pad = pad.clone();
+                let mut directions = latent.noise_directions.clone();
+                directions.resize(NOISE_DIRECTIONS, 0.0);
+                self.noise_directions = directions;
+                self.steps = record.request.steps;
+            }
+            (None, Some(travel)) => {
+                self.travel.keyframes = travel.keyframes.clone();
+                self.travel.frames = travel.frames;
+                self.travel.steps = record.request.steps;
+            }
+            (None, None) => return false,
+        }
+        self.concepts = latent.concepts.clone();
         self.negative = record.request.negative.clone();
-        self.steps = record.request.steps;
         self.guidance = record.request.guidance;
         true
     }
@@ -156,6 +171,8 @@ impl PadPanel {
             ui.label("CFG");
             ui.add(egui::DragValue::new(&mut self.guidance).range(0.0..=20.0).speed(0.1));
         });
+        ui.separator();
+        self.travel.ui(ui, &self.pad, &self.concepts, out);
         let state = (self.recipe(), self.base(0), self.model.clone());
         if self.asked.as_ref() != Some(&state) {
             self.asked = Some(state);
@@ -320,6 +337,7 @@ impl PadPanel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::latent_control::Keyframe;
 
     #[test]
     fn a_dropped_pad_image_restores_the_pad() {
@@ -338,7 +356,22 @@ mod tests {
         };
         assert!(panel.restore(&record));
         assert_eq!((panel.pad.at, panel.concepts.len(), panel.steps), ((0.2, 0.9), 1, 9));
-        let plain = ImageRecord { latent: None, ..record };
+        let plain = ImageRecord { latent: None, ..record.clone() };
         assert!(!panel.restore(&plain), "an ordinary image has no pad");
+
+        let mut travel = TravelPanel::default();
+        travel.add_lead_point(&moved.pad, &moved.concepts);
+        travel.keyframes.push(Keyframe { prompt: "moon".into(), seed: 8, concepts: vec![-0.5] });
+        travel.frames = 7;
+        let plan = travel.plan(&moved.concepts);
+        let latent =
+            LatentRecipe { travel: Some(plan.frame(0)), concepts: plan.concepts.clone(), ..LatentRecipe::default() };
+        let file = ImageRecord { latent: Some(latent), ..record };
+        let mut panel = PadPanel::default();
+        assert!(panel.restore(&file), "a travel fills the travel editor");
+        assert_eq!((panel.travel.keyframes.len(), panel.travel.frames, panel.travel.steps), (2, 7, 9));
+        let first = &panel.travel.keyframes[0];
+        assert_eq!((first.prompt.as_str(), first.seed, first.concepts.as_slice()), ("green tree", 3, &[0.4][..]));
+        assert_eq!(panel.pad, PadPanel::default().pad, "the pad itself is left as it was");
     }
 }

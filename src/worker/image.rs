@@ -7,11 +7,14 @@ use std::path::PathBuf;
 
 use std::time::Instant;
 
-use super::protocol::{ImageJob, ImageModelRef, PadJob, WorkerEvent, WorkerRequest};
+use image::RgbImage;
+
+use super::protocol::{ImageJob, ImageModelRef, PadJob, TravelJob, WorkerEvent, WorkerRequest};
 use super::run::{Envelope, EventSink};
 use super::skeleton::{JobError, LoadedModel, Outcome, Service};
 use crate::diffusion::checkpoint::{SingleFileSpec, clip_vocab_path};
 use crate::diffusion::latent_control::scene::LatentScene;
+use crate::diffusion::latent_control::travel::{encode_travel, render_travel, travel_record};
 use crate::diffusion::model_library::hashes::record_hashes;
 use crate::diffusion::pipeline::{DiffusionPipeline, GenerateInputs, ImageRequest};
 use crate::io::image_record::ImageRecord;
@@ -42,6 +45,7 @@ impl Service for ImageService {
         let done = match env.request {
             WorkerRequest::GenerateImage(spec) => self.generate(job, &spec, &env.cancel, events)?,
             WorkerRequest::RenderPad(spec) => self.render_pad(job, &spec, &env.cancel, events)?,
+            WorkerRequest::RenderTravel(spec) => self.render_travel(job, &spec, &env.cancel, events)?,
             _ => return Err("the image thread only generates images".into()),
         };
         Ok(Some(done.unwrap_or(WorkerEvent::Cancelled { job })))
@@ -72,6 +76,43 @@ impl ImageService {
         Ok(pipeline)
     }
 
+    /// The pipeline for `model` and the text states encoded for it so far.
+    fn scene(&mut self, model: &ImageModelRef) -> Result<(&DiffusionPipeline, &mut LatentScene), JobError> {
+        if self.scene.0.as_ref() != Some(model) {
+            self.scene = (Some(model.clone()), LatentScene::default());
+        }
+        self.pipeline(model)?;
+        match (self.loaded.current(), &mut self.scene.1) {
+            (Some(pipeline), scene) => Ok((pipeline, scene)),
+            (None, _) => Err("the model did not stay loaded".into()),
+        }
+    }
+
+    /// A travel, frame by frame, then its file.
+    fn render_travel(
+        &mut self,
+        job: super::JobId,
+        spec: &TravelJob,
+        cancel: &CancelToken,
+        events: &EventSink,
+    ) -> Result<Option<WorkerEvent>, JobError> {
+        let total = spec.plan.frames;
+        events.send(WorkerEvent::Progress { job, step: 0, total, message: format!("loading {}", spec.model) });
+        let (pipeline, scene) = self.scene(&spec.model)?;
+        let mut on_frame = |index: usize, image: &RgbImage| {
+            events.send(WorkerEvent::Progress { job, step: index + 1, total, message: String::new() });
+            events.send(WorkerEvent::TravelFrameRendered { job, index, image: image.clone() });
+        };
+        let frames = render_travel(pipeline, scene, &spec.base, &spec.plan, &mut on_frame, cancel);
+        let Some(frames) = frames.map_err(|e| e.to_string())? else { return Ok(None) };
+        let record = travel_record(&spec.plan, &spec.base, spec.model.to_string());
+        let saved =
+            encode_travel(&frames, &spec.plan, &record, spec.format).map_err(|e| e.to_string()).and_then(|bytes| {
+                save_numbered(&spec.output_dir, "travel", spec.format.extension(), &bytes).map_err(|e| e.to_string())
+            });
+        Ok(Some(WorkerEvent::TravelDone { job, saved }))
+    }
+
     /// The latent pad at its cursor (prompts encoded once per model and settings).
     fn render_pad(
         &mut self,
@@ -81,13 +122,7 @@ impl ImageService {
         events: &EventSink,
     ) -> Result<Option<WorkerEvent>, JobError> {
         let started = Instant::now();
-        if self.scene.0.as_ref() != Some(&spec.model) {
-            self.scene = (Some(spec.model.clone()), LatentScene::default());
-        }
-        self.pipeline(&spec.model)?;
-        let (Some(pipeline), scene) = (self.loaded.current(), &mut self.scene.1) else {
-            return Err("the model did not stay loaded".into());
-        };
+        let (pipeline, scene) = self.scene(&spec.model)?;
         let (request, noise, cond) =
             scene.recipe_start(pipeline, &spec.base, &spec.latent).map_err(|e| e.to_string())?;
         if let Some(decoder) = spec.preview_decoder.clone().filter(|_| request.steps > 1 && spec.output_dir.is_none()) {

@@ -17,6 +17,6 @@ pub mod vae_tools;
 
 pub use handle::{Waker, WorkerHandle};
 pub use protocol::{
-    ImageJob, ImageModelRef, JobId, PadJob, SaveFormat, SaveTarget, TextModelRef, TokenPiece, WorkerEvent,
+    ImageJob, ImageModelRef, JobId, PadJob, SaveFormat, SaveTarget, TextModelRef, TokenPiece, TravelJob, WorkerEvent,
     WorkerRequest, WorkerThread,
 };

@@ -12,7 +12,7 @@ use crate::io::image_record::ImageRecord;
 use crate::io::latent_map::LatentMap;
 use crate::io::manifest::ModelManifest;
 use crate::io::png_meta::ImageSettings;
-use crate::spec::latent_control::LatentRecipe;
+use crate::spec::latent_control::{AnimationFormat, LatentRecipe, TravelPlan};
 use crate::spec::train::{EpochSummary, TrainTick};
 use crate::text::generate::{GenerateSpec, Generated};
 
@@ -122,6 +122,18 @@ pub struct PadJob {
     pub preview_decoder: Option<PathBuf>,
 }
 
+/// A travel through keyframes of a diffusion model, written as one animation.
+#[derive(Clone, Debug)]
+pub struct TravelJob {
+    pub model: ImageModelRef,
+    /// Sampling settings (a deterministic sampler); prompts and seeds come from the keyframes.
+    pub base: ImageRequest,
+    pub plan: TravelPlan,
+    pub format: AnimationFormat,
+    /// The folder the animation is written into (numbered, never overwriting).
+    pub output_dir: PathBuf,
+}
+
 /// One token as the text panel shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenPiece {
@@ -160,6 +172,9 @@ pub enum WorkerRequest {
     /// Render the latent pad at its cursor on the image thread, which keeps
     /// every prompt's text states between renders.
     RenderPad(Box<PadJob>),
+    /// Render a travel frame by frame on the image thread (frames come back
+    /// as they are done) and write it as a GIF or APNG.
+    RenderTravel(Box<TravelJob>),
     /// Train a model of any family on its own thread into a run folder,
     /// which ends as `latent-studio train … --out` leaves its folder
     /// (checkpoints, progress files, the exported model); losses, epoch
@@ -193,6 +208,7 @@ impl WorkerRequest {
             | Self::Generate { .. }
             | Self::GenerateImage(_)
             | Self::RenderPad(_)
+            | Self::RenderTravel(_)
             | Self::SaveText { .. }
             | Self::Shutdown => None,
         }
@@ -212,7 +228,7 @@ impl WorkerRequest {
             | Self::Denoise { .. }
             | Self::Shutdown => WorkerThread::Inference,
             Self::Generate { .. } => WorkerThread::Text,
-            Self::GenerateImage(_) | Self::RenderPad(_) => WorkerThread::Image,
+            Self::GenerateImage(_) | Self::RenderPad(_) | Self::RenderTravel(_) => WorkerThread::Image,
             Self::Train(_) | Self::WatchGanRun { .. } => WorkerThread::Training,
         }
     }
@@ -300,6 +316,10 @@ pub enum WorkerEvent {
         millis: f64,
         saved: Option<Result<PathBuf, String>>,
     },
+    /// A travel's frame `index` is rendered.
+    TravelFrameRendered { job: JobId, index: usize, image: RgbImage },
+    /// A travel is rendered; `saved` is where its file went, or why it could not be written.
+    TravelDone { job: JobId, saved: Result<PathBuf, String> },
     /// The job failed; `error` says what and which file.
     Failed { job: JobId, error: String },
     /// The job was cancelled before it finished.
@@ -331,6 +351,8 @@ impl WorkerEvent {
             | Self::ImageDone { job, .. }
             | Self::PadRendered { job, .. }
             | Self::PadPreview { job, .. }
+            | Self::TravelFrameRendered { job, .. }
+            | Self::TravelDone { job, .. }
             | Self::Failed { job, .. }
             | Self::Cancelled { job }
             | Self::Superseded { job } => *job,
@@ -350,6 +372,7 @@ impl WorkerEvent {
                 | Self::TextTokens { .. }
                 | Self::ImagePreview { .. }
                 | Self::PadPreview { .. }
+                | Self::TravelFrameRendered { .. }
         )
     }
 }

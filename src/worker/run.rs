@@ -14,7 +14,8 @@ use super::skeleton::{Outcome, ServiceThread, guarded, hand_on};
 use super::text::TextService;
 use super::training::{spawn_gan_watch, spawn_run};
 use super::vae_tools::{DenoiseInput, SHOWN_OUTLIERS, denoise_file, rank_folder};
-use crate::io::export::{encode_gif, make_grid, upscale};
+use crate::io::export::{make_grid, upscale};
+use crate::io::gif_text::encode_gif;
 use crate::io::image_folder::Fit;
 use crate::io::latent_map::read_latent_map;
 use crate::io::output::{save_numbered, write_new_file};
@@ -159,7 +160,7 @@ impl Worker {
                     }
                     SaveFormat::Gif { delay_ms } => {
                         let frames: Vec<_> = images.iter().map(|i| upscale(i, scale)).collect();
-                        (encode_gif(&frames, delay_ms)?, "gif")
+                        (encode_gif(&frames, delay_ms, &settings.text_chunks())?, "gif")
                     }
                 };
                 let path = match target {
@@ -193,7 +194,7 @@ impl Worker {
                 let start = || ServiceThread::spawn("text-generator", events, TextService::new(models_dir));
                 return hand_on(&mut self.text, "text", start, env);
             }
-            WorkerRequest::GenerateImage(_) | WorkerRequest::RenderPad(_) => {
+            WorkerRequest::GenerateImage(_) | WorkerRequest::RenderPad(_) | WorkerRequest::RenderTravel(_) => {
                 let (models_dir, events) = (self.cache.models_dir().to_owned(), self.events.clone());
                 let start = || ServiceThread::spawn("image-generator", events, ImageService::new(models_dir));
                 return hand_on(&mut self.image, "image", start, env);

@@ -5,10 +5,11 @@
 use super::StudioApp;
 use crate::app::dialogs::DialogOutcome;
 use crate::io::image_record::read_image_record;
+use crate::spec::image::ImageRequest;
 use crate::ui::commands::UiCommand;
 use crate::ui::jobs::Purpose;
 use crate::ui::status::Notice;
-use crate::worker::{ImageModelRef, PadJob, WorkerEvent, WorkerRequest};
+use crate::worker::{ImageModelRef, PadJob, TravelJob, WorkerEvent, WorkerRequest};
 
 impl StudioApp {
     /// Applies a pad command; returns it back if it is not one.
@@ -44,6 +45,21 @@ impl StudioApp {
                     (self.pad.in_flight, self.pad.stale, self.pad.previewed) = (Some(id), false, false);
                 }
             }
+            UiCommand::MakeTravel => {
+                let model = self.pad.model.clone()?;
+                let base = ImageRequest { steps: self.pad.travel.steps, ..self.pad.base(self.pad_side(&model)) };
+                let job = TravelJob {
+                    model,
+                    base,
+                    plan: self.pad.travel.plan(&self.pad.concepts),
+                    format: self.pad.travel.format,
+                    output_dir: self.settings.output_dir.clone(),
+                };
+                let id = self.submit(WorkerRequest::RenderTravel(Box::new(job)), Purpose::Save, "travel");
+                let travel = &mut self.pad.travel;
+                (travel.job, travel.saved) = (Some(id), None);
+                travel.rendered.clear();
+            }
             UiCommand::RestorePad(path) => self.dialogs.open(move || {
                 let record = read_image_record(&path).map(|r| r.map(Box::new));
                 Some(DialogOutcome::PadSettings { path, record })
@@ -74,10 +90,11 @@ impl StudioApp {
             }
         };
         let text = if restored {
+            // A travel fills the travel editor; the pad itself renders again either way.
             self.apply(UiCommand::RenderPad { save: false });
             format!("pad restored from {}", path.display())
         } else {
-            format!("{} was not made with the latent pad", path.display())
+            format!("{} was not made with the latent pad or a travel", path.display())
         };
         self.notices.push(Notice { text, error: !restored });
         None
@@ -116,6 +133,30 @@ impl StudioApp {
                         self.apply(UiCommand::RenderPad { save: false });
                     }
                 }
+            }
+            WorkerEvent::TravelFrameRendered { job, index, image } if self.pad.travel.job == Some(job) => {
+                let color =
+                    egui::ColorImage::from_rgb([image.width() as usize, image.height() as usize], image.as_raw());
+                let texture = ctx.load_texture(format!("travel-{index}"), color, egui::TextureOptions::LINEAR);
+                self.pad.travel.rendered.push(texture);
+            }
+            WorkerEvent::TravelDone { job, saved } => {
+                if self.pad.travel.job == Some(job) {
+                    self.pad.travel.job = None;
+                }
+                let notice = match saved {
+                    Ok(path) => {
+                        let text = format!("saved {}", path.display());
+                        self.pad.travel.saved = Some(path);
+                        Notice { text, error: false }
+                    }
+                    Err(e) => Notice { text: format!("the travel was not saved: {e}"), error: true },
+                };
+                self.notices.push(notice);
+            }
+            WorkerEvent::Failed { job, .. } | WorkerEvent::Cancelled { job } if self.pad.travel.job == Some(job) => {
+                self.pad.travel.job = None;
+                return Some(event); // the status bar reports it
             }
             WorkerEvent::Failed { job, .. } | WorkerEvent::Cancelled { job } if self.pad.in_flight == Some(job) => {
                 (self.pad.in_flight, self.pad.stale) = (None, false);

@@ -8,12 +8,6 @@ use candle_core::{Result, Tensor};
 
 use crate::diffusion::sampling::Conditioning;
 
-/// The point with the largest weight (the first of equals): its seed drives
-/// the samplers' later noise, so a cursor on a point is that point's generation.
-pub fn dominant(weights: &[f64]) -> usize {
-    weights.iter().enumerate().fold(0, |best, (i, &w)| if w > weights[best] { i } else { best })
-}
-
 /// The weighted spherical blend of equally long noises: the weighted mean
 /// direction, scaled to the weighted mean length, so the blend keeps the
 /// length Gaussian noise has (a plain average of independent noises is

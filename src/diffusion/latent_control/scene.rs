@@ -76,7 +76,7 @@ impl LatentScene {
         Ok(SeededRng::new(seed).normal_vec(len))
     }
 
-    /// What the pad gives at its cursor: the request (the dominant point's
+    /// What the pad gives at its cursor: the request (the lead point's
     /// prompt and seed), the blended noise and the blended, slider-moved conditioning.
     pub fn pad_start(
         &mut self,
@@ -87,7 +87,7 @@ impl LatentScene {
     ) -> Result<(ImageRequest, Vec<f32>, Conditioning), GenerateError> {
         recipe.validate().map_err(GenerateError::Invalid)?;
         let weights = recipe.weights();
-        let lead = &recipe.points[pad::dominant(&weights)];
+        let lead = recipe.lead();
         let (mut noises, mut conds) = (Vec::new(), Vec::new());
         for (point, &w) in recipe.points.iter().zip(&weights) {
             // Points without weight add nothing: not encoded, not drawn.
