@@ -1,7 +1,7 @@
 //! The History view in egui_kittest: outputs of several kinds are listed
 //! with thumbnails, found by a search, a result's settings are reused in
-//! the Image view, a pad image opens on the latent pad, and a file moved to
-//! the trash comes back with Undo.
+//! the Image view, two results are compared side by side, a pad image opens
+//! on the latent pad, and a file moved to the trash comes back with Undo.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
@@ -32,7 +32,7 @@ fn write(path: &std::path::Path, prompt: &str, seed: u64, latent: Option<LatentR
 }
 
 #[test]
-fn search_reuse_open_on_the_pad_trash_and_undo() {
+fn search_reuse_compare_open_on_the_pad_trash_and_undo() {
     let (output, data, cache) =
         (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // SAFETY: this test binary has one test; nothing else reads the environment concurrently.
@@ -68,7 +68,26 @@ fn search_reuse_open_on_the_pad_trash_and_undo() {
     assert_eq!(h.state().settings.tab, Tab::Image);
     assert_eq!((h.state().image.prompt.as_str(), h.state().image.seed, h.state().image.steps), ("blue star", 9, 7));
 
+    // Compare: the selected blue star with the red heart, side by side.
     h.state_mut().apply(UiCommand::ShowTab(Tab::History));
+    h.state_mut().history.query.clear();
+    common::step_until(&mut h, "every file listed", |app| app.history.entries.len() == 3 && !app.history.refreshing);
+    h.get_by_label("Compare with…").click();
+    h.step();
+    h.get_by_label_contains("red heart").click();
+    h.step();
+    h.step();
+    let blue = output.path().join("image-0002.png");
+    let history = &h.state().history;
+    assert_eq!(
+        (history.selected.as_ref(), history.compare.as_ref()),
+        (Some(&output.path().join("image-0001.png")), Some(&blue))
+    );
+    assert!(h.query_by_label("image-0002.png").is_some(), "the compared file is shown beside the selected one");
+    h.get_by_label("Stop comparing").click();
+    h.step();
+    assert_eq!(h.state().history.compare, None);
+
     h.state_mut().history.query = "pad-0001".into();
     common::step_until(&mut h, "the pad image listed", |app| app.history.entries.len() == 3 && !app.history.refreshing);
     h.get_by_label_contains("seed 1\na").click();

@@ -161,12 +161,7 @@ pub fn run(cmd: BenchCommand, models_dir: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// Median and 95th percentile of `samples`.
-pub fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.95))
-}
+pub use crate::spec::latency::percentiles;
 
 pub(super) fn time_runs(runs: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<(f64, f64)> {
     for _ in 0..runs.div_ceil(10) {

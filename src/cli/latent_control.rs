@@ -132,15 +132,7 @@ fn png_with_record(
     model: &str,
     latent: LatentRecipe,
 ) -> anyhow::Result<Vec<u8>> {
-    let record = ImageRecord {
-        request,
-        model: model.to_owned(),
-        init_image: None,
-        noise_origin: None,
-        model_hash: None,
-        lora_hashes: Vec::new(),
-        latent: Some(latent),
-    };
+    let record = ImageRecord::from_latent(request, model.to_owned(), latent);
     encode_png(&generated.image, &record.chunks()).map_err(anyhow::Error::msg)
 }
 

@@ -51,6 +51,19 @@ pub struct ImageRecord {
 }
 
 impl ImageRecord {
+    /// The record of an image made from latent controls (no init image, checkpoint hash or LoRAs).
+    pub fn from_latent(request: ImageRequest, model: String, latent: LatentRecipe) -> Self {
+        Self {
+            request,
+            model,
+            init_image: None,
+            noise_origin: None,
+            model_hash: None,
+            lora_hashes: Vec::new(),
+            latent: Some(latent),
+        }
+    }
+
     /// The A1111 form (img2img adds `Denoising strength`).
     pub fn to_params(&self) -> GenerationParams {
         let r = &self.request;

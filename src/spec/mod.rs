@@ -5,6 +5,7 @@
 //! another's code to name them.
 
 pub mod image;
+pub mod latency;
 pub mod latent_control;
 pub mod library;
 pub mod text;

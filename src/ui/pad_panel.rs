@@ -3,11 +3,14 @@
 //! sliders, and the sampling settings of the live render. Every change asks
 //! for a render; the app keeps one in flight and renders the newest state next.
 
+use std::time::Instant;
+
 use egui::{Color32, Pos2, RichText, Sense, Stroke, TextureHandle, Vec2};
 
 use crate::io::image_record::ImageRecord;
 use crate::io::manifest::ModelManifest;
 use crate::spec::image::{ImageRequest, SamplerKind};
+use crate::spec::latency::ChangeLatency;
 use crate::spec::latent_control::{ConceptSlider, LatentRecipe, MAX_POINTS, NOISE_DIRECTIONS, PadPoint, PadRecipe};
 use crate::spec::library::{ItemKind, LibraryItem};
 use crate::ui::commands::UiCommand;
@@ -39,6 +42,9 @@ pub struct PadPanel {
     pub in_flight: Option<JobId>,
     pub previewed: bool,
     pub stale: bool,
+    /// When the render in flight was asked for, and how long changes take to show.
+    pub asked_at: Option<Instant>,
+    pub latency: ChangeLatency,
     /// Keyframes through the pad's prompts, rendered into an animation.
     pub travel: TravelPanel,
     /// Which point a drag holds (else the cursor).
@@ -68,6 +74,8 @@ impl Default for PadPanel {
             in_flight: None,
             previewed: false,
             stale: false,
+            asked_at: None,
+            latency: ChangeLatency::default(),
             travel: TravelPanel::default(),
             dragging: None,
             asked: None,
@@ -176,6 +184,7 @@ impl PadPanel {
         let state = (self.recipe(), self.base(0), self.model.clone());
         if self.asked.as_ref() != Some(&state) {
             self.asked = Some(state);
+            self.latency.changed(Instant::now());
             out.push(UiCommand::RenderPad { save: false });
         }
     }
@@ -263,6 +272,12 @@ impl PadPanel {
                     ))
                     .small(),
                 );
+                if let Some((p50, p95, n)) = self.latency.summary() {
+                    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+                    let text = format!("change to screen: p50 {:.0} ms, p95 {:.0} ms ({n} changes)", ms(p50), ms(p95));
+                    ui.label(RichText::new(text).small().weak())
+                        .on_hover_text("from each change of the pad to the first image on screen that includes it");
+                }
             }
             None => {
                 let (rect, _) = ui.allocate_exact_size(Vec2::splat(PAD_SIDE), Sense::hover());

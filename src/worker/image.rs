@@ -141,15 +141,7 @@ impl ImageService {
         }
         let generated = LatentScene::render(pipeline, &request, noise, &cond, &mut |_| {}, cancel);
         let Some(generated) = generated.map_err(|e| e.to_string())? else { return Ok(None) };
-        let record = ImageRecord {
-            request,
-            model: spec.model.to_string(),
-            init_image: None,
-            noise_origin: None,
-            model_hash: None,
-            lora_hashes: Vec::new(),
-            latent: Some(spec.latent.clone()),
-        };
+        let record = ImageRecord::from_latent(request, spec.model.to_string(), spec.latent.clone());
         let saved = spec.output_dir.as_ref().map(|dir| {
             encode_png(&generated.image, &record.chunks())
                 .map_err(|e| e.to_string())

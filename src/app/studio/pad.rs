@@ -43,6 +43,7 @@ impl StudioApp {
                 let id = self.submit(WorkerRequest::RenderPad(Box::new(job)), purpose, label);
                 if !save {
                     (self.pad.in_flight, self.pad.stale, self.pad.previewed) = (Some(id), false, false);
+                    self.pad.asked_at = Some(std::time::Instant::now());
                 }
             }
             UiCommand::MakeTravel => {
@@ -128,6 +129,9 @@ impl StudioApp {
                         egui::ColorImage::from_rgb([image.width() as usize, image.height() as usize], image.as_raw());
                     let texture = ctx.load_texture("latent-pad", color, egui::TextureOptions::NEAREST);
                     self.pad.image = Some((texture, *record, millis));
+                    if let Some(asked) = self.pad.asked_at {
+                        self.pad.latency.shown(asked, std::time::Instant::now());
+                    }
                     self.pad.preview = None;
                     if self.pad.stale {
                         self.apply(UiCommand::RenderPad { save: false });
@@ -137,7 +141,7 @@ impl StudioApp {
             WorkerEvent::TravelFrameRendered { job, index, image } if self.pad.travel.job == Some(job) => {
                 let color =
                     egui::ColorImage::from_rgb([image.width() as usize, image.height() as usize], image.as_raw());
-                let texture = ctx.load_texture(format!("travel-{index}"), color, egui::TextureOptions::LINEAR);
+                let texture = ctx.load_texture(format!("travel-{index}"), color, egui::TextureOptions::NEAREST);
                 self.pad.travel.rendered.push(texture);
             }
             WorkerEvent::TravelDone { job, saved } => {

@@ -50,15 +50,8 @@ pub fn travel_record(plan: &TravelPlan, base: &ImageRequest, model: String) -> I
     let latent =
         LatentRecipe { concepts: plan.concepts.clone(), travel: Some(plan.frame(0)), ..LatentRecipe::default() };
     let first = &plan.keyframes[0];
-    ImageRecord {
-        request: ImageRequest { prompt: first.prompt.clone(), seed: first.seed, variation: None, ..base.clone() },
-        model,
-        init_image: None,
-        noise_origin: None,
-        model_hash: None,
-        lora_hashes: Vec::new(),
-        latent: Some(latent),
-    }
+    let request = ImageRequest { prompt: first.prompt.clone(), seed: first.seed, variation: None, ..base.clone() };
+    ImageRecord::from_latent(request, model, latent)
 }
 
 /// The travel file's bytes. Only our record is written: A1111's `parameters`
