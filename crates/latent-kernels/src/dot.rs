@@ -4,7 +4,8 @@
 
 use std::ops::Range;
 
-use super::format::{BLOCK, WeightFormat, f16_at};
+use super::blocks::{SUBS, block, super_block};
+use super::format::{BLOCK, Q8K_BYTES, SUPER_BLOCK, WeightFormat, f16_at};
 
 /// Rows handled together, so one tile of weights stays in L1 while every
 /// token's activations pass over it.
@@ -46,6 +47,10 @@ pub(super) fn dot_rows_portable(w: WeightRows, rows: Range<usize>, acts: ActRows
         WeightFormat::Q4_0 => tiles(w, rows, acts, out, dot_q4_0_q8_0),
         WeightFormat::Q4_1 => tiles(w, rows, acts, out, dot_q4_1_q8_1),
         WeightFormat::Q8_0 => tiles(w, rows, acts, out, dot_q8_0_q8_0),
+        WeightFormat::Q5_0 | WeightFormat::Q5_1 => tiles(w, rows, acts, out, |a, b| dot_q5_q8(w.format, a, b)),
+        WeightFormat::Q4K | WeightFormat::Q5K | WeightFormat::Q6K => {
+            tiles(w, rows, acts, out, |a, b| dot_k_q8k(w.format, a, b))
+        }
     }
 }
 
@@ -125,6 +130,41 @@ fn dot_q8_0_q8_0(w: &[u8], x: &[u8]) -> f32 {
         .map(|(wb, xb)| {
             let sum: i32 = wb[2..].iter().zip(&xb[2..]).map(|(&a, &b)| i32::from(a as i8) * i32::from(b as i8)).sum();
             f16_at(wb, 0) * f16_at(xb, 0) * sum as f32
+        })
+        .sum()
+}
+
+/// Q5_0 · Q8_0 or Q5_1 · Q8_1, block by block through the unpacked quants.
+fn dot_q5_q8(format: WeightFormat, w: &[u8], x: &[u8]) -> f32 {
+    // Q8_1 blocks carry `s = d · Σ q` after `d`; Q8_0 blocks do not.
+    let (x_bytes, x_qs) = if format == WeightFormat::Q5_1 { (36, 4) } else { (34, 2) };
+    w.chunks_exact(format.block_bytes())
+        .zip(x.chunks_exact(x_bytes))
+        .map(|(wb, xb)| {
+            let b = block(format, wb);
+            let sum: i32 = b.q.iter().zip(&xb[x_qs..]).map(|(&p, &q)| i32::from(p) * i32::from(q as i8)).sum();
+            let offset = if x_qs == 4 { b.m * f16_at(xb, 2) } else { 0.0 };
+            b.d * f16_at(xb, 0) * sum as f32 + offset
+        })
+        .sum()
+}
+
+/// A K-quant row · a Q8_K row: integer sums per sub-block of 16 times the
+/// sub-block's scale, and the mins through Q8_K's sums of 16.
+fn dot_k_q8k(format: WeightFormat, w: &[u8], x: &[u8]) -> f32 {
+    w.chunks_exact(format.block_bytes())
+        .zip(x.chunks_exact(Q8K_BYTES))
+        .map(|(wb, xb)| {
+            let sb = super_block(format, wb);
+            let d_x = f32::from_le_bytes([xb[0], xb[1], xb[2], xb[3]]);
+            let (qs, sums) = (&xb[4..4 + SUPER_BLOCK], &xb[4 + SUPER_BLOCK..]);
+            let (mut sumi, mut summ) = (0i32, 0i32);
+            for s in 0..SUBS {
+                let part: i32 = (16 * s..16 * s + 16).map(|e| i32::from(sb.q[e]) * i32::from(qs[e] as i8)).sum();
+                sumi += i32::from(sb.scales[s]) * part;
+                summ += i32::from(sb.mins[s]) * i32::from(i16::from_le_bytes([sums[2 * s], sums[2 * s + 1]]));
+            }
+            d_x * (sb.d * sumi as f32 - sb.dmin * summ as f32)
         })
         .sum()
 }

@@ -8,6 +8,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use super::dot::{ActRows, ROW_TILE, WeightRows, tiles};
+use super::dot_avx2_q5k as q5k;
 use super::format::WeightFormat;
 
 /// Whether this CPU can run these kernels.
@@ -23,6 +24,11 @@ pub(super) fn dot_rows(w: WeightRows, rows: Range<usize>, acts: ActRows, out: &m
         WeightFormat::Q4_0 => tiles(w, rows, acts, out, |a, b| dot_q4_0_q8_0(a, b)),
         WeightFormat::Q4_1 => tiles_by_four(w, rows, acts, out),
         WeightFormat::Q8_0 => tiles(w, rows, acts, out, |a, b| dot_q8_0_q8_0(a, b)),
+        WeightFormat::Q5_0 => tiles(w, rows, acts, out, |a, b| q5k::dot_q5_0_q8_0(a, b)),
+        WeightFormat::Q5_1 => tiles(w, rows, acts, out, |a, b| q5k::dot_q5_1_q8_1(a, b)),
+        WeightFormat::Q4K => tiles(w, rows, acts, out, |a, b| q5k::dot_q45k_q8k(a, b, false)),
+        WeightFormat::Q5K => tiles(w, rows, acts, out, |a, b| q5k::dot_q45k_q8k(a, b, true)),
+        WeightFormat::Q6K => tiles(w, rows, acts, out, |a, b| q5k::dot_q6k_q8k(a, b)),
     }
 }
 
@@ -86,7 +92,7 @@ fn dot_q4_1_q8_1_x4(w: &[u8], x: [&[u8]; 4]) -> [f32; 4] {
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn hsum(v: __m256) -> f32 {
+pub(super) fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
@@ -96,7 +102,7 @@ fn hsum(v: __m256) -> f32 {
 /// lower lane, high nibbles (16..32) in the upper one.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn unpack_nibbles(qs: __m128i) -> __m256i {
+pub(super) fn unpack_nibbles(qs: __m128i) -> __m256i {
     let mask = _mm_set1_epi8(0x0F);
     _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(qs, 4), mask), _mm_and_si128(qs, mask))
 }
@@ -104,7 +110,7 @@ fn unpack_nibbles(qs: __m128i) -> __m256i {
 /// Σ w·x over 32 signed bytes, as eight i32 lanes turned float.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn signed_products(w: __m256i, x: __m256i) -> __m256 {
+pub(super) fn signed_products(w: __m256i, x: __m256i) -> __m256 {
     let p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
     _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)))
 }
@@ -112,7 +118,7 @@ fn signed_products(w: __m256i, x: __m256i) -> __m256 {
 /// Two f16 scales (`a` and `b`, 2 bytes each) multiplied, as f32.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn scale_product(a: *const u8, b: *const u8) -> __m128 {
+pub(super) fn scale_product(a: *const u8, b: *const u8) -> __m128 {
     // SAFETY: callers pass pointers to the first byte of a block header.
     let (a, b) = unsafe { (a.cast::<u16>().read_unaligned(), b.cast::<u16>().read_unaligned()) };
     let h = _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(a) | (i32::from(b) << 16)));

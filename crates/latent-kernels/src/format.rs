@@ -1,19 +1,36 @@
 //! GGML block formats that our own kernels read: the weight formats of the
 //! llama-family files we run natively, and the 8-bit formats that activations
-//! are quantized to before a dot product (as llama.cpp does).
+//! are quantized to before a dot product (as llama.cpp does). How each weight
+//! block's bits become numbers is `blocks`.
 //!
-//! Layouts (little-endian, 32 elements per block):
+//! Layouts (little-endian; 32 elements per block, 256 per K-quant super-block):
 //! - Q4_0: `d: f16, qs: [u8; 16]`; element j is `d * (nibble - 8)`, low nibbles
 //!   hold j = 0..16 and high nibbles j = 16..32.
 //! - Q4_1: `d: f16, m: f16, qs: [u8; 16]`; element j is `d * nibble + m`.
+//! - Q5_0: `d: f16, qh: [u8; 4], qs: [u8; 16]`; Q4_0's nibbles with a fifth
+//!   bit from `qh` (bit j for element j), centred on 16.
+//! - Q5_1: `d: f16, m: f16, qh: [u8; 4], qs: [u8; 16]`; the same, `d * q + m`.
 //! - Q8_0: `d: f16, qs: [i8; 32]`; element j is `d * qs[j]`.
-//! - Q8_1: `d: f16, s: f16, qs: [i8; 32]` with `s = d * Σ qs`, so a Q4_1 row's
-//!   offset `m` costs one multiply per block.
+//! - Q4_K: `d: f16, dmin: f16, scales: [u8; 12], qs: [u8; 128]`; eight
+//!   sub-blocks of 32 with 6-bit scales and mins, `d * sc * q - dmin * m`.
+//! - Q5_K: Q4_K with `qh: [u8; 32]` before `qs` (the fifth bits).
+//! - Q6_K: `ql: [u8; 128], qh: [u8; 64], scales: [i8; 16], d: f16`; sixteen
+//!   sub-blocks of 16, `d * sc * (q - 32)`.
+//! - Q8_1: `d: f16, s: f16, qs: [i8; 32]` with `s = d * Σ qs`, so a Q4_1 or
+//!   Q5_1 row's offset `m` costs one multiply per block.
+//! - Q8_K: `d: f32, qs: [i8; 256], bsums: [i16; 16]` (sums of each 16), so a
+//!   K-quant row's mins cost one multiply per sub-block.
 
 use half::f16;
 
-/// Elements per quantized block in every format here.
+/// Elements per block of the 32-element formats.
 pub const BLOCK: usize = 32;
+
+/// Elements per super-block of the K-quant formats (ggml's `QK_K`).
+pub const SUPER_BLOCK: usize = 256;
+
+/// Bytes of a Q8_K block.
+pub const Q8K_BYTES: usize = 4 + SUPER_BLOCK + 2 * SUPER_BLOCK / 16;
 
 /// How a weight matrix is stored in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +41,18 @@ pub enum WeightFormat {
     Q4_0,
     /// 5 bits per weight, with a per-block offset.
     Q4_1,
+    /// 5.5 bits per weight, symmetric.
+    Q5_0,
+    /// 6 bits per weight, with a per-block offset.
+    Q5_1,
     /// 8.5 bits per weight.
     Q8_0,
+    /// 4.5 bits per weight in super-blocks of 256 (the bulk of Q4_K_M files).
+    Q4K,
+    /// 5.5 bits per weight in super-blocks of 256 (the bulk of Q5_K_M files).
+    Q5K,
+    /// 6.56 bits per weight in super-blocks of 256.
+    Q6K,
 }
 
 /// How activations are stored for the dot products with one weight format.
@@ -33,10 +60,12 @@ pub enum WeightFormat {
 pub enum ActFormat {
     /// Plain floats, for F32 weights.
     F32,
-    /// For Q4_0 and Q8_0 weights.
+    /// For Q4_0, Q5_0 and Q8_0 weights.
     Q8_0,
-    /// For Q4_1 weights (carries the block sums).
+    /// For Q4_1 and Q5_1 weights (carries the block sums).
     Q8_1,
+    /// For the K-quants (carries sums of every 16).
+    Q8K,
 }
 
 impl WeightFormat {
@@ -46,21 +75,31 @@ impl WeightFormat {
             Self::F32 => 4,
             Self::Q4_0 => 18,
             Self::Q4_1 => 20,
+            Self::Q5_0 => 22,
+            Self::Q5_1 => 24,
             Self::Q8_0 => 34,
+            Self::Q4K => 144,
+            Self::Q5K => 176,
+            Self::Q6K => 210,
         }
     }
 
     /// Elements per block (1 for F32).
     pub fn block_len(self) -> usize {
-        if self == Self::F32 { 1 } else { BLOCK }
+        match self {
+            Self::F32 => 1,
+            Self::Q4_0 | Self::Q4_1 | Self::Q5_0 | Self::Q5_1 | Self::Q8_0 => BLOCK,
+            Self::Q4K | Self::Q5K | Self::Q6K => SUPER_BLOCK,
+        }
     }
 
     /// The activation format its dot product reads.
     pub fn act_format(self) -> ActFormat {
         match self {
             Self::F32 => ActFormat::F32,
-            Self::Q4_0 | Self::Q8_0 => ActFormat::Q8_0,
-            Self::Q4_1 => ActFormat::Q8_1,
+            Self::Q4_0 | Self::Q5_0 | Self::Q8_0 => ActFormat::Q8_0,
+            Self::Q4_1 | Self::Q5_1 => ActFormat::Q8_1,
+            Self::Q4K | Self::Q5K | Self::Q6K => ActFormat::Q8K,
         }
     }
 
@@ -71,12 +110,14 @@ impl WeightFormat {
 }
 
 impl ActFormat {
-    /// Bytes of a row of `cols` elements (`cols` a multiple of [`BLOCK`] for the 8-bit formats).
+    /// Bytes of a row of `cols` elements (`cols` a multiple of [`BLOCK`] for
+    /// the 8-bit formats, of [`SUPER_BLOCK`] for Q8_K).
     pub fn row_bytes(self, cols: usize) -> usize {
         match self {
             Self::F32 => cols * 4,
             Self::Q8_0 => cols / BLOCK * 34,
             Self::Q8_1 => cols / BLOCK * 36,
+            Self::Q8K => cols / SUPER_BLOCK * Q8K_BYTES,
         }
     }
 }
@@ -98,6 +139,52 @@ pub fn quantize_row(format: ActFormat, x: &[f32], out: &mut [u8]) {
         }
         ActFormat::Q8_0 => quantize_q8(x, out, 34, false),
         ActFormat::Q8_1 => quantize_q8(x, out, 36, true),
+        ActFormat::Q8K => {
+            #[cfg(target_arch = "x86_64")]
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("f16c") {
+                // SAFETY: the CPU has the features (checked above).
+                unsafe { quantize_q8k_avx2(x, out) };
+                return;
+            }
+            quantize_q8k(x, out)
+        }
+    }
+}
+
+/// [`quantize_q8k`] compiled for AVX2 (rounding in one instruction).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn quantize_q8k_avx2(x: &[f32], out: &mut [u8]) {
+    quantize_q8k(x, out);
+}
+
+/// ggml's `quantize_row_q8_K_ref`: scale so that the value of largest
+/// magnitude becomes ∓127 (its sign flipped, as ggml does), round half to
+/// even, and keep the sum of every 16 quants.
+#[inline(always)]
+fn quantize_q8k(x: &[f32], out: &mut [u8]) {
+    for (xs, ob) in x.chunks_exact(SUPER_BLOCK).zip(out.chunks_exact_mut(Q8K_BYTES)) {
+        let (mut max, mut amax) = (0f32, 0f32);
+        for &v in xs {
+            if v.abs() > amax {
+                (amax, max) = (v.abs(), v);
+            }
+        }
+        if amax == 0.0 {
+            ob.fill(0);
+            continue;
+        }
+        let iscale = -127.0 / max;
+        let (head, rest) = ob.split_at_mut(4);
+        let (qs, sums) = rest.split_at_mut(SUPER_BLOCK);
+        for (q, v) in qs.iter_mut().zip(xs) {
+            *q = ((iscale * v).round_ties_even() as i32).min(127) as i8 as u8;
+        }
+        for (group, sum) in qs.chunks_exact(16).zip(sums.chunks_exact_mut(2)) {
+            let total: i16 = group.iter().map(|&q| i16::from(q as i8)).sum();
+            sum.copy_from_slice(&total.to_le_bytes());
+        }
+        head.copy_from_slice(&(1.0 / iscale).to_le_bytes());
     }
 }
 
@@ -142,37 +229,6 @@ fn quantize_q8_portable(x: &[f32], out: &mut [u8], block_bytes: usize, with_sum:
     }
 }
 
-/// Dequantizes one row of `format` weights into `out` (`out.len()` elements).
-pub fn dequantize_row(format: WeightFormat, row: &[u8], out: &mut [f32]) {
-    match format {
-        WeightFormat::F32 => {
-            for (o, b) in out.iter_mut().zip(row.chunks_exact(4)) {
-                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            }
-        }
-        WeightFormat::Q4_0 | WeightFormat::Q4_1 => {
-            let offset = format == WeightFormat::Q4_1;
-            let qs_at = if offset { 4 } else { 2 };
-            for (b, o) in row.chunks_exact(format.block_bytes()).zip(out.chunks_exact_mut(BLOCK)) {
-                let d = f16_at(b, 0);
-                let (m, zero) = if offset { (f16_at(b, 2), 0.0) } else { (0.0, 8.0) };
-                for (j, &q) in b[qs_at..].iter().enumerate() {
-                    o[j] = d * (f32::from(q & 15) - zero) + m;
-                    o[j + 16] = d * (f32::from(q >> 4) - zero) + m;
-                }
-            }
-        }
-        WeightFormat::Q8_0 => {
-            for (b, o) in row.chunks_exact(34).zip(out.chunks_exact_mut(BLOCK)) {
-                let d = f16_at(b, 0);
-                for (o, &q) in o.iter_mut().zip(&b[2..]) {
-                    *o = d * f32::from(q as i8);
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,25 +252,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn q4_layouts_put_low_nibbles_first() {
-        // d = 1, m = 0.5; byte j = (high = 15 - j % 16, low = j % 16).
-        let mut block = vec![0u8; 20];
-        block[..2].copy_from_slice(&f16::from_f32(1.0).to_le_bytes());
-        block[2..4].copy_from_slice(&f16::from_f32(0.5).to_le_bytes());
-        for j in 0..16 {
-            block[4 + j] = ((15 - j as u8) << 4) | j as u8;
-        }
-        let mut out = [0f32; 32];
-        dequantize_row(WeightFormat::Q4_1, &block, &mut out);
-        for j in 0..16 {
-            assert_eq!(out[j], j as f32 + 0.5);
-            assert_eq!(out[j + 16], (15 - j) as f32 + 0.5);
-        }
-        let q4_0: Vec<u8> = [&block[..2], &block[4..]].concat();
-        dequantize_row(WeightFormat::Q4_0, &q4_0, &mut out);
-        assert_eq!((out[0], out[15], out[16]), (-8.0, 7.0, 7.0));
     }
 }

@@ -2,8 +2,9 @@
 
 use std::ops::Range;
 
+use super::blocks::dequantize_row;
 use super::dot::{ActRows, WeightRows, dot_rows};
-use super::format::{ActFormat, WeightFormat, dequantize_row, quantize_row};
+use super::format::{ActFormat, WeightFormat, quantize_row};
 
 /// `rows × cols` weights, row-major, each row a whole number of blocks.
 #[derive(Debug, Clone)]
@@ -120,7 +121,7 @@ mod tests {
     use half::f16;
 
     use super::*;
-    use crate::format::BLOCK;
+    use crate::format::{BLOCK, Q8K_BYTES, SUPER_BLOCK};
 
     /// Deterministic values with a roughly unit spread (xorshift; the tests
     /// need variety, not statistical quality).
@@ -136,30 +137,56 @@ mod tests {
             .collect()
     }
 
-    /// Random blocks of `format`, with realistic scales.
+    /// Random blocks of `format`: every bit pattern of the quants, with
+    /// realistic scales (random f16 bits could be infinite or NaN).
     fn random_matrix(format: WeightFormat, rows: usize, cols: usize, seed: u64) -> QMatrix {
         let values = noise(rows * cols, seed);
         if format == WeightFormat::F32 {
             return QMatrix::from_f32(rows, cols, &values).unwrap();
         }
-        let mut data = Vec::new();
-        for chunk in values.chunks(BLOCK) {
-            let d = f16::from_f32(0.02 + chunk[0].abs() * 0.01).to_le_bytes();
-            data.extend_from_slice(&d);
-            match format {
-                WeightFormat::Q4_1 => data.extend_from_slice(&f16::from_f32(chunk[1] * 0.05).to_le_bytes()),
-                WeightFormat::Q8_0 => {
-                    data.extend(chunk.iter().map(|v| ((v * 60.0).clamp(-127.0, 127.0) as i8) as u8));
-                    continue;
-                }
-                _ => {}
+        let row_bytes = format.row_bytes(cols).unwrap();
+        let mut data: Vec<u8> = noise(rows * row_bytes, seed + 1).iter().map(|v| (v.to_bits() >> 7) as u8).collect();
+        let scale = |k: usize| f16::from_f32(0.002 + values[k % values.len()].abs() * 0.004).to_le_bytes();
+        for (k, b) in data.chunks_exact_mut(format.block_bytes()).enumerate() {
+            // (offset of d, offset of the min or offset field if any)
+            let (d_at, m_at) = match format {
+                WeightFormat::Q4_0 | WeightFormat::Q5_0 | WeightFormat::Q8_0 => (0, None),
+                WeightFormat::Q4_1 | WeightFormat::Q5_1 | WeightFormat::Q4K | WeightFormat::Q5K => (0, Some(2)),
+                WeightFormat::Q6K => (208, None),
+                WeightFormat::F32 => unreachable!(),
+            };
+            b[d_at..d_at + 2].copy_from_slice(&scale(k));
+            if let Some(at) = m_at {
+                b[at..at + 2].copy_from_slice(&scale(k + 7));
             }
-            data.extend(chunk[..16].iter().zip(&chunk[16..]).map(|(a, b)| {
-                let nib = |v: f32| ((v * 4.0 + 8.0).clamp(0.0, 15.0)) as u8;
-                nib(*a) | (nib(*b) << 4)
-            }));
         }
         QMatrix::new(format, rows, cols, data).unwrap()
+    }
+
+    /// The activations as the kernels see them (dequantized).
+    fn activation_values(acts: &Activations, t: usize) -> Vec<f32> {
+        let cols = acts.cols;
+        let row_bytes = acts.format.row_bytes(cols);
+        let bytes = &acts.data[t * row_bytes..(t + 1) * row_bytes];
+        let mut v = vec![0f32; cols];
+        match acts.format {
+            ActFormat::F32 => dequantize_row(WeightFormat::F32, bytes, &mut v),
+            ActFormat::Q8_0 => dequantize_row(WeightFormat::Q8_0, bytes, &mut v),
+            ActFormat::Q8_1 => {
+                // Q8_1 is Q8_0 plus a sum field: drop the sum.
+                let q8_0: Vec<u8> = bytes.chunks(36).flat_map(|b| [&b[..2], &b[4..]].concat()).collect();
+                dequantize_row(WeightFormat::Q8_0, &q8_0, &mut v);
+            }
+            ActFormat::Q8K => {
+                for (b, o) in bytes.chunks(Q8K_BYTES).zip(v.chunks_mut(SUPER_BLOCK)) {
+                    let d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    for (o, &q) in o.iter_mut().zip(&b[4..4 + SUPER_BLOCK]) {
+                        *o = d * f32::from(q as i8);
+                    }
+                }
+            }
+        }
+        v
     }
 
     fn all_dots(m: &QMatrix, acts: &Activations, portable: bool) -> Vec<f32> {
@@ -177,36 +204,31 @@ mod tests {
     #[test]
     fn kernels_match_a_float64_dot_of_the_dequantized_values() {
         // Six tokens: one group of four (the prompt kernels) and two single ones.
-        let (rows, cols, tokens) = (37, 5 * BLOCK, 6);
-        for (i, format) in
-            [WeightFormat::F32, WeightFormat::Q4_0, WeightFormat::Q4_1, WeightFormat::Q8_0].into_iter().enumerate()
-        {
+        let (rows, tokens) = (37, 6);
+        let formats = [
+            WeightFormat::F32,
+            WeightFormat::Q4_0,
+            WeightFormat::Q4_1,
+            WeightFormat::Q5_0,
+            WeightFormat::Q5_1,
+            WeightFormat::Q8_0,
+            WeightFormat::Q4K,
+            WeightFormat::Q5K,
+            WeightFormat::Q6K,
+        ];
+        for (i, format) in formats.into_iter().enumerate() {
+            let cols = 2 * SUPER_BLOCK + if format.block_len() == BLOCK { 3 * BLOCK } else { 0 };
             let m = random_matrix(format, rows, cols, 10 + i as u64);
             let x = noise(tokens * cols, 99);
             let mut acts = Activations::default();
             acts.quantize(format, &x, cols);
-            // The activations as the kernels see them.
-            let act_rows: Vec<Vec<f32>> = (0..tokens)
-                .map(|t| {
-                    let row_bytes = acts.format.row_bytes(cols);
-                    let bytes = &acts.data[t * row_bytes..(t + 1) * row_bytes];
-                    let mut v = vec![0f32; cols];
-                    let as_weights = match acts.format {
-                        ActFormat::F32 => WeightFormat::F32,
-                        ActFormat::Q8_0 => WeightFormat::Q8_0,
-                        ActFormat::Q8_1 => {
-                            // Q8_1 is Q8_0 plus a sum field: drop the sum.
-                            let q8_0: Vec<u8> = bytes.chunks(36).flat_map(|b| [&b[..2], &b[4..]].concat()).collect();
-                            dequantize_row(WeightFormat::Q8_0, &q8_0, &mut v);
-                            return v;
-                        }
-                    };
-                    dequantize_row(as_weights, bytes, &mut v);
-                    v
-                })
-                .collect();
+            let act_rows: Vec<Vec<f32>> = (0..tokens).map(|t| activation_values(&acts, t)).collect();
             let simd = all_dots(&m, &acts, false);
             let portable = all_dots(&m, &acts, true);
+            if format.block_len() == SUPER_BLOCK {
+                // Each super-block's scale and min terms meet before blocks are summed, in both.
+                assert_eq!(simd, portable, "{format:?}: the SIMD kernel sums as the portable one does");
+            }
             let mut w = vec![0f32; cols];
             for r in 0..rows {
                 m.dequantize_row(r, &mut w);
@@ -214,7 +236,8 @@ mod tests {
                     let exact: f64 = w.iter().zip(a).map(|(&p, &q)| f64::from(p) * f64::from(q)).sum();
                     let scale: f64 = w.iter().zip(a).map(|(&p, &q)| f64::from(p * q).abs()).sum();
                     // Q8_1's sum field is f16-rounded: allow its 2⁻¹¹ relative error on the offset term.
-                    let bound = 2e-6 * scale + if format == WeightFormat::Q4_1 { 2e-3 * scale } else { 0.0 };
+                    let offset_sum = matches!(format, WeightFormat::Q4_1 | WeightFormat::Q5_1);
+                    let bound = 2e-6 * scale + if offset_sum { 2e-3 * scale } else { 0.0 };
                     for (kernel, got) in [("simd", simd[t * rows + r]), ("portable", portable[t * rows + r])] {
                         assert!(
                             (f64::from(got) - exact).abs() <= bound,

@@ -323,7 +323,7 @@ impl Pass<'_> {
 /// matrix of that format until [`Quantized::reset`].
 #[derive(Default)]
 struct Quantized {
-    slots: [(bool, Activations); 3],
+    slots: [(bool, Activations); 4],
 }
 
 impl Quantized {
@@ -336,6 +336,7 @@ impl Quantized {
             ActFormat::F32 => 0,
             ActFormat::Q8_0 => 1,
             ActFormat::Q8_1 => 2,
+            ActFormat::Q8K => 3,
         };
         let (ready, acts) = &mut self.slots[slot];
         if !*ready {

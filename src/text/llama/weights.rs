@@ -142,7 +142,12 @@ pub fn weight_format(dtype: GgmlDType) -> Option<WeightFormat> {
         GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => Some(WeightFormat::F32),
         GgmlDType::Q4_0 => Some(WeightFormat::Q4_0),
         GgmlDType::Q4_1 => Some(WeightFormat::Q4_1),
+        GgmlDType::Q5_0 => Some(WeightFormat::Q5_0),
+        GgmlDType::Q5_1 => Some(WeightFormat::Q5_1),
         GgmlDType::Q8_0 => Some(WeightFormat::Q8_0),
+        GgmlDType::Q4K => Some(WeightFormat::Q4K),
+        GgmlDType::Q5K => Some(WeightFormat::Q5K),
+        GgmlDType::Q6K => Some(WeightFormat::Q6K),
         _ => None,
     }
 }
