@@ -92,6 +92,26 @@ fn matches_candle_on_the_types_of_k_quant_files() {
 }
 
 #[test]
+fn qwen2_matches_candle() {
+    // Biases on q, k and v, RoPE over halves, θ = 10⁶; float and quantized
+    // weights. With Q4_K one Q8_K activation at step 3 lies exactly halfway
+    // between two quants: we round it to even as ggml does, candle away from
+    // zero, and that one step moves the logits by 1e-3 (with candle's
+    // rounding swapped in, every step agrees to 3e-7).
+    for (dtype, relative) in [(GgmlDType::F32, 1e-5), (GgmlDType::Q8_0, 1e-6), (GgmlDType::Q4K, 2e-3)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qwen2.gguf");
+        let spec = match dtype {
+            GgmlDType::F32 => TinyLlama { arch: "qwen2".into(), ..TinyLlama::default() },
+            GgmlDType::Q4K => TinyLlama { arch: "qwen2".into(), dim: 256, ffn: 512, ..blocky(dtype, true) },
+            _ => TinyLlama { arch: "qwen2".into(), ..blocky(dtype, true) },
+        };
+        write_llama_gguf(&path, &spec);
+        compare_with_candle(&path, relative);
+    }
+}
+
+#[test]
 fn our_dequantization_is_candles_bit_for_bit() {
     use candle_core::quantized::ggml_file::qtensor_from_ggml;
     use latent_studio::text::llama::weights::weight_format;

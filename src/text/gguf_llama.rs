@@ -1,8 +1,8 @@
 //! Llama-family language models from GGUF files: SmolLM2 as shipped, and any
-//! other llama-architecture GGUF a user opens. On the CPU, files whose tensor
-//! types our kernels cover run on `text::llama`; the rest (K-quants, GPUs)
-//! run through candle-transformers' quantized llama. Tokenizer and chat
-//! template come from the file's metadata.
+//! other llama- or qwen2-architecture GGUF a user opens. On the CPU, files
+//! whose tensor types our kernels cover run on `text::llama`; the rest (rarer
+//! quantizations, GPUs) run through candle-transformers' quantized llama or
+//! qwen2. Tokenizer and chat template come from the file's metadata.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -11,8 +11,10 @@ use std::path::Path;
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::{MAX_SEQ_LEN, ModelWeights};
+use candle_transformers::models::quantized_qwen2::ModelWeights as Qwen2Weights;
 
 use crate::text::gguf_tokenizer::{ChatMessage, TextTokenizer, TokenizerError};
+use crate::text::llama::weights::Architecture;
 use crate::text::llama::{LlamaRunner, LlamaWeights, unsupported_reason};
 use crate::text::model::{TextCodec, TextModel, TextModelError};
 
@@ -28,7 +30,41 @@ pub enum EngineChoice {
 
 enum Engine {
     Native(Box<LlamaRunner>),
-    Candle { weights: Box<ModelWeights>, device: Device },
+    Candle { weights: Box<CandleWeights>, device: Device },
+}
+
+/// candle-transformers' model for the file's architecture.
+enum CandleWeights {
+    Llama(ModelWeights),
+    Qwen2(Qwen2Weights),
+}
+
+impl CandleWeights {
+    fn load(
+        arch: Architecture,
+        content: gguf_file::Content,
+        reader: &mut BufReader<File>,
+        device: &Device,
+    ) -> candle_core::Result<Self> {
+        Ok(match arch {
+            Architecture::Llama => Self::Llama(ModelWeights::from_gguf(content, reader, device)?),
+            Architecture::Qwen2 => Self::Qwen2(Qwen2Weights::from_gguf(content, reader, device)?),
+        })
+    }
+
+    fn forward(&mut self, input: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Llama(w) => w.forward(input, pos),
+            Self::Qwen2(w) => w.forward(input, pos),
+        }
+    }
+
+    fn clear_kv_cache(&mut self) {
+        match self {
+            Self::Llama(w) => w.clear_kv_cache(),
+            Self::Qwen2(w) => w.clear_kv_cache(),
+        }
+    }
 }
 
 /// A quantized llama model with its tokenizer.
@@ -63,11 +99,11 @@ impl GgufLlama {
             .and_then(|v| v.to_string().ok())
             .cloned()
             .unwrap_or_else(|| "unknown".into());
-        if arch != "llama" {
+        let Some(arch) = Architecture::from_name(&arch) else {
             return Err(format(format!(
-                "architecture \"{arch}\" is not supported: this version runs llama-family GGUF models"
+                "architecture \"{arch}\" is not supported: this version runs llama and qwen2 GGUF models"
             )));
-        }
+        };
         // Every tensor must lie inside the file: a cut-off download fails here, not mid-load.
         let data_end = content
             .tensor_infos
@@ -85,7 +121,7 @@ impl GgufLlama {
             .map_err(|source| TextModelError::Tokenizer { path: path.to_owned(), source })?;
         let trained_context = content
             .metadata
-            .get("llama.context_length")
+            .get(&format!("{}.context_length", arch.name()))
             .and_then(|v| v.to_u32().ok())
             .map_or(MAX_SEQ_LEN, |c| c as usize);
         let name = content
@@ -107,11 +143,13 @@ impl GgufLlama {
                 (Engine::Native(Box::new(LlamaRunner::new(weights, threads))), note, trained_context)
             }
             Some(reason) => {
-                let weights = ModelWeights::from_gguf(content, &mut reader, device)
+                let weights = CandleWeights::load(arch, content, &mut reader, device)
                     .map_err(|e| format(format!("cannot load the weights: {e}")))?;
-                // candle's rotary tables stop at MAX_SEQ_LEN positions.
+                // candle's llama rotary tables stop at MAX_SEQ_LEN positions (qwen2's at the trained context).
+                let context =
+                    if arch == Architecture::Llama { trained_context.min(MAX_SEQ_LEN) } else { trained_context };
                 let engine = Engine::Candle { weights: Box::new(weights), device: device.clone() };
-                (engine, format!("candle-transformers ({reason})"), trained_context.min(MAX_SEQ_LEN))
+                (engine, format!("candle-transformers ({reason})"), context)
             }
         };
         Ok(Self { engine, engine_note, tokenizer, name, context })

@@ -125,26 +125,29 @@ pub fn write_llama_gguf(path: &Path, spec: &TinyLlama) {
     let mut types = vec![Value::I32(1); vocab];
     types[vocab - 1] = Value::I32(3);
     let s = |v: &str| Value::String(v.into());
-    let metadata: Vec<(&str, Value)> = vec![
-        ("general.architecture", s(arch)),
-        ("general.name", s("tiny llama")),
-        ("llama.block_count", Value::U32(blocks)),
-        ("llama.context_length", Value::U32(context)),
-        ("llama.embedding_length", Value::U32(dim as u32)),
-        ("llama.feed_forward_length", Value::U32(ffn as u32)),
-        ("llama.attention.head_count", Value::U32(heads)),
-        ("llama.attention.head_count_kv", Value::U32(kv_heads)),
-        ("llama.rope.dimension_count", Value::U32(head_dim as u32)),
-        ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
-        ("tokenizer.ggml.model", s("gpt2")),
-        ("tokenizer.ggml.pre", s("default")),
-        ("tokenizer.ggml.tokens", Value::Array(tokens)),
-        ("tokenizer.ggml.token_type", Value::Array(types)),
-        ("tokenizer.ggml.merges", Value::Array(vec![s("a b")])),
-        ("tokenizer.ggml.eos_token_id", Value::U32(vocab as u32 - 1)),
-        ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
+    let key = |k: &str| format!("{arch}.{k}");
+    let metadata: Vec<(String, Value)> = vec![
+        ("general.architecture".into(), s(arch)),
+        ("general.name".into(), s("tiny llama")),
+        (key("block_count"), Value::U32(blocks)),
+        (key("context_length"), Value::U32(context)),
+        (key("embedding_length"), Value::U32(dim as u32)),
+        (key("feed_forward_length"), Value::U32(ffn as u32)),
+        (key("attention.head_count"), Value::U32(heads)),
+        (key("attention.head_count_kv"), Value::U32(kv_heads)),
+        (key("rope.dimension_count"), Value::U32(head_dim as u32)),
+        (key("rope.freq_base"), Value::F32(if arch == "qwen2" { 1e6 } else { 1e4 })),
+        (key("attention.layer_norm_rms_epsilon"), Value::F32(1e-5)),
+        ("tokenizer.ggml.model".into(), s("gpt2")),
+        ("tokenizer.ggml.pre".into(), s("default")),
+        ("tokenizer.ggml.tokens".into(), Value::Array(tokens)),
+        ("tokenizer.ggml.token_type".into(), Value::Array(types)),
+        ("tokenizer.ggml.merges".into(), Value::Array(vec![s("a b")])),
+        ("tokenizer.ggml.eos_token_id".into(), Value::U32(vocab as u32 - 1)),
+        ("tokenizer.ggml.add_bos_token".into(), Value::Bool(false)),
     ];
     let mut rng = latent_studio::train::rng::SeededRng::new(5);
+    let mut rng_bias = latent_studio::train::rng::SeededRng::new(6);
     let mut tensor = |shape: &[usize], scale: f32| {
         let n = shape.iter().product();
         let data: Vec<f32> = rng.normal_vec(n).into_iter().map(|v| v * scale).collect();
@@ -172,10 +175,17 @@ pub fn write_llama_gguf(path: &Path, spec: &TinyLlama) {
         ] {
             named.push((format!("blk.{b}.{name}.weight"), tensor(&shape, 0.3)));
         }
+        if arch == "qwen2" {
+            // Biases stay f32 in real files too.
+            for (name, len) in [("attn_q", dim), ("attn_k", kv), ("attn_v", kv)] {
+                let values = candle_core::Tensor::from_vec(rng_bias.normal_vec(len), len, &Device::Cpu).unwrap();
+                named.push((format!("blk.{b}.{name}.bias"), QTensor::quantize(&values, GgmlDType::F32).unwrap()));
+            }
+        }
         named.push((format!("blk.{b}.attn_norm.weight"), ones(dim)));
         named.push((format!("blk.{b}.ffn_norm.weight"), ones(dim)));
     }
-    let md: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    let md: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let ts: Vec<(&str, &QTensor)> = named.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut file = std::fs::File::create(path).unwrap();
     candle_core::quantized::gguf_file::write(&mut file, &md, &ts).unwrap();

@@ -1,5 +1,6 @@
 //! The llama forward pass on our own kernels: RMSNorm, grouped-query
-//! attention with interleaved ("NORM") RoPE and a KV cache, SwiGLU MLP, all
+//! attention with RoPE (interleaved, llama.cpp's "NORM"; over halves,
+//! "NEOX", for Qwen2, which also adds q/k/v biases) and a KV cache, SwiGLU MLP, all
 //! in f32 with weights in their GGUF block formats. Activations are quantized
 //! to 8 bits before each product, as llama.cpp and candle do. Each pass runs
 //! on a [`Team`]: matrix rows and heads are split between the threads.
@@ -158,7 +159,7 @@ struct Scratch {
 }
 
 /// `w`'s `rows` times every token of `acts`, `[tokens, rows.len()]`, in `out`.
-fn products<'o>(w: &QMatrix, rows: &Range<usize>, acts: &Activations, out: &'o mut Vec<f32>) -> &'o [f32] {
+fn products<'o>(w: &QMatrix, rows: &Range<usize>, acts: &Activations, out: &'o mut Vec<f32>) -> &'o mut [f32] {
     out.resize(acts.tokens() * rows.len(), 0.0);
     w.dot_rows(rows.clone(), acts, out);
     out
@@ -190,11 +191,17 @@ impl Pass<'_> {
             s.acts.reset();
             // q, k and v rows as one range of d + 2·kv, split between members.
             let rows = m.rows(d + 2 * kv);
-            for (w, to, offset) in [(&block.wq, &b.q, 0), (&block.wk, &b.k, d), (&block.wv, &b.v, d + kv)] {
+            let projections = [(&block.wq, &b.q, 0), (&block.wk, &b.k, d), (&block.wv, &b.v, d + kv)];
+            for (i, (w, to, offset)) in projections.into_iter().enumerate() {
                 let width = w.rows();
                 let mine =
                     rows.start.clamp(offset, offset + width) - offset..rows.end.clamp(offset, offset + width) - offset;
                 let values = products(w, &mine, s.acts.of(w, &s.normed, d), &mut s.out);
+                if let Some(biases) = &block.qkv_bias {
+                    for row in values.chunks_exact_mut(mine.len().max(1)) {
+                        row.iter_mut().zip(&biases[i][mine.clone()]).for_each(|(v, b)| *v += b);
+                    }
+                }
                 scatter(to, width, &mine, values, false);
             }
             m.sync();
@@ -215,7 +222,7 @@ impl Pass<'_> {
             products(&block.gate, &rows, s.acts.of(&block.gate, &s.normed, d), &mut s.gate);
             let up = products(&block.up, &rows, s.acts.of(&block.up, &s.normed, d), &mut s.out);
             // SwiGLU: silu(gate) · up.
-            s.gate.iter_mut().zip(up).for_each(|(g, &u)| *g = *g / (1.0 + (-*g).exp()) * u);
+            s.gate.iter_mut().zip(up.iter()).for_each(|(g, &u)| *g = *g / (1.0 + (-*g).exp()) * u);
             scatter(&b.hidden, ff, &rows, &s.gate, false);
             m.sync();
             s.acts.reset();
@@ -243,11 +250,22 @@ impl Pass<'_> {
         let (d, kv, hd) = (c.embedding, c.kv_dim(), c.head_dim());
         let b = &self.bufs;
         let half = hd / 2;
+        let over_halves = c.arch.rope_over_halves();
         let rotate = |head: &mut [f32], t: usize| {
-            for (pair, &(cos, sin)) in head.chunks_exact_mut(2).zip(&self.rope[t * half..(t + 1) * half]) {
-                let (x0, x1) = (pair[0], pair[1]);
-                pair[0] = x0 * cos - x1 * sin;
-                pair[1] = x0 * sin + x1 * cos;
+            let angles = &self.rope[t * half..(t + 1) * half];
+            let turn = |x0: &mut f32, x1: &mut f32, (cos, sin): (f32, f32)| {
+                (*x0, *x1) = (*x0 * cos - *x1 * sin, *x0 * sin + *x1 * cos);
+            };
+            if over_halves {
+                let (first, second) = head.split_at_mut(half);
+                for ((x0, x1), &angle) in first.iter_mut().zip(second).zip(angles) {
+                    turn(x0, x1, angle);
+                }
+            } else {
+                for (pair, &angle) in head.chunks_exact_mut(2).zip(angles) {
+                    let (x0, x1) = pair.split_at_mut(1);
+                    turn(&mut x0[0], &mut x1[0], angle);
+                }
             }
         };
         for h in m.items(c.heads) {

@@ -1,5 +1,6 @@
 //! The llama architecture's hyper-parameters and weights, read from a GGUF
-//! file into our own quantized matrices.
+//! file into our own quantized matrices; Qwen2 is the same network with
+//! biases on the query, key and value projections and RoPE over halves.
 
 use std::io::{Read, Seek};
 
@@ -26,9 +27,43 @@ impl From<String> for GgufError {
     }
 }
 
-/// Hyper-parameters from a file's `llama.*` metadata.
+/// The GGUF architectures our forward pass runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    Llama,
+    /// Biases on q, k and v; RoPE rotates dimension i with i + head_dim/2.
+    Qwen2,
+}
+
+impl Architecture {
+    /// The architecture a file's `general.architecture` names, if we run it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "llama" => Some(Self::Llama),
+            "qwen2" => Some(Self::Qwen2),
+            _ => None,
+        }
+    }
+
+    /// The prefix of its metadata keys (`llama.block_count`, `qwen2.block_count`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Llama => "llama",
+            Self::Qwen2 => "qwen2",
+        }
+    }
+
+    /// Whether RoPE pairs dimension i with i + head_dim/2 (llama.cpp's NEOX
+    /// mode) rather than with i + 1 (its NORM mode, llama's GGUF layout).
+    pub fn rope_over_halves(self) -> bool {
+        self == Self::Qwen2
+    }
+}
+
+/// Hyper-parameters from a file's `llama.*` (or `qwen2.*`) metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
+    pub arch: Architecture,
     /// Width of the residual stream.
     pub embedding: usize,
     /// Transformer blocks.
@@ -60,16 +95,23 @@ impl LlamaConfig {
 
     /// Reads the metadata; the error names the missing or odd key.
     pub fn from_gguf(content: &gguf_file::Content) -> Result<Self, GgufError> {
+        let name = content.metadata.get("general.architecture").and_then(|v| v.to_string().ok());
+        let name = name.map_or("unknown", String::as_str);
+        let arch = Architecture::from_name(name)
+            .ok_or_else(|| GgufError(format!("architecture \"{name}\" is not one our engine runs (llama, qwen2)")))?;
         let get = |key: &str| {
+            let key = format!("{}.{key}", arch.name());
             content
                 .metadata
-                .get(key)
+                .get(&key)
                 .and_then(|v| v.to_u32().ok().or_else(|| v.to_u64().ok().map(|x| x as u32)))
                 .map(|v| v as usize)
                 .ok_or_else(|| GgufError(format!("metadata key {key} is missing")))
         };
-        let float =
-            |key: &str, default: f32| content.metadata.get(key).and_then(|v| v.to_f32().ok()).unwrap_or(default);
+        let float = |key: &str, default: f32| {
+            let key = format!("{}.{key}", arch.name());
+            content.metadata.get(&key).and_then(|v| v.to_f32().ok()).unwrap_or(default)
+        };
         let vocab = content
             .tensor_infos
             .get("token_embd.weight")
@@ -77,14 +119,15 @@ impl LlamaConfig {
             .map(|(rows, _)| rows)
             .ok_or("tensor token_embd.weight is missing or not 2-D")?;
         let config = Self {
-            embedding: get("llama.embedding_length")?,
-            layers: get("llama.block_count")?,
-            heads: get("llama.attention.head_count")?,
-            kv_heads: get("llama.attention.head_count_kv")?,
-            feed_forward: get("llama.feed_forward_length")?,
+            arch,
+            embedding: get("embedding_length")?,
+            layers: get("block_count")?,
+            heads: get("attention.head_count")?,
+            kv_heads: get("attention.head_count_kv")?,
+            feed_forward: get("feed_forward_length")?,
             vocab,
-            rms_eps: float("llama.attention.layer_norm_rms_epsilon", 1e-5),
-            rope_base: float("llama.rope.freq_base", 10_000.0),
+            rms_eps: float("attention.layer_norm_rms_epsilon", 1e-5),
+            rope_base: float("rope.freq_base", 10_000.0),
         };
         if config.heads == 0 || config.kv_heads == 0 || !config.heads.is_multiple_of(config.kv_heads) {
             return Err(GgufError(format!(
@@ -98,7 +141,7 @@ impl LlamaConfig {
                 config.embedding, config.heads
             )));
         }
-        if let Ok(rope) = get("llama.rope.dimension_count")
+        if let Ok(rope) = get("rope.dimension_count")
             && rope != config.head_dim()
         {
             return Err(GgufError(format!(
@@ -106,7 +149,7 @@ impl LlamaConfig {
                 config.head_dim()
             )));
         }
-        if get("llama.expert_count").is_ok_and(|n| n > 1) {
+        if get("expert_count").is_ok_and(|n| n > 1) {
             return Err("mixture-of-experts models are not supported".into());
         }
         Ok(config)
@@ -120,6 +163,8 @@ pub struct LlamaBlock {
     pub wk: QMatrix,
     pub wv: QMatrix,
     pub wo: QMatrix,
+    /// Biases of the q, k and v projections (Qwen2).
+    pub qkv_bias: Option<[Vec<f32>; 3]>,
     pub ffn_norm: Vec<f32>,
     pub gate: QMatrix,
     pub up: QMatrix,
@@ -235,7 +280,15 @@ impl LlamaWeights {
                 vector(tensor(&name, &[d])?, &name, d)
             };
             let (attn_norm, ffn_norm) = (v("attn_norm")?, v("ffn_norm")?);
-            blocks.push(LlamaBlock { attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down });
+            let mut bias = |suffix: &str, len: usize| {
+                let name = format!("blk.{b}.{suffix}.bias");
+                vector(tensor(&name, &[len])?, &name, len)
+            };
+            let qkv_bias = match config.arch {
+                Architecture::Qwen2 => Some([bias("attn_q", d)?, bias("attn_k", kv)?, bias("attn_v", kv)?]),
+                Architecture::Llama => None,
+            };
+            blocks.push(LlamaBlock { attn_norm, wq, wk, wv, wo, qkv_bias, ffn_norm, gate, up, down });
         }
         Ok(Self { config, token_embd, blocks, output_norm, output })
     }
