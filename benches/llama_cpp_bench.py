@@ -7,7 +7,9 @@ default f16 KV cache and with an f32 one, as candle keeps it).
 
 Setup: see benches/llama_cpp_reference.py (llama-cpp-python in a venv).
 Usage:
-  ~/.cache/latent-studio/llama-venv/bin/python benches/llama_cpp_bench.py [--rounds 3]
+  ~/.cache/latent-studio/llama-venv/bin/python benches/llama_cpp_bench.py [--rounds 3] [--gguf FILE]
+(--gguf: another file of the same model, e.g. the Q4_K_M and Q5_K_M files
+that benches/make_kquant_files.py makes.)
 """
 import argparse
 import json
@@ -26,9 +28,9 @@ PROMPTS = [("The capital of France is", False), ("Once upon a time", False), ("d
            ("What is the capital of France?", True), ("Write a haiku about the sea.", True)]
 
 
-def llama(kv_f32=False):
+def llama(gguf, kv_f32=False):
     kv = 0 if kv_f32 else 1  # GGML_TYPE_F32 / GGML_TYPE_F16 (llama.cpp's default)
-    return llama_cpp.Llama(model_path=GGUF, n_ctx=1024, n_batch=512, n_threads=2, n_threads_batch=2,
+    return llama_cpp.Llama(model_path=gguf, n_ctx=1024, n_batch=512, n_threads=2, n_threads_batch=2,
                            logits_all=False, verbose=False, type_k=kv, type_v=kv)
 
 
@@ -62,16 +64,18 @@ def main():
     ap.add_argument("--pp", type=int, default=128)
     ap.add_argument("--tg", type=int, default=128)
     ap.add_argument("--agree-tokens", type=int, default=64)
+    ap.add_argument("--gguf", default=GGUF)
     ap.add_argument("--with-candle", action="store_true",
                     help="also time candle-transformers' quantized llama (--engine candle)")
     args = ap.parse_args()
     engines = ["auto", "candle"] if args.with_candle else ["auto"]
     ours = {e: {"pp": [], "tg": []} for e in engines}
     theirs = {"pp": [], "tg": []}
-    llm = llama()
+    llm = llama(args.gguf)
+    model = ["--gguf", args.gguf]
     for _ in range(args.rounds):
         for engine in engines:
-            r = studio(args, "bench", "text", "--model", "smollm2-135m-instruct", "--prompt-tokens", str(args.pp),
+            r = studio(args, "bench", "text", *model, "--prompt-tokens", str(args.pp),
                        "--gen-tokens", str(args.tg), "--runs", "1", "--json", "--engine", engine)
             ours[engine]["pp"].append(r["pp_tokens_per_s"])
             ours[engine]["tg"].append(r["tg_tokens_per_s"])
@@ -79,7 +83,7 @@ def main():
         pp, tg = llama_speed(llm, args.pp, args.tg)
         theirs["pp"].append(pp)
         theirs["tg"].append(tg)
-    print(f"SmolLM2-135M-Instruct Q4_1, 2 threads; llama.cpp via llama-cpp-python {llama_cpp.__version__} "
+    print(f"{os.path.basename(args.gguf)}, 2 threads; llama.cpp via llama-cpp-python {llama_cpp.__version__} "
           f"(f16 KV cache, its default); {args.rounds} interleaved rounds, medians\n")
     head = " | ".join(f"Latent Studio, {ours[e]['name']}" for e in engines)
     ratios = " | ".join(f"{'candle' if e == 'candle' else 'ours'} vs llama.cpp" for e in engines)
@@ -93,10 +97,10 @@ def main():
 
     print(f"\nGreedy outputs, first {args.agree_tokens} tokens: agreeing prefix length\n")
     print("| prompt | chat | vs llama.cpp f16 KV | vs llama.cpp f32 KV |\n|---|---|---|---|")
-    engines = {"f16": llm, "f32": llama(kv_f32=True)}
+    engines = {"f16": llm, "f32": llama(args.gguf, kv_f32=True)}
     for prompt, chat in PROMPTS:
         extra = ["--chat"] if chat else []
-        r = studio(args, "text", "--model", "smollm2-135m-instruct", "--prompt", prompt, *extra, "--temperature", "0",
+        r = studio(args, "text", *model, "--prompt", prompt, *extra, "--temperature", "0",
                    "--repeat-penalty", "1", "--max-tokens", str(args.agree_tokens), "--json")
         cells = []
         for kv, eng in engines.items():

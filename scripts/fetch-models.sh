@@ -41,3 +41,27 @@ else
   mkdir -p "$dest" && mv "$tmp/open_clip/$file" "$dest/$file"
   echo "clip vocabulary: $dest/$file"
 fi
+
+# SmolLM2 as Q4_K_M and Q5_K_M, made from the Q4_1 file by llama.cpp's own quantizer
+# (llama-cpp-python from PyPI, compiled once into ~/.cache/latent-studio/llama-venv, ~5 min
+# on 2 cores): the K-quant files people download, for text_smollm2.rs and the benchmarks.
+dest=$root/models/smollm2-135m-instruct
+q4km=dc0f3a02e821146247a0af6895adf9872124f368682cb110cb9ed09ff2a9f9f1
+q5km=8170c7ef444692b3b2fe63459c326def0358807ef9be6e3cb020efb86a71015e
+fresh_kquants() {
+  echo "$q4km  $dest/SmolLM2-135M-Instruct.Q4_K_M.gguf" | sha256sum -c --quiet - >/dev/null 2>&1 &&
+    echo "$q5km  $dest/SmolLM2-135M-Instruct.Q5_K_M.gguf" | sha256sum -c --quiet - >/dev/null 2>&1
+}
+if fresh_kquants; then
+  echo "smollm2 K-quants: already in $dest"
+else
+  venv=$HOME/.cache/latent-studio/llama-venv
+  if ! "$venv/bin/python" -c 'import llama_cpp, gguf' 2>/dev/null; then
+    python3 -m venv "$venv"
+    CMAKE_ARGS="-DGGML_NATIVE=ON" "$venv/bin/pip" install --quiet llama-cpp-python==0.3.36 gguf
+  fi
+  rm -f "$dest"/SmolLM2-135M-Instruct.Q[45]_K_M.gguf
+  (cd "$root" && "$venv/bin/python" benches/make_kquant_files.py --out "$dest" >/dev/null 2>&1)
+  fresh_kquants || { echo "llama.cpp's quantizer made other K-quant files than recorded" >&2; exit 1; }
+  echo "smollm2 K-quants: $dest (made by llama.cpp's quantizer)"
+fi

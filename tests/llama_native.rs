@@ -55,31 +55,33 @@ fn matches_candle_on_float_weights() {
 
 #[test]
 fn matches_candle_on_every_quantized_weight_type() {
-    // Q4_0 and Q8_0 come out bit for bit as candle's. Q4_1 differs in the last
-    // bits: we round Q8_1's block sum as ggml does (f16 of d·Σq, candle takes
-    // the f16 product of f16(Σq) and f16(d)) and sum in another order. The
-    // 8-bit activations of the next layer then round some values one step
-    // apart, which moves these random models' logits by up to ~3 % (with
-    // candle's rounding swapped in, some steps agree to 1e-7). SmolLM2 is
-    // checked against llama.cpp itself in text_smollm2.rs.
-    for (dtype, relative) in [(GgmlDType::Q4_0, 1e-6), (GgmlDType::Q4_1, 0.06), (GgmlDType::Q8_0, 1e-6)] {
+    // The weights are read bit for bit as candle reads them (see below), but
+    // the 8-bit activations are rounded as llama.cpp's x86 code rounds them:
+    // scaled by 127/max (candle: by 1/(max/127), which differs in the last bit
+    // now and then) and, for Q8_1, with the block sum taken as f16 of d·Σq.
+    // A quant one step apart in one layer moves these random models' logits
+    // by a few percent; with candle's rounding swapped in they agree to 1e-6.
+    // Against llama.cpp itself: text_smollm2.rs.
+    for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.gguf");
         write_llama_gguf(&path, &blocky(dtype, true));
-        compare_with_candle(&path, relative);
+        compare_with_candle(&path, 0.1);
     }
 }
 
 #[test]
 fn matches_candle_on_the_types_of_k_quant_files() {
-    // Q4_K_M and Q5_K_M files mix these; K-quants need rows of 256. Q5_1
-    // reads Q8_1 activations, whose sum field candle rounds differently (see
-    // above): up to ~8 % on these random models.
+    // Q4_K_M and Q5_K_M files mix these; K-quants need rows of 256 and read
+    // Q8_K activations (Q5_0 and Q5_1: see above). In the Q5_K model one
+    // Q8_K activation at step 4 lies exactly halfway between two quants: we
+    // round it to even as ggml does, candle away from zero, and the logits
+    // move by 1.4 % (the Q5_K products themselves are candle's bit for bit).
     for (dtype, relative) in [
-        (GgmlDType::Q5_0, 1e-6),
+        (GgmlDType::Q5_0, 0.1),
         (GgmlDType::Q5_1, 0.1),
         (GgmlDType::Q4K, 1e-5),
-        (GgmlDType::Q5K, 1e-5),
+        (GgmlDType::Q5K, 0.02),
         (GgmlDType::Q6K, 1e-5),
     ] {
         let dir = tempfile::tempdir().unwrap();

@@ -1,9 +1,11 @@
 //! SmolLM2-135M-Instruct against llama.cpp on the same GGUF file: token ids
-//! of a set of strings, and greedy generations for raw and chat prompts.
-//! The fixture comes from `benches/llama_cpp_reference.py` (llama.cpp's own
-//! tokenizer and logits); see that script for how it was made.
-//! Skipped, with a message, when the model has not been fetched
-//! (`scripts/fetch-models.sh`; CI fetches it).
+//! of a set of strings, and greedy generations for raw and chat prompts, for
+//! the shipped Q4_1 file and for Q4_K_M and Q5_K_M files made from it by
+//! llama.cpp's quantizer. The fixtures come from `benches/llama_cpp_reference.py`
+//! (llama.cpp's own tokenizer and logits); see that script for how they were
+//! made, and `benches/make_kquant_files.py` for the K-quant files.
+//! Skipped, with a message, when a file is missing (`scripts/fetch-models.sh`
+//! fetches the Q4_1 file and makes the K-quant ones; CI runs it).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
@@ -16,21 +18,41 @@ use latent_studio::train::cancel::CancelToken;
 use serde_json::Value;
 
 /// A divergence from llama.cpp is accepted only after a step where its top two
-/// logits were closer than this (the two builds round differently).
-const NEAR_TIE: f64 = 0.3;
+/// logits were closer than this (the two builds round differently). On the
+/// Q4_1 file llama.cpp runs one kernel per type whatever the batch, and the
+/// two builds differ by rounding alone. On K-quant files llama.cpp itself
+/// takes other paths for a prompt than for one token (repacked Q4_K, its
+/// tinyBLAS GEMM for Q5_0 and Q8_0): evaluating the same chat prompt in one
+/// batch or token by token moves its own logits by up to 0.82 (Q4_K_M) and
+/// 1.07 (Q5_K_M); we allow half a logit there (the largest gap at which we
+/// part from it is 0.33).
+const NEAR_TIE: [f64; 3] = [0.3, 0.5, 0.5];
 
-fn model() -> Option<GgufLlama> {
-    let path = common::shipped_models().join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+/// The files and the fixture recorded from each.
+const FILES: [(&str, &str); 3] = [
+    ("SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2_llama_cpp.json"),
+    ("SmolLM2-135M-Instruct.Q4_K_M.gguf", "smollm2_q4_k_m_llama_cpp.json"),
+    ("SmolLM2-135M-Instruct.Q5_K_M.gguf", "smollm2_q5_k_m_llama_cpp.json"),
+];
+
+fn load(file: &str) -> Option<GgufLlama> {
+    let path = common::shipped_models().join("smollm2-135m-instruct").join(file);
     if !path.is_file() {
-        eprintln!("skipped: {} is missing; scripts/fetch-models.sh fetches it", path.display());
+        eprintln!("skipped: {} is missing; scripts/fetch-models.sh fetches or makes it", path.display());
         return None;
     }
-    Some(GgufLlama::load(&path, &candle_core::Device::Cpu).unwrap())
+    let model = GgufLlama::load(&path, &candle_core::Device::Cpu).unwrap();
+    assert!(model.engine_note().starts_with("native"), "{file}: {}", model.engine_note());
+    Some(model)
 }
 
-fn fixture() -> Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/smollm2_llama_cpp.json"));
-    serde_json::from_str(&text.unwrap()).unwrap()
+fn model() -> Option<GgufLlama> {
+    load(FILES[0].0)
+}
+
+fn fixture(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn ids(v: &Value) -> Vec<u32> {
@@ -40,7 +62,7 @@ fn ids(v: &Value) -> Vec<u32> {
 #[test]
 fn token_ids_match_llama_cpp() {
     let Some(model) = model() else { return };
-    for case in fixture()["tokens"].as_array().unwrap() {
+    for case in fixture(FILES[0].1)["tokens"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
         let ours = model.tokenizer().encode(text, false).unwrap();
         assert_eq!(ours, ids(&case["ids"]), "{text:?}");
@@ -50,9 +72,17 @@ fn token_ids_match_llama_cpp() {
 
 #[test]
 fn greedy_generations_match_llama_cpp_up_to_near_ties() {
-    let Some(mut model) = model() else { return };
     let mut report = Vec::new();
-    for case in fixture()["generations"].as_array().unwrap() {
+    for ((file, name), near_tie) in FILES.into_iter().zip(NEAR_TIE) {
+        let Some(mut model) = load(file) else { continue };
+        report.push(format!("{file}:"));
+        compare_generations(&mut model, &fixture(name), near_tie, &mut report);
+    }
+    eprintln!("{}", report.join("\n"));
+}
+
+fn compare_generations(model: &mut GgufLlama, fixture: &Value, near_tie: f64, report: &mut Vec<String>) {
+    for case in fixture["generations"].as_array().unwrap() {
         let prompt = case["prompt"].as_str().unwrap().to_owned();
         let chat = case["chat"].as_bool().unwrap();
         let spec = GenerateSpec {
@@ -62,7 +92,7 @@ fn greedy_generations_match_llama_cpp_up_to_near_ties() {
             sampling: SamplingParams::greedy(),
             stop_strings: vec![],
         };
-        let prompt_ids = prompt_ids(&model, &spec).unwrap();
+        let prompt_ids = prompt_ids(model, &spec).unwrap();
         assert_eq!(prompt_ids, ids(&case["prompt_ids"]), "prompt ids of {prompt:?} (chat {chat})");
         let (expected, gaps) = (ids(&case["ids"]), case["top2_gaps"].as_array().unwrap());
         // Fed llama.cpp's own tokens, our argmax must agree at every step
@@ -75,7 +105,7 @@ fn greedy_generations_match_llama_cpp_up_to_near_ties() {
             if got != want {
                 let gap = gaps[step].as_f64().unwrap();
                 assert!(
-                    gap < NEAR_TIE,
+                    gap < near_tie,
                     "{prompt:?}: step {step} gives {got}, llama.cpp {want}, whose top-2 gap {gap} is no near-tie"
                 );
                 diverged = true;
@@ -92,7 +122,6 @@ fn greedy_generations_match_llama_cpp_up_to_near_ties() {
             if ties.is_empty() { String::new() } else { format!(", near-ties at {}", ties.join(", ")) }
         ));
     }
-    eprintln!("{}", report.join("\n"));
 }
 
 #[test]

@@ -95,19 +95,33 @@ fn scales_mins_k4(s: &[u8]) -> ([i16; 8], [i16; 8]) {
     (scales, mins)
 }
 
-/// Q4_K or Q5_K (`qh` the fifth bits) · Q8_K.
+/// Q4_K or Q5_K (`qh` the fifth bits) · Q8_K, summed in ggml's order (so
+/// greedy text follows llama.cpp's at near-ties): the scale terms in eight
+/// float lanes across super-blocks, the min terms per pair of sub-blocks in
+/// four lanes (Q4_K) or as one running float (Q5_K).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn dot_q45k_q8k(w: &[u8], x: &[u8], five_bits: bool) -> f32 {
     let block = if five_bits { 176 } else { 144 };
     let n = (w.len() / block).min(x.len() / Q8K_BYTES);
     let (mask, one) = (_mm256_set1_epi8(15), _mm256_set1_epi8(1));
-    let mut total = 0f32;
+    let (mut acc, mut acc_min, mut sum_min) = (_mm256_setzero_ps(), _mm_setzero_ps(), 0f32);
     for i in 0..n {
         let (wb, xb) = (&w[block * i..block * (i + 1)], &x[Q8K_BYTES * i..Q8K_BYTES * (i + 1)]);
         let (d_x, yq, sums) = q8k_parts(xb);
+        let (d, dmin) = (d_x * f16_at(wb, 0), -d_x * f16_at(wb, 2));
         let (scales, mins) = scales_mins_k4(&wb[4..16]);
-        let summ: i32 =
-            (0..8).map(|j| i32::from(mins[j]) * (i32::from(sums[2 * j]) + i32::from(sums[2 * j + 1]))).sum();
+        // Per pair of sub-blocks of 32: Σ min · (the activations' sum over the sub-block).
+        let pair = |k: usize| {
+            let sum = |j: usize| i32::from(sums[2 * j]) + i32::from(sums[2 * j + 1]);
+            i32::from(mins[2 * k]) * sum(2 * k) + i32::from(mins[2 * k + 1]) * sum(2 * k + 1)
+        };
+        let min_terms = [pair(0), pair(1), pair(2), pair(3)];
+        if five_bits {
+            sum_min += dmin * min_terms.iter().sum::<i32>() as f32;
+        } else {
+            let terms = _mm_setr_epi32(min_terms[0], min_terms[1], min_terms[2], min_terms[3]);
+            acc_min = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(terms), acc_min);
+        }
         let qs = if five_bits { &wb[48..] } else { &wb[16..] };
         let mut sumi = _mm256_setzero_si256();
         // SAFETY: qs holds 128 bytes (and qh 32), yq 256: every load below stays inside.
@@ -132,37 +146,27 @@ pub(super) fn dot_q45k_q8k(w: &[u8], x: &[u8], five_bits: bool) -> f32 {
                 sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(plo, phi));
             }
         }
-        // Combined per super-block in the portable kernel's order: the scale and
-        // min terms are large and nearly cancel, so they meet before any sum across blocks.
-        total += d_x * (f16_at(wb, 0) * hsum_i32(sumi) as f32 - f16_at(wb, 2) * summ as f32);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
-    total
+    let m = _mm_add_ps(acc_min, _mm_movehl_ps(acc_min, acc_min));
+    hsum(acc) + _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m))) + sum_min
 }
 
-/// The sum of eight i32 lanes.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn hsum_i32(v: __m256i) -> i32 {
-    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-    _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 1)))
-}
-
-/// Q6_K · Q8_K: the unsigned six-bit quants against the activations, minus
-/// 32 × each sub-block's activation sum, each sub-block of 16 by its scale.
+/// Q6_K · Q8_K in ggml's order: per pair of elements, the unsigned six-bit
+/// quants' products minus 32 × the activations (in i16), times the
+/// sub-block's scale; eight float lanes across super-blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn dot_q6k_q8k(w: &[u8], x: &[u8]) -> f32 {
     let n = (w.len() / 210).min(x.len() / Q8K_BYTES);
-    let (mask, three) = (_mm256_set1_epi8(15), _mm256_set1_epi8(3));
-    let mut total = 0f32;
+    let (mask, three, thirty_two) = (_mm256_set1_epi8(15), _mm256_set1_epi8(3), _mm256_set1_epi8(32));
+    let mut acc = _mm256_setzero_ps();
     for i in 0..n {
         let (wb, xb) = (&w[210 * i..210 * (i + 1)], &x[Q8K_BYTES * i..Q8K_BYTES * (i + 1)]);
-        let (d_x, yq, sums) = q8k_parts(xb);
+        let (d_x, yq, _) = q8k_parts(xb);
         let scales: [i16; SUBS] = std::array::from_fn(|s| i16::from(wb[192 + s] as i8));
-        let offset: i32 = (0..SUBS).map(|s| i32::from(scales[s]) * i32::from(sums[s])).sum();
         // Scales of two sub-blocks of 16, one per 128-bit lane.
         let pair = |s: usize| _mm256_set_m128i(_mm_set1_epi16(scales[s + 1]), _mm_set1_epi16(scales[s]));
-        let mut sumi = _mm256_set1_epi32(0);
+        let mut sumi = _mm256_setzero_si256();
         // SAFETY: ql is wb[0..128], qh wb[128..192], yq 256 bytes: every load below stays inside.
         unsafe {
             for half in 0..2 {
@@ -181,12 +185,12 @@ pub(super) fn dot_q6k_q8k(w: &[u8], x: &[u8]) -> f32 {
                 ];
                 for (k, q) in quants.into_iter().enumerate() {
                     let y = _mm256_loadu_si256(yq.add(128 * half + 32 * k).cast());
-                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), pair(8 * half + 2 * k));
-                    sumi = _mm256_add_epi32(sumi, p);
+                    let centred = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(thirty_two, y));
+                    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(centred, pair(8 * half + 2 * k)));
                 }
             }
         }
-        total += d_x * (f16_at(wb, 208) * (hsum_i32(sumi) - 32 * offset) as f32);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d_x * f16_at(wb, 208)), _mm256_cvtepi32_ps(sumi), acc);
     }
-    total
+    hsum(acc)
 }

@@ -215,7 +215,9 @@ fn quantize_q8_portable(x: &[f32], out: &mut [u8], block_bytes: usize, with_sum:
     for (xs, ob) in x.chunks_exact(BLOCK).zip(out.chunks_exact_mut(block_bytes)) {
         let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
         let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        // 127 / amax, not 1 / d: the two differ in the last bit now and then,
+        // and that moves a quant by one where a value lies near a half step.
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         ob[..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
         let mut sum = 0i32;
         for (q, v) in ob[header..].iter_mut().zip(xs) {

@@ -225,10 +225,6 @@ mod tests {
             let act_rows: Vec<Vec<f32>> = (0..tokens).map(|t| activation_values(&acts, t)).collect();
             let simd = all_dots(&m, &acts, false);
             let portable = all_dots(&m, &acts, true);
-            if format.block_len() == SUPER_BLOCK {
-                // Each super-block's scale and min terms meet before blocks are summed, in both.
-                assert_eq!(simd, portable, "{format:?}: the SIMD kernel sums as the portable one does");
-            }
             let mut w = vec![0f32; cols];
             for r in 0..rows {
                 m.dequantize_row(r, &mut w);
