@@ -22,20 +22,50 @@ pub(super) fn dot_rows(w: WeightRows, rows: Range<usize>, acts: ActRows, out: &m
     match w.format {
         WeightFormat::F32 => tiles(w, rows, acts, out, |a, b| dot_f32(a, b)),
         WeightFormat::Q4_0 => tiles(w, rows, acts, out, |a, b| dot_q4_0_q8_0(a, b)),
-        WeightFormat::Q4_1 => tiles_by_four(w, rows, acts, out),
+        WeightFormat::Q4_1 => {
+            tiles_by_four(w, rows, acts, out, |a, b| [dot_q4_1_q8_1(a, b[0])], |a, b| dot_q4_1_q8_1_x4(a, b))
+        }
         WeightFormat::Q8_0 => tiles(w, rows, acts, out, |a, b| dot_q8_0_q8_0(a, b)),
-        WeightFormat::Q5_0 => tiles(w, rows, acts, out, |a, b| q5k::dot_q5_0_q8_0(a, b)),
-        WeightFormat::Q5_1 => tiles(w, rows, acts, out, |a, b| q5k::dot_q5_1_q8_1(a, b)),
-        WeightFormat::Q4K => tiles(w, rows, acts, out, |a, b| q5k::dot_q45k_q8k(a, b, false)),
-        WeightFormat::Q5K => tiles(w, rows, acts, out, |a, b| q5k::dot_q45k_q8k(a, b, true)),
-        WeightFormat::Q6K => tiles(w, rows, acts, out, |a, b| q5k::dot_q6k_q8k(a, b)),
+        WeightFormat::Q5_0 => {
+            tiles_by_four(w, rows, acts, out, |a, b| q5k::dot_q5_0_q8_0(a, b), |a, b| q5k::dot_q5_0_q8_0(a, b))
+        }
+        WeightFormat::Q5_1 => {
+            tiles_by_four(w, rows, acts, out, |a, b| q5k::dot_q5_1_q8_1(a, b), |a, b| q5k::dot_q5_1_q8_1(a, b))
+        }
+        WeightFormat::Q4K => tiles_by_four(
+            w,
+            rows,
+            acts,
+            out,
+            |a, b| q5k::dot_q45k_q8k(a, b, false),
+            |a, b| q5k::dot_q45k_q8k(a, b, false),
+        ),
+        WeightFormat::Q5K => tiles_by_four(
+            w,
+            rows,
+            acts,
+            out,
+            |a, b| q5k::dot_q45k_q8k(a, b, true),
+            |a, b| q5k::dot_q45k_q8k(a, b, true),
+        ),
+        WeightFormat::Q6K => {
+            tiles_by_four(w, rows, acts, out, |a, b| q5k::dot_q6k_q8k(a, b), |a, b| q5k::dot_q6k_q8k(a, b))
+        }
     }
 }
 
-/// Q4_1 rows against four tokens at a time: each weight block is unpacked
-/// once for the four (prompt processing); leftover tokens go one by one.
-#[target_feature(enable = "avx2,fma,f16c")]
-fn tiles_by_four(w: WeightRows, rows: Range<usize>, acts: ActRows, out: &mut [f32]) {
+/// Rows against four tokens at a time (`four`): each weight block is
+/// unpacked once for the four (prompt processing); leftover tokens go one
+/// by one (`one`), with the same arithmetic per token.
+#[inline(always)]
+fn tiles_by_four(
+    w: WeightRows,
+    rows: Range<usize>,
+    acts: ActRows,
+    out: &mut [f32],
+    one: impl Fn(&[u8], [&[u8]; 1]) -> [f32; 1],
+    four: impl Fn(&[u8], [&[u8]; 4]) -> [f32; 4],
+) {
     let width = rows.len();
     assert!(out.len() >= acts.tokens * width, "output too short for {} tokens × {width} rows", acts.tokens);
     let act = |t: usize| &acts.data[t * acts.row_bytes..(t + 1) * acts.row_bytes];
@@ -47,7 +77,7 @@ fn tiles_by_four(w: WeightRows, rows: Range<usize>, acts: ActRows, out: &mut [f3
             let t = 4 * quad;
             let xs = [act(t), act(t + 1), act(t + 2), act(t + 3)];
             for r in start..end {
-                let sums = dot_q4_1_q8_1_x4(&w.data[r * w.row_bytes..(r + 1) * w.row_bytes], xs);
+                let sums = four(&w.data[r * w.row_bytes..(r + 1) * w.row_bytes], xs);
                 for (k, v) in sums.into_iter().enumerate() {
                     out[(t + k) * width + r - rows.start] = v;
                 }
@@ -55,8 +85,7 @@ fn tiles_by_four(w: WeightRows, rows: Range<usize>, acts: ActRows, out: &mut [f3
         }
         for t in 4 * quads..acts.tokens {
             for r in start..end {
-                out[t * width + r - rows.start] =
-                    dot_q4_1_q8_1(&w.data[r * w.row_bytes..(r + 1) * w.row_bytes], act(t));
+                out[t * width + r - rows.start] = one(&w.data[r * w.row_bytes..(r + 1) * w.row_bytes], [act(t)])[0];
             }
         }
         start = end;

@@ -2,8 +2,11 @@
 //! llama.cpp's quantizer falls back to for rows that are not a multiple of
 //! 256) and Q4_K, Q5_K, Q6_K against Q8_K activations. Quants are widened to
 //! bytes, multiplied with `maddubs` (unsigned × signed → i16 pairs) and summed
-//! with `madd` against each sub-block's integer scale; the K-quants' mins and
-//! Q6_K's offset of 32 go through Q8_K's sums of 16, once per sub-block.
+//! with `madd` against each sub-block's integer scale; the K-quants' mins go
+//! through Q8_K's sums of 16. Each kernel takes `N` tokens at once (1 for
+//! generation, 4 for a prompt): a weight block is unpacked once for all of
+//! them, and each token's arithmetic is the same whatever `N`, so a prompt
+//! gives the same numbers fed whole or token by token.
 
 use std::arch::x86_64::*;
 
@@ -26,49 +29,58 @@ fn bytes_from_bits(p: *const u8) -> __m256i {
     _mm256_cmpeq_epi8(_mm256_or_si256(spread, others), _mm256_set1_epi64x(-1))
 }
 
-/// Q5_0 · Q8_0: the fifth bit set keeps the nibble, unset turns it into
-/// nibble − 16 (its byte's top four bits set), so the quants come out signed.
+/// Q5_0 · Q8_0 for `N` tokens: the fifth bit set keeps the nibble, unset
+/// turns it into nibble − 16 (its byte's top four bits set), so the quants
+/// come out signed.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn dot_q5_0_q8_0(w: &[u8], x: &[u8]) -> f32 {
-    let n = (w.len() / 22).min(x.len() / 34);
-    let mut acc = _mm256_setzero_ps();
+pub(super) fn dot_q5_0_q8_0<const N: usize>(w: &[u8], x: [&[u8]; N]) -> [f32; N] {
+    let n = x.iter().fold(w.len() / 22, |n, x| n.min(x.len() / 34));
+    let mut acc = [_mm256_setzero_ps(); N];
     for i in 0..n {
-        // SAFETY: block i spans w[22i..22i+22] and x[34i..34i+34], inside both slices.
+        // SAFETY: block i spans w[22i..22i+22] and x[k][34i..34i+34], inside every slice.
         unsafe {
-            let (wb, xb) = (w.as_ptr().add(22 * i), x.as_ptr().add(34 * i));
-            let d = scale_product(wb, xb);
+            let wb = w.as_ptr().add(22 * i);
             let low = unpack_nibbles(_mm_loadu_si128(wb.add(6).cast()));
             let high = _mm256_andnot_si256(bytes_from_bits(wb.add(2)), _mm256_set1_epi8(0xF0u8 as i8));
-            let xq = _mm256_loadu_si256(xb.add(2).cast());
-            acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), signed_products(_mm256_or_si256(low, high), xq), acc);
+            let wq = _mm256_or_si256(low, high);
+            for k in 0..N {
+                let xb = x[k].as_ptr().add(34 * i);
+                let d = scale_product(wb, xb);
+                let xq = _mm256_loadu_si256(xb.add(2).cast());
+                acc[k] = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), signed_products(wq, xq), acc[k]);
+            }
         }
     }
-    hsum(acc)
+    acc.map(|a| hsum(a))
 }
 
-/// Q5_1 · Q8_1: unsigned five-bit quants, the offset through Q8_1's sum.
+/// Q5_1 · Q8_1 for `N` tokens: unsigned five-bit quants, the offset through Q8_1's sum.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn dot_q5_1_q8_1(w: &[u8], x: &[u8]) -> f32 {
-    let n = (w.len() / 24).min(x.len() / 36);
+pub(super) fn dot_q5_1_q8_1<const N: usize>(w: &[u8], x: [&[u8]; N]) -> [f32; N] {
+    let n = x.iter().fold(w.len() / 24, |n, x| n.min(x.len() / 36));
     let ones = _mm256_set1_epi16(1);
-    let (mut acc, mut offsets) = (_mm256_setzero_ps(), _mm_setzero_ps());
+    let (mut acc, mut offsets) = ([_mm256_setzero_ps(); N], [_mm_setzero_ps(); N]);
     for i in 0..n {
-        // SAFETY: block i spans w[24i..24i+24] and x[36i..36i+36], inside both slices.
+        // SAFETY: block i spans w[24i..24i+24] and x[k][36i..36i+36], inside every slice.
         unsafe {
-            let (wb, xb) = (w.as_ptr().add(24 * i), x.as_ptr().add(36 * i));
-            // Lanes [d_w, m_w, d_x, s_x] → [d_w·d_x, m_w·s_x].
-            let (wh, xh) = (wb.cast::<i32>().read_unaligned(), xb.cast::<i32>().read_unaligned());
-            let h = _mm_cvtph_ps(_mm_set_epi32(0, 0, xh, wh));
-            let scales = _mm_mul_ps(h, _mm_movehl_ps(h, h));
-            offsets = _mm_add_ps(offsets, scales);
+            let wb = w.as_ptr().add(24 * i);
+            let wh = wb.cast::<i32>().read_unaligned();
             let low = unpack_nibbles(_mm_loadu_si128(wb.add(8).cast()));
             let high = _mm256_and_si256(bytes_from_bits(wb.add(4)), _mm256_set1_epi8(0x10));
-            let xq = _mm256_loadu_si256(xb.add(4).cast());
-            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_or_si256(low, high), xq), ones);
-            acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), _mm256_cvtepi32_ps(p), acc);
+            let wq = _mm256_or_si256(low, high);
+            for k in 0..N {
+                let xb = x[k].as_ptr().add(36 * i);
+                // Lanes [d_w, m_w, d_x, s_x] → [d_w·d_x, m_w·s_x].
+                let h = _mm_cvtph_ps(_mm_set_epi32(0, 0, xb.cast::<i32>().read_unaligned(), wh));
+                let scales = _mm_mul_ps(h, _mm_movehl_ps(h, h));
+                offsets[k] = _mm_add_ps(offsets[k], scales);
+                let xq = _mm256_loadu_si256(xb.add(4).cast());
+                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(wq, xq), ones);
+                acc[k] = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), _mm256_cvtepi32_ps(p), acc[k]);
+            }
         }
     }
-    hsum(acc) + _mm_cvtss_f32(_mm_shuffle_ps(offsets, offsets, 1))
+    std::array::from_fn(|k| hsum(acc[k]) + _mm_cvtss_f32(_mm_shuffle_ps(offsets[k], offsets[k], 1)))
 }
 
 /// A Q8_K block's scale, quants and sums of 16.
@@ -95,42 +107,29 @@ fn scales_mins_k4(s: &[u8]) -> ([i16; 8], [i16; 8]) {
     (scales, mins)
 }
 
-/// Q4_K or Q5_K (`qh` the fifth bits) · Q8_K, summed in ggml's order (so
-/// greedy text follows llama.cpp's at near-ties): the scale terms in eight
-/// float lanes across super-blocks, the min terms per pair of sub-blocks in
-/// four lanes (Q4_K) or as one running float (Q5_K).
+/// Q4_K or Q5_K (`qh` the fifth bits) · Q8_K for `N` tokens, summed in
+/// ggml's order (so greedy text follows llama.cpp's at near-ties): the scale
+/// terms in eight float lanes across super-blocks, the min terms per pair of
+/// sub-blocks in four lanes (Q4_K) or as one running float (Q5_K).
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn dot_q45k_q8k(w: &[u8], x: &[u8], five_bits: bool) -> f32 {
+pub(super) fn dot_q45k_q8k<const N: usize>(w: &[u8], x: [&[u8]; N], five_bits: bool) -> [f32; N] {
     let block = if five_bits { 176 } else { 144 };
-    let n = (w.len() / block).min(x.len() / Q8K_BYTES);
+    let n = x.iter().fold(w.len() / block, |n, x| n.min(x.len() / Q8K_BYTES));
     let (mask, one) = (_mm256_set1_epi8(15), _mm256_set1_epi8(1));
-    let (mut acc, mut acc_min, mut sum_min) = (_mm256_setzero_ps(), _mm_setzero_ps(), 0f32);
+    let (mut acc, mut acc_min, mut sum_min) = ([_mm256_setzero_ps(); N], [_mm_setzero_ps(); N], [0f32; N]);
     for i in 0..n {
-        let (wb, xb) = (&w[block * i..block * (i + 1)], &x[Q8K_BYTES * i..Q8K_BYTES * (i + 1)]);
-        let (d_x, yq, sums) = q8k_parts(xb);
-        let (d, dmin) = (d_x * f16_at(wb, 0), -d_x * f16_at(wb, 2));
+        let wb = &w[block * i..block * (i + 1)];
         let (scales, mins) = scales_mins_k4(&wb[4..16]);
-        // Per pair of sub-blocks of 32: Σ min · (the activations' sum over the sub-block).
-        let pair = |k: usize| {
-            let sum = |j: usize| i32::from(sums[2 * j]) + i32::from(sums[2 * j + 1]);
-            i32::from(mins[2 * k]) * sum(2 * k) + i32::from(mins[2 * k + 1]) * sum(2 * k + 1)
-        };
-        let min_terms = [pair(0), pair(1), pair(2), pair(3)];
-        if five_bits {
-            sum_min += dmin * min_terms.iter().sum::<i32>() as f32;
-        } else {
-            let terms = _mm_setr_epi32(min_terms[0], min_terms[1], min_terms[2], min_terms[3]);
-            acc_min = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(terms), acc_min);
-        }
+        let (d_w, dmin_w) = (f16_at(wb, 0), f16_at(wb, 2));
+        // The 256 quants as bytes, chunk c's low nibbles then its high ones.
+        let mut quants = [_mm256_setzero_si256(); 8];
         let qs = if five_bits { &wb[48..] } else { &wb[16..] };
-        let mut sumi = _mm256_setzero_si256();
-        // SAFETY: qs holds 128 bytes (and qh 32), yq 256: every load below stays inside.
+        // SAFETY: qs holds 128 bytes and qh 32: every load stays inside.
         unsafe {
             let qh = if five_bits { _mm256_loadu_si256(wb[16..].as_ptr().cast()) } else { _mm256_setzero_si256() };
             for c in 0..4 {
                 let q4 = _mm256_loadu_si256(qs.as_ptr().add(32 * c).cast());
-                let mut lo = _mm256_and_si256(q4, mask);
-                let mut hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), mask);
+                let (mut lo, mut hi) = (_mm256_and_si256(q4, mask), _mm256_and_si256(_mm256_srli_epi16(q4, 4), mask));
                 if five_bits {
                     let bit = |k: i32| {
                         let shifted = _mm256_srl_epi16(qh, _mm_cvtsi32_si128(k));
@@ -139,35 +138,57 @@ pub(super) fn dot_q45k_q8k(w: &[u8], x: &[u8], five_bits: bool) -> f32 {
                     lo = _mm256_or_si256(lo, bit(2 * c as i32));
                     hi = _mm256_or_si256(hi, bit(2 * c as i32 + 1));
                 }
-                let ylo = _mm256_loadu_si256(yq.add(64 * c).cast());
-                let yhi = _mm256_loadu_si256(yq.add(64 * c + 32).cast());
-                let plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ylo), _mm256_set1_epi16(scales[2 * c]));
-                let phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yhi), _mm256_set1_epi16(scales[2 * c + 1]));
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(plo, phi));
+                (quants[2 * c], quants[2 * c + 1]) = (lo, hi);
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        for k in 0..N {
+            let (d_x, yq, sums) = q8k_parts(&x[k][Q8K_BYTES * i..Q8K_BYTES * (i + 1)]);
+            let (d, dmin) = (d_x * d_w, -d_x * dmin_w);
+            // Per pair of sub-blocks of 32: Σ min · (the activations' sum over the sub-block).
+            let pair = |p: usize| {
+                let sum = |j: usize| i32::from(sums[2 * j]) + i32::from(sums[2 * j + 1]);
+                i32::from(mins[2 * p]) * sum(2 * p) + i32::from(mins[2 * p + 1]) * sum(2 * p + 1)
+            };
+            let min_terms = [pair(0), pair(1), pair(2), pair(3)];
+            if five_bits {
+                sum_min[k] += dmin * min_terms.iter().sum::<i32>() as f32;
+            } else {
+                let terms = _mm_setr_epi32(min_terms[0], min_terms[1], min_terms[2], min_terms[3]);
+                acc_min[k] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(terms), acc_min[k]);
+            }
+            let mut sumi = _mm256_setzero_si256();
+            for (j, q) in quants.iter().enumerate() {
+                // SAFETY: yq points at 256 bytes; chunk j reads 32 of them.
+                let y = unsafe { _mm256_loadu_si256(yq.add(32 * j).cast()) };
+                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(*q, y), _mm256_set1_epi16(scales[j]));
+                sumi = _mm256_add_epi32(sumi, p);
+            }
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[k]);
+        }
     }
-    let m = _mm_add_ps(acc_min, _mm_movehl_ps(acc_min, acc_min));
-    hsum(acc) + _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m))) + sum_min
+    std::array::from_fn(|k| {
+        let m = _mm_add_ps(acc_min[k], _mm_movehl_ps(acc_min[k], acc_min[k]));
+        hsum(acc[k]) + _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m))) + sum_min[k]
+    })
 }
 
-/// Q6_K · Q8_K in ggml's order: per pair of elements, the unsigned six-bit
-/// quants' products minus 32 × the activations (in i16), times the
-/// sub-block's scale; eight float lanes across super-blocks.
+/// Q6_K · Q8_K for `N` tokens in ggml's order: per pair of elements, the
+/// unsigned six-bit quants' products minus 32 × the activations (in i16),
+/// times the sub-block's scale; eight float lanes across super-blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn dot_q6k_q8k(w: &[u8], x: &[u8]) -> f32 {
-    let n = (w.len() / 210).min(x.len() / Q8K_BYTES);
+pub(super) fn dot_q6k_q8k<const N: usize>(w: &[u8], x: [&[u8]; N]) -> [f32; N] {
+    let n = x.iter().fold(w.len() / 210, |n, x| n.min(x.len() / Q8K_BYTES));
     let (mask, three, thirty_two) = (_mm256_set1_epi8(15), _mm256_set1_epi8(3), _mm256_set1_epi8(32));
-    let mut acc = _mm256_setzero_ps();
+    let mut acc = [_mm256_setzero_ps(); N];
     for i in 0..n {
-        let (wb, xb) = (&w[210 * i..210 * (i + 1)], &x[Q8K_BYTES * i..Q8K_BYTES * (i + 1)]);
-        let (d_x, yq, _) = q8k_parts(xb);
+        let wb = &w[210 * i..210 * (i + 1)];
         let scales: [i16; SUBS] = std::array::from_fn(|s| i16::from(wb[192 + s] as i8));
-        // Scales of two sub-blocks of 16, one per 128-bit lane.
-        let pair = |s: usize| _mm256_set_m128i(_mm_set1_epi16(scales[s + 1]), _mm_set1_epi16(scales[s]));
-        let mut sumi = _mm256_setzero_si256();
-        // SAFETY: ql is wb[0..128], qh wb[128..192], yq 256 bytes: every load below stays inside.
+        // Scales of two sub-blocks of 16, one per 128-bit lane, for each vector of 32 quants.
+        let pairs: [__m256i; 8] =
+            std::array::from_fn(|v| _mm256_set_m128i(_mm_set1_epi16(scales[2 * v + 1]), _mm_set1_epi16(scales[2 * v])));
+        // The 256 unsigned quants, in element order, 32 per vector.
+        let mut quants = [_mm256_setzero_si256(); 8];
+        // SAFETY: ql is wb[0..128] and qh wb[128..192]: every load stays inside.
         unsafe {
             for half in 0..2 {
                 let ql = wb.as_ptr().add(64 * half);
@@ -177,20 +198,24 @@ pub(super) fn dot_q6k_q8k(w: &[u8], x: &[u8]) -> f32 {
                     let shifted = _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k));
                     _mm256_slli_epi16(_mm256_and_si256(shifted, three), 4)
                 };
-                let quants = [
-                    _mm256_or_si256(_mm256_and_si256(ql0, mask), top(0)),
-                    _mm256_or_si256(_mm256_and_si256(ql1, mask), top(1)),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), mask), top(2)),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), mask), top(3)),
-                ];
-                for (k, q) in quants.into_iter().enumerate() {
-                    let y = _mm256_loadu_si256(yq.add(128 * half + 32 * k).cast());
-                    let centred = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(thirty_two, y));
-                    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(centred, pair(8 * half + 2 * k)));
-                }
+                quants[4 * half] = _mm256_or_si256(_mm256_and_si256(ql0, mask), top(0));
+                quants[4 * half + 1] = _mm256_or_si256(_mm256_and_si256(ql1, mask), top(1));
+                quants[4 * half + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), mask), top(2));
+                quants[4 * half + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), mask), top(3));
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d_x * f16_at(wb, 208)), _mm256_cvtepi32_ps(sumi), acc);
+        let d_w = f16_at(wb, 208);
+        for k in 0..N {
+            let (d_x, yq, _) = q8k_parts(&x[k][Q8K_BYTES * i..Q8K_BYTES * (i + 1)]);
+            let mut sumi = _mm256_setzero_si256();
+            for (v, q) in quants.iter().enumerate() {
+                // SAFETY: yq points at 256 bytes; vector v reads 32 of them.
+                let y = unsafe { _mm256_loadu_si256(yq.add(32 * v).cast()) };
+                let centred = _mm256_sub_epi16(_mm256_maddubs_epi16(*q, y), _mm256_maddubs_epi16(thirty_two, y));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(centred, pairs[v]));
+            }
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d_x * d_w), _mm256_cvtepi32_ps(sumi), acc[k]);
+        }
     }
-    hsum(acc)
+    acc.map(|a| hsum(a))
 }

@@ -246,6 +246,31 @@ mod tests {
     }
 
     #[test]
+    fn a_token_gets_the_same_bits_alone_as_in_a_group_of_four() {
+        let formats = [
+            WeightFormat::Q4_1,
+            WeightFormat::Q5_0,
+            WeightFormat::Q5_1,
+            WeightFormat::Q4K,
+            WeightFormat::Q5K,
+            WeightFormat::Q6K,
+        ];
+        for (i, format) in formats.into_iter().enumerate() {
+            let (rows, cols, tokens) = (19, 2 * SUPER_BLOCK, 6);
+            let m = random_matrix(format, rows, cols, 40 + i as u64);
+            let x = noise(tokens * cols, 7);
+            let mut acts = Activations::default();
+            acts.quantize(format, &x, cols);
+            let together = all_dots(&m, &acts, false);
+            for t in 0..tokens {
+                let mut alone = Activations::default();
+                alone.quantize(format, &x[t * cols..(t + 1) * cols], cols);
+                assert_eq!(all_dots(&m, &alone, false), together[t * rows..(t + 1) * rows], "{format:?} token {t}");
+            }
+        }
+    }
+
+    #[test]
     fn a_row_range_gives_the_same_values_as_the_whole_matrix() {
         let m = random_matrix(WeightFormat::Q4_1, 40, 64, 3);
         let mut acts = Activations::default();
