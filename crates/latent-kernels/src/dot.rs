@@ -5,7 +5,7 @@
 use std::ops::Range;
 
 use super::blocks::{SUBS, block, super_block};
-use super::format::{BLOCK, Q8K_BYTES, SUPER_BLOCK, WeightFormat, f16_at};
+use super::format::{BLOCK, Q8_0_BYTES, Q8_1_BYTES, Q8K_BYTES, SUPER_BLOCK, WeightFormat, f16_at, f32_at};
 
 /// Rows handled together, so one tile of weights stays in L1 while every
 /// token's activations pass over it.
@@ -110,26 +110,26 @@ fn nibble_dot(w_qs: &[u8], x_qs: &[u8], zero: i32) -> i32 {
 
 fn dot_q4_0_q8_0(w: &[u8], x: &[u8]) -> f32 {
     w.chunks_exact(18)
-        .zip(x.chunks_exact(34))
-        .map(|(wb, xb)| f16_at(wb, 0) * f16_at(xb, 0) * nibble_dot(&wb[2..], &xb[2..], 8) as f32)
+        .zip(x.chunks_exact(Q8_0_BYTES))
+        .map(|(wb, xb)| f16_at(wb, 0) * f32_at(xb, 0) * nibble_dot(&wb[2..], &xb[4..], 8) as f32)
         .sum()
 }
 
 fn dot_q4_1_q8_1(w: &[u8], x: &[u8]) -> f32 {
     w.chunks_exact(20)
-        .zip(x.chunks_exact(36))
+        .zip(x.chunks_exact(Q8_1_BYTES))
         .map(|(wb, xb)| {
-            f16_at(wb, 0) * f16_at(xb, 0) * nibble_dot(&wb[4..], &xb[4..], 0) as f32 + f16_at(wb, 2) * f16_at(xb, 2)
+            f16_at(wb, 0) * f32_at(xb, 0) * nibble_dot(&wb[4..], &xb[8..], 0) as f32 + f16_at(wb, 2) * f32_at(xb, 4)
         })
         .sum()
 }
 
 fn dot_q8_0_q8_0(w: &[u8], x: &[u8]) -> f32 {
     w.chunks_exact(34)
-        .zip(x.chunks_exact(34))
+        .zip(x.chunks_exact(Q8_0_BYTES))
         .map(|(wb, xb)| {
-            let sum: i32 = wb[2..].iter().zip(&xb[2..]).map(|(&a, &b)| i32::from(a as i8) * i32::from(b as i8)).sum();
-            f16_at(wb, 0) * f16_at(xb, 0) * sum as f32
+            let sum: i32 = wb[2..].iter().zip(&xb[4..]).map(|(&a, &b)| i32::from(a as i8) * i32::from(b as i8)).sum();
+            f16_at(wb, 0) * f32_at(xb, 0) * sum as f32
         })
         .sum()
 }
@@ -137,14 +137,14 @@ fn dot_q8_0_q8_0(w: &[u8], x: &[u8]) -> f32 {
 /// Q5_0 · Q8_0 or Q5_1 · Q8_1, block by block through the unpacked quants.
 fn dot_q5_q8(format: WeightFormat, w: &[u8], x: &[u8]) -> f32 {
     // Q8_1 blocks carry `s = d · Σ q` after `d`; Q8_0 blocks do not.
-    let (x_bytes, x_qs) = if format == WeightFormat::Q5_1 { (36, 4) } else { (34, 2) };
+    let (x_bytes, x_qs) = if format == WeightFormat::Q5_1 { (Q8_1_BYTES, 8) } else { (Q8_0_BYTES, 4) };
     w.chunks_exact(format.block_bytes())
         .zip(x.chunks_exact(x_bytes))
         .map(|(wb, xb)| {
             let b = block(format, wb);
             let sum: i32 = b.q.iter().zip(&xb[x_qs..]).map(|(&p, &q)| i32::from(p) * i32::from(q as i8)).sum();
-            let offset = if x_qs == 4 { b.m * f16_at(xb, 2) } else { 0.0 };
-            b.d * f16_at(xb, 0) * sum as f32 + offset
+            let offset = if x_qs == 8 { b.m * f32_at(xb, 4) } else { 0.0 };
+            b.d * f32_at(xb, 0) * sum as f32 + offset
         })
         .sum()
 }

@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use super::dot::{ActRows, ROW_TILE, WeightRows, tiles};
 use super::dot_avx2_q5k as q5k;
-use super::format::WeightFormat;
+use super::format::{Q8_0_BYTES, Q8_1_BYTES, WeightFormat};
 
 /// Whether this CPU can run these kernels.
 pub(super) fn available() -> bool {
@@ -94,23 +94,23 @@ fn tiles_by_four(
 
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_q4_1_q8_1_x4(w: &[u8], x: [&[u8]; 4]) -> [f32; 4] {
-    let n = x.iter().fold(w.len() / 20, |n, x| n.min(x.len() / 36));
+    let n = x.iter().fold(w.len() / 20, |n, x| n.min(x.len() / Q8_1_BYTES));
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); 4];
     let mut offsets = [_mm_setzero_ps(); 4];
     for i in 0..n {
-        // SAFETY: block i spans w[20i..20i+20] and x[k][36i..36i+36], inside every slice.
+        // SAFETY: block i spans w[20i..20i+20] and x[k][40i..40i+40], inside every slice.
         unsafe {
             let wb = w.as_ptr().add(20 * i);
             let wq = unpack_nibbles(_mm_loadu_si128(wb.add(4).cast()));
             // [d_w, m_w]
             let wh = _mm_cvtph_ps(_mm_cvtsi32_si128(wb.cast::<i32>().read_unaligned()));
             for k in 0..4 {
-                let xb = x[k].as_ptr().add(36 * i);
+                let xb = x[k].as_ptr().add(Q8_1_BYTES * i);
                 // [d_w·d_x, m_w·s_x]
-                let scales = _mm_mul_ps(wh, _mm_cvtph_ps(_mm_cvtsi32_si128(xb.cast::<i32>().read_unaligned())));
+                let scales = _mm_mul_ps(wh, two_floats(xb));
                 offsets[k] = _mm_add_ps(offsets[k], scales);
-                let xq = _mm256_loadu_si256(xb.add(4).cast());
+                let xq = _mm256_loadu_si256(xb.add(8).cast());
                 let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wq, xq), ones));
                 acc[k] = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), p, acc[k]);
             }
@@ -144,14 +144,23 @@ pub(super) fn signed_products(w: __m256i, x: __m256i) -> __m256 {
     _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)))
 }
 
-/// Two f16 scales (`a` and `b`, 2 bytes each) multiplied, as f32.
+/// A weight block's f16 scale at `w` times an activation block's f32 scale
+/// at `x`, in lane 0.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn scale_product(a: *const u8, b: *const u8) -> __m128 {
+pub(super) fn scale_product(w: *const u8, x: *const u8) -> __m128 {
     // SAFETY: callers pass pointers to the first byte of a block header.
-    let (a, b) = unsafe { (a.cast::<u16>().read_unaligned(), b.cast::<u16>().read_unaligned()) };
-    let h = _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(a) | (i32::from(b) << 16)));
-    _mm_mul_ps(h, _mm_movehdup_ps(h))
+    let (w, x) = unsafe { (w.cast::<u16>().read_unaligned(), x.cast::<f32>().read_unaligned()) };
+    _mm_mul_ss(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(w))), _mm_set_ss(x))
+}
+
+/// The two f32s at `p` (a Q8_1 activation block's `d` and `s`) in lanes 0 and 1.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn two_floats(p: *const u8) -> __m128 {
+    // SAFETY: callers pass a pointer to a Q8_1 activation block's first byte.
+    let bits = unsafe { p.cast::<i64>().read_unaligned() };
+    _mm_castsi128_ps(_mm_cvtsi64_si128(bits))
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -183,15 +192,15 @@ fn dot_f32(w: &[u8], x: &[u8]) -> f32 {
 
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_q4_0_q8_0(w: &[u8], x: &[u8]) -> f32 {
-    let n = (w.len() / 18).min(x.len() / 34);
+    let n = (w.len() / 18).min(x.len() / Q8_0_BYTES);
     let mut acc = _mm256_setzero_ps();
     for i in 0..n {
-        // SAFETY: block i spans w[18i..18i+18] and x[34i..34i+34], inside both slices.
+        // SAFETY: block i spans w[18i..18i+18] and x[36i..36i+36], inside both slices.
         unsafe {
-            let (wb, xb) = (w.as_ptr().add(18 * i), x.as_ptr().add(34 * i));
+            let (wb, xb) = (w.as_ptr().add(18 * i), x.as_ptr().add(Q8_0_BYTES * i));
             let d = scale_product(wb, xb);
             let wq = _mm256_sub_epi8(unpack_nibbles(_mm_loadu_si128(wb.add(2).cast())), _mm256_set1_epi8(8));
-            let xq = _mm256_loadu_si256(xb.add(2).cast());
+            let xq = _mm256_loadu_si256(xb.add(4).cast());
             acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), signed_products(wq, xq), acc);
         }
     }
@@ -200,20 +209,19 @@ fn dot_q4_0_q8_0(w: &[u8], x: &[u8]) -> f32 {
 
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_q4_1_q8_1(w: &[u8], x: &[u8]) -> f32 {
-    let n = (w.len() / 20).min(x.len() / 36);
+    let n = (w.len() / 20).min(x.len() / Q8_1_BYTES);
     let ones = _mm256_set1_epi16(1);
     let (mut acc, mut offsets) = (_mm256_setzero_ps(), _mm_setzero_ps());
     for i in 0..n {
-        // SAFETY: block i spans w[20i..20i+20] and x[36i..36i+36], inside both slices.
+        // SAFETY: block i spans w[20i..20i+20] and x[40i..40i+40], inside both slices.
         unsafe {
-            let (wb, xb) = (w.as_ptr().add(20 * i), x.as_ptr().add(36 * i));
-            // Lanes [d_w, m_w, d_x, s_x] → [d_w·d_x, m_w·s_x].
-            let (wh, xh) = (wb.cast::<i32>().read_unaligned(), xb.cast::<i32>().read_unaligned());
-            let h = _mm_cvtph_ps(_mm_set_epi32(0, 0, xh, wh));
-            let scales = _mm_mul_ps(h, _mm_movehl_ps(h, h));
+            let (wb, xb) = (w.as_ptr().add(20 * i), x.as_ptr().add(Q8_1_BYTES * i));
+            // [d_w, m_w] · [d_x, s_x] → [d_w·d_x, m_w·s_x].
+            let wh = _mm_cvtph_ps(_mm_cvtsi32_si128(wb.cast::<i32>().read_unaligned()));
+            let scales = _mm_mul_ps(wh, two_floats(xb));
             offsets = _mm_add_ps(offsets, scales);
             let wq = unpack_nibbles(_mm_loadu_si128(wb.add(4).cast()));
-            let xq = _mm256_loadu_si256(xb.add(4).cast());
+            let xq = _mm256_loadu_si256(xb.add(8).cast());
             // Nibbles are unsigned, so maddubs takes them as they are.
             let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wq, xq), ones));
             acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), p, acc);
@@ -224,15 +232,15 @@ fn dot_q4_1_q8_1(w: &[u8], x: &[u8]) -> f32 {
 
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_q8_0_q8_0(w: &[u8], x: &[u8]) -> f32 {
-    let n = (w.len() / 34).min(x.len() / 34);
+    let n = (w.len() / 34).min(x.len() / Q8_0_BYTES);
     let mut acc = _mm256_setzero_ps();
     for i in 0..n {
-        // SAFETY: block i spans [34i..34i+34] of both slices.
+        // SAFETY: block i spans w[34i..34i+34] and x[36i..36i+36], inside both slices.
         unsafe {
-            let (wb, xb) = (w.as_ptr().add(34 * i), x.as_ptr().add(34 * i));
+            let (wb, xb) = (w.as_ptr().add(34 * i), x.as_ptr().add(Q8_0_BYTES * i));
             let d = scale_product(wb, xb);
             let wq = _mm256_loadu_si256(wb.add(2).cast());
-            let xq = _mm256_loadu_si256(xb.add(2).cast());
+            let xq = _mm256_loadu_si256(xb.add(4).cast());
             acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), signed_products(wq, xq), acc);
         }
     }

@@ -11,8 +11,8 @@
 use std::arch::x86_64::*;
 
 use super::blocks::SUBS;
-use super::dot_avx2::{hsum, scale_product, signed_products, unpack_nibbles};
-use super::format::{Q8K_BYTES, SUPER_BLOCK, f16_at};
+use super::dot_avx2::{hsum, signed_products, two_floats, unpack_nibbles};
+use super::format::{Q8_0_BYTES, Q8_1_BYTES, Q8K_BYTES, SUPER_BLOCK, f16_at};
 
 /// Byte j is 0xFF where bit j of the 32 bits at `p` is set, else 0.
 #[inline]
@@ -34,20 +34,21 @@ fn bytes_from_bits(p: *const u8) -> __m256i {
 /// come out signed.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn dot_q5_0_q8_0<const N: usize>(w: &[u8], x: [&[u8]; N]) -> [f32; N] {
-    let n = x.iter().fold(w.len() / 22, |n, x| n.min(x.len() / 34));
+    let n = x.iter().fold(w.len() / 22, |n, x| n.min(x.len() / Q8_0_BYTES));
     let mut acc = [_mm256_setzero_ps(); N];
     for i in 0..n {
-        // SAFETY: block i spans w[22i..22i+22] and x[k][34i..34i+34], inside every slice.
+        // SAFETY: block i spans w[22i..22i+22] and x[k][36i..36i+36], inside every slice.
         unsafe {
             let wb = w.as_ptr().add(22 * i);
             let low = unpack_nibbles(_mm_loadu_si128(wb.add(6).cast()));
             let high = _mm256_andnot_si256(bytes_from_bits(wb.add(2)), _mm256_set1_epi8(0xF0u8 as i8));
             let wq = _mm256_or_si256(low, high);
+            let d_w = _mm256_set1_ps(f16_at(std::slice::from_raw_parts(wb, 2), 0));
             for k in 0..N {
-                let xb = x[k].as_ptr().add(34 * i);
-                let d = scale_product(wb, xb);
-                let xq = _mm256_loadu_si256(xb.add(2).cast());
-                acc[k] = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), signed_products(wq, xq), acc[k]);
+                let xb = x[k].as_ptr().add(Q8_0_BYTES * i);
+                let d = _mm256_mul_ps(d_w, _mm256_set1_ps(xb.cast::<f32>().read_unaligned()));
+                let xq = _mm256_loadu_si256(xb.add(4).cast());
+                acc[k] = _mm256_fmadd_ps(d, signed_products(wq, xq), acc[k]);
             }
         }
     }
@@ -57,24 +58,23 @@ pub(super) fn dot_q5_0_q8_0<const N: usize>(w: &[u8], x: [&[u8]; N]) -> [f32; N]
 /// Q5_1 · Q8_1 for `N` tokens: unsigned five-bit quants, the offset through Q8_1's sum.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn dot_q5_1_q8_1<const N: usize>(w: &[u8], x: [&[u8]; N]) -> [f32; N] {
-    let n = x.iter().fold(w.len() / 24, |n, x| n.min(x.len() / 36));
+    let n = x.iter().fold(w.len() / 24, |n, x| n.min(x.len() / Q8_1_BYTES));
     let ones = _mm256_set1_epi16(1);
     let (mut acc, mut offsets) = ([_mm256_setzero_ps(); N], [_mm_setzero_ps(); N]);
     for i in 0..n {
-        // SAFETY: block i spans w[24i..24i+24] and x[k][36i..36i+36], inside every slice.
+        // SAFETY: block i spans w[24i..24i+24] and x[k][40i..40i+40], inside every slice.
         unsafe {
             let wb = w.as_ptr().add(24 * i);
-            let wh = wb.cast::<i32>().read_unaligned();
+            let wh = _mm_cvtph_ps(_mm_cvtsi32_si128(wb.cast::<i32>().read_unaligned()));
             let low = unpack_nibbles(_mm_loadu_si128(wb.add(8).cast()));
             let high = _mm256_and_si256(bytes_from_bits(wb.add(4)), _mm256_set1_epi8(0x10));
             let wq = _mm256_or_si256(low, high);
             for k in 0..N {
-                let xb = x[k].as_ptr().add(36 * i);
-                // Lanes [d_w, m_w, d_x, s_x] → [d_w·d_x, m_w·s_x].
-                let h = _mm_cvtph_ps(_mm_set_epi32(0, 0, xb.cast::<i32>().read_unaligned(), wh));
-                let scales = _mm_mul_ps(h, _mm_movehl_ps(h, h));
+                let xb = x[k].as_ptr().add(Q8_1_BYTES * i);
+                // [d_w, m_w] · [d_x, s_x] → [d_w·d_x, m_w·s_x].
+                let scales = _mm_mul_ps(wh, two_floats(xb));
                 offsets[k] = _mm_add_ps(offsets[k], scales);
-                let xq = _mm256_loadu_si256(xb.add(4).cast());
+                let xq = _mm256_loadu_si256(xb.add(8).cast());
                 let p = _mm256_madd_epi16(_mm256_maddubs_epi16(wq, xq), ones);
                 acc[k] = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), _mm256_cvtepi32_ps(p), acc[k]);
             }

@@ -18,6 +18,11 @@
 //!   sub-blocks of 16, `d * sc * (q - 32)`.
 //! - Q8_1: `d: f16, s: f16, qs: [i8; 32]` with `s = d * Σ qs`, so a Q4_1 or
 //!   Q5_1 row's offset `m` costs one multiply per block.
+//!
+//! Our own activation rows keep Q8_0's and Q8_1's `d` and `s` as the f32
+//! values of those f16s (the same numbers, so the same results): a kernel
+//! then loads them as they are instead of widening an f16 for every token
+//! and block.
 //! - Q8_K: `d: f32, qs: [i8; 256], bsums: [i16; 16]` (sums of each 16), so a
 //!   K-quant row's mins cost one multiply per sub-block.
 
@@ -31,6 +36,12 @@ pub const SUPER_BLOCK: usize = 256;
 
 /// Bytes of a Q8_K block.
 pub const Q8K_BYTES: usize = 4 + SUPER_BLOCK + 2 * SUPER_BLOCK / 16;
+
+/// Bytes of one of our Q8_0 activation blocks: `d` as f32, then the quants.
+pub const Q8_0_BYTES: usize = 4 + BLOCK;
+
+/// Bytes of one of our Q8_1 activation blocks: `d` and `s` as f32, then the quants.
+pub const Q8_1_BYTES: usize = 8 + BLOCK;
 
 /// How a weight matrix is stored in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,11 +126,17 @@ impl ActFormat {
     pub fn row_bytes(self, cols: usize) -> usize {
         match self {
             Self::F32 => cols * 4,
-            Self::Q8_0 => cols / BLOCK * 34,
-            Self::Q8_1 => cols / BLOCK * 36,
+            Self::Q8_0 => cols / BLOCK * Q8_0_BYTES,
+            Self::Q8_1 => cols / BLOCK * Q8_1_BYTES,
             Self::Q8K => cols / SUPER_BLOCK * Q8K_BYTES,
         }
     }
+}
+
+/// Reads the f32 at `bytes[at..at + 4]`.
+#[inline]
+pub fn f32_at(bytes: &[u8], at: usize) -> f32 {
+    f32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }
 
 /// Reads the f16 at `bytes[at..at + 2]`.
@@ -137,8 +154,8 @@ pub fn quantize_row(format: ActFormat, x: &[f32], out: &mut [u8]) {
                 o.copy_from_slice(&v.to_le_bytes());
             }
         }
-        ActFormat::Q8_0 => quantize_q8(x, out, 34, false),
-        ActFormat::Q8_1 => quantize_q8(x, out, 36, true),
+        ActFormat::Q8_0 => quantize_q8(x, out, Q8_0_BYTES, false),
+        ActFormat::Q8_1 => quantize_q8(x, out, Q8_1_BYTES, true),
         ActFormat::Q8K => {
             #[cfg(target_arch = "x86_64")]
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("f16c") {
@@ -218,7 +235,9 @@ fn quantize_q8_portable(x: &[f32], out: &mut [u8], block_bytes: usize, with_sum:
         // 127 / amax, not 1 / d: the two differ in the last bit now and then,
         // and that moves a quant by one where a value lies near a half step.
         let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
-        ob[..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+        // The f16 ggml stores, kept as the f32 it stands for.
+        let as_stored = |v: f32| f16::from_f32(v).to_f32().to_le_bytes();
+        ob[..4].copy_from_slice(&as_stored(d));
         let mut sum = 0i32;
         for (q, v) in ob[header..].iter_mut().zip(xs) {
             let r = (v * id).round_ties_even() as i8;
@@ -226,7 +245,7 @@ fn quantize_q8_portable(x: &[f32], out: &mut [u8], block_bytes: usize, with_sum:
             *q = r as u8;
         }
         if with_sum {
-            ob[2..4].copy_from_slice(&f16::from_f32(sum as f32 * d).to_le_bytes());
+            ob[4..8].copy_from_slice(&as_stored(sum as f32 * d));
         }
     }
 }
@@ -243,14 +262,15 @@ mod tests {
             quantize_row(format, &x, &mut q);
             let block_bytes = format.row_bytes(BLOCK);
             for (xs, b) in x.chunks(BLOCK).zip(q.chunks(block_bytes)) {
-                let d = f16_at(b, 0);
+                let d = f32_at(b, 0);
+                assert_eq!(d, f16::from_f32(d).to_f32(), "d is an f16's value");
                 let qs = &b[block_bytes - BLOCK..];
                 for (v, &q) in xs.iter().zip(qs) {
                     assert!((v - d * f32::from(q as i8)).abs() <= d * 0.5 + 1e-3 * d, "{v} vs {}", q as i8);
                 }
                 if format == ActFormat::Q8_1 {
                     let sum: i32 = qs.iter().map(|&q| i32::from(q as i8)).sum();
-                    assert!((f16_at(b, 2) - d * sum as f32).abs() <= 1e-3 * (d * sum as f32).abs() + 1e-6);
+                    assert!((f32_at(b, 4) - d * sum as f32).abs() <= 1e-3 * (d * sum as f32).abs() + 1e-6);
                 }
             }
         }

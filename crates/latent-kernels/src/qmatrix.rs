@@ -121,7 +121,7 @@ mod tests {
     use half::f16;
 
     use super::*;
-    use crate::format::{BLOCK, Q8K_BYTES, SUPER_BLOCK};
+    use crate::format::{BLOCK, Q8_0_BYTES, Q8_1_BYTES, Q8K_BYTES, SUPER_BLOCK};
 
     /// Deterministic values with a roughly unit spread (xorshift; the tests
     /// need variety, not statistical quality).
@@ -171,11 +171,15 @@ mod tests {
         let mut v = vec![0f32; cols];
         match acts.format {
             ActFormat::F32 => dequantize_row(WeightFormat::F32, bytes, &mut v),
-            ActFormat::Q8_0 => dequantize_row(WeightFormat::Q8_0, bytes, &mut v),
-            ActFormat::Q8_1 => {
-                // Q8_1 is Q8_0 plus a sum field: drop the sum.
-                let q8_0: Vec<u8> = bytes.chunks(36).flat_map(|b| [&b[..2], &b[4..]].concat()).collect();
-                dequantize_row(WeightFormat::Q8_0, &q8_0, &mut v);
+            ActFormat::Q8_0 | ActFormat::Q8_1 => {
+                // d as f32, Q8_1's sum, then the quants.
+                let (block, qs) = if acts.format == ActFormat::Q8_0 { (Q8_0_BYTES, 4) } else { (Q8_1_BYTES, 8) };
+                for (b, o) in bytes.chunks(block).zip(v.chunks_mut(BLOCK)) {
+                    let d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    for (o, &q) in o.iter_mut().zip(&b[qs..]) {
+                        *o = d * f32::from(q as i8);
+                    }
+                }
             }
             ActFormat::Q8K => {
                 for (b, o) in bytes.chunks(Q8K_BYTES).zip(v.chunks_mut(SUPER_BLOCK)) {
