@@ -59,6 +59,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("hub_answers", hub_answers),
     ("image_file", image_file),
     ("train_sources", train_sources),
+    ("conversation", conversation),
 ];
 
 /// A PNG's text chunks or a GIF's comments, then the settings read from
@@ -162,6 +163,20 @@ pub fn npy(data: &[u8]) {
         let again = parse_npy(&npy_bytes(&array), "again.npy");
         assert_eq!(again.map(|a| a.shape).ok(), Some(array.shape));
     }
+}
+
+/// A saved conversation (`io::conversations`), then what the Text view
+/// and the CLI compute from it: its title, its Markdown, its next turn, and
+/// the same conversation after a save and a read.
+pub fn conversation(data: &[u8]) {
+    let Ok(conversation) = crate::io::conversations::parse(data) else { return };
+    let _ = conversation.shown_title();
+    let _ = conversation.to_markdown();
+    if let Ok(spec) = conversation.next_turn() {
+        assert_eq!(spec.history.len() + 1, conversation.messages.len());
+    }
+    let json = serde_json::to_vec(&conversation).unwrap_or_default();
+    assert_eq!(crate::io::conversations::parse(&json).ok().as_ref(), Some(&conversation));
 }
 
 /// CLIP's tokenizer from `vocab.json`, `merges.txt` and

@@ -20,7 +20,15 @@ fn tiny(dir: &Path, context: u32) -> GgufLlama {
 }
 
 fn spec(prompt: &str, max: usize, sampling: SamplingParams) -> GenerateSpec {
-    GenerateSpec { prompt: prompt.into(), chat: false, max_new_tokens: max, sampling, stop_strings: vec![] }
+    GenerateSpec {
+        prompt: prompt.into(),
+        chat: false,
+        system: String::new(),
+        history: Vec::new(),
+        max_new_tokens: max,
+        sampling,
+        stop_strings: vec![],
+    }
 }
 
 fn run(model: &mut GgufLlama, spec: &GenerateSpec) -> (Generated, String) {

@@ -88,6 +88,8 @@ fn compare_generations(model: &mut GgufLlama, fixture: &Value, near_tie: f64, re
         let spec = GenerateSpec {
             prompt: prompt.clone(),
             chat,
+            system: String::new(),
+            history: Vec::new(),
             max_new_tokens: 0,
             sampling: SamplingParams::greedy(),
             stop_strings: vec![],
@@ -130,6 +132,8 @@ fn the_capital_of_france_is_paris() {
     let spec = GenerateSpec {
         prompt: "The capital of France is".into(),
         chat: false,
+        system: String::new(),
+        history: Vec::new(),
         max_new_tokens: 3,
         sampling: SamplingParams::greedy(),
         stop_strings: vec![],

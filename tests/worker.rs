@@ -450,6 +450,8 @@ mod text_generation {
         let spec = GenerateSpec {
             prompt: "ab".into(),
             chat: false,
+            system: String::new(),
+            history: Vec::new(),
             max_new_tokens,
             sampling: SamplingParams { seed: 3, ..Default::default() },
             stop_strings: vec![],

@@ -36,6 +36,8 @@ pub struct Settings {
     pub max_tokens: usize,
     /// Whether the text panel was in chat mode.
     pub chat: bool,
+    /// The conversation open in the Text view (its file).
+    pub conversation: Option<PathBuf>,
     /// The user's model folders (A1111/Forge or ComfyUI installs, or any folder).
     pub model_folders: Vec<PathBuf>,
     /// The Train view's own folder and how its images are prepared, when it trains on one.
@@ -101,6 +103,7 @@ impl Default for Settings {
             sampling: SamplingParams::default(),
             max_tokens: 256,
             chat: true,
+            conversation: None,
             model_folders: Vec::new(),
             unfinished_downloads: Vec::new(),
             training_folder: None,

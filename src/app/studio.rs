@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use eframe::egui_wgpu::RenderState;
 
+mod chat;
 mod frame;
 mod history;
 mod image;
@@ -186,6 +187,7 @@ impl StudioApp {
             app.apply(UiCommand::RescanLibrary);
         }
         app.restore_downloads();
+        app.restore_conversation();
         if app.settings.tab == crate::ui::commands::Tab::History {
             app.apply(UiCommand::RefreshHistory);
         }
@@ -302,7 +304,8 @@ impl StudioApp {
             }
             UiCommand::ExploreDiffusion(on) => self.explore_diffusion = on,
             // Handled by `apply_text_command` and `apply_train_command`.
-            UiCommand::SelectTextModel(_)
+            UiCommand::Chat(_)
+            | UiCommand::SelectTextModel(_)
             | UiCommand::OpenTextModel
             | UiCommand::Generate
             | UiCommand::SaveText

@@ -151,9 +151,16 @@ pub enum Command {
         /// Wrap the prompt in the model's chat template (instruct models).
         #[arg(long)]
         chat: bool,
-        /// Most new tokens.
-        #[arg(long, default_value_t = 256)]
-        max_tokens: usize,
+        /// With --chat: the system prompt.
+        #[arg(long)]
+        system: Option<String>,
+        /// With --chat: a conversation file (JSON); its turns are the context,
+        /// and the prompt and the answer are appended (the file is created if missing).
+        #[arg(long)]
+        conversation: Option<PathBuf>,
+        /// Most new tokens [default: 256, or the conversation's].
+        #[arg(long)]
+        max_tokens: Option<usize>,
         /// Stop when the output contains this text (repeatable).
         #[arg(long)]
         stop: Vec<String>,
@@ -309,8 +316,8 @@ fn run_here(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
         Command::Directions { model, count, samples, seed, sweep } => {
             directions::directions(&models_dir, &model, count, samples, seed, sweep.as_deref())
         }
-        Command::Text { model, prompt, chat, max_tokens, stop, sampling, json } => {
-            let spec = text::TextRun { prompt, chat, max_tokens, stop, json };
+        Command::Text { model, prompt, chat, system, conversation, max_tokens, stop, sampling, json } => {
+            let spec = text::TextRun { prompt, chat, max_tokens, stop, system, conversation, json };
             text::text(&models_dir, &model, spec, &sampling)
         }
         Command::Tokenize { model, text: input, chat, json } => text::tokenize(&models_dir, &model, &input, chat, json),

@@ -7,8 +7,11 @@ use anyhow::Context;
 use candle_core::Device;
 use clap::Args;
 
+use crate::io::conversations;
 use crate::library::{find_manifest, load_text_model_with};
-use crate::text::generate::{GenerateSpec, generate, prompt_ids};
+use crate::spec::conversation::Conversation;
+use crate::spec::text::TextModelRef;
+use crate::text::generate::{GenerateSpec, Generated, generate, prompt_ids};
 use crate::text::gguf_llama::{EngineChoice, GgufLlama};
 use crate::text::model::TextModel;
 use crate::text::sampling::SamplingParams;
@@ -18,7 +21,7 @@ use crate::train::cancel::CancelToken;
 #[derive(Args, Debug, Clone)]
 pub struct ModelChoice {
     /// Model id (see `latent-studio models`).
-    #[arg(long, required_unless_present = "gguf", conflicts_with = "gguf")]
+    #[arg(long, conflicts_with = "gguf")]
     pub model: Option<String>,
     /// A llama-family GGUF file to load instead of an installed model.
     #[arg(long)]
@@ -36,6 +39,27 @@ pub enum EngineArg {
 }
 
 impl ModelChoice {
+    /// The model named by the flags, if any.
+    pub fn model_ref(&self) -> Option<TextModelRef> {
+        match (&self.model, &self.gguf) {
+            (_, Some(path)) => Some(TextModelRef::File(path.clone())),
+            (Some(id), None) => Some(TextModelRef::Id(id.clone())),
+            (None, None) => None,
+        }
+    }
+
+    /// These flags with `model` as the model when the flags name none.
+    fn or_model(&self, model: Option<&TextModelRef>) -> Self {
+        let mut choice = self.clone();
+        match model {
+            _ if self.model_ref().is_some() => {}
+            Some(TextModelRef::Id(id)) => choice.model = Some(id.clone()),
+            Some(TextModelRef::File(path)) => choice.gguf = Some(path.clone()),
+            None => {}
+        }
+        choice
+    }
+
     /// Loads the chosen model on the CPU.
     pub fn load(&self, models_dir: &Path) -> anyhow::Result<Box<dyn TextModel>> {
         let device = Device::Cpu;
@@ -51,42 +75,44 @@ impl ModelChoice {
     }
 }
 
-/// Sampling flags shared by `text`.
-#[derive(Args, Debug, Clone)]
+/// Sampling flags shared by `text`; a flag left out takes its default, or
+/// with `--conversation` the value the conversation was last answered with.
+#[derive(Args, Debug, Clone, Default)]
 pub struct SamplingArgs {
-    /// 0 is greedy.
-    #[arg(long, default_value_t = 0.7)]
-    pub temperature: f32,
-    /// Keep the k most likely tokens (0: all).
-    #[arg(long, default_value_t = 40)]
-    pub top_k: usize,
-    /// Nucleus: keep the most likely tokens up to this probability mass.
-    #[arg(long, default_value_t = 0.95)]
-    pub top_p: f32,
-    /// Drop tokens below this fraction of the most likely one's probability.
-    #[arg(long, default_value_t = 0.05)]
-    pub min_p: f32,
-    /// Penalty for tokens among the last --repeat-window ones (1: off).
-    #[arg(long, default_value_t = 1.1)]
-    pub repeat_penalty: f32,
-    /// How many recent tokens the penalty looks at.
-    #[arg(long, default_value_t = 64)]
-    pub repeat_window: usize,
-    /// Seed: the same seed and settings give the same text.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// 0 is greedy [default: 0.7].
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Keep the k most likely tokens (0: all) [default: 40].
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Nucleus: keep the most likely tokens up to this probability mass [default: 0.95].
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Drop tokens below this fraction of the most likely one's probability [default: 0.05].
+    #[arg(long)]
+    pub min_p: Option<f32>,
+    /// Penalty for tokens among the last --repeat-window ones (1: off) [default: 1.1].
+    #[arg(long)]
+    pub repeat_penalty: Option<f32>,
+    /// How many recent tokens the penalty looks at [default: 64].
+    #[arg(long)]
+    pub repeat_window: Option<usize>,
+    /// Seed: the same seed and settings give the same text [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 impl SamplingArgs {
-    fn params(&self) -> anyhow::Result<SamplingParams> {
+    /// The flags given, over `base` for the rest.
+    fn params_over(&self, base: &SamplingParams) -> anyhow::Result<SamplingParams> {
         let p = SamplingParams {
-            temperature: self.temperature,
-            top_k: self.top_k,
-            top_p: self.top_p,
-            min_p: self.min_p,
-            repeat_penalty: self.repeat_penalty,
-            repeat_window: self.repeat_window,
-            seed: self.seed,
+            temperature: self.temperature.unwrap_or(base.temperature),
+            top_k: self.top_k.unwrap_or(base.top_k),
+            top_p: self.top_p.unwrap_or(base.top_p),
+            min_p: self.min_p.unwrap_or(base.min_p),
+            repeat_penalty: self.repeat_penalty.unwrap_or(base.repeat_penalty),
+            repeat_window: self.repeat_window.unwrap_or(base.repeat_window),
+            seed: self.seed.unwrap_or(base.seed),
         };
         p.validate().map_err(anyhow::Error::msg)?;
         Ok(p)
@@ -99,40 +125,112 @@ pub struct TextRun {
     pub prompt: String,
     /// Use the model's chat template.
     pub chat: bool,
-    /// Most new tokens.
-    pub max_tokens: usize,
+    /// Most new tokens (default 256, or the conversation's).
+    pub max_tokens: Option<usize>,
     /// Stop strings.
     pub stop: Vec<String>,
+    /// The system prompt of a chat.
+    pub system: Option<String>,
+    /// A conversation file: its turns are the context, and the prompt and
+    /// the answer are appended to it.
+    pub conversation: Option<PathBuf>,
     /// One JSON object at the end instead of streamed text.
     pub json: bool,
 }
 
+/// Most new tokens when neither the flag nor a conversation says.
+const DEFAULT_MAX_TOKENS: usize = 256;
+
 /// `text`: streams the continuation (or chat answer) to stdout, stats to
 /// stderr; with `json`, prints the result as one object instead.
 pub fn text(models_dir: &Path, choice: &ModelChoice, run: TextRun, sampling: &SamplingArgs) -> anyhow::Result<()> {
+    if let Some(path) = run.conversation.clone() {
+        return continue_conversation(models_dir, choice, run, sampling, &path);
+    }
     let mut model = choice.load(models_dir)?;
     let spec = GenerateSpec {
         prompt: run.prompt,
         chat: run.chat,
-        max_new_tokens: run.max_tokens,
-        sampling: sampling.params()?,
+        system: run.system.unwrap_or_default(),
+        history: Vec::new(),
+        max_new_tokens: run.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        sampling: sampling.params_over(&SamplingParams::default())?,
         stop_strings: run.stop,
     };
+    let result = stream(model.as_mut(), &spec, run.json)?;
+    if !run.json {
+        report(&result);
+    }
+    Ok(())
+}
+
+/// `text --chat --conversation FILE`: answers the prompt with the file's
+/// turns as context and appends both to the file (created if missing). The
+/// conversation keeps its model and settings unless flags change them.
+fn continue_conversation(
+    models_dir: &Path,
+    choice: &ModelChoice,
+    run: TextRun,
+    sampling: &SamplingArgs,
+    path: &Path,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(run.chat, "--conversation continues a chat: add --chat");
+    let mut conversation = if path.exists() {
+        conversations::load(path)?
+    } else {
+        Conversation::new(choice.model_ref(), SamplingParams::default(), DEFAULT_MAX_TOKENS)
+    };
+    let choice = choice.or_model(conversation.model.as_ref());
+    conversation.model = choice.model_ref();
+    conversation.sampling = sampling.params_over(&conversation.sampling)?;
+    conversation.max_new_tokens = run.max_tokens.unwrap_or(conversation.max_new_tokens);
+    if let Some(system) = run.system {
+        conversation.system = system;
+    }
+    if !run.stop.is_empty() {
+        conversation.stop_strings = run.stop;
+    }
+    let mut model = choice.load(models_dir)?;
+    conversation.push_user(&run.prompt);
+    let spec = conversation.next_turn().map_err(anyhow::Error::msg)?;
+    let result = stream(model.as_mut(), &spec, run.json)?;
+    conversation.push_answer(&result.text);
+    conversations::save(path, &mut conversation)?;
+    if !run.json {
+        report(&result);
+        if result.dropped_messages > 0 {
+            eprintln!(
+                "the {} earliest messages were left out: the conversation is longer than the context",
+                result.dropped_messages
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Generates, streaming text to stdout (or, with `json`, printing the result
+/// as one object at the end).
+fn stream(model: &mut dyn TextModel, spec: &GenerateSpec, json: bool) -> anyhow::Result<Generated> {
     let mut out = std::io::stdout().lock();
     let mut write_error = None;
-    let result = generate(model.as_mut(), &spec, &CancelToken::new(), &mut |_, piece| {
-        if !run.json && write_error.is_none() {
+    let result = generate(model, spec, &CancelToken::new(), &mut |_, piece| {
+        if !json && write_error.is_none() {
             write_error = out.write_all(piece.as_bytes()).and_then(|()| out.flush()).err();
         }
     })?;
     if let Some(e) = write_error {
         return Err(e).context("cannot write to stdout");
     }
-    if run.json {
+    if json {
         writeln!(out, "{}", serde_json::to_string(&result)?)?;
-        return Ok(());
+    } else {
+        writeln!(out)?;
     }
-    writeln!(out)?;
+    Ok(result)
+}
+
+/// Prompt and generation statistics on stderr.
+fn report(result: &Generated) {
     eprintln!(
         "{} prompt tokens in {:.2} s, {} new tokens in {:.2} s ({:.1} tokens/s), stopped: {:?}",
         result.prompt_ids.len(),
@@ -142,7 +240,6 @@ pub fn text(models_dir: &Path, choice: &ModelChoice, run: TextRun, sampling: &Sa
         result.tokens_per_second(),
         result.stop
     );
-    Ok(())
 }
 
 /// `tokenize`: token ids and pieces of a text, as a table or JSON.
@@ -151,6 +248,8 @@ pub fn tokenize(models_dir: &Path, choice: &ModelChoice, text: &str, chat: bool,
     let spec = GenerateSpec {
         prompt: text.to_owned(),
         chat,
+        system: String::new(),
+        history: Vec::new(),
         max_new_tokens: 0,
         sampling: SamplingParams::greedy(),
         stop_strings: Vec::new(),

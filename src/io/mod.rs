@@ -1,6 +1,7 @@
 //! Files: data sets, model manifests, PNG with metadata, GIF export, output paths.
 
 pub mod chart;
+pub mod conversations;
 pub mod datasets;
 pub mod directions;
 pub mod emoji;

@@ -48,13 +48,53 @@ impl SamplingParams {
     }
 }
 
+/// One message of a chat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// "system", "user" or "assistant".
+    pub role: String,
+    /// The text.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message from `role`.
+    pub fn new(role: &str, content: impl Into<String>) -> Self {
+        Self { role: role.to_owned(), content: content.into() }
+    }
+}
+
+/// A language model to run: an installed one, or a GGUF file the user opened.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TextModelRef {
+    /// Installed model id (a manifest of the text family).
+    Id(String),
+    /// A llama-family GGUF file anywhere on disk.
+    File(std::path::PathBuf),
+}
+
+impl std::fmt::Display for TextModelRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Id(id) => f.write_str(id),
+            Self::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
 /// What to generate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GenerateSpec {
-    /// The user's text.
+    /// The user's text (with `chat`, the newest user message).
     pub prompt: String,
     /// Wrap the prompt as a user message in the model's chat template.
     pub chat: bool,
+    /// With `chat`: the system prompt (empty: the template's own default, if any).
+    #[serde(default)]
+    pub system: String,
+    /// With `chat`: the earlier turns, oldest first, before `prompt`.
+    #[serde(default)]
+    pub history: Vec<ChatMessage>,
     /// Most new tokens.
     pub max_new_tokens: usize,
     /// Sampling parameters, seed included.
@@ -93,6 +133,13 @@ pub struct Generated {
     pub prompt_seconds: f64,
     /// Seconds spent generating after the prompt.
     pub generate_seconds: f64,
+    /// Leading prompt tokens whose keys and values were already cached from
+    /// the previous generation (not computed again).
+    #[serde(default)]
+    pub reused_tokens: usize,
+    /// Earliest messages of `history` left out so the prompt fits the context.
+    #[serde(default)]
+    pub dropped_messages: usize,
 }
 
 impl Generated {

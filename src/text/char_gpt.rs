@@ -117,6 +117,10 @@ impl TextModel for CharGpt {
         self.history.clear();
     }
 
+    fn rewinds(&self) -> bool {
+        true
+    }
+
     fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>, TextModelError> {
         self.history.truncate(pos);
         self.history.extend_from_slice(tokens);

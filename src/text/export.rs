@@ -124,8 +124,15 @@ pub fn sample_text(trainer: &TextTrainer, max_new: usize) -> Result<(String, Str
     } else {
         trainer.alphabet()[..1].iter().collect()
     };
-    let spec =
-        GenerateSpec { prompt: prompt.clone(), chat: false, max_new_tokens: max_new, sampling, stop_strings: vec![] };
+    let spec = GenerateSpec {
+        prompt: prompt.clone(),
+        chat: false,
+        system: String::new(),
+        history: Vec::new(),
+        max_new_tokens: max_new,
+        sampling,
+        stop_strings: vec![],
+    };
     let sample = generate(&mut model, &spec, &CancelToken::new(), &mut |_, _| {})
         .map_err(|e| TrainError::Invalid(format!("sampling failed: {e}")))?;
     Ok((prompt, sample.text))

@@ -14,11 +14,46 @@ pub use crate::spec::text::{GenerateSpec, Generated, StopReason};
 
 /// The token ids `spec` feeds the model.
 pub fn prompt_ids(model: &dyn TextModel, spec: &GenerateSpec) -> Result<Vec<u32>, TextModelError> {
+    Ok(fit_prompt(model, spec)?.ids)
+}
+
+/// A prompt ready to feed: its ids, and how many of the earliest chat
+/// messages were left out so it fits the context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prompt {
+    pub ids: Vec<u32>,
+    pub dropped_messages: usize,
+}
+
+/// Encodes `spec`'s prompt. A chat whose turns (with room for the answer)
+/// do not fit the model's context loses its earliest turns, a question with
+/// its answer at a time; the system prompt and the newest message stay.
+pub fn fit_prompt(model: &dyn TextModel, spec: &GenerateSpec) -> Result<Prompt, TextModelError> {
     let codec = model.codec();
     if !spec.chat {
-        return Ok(codec.encode(&spec.prompt, false)?);
+        return Ok(Prompt { ids: codec.encode(&spec.prompt, false)?, dropped_messages: 0 });
     }
-    let messages = [ChatMessage { role: "user".into(), content: spec.prompt.clone() }];
+    let context = model.context_len();
+    let room = spec.max_new_tokens.clamp(1, context / 2);
+    let history = &spec.history;
+    let mut dropped = 0;
+    loop {
+        let ids = chat_ids(model, spec, &history[dropped..])?;
+        if ids.len() + room <= context || dropped == history.len() {
+            return Ok(Prompt { ids, dropped_messages: dropped });
+        }
+        let pair = history[dropped].role == "user" && history.get(dropped + 1).is_some_and(|m| m.role == "assistant");
+        dropped += if pair { 2 } else { 1 };
+    }
+}
+
+/// The ids of a chat prompt: system prompt, `history`, then `spec.prompt` as
+/// the user's message, in the model's template, ready for the answer.
+fn chat_ids(model: &dyn TextModel, spec: &GenerateSpec, history: &[ChatMessage]) -> Result<Vec<u32>, TextModelError> {
+    let codec = model.codec();
+    let system = (!spec.system.trim().is_empty()).then(|| ChatMessage::new("system", spec.system.clone()));
+    let user = ChatMessage::new("user", spec.prompt.clone());
+    let messages: Vec<ChatMessage> = system.into_iter().chain(history.iter().cloned()).chain([user]).collect();
     match codec.chat_prompt(&messages) {
         Some(text) => Ok(codec.encode(&text?, true)?),
         None => Err(crate::text::gguf_tokenizer::TokenizerError::Template(format!(
@@ -26,6 +61,27 @@ pub fn prompt_ids(model: &dyn TextModel, spec: &GenerateSpec) -> Result<Vec<u32>
             model.name()
         ))
         .into()),
+    }
+}
+
+/// The tokens whose keys and values sit in a model's cache, in order, so
+/// the next prompt computes only what follows their common prefix.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CachedTokens(Vec<u32>);
+
+impl CachedTokens {
+    /// How many leading tokens of `prompt` can be taken from the cache. At
+    /// least one token is always fed (its logits are needed); a model that
+    /// cannot rewind its cache reuses it only when `prompt` extends it.
+    pub fn reusable(&self, prompt: &[u32], rewinds: bool) -> usize {
+        let common = self.0.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        let common = common.min(prompt.len().saturating_sub(1));
+        if common < self.0.len() && !rewinds { 0 } else { common }
+    }
+
+    /// The cached tokens.
+    pub fn tokens(&self) -> &[u32] {
+        &self.0
     }
 }
 
@@ -42,16 +98,38 @@ pub fn generate(
     cancel: &CancelToken,
     on_text: &mut dyn FnMut(NewToken, &str),
 ) -> Result<Generated, TextModelError> {
-    let prompt_ids = prompt_ids(model, spec)?;
+    generate_reusing(model, &mut CachedTokens::default(), spec, cancel, on_text)
+}
+
+/// [`generate`] on a model whose cache holds `cached` (what the previous
+/// generation fed it): the prompt's common prefix with it is not computed
+/// again, which is what makes regenerating or editing a late message of a
+/// long conversation cheap. `cached` is updated to what the model holds after.
+pub fn generate_reusing(
+    model: &mut dyn TextModel,
+    cached: &mut CachedTokens,
+    spec: &GenerateSpec,
+    cancel: &CancelToken,
+    on_text: &mut dyn FnMut(NewToken, &str),
+) -> Result<Generated, TextModelError> {
+    let Prompt { ids: prompt_ids, dropped_messages } = fit_prompt(model, spec)?;
     let context = model.context_len();
     if prompt_ids.is_empty() || prompt_ids.len() >= context {
         return Err(TextModelError::PromptTooLong { tokens: prompt_ids.len(), context });
     }
     let mut sampler = Sampler::new(spec.sampling.clone());
     let stop_ids = model.codec().stop_ids().to_vec();
-    model.reset();
+    let reused_tokens = cached.reusable(&prompt_ids, model.rewinds());
+    // Taken out while the model runs: after an error the cache's contents are
+    // unknown, and an empty record makes the next generation start afresh.
+    let mut fed = std::mem::take(&mut cached.0);
+    fed.truncate(reused_tokens);
+    if reused_tokens == 0 {
+        model.reset();
+    }
     let start = Instant::now();
-    let mut logits = model.forward(&prompt_ids, 0)?;
+    let mut logits = model.forward(&prompt_ids[reused_tokens..], reused_tokens)?;
+    fed.extend_from_slice(&prompt_ids[reused_tokens..]);
     let prompt_seconds = start.elapsed().as_secs_f64();
     let start = Instant::now();
 
@@ -103,11 +181,22 @@ pub fn generate(
             break StopReason::StopString;
         }
         logits = model.forward(&[id], history.len() - 1)?;
+        fed.push(id);
     };
+    cached.0 = fed;
     if stop != StopReason::StopString && pending < ids.len() {
         let rest = model.codec().decode(&ids[pending..])?;
         on_text(None, &rest);
         text.push_str(&rest);
     }
-    Ok(Generated { prompt_ids, ids, text, stop, prompt_seconds, generate_seconds: start.elapsed().as_secs_f64() })
+    Ok(Generated {
+        prompt_ids,
+        ids,
+        text,
+        stop,
+        prompt_seconds,
+        generate_seconds: start.elapsed().as_secs_f64(),
+        reused_tokens,
+        dropped_messages,
+    })
 }

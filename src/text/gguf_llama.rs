@@ -212,6 +212,11 @@ impl TextModel for GgufLlama {
         &self.engine_note
     }
 
+    /// Our runner keeps the cache before any position; candle's llama only appends.
+    fn rewinds(&self) -> bool {
+        matches!(self.engine, Engine::Native(_))
+    }
+
     fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>, TextModelError> {
         let (weights, device) = match &mut self.engine {
             Engine::Native(runner) => {

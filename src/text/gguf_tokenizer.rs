@@ -35,14 +35,7 @@ const TOKEN_TYPE_USER_DEFINED: i32 = 4;
 /// stops on them as well as on the file's end-of-sequence token.
 const END_OF_TURN: [&str; 5] = ["<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>"];
 
-/// One message of a chat.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ChatMessage {
-    /// "system", "user" or "assistant".
-    pub role: String,
-    /// The text.
-    pub content: String,
-}
+pub use crate::spec::text::ChatMessage;
 
 /// A byte-level BPE tokenizer built from GGUF metadata.
 pub struct TextTokenizer {

@@ -61,6 +61,12 @@ pub trait TextModel: Send {
     }
     /// Forgets the cached sequence: the next `forward` starts at position 0.
     fn reset(&mut self);
+    /// Whether `forward` may start before the end of the cached sequence
+    /// (keeping only the positions before it), so a prompt that shares a
+    /// prefix with the cached one reuses it.
+    fn rewinds(&self) -> bool {
+        false
+    }
     /// Feeds `tokens` at positions `pos..` (after the cached ones) and
     /// returns the logits of the token that follows them.
     fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>, TextModelError>;

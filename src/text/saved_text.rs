@@ -42,6 +42,8 @@ mod tests {
         let spec = GenerateSpec {
             prompt: "Say \"hi\"\nplease".into(),
             chat: true,
+            system: String::new(),
+            history: Vec::new(),
             max_new_tokens: 9,
             sampling: SamplingParams { seed: 42, ..Default::default() },
             stop_strings: vec!["\n\n".into()],
@@ -53,6 +55,8 @@ mod tests {
             stop: StopReason::StopToken,
             prompt_seconds: 0.1,
             generate_seconds: 0.5,
+            reused_tokens: 0,
+            dropped_messages: 0,
         };
         let file = text_with_settings("smollm2", "SmolLM2", &spec, &out);
         for line in ["seed: 42", "chat: true", "prompt: \"Say \\\"hi\\\"\\nplease\"", "stop: [\"\\n\\n\"]", "top_k: 40"]

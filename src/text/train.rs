@@ -282,6 +282,8 @@ mod tests {
         let spec = crate::text::generate::GenerateSpec {
             prompt: "abcdab".into(),
             chat: false,
+            system: String::new(),
+            history: Vec::new(),
             max_new_tokens: 10,
             sampling: crate::text::sampling::SamplingParams::greedy(),
             stop_strings: vec![],

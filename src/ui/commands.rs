@@ -50,9 +50,36 @@ pub enum SaveKind {
     Animation,
 }
 
+/// What the Text view's conversation asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChatCommand {
+    /// Append the written message and answer it.
+    Send,
+    /// Answer the last user message again (dropping the answer it has).
+    Regenerate,
+    /// Stop the answer being generated (what it has so far is kept).
+    Stop,
+    /// Replace message `index` and forget the turns after it; a user message is answered again.
+    Edit { index: usize, text: String },
+    /// Leave the message being edited unchanged.
+    CancelEdit,
+    /// Start an empty conversation.
+    New,
+    /// Open a saved conversation with its model and settings.
+    Open(PathBuf),
+    /// Give a saved conversation a title.
+    Rename { path: PathBuf, title: String },
+    /// Move a saved conversation to the trash.
+    Delete(PathBuf),
+    /// Write the open conversation as Markdown next to it.
+    ExportMarkdown,
+}
+
 /// A request from a panel, applied by the app after the frame.
 #[derive(Clone, Debug, PartialEq)]
 pub enum UiCommand {
+    /// The Text view's conversation.
+    Chat(ChatCommand),
     /// Open another model.
     SelectModel(String),
     /// The current latent changed: decode a preview.

@@ -2,6 +2,7 @@
 
 pub mod about;
 pub mod commands;
+pub mod conversation_view;
 pub mod history_panel;
 pub mod image_panel;
 pub mod jobs;

@@ -9,6 +9,7 @@ use super::theme;
 use crate::io::manifest::ModelManifest;
 use crate::spec::text::{GenerateSpec, Generated, SamplingParams, StopReason};
 use crate::ui::commands::UiCommand;
+use crate::ui::conversation_view::{ChatState, ConversationView};
 use crate::worker::{JobId, TextModelRef, TokenPiece};
 
 /// What the panel shows besides its own state.
@@ -43,6 +44,10 @@ pub struct TextPanel {
     pub last: Option<Generated>,
     /// Name of the model that produced the output.
     pub model_name: String,
+    /// Chat mode's conversations.
+    pub chat_view: ConversationView,
+    /// The running job answers the open conversation (not a raw prompt).
+    pub answering: bool,
     started: Option<std::time::Instant>,
 }
 
@@ -61,6 +66,8 @@ impl Default for TextPanel {
             running: None,
             last: None,
             model_name: String::new(),
+            chat_view: ConversationView::default(),
+            answering: false,
             started: None,
         }
     }
@@ -77,15 +84,19 @@ impl TextPanel {
         GenerateSpec {
             prompt: self.prompt.clone(),
             chat: self.chat,
+            system: String::new(),
+            history: Vec::new(),
             max_new_tokens: self.max_tokens,
             sampling: self.sampling.clone(),
             stop_strings: self.stop_strings(),
         }
     }
 
-    /// A generation was submitted as `job`.
-    pub fn begin(&mut self, job: JobId) {
+    /// A generation was submitted as `job`; `answering` if it answers the open conversation.
+    pub fn begin(&mut self, job: JobId, answering: bool) {
         self.running = Some(job);
+        self.answering = answering;
+        self.chat_view.answer.clear();
         self.output.clear();
         self.prompt_tokens.clear();
         self.output_tokens.clear();
@@ -104,30 +115,79 @@ impl TextPanel {
     pub fn push(&mut self, token: Option<TokenPiece>, text: &str) {
         self.output_tokens.extend(token);
         self.output.push_str(text);
+        if self.answering {
+            self.chat_view.answer.push_str(text);
+        }
     }
 
     /// Generation ended.
-    pub fn finish(&mut self, generated: Generated) {
+    /// Returns whether the answer joined the open conversation (which the app then saves).
+    pub fn finish(&mut self, generated: Generated) -> bool {
         self.output = generated.text.clone();
         self.running = None;
+        let answered = std::mem::take(&mut self.answering);
+        if answered {
+            let view = &mut self.chat_view;
+            view.conversation.push_answer(&generated.text);
+            view.answer.clear();
+            view.note = Some(answer_note(&generated));
+        }
         self.last = Some(generated);
+        answered
     }
 
     /// The job failed or was dropped.
     pub fn abort(&mut self) {
         self.running = None;
+        self.answering = false;
     }
 
     /// Draws the panel; user actions become commands in `out`.
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &TextPanelContext, out: &mut Vec<UiCommand>) {
         self.model_row_ui(ui, ctx, out);
         ui.add_space(6.0);
+        if self.chat {
+            self.chat_ui(ui, ctx, out);
+            return;
+        }
         ui.columns(2, |cols| {
             self.prompt_ui(&mut cols[0], ctx, out);
             self.settings_ui(&mut cols[1]);
         });
         ui.separator();
         self.output_ui(ui);
+    }
+
+    /// Chat mode: the conversations, with the sampling settings and the token view beside them.
+    fn chat_ui(&mut self, ui: &mut egui::Ui, ctx: &TextPanelContext, out: &mut Vec<UiCommand>) {
+        let state = ChatState { running: self.running.is_some(), has_model: self.model.is_some() };
+        let settings_width = 330.0;
+        ui.horizontal_top(|ui| {
+            let width = (ui.available_width() - settings_width - 16.0).max(300.0);
+            ui.vertical(|ui| {
+                ui.set_width(width);
+                self.chat_view.ui(ui, &state, out);
+            });
+            ui.separator();
+            ui.vertical(|ui| {
+                self.chat_toggle_ui(ui, ctx);
+                self.settings_ui(ui);
+                ui.separator();
+                self.rate_ui(ui);
+                egui::ScrollArea::vertical().id_salt("chat-tokens").show(ui, |ui| self.tokens_view_ui(ui));
+            });
+        });
+    }
+
+    /// The Chat checkbox, enabled when the model has a chat template.
+    fn chat_toggle_ui(&mut self, ui: &mut egui::Ui, ctx: &TextPanelContext) {
+        let has_template = match &self.model {
+            Some(TextModelRef::Id(id)) => ctx.models.iter().any(|m| &m.id == id && m.has_chat_template()),
+            _ => true,
+        };
+        ui.add_enabled(has_template, egui::Checkbox::new(&mut self.chat, "Chat"))
+            .on_hover_text("Use the model's chat template (instruct models)")
+            .on_disabled_hover_text("This model has no chat template: it continues the text");
     }
 
     fn model_row_ui(&mut self, ui: &mut egui::Ui, ctx: &TextPanelContext, out: &mut Vec<UiCommand>) {
@@ -166,13 +226,7 @@ impl TextPanel {
         )
         .labelled_by(label.id);
         ui.horizontal(|ui| {
-            let has_template = match &self.model {
-                Some(TextModelRef::Id(id)) => ctx.models.iter().any(|m| &m.id == id && m.has_chat_template()),
-                _ => true,
-            };
-            ui.add_enabled(has_template, egui::Checkbox::new(&mut self.chat, "Chat"))
-                .on_hover_text("Use the model's chat template (instruct models)")
-                .on_disabled_hover_text("This model has no chat template: it continues the text");
+            self.chat_toggle_ui(ui, ctx);
             let idle = self.running.is_none();
             let can_run = idle && self.model.is_some() && !self.prompt.trim().is_empty();
             if ui.add_enabled(can_run, egui::Button::new("Generate")).clicked() {
@@ -232,6 +286,22 @@ impl TextPanel {
     fn output_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             ui.strong("Output");
+            self.rate_ui(ui);
+        });
+        let label = ui.label(RichText::new("Generated text").weak());
+        ui.add(
+            egui::TextEdit::multiline(&mut self.output.as_str())
+                .desired_rows(8)
+                .desired_width(f32::INFINITY)
+                .id_salt("text-output"),
+        )
+        .labelled_by(label.id);
+        self.tokens_view_ui(ui);
+    }
+
+    /// Tokens so far and their rate, and why the last generation ended.
+    fn rate_ui(&self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
             let count = self.output_tokens.len();
             let rate = match (&self.last, self.started) {
                 (Some(g), _) => Some(g.tokens_per_second()),
@@ -247,20 +317,37 @@ impl TextPanel {
                 ui.label(RichText::new(stop_text(g.stop)).weak());
             }
         });
-        let label = ui.label(RichText::new("Generated text").weak());
-        ui.add(
-            egui::TextEdit::multiline(&mut self.output.as_str())
-                .desired_rows(8)
-                .desired_width(f32::INFINITY)
-                .id_salt("text-output"),
-        )
-        .labelled_by(label.id);
+    }
+
+    /// Prompt and output as token chips.
+    fn tokens_view_ui(&self, ui: &mut egui::Ui) {
         egui::CollapsingHeader::new("Tokens").default_open(true).show(ui, |ui| {
             ui.label(RichText::new("Prompt, then output; hover a token for its id").weak());
             tokens_ui(ui, &self.prompt_tokens, theme::PROMPT_TOKENS);
             tokens_ui(ui, &self.output_tokens, theme::OUTPUT_TOKENS);
         });
     }
+}
+
+/// What the user should know about an answer: the prompt tokens reused
+/// from the cache, and the earliest messages left out of a full context.
+fn answer_note(g: &Generated) -> String {
+    let mut note = format!(
+        "{} prompt tokens, {} reused from the cache; {} new tokens",
+        g.prompt_ids.len(),
+        g.reused_tokens,
+        g.ids.len()
+    );
+    if g.dropped_messages > 0 {
+        note.push_str(&format!(
+            ". The {} earliest messages were left out: the conversation is longer than the model's context",
+            g.dropped_messages
+        ));
+    }
+    if g.stop == StopReason::ContextFull {
+        note.push_str(". The context is full: start a new conversation or delete earlier turns");
+    }
+    note
 }
 
 fn stop_text(stop: StopReason) -> &'static str {

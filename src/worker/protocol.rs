@@ -13,6 +13,7 @@ use crate::io::latent_map::LatentMap;
 use crate::io::manifest::ModelManifest;
 use crate::io::png_meta::ImageSettings;
 use crate::spec::latent_control::{AnimationFormat, LatentRecipe, TravelPlan};
+pub use crate::spec::text::TextModelRef;
 use crate::spec::train::{EpochSummary, TrainTick};
 use crate::text::generate::{GenerateSpec, Generated};
 
@@ -36,24 +37,6 @@ pub enum SaveTarget {
     Numbered { dir: PathBuf, stem: String },
     /// Exactly this path, which must not exist yet.
     Exact(PathBuf),
-}
-
-/// A language model to run: an installed one, or a GGUF file the user opened.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum TextModelRef {
-    /// Installed model id (a manifest of the text family).
-    Id(String),
-    /// A llama-family GGUF file anywhere on disk.
-    File(PathBuf),
-}
-
-impl std::fmt::Display for TextModelRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Id(id) => f.write_str(id),
-            Self::File(path) => write!(f, "{}", path.display()),
-        }
-    }
 }
 
 /// A diffusion model to run: an installed one, or a diffusers folder the user opened.

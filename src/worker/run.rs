@@ -44,17 +44,41 @@ pub struct Worker {
     image: Option<ServiceThread>,
 }
 
+/// Least time between two wake-ups of the UI for streamed text: a frame per
+/// token at 150+ tokens/s would take the cores the model runs on (under a
+/// software renderer most of one). Text then appears at up to 25 frames a second.
+const STREAM_WAKE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(40);
+
 /// Sends events and wakes the UI.
 #[derive(Clone)]
 pub struct EventSink {
     tx: Sender<WorkerEvent>,
     waker: Waker,
+    /// When a streamed event last woke the UI.
+    last_stream_wake: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl EventSink {
-    /// Delivers `event`; a closed app is not an error for the worker.
+    /// A sink sending on `tx` and calling `waker` after each event.
+    pub fn new(tx: Sender<WorkerEvent>, waker: Waker) -> Self {
+        Self { tx, waker, last_stream_wake: Default::default() }
+    }
+
+    /// Delivers `event`; a closed app is not an error for the worker. A
+    /// streamed token wakes the UI only if the last such wake-up is at least
+    /// [`STREAM_WAKE_INTERVAL`] old: the tokens in between are drawn by the
+    /// next frame, which the next token (or the final event) brings.
     pub fn send(&self, event: WorkerEvent) {
+        let streamed = matches!(event, WorkerEvent::TextTokens { .. });
         let _ = self.tx.send(event);
+        if streamed {
+            let now = std::time::Instant::now();
+            let Ok(mut last) = self.last_stream_wake.lock() else { return (self.waker)() };
+            if last.is_some_and(|t| now.duration_since(t) < STREAM_WAKE_INTERVAL) {
+                return;
+            }
+            *last = Some(now);
+        }
         (self.waker)();
     }
 }
@@ -62,14 +86,7 @@ impl EventSink {
 impl Worker {
     /// A worker over `cache`, reading `requests` and reporting to `events`.
     pub fn new(cache: ModelCache, requests: Receiver<Envelope>, events: Sender<WorkerEvent>, waker: Waker) -> Self {
-        Self {
-            cache,
-            requests,
-            events: EventSink { tx: events, waker },
-            queue: VecDeque::new(),
-            text: None,
-            image: None,
-        }
+        Self { cache, requests, events: EventSink::new(events, waker), queue: VecDeque::new(), text: None, image: None }
     }
 
     /// Serves requests until `Shutdown` or until the app drops its handle.

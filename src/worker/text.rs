@@ -6,15 +6,17 @@ use super::protocol::{TextModelRef, TokenPiece, WorkerEvent, WorkerRequest};
 use super::run::{Envelope, EventSink};
 use super::skeleton::{JobError, LoadedModel, Outcome, Service};
 use crate::library::{find_manifest, load_text_model};
-use crate::text::generate::{GenerateSpec, generate, prompt_ids};
+use crate::text::generate::{CachedTokens, GenerateSpec, generate_reusing, prompt_ids};
 use crate::text::gguf_llama::GgufLlama;
 use crate::text::model::{TextModel, TextModelError};
 
 /// The text thread's work: generation requests, each run with the model it
-/// names (kept loaded between requests).
+/// names (kept loaded between requests, with its KV cache: a conversation's
+/// next turn, a regenerated answer or an edited late message computes only
+/// the tokens after what the previous request already fed).
 pub struct TextService {
     models_dir: std::path::PathBuf,
-    loaded: LoadedModel<TextModelRef, Box<dyn TextModel>>,
+    loaded: LoadedModel<TextModelRef, (Box<dyn TextModel>, CachedTokens)>,
 }
 
 impl TextService {
@@ -38,20 +40,21 @@ impl Service for TextService {
 }
 
 impl TextService {
-    fn model(&mut self, which: &TextModelRef) -> Result<&mut dyn TextModel, TextModelError> {
+    fn model(&mut self, which: &TextModelRef) -> Result<&mut (Box<dyn TextModel>, CachedTokens), TextModelError> {
         let models_dir = &self.models_dir;
         let model = self.loaded.get_or_load(which, |which| {
             let device = crate::nn::default_device();
-            Ok::<Box<dyn TextModel>, TextModelError>(match which {
+            let model: Box<dyn TextModel> = match which {
                 TextModelRef::Id(id) => {
                     let manifest = find_manifest(models_dir, id)
                         .map_err(|e| TextModelError::Io { path: models_dir.join(id), detail: e.to_string() })?;
                     load_text_model(&manifest, &device)?
                 }
                 TextModelRef::File(path) => Box::new(GgufLlama::load(path, &device)?),
-            })
+            };
+            Ok::<_, TextModelError>((model, CachedTokens::default()))
         })?;
-        Ok(model.as_mut())
+        Ok(model)
     }
 
     fn generate(
@@ -62,11 +65,12 @@ impl TextService {
         cancel: &crate::train::cancel::CancelToken,
         events: &EventSink,
     ) -> Result<WorkerEvent, TextModelError> {
-        let model = self.model(which)?;
+        let (model, cached) = self.model(which)?;
+        let model = model.as_mut();
         let prompt =
             prompt_ids(model, spec)?.into_iter().map(|id| TokenPiece { id, piece: model.codec().piece(id) }).collect();
         events.send(WorkerEvent::TextStarted { job, model_name: model.name().to_owned(), prompt });
-        let generated = generate(model, spec, cancel, &mut |token, text| {
+        let generated = generate_reusing(model, cached, spec, cancel, &mut |token, text| {
             let piece = token.map(|(id, piece)| TokenPiece { id, piece: piece.to_owned() });
             events.send(WorkerEvent::TextTokens { job, token: piece, text: text.to_owned() });
         })?;

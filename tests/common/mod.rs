@@ -90,6 +90,8 @@ pub struct TinyLlama {
     pub dtype: candle_core::quantized::GgmlDType,
     /// No output.weight: the head is the embedding table.
     pub tied: bool,
+    /// A Jinja chat template stored as `tokenizer.chat_template`.
+    pub chat_template: Option<String>,
 }
 
 impl Default for TinyLlama {
@@ -104,6 +106,7 @@ impl Default for TinyLlama {
             blocks: 2,
             dtype: candle_core::quantized::GgmlDType::F32,
             tied: false,
+            chat_template: None,
         }
     }
 }
@@ -146,6 +149,10 @@ pub fn write_llama_gguf(path: &Path, spec: &TinyLlama) {
         ("tokenizer.ggml.eos_token_id".into(), Value::U32(vocab as u32 - 1)),
         ("tokenizer.ggml.add_bos_token".into(), Value::Bool(false)),
     ];
+    let mut metadata = metadata;
+    if let Some(template) = &spec.chat_template {
+        metadata.push(("tokenizer.chat_template".into(), s(template)));
+    }
     let mut rng = latent_studio::train::rng::SeededRng::new(5);
     let mut rng_bias = latent_studio::train::rng::SeededRng::new(6);
     let mut tensor = |shape: &[usize], scale: f32| {

@@ -13,6 +13,7 @@ impl StudioApp {
     /// Applies a text-panel command; returns it back if it is not one.
     pub(super) fn apply_text_command(&mut self, command: UiCommand) -> Option<UiCommand> {
         match command {
+            UiCommand::Chat(chat) => self.apply_chat_command(chat),
             UiCommand::SelectTextModel(model) => {
                 if let TextModelRef::Id(id) = &model {
                     self.settings.text_model = Some(id.clone());
@@ -34,7 +35,7 @@ impl StudioApp {
                 }
                 let label = format!("generate with {model}");
                 let job = self.submit(WorkerRequest::Generate { model, spec }, Purpose::Generate, label);
-                self.text.begin(job);
+                self.text.begin(job, false);
             }
             UiCommand::SaveText => {
                 let (Some(generated), Some(model)) = (&self.text.last, &self.text.model) else { return None };
@@ -63,7 +64,11 @@ impl StudioApp {
         match event {
             WorkerEvent::TextStarted { job, model_name, prompt } if ours(job) => self.text.started(model_name, prompt),
             WorkerEvent::TextTokens { job, token, text } if ours(job) => self.text.push(token, &text),
-            WorkerEvent::TextDone { job, generated } if ours(job) => self.text.finish(*generated),
+            WorkerEvent::TextDone { job, generated } if ours(job) => {
+                if self.text.finish(*generated) {
+                    self.save_conversation();
+                }
+            }
             WorkerEvent::Failed { job, .. } | WorkerEvent::Cancelled { job } if ours(job) => {
                 self.text.abort();
                 return Some(event); // the status bar reports it too

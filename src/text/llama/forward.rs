@@ -65,6 +65,11 @@ impl LlamaRunner {
         self.team.threads()
     }
 
+    /// Passes run on one thread because another process had taken a core.
+    pub fn solo_passes(&self) -> u64 {
+        self.team.solo_passes()
+    }
+
     /// Forgets the cached positions.
     pub fn reset(&mut self) {
         self.cached = 0;

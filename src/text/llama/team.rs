@@ -3,10 +3,20 @@
 //! depend on each other (llama.cpp's scheme). A pass has ~120 such steps per
 //! token, each tens of microseconds long: parking and waking pool threads
 //! between them would cost as much as the work.
+//!
+//! A barrier is only as fast as its slowest member, so when another process
+//! (the window's renderer, a build) takes one of the cores, a member that is
+//! descheduled holds every other one up for the rest of its time slice. The
+//! team watches for that: a pass in which its members spent most of their
+//! time waiting for each other is followed by passes on the calling thread
+//! alone, and the full team is tried again after a while (twice as long each
+//! time it is still contended). The results do not depend on the team's size:
+//! every row and head is computed the same way by whichever thread runs it.
 
 use std::marker::PhantomData;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 /// Spins before a waiting thread starts yielding its core (on a machine with
 /// more runnable threads than cores, pure spinning would starve the others).
@@ -15,10 +25,28 @@ const SPINS_BEFORE_YIELD: u32 = 1 << 14;
 /// Rows of a split are multiples of this, so threads write whole cache lines.
 const ROW_ALIGN: usize = 16;
 
+/// A pass whose members spent more than this fraction of their time waiting
+/// at barriers was contended. Uncontended passes wait for 5–20 % on this
+/// machine (uneven splits); a descheduled member pushes it past a half.
+const CONTENDED_WAIT: f64 = 0.45;
+
+/// Passes shorter than this say too little about contention to act on.
+const MIN_JUDGED_PASS_NS: u64 = 300_000;
+
+/// Passes run alone after the first contended one, and at most after many.
+const SOLO_FIRST: u32 = 8;
+const SOLO_MOST: u32 = 256;
+
 /// Runs closures on `threads` threads (the caller's included).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Team {
     threads: usize,
+    /// Passes still to run on the calling thread alone.
+    solo_left: u32,
+    /// How many solo passes the next contended pass earns.
+    solo_next: u32,
+    /// Passes run alone so far because of contention (for benchmarks).
+    solo_passes: u64,
 }
 
 /// One thread's view of a running team.
@@ -31,7 +59,7 @@ pub struct Member<'a> {
 impl Team {
     /// A team of `threads` (at least 1).
     pub fn new(threads: usize) -> Self {
-        Self { threads: threads.max(1) }
+        Self { threads: threads.max(1), solo_left: 0, solo_next: SOLO_FIRST, solo_passes: 0 }
     }
 
     /// How many threads run each pass.
@@ -39,29 +67,64 @@ impl Team {
         self.threads
     }
 
+    /// Passes run on one thread because the team was contended.
+    pub fn solo_passes(&self) -> u64 {
+        self.solo_passes
+    }
+
     /// Runs `work` on every member and returns when all are done. A panic in
     /// one member releases the others from the barrier and is passed on.
-    pub fn run(&self, work: impl Fn(&Member) + Sync) {
-        let barrier = SpinBarrier::new(self.threads);
-        let member = |index| {
-            let m = Member { index, count: self.threads, barrier: &barrier };
-            let _guard = PoisonOnPanic(&barrier);
-            work(&m);
+    pub fn run(&mut self, work: impl Fn(&Member) + Sync) {
+        let threads = if self.solo_left > 0 && self.threads > 1 {
+            self.solo_left -= 1;
+            self.solo_passes += 1;
+            1
+        } else {
+            self.threads
         };
-        std::thread::scope(|scope| {
-            for index in 1..self.threads {
-                let member = &member;
-                let spawned = std::thread::Builder::new()
-                    .name(format!("llama-team-{index}"))
-                    .spawn_scoped(scope, move || member(index));
-                if spawned.is_err() {
-                    // Without this thread the barrier can never fill: release the others.
-                    barrier.poison();
-                }
-            }
-            member(0);
-        });
+        let start = Instant::now();
+        let barrier = SpinBarrier::new(threads);
+        run_members(threads, &barrier, &work);
+        if threads > 1 {
+            self.judge(start.elapsed().as_nanos() as u64, barrier.waited_ns.load(Ordering::Relaxed), threads);
+        }
     }
+
+    /// After a full-team pass: run alone for a while if it was contended.
+    fn judge(&mut self, wall_ns: u64, waited_ns: u64, threads: usize) {
+        if wall_ns < MIN_JUDGED_PASS_NS {
+            return;
+        }
+        let waiting = waited_ns as f64 / (wall_ns as f64 * threads as f64);
+        if waiting > CONTENDED_WAIT {
+            self.solo_left = self.solo_next;
+            self.solo_next = (self.solo_next * 2).min(SOLO_MOST);
+        } else {
+            self.solo_next = SOLO_FIRST;
+        }
+    }
+}
+
+/// Runs `work` on `threads` members meeting at `barrier`.
+fn run_members(threads: usize, barrier: &SpinBarrier, work: &(impl Fn(&Member) + Sync)) {
+    let member = |index| {
+        let m = Member { index, count: threads, barrier };
+        let _guard = PoisonOnPanic(barrier);
+        work(&m);
+    };
+    std::thread::scope(|scope| {
+        for index in 1..threads {
+            let member = &member;
+            let spawned = std::thread::Builder::new()
+                .name(format!("llama-team-{index}"))
+                .spawn_scoped(scope, move || member(index));
+            if spawned.is_err() {
+                // Without this thread the barrier can never fill: release the others.
+                barrier.poison();
+            }
+        }
+        member(0);
+    });
 }
 
 impl Member<'_> {
@@ -89,17 +152,25 @@ impl Member<'_> {
     }
 }
 
-/// A reusable barrier that spins, then yields.
+/// A reusable barrier that spins, then yields, and adds up how long its
+/// members waited.
 struct SpinBarrier {
     count: usize,
     arrived: AtomicUsize,
     generation: AtomicUsize,
     poisoned: AtomicBool,
+    waited_ns: AtomicU64,
 }
 
 impl SpinBarrier {
     fn new(count: usize) -> Self {
-        Self { count, arrived: AtomicUsize::new(0), generation: AtomicUsize::new(0), poisoned: AtomicBool::new(false) }
+        Self {
+            count,
+            arrived: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+            poisoned: AtomicBool::new(false),
+            waited_ns: AtomicU64::new(0),
+        }
     }
 
     fn wait(&self) {
@@ -109,6 +180,7 @@ impl SpinBarrier {
             self.generation.fetch_add(1, Ordering::Release);
             return;
         }
+        let start = Instant::now();
         let mut spins = 0u32;
         while self.generation.load(Ordering::Acquire) == generation {
             if self.poisoned.load(Ordering::Relaxed) {
@@ -121,6 +193,7 @@ impl SpinBarrier {
                 std::thread::yield_now();
             }
         }
+        self.waited_ns.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
 
     fn poison(&self) {
@@ -246,6 +319,30 @@ mod tests {
             unsafe { sums_shared.part(m.index()..m.index() + 1)[0] = m.index() + 1 };
         });
         assert_eq!(sums, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_contended_team_runs_alone_for_a_while_then_tries_again() {
+        let mut team = Team::new(2);
+        team.judge(1_000_000, 1_400_000, 2); // 70 % waiting
+        assert_eq!(team.solo_left, SOLO_FIRST);
+        let ran_alone = std::sync::atomic::AtomicUsize::new(0);
+        for _ in 0..SOLO_FIRST {
+            team.run(|m| {
+                assert_eq!(m.count, 1);
+                ran_alone.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        assert_eq!(ran_alone.load(Ordering::Relaxed), SOLO_FIRST as usize);
+        assert_eq!(team.solo_passes(), u64::from(SOLO_FIRST));
+        team.run(|m| assert_eq!(m.count, 2, "the full team again"));
+        team.judge(1_000_000, 1_400_000, 2);
+        assert_eq!(team.solo_left, 2 * SOLO_FIRST, "longer when still contended");
+        team.solo_left = 0;
+        team.judge(1_000_000, 100_000, 2);
+        assert_eq!((team.solo_left, team.solo_next), (0, SOLO_FIRST), "an easy pass resets the backoff");
+        team.judge(10_000, 20_000, 2);
+        assert_eq!(team.solo_left, 0, "too short to judge");
     }
 
     #[test]
