@@ -9,7 +9,9 @@ Setup: see benches/llama_cpp_reference.py (llama-cpp-python in a venv).
 Usage:
   ~/.cache/latent-studio/llama-venv/bin/python benches/llama_cpp_bench.py [--rounds 3] [--gguf FILE]
 (--gguf: another file of the same model, e.g. the Q4_K_M and Q5_K_M files
-that benches/make_kquant_files.py makes.)
+that benches/make_kquant_files.py makes; --load: time both sides while one
+competing CPU-bound process runs, as a build or a renderer would take a core;
+--pp 512 --tg 128: generation at positions 512-640.)
 """
 import argparse
 import json
@@ -65,6 +67,7 @@ def main():
     ap.add_argument("--tg", type=int, default=128)
     ap.add_argument("--agree-tokens", type=int, default=64)
     ap.add_argument("--gguf", default=GGUF)
+    ap.add_argument("--load", action="store_true", help="run one competing CPU-bound process while timing")
     ap.add_argument("--with-candle", action="store_true",
                     help="also time candle-transformers' quantized llama (--engine candle)")
     args = ap.parse_args()
@@ -73,6 +76,7 @@ def main():
     theirs = {"pp": [], "tg": []}
     llm = llama(args.gguf)
     model = ["--gguf", args.gguf]
+    load = subprocess.Popen(["python3", "-c", "while True: pass"]) if args.load else None
     for _ in range(args.rounds):
         for engine in engines:
             r = studio(args, "bench", "text", *model, "--prompt-tokens", str(args.pp),
@@ -83,7 +87,10 @@ def main():
         pp, tg = llama_speed(llm, args.pp, args.tg)
         theirs["pp"].append(pp)
         theirs["tg"].append(tg)
-    print(f"{os.path.basename(args.gguf)}, 2 threads; llama.cpp via llama-cpp-python {llama_cpp.__version__} "
+    if load:
+        load.kill()
+    busy = ", one competing CPU-bound process" if load else ""
+    print(f"{os.path.basename(args.gguf)}, 2 threads{busy}; llama.cpp via llama-cpp-python {llama_cpp.__version__} "
           f"(f16 KV cache, its default); {args.rounds} interleaved rounds, medians\n")
     head = " | ".join(f"Latent Studio, {ours[e]['name']}" for e in engines)
     ratios = " | ".join(f"{'candle' if e == 'candle' else 'ours'} vs llama.cpp" for e in engines)
@@ -95,6 +102,8 @@ def main():
         rel = " | ".join(f"{o / t:.2f}×" for o in mine)
         print(f"| {name} | {cells} | {t:.1f} | {rel} |")
 
+    if args.agree_tokens == 0:
+        return
     print(f"\nGreedy outputs, first {args.agree_tokens} tokens: agreeing prefix length\n")
     print("| prompt | chat | vs llama.cpp f16 KV | vs llama.cpp f32 KV |\n|---|---|---|---|")
     engines = {"f16": llm, "f32": llama(args.gguf, kv_f32=True)}

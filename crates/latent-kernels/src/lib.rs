@@ -21,5 +21,5 @@ pub mod vector;
 
 pub use format::{ActFormat, WeightFormat};
 pub use qmatrix::{Activations, QMatrix};
-pub use softmax::{softmax, softmax_scaled};
+pub use softmax::{exp_shifted, softmax, softmax_scaled};
 pub use vector::{axpy, dot};

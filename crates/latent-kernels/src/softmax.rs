@@ -25,6 +25,35 @@ pub fn softmax_scaled(v: &mut [f32], scale: f32) {
     softmax_portable(v, scale);
 }
 
+/// Replaces each x of `v` by e^(x − max) and returns (max, Σ e^(x − max)):
+/// an unnormalised softmax, for attention that merges chunks of keys later.
+pub fn exp_shifted(v: &mut [f32]) -> (f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked above).
+            return unsafe { exp_shifted_avx512(v) };
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            return unsafe { exp_shifted_avx2(v) };
+        }
+    }
+    exp_shifted_portable(v, 1.0)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn exp_shifted_avx512(v: &mut [f32]) -> (f32, f32) {
+    exp_shifted_portable(v, 1.0)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn exp_shifted_avx2(v: &mut [f32]) -> (f32, f32) {
+    exp_shifted_portable(v, 1.0)
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn softmax_avx512(v: &mut [f32], scale: f32) {
@@ -39,6 +68,14 @@ fn softmax_avx2(v: &mut [f32], scale: f32) {
 
 #[inline(always)]
 fn softmax_portable(v: &mut [f32], scale: f32) {
+    let (_, sum) = exp_shifted_portable(v, scale);
+    let inv = 1.0 / sum;
+    v.iter_mut().for_each(|x| *x *= inv);
+}
+
+/// e^((x − max)·scale) in place; returns max and the sum.
+#[inline(always)]
+fn exp_shifted_portable(v: &mut [f32], scale: f32) -> (f32, f32) {
     let max = v.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
     // Sixteen partial sums, so the loop vectorises without reassociating floats.
     let mut sums = [0f32; 16];
@@ -54,8 +91,7 @@ fn softmax_portable(v: &mut [f32], scale: f32) {
         *x = exp((*x - max) * scale);
         sum += *x;
     }
-    let inv = 1.0 / sum;
-    v.iter_mut().for_each(|x| *x *= inv);
+    (max, sum)
 }
 
 /// eˣ for x ≤ 88 (Cephes' `expf`: x = n·ln 2 + r with |r| ≤ ln 2 / 2, a
@@ -97,6 +133,18 @@ mod tests {
         }
         assert_eq!(exp(0.0), 1.0);
         assert!(exp(-1000.0) < 1e-37);
+    }
+
+    #[test]
+    fn exp_shifted_is_the_softmax_before_normalising() {
+        let v: Vec<f32> = (0..77).map(|i| ((i * 13 % 31) as f32 - 15.0) * 0.4).collect();
+        let (mut e, mut p) = (v.clone(), v.clone());
+        let (max, sum) = exp_shifted(&mut e);
+        softmax(&mut p);
+        assert_eq!(max, v.iter().cloned().fold(f32::NEG_INFINITY, f32::max));
+        for (e, p) in e.iter().zip(&p) {
+            assert!((e / sum - p).abs() <= 1e-6 * p, "{e} / {sum} vs {p}");
+        }
     }
 
     #[test]

@@ -9,10 +9,18 @@ use std::ops::Range;
 
 use crate::text::llama::team::{Member, Shared, Team};
 use crate::text::llama::weights::{LlamaConfig, LlamaWeights};
-use latent_kernels::{ActFormat, Activations, QMatrix, axpy, dot, softmax};
+use latent_kernels::softmax::exp;
+use latent_kernels::{ActFormat, Activations, QMatrix, axpy, dot, exp_shifted};
 
 /// Positions the KV cache grows by, so it is not reallocated every token.
 const CACHE_GROWTH: usize = 256;
+
+/// Cached positions per attention work item. Each chunk of keys is scored,
+/// exponentiated and summed into its values on its own; a head's chunks are
+/// then merged in order (flash-decoding's scheme). Work items of (token, key
+/// group, chunk) let two threads share even a single group of heads evenly,
+/// and the arithmetic does not depend on how many threads run it.
+const ATTENTION_CHUNK: usize = 64;
 
 /// A loaded model with its KV cache.
 pub struct LlamaRunner {
@@ -106,12 +114,15 @@ impl LlamaRunner {
         }
         let (mut q, mut k, mut v) = (vec![0f32; n * d], vec![0f32; n * kv], vec![0f32; n * kv]);
         let (mut att, mut hidden, mut logits) = (vec![0f32; n * d], vec![0f32; n * ff], vec![0f32; c.vocab]);
+        let chunks = end.div_ceil(ATTENTION_CHUNK);
+        let mut partials = vec![0f32; n * c.heads * chunks * (c.head_dim() + 2)];
         let bufs = Buffers {
             x: Shared::new(&mut x),
             q: Shared::new(&mut q),
             k: Shared::new(&mut k),
             v: Shared::new(&mut v),
             att: Shared::new(&mut att),
+            partials: Shared::new(&mut partials),
             hidden: Shared::new(&mut hidden),
             logits: Shared::new(&mut logits),
             keys: self.keys.iter_mut().map(|v| Shared::new(v)).collect(),
@@ -134,6 +145,9 @@ struct Buffers<'a> {
     v: Shared<'a, f32>,
     /// Attention output `[tokens, embedding]`.
     att: Shared<'a, f32>,
+    /// Per token, head and chunk of keys: the chunk's largest score, its sum
+    /// of exponentials and its unnormalised output (`head_dim`), `[tokens, heads, chunks, head_dim + 2]`.
+    partials: Shared<'a, f32>,
     /// SwiGLU activations `[tokens, feed_forward]`.
     hidden: Shared<'a, f32>,
     logits: Shared<'a, f32>,
@@ -212,7 +226,9 @@ impl Pass<'_> {
             m.sync();
             self.rope_and_cache(m, layer);
             m.sync();
-            self.attention(m, layer, &mut s.scores);
+            self.attend_chunks(m, layer, &mut s.scores);
+            m.sync();
+            self.merge_chunks(m);
             m.sync();
             s.acts.reset();
             let rows = m.rows(d);
@@ -296,48 +312,100 @@ impl Pass<'_> {
         }
     }
 
-    /// Causal softmax attention for this member's query heads. Heads that
-    /// share a key/value head go through the cache together, so each cached
-    /// key and value is read once per group rather than once per head.
-    fn attention<'a>(&'a self, m: &Member, layer: usize, scores: &mut Vec<f32>) {
+    /// Chunks of keys per token for this pass (the most any token sees).
+    fn chunks(&self) -> usize {
+        (self.pos + self.tokens).div_ceil(ATTENTION_CHUNK)
+    }
+
+    /// Causal attention, first step: this member's share of the (token, key
+    /// group, chunk) items, each scoring its cached keys for the group's query
+    /// heads (read once for the group) and summing the values weighted by the
+    /// exponentials into the partials.
+    fn attend_chunks(&self, m: &Member, layer: usize, scores: &mut Vec<f32>) {
         let c = self.config;
         let (d, kv, hd) = (c.embedding, c.kv_dim(), c.head_dim());
         let b = &self.bufs;
         let group = c.heads / c.kv_heads;
         let scale = 1.0 / (hd as f32).sqrt();
+        let stride = hd + 2;
+        let chunks = self.chunks();
         // SAFETY: written before the last barrier; no member writes it until the next one.
         let (q, keys, values) = unsafe { (b.q.get(), b.keys[layer].get(), b.values[layer].get()) };
-        let mine = m.items(c.heads);
-        let mut first = mine.start;
-        while first < mine.end {
-            let g = first / group;
-            let heads = first..mine.end.min((g + 1) * group);
-            let n = heads.len();
-            let cached = |cache: &'a [f32], s: usize| -> &'a [f32] { &cache[s * kv + g * hd..s * kv + (g + 1) * hd] };
-            for t in 0..self.tokens {
-                let visible = self.pos + t + 1;
-                // [head, position]
-                scores.clear();
-                scores.resize(n * visible, 0.0);
-                for s in 0..visible {
-                    let k = cached(keys, s);
-                    for (i, h) in heads.clone().enumerate() {
-                        scores[i * visible + s] = dot(&q[t * d + h * hd..t * d + (h + 1) * hd], k) * scale;
+        let visible = |t: usize| self.pos + t + 1;
+        let total: usize = (0..self.tokens).map(|t| visible(t).div_ceil(ATTENTION_CHUNK) * c.kv_heads).sum();
+        let mine = m.items(total);
+        let mut item = 0;
+        for t in 0..self.tokens {
+            let token_chunks = visible(t).div_ceil(ATTENTION_CHUNK);
+            let count = token_chunks * c.kv_heads;
+            if item + count <= mine.start || item >= mine.end {
+                item += count;
+                continue;
+            }
+            for g in 0..c.kv_heads {
+                for chunk in 0..token_chunks {
+                    if !mine.contains(&item) {
+                        item += 1;
+                        continue;
                     }
-                }
-                scores.chunks_exact_mut(visible).for_each(softmax);
-                // These heads' outputs lie side by side.
-                // SAFETY: this member's own heads; no other member touches them until the next barrier.
-                let out = unsafe { b.att.part(t * d + heads.start * hd..t * d + heads.end * hd) };
-                out.fill(0.0);
-                for s in 0..visible {
-                    let v = cached(values, s);
-                    for (i, o) in out.chunks_exact_mut(hd).enumerate() {
-                        axpy(o, scores[i * visible + s], v);
+                    item += 1;
+                    let positions = chunk * ATTENTION_CHUNK..((chunk + 1) * ATTENTION_CHUNK).min(visible(t));
+                    let len = positions.len();
+                    let heads = g * group..(g + 1) * group;
+                    // [head, position]
+                    scores.clear();
+                    scores.resize(group * len, 0.0);
+                    for (j, s) in positions.clone().enumerate() {
+                        let k = &keys[s * kv + g * hd..s * kv + (g + 1) * hd];
+                        for (i, h) in heads.clone().enumerate() {
+                            scores[i * len + j] = dot(&q[t * d + h * hd..t * d + (h + 1) * hd], k) * scale;
+                        }
+                    }
+                    for (i, h) in heads.clone().enumerate() {
+                        let at = ((t * c.heads + h) * chunks + chunk) * stride;
+                        // SAFETY: this (token, head, chunk) is this member's item alone until the next barrier.
+                        let partial = unsafe { b.partials.part(at..at + stride) };
+                        let row = &mut scores[i * len..(i + 1) * len];
+                        let (max, sum) = exp_shifted(row);
+                        let (stats, out) = partial.split_at_mut(2);
+                        stats.copy_from_slice(&[max, sum]);
+                        out.fill(0.0);
+                        for (&p, s) in row.iter().zip(positions.clone()) {
+                            axpy(out, p, &values[s * kv + g * hd..s * kv + (g + 1) * hd]);
+                        }
                     }
                 }
             }
-            first = heads.end;
+        }
+    }
+
+    /// Causal attention, second step: each of this member's (token, head)
+    /// pairs merges its chunks in order into the attention output.
+    fn merge_chunks(&self, m: &Member) {
+        let c = self.config;
+        let (d, hd) = (c.embedding, c.head_dim());
+        let b = &self.bufs;
+        let stride = hd + 2;
+        let chunks = self.chunks();
+        // SAFETY: written before the last barrier; no member writes it until the next one.
+        let partials = unsafe { b.partials.get() };
+        for item in m.items(self.tokens * c.heads) {
+            let (t, h) = (item / c.heads, item % c.heads);
+            let token_chunks = (self.pos + t + 1).div_ceil(ATTENTION_CHUNK);
+            let first = (t * c.heads + h) * chunks * stride;
+            let parts = || partials[first..first + token_chunks * stride].chunks_exact(stride);
+            let max = parts().fold(f32::NEG_INFINITY, |m, p| m.max(p[0]));
+            // SAFETY: this member's own (token, head); no other member touches it until the next barrier.
+            let out = unsafe { b.att.part(t * d + h * hd..t * d + (h + 1) * hd) };
+            out.fill(0.0);
+            let mut total = 0.0;
+            for p in parts() {
+                let weight = exp(p[0] - max);
+                total += weight * p[1];
+                axpy(out, weight, &p[2..]);
+            }
+            let inv = 1.0 / total;
+            out.iter_mut().for_each(|o| *o *= inv);
         }
     }
 }
