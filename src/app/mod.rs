@@ -3,6 +3,7 @@
 
 pub mod dialogs;
 pub mod frame_bench;
+pub mod renderer_priority;
 pub mod settings;
 pub mod studio;
 

@@ -92,6 +92,8 @@ impl StudioApp {
     /// Builds the app from eframe's creation context: restores settings,
     /// starts the worker, installs the GPU scatter and opens the last model.
     pub fn new(cc: &eframe::CreationContext<'_>, models_dir: PathBuf) -> anyhow::Result<Self> {
+        // The window exists now, and with it a software renderer's threads if there is no GPU.
+        crate::app::renderer_priority::lower_software_renderer_priority();
         let mut settings: Settings = cc.storage.and_then(|s| eframe::get_value(s, Settings::KEY)).unwrap_or_default();
         // Folders named at launch join the library (as A1111's --ckpt-dir and --lora-dir do).
         if let Some(dirs) = std::env::var_os("LATENT_STUDIO_MODEL_FOLDERS") {

@@ -199,7 +199,7 @@ impl ConversationView {
             ui.add_space(4.0);
             ui.horizontal(|ui| {
                 ui.strong("Assistant");
-                ui.spinner();
+                super::busy::busy(ui);
             });
             ui.label(&self.answer);
         }

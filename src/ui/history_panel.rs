@@ -80,7 +80,7 @@ impl HistoryPanel {
                 out.push(UiCommand::RefreshHistory);
             }
             if self.refreshing {
-                ui.spinner();
+                super::busy::busy(ui);
             }
             if let Some(path) = &self.undo
                 && ui.button(format!("Undo trash of {}", file_name(path))).clicked()

@@ -536,7 +536,7 @@ impl LatentPanel {
                         }
                     }
                     if ctx.strip_pending {
-                        ui.spinner();
+                        super::busy::busy(ui);
                     }
                 });
             });

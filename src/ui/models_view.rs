@@ -110,7 +110,7 @@ impl ModelsPanel {
     fn listing_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
         if let Some(repo) = &self.describing {
             ui.horizontal(|ui| {
-                ui.spinner();
+                super::busy::busy(ui);
                 ui.label(format!("asking the Hub about {repo}…"));
             });
         }

@@ -259,7 +259,7 @@ impl PadPanel {
         if let Some((texture, millis)) = self.preview.as_ref().filter(|_| self.in_flight.is_some()) {
             ui.add(egui::Image::new(texture).fit_to_exact_size(Vec2::splat(PAD_SIDE)));
             ui.label(RichText::new(format!("preview in {millis:.0} ms (one step, tiny decoder); refining…")).small());
-            ui.spinner();
+            super::busy::busy(ui);
             return;
         }
         match &self.image {
@@ -296,7 +296,7 @@ impl PadPanel {
                 out.push(UiCommand::RenderPad { save: true });
             }
             if self.in_flight.is_some() {
-                ui.spinner();
+                super::busy::busy(ui);
             }
         });
     }

@@ -44,7 +44,7 @@ pub fn status_ui(
                     ui.add(bar);
                 }
                 _ => {
-                    ui.spinner();
+                    super::busy::busy(ui);
                     ui.label(&job.label);
                 }
             }

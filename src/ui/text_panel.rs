@@ -312,7 +312,7 @@ impl TextPanel {
                 ui.label(format!("{count} tokens, {rate:.1} tokens/s"));
             }
             if self.running.is_some() {
-                ui.spinner();
+                super::busy::busy(ui);
             } else if let Some(g) = &self.last {
                 ui.label(RichText::new(stop_text(g.stop)).weak());
             }

@@ -76,7 +76,7 @@ impl TrainPanel {
         let Some(preview) = self.preview.as_ref().filter(|p| p.spec == self.folder_spec) else {
             if chosen {
                 ui.horizontal(|ui| {
-                    ui.spinner();
+                    super::busy::busy(ui);
                     ui.label("reading the folder…");
                 });
             }

@@ -112,7 +112,7 @@ impl TravelPanel {
         let problem = self.plan(concepts).validate().err();
         ui.horizontal(|ui| match self.job {
             Some(job) => {
-                ui.spinner();
+                super::busy::busy(ui);
                 ui.label(format!("frame {} of {}", self.rendered.len(), self.frames));
                 if ui.button("Stop travel").clicked() {
                     out.push(UiCommand::Cancel(job));

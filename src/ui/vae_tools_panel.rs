@@ -115,7 +115,7 @@ impl VaeToolsPanel {
                 ui.radio_value(&mut self.fit, fit, fit.name());
             }
             if busy {
-                ui.spinner();
+                super::busy::busy(ui);
             }
             let exportable = self.ranking.is_some();
             if ui.add_enabled(exportable, egui::Button::new("Export ranking…")).clicked() {

@@ -64,6 +64,10 @@ impl StudioApp {
     /// One frame: events in, panels drawn, commands applied.
     pub fn frame_ui(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
+        if std::env::var_os("LATENT_STUDIO_LOG_REPAINTS").is_some() {
+            // Why this frame was drawn: finds whatever keeps the UI redrawing.
+            eprintln!("frame at {:.3} s: {:?}", ctx.input(|i| i.time), ctx.repaint_causes());
+        }
         self.handle_events(&ctx);
         self.handle_dropped_files(&ctx);
         let mut out = Vec::new();
@@ -126,7 +130,7 @@ impl StudioApp {
                 let panel_ctx = TextPanelContext { models: &self.text_models };
                 egui::ScrollArea::vertical().show(ui, |ui| self.text.ui(ui, &panel_ctx, &mut out));
                 if self.text.running.is_some() {
-                    ctx.request_repaint_after(std::time::Duration::from_millis(100)); // tokens/s ticks
+                    ctx.request_repaint_after(std::time::Duration::from_millis(500)); // tokens/s ticks
                 }
             }
         });

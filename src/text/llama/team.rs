@@ -336,6 +336,10 @@ mod tests {
         assert_eq!(ran_alone.load(Ordering::Relaxed), SOLO_FIRST as usize);
         assert_eq!(team.solo_passes(), u64::from(SOLO_FIRST));
         team.run(|m| assert_eq!(m.count, 2, "the full team again"));
+        // (That real pass was judged too; the backoff is checked on a fresh team.)
+        let mut team = Team::new(2);
+        team.judge(1_000_000, 1_400_000, 2);
+        team.solo_left = 0;
         team.judge(1_000_000, 1_400_000, 2);
         assert_eq!(team.solo_left, 2 * SOLO_FIRST, "longer when still contended");
         team.solo_left = 0;
