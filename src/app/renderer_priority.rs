@@ -18,7 +18,8 @@ pub fn lower_software_renderer_priority() -> usize {
         let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
         let mut lowered = 0;
         for task in tasks.flatten() {
-            let is_renderer = std::fs::read_to_string(task.path().join("comm")).is_ok_and(|n| n.starts_with("llvmpipe"));
+            let is_renderer =
+                std::fs::read_to_string(task.path().join("comm")).is_ok_and(|n| n.starts_with("llvmpipe"));
             let tid = task.file_name().to_str().and_then(|s| s.parse::<libc::id_t>().ok());
             if let (true, Some(tid)) = (is_renderer, tid) {
                 // SAFETY: setpriority with PRIO_PROCESS and a thread id changes only that

@@ -1,4 +1,4 @@
-//! A "working…" indicator that animates at 8 frames a second. egui's own
+//! A "working…" indicator that animates at 4 frames a second. egui's own
 //! spinner asks for a new frame every frame, so while a job runs the UI would
 //! redraw as fast as it can; under a software renderer that takes a whole
 //! core from the model the job is running (text streamed at a sixth of its

@@ -359,14 +359,18 @@ impl ImagePanel {
     fn settings_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
         egui::Grid::new("diffusion-settings").num_columns(2).spacing([12.0, 4.0]).show(ui, |ui| {
             ui.label("Sampler");
-            egui::ComboBox::from_id_salt("sampler").selected_text(self.sampler.a1111_name()).show_ui(ui, |ui| {
-                for kind in SamplerKind::ALL {
-                    ui.selectable_value(&mut self.sampler, kind, kind.a1111_name());
-                }
-            });
+            egui::ComboBox::from_id_salt("sampler")
+                .selected_text(self.sampler.a1111_name())
+                .show_ui(ui, |ui| {
+                    for kind in SamplerKind::ALL {
+                        ui.selectable_value(&mut self.sampler, kind, kind.a1111_name());
+                    }
+                })
+                .response
+                .on_hover_text("The sampler, by A1111's name");
             ui.end_row();
             ui.label("Steps");
-            ui.add(egui::Slider::new(&mut self.steps, 1..=150));
+            ui.add(egui::Slider::new(&mut self.steps, 1..=150)).on_hover_text("Denoising steps");
             ui.end_row();
             ui.label("Guidance");
             ui.add(egui::Slider::new(&mut self.guidance, 0.0..=20.0).step_by(0.5))
@@ -380,7 +384,7 @@ impl ImagePanel {
             ui.end_row();
             ui.label("Seed");
             ui.horizontal(|ui| {
-                ui.add_enabled(!self.random_seed, egui::DragValue::new(&mut self.seed));
+                ui.add_enabled(!self.random_seed, egui::DragValue::new(&mut self.seed)).on_hover_text("Seed");
                 ui.checkbox(&mut self.random_seed, "Random");
                 let last = self.results.last().map(|r| r.record.request.seed);
                 if ui
@@ -411,7 +415,7 @@ impl ImagePanel {
             });
             ui.end_row();
             ui.label("Batch count");
-            ui.add(egui::Slider::new(&mut self.batch, 1..=16));
+            ui.add(egui::Slider::new(&mut self.batch, 1..=16)).on_hover_text("Images made one after another");
             ui.end_row();
             ui.label("Preview every");
             ui.add(egui::Slider::new(&mut self.preview_every, 0..=10).suffix(" steps")).on_hover_text("0: no previews");

@@ -45,8 +45,9 @@ pub struct Worker {
 }
 
 /// Least time between two wake-ups of the UI for streamed text: a frame per
-/// token at 150+ tokens/s would take the cores the model runs on (under a
-/// software renderer most of one). Text then appears at up to 10 frames a second.
+/// token at 150+ tokens/s would take the cores the model runs on (a software
+/// renderer needs ~200 ms of CPU per frame of this window on a 2-core
+/// machine). Text then appears in steps of a quarter second.
 const STREAM_WAKE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Sends events and wakes the UI.
