@@ -255,30 +255,36 @@ impl TextPanel {
             ui.add(egui::Slider::new(&mut s.top_k, 0..=200)).on_hover_text("0 keeps every token");
             ui.end_row();
             ui.label("Top-p");
-            ui.add(egui::Slider::new(&mut s.top_p, 0.05..=1.0).step_by(0.01));
+            ui.add(egui::Slider::new(&mut s.top_p, 0.05..=1.0).step_by(0.01))
+                .on_hover_text("Keep the most likely tokens up to this probability mass");
             ui.end_row();
             ui.label("Min-p");
-            ui.add(egui::Slider::new(&mut s.min_p, 0.0..=0.5).step_by(0.01));
+            ui.add(egui::Slider::new(&mut s.min_p, 0.0..=0.5).step_by(0.01))
+                .on_hover_text("Drop tokens below this fraction of the most likely one's probability");
             ui.end_row();
             ui.label("Repetition penalty");
-            ui.add(egui::Slider::new(&mut s.repeat_penalty, 1.0..=2.0).step_by(0.01));
+            ui.add(egui::Slider::new(&mut s.repeat_penalty, 1.0..=2.0).step_by(0.01))
+                .on_hover_text("1 is off; higher makes recent tokens less likely");
             ui.end_row();
             ui.label("Penalty window");
-            ui.add(egui::Slider::new(&mut s.repeat_window, 0..=512));
+            ui.add(egui::Slider::new(&mut s.repeat_window, 0..=512))
+                .on_hover_text("How many recent tokens the penalty looks at");
             ui.end_row();
             ui.label("Max new tokens");
-            ui.add(egui::Slider::new(&mut self.max_tokens, 1..=2048).logarithmic(true));
+            ui.add(egui::Slider::new(&mut self.max_tokens, 1..=2048).logarithmic(true))
+                .on_hover_text("Most new tokens per answer");
             ui.end_row();
             ui.label("Seed");
             ui.horizontal(|ui| {
-                ui.add(egui::DragValue::new(&mut s.seed));
+                ui.add(egui::DragValue::new(&mut s.seed)).on_hover_text("Seed of the draw");
                 if ui.button("Random").clicked() {
                     s.seed = super::latent_panel::fresh_seed(s.seed);
                 }
             });
             ui.end_row();
             ui.label("Stop strings").on_hover_text("One per line; generation ends before them");
-            ui.add(egui::TextEdit::multiline(&mut self.stop).desired_rows(2).desired_width(160.0));
+            ui.add(egui::TextEdit::multiline(&mut self.stop).desired_rows(2).desired_width(160.0))
+                .on_hover_text("Stop strings, one per line");
             ui.end_row();
         });
     }
