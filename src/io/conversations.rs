@@ -35,6 +35,37 @@ pub struct SavedConversation {
     pub updated: u64,
 }
 
+impl SavedConversation {
+    /// The list entry of `conversation`, saved at `path`.
+    pub fn of(path: &Path, conversation: &Conversation) -> Self {
+        Self {
+            path: path.to_owned(),
+            title: conversation.shown_title(),
+            messages: conversation.messages.len(),
+            updated: conversation.updated,
+        }
+    }
+}
+
+/// Puts `entry` in `list` (replacing the entry of the same file), newest first.
+pub fn upsert(list: &mut Vec<SavedConversation>, entry: SavedConversation) {
+    list.retain(|e| e.path != entry.path);
+    list.push(entry);
+    sort_newest_first(list);
+}
+
+fn sort_newest_first(list: &mut [SavedConversation]) {
+    list.sort_by(|a, b| b.updated.cmp(&a.updated).then_with(|| a.path.cmp(&b.path)));
+}
+
+/// `DIR/STEM.EXT`, or `DIR/STEM-N.EXT` with the first N from 2 that no file has.
+pub fn free_path(dir: &Path, stem: &str, ext: &str) -> PathBuf {
+    (1..)
+        .map(|n| if n == 1 { dir.join(format!("{stem}.{ext}")) } else { dir.join(format!("{stem}-{n}.{ext}")) })
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| dir.join(format!("{stem}.{ext}")))
+}
+
 /// Reads and checks one conversation file.
 pub fn load(path: &Path) -> Result<Conversation, ConversationError> {
     let io = |source| ConversationError::Io { path: path.to_owned(), source };
@@ -89,10 +120,7 @@ pub fn new_path(dir: &Path, title: &str) -> PathBuf {
         .collect::<Vec<_>>()
         .join("-");
     let slug = if slug.is_empty() { "conversation".to_owned() } else { slug };
-    (1..)
-        .map(|n| if n == 1 { dir.join(format!("{slug}.json")) } else { dir.join(format!("{slug}-{n}.json")) })
-        .find(|p| !p.exists())
-        .unwrap_or_else(|| dir.join(format!("{slug}.json")))
+    free_path(dir, &slug, "json")
 }
 
 /// Every conversation in `dir`, newest first, and the files that could not
@@ -110,16 +138,11 @@ pub fn list(dir: &Path) -> (Vec<SavedConversation>, Vec<ConversationError>) {
     };
     for path in entries.flatten().map(|e| e.path()).filter(listed) {
         match load(&path) {
-            Ok(c) => found.push(SavedConversation {
-                title: c.shown_title(),
-                messages: c.messages.len(),
-                updated: c.updated,
-                path,
-            }),
+            Ok(c) => found.push(SavedConversation::of(&path, &c)),
             Err(e) => failed.push(e),
         }
     }
-    found.sort_by(|a, b| b.updated.cmp(&a.updated).then_with(|| a.path.cmp(&b.path)));
+    sort_newest_first(&mut found);
     (found, failed)
 }
 

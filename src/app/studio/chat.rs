@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::StudioApp;
 use crate::history::trash::{home_trash, move_to_trash};
-use crate::io::conversations;
+use crate::io::conversations::{self, SavedConversation};
 use crate::io::output::write_new_file;
 use crate::spec::conversation::Conversation;
 use crate::ui::commands::{ChatCommand, UiCommand};
@@ -111,8 +111,9 @@ impl StudioApp {
             self.notices.push(Notice { text: format!("cannot save the conversation: {e}"), error: true });
             return;
         }
+        // The list changes by this one entry: no need to read the folder again.
+        conversations::upsert(&mut view.saved, SavedConversation::of(&path, &view.conversation));
         self.settings.conversation = Some(path);
-        self.refresh_conversations(false);
     }
 
     /// Lists the saved conversations; with `report`, files that do not read are named.
@@ -163,19 +164,21 @@ impl StudioApp {
 
     fn rename_conversation(&mut self, path: &Path, title: &str) {
         let view = &mut self.text.chat_view;
-        let renamed = if view.path.as_deref() == Some(path) {
-            view.conversation.title = title.to_owned();
-            conversations::save(path, &mut view.conversation)
-        } else {
-            conversations::load(path).and_then(|mut c| {
-                c.title = title.to_owned();
-                conversations::save(path, &mut c)
-            })
-        };
-        if let Err(e) = renamed {
-            self.notices.push(Notice { text: format!("cannot rename the conversation: {e}"), error: true });
+        let open = view.path.as_deref() == Some(path);
+        let loaded = if open { Ok(view.conversation.clone()) } else { conversations::load(path) };
+        let renamed = loaded.and_then(|mut c| {
+            c.title = title.to_owned();
+            conversations::save(path, &mut c).map(|()| c)
+        });
+        match renamed {
+            Ok(c) => {
+                conversations::upsert(&mut view.saved, SavedConversation::of(path, &c));
+                if open {
+                    view.conversation = c;
+                }
+            }
+            Err(e) => self.notices.push(Notice { text: format!("cannot rename the conversation: {e}"), error: true }),
         }
-        self.refresh_conversations(false);
     }
 
     /// Moves a conversation's file to the trash (file managers restore it from there).
@@ -194,7 +197,7 @@ impl StudioApp {
         if self.text.chat_view.path.as_deref() == Some(path) {
             self.apply_chat_command(ChatCommand::New);
         }
-        self.refresh_conversations(false);
+        self.text.chat_view.saved.retain(|e| e.path != path);
     }
 
     /// Writes the open conversation as Markdown beside its file (never over an existing file).
@@ -204,10 +207,7 @@ impl StudioApp {
         let markdown = view.conversation.to_markdown();
         let stem = path.file_stem().map_or_else(|| "conversation".into(), |s| s.to_string_lossy().into_owned());
         let dir = path.parent().unwrap_or(Path::new("."));
-        let target = (1..)
-            .map(|n| if n == 1 { dir.join(format!("{stem}.md")) } else { dir.join(format!("{stem}-{n}.md")) })
-            .find(|p| !p.exists())
-            .unwrap_or_else(|| dir.join(format!("{stem}.md")));
+        let target = conversations::free_path(dir, &stem, "md");
         let notice = match write_new_file(&target, markdown.as_bytes()) {
             Ok(()) => Notice { text: format!("exported {}", target.display()), error: false },
             Err(e) => Notice { text: format!("cannot export the conversation: {e}"), error: true },
