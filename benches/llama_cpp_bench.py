@@ -11,7 +11,8 @@ Usage:
 (--gguf: another file of the same model, e.g. the Q4_K_M and Q5_K_M files
 that benches/make_kquant_files.py makes; --load: time both sides while one
 competing CPU-bound process runs, as a build or a renderer would take a core;
---pp 512 --tg 128: generation at positions 512-640.)
+--pp 512 --tg 128: generation at positions 512-640; --kv f16: our KV cache in
+f16 too, as llama.cpp keeps it, instead of f32.)
 """
 import argparse
 import json
@@ -67,6 +68,7 @@ def main():
     ap.add_argument("--tg", type=int, default=128)
     ap.add_argument("--agree-tokens", type=int, default=64)
     ap.add_argument("--gguf", default=GGUF)
+    ap.add_argument("--kv", choices=["f32", "f16"], default="f32", help="our KV cache type (llama.cpp's is f16)")
     ap.add_argument("--load", action="store_true", help="run one competing CPU-bound process while timing")
     ap.add_argument("--with-candle", action="store_true",
                     help="also time candle-transformers' quantized llama (--engine candle)")
@@ -75,7 +77,7 @@ def main():
     ours = {e: {"pp": [], "tg": []} for e in engines}
     theirs = {"pp": [], "tg": []}
     llm = llama(args.gguf)
-    model = ["--gguf", args.gguf]
+    model = ["--gguf", args.gguf, "--kv-cache", args.kv]
     load = subprocess.Popen(["python3", "-c", "while True: pass"]) if args.load else None
     for _ in range(args.rounds):
         for engine in engines:

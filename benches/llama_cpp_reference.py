@@ -7,7 +7,8 @@ at every step (a divergence is only acceptable where that gap is small).
 llama.cpp keeps its KV cache in f16 by default; candle keeps it in f32. That
 rounding alone moves SmolLM2's logits by ~0.15 (it flips "The capital of
 France is Paris.\n\n" at a step where the top two are 0.33 apart), so the
-fixture is recorded with an f32 KV cache (`--kv f16` records the default).
+fixture is recorded with an f32 KV cache (`--kv f16` records the default:
+tests/fixtures/smollm2_f16_kv_llama_cpp.json, for our `--kv-cache f16`).
 
 Setup (compiles llama.cpp, ~5 min on 2 cores):
   python3 -m venv ~/.cache/latent-studio/llama-venv

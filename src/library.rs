@@ -10,7 +10,7 @@ use crate::hub::installed::discover_with_hub;
 use crate::io::manifest::{Family, ModelManifest};
 use crate::latent::model::{LatentModel, ModelError};
 use crate::text::char_gpt::{CharGpt, CharGptManifest};
-use crate::text::gguf_llama::{EngineChoice, GgufLlama};
+use crate::text::gguf_llama::{GgufLlama, LoadOptions};
 use crate::text::model::{TextModel, TextModelError};
 use crate::vae::model::VaeModel;
 
@@ -31,14 +31,14 @@ pub fn find_manifest(root: &Path, id: &str) -> Result<ModelManifest, ModelError>
 
 /// Loads a language model: a manifest of the text family whose weights are a GGUF file.
 pub fn load_text_model(manifest: &ModelManifest, device: &Device) -> Result<Box<dyn TextModel>, TextModelError> {
-    load_text_model_with(manifest, device, EngineChoice::Auto)
+    load_text_model_with(manifest, device, LoadOptions::default())
 }
 
-/// [`load_text_model`] with a choice of engine for GGUF models.
+/// [`load_text_model`] with a choice of engine and KV cache for GGUF models.
 pub fn load_text_model_with(
     manifest: &ModelManifest,
     device: &Device,
-    engine: EngineChoice,
+    options: LoadOptions,
 ) -> Result<Box<dyn TextModel>, TextModelError> {
     if manifest.family != Family::Text {
         return Err(TextModelError::Format {
@@ -55,7 +55,7 @@ pub fn load_text_model_with(
     }
     let format = manifest.config.get("format").and_then(|f| f.as_str()).unwrap_or("gguf");
     match format {
-        "gguf" => Ok(Box::new(GgufLlama::load_with(&path, device, engine)?)),
+        "gguf" => Ok(Box::new(GgufLlama::load_with(&path, device, options)?)),
         "char-gpt" => {
             let config: CharGptManifest =
                 serde_json::from_value(manifest.config.clone()).map_err(|e| TextModelError::Format {

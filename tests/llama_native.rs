@@ -12,8 +12,8 @@ use std::path::Path;
 use candle_core::Device;
 use candle_core::quantized::{GgmlDType, gguf_file};
 use common::{TinyLlama, write_llama_gguf};
-use latent_studio::text::gguf_llama::{EngineChoice, GgufLlama};
-use latent_studio::text::llama::{LlamaRunner, LlamaWeights};
+use latent_studio::text::gguf_llama::{EngineChoice, GgufLlama, LoadOptions};
+use latent_studio::text::llama::{KvPrecision, LlamaRunner, LlamaWeights};
 use latent_studio::text::model::{TextModel, TextModelError};
 
 /// Widths that are whole 32-element blocks, so every matrix can be quantized.
@@ -36,7 +36,9 @@ fn compare_with_candle(path: &Path, relative: f32) {
     let device = Device::Cpu;
     let mut native = GgufLlama::load(path, &device).unwrap();
     assert!(native.engine_note().starts_with("native"), "{}", native.engine_note());
-    let mut candle = GgufLlama::load_with(path, &device, EngineChoice::Candle).unwrap();
+    let mut candle =
+        GgufLlama::load_with(path, &device, LoadOptions { engine: EngineChoice::Candle, ..Default::default() })
+            .unwrap();
     for (step, (ours, theirs)) in logits_along(&mut native).iter().zip(logits_along(&mut candle)).enumerate() {
         let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
         let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
@@ -152,10 +154,10 @@ fn our_dequantization_is_candles_bit_for_bit() {
     }
 }
 
-fn runner(path: &Path, threads: usize) -> LlamaRunner {
+fn runner(path: &Path, threads: usize, kv: KvPrecision) -> LlamaRunner {
     let mut file = std::fs::File::open(path).unwrap();
     let content = gguf_file::Content::read(&mut file).unwrap();
-    LlamaRunner::new(LlamaWeights::load(&content, &mut file).unwrap(), threads)
+    LlamaRunner::new(LlamaWeights::load(&content, &mut file).unwrap(), threads, kv)
 }
 
 #[test]
@@ -164,19 +166,43 @@ fn thread_count_and_prompt_chunking_do_not_change_a_bit() {
     let path = dir.path().join("q4_1.gguf");
     write_llama_gguf(&path, &blocky(GgmlDType::Q4_1, false));
     let tokens = [1u32, 2, 3, 100, 101, 102, 250, 7, 7];
-    let mut one = runner(&path, 1);
-    let whole = one.forward(&tokens, 0).unwrap();
-    for threads in [2, 3, 5] {
-        let mut many = runner(&path, threads);
-        assert_eq!(many.forward(&tokens, 0).unwrap(), whole, "{threads} threads");
-        // The same tokens fed in three pieces through the KV cache.
-        many.reset();
-        many.forward(&tokens[..4], 0).unwrap();
-        many.forward(&tokens[4..5], 4).unwrap();
-        assert_eq!(many.forward(&tokens[5..], 5).unwrap(), whole, "{threads} threads, chunked");
-        // Rewinding to an earlier position recomputes from there.
-        assert_eq!(many.forward(&tokens[3..], 3).unwrap(), whole, "{threads} threads, rewound");
+    for kv in [KvPrecision::F32, KvPrecision::F16] {
+        let mut one = runner(&path, 1, kv);
+        let whole = one.forward(&tokens, 0).unwrap();
+        for threads in [2, 3, 5] {
+            let mut many = runner(&path, threads, kv);
+            assert_eq!(many.forward(&tokens, 0).unwrap(), whole, "{threads} threads, {kv:?}");
+            // The same tokens fed in three pieces through the KV cache.
+            many.reset();
+            many.forward(&tokens[..4], 0).unwrap();
+            many.forward(&tokens[4..5], 4).unwrap();
+            assert_eq!(many.forward(&tokens[5..], 5).unwrap(), whole, "{threads} threads, {kv:?}, chunked");
+            // Rewinding to an earlier position recomputes from there.
+            assert_eq!(many.forward(&tokens[3..], 3).unwrap(), whole, "{threads} threads, {kv:?}, rewound");
+        }
     }
+}
+
+#[test]
+fn an_f16_cache_rounds_keys_and_values_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q8_0.gguf");
+    write_llama_gguf(&path, &blocky(GgmlDType::Q8_0, false));
+    // Long enough for attention to merge several chunks of cached positions.
+    let tokens: Vec<u32> = (0..150).map(|i| (i * 37 % 250) as u32).collect();
+    let (mut exact, mut half) = (runner(&path, 2, KvPrecision::F32), runner(&path, 2, KvPrecision::F16));
+    assert_eq!(half.kv_precision(), KvPrecision::F16);
+    // The prompt's last token attends to cached keys and values: rounding
+    // them to 11 significant bits moves the logits by about 2⁻¹¹ of their scale.
+    let (a, b) = (exact.forward(&tokens, 0).unwrap(), half.forward(&tokens, 0).unwrap());
+    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(worst > 0.0, "the f16 cache changed nothing: it is not in use");
+    assert!(worst < 5e-3 * scale, "f16 cache moved the logits by {worst} (largest {scale})");
+    // Through the API, the engine note says which cache runs.
+    let options = LoadOptions { kv_cache: KvPrecision::F16, ..Default::default() };
+    let model = GgufLlama::load_with(&path, &Device::Cpu, options).unwrap();
+    assert!(model.engine_note().contains("f16 KV cache"), "{}", model.engine_note());
 }
 
 #[test]

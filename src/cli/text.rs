@@ -12,7 +12,8 @@ use crate::library::{find_manifest, load_text_model_with};
 use crate::spec::conversation::Conversation;
 use crate::spec::text::TextModelRef;
 use crate::text::generate::{GenerateSpec, Generated, generate, prompt_ids};
-use crate::text::gguf_llama::{EngineChoice, GgufLlama};
+use crate::text::gguf_llama::{EngineChoice, GgufLlama, LoadOptions};
+use crate::text::llama::KvPrecision;
 use crate::text::model::TextModel;
 use crate::text::sampling::SamplingParams;
 use crate::train::cancel::CancelToken;
@@ -29,6 +30,17 @@ pub struct ModelChoice {
     /// What runs a GGUF model: our kernels where they cover it (auto), or candle-transformers.
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     pub engine: EngineArg,
+    /// How our engine's KV cache stores keys and values: f32, or f16 as
+    /// llama.cpp does by default (half the memory, faster at long contexts).
+    #[arg(long, value_enum, default_value_t = KvCacheArg::F32)]
+    pub kv_cache: KvCacheArg,
+}
+
+/// `--kv-cache` values.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvCacheArg {
+    F32,
+    F16,
 }
 
 /// `--engine` values.
@@ -67,9 +79,14 @@ impl ModelChoice {
             EngineArg::Auto => EngineChoice::Auto,
             EngineArg::Candle => EngineChoice::Candle,
         };
+        let kv_cache = match self.kv_cache {
+            KvCacheArg::F32 => KvPrecision::F32,
+            KvCacheArg::F16 => KvPrecision::F16,
+        };
+        let options = LoadOptions { engine, kv_cache };
         match (&self.model, &self.gguf) {
-            (_, Some(path)) => Ok(Box::new(GgufLlama::load_with(path, &device, engine)?)),
-            (Some(id), None) => Ok(load_text_model_with(&find_manifest(models_dir, id)?, &device, engine)?),
+            (_, Some(path)) => Ok(Box::new(GgufLlama::load_with(path, &device, options)?)),
+            (Some(id), None) => Ok(load_text_model_with(&find_manifest(models_dir, id)?, &device, options)?),
             (None, None) => anyhow::bail!("give --model ID or --gguf FILE"),
         }
     }

@@ -15,7 +15,7 @@ use candle_transformers::models::quantized_qwen2::ModelWeights as Qwen2Weights;
 
 use crate::text::gguf_tokenizer::{ChatMessage, TextTokenizer, TokenizerError};
 use crate::text::llama::weights::Architecture;
-use crate::text::llama::{LlamaRunner, LlamaWeights, unsupported_reason};
+use crate::text::llama::{KvPrecision, LlamaRunner, LlamaWeights, unsupported_reason};
 use crate::text::model::{TextCodec, TextModel, TextModelError};
 
 /// Which implementation runs a model.
@@ -26,6 +26,14 @@ pub enum EngineChoice {
     Auto,
     /// candle-transformers' quantized llama (for comparisons).
     Candle,
+}
+
+/// How to load a GGUF model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoadOptions {
+    pub engine: EngineChoice,
+    /// How our engine's KV cache stores keys and values (candle's is always f32).
+    pub kv_cache: KvPrecision,
 }
 
 enum Engine {
@@ -81,11 +89,11 @@ impl GgufLlama {
     /// Reads `path`: checks the header and architecture before loading tensors,
     /// so a wrong or truncated file gets a message that says so.
     pub fn load(path: &Path, device: &Device) -> Result<Self, TextModelError> {
-        Self::load_with(path, device, EngineChoice::Auto)
+        Self::load_with(path, device, LoadOptions::default())
     }
 
     /// [`GgufLlama::load`] with a choice of engine.
-    pub fn load_with(path: &Path, device: &Device, choice: EngineChoice) -> Result<Self, TextModelError> {
+    pub fn load_with(path: &Path, device: &Device, options: LoadOptions) -> Result<Self, TextModelError> {
         let io = |e: std::io::Error| TextModelError::Io { path: path.to_owned(), detail: e.to_string() };
         let format = |detail: String| TextModelError::Format { path: path.to_owned(), detail };
         let file = File::open(path).map_err(io)?;
@@ -130,7 +138,7 @@ impl GgufLlama {
             .and_then(|v| v.to_string().ok())
             .cloned()
             .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
-        let native_blocker = match (choice, device) {
+        let native_blocker = match (options.engine, device) {
             (EngineChoice::Candle, _) => Some("candle engine requested".to_owned()),
             (_, Device::Cpu) => unsupported_reason(&content),
             _ => Some("the native kernels run on the CPU only".to_owned()),
@@ -139,8 +147,12 @@ impl GgufLlama {
             None => {
                 let weights = LlamaWeights::load(&content, &mut reader).map_err(|e| format(e.0))?;
                 let threads = candle_core::utils::get_num_threads();
-                let note = format!("native kernels, {threads} threads");
-                (Engine::Native(Box::new(LlamaRunner::new(weights, threads))), note, trained_context)
+                let note = match options.kv_cache {
+                    KvPrecision::F32 => format!("native kernels, {threads} threads"),
+                    kv => format!("native kernels, {threads} threads, {} KV cache", kv.name()),
+                };
+                let runner = LlamaRunner::new(weights, threads, options.kv_cache);
+                (Engine::Native(Box::new(runner)), note, trained_context)
             }
             Some(reason) => {
                 let weights = CandleWeights::load(arch, content, &mut reader, device)

@@ -55,6 +55,43 @@ fn geglu_portable(out: &mut [f32], value: &[f32], gate: &[f32]) {
     }
 }
 
+/// `gate[i] ← silu(gate[i]) · up[i]` (SwiGLU, llama's feed-forward).
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked above).
+            unsafe { swiglu_avx512(gate, up) };
+            return;
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            unsafe { swiglu_avx2(gate, up) };
+            return;
+        }
+    }
+    swiglu_portable(gate, up);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn swiglu_avx512(gate: &mut [f32], up: &[f32]) {
+    swiglu_portable(gate, up);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn swiglu_avx2(gate: &mut [f32], up: &[f32]) {
+    swiglu_portable(gate, up);
+}
+
+#[inline(always)]
+fn swiglu_portable(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + exp(-*g)) * u;
+    }
+}
+
 /// `out[i] = a` or, with `silu`, `a·sigmoid(a)`, where `a = x[i]·scale + shift`
 /// (a normalised channel's affine step, fused with the activation that follows).
 pub fn affine(out: &mut [f32], x: &[f32], scale: f32, shift: f32, silu: bool) {
@@ -160,6 +197,19 @@ mod tests {
             let g = f64::from(gate[i]);
             // Φ(g) from the complementary error function's series-free relation via f64 libm-free erf:
             let want = f64::from(value[i]) * g * 0.5 * (1.0 + erf64(g / std::f64::consts::SQRT_2));
+            assert!((f64::from(out[i]) - want).abs() < 1e-6 * (1.0 + want.abs()), "{i}: {} vs {want}", out[i]);
+        }
+    }
+
+    #[test]
+    fn swiglu_matches_float64() {
+        let gate: Vec<f32> = (0..301).map(|i| (i as f32 - 150.0) * 0.11).collect();
+        let up: Vec<f32> = (0..301).map(|i| 1.0 - i as f32 * 0.013).collect();
+        let mut out = gate.clone();
+        swiglu(&mut out, &up);
+        for i in 0..301 {
+            let g = f64::from(gate[i]);
+            let want = g / (1.0 + (-g).exp()) * f64::from(up[i]);
             assert!((f64::from(out[i]) - want).abs() < 1e-6 * (1.0 + want.abs()), "{i}: {} vs {want}", out[i]);
         }
     }

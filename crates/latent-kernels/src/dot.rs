@@ -5,7 +5,9 @@
 use std::ops::Range;
 
 use super::blocks::{SUBS, block, super_block};
-use super::format::{BLOCK, Q8_0_BYTES, Q8_1_BYTES, Q8K_BYTES, SUPER_BLOCK, WeightFormat, f16_at, f32_at};
+use super::format::{
+    BLOCK, Q8_0_BYTES, Q8_1_BYTES, Q8_QUANTS_AT, Q8K_BYTES, SUPER_BLOCK, WeightFormat, f16_at, f32_at,
+};
 
 /// Rows handled together, so one tile of weights stays in L1 while every
 /// token's activations pass over it.
@@ -31,6 +33,12 @@ pub(super) struct ActRows<'a> {
 /// `out[token * rows.len() + row - rows.start]`, with the fastest kernel this
 /// CPU has.
 pub(super) fn dot_rows(w: WeightRows, rows: Range<usize>, acts: ActRows, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if w.format == WeightFormat::Q5_0 && acts.tokens >= 8 && super::dot_avx512_q5_0::available() {
+        // SAFETY: the CPU has AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C (checked above).
+        unsafe { super::dot_avx512_q5_0::tiles(w, rows, acts, out) };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if super::dot_avx2::available() {
         // SAFETY: the CPU has AVX2, FMA and F16C (checked above).
@@ -111,7 +119,7 @@ fn nibble_dot(w_qs: &[u8], x_qs: &[u8], zero: i32) -> i32 {
 fn dot_q4_0_q8_0(w: &[u8], x: &[u8]) -> f32 {
     w.chunks_exact(18)
         .zip(x.chunks_exact(Q8_0_BYTES))
-        .map(|(wb, xb)| f16_at(wb, 0) * f32_at(xb, 0) * nibble_dot(&wb[2..], &xb[4..], 8) as f32)
+        .map(|(wb, xb)| f16_at(wb, 0) * f32_at(xb, 0) * nibble_dot(&wb[2..], &xb[Q8_QUANTS_AT..], 8) as f32)
         .sum()
 }
 
@@ -128,7 +136,8 @@ fn dot_q8_0_q8_0(w: &[u8], x: &[u8]) -> f32 {
     w.chunks_exact(34)
         .zip(x.chunks_exact(Q8_0_BYTES))
         .map(|(wb, xb)| {
-            let sum: i32 = wb[2..].iter().zip(&xb[4..]).map(|(&a, &b)| i32::from(a as i8) * i32::from(b as i8)).sum();
+            let sum: i32 =
+                wb[2..].iter().zip(&xb[Q8_QUANTS_AT..]).map(|(&a, &b)| i32::from(a as i8) * i32::from(b as i8)).sum();
             f16_at(wb, 0) * f32_at(xb, 0) * sum as f32
         })
         .sum()
@@ -136,14 +145,14 @@ fn dot_q8_0_q8_0(w: &[u8], x: &[u8]) -> f32 {
 
 /// Q5_0 · Q8_0 or Q5_1 · Q8_1, block by block through the unpacked quants.
 fn dot_q5_q8(format: WeightFormat, w: &[u8], x: &[u8]) -> f32 {
-    // Q8_1 blocks carry `s = d · Σ q` after `d`; Q8_0 blocks do not.
-    let (x_bytes, x_qs) = if format == WeightFormat::Q5_1 { (Q8_1_BYTES, 8) } else { (Q8_0_BYTES, 4) };
+    // Q8_1 blocks carry `s = d · Σ q` after `d`.
+    let (x_bytes, offset) = if format == WeightFormat::Q5_1 { (Q8_1_BYTES, true) } else { (Q8_0_BYTES, false) };
     w.chunks_exact(format.block_bytes())
         .zip(x.chunks_exact(x_bytes))
         .map(|(wb, xb)| {
             let b = block(format, wb);
-            let sum: i32 = b.q.iter().zip(&xb[x_qs..]).map(|(&p, &q)| i32::from(p) * i32::from(q as i8)).sum();
-            let offset = if x_qs == 8 { b.m * f32_at(xb, 4) } else { 0.0 };
+            let sum: i32 = b.q.iter().zip(&xb[Q8_QUANTS_AT..]).map(|(&p, &q)| i32::from(p) * i32::from(q as i8)).sum();
+            let offset = if offset { b.m * f32_at(xb, 4) } else { 0.0 };
             b.d * f32_at(xb, 0) * sum as f32 + offset
         })
         .sum()

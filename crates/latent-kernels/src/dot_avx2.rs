@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use super::dot::{ActRows, ROW_TILE, WeightRows, tiles};
 use super::dot_avx2_q5k as q5k;
-use super::format::{Q8_0_BYTES, Q8_1_BYTES, WeightFormat};
+use super::format::{Q8_0_BYTES, Q8_1_BYTES, Q8_QUANTS_AT, WeightFormat};
 
 /// Whether this CPU can run these kernels.
 pub(super) fn available() -> bool {
@@ -26,9 +26,22 @@ pub(super) fn dot_rows(w: WeightRows, rows: Range<usize>, acts: ActRows, out: &m
             tiles_by_four(w, rows, acts, out, |a, b| [dot_q4_1_q8_1(a, b[0])], |a, b| dot_q4_1_q8_1_x4(a, b))
         }
         WeightFormat::Q8_0 => tiles(w, rows, acts, out, |a, b| dot_q8_0_q8_0(a, b)),
-        WeightFormat::Q5_0 => {
-            tiles_by_four(w, rows, acts, out, |a, b| q5k::dot_q5_0_q8_0(a, b), |a, b| q5k::dot_q5_0_q8_0(a, b))
-        }
+        WeightFormat::Q5_0 if vnni() => tiles_by(
+            w,
+            rows,
+            acts,
+            out,
+            |a, b| q5k::dot_q5_0_q8_0::<1, true>(a, b),
+            |a, b| q5k::dot_q5_0_q8_0::<8, true>(a, b),
+        ),
+        WeightFormat::Q5_0 => tiles_by(
+            w,
+            rows,
+            acts,
+            out,
+            |a, b| q5k::dot_q5_0_q8_0::<1, false>(a, b),
+            |a, b| q5k::dot_q5_0_q8_0::<8, false>(a, b),
+        ),
         WeightFormat::Q5_1 => {
             tiles_by_four(w, rows, acts, out, |a, b| q5k::dot_q5_1_q8_1(a, b), |a, b| q5k::dot_q5_1_q8_1(a, b))
         }
@@ -54,9 +67,7 @@ pub(super) fn dot_rows(w: WeightRows, rows: Range<usize>, acts: ActRows, out: &m
     }
 }
 
-/// Rows against four tokens at a time (`four`): each weight block is
-/// unpacked once for the four (prompt processing); leftover tokens go one
-/// by one (`one`), with the same arithmetic per token.
+/// [`tiles_by`] four tokens at a time.
 #[inline(always)]
 fn tiles_by_four(
     w: WeightRows,
@@ -66,24 +77,39 @@ fn tiles_by_four(
     one: impl Fn(&[u8], [&[u8]; 1]) -> [f32; 1],
     four: impl Fn(&[u8], [&[u8]; 4]) -> [f32; 4],
 ) {
+    tiles_by(w, rows, acts, out, one, four);
+}
+
+/// Rows against `N` tokens at a time (`many`): each weight block is
+/// unpacked once for the `N` (prompt processing); leftover tokens go one
+/// by one (`one`), with the same arithmetic per token.
+#[inline(always)]
+fn tiles_by<const N: usize>(
+    w: WeightRows,
+    rows: Range<usize>,
+    acts: ActRows,
+    out: &mut [f32],
+    one: impl Fn(&[u8], [&[u8]; 1]) -> [f32; 1],
+    many: impl Fn(&[u8], [&[u8]; N]) -> [f32; N],
+) {
     let width = rows.len();
     assert!(out.len() >= acts.tokens * width, "output too short for {} tokens × {width} rows", acts.tokens);
     let act = |t: usize| &acts.data[t * acts.row_bytes..(t + 1) * acts.row_bytes];
-    let quads = acts.tokens / 4;
+    let groups = acts.tokens / N;
     let mut start = rows.start;
     while start < rows.end {
         let end = (start + ROW_TILE).min(rows.end);
-        for quad in 0..quads {
-            let t = 4 * quad;
-            let xs = [act(t), act(t + 1), act(t + 2), act(t + 3)];
+        for group in 0..groups {
+            let t = N * group;
+            let xs: [&[u8]; N] = std::array::from_fn(|k| act(t + k));
             for r in start..end {
-                let sums = four(&w.data[r * w.row_bytes..(r + 1) * w.row_bytes], xs);
+                let sums = many(&w.data[r * w.row_bytes..(r + 1) * w.row_bytes], xs);
                 for (k, v) in sums.into_iter().enumerate() {
                     out[(t + k) * width + r - rows.start] = v;
                 }
             }
         }
-        for t in 4 * quads..acts.tokens {
+        for t in N * groups..acts.tokens {
             for r in start..end {
                 out[t * width + r - rows.start] = one(&w.data[r * w.row_bytes..(r + 1) * w.row_bytes], [act(t)])[0];
             }
@@ -140,8 +166,45 @@ pub(super) fn unpack_nibbles(qs: __m128i) -> __m256i {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn signed_products(w: __m256i, x: __m256i) -> __m256 {
-    let p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-    _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+    _mm256_cvtepi32_ps(byte_sums::<false>(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)))
+}
+
+/// Whether this CPU has AVX-512 VNNI for 256-bit vectors (`vpdpbusd`).
+pub(super) fn vnni() -> bool {
+    is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl")
+}
+
+/// The sums of each four adjacent products of unsigned bytes `u` and signed
+/// bytes `s`, as eight i32 lanes: one `vpdpbusd` with VNNI (callers check
+/// [`vnni`]), else `maddubs` and `madd`. Both give the same sums: with
+/// activations within ±127 and weights below 128, no pair overflows `maddubs`'s
+/// i16. Inline assembly, so that one kernel body serves both instruction sets.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn byte_sums<const VNNI: bool>(u: __m256i, s: __m256i) -> __m256i {
+    byte_sums_onto::<VNNI>(_mm256_setzero_si256(), u, s)
+}
+
+/// `start` plus [`byte_sums`] of `u` and `s`, lane by lane.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn byte_sums_onto<const VNNI: bool>(start: __m256i, u: __m256i, s: __m256i) -> __m256i {
+    if VNNI {
+        let mut sums = start;
+        // SAFETY: registers only; VNNI is true only where `vnni()` found the instruction.
+        unsafe {
+            std::arch::asm!(
+                "vpdpbusd {sums}, {u}, {s}",
+                sums = inout(ymm_reg) sums,
+                u = in(ymm_reg) u,
+                s = in(ymm_reg) s,
+                options(pure, nomem, nostack),
+            );
+        }
+        sums
+    } else {
+        _mm256_add_epi32(start, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)))
+    }
 }
 
 /// A weight block's f16 scale at `w` times an activation block's f32 scale
@@ -200,7 +263,7 @@ fn dot_q4_0_q8_0(w: &[u8], x: &[u8]) -> f32 {
             let (wb, xb) = (w.as_ptr().add(18 * i), x.as_ptr().add(Q8_0_BYTES * i));
             let d = scale_product(wb, xb);
             let wq = _mm256_sub_epi8(unpack_nibbles(_mm_loadu_si128(wb.add(2).cast())), _mm256_set1_epi8(8));
-            let xq = _mm256_loadu_si256(xb.add(4).cast());
+            let xq = _mm256_loadu_si256(xb.add(Q8_QUANTS_AT).cast());
             acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), signed_products(wq, xq), acc);
         }
     }
@@ -240,7 +303,7 @@ fn dot_q8_0_q8_0(w: &[u8], x: &[u8]) -> f32 {
             let (wb, xb) = (w.as_ptr().add(34 * i), x.as_ptr().add(Q8_0_BYTES * i));
             let d = scale_product(wb, xb);
             let wq = _mm256_loadu_si256(wb.add(2).cast());
-            let xq = _mm256_loadu_si256(xb.add(4).cast());
+            let xq = _mm256_loadu_si256(xb.add(Q8_QUANTS_AT).cast());
             acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), signed_products(wq, xq), acc);
         }
     }

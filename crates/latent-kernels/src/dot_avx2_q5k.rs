@@ -11,8 +11,8 @@
 use std::arch::x86_64::*;
 
 use super::blocks::SUBS;
-use super::dot_avx2::{hsum, signed_products, two_floats, unpack_nibbles};
-use super::format::{Q8_0_BYTES, Q8_1_BYTES, Q8K_BYTES, SUPER_BLOCK, f16_at};
+use super::dot_avx2::{byte_sums_onto, hsum, two_floats, unpack_nibbles};
+use super::format::{Q8_0_BYTES, Q8_1_BYTES, Q8_QUANTS_AT, Q8K_BYTES, SUPER_BLOCK, f16_at};
 
 /// Byte j is 0xFF where bit j of the 32 bits at `p` is set, else 0.
 #[inline]
@@ -29,26 +29,37 @@ fn bytes_from_bits(p: *const u8) -> __m256i {
     _mm256_cmpeq_epi8(_mm256_or_si256(spread, others), _mm256_set1_epi64x(-1))
 }
 
-/// Q5_0 · Q8_0 for `N` tokens: the fifth bit set keeps the nibble, unset
-/// turns it into nibble − 16 (its byte's top four bits set), so the quants
-/// come out signed.
+/// The 32 quants of the Q5_0 block at `wb`, plus 16 (unsigned five-bit bytes).
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn dot_q5_0_q8_0<const N: usize>(w: &[u8], x: [&[u8]; N]) -> [f32; N] {
+pub(super) fn q5_0_plus_16(wb: *const u8) -> __m256i {
+    // SAFETY: callers pass a pointer to a whole 22-byte Q5_0 block.
+    let (qs, qh) = unsafe { (_mm_loadu_si128(wb.add(6).cast()), wb.add(2)) };
+    let high = _mm256_and_si256(bytes_from_bits(qh), _mm256_set1_epi8(0x10));
+    _mm256_or_si256(unpack_nibbles(qs), high)
+}
+
+/// Q5_0 · Q8_0 for `N` tokens. The five bits make q + 16, an unsigned byte
+/// that multiplies the activations as they are; Σ (q + 16) · x − 16 · Σ x
+/// (the activation block's sum, subtracted in lane 0) is the exact integer
+/// Σ q · x.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn dot_q5_0_q8_0<const N: usize, const VNNI: bool>(w: &[u8], x: [&[u8]; N]) -> [f32; N] {
     let n = x.iter().fold(w.len() / 22, |n, x| n.min(x.len() / Q8_0_BYTES));
     let mut acc = [_mm256_setzero_ps(); N];
     for i in 0..n {
         // SAFETY: block i spans w[22i..22i+22] and x[k][36i..36i+36], inside every slice.
         unsafe {
             let wb = w.as_ptr().add(22 * i);
-            let low = unpack_nibbles(_mm_loadu_si128(wb.add(6).cast()));
-            let high = _mm256_andnot_si256(bytes_from_bits(wb.add(2)), _mm256_set1_epi8(0xF0u8 as i8));
-            let wq = _mm256_or_si256(low, high);
+            let wu = q5_0_plus_16(wb);
             let d_w = _mm256_set1_ps(f16_at(std::slice::from_raw_parts(wb, 2), 0));
             for k in 0..N {
                 let xb = x[k].as_ptr().add(Q8_0_BYTES * i);
                 let d = _mm256_mul_ps(d_w, _mm256_set1_ps(xb.cast::<f32>().read_unaligned()));
-                let xq = _mm256_loadu_si256(xb.add(4).cast());
-                acc[k] = _mm256_fmadd_ps(d, signed_products(wq, xq), acc[k]);
+                let sum = xb.add(4).cast::<i32>().read_unaligned();
+                let start = _mm256_zextsi128_si256(_mm_cvtsi32_si128(-16 * sum));
+                let xq = _mm256_loadu_si256(xb.add(Q8_QUANTS_AT).cast());
+                acc[k] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(byte_sums_onto::<VNNI>(start, wu, xq)), acc[k]);
             }
         }
     }
@@ -218,4 +229,48 @@ pub(super) fn dot_q6k_q8k<const N: usize>(w: &[u8], x: [&[u8]; N]) -> [f32; N] {
         }
     }
     acc.map(|a| hsum(a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dot_avx2::{available, vnni};
+
+    #[test]
+    fn vnni_gives_the_same_bits_as_maddubs() {
+        if !(available() && vnni()) {
+            eprintln!("skipped: this CPU has no AVX-512 VNNI");
+            return;
+        }
+        let blocks = 9;
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut byte = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        };
+        let mut w = Vec::new();
+        for b in 0..blocks {
+            w.extend(half::f16::from_f32(0.01 + b as f32 * 1e-3).to_le_bytes());
+            w.extend((0..20).map(|_| byte()));
+        }
+        let xs: Vec<Vec<u8>> = (0..4)
+            .map(|t| {
+                let mut x = Vec::new();
+                for b in 0..blocks {
+                    // Activations are quantized to ±127; our Q8_0 blocks keep their sum.
+                    let qs: Vec<i8> = (0..32).map(|_| (byte() as i8).max(-127)).collect();
+                    x.extend((0.02 + (t * blocks + b) as f32 * 1e-3).to_le_bytes());
+                    x.extend(qs.iter().map(|&q| i32::from(q)).sum::<i32>().to_le_bytes());
+                    x.extend(qs.iter().map(|&q| q as u8));
+                }
+                x
+            })
+            .collect();
+        let x = [&xs[0][..], &xs[1][..], &xs[2][..], &xs[3][..]];
+        // SAFETY: the CPU has AVX2, FMA, F16C and AVX-512 VNNI (checked above).
+        let (with, without) = unsafe { (dot_q5_0_q8_0::<4, true>(&w, x), dot_q5_0_q8_0::<4, false>(&w, x)) };
+        assert_eq!(with.map(f32::to_bits), without.map(f32::to_bits));
+    }
 }

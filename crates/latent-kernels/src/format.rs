@@ -22,7 +22,9 @@
 //! Our own activation rows keep Q8_0's and Q8_1's `d` and `s` as the f32
 //! values of those f16s (the same numbers, so the same results): a kernel
 //! then loads them as they are instead of widening an f16 for every token
-//! and block.
+//! and block. Our Q8_0 rows also keep `Σ q` as an i32 where Q8_1 has `s`:
+//! both have 8 header bytes, and a Q5_0 kernel can multiply unsigned
+//! quants (q + 16) and subtract 16 · Σ q exactly.
 //! - Q8_K: `d: f32, qs: [i8; 256], bsums: [i16; 16]` (sums of each 16), so a
 //!   K-quant row's mins cost one multiply per sub-block.
 
@@ -37,8 +39,11 @@ pub const SUPER_BLOCK: usize = 256;
 /// Bytes of a Q8_K block.
 pub const Q8K_BYTES: usize = 4 + SUPER_BLOCK + 2 * SUPER_BLOCK / 16;
 
-/// Bytes of one of our Q8_0 activation blocks: `d` as f32, then the quants.
-pub const Q8_0_BYTES: usize = 4 + BLOCK;
+/// Bytes of one of our Q8_0 activation blocks: `d` as f32, `Σ q` as i32, then the quants.
+pub const Q8_0_BYTES: usize = Q8_QUANTS_AT + BLOCK;
+
+/// Where the quants start in our Q8_0 and Q8_1 activation blocks.
+pub const Q8_QUANTS_AT: usize = 8;
 
 /// Bytes of one of our Q8_1 activation blocks: `d` and `s` as f32, then the quants.
 pub const Q8_1_BYTES: usize = 8 + BLOCK;
@@ -207,7 +212,7 @@ fn quantize_q8k(x: &[f32], out: &mut [u8]) {
 
 /// ggml's `quantize_row_q8_0`/`q8_1` as its x86 code does them: scale by the
 /// block's largest magnitude to ±127, round half to even; Q8_1 also stores
-/// `d · Σ q` in f16.
+/// `d · Σ q` in f16, our Q8_0 `Σ q` itself.
 fn quantize_q8(x: &[f32], out: &mut [u8], block_bytes: usize, with_sum: bool) {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("f16c") {
@@ -218,12 +223,45 @@ fn quantize_q8(x: &[f32], out: &mut [u8], block_bytes: usize, with_sum: bool) {
     quantize_q8_portable(x, out, block_bytes, with_sum);
 }
 
-/// The same loop compiled for AVX2, where rounding is one instruction and the
-/// loops vectorise (without it every element calls libm's `roundf`).
+/// [`quantize_q8_portable`] in AVX2, the same numbers: the compiled loop
+/// stayed scalar (a float max does not reassociate, a saturating cast per
+/// element), and a prompt quantizes every token's row for every matrix.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn quantize_q8_avx2(x: &[f32], out: &mut [u8], block_bytes: usize, with_sum: bool) {
-    quantize_q8_portable(x, out, block_bytes, with_sum);
+    use std::arch::x86_64::*;
+    let header = block_bytes - BLOCK;
+    let sign = _mm256_set1_ps(-0.0);
+    // packs interleave 128-bit lanes; this puts the 32 quants back in order.
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    let as_stored = |v: f32| _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set_ss(v))));
+    for (xs, ob) in x.chunks_exact(BLOCK).zip(out.chunks_exact_mut(block_bytes)) {
+        // SAFETY: xs holds 32 floats; vector i reads 8 of them.
+        let v: [__m256; 4] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(xs.as_ptr().add(8 * i)) });
+        // max(|v|, m) keeps m where v is NaN, as f32::max does.
+        let m = v.iter().fold(_mm256_setzero_ps(), |m, &v| _mm256_max_ps(_mm256_andnot_ps(sign, v), m));
+        let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+        let d = amax / 127.0;
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        ob[..4].copy_from_slice(&as_stored(d).to_le_bytes());
+        let scale = _mm256_set1_ps(id);
+        // cvtps rounds half to even (the default rounding mode); |v · id| ≤ 127.
+        let q = v.map(|v| _mm256_cvtps_epi32(_mm256_mul_ps(v, scale)));
+        let total = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        let total = _mm_add_epi32(_mm256_castsi256_si128(total), _mm256_extracti128_si256::<1>(total));
+        let total = _mm_add_epi32(total, _mm_shuffle_epi32::<0b01_00_11_10>(total));
+        let sum = _mm_cvtsi128_si32(_mm_add_epi32(total, _mm_shuffle_epi32::<0b10_11_00_01>(total)));
+        let bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        // SAFETY: ob[header..] is 32 bytes.
+        unsafe { _mm256_storeu_si256(ob[header..].as_mut_ptr().cast(), _mm256_permutevar8x32_epi32(bytes, order)) };
+        if with_sum {
+            ob[4..8].copy_from_slice(&as_stored(sum as f32 * d).to_le_bytes());
+        } else {
+            ob[4..8].copy_from_slice(&sum.to_le_bytes());
+        }
+    }
 }
 
 #[inline(always)]
@@ -246,6 +284,8 @@ fn quantize_q8_portable(x: &[f32], out: &mut [u8], block_bytes: usize, with_sum:
         }
         if with_sum {
             ob[4..8].copy_from_slice(&as_stored(sum as f32 * d));
+        } else {
+            ob[4..8].copy_from_slice(&sum.to_le_bytes());
         }
     }
 }
@@ -253,6 +293,29 @@ fn quantize_q8_portable(x: &[f32], out: &mut [u8], block_bytes: usize, with_sum:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn simd_quantization_gives_the_portable_bytes() {
+        // Ties on purpose: multiples of 1/254 of the largest value sit on half steps.
+        let x: Vec<f32> =
+            (0..32 * 40)
+                .map(|i| {
+                    if i % 3 == 0 {
+                        (i % 255) as f32 / 254.0 * 2.5
+                    } else {
+                        ((i * 7919 % 1000) as f32 - 500.0) * 0.0123
+                    }
+                })
+                .chain(std::iter::repeat_n(0.0, 32))
+                .collect();
+        for (format, bytes, with_sum) in [(ActFormat::Q8_0, Q8_0_BYTES, false), (ActFormat::Q8_1, Q8_1_BYTES, true)] {
+            let mut fast = vec![0u8; format.row_bytes(x.len())];
+            quantize_row(format, &x, &mut fast);
+            let mut portable = vec![0u8; fast.len()];
+            quantize_q8_portable(&x, &mut portable, bytes, with_sum);
+            assert_eq!(fast, portable, "{format:?}");
+        }
+    }
 
     #[test]
     fn q8_rounds_to_within_half_a_step_and_keeps_the_sum() {
@@ -268,9 +331,11 @@ mod tests {
                 for (v, &q) in xs.iter().zip(qs) {
                     assert!((v - d * f32::from(q as i8)).abs() <= d * 0.5 + 1e-3 * d, "{v} vs {}", q as i8);
                 }
+                let sum: i32 = qs.iter().map(|&q| i32::from(q as i8)).sum();
                 if format == ActFormat::Q8_1 {
-                    let sum: i32 = qs.iter().map(|&q| i32::from(q as i8)).sum();
                     assert!((f32_at(b, 4) - d * sum as f32).abs() <= 1e-3 * (d * sum as f32).abs() + 1e-6);
+                } else {
+                    assert_eq!(i32::from_le_bytes([b[4], b[5], b[6], b[7]]), sum);
                 }
             }
         }

@@ -14,12 +14,17 @@ mod dot;
 mod dot_avx2;
 #[cfg(target_arch = "x86_64")]
 mod dot_avx2_q5k;
+#[cfg(target_arch = "x86_64")]
+mod dot_avx512_q5_0;
 pub mod format;
 pub mod qmatrix;
 pub mod softmax;
 pub mod vector;
+pub mod vector_f16;
 
 pub use format::{ActFormat, WeightFormat};
+pub use half::f16;
 pub use qmatrix::{Activations, QMatrix};
 pub use softmax::{exp_shifted, softmax, softmax_scaled};
 pub use vector::{axpy, dot};
+pub use vector_f16::{axpy_f16, dot_f16, store_f16};

@@ -121,7 +121,7 @@ mod tests {
     use half::f16;
 
     use super::*;
-    use crate::format::{BLOCK, Q8_0_BYTES, Q8_1_BYTES, Q8K_BYTES, SUPER_BLOCK};
+    use crate::format::{BLOCK, Q8_0_BYTES, Q8_1_BYTES, Q8_QUANTS_AT, Q8K_BYTES, SUPER_BLOCK};
 
     /// Deterministic values with a roughly unit spread (xorshift; the tests
     /// need variety, not statistical quality).
@@ -172,11 +172,11 @@ mod tests {
         match acts.format {
             ActFormat::F32 => dequantize_row(WeightFormat::F32, bytes, &mut v),
             ActFormat::Q8_0 | ActFormat::Q8_1 => {
-                // d as f32, Q8_1's sum, then the quants.
-                let (block, qs) = if acts.format == ActFormat::Q8_0 { (Q8_0_BYTES, 4) } else { (Q8_1_BYTES, 8) };
+                // d as f32, the sum, then the quants.
+                let block = if acts.format == ActFormat::Q8_0 { Q8_0_BYTES } else { Q8_1_BYTES };
                 for (b, o) in bytes.chunks(block).zip(v.chunks_mut(BLOCK)) {
                     let d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                    for (o, &q) in o.iter_mut().zip(&b[qs..]) {
+                    for (o, &q) in o.iter_mut().zip(&b[Q8_QUANTS_AT..]) {
                         *o = d * f32::from(q as i8);
                     }
                 }
@@ -207,8 +207,8 @@ mod tests {
     /// dequantized activations: they must agree to f32 rounding of a sum.
     #[test]
     fn kernels_match_a_float64_dot_of_the_dequantized_values() {
-        // Six tokens: one group of four (the prompt kernels) and two single ones.
-        let (rows, tokens) = (37, 6);
+        // Eleven tokens: groups of four or eight (the prompt kernels) and single ones.
+        let (rows, tokens) = (37, 11);
         let formats = [
             WeightFormat::F32,
             WeightFormat::Q4_0,
@@ -250,7 +250,7 @@ mod tests {
     }
 
     #[test]
-    fn a_token_gets_the_same_bits_alone_as_in_a_group_of_four() {
+    fn a_token_gets_the_same_bits_alone_as_in_a_group() {
         let formats = [
             WeightFormat::Q4_1,
             WeightFormat::Q5_0,
@@ -260,7 +260,8 @@ mod tests {
             WeightFormat::Q6K,
         ];
         for (i, format) in formats.into_iter().enumerate() {
-            let (rows, cols, tokens) = (19, 2 * SUPER_BLOCK, 6);
+            // Groups of four or eight tokens, and leftovers.
+            let (rows, cols, tokens) = (19, 2 * SUPER_BLOCK, 11);
             let m = random_matrix(format, rows, cols, 40 + i as u64);
             let x = noise(tokens * cols, 7);
             let mut acts = Activations::default();

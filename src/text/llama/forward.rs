@@ -7,10 +7,12 @@
 
 use std::ops::Range;
 
+use crate::text::llama::kv_cache::{CacheElement, KvCache, KvPrecision, Layers};
 use crate::text::llama::team::{Member, Shared, Team};
 use crate::text::llama::weights::{LlamaConfig, LlamaWeights};
+use latent_kernels::activation::swiglu;
 use latent_kernels::softmax::exp;
-use latent_kernels::{ActFormat, Activations, QMatrix, axpy, dot, exp_shifted};
+use latent_kernels::{ActFormat, Activations, QMatrix, axpy, exp_shifted};
 
 /// Positions the KV cache grows by, so it is not reallocated every token.
 const CACHE_GROWTH: usize = 256;
@@ -26,9 +28,7 @@ const ATTENTION_CHUNK: usize = 64;
 pub struct LlamaRunner {
     weights: LlamaWeights,
     team: Team,
-    /// Per block: keys and values of every cached position, `[position, kv_dim]`.
-    keys: Vec<Vec<f32>>,
-    values: Vec<Vec<f32>>,
+    cache: KvCache,
     cached: usize,
     /// RoPE's angle per pair of dimensions: θ^(−2i/head_dim).
     inv_freq: Vec<f32>,
@@ -46,26 +46,24 @@ pub enum ForwardError {
 }
 
 impl LlamaRunner {
-    /// A runner that uses `threads` threads per pass.
-    pub fn new(weights: LlamaWeights, threads: usize) -> Self {
+    /// A runner that uses `threads` threads per pass and keeps its cache in `precision`.
+    pub fn new(weights: LlamaWeights, threads: usize, precision: KvPrecision) -> Self {
         let c = &weights.config;
         let half = c.head_dim() / 2;
         // As candle and llama.cpp compute it, in f32.
         let inv_freq = (0..half).map(|i| 1.0 / c.rope_base.powf((2 * i) as f32 / c.head_dim() as f32)).collect();
         let layers = c.layers;
-        Self {
-            weights,
-            team: Team::new(threads),
-            keys: vec![Vec::new(); layers],
-            values: vec![Vec::new(); layers],
-            cached: 0,
-            inv_freq,
-        }
+        Self { weights, team: Team::new(threads), cache: KvCache::new(precision, layers), cached: 0, inv_freq }
     }
 
     /// The model's hyper-parameters.
     pub fn config(&self) -> &LlamaConfig {
         &self.weights.config
+    }
+
+    /// How the KV cache stores keys and values.
+    pub fn kv_precision(&self) -> KvPrecision {
+        self.cache.precision()
     }
 
     /// Threads per pass.
@@ -86,57 +84,70 @@ impl LlamaRunner {
     /// Runs `tokens` at positions `pos..` (keeping the cache before `pos`)
     /// and returns the logits after the last one.
     pub fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>, ForwardError> {
-        let c = self.weights.config.clone();
+        let vocab = self.weights.config.vocab;
         if pos > self.cached {
             return Err(ForwardError::Gap { pos, cached: self.cached });
         }
-        if let Some(&id) = tokens.iter().find(|&&id| id as usize >= c.vocab) {
-            return Err(ForwardError::UnknownToken { id, vocab: c.vocab });
+        if let Some(&id) = tokens.iter().find(|&&id| id as usize >= vocab) {
+            return Err(ForwardError::UnknownToken { id, vocab });
         }
-        let n = tokens.len();
-        if n == 0 {
-            return Ok(vec![0.0; c.vocab]);
+        if tokens.is_empty() {
+            return Ok(vec![0.0; vocab]);
         }
-        let (d, kv, ff) = (c.embedding, c.kv_dim(), c.feed_forward);
-        let end = pos + n;
-        for cache in self.keys.iter_mut().chain(self.values.iter_mut()) {
-            if cache.len() < end * kv {
-                cache.resize(end.next_multiple_of(CACHE_GROWTH) * kv, 0.0);
-            }
-        }
-        // cos and sin for each new position and dimension pair.
-        let rope: Vec<(f32, f32)> = (pos..end)
-            .flat_map(|p| self.inv_freq.iter().map(move |f| (p as f32 * f).sin_cos()).map(|(s, c)| (c, s)))
-            .collect();
-        let mut x = vec![0f32; n * d];
-        for (row, &id) in x.chunks_exact_mut(d).zip(tokens) {
-            self.weights.token_embd.dequantize_row(id as usize, row);
-        }
-        let (mut q, mut k, mut v) = (vec![0f32; n * d], vec![0f32; n * kv], vec![0f32; n * kv]);
-        let (mut att, mut hidden, mut logits) = (vec![0f32; n * d], vec![0f32; n * ff], vec![0f32; c.vocab]);
-        let chunks = end.div_ceil(ATTENTION_CHUNK);
-        let mut partials = vec![0f32; n * c.heads * chunks * (c.head_dim() + 2)];
-        let bufs = Buffers {
-            x: Shared::new(&mut x),
-            q: Shared::new(&mut q),
-            k: Shared::new(&mut k),
-            v: Shared::new(&mut v),
-            att: Shared::new(&mut att),
-            partials: Shared::new(&mut partials),
-            hidden: Shared::new(&mut hidden),
-            logits: Shared::new(&mut logits),
-            keys: self.keys.iter_mut().map(|v| Shared::new(v)).collect(),
-            values: self.values.iter_mut().map(|v| Shared::new(v)).collect(),
+        let logits = match &mut self.cache {
+            KvCache::F32(layers) => run_pass(&self.weights, &mut self.team, &self.inv_freq, layers, tokens, pos),
+            KvCache::F16(layers) => run_pass(&self.weights, &mut self.team, &self.inv_freq, layers, tokens, pos),
         };
-        let pass = Pass { weights: &self.weights, config: &c, rope: &rope, pos, tokens: n, bufs };
-        self.team.run(|m| pass.run(m));
-        self.cached = end;
+        self.cached = pos + tokens.len();
         Ok(logits)
     }
 }
 
+/// Runs `tokens` at positions `pos..` on `team`, appending to the cache in `layers`.
+fn run_pass<T: CacheElement>(
+    weights: &LlamaWeights,
+    team: &mut Team,
+    inv_freq: &[f32],
+    layers: &mut Layers<T>,
+    tokens: &[u32],
+    pos: usize,
+) -> Vec<f32> {
+    let c = &weights.config;
+    let n = tokens.len();
+    let (d, kv, ff) = (c.embedding, c.kv_dim(), c.feed_forward);
+    let end = pos + n;
+    layers.reserve(end, kv, CACHE_GROWTH);
+    // cos and sin for each new position and dimension pair.
+    let rope: Vec<(f32, f32)> =
+        (pos..end).flat_map(|p| inv_freq.iter().map(move |f| (p as f32 * f).sin_cos()).map(|(s, c)| (c, s))).collect();
+    let mut x = vec![0f32; n * d];
+    for (row, &id) in x.chunks_exact_mut(d).zip(tokens) {
+        weights.token_embd.dequantize_row(id as usize, row);
+    }
+    let (mut q, mut k, mut v) = (vec![0f32; n * d], vec![0f32; n * kv], vec![0f32; n * kv]);
+    let (mut att, mut hidden, mut logits) = (vec![0f32; n * d], vec![0f32; n * ff], vec![0f32; c.vocab]);
+    let chunks = end.div_ceil(ATTENTION_CHUNK);
+    let mut partials = vec![0f32; n * c.heads * chunks * (c.head_dim() + 2)];
+    let bufs = Buffers {
+        x: Shared::new(&mut x),
+        q: Shared::new(&mut q),
+        k: Shared::new(&mut k),
+        v: Shared::new(&mut v),
+        att: Shared::new(&mut att),
+        partials: Shared::new(&mut partials),
+        hidden: Shared::new(&mut hidden),
+        logits: Shared::new(&mut logits),
+        keys: layers.keys.iter_mut().map(|v| Shared::new(v)).collect(),
+        values: layers.values.iter_mut().map(|v| Shared::new(v)).collect(),
+    };
+    let pass = Pass { weights, config: c, rope: &rope, pos, tokens: n, bufs };
+    team.run(|m| pass.run(m));
+    drop(pass);
+    logits
+}
+
 /// Buffers of one pass, shared by the team.
-struct Buffers<'a> {
+struct Buffers<'a, T> {
     /// Residual stream `[tokens, embedding]`.
     x: Shared<'a, f32>,
     /// Projections `[tokens, embedding]` and `[tokens, kv_dim]`.
@@ -151,19 +162,20 @@ struct Buffers<'a> {
     /// SwiGLU activations `[tokens, feed_forward]`.
     hidden: Shared<'a, f32>,
     logits: Shared<'a, f32>,
-    keys: Vec<Shared<'a, f32>>,
-    values: Vec<Shared<'a, f32>>,
+    /// Per block, the cache `[position, kv_dim]`.
+    keys: Vec<Shared<'a, T>>,
+    values: Vec<Shared<'a, T>>,
 }
 
 /// Everything one pass reads, and the steps each member runs.
-struct Pass<'a> {
+struct Pass<'a, T> {
     weights: &'a LlamaWeights,
     config: &'a LlamaConfig,
     /// (cos, sin) per new position and dimension pair.
     rope: &'a [(f32, f32)],
     pos: usize,
     tokens: usize,
-    bufs: Buffers<'a>,
+    bufs: Buffers<'a, T>,
 }
 
 /// A member's private scratch: normalised rows, their quantized forms, and
@@ -184,7 +196,7 @@ fn products<'o>(w: &QMatrix, rows: &Range<usize>, acts: &Activations, out: &'o m
     out
 }
 
-impl Pass<'_> {
+impl<T: CacheElement> Pass<'_, T> {
     // SAFETY (for every `get`/`part` below): between two `m.sync()` calls each
     // buffer is either only read by all members or written in ranges that
     // `Member::rows`/`items` give to one member alone.
@@ -242,8 +254,7 @@ impl Pass<'_> {
             let rows = m.rows(ff);
             products(&block.gate, &rows, s.acts.of(&block.gate, &s.normed, d), &mut s.gate);
             let up = products(&block.up, &rows, s.acts.of(&block.up, &s.normed, d), &mut s.out);
-            // SwiGLU: silu(gate) · up.
-            s.gate.iter_mut().zip(up.iter()).for_each(|(g, &u)| *g = *g / (1.0 + (-*g).exp()) * u);
+            swiglu(&mut s.gate, up);
             scatter(&b.hidden, ff, &rows, &s.gate, false);
             m.sync();
             s.acts.reset();
@@ -305,9 +316,9 @@ impl Pass<'_> {
                 rotate(k, t);
                 let at = (self.pos + t) * kv + g * hd..(self.pos + t) * kv + (g + 1) * hd;
                 // SAFETY: this member's heads at this position; the others write other heads, and reads wait for the barrier.
-                unsafe { b.keys[layer].part(at.clone()) }.copy_from_slice(k);
+                T::store(unsafe { b.keys[layer].part(at.clone()) }, k);
                 // SAFETY: this member's heads at this position; the others write other heads, and reads wait for the barrier.
-                unsafe { b.values[layer].part(at) }.copy_from_slice(&v[head]);
+                T::store(unsafe { b.values[layer].part(at) }, &v[head]);
             }
         }
     }
@@ -358,7 +369,7 @@ impl Pass<'_> {
                     for (j, s) in positions.clone().enumerate() {
                         let k = &keys[s * kv + g * hd..s * kv + (g + 1) * hd];
                         for (i, h) in heads.clone().enumerate() {
-                            scores[i * len + j] = dot(&q[t * d + h * hd..t * d + (h + 1) * hd], k) * scale;
+                            scores[i * len + j] = T::dot(&q[t * d + h * hd..t * d + (h + 1) * hd], k) * scale;
                         }
                     }
                     for (i, h) in heads.clone().enumerate() {
@@ -371,7 +382,7 @@ impl Pass<'_> {
                         stats.copy_from_slice(&[max, sum]);
                         out.fill(0.0);
                         for (&p, s) in row.iter().zip(positions.clone()) {
-                            axpy(out, p, &values[s * kv + g * hd..s * kv + (g + 1) * hd]);
+                            T::axpy(out, p, &values[s * kv + g * hd..s * kv + (g + 1) * hd]);
                         }
                     }
                 }

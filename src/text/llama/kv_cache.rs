@@ -1,0 +1,107 @@
+//! The KV cache's storage: keys and values of every cached position per
+//! block, in f32 or, as llama.cpp keeps them by default, in f16 (half the
+//! memory and half the bytes attention reads per generated token).
+
+use latent_kernels::{axpy, axpy_f16, dot, dot_f16, f16, store_f16};
+
+/// How the KV cache stores keys and values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KvPrecision {
+    /// Exact copies of the computed keys and values.
+    #[default]
+    F32,
+    /// Rounded to half precision, llama.cpp's default `--cache-type-k/v f16`.
+    F16,
+}
+
+impl KvPrecision {
+    /// The name used on the command line and in engine notes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+        }
+    }
+}
+
+/// An element type the cache can hold; attention reads it through these.
+pub trait CacheElement: Copy + Default + Send + Sync + 'static {
+    /// `to ← from`, rounded to this type.
+    fn store(to: &mut [Self], from: &[f32]);
+    /// q · k.
+    fn dot(q: &[f32], k: &[Self]) -> f32;
+    /// out ← out + a·v.
+    fn axpy(out: &mut [f32], a: f32, v: &[Self]);
+}
+
+impl CacheElement for f32 {
+    fn store(to: &mut [Self], from: &[f32]) {
+        to.copy_from_slice(from);
+    }
+
+    fn dot(q: &[f32], k: &[Self]) -> f32 {
+        dot(q, k)
+    }
+
+    fn axpy(out: &mut [f32], a: f32, v: &[Self]) {
+        axpy(out, a, v);
+    }
+}
+
+impl CacheElement for f16 {
+    fn store(to: &mut [Self], from: &[f32]) {
+        store_f16(to, from);
+    }
+
+    fn dot(q: &[f32], k: &[Self]) -> f32 {
+        dot_f16(q, k)
+    }
+
+    fn axpy(out: &mut [f32], a: f32, v: &[Self]) {
+        axpy_f16(out, a, v);
+    }
+}
+
+/// Per block: keys and values of every cached position, `[position, kv_dim]`.
+pub struct Layers<T> {
+    pub keys: Vec<Vec<T>>,
+    pub values: Vec<Vec<T>>,
+}
+
+impl<T: CacheElement> Layers<T> {
+    fn new(layers: usize) -> Self {
+        Self { keys: vec![Vec::new(); layers], values: vec![Vec::new(); layers] }
+    }
+
+    /// Makes room for `positions` positions of `kv_dim` values, in steps of `growth` positions.
+    pub fn reserve(&mut self, positions: usize, kv_dim: usize, growth: usize) {
+        for cache in self.keys.iter_mut().chain(self.values.iter_mut()) {
+            if cache.len() < positions * kv_dim {
+                cache.resize(positions.next_multiple_of(growth) * kv_dim, T::default());
+            }
+        }
+    }
+}
+
+/// The cache in the precision chosen at load time.
+pub enum KvCache {
+    F32(Layers<f32>),
+    F16(Layers<f16>),
+}
+
+impl KvCache {
+    pub fn new(precision: KvPrecision, layers: usize) -> Self {
+        match precision {
+            KvPrecision::F32 => Self::F32(Layers::new(layers)),
+            KvPrecision::F16 => Self::F16(Layers::new(layers)),
+        }
+    }
+
+    pub fn precision(&self) -> KvPrecision {
+        match self {
+            Self::F32(_) => KvPrecision::F32,
+            Self::F16(_) => KvPrecision::F16,
+        }
+    }
+}
