@@ -12,7 +12,7 @@ use std::ops::Range;
 
 use super::dot::{ActRows, ROW_TILE, WeightRows};
 use super::dot_avx2::hsum;
-use super::dot_avx2_q5k::{dot_q5_0_q8_0, q5_0_plus_16};
+use super::dot_avx2_q5k::dot_q5_0_q8_0;
 use super::format::{BLOCK, Q8_0_BYTES, Q8_QUANTS_AT, f32_at};
 
 /// Tokens per group.
@@ -65,10 +65,17 @@ fn dot8(w: &[u8], packed: &[PairBlock]) -> [f32; GROUP] {
     // Four named accumulators: held in an array, they were kept in memory.
     let (mut a0, mut a1, mut a2, mut a3) =
         (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps());
+    // Per 128-bit lane: the nibbles as they are (elements 0..16), then shifted down (16..32).
+    let (shifts, low4, sixteen) =
+        (_mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4), _mm512_set1_epi8(15), _mm512_set1_epi8(16));
     for (i, x) in packed.chunks_exact(GROUP / 2).take(n).enumerate() {
         // SAFETY: block i spans w[22i..22i+22], inside the slice.
         let wb = unsafe { w.as_ptr().add(22 * i) };
-        let wu = _mm512_broadcast_i64x4(q5_0_plus_16(wb));
+        // The block's quants + 16 in both halves: nibbles, then 16 added where the fifth bit is set.
+        // SAFETY: qs is the block's last 16 bytes, qh the 4 after d.
+        let (qs, qh) = unsafe { (_mm_loadu_si128(wb.add(6).cast()), wb.add(2).cast::<u32>().read_unaligned()) };
+        let nibbles = _mm512_and_si512(_mm512_srlv_epi64(_mm512_broadcast_i32x4(qs), shifts), low4);
+        let wu = _mm512_mask_add_epi8(nibbles, u64::from(qh) | (u64::from(qh) << 32), nibbles, sixteen);
         // SAFETY: the same block's first two bytes. Widened here, not by a
         // call: a call in this loop spilled every accumulator around it.
         let bits = unsafe { wb.cast::<u16>().read_unaligned() };

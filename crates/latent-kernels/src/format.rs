@@ -173,11 +173,55 @@ pub fn quantize_row(format: ActFormat, x: &[f32], out: &mut [u8]) {
     }
 }
 
-/// [`quantize_q8k`] compiled for AVX2 (rounding in one instruction).
+/// [`quantize_q8k`] in AVX2, the same bytes (see [`quantize_q8_avx2`] for why).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn quantize_q8k_avx2(x: &[f32], out: &mut [u8]) {
-    quantize_q8k(x, out);
+    use std::arch::x86_64::*;
+    let sign = _mm256_set1_ps(-0.0);
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    let lanes = SUPER_BLOCK / 8;
+    for (xs, ob) in x.chunks_exact(SUPER_BLOCK).zip(out.chunks_exact_mut(Q8K_BYTES)) {
+        // SAFETY: xs holds 256 floats; vector i reads 8 of them.
+        let v: [__m256; SUPER_BLOCK / 8] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(xs.as_ptr().add(8 * i)) });
+        let m = v.iter().fold(_mm256_setzero_ps(), |m, &v| _mm256_max_ps(_mm256_andnot_ps(sign, v), m));
+        let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+        if amax == 0.0 || amax.is_nan() {
+            quantize_q8k(xs, ob);
+            continue;
+        }
+        // The first element of largest magnitude, with its sign, as the scalar loop picks it.
+        let wanted = _mm256_set1_ps(amax);
+        let first = (0..lanes)
+            .find_map(|i| {
+                let hits = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(_mm256_andnot_ps(sign, v[i]), wanted));
+                (hits != 0).then(|| 8 * i + hits.trailing_zeros() as usize)
+            })
+            .unwrap_or(0);
+        let iscale = -127.0 / xs[first];
+        let scale = _mm256_set1_ps(iscale);
+        let top = _mm256_set1_epi32(127);
+        let (head, rest) = ob.split_at_mut(4);
+        let (qs, sums) = rest.split_at_mut(SUPER_BLOCK);
+        for (c, (q32, sum2)) in qs.chunks_exact_mut(32).zip(sums.chunks_exact_mut(4)).enumerate() {
+            // Half to even (the default rounding mode), at most 127, as the scalar loop does.
+            let q: [__m256i; 4] =
+                std::array::from_fn(|k| _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(v[4 * c + k], scale)), top));
+            for (h, pair) in [(q[0], q[1]), (q[2], q[3])].into_iter().enumerate() {
+                let t = _mm256_add_epi32(pair.0, pair.1);
+                let t = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256::<1>(t));
+                let t = _mm_add_epi32(t, _mm_shuffle_epi32::<0b01_00_11_10>(t));
+                let total = _mm_cvtsi128_si32(_mm_add_epi32(t, _mm_shuffle_epi32::<0b10_11_00_01>(t)));
+                sum2[2 * h..2 * h + 2].copy_from_slice(&(total as i16).to_le_bytes());
+            }
+            let bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+            // SAFETY: q32 is 32 bytes.
+            unsafe { _mm256_storeu_si256(q32.as_mut_ptr().cast(), _mm256_permutevar8x32_epi32(bytes, order)) };
+        }
+        head.copy_from_slice(&(1.0 / iscale).to_le_bytes());
+    }
 }
 
 /// ggml's `quantize_row_q8_K_ref`: scale so that the value of largest
@@ -315,6 +359,15 @@ mod tests {
             quantize_q8_portable(&x, &mut portable, bytes, with_sum);
             assert_eq!(fast, portable, "{format:?}");
         }
+        // Q8_K: the largest magnitude twice with opposite signs (the first one's sign wins).
+        let mut x = x[..3 * SUPER_BLOCK].to_vec();
+        x[40] = -9.0;
+        x[41] = 9.0;
+        let mut fast = vec![0u8; ActFormat::Q8K.row_bytes(x.len())];
+        quantize_row(ActFormat::Q8K, &x, &mut fast);
+        let mut portable = vec![0u8; fast.len()];
+        quantize_q8k(&x, &mut portable);
+        assert_eq!(fast, portable, "Q8_K");
     }
 
     #[test]
