@@ -10,6 +10,7 @@ use std::time::Duration;
 use image::RgbImage;
 use latent_studio::io::manifest::ModelManifest;
 use latent_studio::latent::model::{LatentModel, ModelError};
+use latent_studio::text::llama::KvPrecision;
 use latent_studio::worker::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerHandle, WorkerRequest};
 
 /// A model that takes its time or panics, to drive the worker's edge cases.
@@ -456,7 +457,7 @@ mod text_generation {
             sampling: SamplingParams { seed: 3, ..Default::default() },
             stop_strings: vec![],
         };
-        WorkerRequest::Generate { model: TextModelRef::File(path.to_owned()), spec }
+        WorkerRequest::Generate { model: TextModelRef::File(path.to_owned()), spec, kv_cache: KvPrecision::F32 }
     }
 
     #[test]

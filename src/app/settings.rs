@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::io::image_folder::FolderSpec;
 use crate::io::output::default_output_dir;
 use crate::latent::interpolate::Interpolation;
+use crate::spec::text::KvPrecision;
 use crate::text::sampling::SamplingParams;
 use crate::ui::commands::Tab;
 use crate::ui::models_panel::PendingPull;
@@ -34,6 +35,8 @@ pub struct Settings {
     pub sampling: SamplingParams,
     /// The text panel's token limit.
     pub max_tokens: usize,
+    /// How the text panel's models keep their KV cache.
+    pub kv_cache: KvPrecision,
     /// Whether the text panel was in chat mode.
     pub chat: bool,
     /// The conversation open in the Text view (its file).
@@ -102,6 +105,7 @@ impl Default for Settings {
             text_model: None,
             sampling: SamplingParams::default(),
             max_tokens: 256,
+            kv_cache: KvPrecision::F32,
             chat: true,
             conversation: None,
             model_folders: Vec::new(),

@@ -40,6 +40,14 @@ use crate::worker::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerHandle, Wo
 /// How long one frame may spend applying worker events before drawing.
 const EVENT_BUDGET: std::time::Duration = std::time::Duration::from_millis(4);
 
+/// How soon a worker event is drawn. Not zero: a zero delay makes egui draw
+/// two frames for one event.
+const WORKER_WAKE_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Least time between two repaints for streamed text when a software
+/// renderer draws the window (the worker's default is a quarter second).
+const SOFTWARE_RENDERER_STREAM_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The whole application state.
 pub struct StudioApp {
     worker: WorkerHandle,
@@ -93,7 +101,7 @@ impl StudioApp {
     /// starts the worker, installs the GPU scatter and opens the last model.
     pub fn new(cc: &eframe::CreationContext<'_>, models_dir: PathBuf) -> anyhow::Result<Self> {
         // The window exists now, and with it a software renderer's threads if there is no GPU.
-        crate::app::renderer_priority::lower_software_renderer_priority();
+        let software_renderer = crate::app::renderer_priority::lower_software_renderer_priority() > 0;
         let mut settings: Settings = cc.storage.and_then(|s| eframe::get_value(s, Settings::KEY)).unwrap_or_default();
         // Folders named at launch join the library (as A1111's --ckpt-dir and --lora-dir do).
         if let Some(dirs) = std::env::var_os("LATENT_STUDIO_MODEL_FOLDERS") {
@@ -103,7 +111,13 @@ impl StudioApp {
                 }
             }
         }
-        Self::with_settings(&cc.egui_ctx, cc.wgpu_render_state.as_ref(), models_dir, settings)
+        let app = Self::with_settings(&cc.egui_ctx, cc.wgpu_render_state.as_ref(), models_dir, settings)?;
+        if software_renderer {
+            // Each frame of this window costs a software renderer ~200 ms of CPU on
+            // the models' cores: streamed text repaints at 2 frames a second, not 4.
+            app.worker.set_stream_wake_interval(SOFTWARE_RENDERER_STREAM_INTERVAL);
+        }
+        Ok(app)
     }
 
     /// Builds the app without eframe (tests, benchmarks).
@@ -117,7 +131,11 @@ impl StudioApp {
             scatter::install(rs);
         }
         let repaint = ctx.clone();
-        let worker = WorkerHandle::spawn(models_dir.clone(), std::sync::Arc::new(move || repaint.request_repaint()))?;
+        // One frame per wake-up: egui answers a plain `request_repaint` with two
+        // frames (to let layouts settle), which under a software renderer
+        // doubled the CPU that streamed text took from the model.
+        let wake = move || repaint.request_repaint_after(WORKER_WAKE_DELAY);
+        let worker = WorkerHandle::spawn(models_dir.clone(), std::sync::Arc::new(wake))?;
         let downloads = Downloads::spawn(HubConfig::from_env(), waker(ctx))?;
         downloads.refresh_installed();
         // The hub cache's text models join with the downloads worker's first listing (off this thread).
@@ -138,6 +156,7 @@ impl StudioApp {
             .map(crate::worker::TextModelRef::Id);
         text.sampling = settings.sampling.clone();
         text.max_tokens = settings.max_tokens.clamp(1, 2048);
+        text.kv_cache = settings.kv_cache;
         // A model listed without a chat template turns chat off; a Hub model not listed yet keeps the setting.
         let without_chat = |id: &str| text_models.iter().any(|m| m.id == id && !m.has_chat_template());
         text.chat = match &text.model {

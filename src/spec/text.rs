@@ -148,3 +148,26 @@ impl Generated {
         self.ids.len() as f64 / self.generate_seconds.max(1e-9)
     }
 }
+
+/// How a language model's KV cache stores keys and values (our engine's;
+/// candle's is always f32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KvPrecision {
+    /// Exact copies of the computed keys and values.
+    #[default]
+    F32,
+    /// Rounded to half precision, llama.cpp's default `--cache-type-k/v f16`:
+    /// half the memory, and faster attention at long contexts.
+    F16,
+}
+
+impl KvPrecision {
+    /// The name used on the command line and in engine notes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+        }
+    }
+}

@@ -1,4 +1,4 @@
-//! A "working…" indicator that animates at 4 frames a second. egui's own
+//! A "working…" indicator that animates at 2 frames a second. egui's own
 //! spinner asks for a new frame every frame, so while a job runs the UI would
 //! redraw as fast as it can; under a software renderer that takes a whole
 //! core from the model the job is running (text streamed at a sixth of its
@@ -7,7 +7,25 @@
 use std::time::Duration;
 
 /// How often the indicator moves.
-const TICK: Duration = Duration::from_millis(250);
+const TICK: Duration = Duration::from_millis(500);
+
+/// Says that frames will come anyway until egui time `until` (seconds), as
+/// they do while text streams in: the indicators then step with those frames
+/// instead of asking for frames of their own, which fell between the stream's
+/// and doubled the frame rate.
+pub fn frames_come_until(ctx: &egui::Context, until: f64) {
+    ctx.data_mut(|d| d.insert_temp(driven_id(), until));
+}
+
+/// Whether frames come anyway now (see [`frames_come_until`]).
+pub fn frames_come(ctx: &egui::Context) -> bool {
+    let now = ctx.input(|i| i.time);
+    ctx.data(|d| d.get_temp::<f64>(driven_id())).is_some_and(|until| now < until)
+}
+
+fn driven_id() -> egui::Id {
+    egui::Id::unique("busy-frames-come-until")
+}
 
 /// Draws the indicator and schedules its next step.
 pub fn busy(ui: &mut egui::Ui) -> egui::Response {
@@ -26,7 +44,9 @@ pub fn busy(ui: &mut egui::Ui) -> egui::Response {
             .collect();
         let stroke = ui.visuals().widgets.noninteractive.fg_stroke;
         ui.painter().add(egui::Shape::line(points, stroke));
-        ui.ctx().request_repaint_after(TICK);
+        if !frames_come(ui.ctx()) {
+            ui.ctx().request_repaint_after(TICK);
+        }
     }
     response
 }

@@ -7,6 +7,7 @@ use egui::{Color32, RichText};
 
 use super::theme;
 use crate::io::manifest::ModelManifest;
+use crate::spec::text::KvPrecision;
 use crate::spec::text::{GenerateSpec, Generated, SamplingParams, StopReason};
 use crate::ui::commands::UiCommand;
 use crate::ui::conversation_view::{ChatState, ConversationView};
@@ -30,6 +31,8 @@ pub struct TextPanel {
     pub sampling: SamplingParams,
     /// Most new tokens.
     pub max_tokens: usize,
+    /// How our engine keeps the KV cache.
+    pub kv_cache: KvPrecision,
     /// Stop strings, one per line.
     pub stop: String,
     /// The answer so far.
@@ -48,6 +51,8 @@ pub struct TextPanel {
     pub chat_view: ConversationView,
     /// The running job answers the open conversation (not a raw prompt).
     pub answering: bool,
+    /// When the last streamed token arrived.
+    pub last_token_at: Option<std::time::Instant>,
     started: Option<std::time::Instant>,
 }
 
@@ -59,6 +64,7 @@ impl Default for TextPanel {
             chat: true,
             sampling: SamplingParams::default(),
             max_tokens: 256,
+            kv_cache: KvPrecision::F32,
             stop: String::new(),
             output: String::new(),
             prompt_tokens: Vec::new(),
@@ -68,6 +74,7 @@ impl Default for TextPanel {
             model_name: String::new(),
             chat_view: ConversationView::default(),
             answering: false,
+            last_token_at: None,
             started: None,
         }
     }
@@ -115,6 +122,7 @@ impl TextPanel {
     pub fn push(&mut self, token: Option<TokenPiece>, text: &str) {
         self.output_tokens.extend(token);
         self.output.push_str(text);
+        self.last_token_at = Some(std::time::Instant::now());
         if self.answering {
             self.chat_view.answer.push_str(text);
         }
@@ -273,6 +281,14 @@ impl TextPanel {
             ui.label("Max new tokens");
             ui.add(egui::Slider::new(&mut self.max_tokens, 1..=2048).logarithmic(true))
                 .on_hover_text("Most new tokens per answer");
+            ui.end_row();
+            ui.label("KV cache");
+            let mut half = self.kv_cache == KvPrecision::F16;
+            ui.checkbox(&mut half, "f16").on_hover_text(
+                "Keep the model's cache in half precision, as llama.cpp does: half the memory and faster \
+                 long contexts, logits within rounding (the model reloads when this changes)",
+            );
+            self.kv_cache = if half { KvPrecision::F16 } else { KvPrecision::F32 };
             ui.end_row();
             ui.label("Seed");
             ui.horizontal(|ui| {

@@ -8,7 +8,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::cache::ModelCache;
 use super::protocol::{JobId, WorkerEvent, WorkerRequest, WorkerThread};
-use super::run::{Envelope, Worker};
+use super::run::{Envelope, EventSink, Worker};
 use crate::latent::model::LatentModel;
 use crate::train::cancel::CancelToken;
 
@@ -32,6 +32,8 @@ pub struct WorkerHandle {
     /// Those of them the inference thread has handed on (it sent `Started`):
     /// they outlive a dead inference thread and report for themselves.
     handed_on: HashSet<JobId>,
+    /// The worker's event sink (shared settings only: it is the worker's to send on).
+    sink: EventSink,
 }
 
 impl WorkerHandle {
@@ -56,7 +58,8 @@ impl WorkerHandle {
     fn spawn_with(cache: ModelCache, waker: Waker) -> std::io::Result<Self> {
         let (req_tx, req_rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
         let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
-        let worker = Worker::new(cache, req_rx, ev_tx, waker);
+        let sink = EventSink::new(ev_tx, waker);
+        let worker = Worker::new(cache, req_rx, sink.clone());
         let thread = std::thread::Builder::new().name("inference-worker".into()).spawn(move || worker.run())?;
         Ok(Self {
             requests: req_tx,
@@ -67,7 +70,14 @@ impl WorkerHandle {
             thread: Some(thread),
             own_thread: HashSet::new(),
             handed_on: HashSet::new(),
+            sink,
         })
+    }
+
+    /// Sets the least time between two wake-ups of the UI by streamed text
+    /// (a software renderer's frames cost the models' cores; see `app::studio`).
+    pub fn set_stream_wake_interval(&self, interval: std::time::Duration) {
+        self.sink.set_stream_wake_interval(interval);
     }
 
     /// Queues `request` and returns its job id. Never blocks: when the channel

@@ -13,6 +13,7 @@ use crate::io::latent_map::LatentMap;
 use crate::io::manifest::ModelManifest;
 use crate::io::png_meta::ImageSettings;
 use crate::spec::latent_control::{AnimationFormat, LatentRecipe, TravelPlan};
+use crate::spec::text::KvPrecision;
 pub use crate::spec::text::TextModelRef;
 use crate::spec::train::{EpochSummary, TrainTick};
 use crate::text::generate::{GenerateSpec, Generated};
@@ -148,7 +149,8 @@ pub enum WorkerRequest {
     /// Write generated text (with its settings) to a new file.
     SaveText { contents: String, target: SaveTarget },
     /// Generate text on the text thread; tokens stream back as events.
-    Generate { model: TextModelRef, spec: GenerateSpec },
+    /// `kv_cache` is how our engine keeps the model's cache (a change reloads it).
+    Generate { model: TextModelRef, spec: GenerateSpec, kv_cache: KvPrecision },
     /// Generate an image on the image thread (jobs run in order); steps,
     /// previews and the saved result come back as events.
     GenerateImage(Box<ImageJob>),

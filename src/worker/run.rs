@@ -44,11 +44,11 @@ pub struct Worker {
     image: Option<ServiceThread>,
 }
 
-/// Least time between two wake-ups of the UI for streamed text: a frame per
-/// token at 150+ tokens/s would take the cores the model runs on (a software
-/// renderer needs ~200 ms of CPU per frame of this window on a 2-core
-/// machine). Text then appears in steps of a quarter second.
-const STREAM_WAKE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+/// Least time between two wake-ups of the UI for streamed text, unless the
+/// app sets another ([`EventSink::set_stream_wake_interval`]): a frame per
+/// token at 150+ tokens/s would take the cores the model runs on. Text then
+/// appears in steps of a quarter second.
+pub const STREAM_WAKE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Sends events and wakes the UI.
 #[derive(Clone)]
@@ -57,17 +57,32 @@ pub struct EventSink {
     waker: Waker,
     /// When a streamed event last woke the UI.
     last_stream_wake: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// Least time between two such wake-ups, in milliseconds.
+    stream_interval_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl EventSink {
     /// A sink sending on `tx` and calling `waker` after each event.
     pub fn new(tx: Sender<WorkerEvent>, waker: Waker) -> Self {
-        Self { tx, waker, last_stream_wake: Default::default() }
+        let interval = STREAM_WAKE_INTERVAL.as_millis() as u64;
+        Self {
+            tx,
+            waker,
+            last_stream_wake: Default::default(),
+            stream_interval_ms: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(interval)),
+        }
+    }
+
+    /// Sets the least time between two wake-ups for streamed text (for this
+    /// sink and every clone of it).
+    pub fn set_stream_wake_interval(&self, interval: std::time::Duration) {
+        let ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+        self.stream_interval_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Delivers `event`; a closed app is not an error for the worker. A
     /// streamed token wakes the UI only if the last such wake-up is at least
-    /// [`STREAM_WAKE_INTERVAL`] old: the tokens in between are drawn by the
+    /// the stream interval old: the tokens in between are drawn by the
     /// next frame, which the next token (or the final event) brings.
     pub fn send(&self, event: WorkerEvent) {
         let streamed = matches!(event, WorkerEvent::TextTokens { .. });
@@ -75,7 +90,8 @@ impl EventSink {
         if streamed {
             let now = std::time::Instant::now();
             let Ok(mut last) = self.last_stream_wake.lock() else { return (self.waker)() };
-            if last.is_some_and(|t| now.duration_since(t) < STREAM_WAKE_INTERVAL) {
+            let interval = self.stream_interval_ms.load(std::sync::atomic::Ordering::Relaxed);
+            if last.is_some_and(|t| now.duration_since(t) < std::time::Duration::from_millis(interval)) {
                 return;
             }
             *last = Some(now);
@@ -86,8 +102,8 @@ impl EventSink {
 
 impl Worker {
     /// A worker over `cache`, reading `requests` and reporting to `events`.
-    pub fn new(cache: ModelCache, requests: Receiver<Envelope>, events: Sender<WorkerEvent>, waker: Waker) -> Self {
-        Self { cache, requests, events: EventSink::new(events, waker), queue: VecDeque::new(), text: None, image: None }
+    pub fn new(cache: ModelCache, requests: Receiver<Envelope>, events: EventSink) -> Self {
+        Self { cache, requests, events, queue: VecDeque::new(), text: None, image: None }
     }
 
     /// Serves requests until `Shutdown` or until the app drops its handle.

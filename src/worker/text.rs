@@ -5,9 +5,10 @@
 use super::protocol::{TextModelRef, TokenPiece, WorkerEvent, WorkerRequest};
 use super::run::{Envelope, EventSink};
 use super::skeleton::{JobError, LoadedModel, Outcome, Service};
-use crate::library::{find_manifest, load_text_model};
+use crate::library::{find_manifest, load_text_model_with};
 use crate::text::generate::{CachedTokens, GenerateSpec, generate_reusing, prompt_ids};
-use crate::text::gguf_llama::GgufLlama;
+use crate::text::gguf_llama::{GgufLlama, LoadOptions};
+use crate::text::llama::KvPrecision;
 use crate::text::model::{TextModel, TextModelError};
 
 /// The text thread's work: generation requests, each run with the model it
@@ -16,7 +17,7 @@ use crate::text::model::{TextModel, TextModelError};
 /// the tokens after what the previous request already fed).
 pub struct TextService {
     models_dir: std::path::PathBuf,
-    loaded: LoadedModel<TextModelRef, (Box<dyn TextModel>, CachedTokens)>,
+    loaded: LoadedModel<(TextModelRef, KvPrecision), (Box<dyn TextModel>, CachedTokens)>,
 }
 
 impl TextService {
@@ -28,10 +29,11 @@ impl TextService {
 
 impl Service for TextService {
     fn run(&mut self, env: Envelope, events: &EventSink) -> Outcome {
-        let WorkerRequest::Generate { model, spec } = env.request else {
+        let WorkerRequest::Generate { model, spec, kv_cache } = env.request else {
             return Err("the text thread only generates text".into());
         };
-        self.generate(env.job, &model, &spec, &env.cancel, events).map(Some).map_err(|e| JobError(e.to_string()))
+        let which = (model, kv_cache);
+        self.generate(env.job, &which, &spec, &env.cancel, events).map(Some).map_err(|e| JobError(e.to_string()))
     }
 
     fn reset(&mut self) {
@@ -40,17 +42,21 @@ impl Service for TextService {
 }
 
 impl TextService {
-    fn model(&mut self, which: &TextModelRef) -> Result<&mut (Box<dyn TextModel>, CachedTokens), TextModelError> {
+    fn model(
+        &mut self,
+        which: &(TextModelRef, KvPrecision),
+    ) -> Result<&mut (Box<dyn TextModel>, CachedTokens), TextModelError> {
         let models_dir = &self.models_dir;
-        let model = self.loaded.get_or_load(which, |which| {
+        let model = self.loaded.get_or_load(which, |(which, kv_cache)| {
             let device = crate::nn::default_device();
+            let options = LoadOptions { kv_cache: *kv_cache, ..Default::default() };
             let model: Box<dyn TextModel> = match which {
                 TextModelRef::Id(id) => {
                     let manifest = find_manifest(models_dir, id)
                         .map_err(|e| TextModelError::Io { path: models_dir.join(id), detail: e.to_string() })?;
-                    load_text_model(&manifest, &device)?
+                    load_text_model_with(&manifest, &device, options)?
                 }
-                TextModelRef::File(path) => Box::new(GgufLlama::load(path, &device)?),
+                TextModelRef::File(path) => Box::new(GgufLlama::load_with(path, &device, options)?),
             };
             Ok::<_, TextModelError>((model, CachedTokens::default()))
         })?;
@@ -60,7 +66,7 @@ impl TextService {
     fn generate(
         &mut self,
         job: super::JobId,
-        which: &TextModelRef,
+        which: &(TextModelRef, KvPrecision),
         spec: &GenerateSpec,
         cancel: &crate::train::cancel::CancelToken,
         events: &EventSink,

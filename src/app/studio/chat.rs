@@ -94,7 +94,8 @@ impl StudioApp {
         };
         self.save_conversation();
         let label = format!("answer with {model}");
-        let job = self.submit(WorkerRequest::Generate { model, spec }, Purpose::Generate, label);
+        let request = WorkerRequest::Generate { model, spec, kv_cache: self.text.kv_cache };
+        let job = self.submit(request, Purpose::Generate, label);
         self.text.begin(job, true);
     }
 

@@ -14,6 +14,10 @@ use crate::ui::pad_panel::PadPanelContext;
 use crate::ui::status::{Notice, status_ui};
 use crate::ui::text_panel::TextPanelContext;
 
+/// How long after a streamed token the stream is trusted to bring the next
+/// frame (its wake-ups are at most 500 ms apart while tokens flow).
+const STREAM_DRIVES_FRAMES: std::time::Duration = std::time::Duration::from_millis(750);
+
 impl StudioApp {
     /// Files dropped on the window are encoded: on an endpoint into A or B,
     /// anywhere else into the current latent.
@@ -70,6 +74,11 @@ impl StudioApp {
         }
         self.handle_events(&ctx);
         self.handle_dropped_files(&ctx);
+        if self.text.running.is_some() && self.text.last_token_at.is_some_and(|t| t.elapsed() < STREAM_DRIVES_FRAMES) {
+            // Streamed tokens wake the UI (every 250 or 500 ms): the busy
+            // indicators and the tokens/s label step with those frames.
+            crate::ui::busy::frames_come_until(&ctx, ctx.input(|i| i.time) + STREAM_DRIVES_FRAMES.as_secs_f64());
+        }
         let mut out = Vec::new();
         egui::Panel::top("top-bar").show(ui, |ui| self.top_bar_ui(ui, &mut out));
         egui::Panel::bottom("status-bar")
@@ -129,7 +138,7 @@ impl StudioApp {
             Tab::Text => {
                 let panel_ctx = TextPanelContext { models: &self.text_models };
                 egui::ScrollArea::vertical().show(ui, |ui| self.text.ui(ui, &panel_ctx, &mut out));
-                if self.text.running.is_some() {
+                if self.text.running.is_some() && !crate::ui::busy::frames_come(&ctx) {
                     ctx.request_repaint_after(std::time::Duration::from_millis(500)); // tokens/s ticks
                 }
             }
@@ -139,6 +148,7 @@ impl StudioApp {
         self.settings.frames = self.panel.frames;
         self.settings.sampling = self.text.sampling.clone();
         self.settings.max_tokens = self.text.max_tokens;
+        self.settings.kv_cache = self.text.kv_cache;
         self.settings.chat = self.text.chat;
         for command in out {
             self.apply(command);

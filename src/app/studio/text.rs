@@ -34,7 +34,8 @@ impl StudioApp {
                     return None;
                 }
                 let label = format!("generate with {model}");
-                let job = self.submit(WorkerRequest::Generate { model, spec }, Purpose::Generate, label);
+                let request = WorkerRequest::Generate { model, spec, kv_cache: self.text.kv_cache };
+                let job = self.submit(request, Purpose::Generate, label);
                 self.text.begin(job, false);
             }
             UiCommand::SaveText => {

@@ -4,26 +4,7 @@
 
 use latent_kernels::{axpy, axpy_f16, dot, dot_f16, f16, store_f16};
 
-/// How the KV cache stores keys and values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KvPrecision {
-    /// Exact copies of the computed keys and values.
-    #[default]
-    F32,
-    /// Rounded to half precision, llama.cpp's default `--cache-type-k/v f16`.
-    F16,
-}
-
-impl KvPrecision {
-    /// The name used on the command line and in engine notes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::F32 => "f32",
-            Self::F16 => "f16",
-        }
-    }
-}
+pub use crate::spec::text::KvPrecision;
 
 /// An element type the cache can hold; attention reads it through these.
 pub trait CacheElement: Copy + Default + Send + Sync + 'static {

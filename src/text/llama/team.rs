@@ -16,11 +16,15 @@
 use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
 /// Spins before a waiting thread starts yielding its core (on a machine with
 /// more runnable threads than cores, pure spinning would starve the others).
 const SPINS_BEFORE_YIELD: u32 = 1 << 14;
+
+/// Waiting longer than this, a thread sleeps until the barrier opens.
+const WAIT_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// Rows of a split are multiples of this, so threads write whole cache lines.
 const ROW_ALIGN: usize = 16;
@@ -135,7 +139,7 @@ impl Member<'_> {
 
     /// Waits until every member reaches this point.
     pub fn sync(&self) {
-        self.barrier.wait();
+        self.barrier.wait(self.index);
     }
 
     /// This member's part of `0..n` rows: contiguous, a multiple of
@@ -152,14 +156,20 @@ impl Member<'_> {
     }
 }
 
-/// A reusable barrier that spins, then yields, and adds up how long its
-/// members waited.
+/// A reusable barrier that spins, then yields, then sleeps, and adds up how
+/// long its members waited.
 struct SpinBarrier {
     count: usize,
     arrived: AtomicUsize,
     generation: AtomicUsize,
     poisoned: AtomicBool,
     waited_ns: AtomicU64,
+    /// The core each member last arrived on (`usize::MAX`: not known).
+    cores: Vec<AtomicUsize>,
+    /// Members asleep in [`SpinBarrier::wait`], and what wakes them.
+    sleepers: AtomicUsize,
+    lock: Mutex<()>,
+    opened: Condvar,
 }
 
 impl SpinBarrier {
@@ -170,34 +180,78 @@ impl SpinBarrier {
             generation: AtomicUsize::new(0),
             poisoned: AtomicBool::new(false),
             waited_ns: AtomicU64::new(0),
+            cores: (0..count).map(|_| AtomicUsize::new(usize::MAX)).collect(),
+            sleepers: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            opened: Condvar::new(),
         }
     }
 
-    fn wait(&self) {
+    /// Waits for every member; `index` is the caller's.
+    ///
+    /// A member whose core another member last arrived on sleeps at once
+    /// instead of spinning: while another process (the window's software
+    /// renderer) held one core, the scheduler had put both members on the
+    /// other, where spinning or yielding only trades time slices with the
+    /// member it waits for. Seen in the window: passes of 5 ms took 70–97 ms
+    /// now and then, the two members taking turns of 0.45 ms on one core, a
+    /// quarter of the generation's time.
+    fn wait(&self, index: usize) {
         let generation = self.generation.load(Ordering::Acquire);
+        let core = current_core();
+        self.cores[index].store(core, Ordering::Relaxed);
         if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.count {
             self.arrived.store(0, Ordering::Relaxed);
-            self.generation.fetch_add(1, Ordering::Release);
+            // SeqCst with the sleepers' count: a sleeper either is counted
+            // here or sees the new generation before it sleeps.
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            if self.sleepers.load(Ordering::SeqCst) > 0 {
+                self.wake_sleepers();
+            }
             return;
         }
         let start = Instant::now();
+        let shared_core = core != usize::MAX
+            && self.cores.iter().enumerate().any(|(i, c)| i != index && c.load(Ordering::Relaxed) == core);
         let mut spins = 0u32;
         while self.generation.load(Ordering::Acquire) == generation {
             if self.poisoned.load(Ordering::Relaxed) {
                 panic!("another thread of the forward pass failed");
             }
-            if spins < SPINS_BEFORE_YIELD {
+            if shared_core {
+                self.sleep_until_changed(generation);
+            } else if spins < SPINS_BEFORE_YIELD {
                 spins += 1;
                 std::hint::spin_loop();
-            } else {
+            } else if start.elapsed() < WAIT_BEFORE_SLEEP {
                 std::thread::yield_now();
+            } else {
+                self.sleep_until_changed(generation);
             }
         }
         self.waited_ns.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
 
+    /// Sleeps until the generation is no longer `generation` or the barrier is poisoned.
+    fn sleep_until_changed(&self, generation: usize) {
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let closed =
+            |_: &mut ()| self.generation.load(Ordering::SeqCst) == generation && !self.poisoned.load(Ordering::SeqCst);
+        drop(self.opened.wait_while(guard, closed).unwrap_or_else(PoisonError::into_inner));
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Wakes the members asleep in [`SpinBarrier::wait`].
+    fn wake_sleepers(&self) {
+        // Notified under the lock, so a sleeper between its check and its wait cannot miss it.
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.opened.notify_all();
+    }
+
     fn poison(&self) {
-        self.poisoned.store(true, Ordering::Relaxed);
+        self.poisoned.store(true, Ordering::SeqCst);
+        self.wake_sleepers();
     }
 }
 
@@ -209,6 +263,19 @@ impl Drop for PoisonOnPanic<'_> {
             self.0.poison();
         }
     }
+}
+
+/// The core this thread runs on (`usize::MAX` where that cannot be known).
+fn current_core() -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: sched_getcpu takes no arguments and touches no memory of ours.
+        let core = unsafe { libc::sched_getcpu() };
+        if core >= 0 {
+            return core as usize;
+        }
+    }
+    usize::MAX
 }
 
 /// A slice that every member may read and write during a pass. Members write
