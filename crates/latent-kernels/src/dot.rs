@@ -34,7 +34,10 @@ pub(super) struct ActRows<'a> {
 /// CPU has.
 pub(super) fn dot_rows(w: WeightRows, rows: Range<usize>, acts: ActRows, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if w.format == WeightFormat::Q5_0 && acts.tokens >= 8 && super::dot_avx512_q5_0::available() {
+    if w.format == WeightFormat::Q5_0
+        && acts.tokens >= super::dot_avx512_q5_0::GROUP
+        && super::dot_avx512_q5_0::available()
+    {
         // SAFETY: the CPU has AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C (checked above).
         unsafe { super::dot_avx512_q5_0::tiles(w, rows, acts, out) };
         return;

@@ -1,6 +1,6 @@
 //! Prompt processing for Q5_0 weights with AVX-512 VNNI: the bulk of a
-//! Q4_K_M file whose rows are not a multiple of 256 (SmolLM2's 576). Eight
-//! tokens go as four pairs, one pair per 512-bit vector: a weight block is
+//! Q4_K_M file whose rows are not a multiple of 256 (SmolLM2's 576). Sixteen
+//! tokens go as eight pairs, one pair per 512-bit vector: a weight block is
 //! unpacked once and broadcast to both halves, and the activations are
 //! rearranged once per call ([`pack`]) so that each pair's quants, scales and
 //! sum correction are one aligned load each. Each half computes exactly what
@@ -16,7 +16,10 @@ use super::dot_avx2_q5k::dot_q5_0_q8_0;
 use super::format::{BLOCK, Q8_0_BYTES, Q8_QUANTS_AT, f32_at};
 
 /// Tokens per group.
-const GROUP: usize = 8;
+pub(super) const GROUP: usize = 16;
+
+/// Pairs of tokens per group.
+const PAIRS: usize = GROUP / 2;
 
 /// Whether this CPU can run [`tiles`].
 pub(super) fn available() -> bool {
@@ -58,17 +61,14 @@ fn pack(acts: &ActRows, first: usize, out: &mut Vec<PairBlock>) {
     }
 }
 
-/// One Q5_0 row · eight packed tokens.
+/// One Q5_0 row · a group of packed tokens.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-fn dot8(w: &[u8], packed: &[PairBlock]) -> [f32; GROUP] {
-    let n = (w.len() / 22).min(packed.len() / (GROUP / 2));
-    // Four named accumulators: held in an array, they were kept in memory.
-    let (mut a0, mut a1, mut a2, mut a3) =
-        (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps());
+fn dot_group(w: &[u8], packed: &[PairBlock]) -> [f32; GROUP] {
+    let n = (w.len() / 22).min(packed.len() / PAIRS);
+    let mut acc = [_mm512_setzero_ps(); PAIRS];
     // Per 128-bit lane: the nibbles as they are (elements 0..16), then shifted down (16..32).
-    let (shifts, low4, sixteen) =
-        (_mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4), _mm512_set1_epi8(15), _mm512_set1_epi8(16));
-    for (i, x) in packed.chunks_exact(GROUP / 2).take(n).enumerate() {
+    let (shifts, low4, sixteen) = (_mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4), _mm512_set1_epi8(15), _mm512_set1_epi8(16));
+    for (i, x) in packed.chunks_exact(PAIRS).take(n).enumerate() {
         // SAFETY: block i spans w[22i..22i+22], inside the slice.
         let wb = unsafe { w.as_ptr().add(22 * i) };
         // The block's quants + 16 in both halves: nibbles, then 16 added where the fifth bit is set.
@@ -80,7 +80,7 @@ fn dot8(w: &[u8], packed: &[PairBlock]) -> [f32; GROUP] {
         // call: a call in this loop spilled every accumulator around it.
         let bits = unsafe { wb.cast::<u16>().read_unaligned() };
         let d_w = _mm512_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))));
-        let pair = |x: &PairBlock, acc: __m512| {
+        for (acc, x) in acc.iter_mut().zip(x) {
             // SAFETY: each field is 64 bytes at a 64-byte boundary (`repr(align(64))`).
             let (quants, scales, start) = unsafe {
                 (
@@ -90,22 +90,21 @@ fn dot8(w: &[u8], packed: &[PairBlock]) -> [f32; GROUP] {
                 )
             };
             let sums = _mm512_dpbusd_epi32(start, wu, quants);
-            _mm512_fmadd_ps(_mm512_mul_ps(d_w, scales), _mm512_cvtepi32_ps(sums), acc)
-        };
-        a0 = pair(&x[0], a0);
-        a1 = pair(&x[1], a1);
-        a2 = pair(&x[2], a2);
-        a3 = pair(&x[3], a3);
+            *acc = _mm512_fmadd_ps(_mm512_mul_ps(d_w, scales), _mm512_cvtepi32_ps(sums), *acc);
+        }
     }
     let halves = |acc: __m512| {
         let high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
         [hsum(_mm512_castps512_ps256(acc)), hsum(high)]
     };
-    let ([t0, t1], [t2, t3], [t4, t5], [t6, t7]) = (halves(a0), halves(a1), halves(a2), halves(a3));
-    [t0, t1, t2, t3, t4, t5, t6, t7]
+    let mut out = [0f32; GROUP];
+    for (pair, acc) in out.chunks_exact_mut(2).zip(acc) {
+        pair.copy_from_slice(&halves(acc));
+    }
+    out
 }
 
-/// Q5_0 rows · every token, eight tokens at a time and the rest one by one
+/// Q5_0 rows · every token, a group of tokens at a time and the rest one by one
 /// with the 256-bit kernel; callers check [`available`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
 pub(super) fn tiles(w: WeightRows, rows: Range<usize>, acts: ActRows, out: &mut [f32]) {
@@ -124,7 +123,7 @@ pub(super) fn tiles(w: WeightRows, rows: Range<usize>, acts: ActRows, out: &mut 
         for g in 0..groups {
             let group = &packed[g * per_group..(g + 1) * per_group];
             for r in start..end {
-                for (k, v) in dot8(row(r), group).into_iter().enumerate() {
+                for (k, v) in dot_group(row(r), group).into_iter().enumerate() {
                     out[(g * GROUP + k) * width + r - rows.start] = v;
                 }
             }

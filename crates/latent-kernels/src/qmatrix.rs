@@ -207,8 +207,8 @@ mod tests {
     /// dequantized activations: they must agree to f32 rounding of a sum.
     #[test]
     fn kernels_match_a_float64_dot_of_the_dequantized_values() {
-        // Eleven tokens: groups of four or eight (the prompt kernels) and single ones.
-        let (rows, tokens) = (37, 11);
+        // 19 tokens: groups of 4, 8 or 16 (the prompt kernels) and single ones.
+        let (rows, tokens) = (37, 19);
         let formats = [
             WeightFormat::F32,
             WeightFormat::Q4_0,
@@ -260,8 +260,8 @@ mod tests {
             WeightFormat::Q6K,
         ];
         for (i, format) in formats.into_iter().enumerate() {
-            // Groups of four or eight tokens, and leftovers.
-            let (rows, cols, tokens) = (19, 2 * SUPER_BLOCK, 11);
+            // Groups of 4, 8 or 16 tokens, and leftovers.
+            let (rows, cols, tokens) = (19, 2 * SUPER_BLOCK, 19);
             let m = random_matrix(format, rows, cols, 40 + i as u64);
             let x = noise(tokens * cols, 7);
             let mut acts = Activations::default();
