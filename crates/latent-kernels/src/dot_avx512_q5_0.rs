@@ -67,7 +67,8 @@ fn dot_group(w: &[u8], packed: &[PairBlock]) -> [f32; GROUP] {
     let n = (w.len() / 22).min(packed.len() / PAIRS);
     let mut acc = [_mm512_setzero_ps(); PAIRS];
     // Per 128-bit lane: the nibbles as they are (elements 0..16), then shifted down (16..32).
-    let (shifts, low4, sixteen) = (_mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4), _mm512_set1_epi8(15), _mm512_set1_epi8(16));
+    let (shifts, low4, sixteen) =
+        (_mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4), _mm512_set1_epi8(15), _mm512_set1_epi8(16));
     for (i, x) in packed.chunks_exact(PAIRS).take(n).enumerate() {
         // SAFETY: block i spans w[22i..22i+22], inside the slice.
         let wb = unsafe { w.as_ptr().add(22 * i) };

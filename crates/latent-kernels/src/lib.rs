@@ -26,5 +26,5 @@ pub use format::{ActFormat, WeightFormat};
 pub use half::f16;
 pub use qmatrix::{Activations, QMatrix};
 pub use softmax::{exp_shifted, softmax, softmax_scaled};
-pub use vector::{axpy, dot};
-pub use vector_f16::{axpy_f16, dot_f16, store_f16};
+pub use vector::{axpy, axpy_rows, dot, dot_rows};
+pub use vector_f16::{axpy_f16, axpy_rows_f16, dot_f16, dot_rows_f16, store_f16};

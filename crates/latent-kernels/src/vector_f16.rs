@@ -30,6 +30,33 @@ pub fn axpy_f16(y: &mut [f32], a: f32, x: &[f16]) {
     }
 }
 
+/// [`crate::vector::dot_rows`] over half-precision rows: the same numbers as [`dot_f16`] per row.
+pub fn dot_rows_f16(q: &[f32], rows: &[f16], stride: usize, scale: f32, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_f16c() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above).
+        unsafe { x86::dot_rows_f16(q, rows, stride, scale, out) };
+        return;
+    }
+    for (j, o) in out.iter_mut().enumerate() {
+        *o = dot_f16(q, &rows[j * stride..j * stride + q.len()]) * scale;
+    }
+}
+
+/// [`crate::vector::axpy_rows`] over half-precision rows: the same numbers as [`axpy_f16`] per row.
+pub fn axpy_rows_f16(y: &mut [f32], a: &[f32], rows: &[f16], stride: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_f16c() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above).
+        unsafe { x86::axpy_rows_f16(y, a, rows, stride) };
+        return;
+    }
+    let n = y.len();
+    for (j, &a) in a.iter().enumerate() {
+        axpy_f16(y, a, &rows[j * stride..j * stride + n]);
+    }
+}
+
 /// `to[i] ← from[i]` rounded to the nearest half (ties to even), as llama.cpp
 /// stores keys and values in an f16 cache.
 pub fn store_f16(to: &mut [f16], from: &[f32]) {
@@ -54,6 +81,22 @@ mod x86 {
         _mm256_cvtph_ps(unsafe { _mm_loadu_si128(p.cast::<__m128i>()) })
     }
 
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn dot_rows_f16(q: &[f32], rows: &[f16], stride: usize, scale: f32, out: &mut [f32]) {
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = dot_f16(q, &rows[j * stride..j * stride + q.len()]) * scale;
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn axpy_rows_f16(y: &mut [f32], a: &[f32], rows: &[f16], stride: usize) {
+        let n = y.len();
+        for (j, &a) in a.iter().enumerate() {
+            axpy_f16(y, a, &rows[j * stride..j * stride + n]);
+        }
+    }
+
+    #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
         let n = a.len().min(b.len());
@@ -82,6 +125,7 @@ mod x86 {
         total
     }
 
+    #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) fn axpy_f16(y: &mut [f32], a: f32, x: &[f16]) {
         let n = y.len().min(x.len());
@@ -118,8 +162,14 @@ mod tests {
             }
             let want: f64 = a.iter().zip(&b).map(|(&x, y)| f64::from(x) * f64::from(y.to_f32())).sum();
             assert!((f64::from(dot_f16(&a, &b)) - want).abs() < 1e-5, "n = {n}");
+            let mut scores = [0f32; 1];
+            dot_rows_f16(&a, &b, n, 0.5, &mut scores);
+            assert_eq!(scores[0].to_bits(), (dot_f16(&a, &b) * 0.5).to_bits());
             let mut y = a.clone();
             axpy_f16(&mut y, -0.75, &b);
+            let mut y_rows = a.clone();
+            axpy_rows_f16(&mut y_rows, &[-0.75], &b, n);
+            assert_eq!(y, y_rows);
             for ((y, &a), h) in y.iter().zip(&a).zip(&b) {
                 let want = f64::from(a) - 0.75 * f64::from(h.to_f32());
                 assert!((f64::from(*y) - want).abs() < 1e-6);

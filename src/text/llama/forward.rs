@@ -209,10 +209,12 @@ impl<T: CacheElement> Pass<'_, T> {
         // Writes (or adds) this member's `[tokens, rows]` products into a `[tokens, width]` buffer.
         let scatter = |to: &Shared<f32>, width: usize, rows: &Range<usize>, values: &[f32], add: bool| {
             for (t, row) in values.chunks_exact(rows.len().max(1)).enumerate().take(n) {
-                for (r, &val) in rows.clone().zip(row) {
-                    let i = t * width + r;
-                    // SAFETY: `rows` belong to this member until the next barrier.
-                    unsafe { to.set(i, if add { to.value(i) + val } else { val }) };
+                // SAFETY: `rows` belong to this member until the next barrier.
+                let to = unsafe { to.part(t * width + rows.start..t * width + rows.end) };
+                if add {
+                    to.iter_mut().zip(row).for_each(|(to, v)| *to += v);
+                } else {
+                    to.copy_from_slice(row);
                 }
             }
         };
@@ -363,14 +365,14 @@ impl<T: CacheElement> Pass<'_, T> {
                     let positions = chunk * ATTENTION_CHUNK..((chunk + 1) * ATTENTION_CHUNK).min(visible(t));
                     let len = positions.len();
                     let heads = g * group..(g + 1) * group;
+                    // The chunk's keys and values of this group: row j at j · kv.
+                    let run = positions.start * kv + g * hd..(positions.end - 1) * kv + (g + 1) * hd;
                     // [head, position]
                     scores.clear();
                     scores.resize(group * len, 0.0);
-                    for (j, s) in positions.clone().enumerate() {
-                        let k = &keys[s * kv + g * hd..s * kv + (g + 1) * hd];
-                        for (i, h) in heads.clone().enumerate() {
-                            scores[i * len + j] = T::dot(&q[t * d + h * hd..t * d + (h + 1) * hd], k) * scale;
-                        }
+                    for (i, h) in heads.clone().enumerate() {
+                        let q = &q[t * d + h * hd..t * d + (h + 1) * hd];
+                        T::scores(q, &keys[run.clone()], kv, scale, &mut scores[i * len..(i + 1) * len]);
                     }
                     for (i, h) in heads.clone().enumerate() {
                         let at = ((t * c.heads + h) * chunks + chunk) * stride;
@@ -381,9 +383,7 @@ impl<T: CacheElement> Pass<'_, T> {
                         let (stats, out) = partial.split_at_mut(2);
                         stats.copy_from_slice(&[max, sum]);
                         out.fill(0.0);
-                        for (&p, s) in row.iter().zip(positions.clone()) {
-                            T::axpy(out, p, &values[s * kv + g * hd..s * kv + (g + 1) * hd]);
-                        }
+                        T::weighted_sum(out, row, &values[run.clone()], kv);
                     }
                 }
             }

@@ -2,7 +2,7 @@
 //! block, in f32 or, as llama.cpp keeps them by default, in f16 (half the
 //! memory and half the bytes attention reads per generated token).
 
-use latent_kernels::{axpy, axpy_f16, dot, dot_f16, f16, store_f16};
+use latent_kernels::{axpy_rows, axpy_rows_f16, dot_rows, dot_rows_f16, f16, store_f16};
 
 pub use crate::spec::text::KvPrecision;
 
@@ -10,10 +10,10 @@ pub use crate::spec::text::KvPrecision;
 pub trait CacheElement: Copy + Default + Send + Sync + 'static {
     /// `to ← from`, rounded to this type.
     fn store(to: &mut [Self], from: &[f32]);
-    /// q · k.
-    fn dot(q: &[f32], k: &[Self]) -> f32;
-    /// out ← out + a·v.
-    fn axpy(out: &mut [f32], a: f32, v: &[Self]);
+    /// `scores[j] = scale · (q · keys[j·stride..][..q.len()])`: a query against a run of cached keys.
+    fn scores(q: &[f32], keys: &[Self], stride: usize, scale: f32, scores: &mut [f32]);
+    /// `out ← out + Σⱼ weights[j] · values[j·stride..][..out.len()]`, in order of j.
+    fn weighted_sum(out: &mut [f32], weights: &[f32], values: &[Self], stride: usize);
 }
 
 impl CacheElement for f32 {
@@ -21,12 +21,12 @@ impl CacheElement for f32 {
         to.copy_from_slice(from);
     }
 
-    fn dot(q: &[f32], k: &[Self]) -> f32 {
-        dot(q, k)
+    fn scores(q: &[f32], keys: &[Self], stride: usize, scale: f32, scores: &mut [f32]) {
+        dot_rows(q, keys, stride, scale, scores);
     }
 
-    fn axpy(out: &mut [f32], a: f32, v: &[Self]) {
-        axpy(out, a, v);
+    fn weighted_sum(out: &mut [f32], weights: &[f32], values: &[Self], stride: usize) {
+        axpy_rows(out, weights, values, stride);
     }
 }
 
@@ -35,12 +35,12 @@ impl CacheElement for f16 {
         store_f16(to, from);
     }
 
-    fn dot(q: &[f32], k: &[Self]) -> f32 {
-        dot_f16(q, k)
+    fn scores(q: &[f32], keys: &[Self], stride: usize, scale: f32, scores: &mut [f32]) {
+        dot_rows_f16(q, keys, stride, scale, scores);
     }
 
-    fn axpy(out: &mut [f32], a: f32, v: &[Self]) {
-        axpy_f16(out, a, v);
+    fn weighted_sum(out: &mut [f32], weights: &[f32], values: &[Self], stride: usize) {
+        axpy_rows_f16(out, weights, values, stride);
     }
 }
 

@@ -307,31 +307,6 @@ impl<'a, T> Shared<'a, T> {
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 
-    /// Element `i`.
-    ///
-    /// # Safety
-    /// No other member writes element `i` until the next barrier.
-    #[inline]
-    pub unsafe fn value(&self, i: usize) -> T
-    where
-        T: Copy,
-    {
-        assert!(i < self.len);
-        // SAFETY: in bounds; the caller rules out a concurrent write.
-        unsafe { self.ptr.add(i).read() }
-    }
-
-    /// Sets element `i`.
-    ///
-    /// # Safety
-    /// No other member touches element `i` until the next barrier.
-    #[inline]
-    pub unsafe fn set(&self, i: usize, value: T) {
-        assert!(i < self.len);
-        // SAFETY: in bounds; the caller rules out other access.
-        unsafe { self.ptr.add(i).write(value) }
-    }
-
     /// `range`, to write.
     ///
     /// # Safety
