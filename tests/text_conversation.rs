@@ -172,3 +172,44 @@ fn cli_appends_turns_to_a_conversation_file() {
     let out = generate(&mut model, &whole.next_turn().unwrap(), &CancelToken::new(), &mut |_, _| {}).unwrap();
     assert_eq!(out.text, saved.messages[3].content);
 }
+
+/// The same three-turn conversation in llama.cpp (`benches/llama_cpp_conversation.py`):
+/// each turn's whole conversation renders to llama.cpp's token ids, and our
+/// answer follows llama.cpp's greedy one up to near-ties (as in `text_smollm2.rs`).
+#[test]
+fn a_conversation_follows_llama_cpp_turn_by_turn() {
+    let Some(path) = smollm2_path() else { return };
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smollm2_conversation_llama_cpp.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as u32).collect()
+    };
+    let mut model = load(&path);
+    let mut c = conversation(&path);
+    c.system = fixture["system"].as_str().unwrap().into();
+    let mut report = Vec::new();
+    for (turn, case) in fixture["turns"].as_array().unwrap().iter().enumerate() {
+        c.push_user(case["user"].as_str().unwrap());
+        let spec = c.next_turn().unwrap();
+        let prompt = fit_prompt(&model, &spec).unwrap();
+        assert_eq!(prompt.ids, ids(&case["prompt_ids"]), "turn {turn}: the conversation renders to llama.cpp's ids");
+        let expected = ids(&case["ids"]);
+        let gaps: Vec<f64> = case["top2_gaps"].as_array().unwrap().iter().map(|g| g.as_f64().unwrap()).collect();
+        let followed =
+            common::llama_cpp::follow(&mut model, &prompt.ids, &expected, &gaps, 0.3, &format!("turn {turn}"));
+        report.push(format!(
+            "turn {turn}: {}/{} agree, near-ties {:?}",
+            followed.prefix,
+            expected.len(),
+            followed.ties
+        ));
+        // llama.cpp's answer joins the conversation, so the next turn renders the same text.
+        c.push_answer(case["answer"].as_str().unwrap());
+    }
+    eprintln!("{}", report.join("\n"));
+}

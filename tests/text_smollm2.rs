@@ -15,7 +15,7 @@ use latent_studio::text::generate::{GenerateSpec, generate, prompt_ids};
 use latent_studio::text::gguf_llama::{GgufLlama, LoadOptions};
 use latent_studio::text::llama::KvPrecision;
 use latent_studio::text::model::TextModel;
-use latent_studio::text::sampling::{SamplingParams, argmax};
+use latent_studio::text::sampling::SamplingParams;
 use latent_studio::train::cancel::CancelToken;
 use serde_json::Value;
 
@@ -110,30 +110,11 @@ fn compare_generations(model: &mut GgufLlama, fixture: &Value, near_tie: f64, re
         };
         let prompt_ids = prompt_ids(model, &spec).unwrap();
         assert_eq!(prompt_ids, ids(&case["prompt_ids"]), "prompt ids of {prompt:?} (chat {chat})");
-        let (expected, gaps) = (ids(&case["ids"]), case["top2_gaps"].as_array().unwrap());
-        // Fed llama.cpp's own tokens, our argmax must agree at every step
-        // except near-ties; free-running, the texts part at the first such step.
-        model.reset();
-        let mut logits = model.forward(&prompt_ids, 0).unwrap();
-        let (mut prefix, mut diverged, mut ties) = (0, false, Vec::new());
-        for (step, &want) in expected.iter().enumerate() {
-            let got = argmax(&logits);
-            if got != want {
-                // A near-tie on either side: llama.cpp's top two, or ours between the two picks.
-                let gap = gaps[step].as_f64().unwrap();
-                let ours = f64::from(logits[got as usize] - logits[want as usize]);
-                assert!(
-                    gap.min(ours) < near_tie,
-                    "{prompt:?}: step {step} gives {got}, llama.cpp {want}: llama.cpp's top-2 gap {gap}, \
-                     ours between the two {ours}; neither is a near-tie"
-                );
-                diverged = true;
-                ties.push(format!("step {step} (gaps {gap:.3} / ours {ours:.3})"));
-            } else if !diverged {
-                prefix += 1;
-            }
-            logits = model.forward(&[want], prompt_ids.len() + step).unwrap();
-        }
+        let expected = ids(&case["ids"]);
+        let gaps: Vec<f64> = case["top2_gaps"].as_array().unwrap().iter().map(|g| g.as_f64().unwrap()).collect();
+        let what = format!("{prompt:?}");
+        let common::llama_cpp::Followed { prefix, ties } =
+            common::llama_cpp::follow(model, &prompt_ids, &expected, &gaps, near_tie, &what);
         let n = expected.len();
         report.push(format!(
             "{prompt:?}: free-running {prefix}/{n} agree; fed llama.cpp's tokens, {}/{n} steps agree{}",

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
+pub mod llama_cpp;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};

@@ -364,6 +364,35 @@ mod tests {
     }
 
     #[test]
+    fn members_asleep_at_a_barrier_wake_when_the_last_one_arrives() {
+        // A late member makes the others spin, yield, then sleep.
+        let arrived = AtomicUsize::new(0);
+        let mut team = Team::new(3);
+        team.run(|m| {
+            for round in 1..=3 {
+                if m.index() == round - 1 {
+                    std::thread::sleep(WAIT_BEFORE_SLEEP * 4);
+                }
+                arrived.fetch_add(1, Ordering::SeqCst);
+                m.sync();
+                assert_eq!(arrived.load(Ordering::SeqCst), 3 * round, "round {round}");
+                m.sync();
+            }
+        });
+        let barrier = SpinBarrier::new(2);
+        barrier.cores[1].store(current_core(), Ordering::Relaxed);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                barrier.wait(1);
+            });
+            // Member 1 was last seen on this core: member 0 sleeps until it arrives.
+            barrier.wait(0);
+        });
+        assert_eq!(barrier.sleepers.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
     fn a_contended_team_runs_alone_for_a_while_then_tries_again() {
         let mut team = Team::new(2);
         team.judge(1_000_000, 1_400_000, 2); // 70 % waiting
