@@ -14,7 +14,6 @@ mod common;
 use latent_studio::text::generate::{GenerateSpec, generate, prompt_ids};
 use latent_studio::text::gguf_llama::{GgufLlama, LoadOptions};
 use latent_studio::text::llama::KvPrecision;
-use latent_studio::text::model::TextModel;
 use latent_studio::text::sampling::SamplingParams;
 use latent_studio::train::cancel::CancelToken;
 use serde_json::Value;
