@@ -115,10 +115,7 @@ mod x86 {
                 i += 8;
             }
         }
-        let sum = _mm256_add_ps(a0, a1);
-        let quad = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
-        let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
-        let mut total = _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1)));
+        let mut total = crate::dot_avx2::hsum(_mm256_add_ps(a0, a1));
         for j in i..n {
             total += a[j] * b[j].to_f32();
         }
