@@ -30,8 +30,7 @@ impl Sampler {
         if p.temperature == 0.0 {
             return argmax(logits);
         }
-        let mut candidates = softmax_sorted(logits, p.temperature);
-        top_k(&mut candidates, p.top_k);
+        let mut candidates = softmax_top(logits, p.temperature, p.top_k);
         top_p(&mut candidates, p.top_p);
         min_p(&mut candidates, p.min_p);
         let total: f64 = candidates.iter().map(|c| c.1).sum();
@@ -74,13 +73,26 @@ pub fn apply_repetition_penalty(logits: &mut [f32], recent: &[u32], penalty: f32
 /// (token, probability) of softmax(logits / temperature), most likely first,
 /// computed in f64.
 pub fn softmax_sorted(logits: &[f32], temperature: f32) -> Vec<(u32, f64)> {
+    softmax_top(logits, temperature, 0)
+}
+
+/// [`softmax_sorted`] cut to its `k` most likely entries (0 keeps all):
+/// the same entries in the same order, but only those `k` are sorted (a
+/// whole vocabulary sorted for every token was a few per cent of generation).
+pub fn softmax_top(logits: &[f32], temperature: f32, k: usize) -> Vec<(u32, f64)> {
     let t = temperature as f64;
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     let mut probs: Vec<(u32, f64)> =
         logits.iter().enumerate().map(|(i, &l)| (i as u32, ((l as f64 - max) / t).exp())).collect();
     let sum: f64 = probs.iter().map(|p| p.1).sum();
     probs.iter_mut().for_each(|p| p.1 /= sum);
-    probs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    // Most likely first, then the lower id: a total order, so the k best are one set.
+    let order = |a: &(u32, f64), b: &(u32, f64)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if k > 0 && k < probs.len() {
+        probs.select_nth_unstable_by(k - 1, order);
+        probs.truncate(k);
+    }
+    probs.sort_by(order);
     probs
 }
 
@@ -120,6 +132,16 @@ pub fn min_p(candidates: &mut Vec<(u32, f64)>, min_p: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_top_k_are_the_first_k_of_the_whole_sorted_vocabulary() {
+        // Ties included: ids break them in both.
+        let logits: Vec<f32> = (0..5000).map(|i| ((i * 7919 % 997) as f32 * 0.01).round()).collect();
+        let all = softmax_sorted(&logits, 0.8);
+        for k in [1, 2, 40, 4999, 5000, 6000] {
+            assert_eq!(softmax_top(&logits, 0.8, k), all[..k.min(all.len())], "k = {k}");
+        }
+    }
 
     #[test]
     fn top_p_keeps_the_smallest_set_reaching_the_mass() {
