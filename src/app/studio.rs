@@ -113,7 +113,7 @@ impl StudioApp {
         }
         let app = Self::with_settings(&cc.egui_ctx, cc.wgpu_render_state.as_ref(), models_dir, settings)?;
         if software_renderer {
-            // Each frame of this window costs a software renderer ~200 ms of CPU on
+            // Each frame of this window costs a software renderer 200–260 ms of CPU on
             // the models' cores: streamed text repaints at 2 frames a second, not 4.
             app.worker.set_stream_wake_interval(SOFTWARE_RENDERER_STREAM_INTERVAL);
         }
