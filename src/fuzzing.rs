@@ -60,6 +60,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("image_file", image_file),
     ("train_sources", train_sources),
     ("conversation", conversation),
+    ("sse", sse),
 ];
 
 /// A PNG's text chunks or a GIF's comments, then the settings read from
@@ -408,4 +409,19 @@ pub fn hub_repo_info(data: &[u8]) {
         assert!(file.sha256.as_ref().is_none_or(|s| s.len() == 64));
         let _ = file.quant();
     }
+}
+
+/// A server's event stream (`io::sse`, what OpenAI-compatible servers
+/// stream), fed whole and in two chunks cut where the first byte says: the
+/// same events, or the same refusal, either way.
+pub fn sse(data: &[u8]) {
+    let Some((&first, rest)) = data.split_first() else { return };
+    let whole = crate::io::sse::SseParser::default().feed(rest);
+    let cut = usize::from(first) * rest.len() / 255;
+    let mut parser = crate::io::sse::SseParser::default();
+    let split = parser.feed(&rest[..cut]).and_then(|mut events| {
+        events.extend(parser.feed(&rest[cut..])?);
+        Ok(events)
+    });
+    assert_eq!(whole, split);
 }

@@ -16,4 +16,5 @@ pub mod npy;
 pub mod output;
 pub mod png_meta;
 pub mod sd_params;
+pub mod sse;
 pub mod text_corpus;
