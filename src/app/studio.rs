@@ -13,6 +13,7 @@ mod image;
 mod library;
 mod models;
 mod pad;
+mod save;
 mod text;
 mod train;
 mod vae_tools;
@@ -21,9 +22,7 @@ use super::dialogs::{DialogOutcome, Dialogs};
 use super::settings::Settings;
 use crate::hub::config::HubConfig;
 use crate::io::manifest::{ModelManifest, discover};
-use crate::io::png_meta::ImageSettings;
-use crate::latent::interpolate::seeded_latent;
-use crate::ui::commands::{SaveKind, Slot, UiCommand};
+use crate::ui::commands::{Slot, UiCommand};
 use crate::ui::history_panel::HistoryPanel;
 use crate::ui::image_panel::ImagePanel;
 use crate::ui::jobs::{JobTable, Purpose};
@@ -35,7 +34,7 @@ use crate::ui::status::{DeviceInfo, Notice};
 use crate::ui::text_panel::TextPanel;
 use crate::ui::train_panel::TrainPanel;
 use crate::worker::downloads::Downloads;
-use crate::worker::{JobId, SaveFormat, SaveTarget, WorkerEvent, WorkerHandle, WorkerRequest};
+use crate::worker::{JobId, WorkerEvent, WorkerHandle, WorkerRequest};
 
 /// How long one frame may spend applying worker events before drawing.
 const EVENT_BUDGET: std::time::Duration = std::time::Duration::from_millis(4);
@@ -380,88 +379,6 @@ impl StudioApp {
             | UiCommand::ChooseTrainingFolder(_)
             | UiCommand::PreviewTrainingFolder => {}
         }
-    }
-
-    fn save(&mut self, kind: SaveKind, dialog: bool) {
-        let Some(model) = self.model_id() else { return };
-        let p = &self.panel;
-        let (latents, format, settings, stem) = match kind {
-            SaveKind::Image => {
-                let (method, seeds) = match &p.origin {
-                    Origin::Seed(s) => ("seed".to_owned(), vec![*s]),
-                    Origin::Edited => ("slider".to_owned(), vec![]),
-                    Origin::Encoded(path) => (format!("encode {}", path.display()), vec![]),
-                };
-                let settings = ImageSettings {
-                    model: model.clone(),
-                    kind: "image".into(),
-                    seeds,
-                    method,
-                    latents: vec![p.current_latent()],
-                    truncation: p.truncation_in_use(),
-                };
-                (vec![p.current_latent()], SaveFormat::Png { columns: 1 }, settings, model.clone())
-            }
-            SaveKind::Grid => {
-                let seeds: Vec<u64> = (0..16).map(|i| p.seed.wrapping_add(i)).collect();
-                let latents: Vec<Vec<f32>> =
-                    seeds.iter().map(|&s| p.effective(&seeded_latent(s, p.latent.len()))).collect();
-                let settings = ImageSettings {
-                    model: model.clone(),
-                    kind: "grid".into(),
-                    seeds,
-                    method: "seed".into(),
-                    latents: latents.clone(),
-                    truncation: p.truncation_in_use(),
-                };
-                (latents, SaveFormat::Png { columns: 4 }, settings, format!("{model}-grid"))
-            }
-            SaveKind::Strip | SaveKind::Animation => {
-                let latents = p.path_latents();
-                let seeds = p.endpoints.iter().filter_map(|e: &Endpoint| e.seed).collect();
-                let kind_name = if kind == SaveKind::Strip { "strip" } else { "animation" };
-                let settings = ImageSettings {
-                    model: model.clone(),
-                    kind: kind_name.into(),
-                    seeds,
-                    method: p.method.name().into(),
-                    latents: latents.clone(),
-                    truncation: p.truncation_in_use(),
-                };
-                let format = if kind == SaveKind::Strip {
-                    SaveFormat::Png { columns: latents.len() }
-                } else {
-                    SaveFormat::Gif { delay_ms: 80 }
-                };
-                (latents, format, settings, format!("{model}-{}", p.method.name()))
-            }
-        };
-        let ext = if matches!(format, SaveFormat::Gif { .. }) { "gif" } else { "png" };
-        let dir = self.settings.output_dir.clone();
-        let mut request = WorkerRequest::Save {
-            model,
-            latents,
-            settings,
-            format,
-            target: SaveTarget::Numbered { dir: dir.clone(), stem: stem.clone() },
-            scale: self.settings.save_scale,
-        };
-        let label = format!("save {ext}");
-        if !dialog {
-            self.submit(request, Purpose::Save, label);
-            return;
-        }
-        self.dialogs.open(move || {
-            let path = rfd::FileDialog::new()
-                .set_directory(dir)
-                .set_file_name(format!("{stem}.{ext}"))
-                .add_filter(ext, &[ext])
-                .save_file()?;
-            if let WorkerRequest::Save { target, .. } = &mut request {
-                *target = SaveTarget::Exact(path);
-            }
-            Some(DialogOutcome::Save { request: Box::new(request), label })
-        });
     }
 
     /// Applies worker events for at most [`EVENT_BUDGET`].
