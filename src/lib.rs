@@ -18,6 +18,7 @@ pub mod io;
 pub mod latent;
 pub mod library;
 pub mod nn;
+pub mod remote;
 pub mod runtime;
 pub mod spec;
 pub mod text;

@@ -13,6 +13,8 @@ fn allowed(module: &str) -> &'static [&'static str] {
         "io" => &["spec"],
         // The Hub client is file and network I/O, below every family.
         "hub" => &["spec", "io"],
+        // Remote servers' clients: HTTP and formats, with the Hub's bearer-token type.
+        "remote" => &["spec", "io", "hub::config"],
         "nn" => &["spec", "io"],
         "train" => &["spec", "io", "nn"],
         "latent" => &["spec", "io", "nn", "train"],
@@ -24,9 +26,21 @@ fn allowed(module: &str) -> &'static [&'static str] {
         "fuzzing" => {
             &["spec", "io", "hub", "nn", "train", "latent", "vae", "gan", "text", "diffusion", "worker::train_plan"]
         }
-        "worker" => {
-            &["spec", "io", "hub", "nn", "train", "latent", "vae", "gan", "text", "diffusion", "library", "history"]
-        }
+        "worker" => &[
+            "spec",
+            "io",
+            "hub",
+            "remote",
+            "nn",
+            "train",
+            "latent",
+            "vae",
+            "gan",
+            "text",
+            "diffusion",
+            "library",
+            "history",
+        ],
         // Views name plain data, file formats, latent arithmetic, the worker's protocol types and
         // the Hub's plain data (repo ids, descriptions, the catalogue, the cache listing), never its client.
         "ui" => &[
@@ -46,6 +60,7 @@ fn allowed(module: &str) -> &'static [&'static str] {
             "spec",
             "io",
             "hub",
+            "remote",
             "nn",
             "train",
             "latent",
@@ -73,6 +88,7 @@ fn allowed(module: &str) -> &'static [&'static str] {
             "library",
             "history",
             "worker",
+            "remote",
             "app::frame_bench",
         ],
         _ => &[],
@@ -83,8 +99,10 @@ fn allowed(module: &str) -> &'static [&'static str] {
 fn forbidden_crates(module: &str) -> &'static [&'static str] {
     match module {
         "ui" => &["candle_core", "candle_nn", "candle_transformers", "latent_kernels"],
-        "spec" | "io" | "hub" | "nn" | "train" | "latent" | "vae" | "gan" | "text" | "diffusion" | "library"
-        | "history" | "fuzzing" => &["egui", "eframe", "egui_plot", "egui_extras", "crossbeam_channel", "rfd"],
+        "spec" | "io" | "hub" | "remote" | "nn" | "train" | "latent" | "vae" | "gan" | "text" | "diffusion"
+        | "library" | "history" | "fuzzing" => {
+            &["egui", "eframe", "egui_plot", "egui_extras", "crossbeam_channel", "rfd"]
+        }
         _ => &[],
     }
 }

@@ -1,6 +1,7 @@
 //! Headless subcommands: every feature of the studio from the command line,
 //! through the same models and pipelines as the GUI.
 
+mod backend_args;
 mod bench;
 mod bench_conv;
 mod bench_diffusion;
@@ -166,6 +167,8 @@ pub enum Command {
         stop: Vec<String>,
         #[command(flatten)]
         sampling: text::SamplingArgs,
+        #[command(flatten)]
+        backend: backend_args::BackendArgs,
         /// Print one JSON object (text, token ids, timings) at the end instead of streaming.
         #[arg(long)]
         json: bool,
@@ -316,9 +319,9 @@ fn run_here(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
         Command::Directions { model, count, samples, seed, sweep } => {
             directions::directions(&models_dir, &model, count, samples, seed, sweep.as_deref())
         }
-        Command::Text { model, prompt, chat, system, conversation, max_tokens, stop, sampling, json } => {
+        Command::Text { model, prompt, chat, system, conversation, max_tokens, stop, sampling, backend, json } => {
             let spec = text::TextRun { prompt, chat, max_tokens, stop, system, conversation, json };
-            text::text(&models_dir, &model, spec, &sampling)
+            text::text(&models_dir, &model, &backend, spec, &sampling)
         }
         Command::Tokenize { model, text: input, chat, json } => text::tokenize(&models_dir, &model, &input, chat, json),
         Command::Generate(args) => generate::generate(&models_dir, *args),

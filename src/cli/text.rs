@@ -7,8 +7,12 @@ use anyhow::Context;
 use candle_core::Device;
 use clap::Args;
 
+use super::backend_args::BackendArgs;
 use crate::io::conversations;
 use crate::library::{find_manifest, load_text_model_with};
+use crate::remote::RemoteServer;
+use crate::remote::openai::{self, RemoteText};
+use crate::spec::backend::BackendKind;
 use crate::spec::conversation::Conversation;
 use crate::spec::text::TextModelRef;
 use crate::text::generate::{GenerateSpec, Generated, generate, prompt_ids};
@@ -67,7 +71,7 @@ impl ModelChoice {
             _ if self.model_ref().is_some() => {}
             Some(TextModelRef::Id(id)) => choice.model = Some(id.clone()),
             Some(TextModelRef::File(path)) => choice.gguf = Some(path.clone()),
-            None => {}
+            Some(TextModelRef::Remote { .. }) | None => {}
         }
         choice
     }
@@ -160,11 +164,17 @@ const DEFAULT_MAX_TOKENS: usize = 256;
 
 /// `text`: streams the continuation (or chat answer) to stdout, stats to
 /// stderr; with `json`, prints the result as one object instead.
-pub fn text(models_dir: &Path, choice: &ModelChoice, run: TextRun, sampling: &SamplingArgs) -> anyhow::Result<()> {
+pub fn text(
+    models_dir: &Path,
+    choice: &ModelChoice,
+    backend: &BackendArgs,
+    run: TextRun,
+    sampling: &SamplingArgs,
+) -> anyhow::Result<()> {
     if let Some(path) = run.conversation.clone() {
-        return continue_conversation(models_dir, choice, run, sampling, &path);
+        return continue_conversation(models_dir, choice, backend, run, sampling, &path);
     }
-    let mut model = choice.load(models_dir)?;
+    let mut engine = Engine::open(models_dir, choice, backend, None)?;
     let spec = GenerateSpec {
         prompt: run.prompt,
         chat: run.chat,
@@ -174,19 +184,86 @@ pub fn text(models_dir: &Path, choice: &ModelChoice, run: TextRun, sampling: &Sa
         sampling: sampling.params_over(&SamplingParams::default())?,
         stop_strings: run.stop,
     };
-    let result = stream(model.as_mut(), &spec, run.json)?;
+    let result = stream(&mut engine, &spec, run.json)?;
     if !run.json {
         report(&result);
     }
     Ok(())
 }
 
+/// What runs the generation: a model loaded here, or a model on an
+/// OpenAI-compatible server.
+enum Engine {
+    Local(Box<dyn TextModel>),
+    Remote(RemoteServer, RemoteText),
+}
+
+impl Engine {
+    /// The model the flags name: on `--backend` if given (its `--model` is
+    /// the server's model id, or the first it lists), else here; with
+    /// neither, `earlier` (a conversation's model) decides.
+    fn open(
+        models_dir: &Path,
+        choice: &ModelChoice,
+        backend: &BackendArgs,
+        earlier: Option<&TextModelRef>,
+    ) -> anyhow::Result<Self> {
+        let remote = match (backend.server()?, earlier) {
+            (Some((server, kind)), _) => Some((server, kind, choice.model.clone())),
+            (None, Some(TextModelRef::Remote { backend: url, model })) if choice.model_ref().is_none() => {
+                let (server, kind) = super::backend_args::connect(url, None)?;
+                Some((server, kind, Some(model.clone())))
+            }
+            (None, _) => None,
+        };
+        let Some((server, kind, model)) = remote else {
+            return Ok(Self::Local(choice.or_model(earlier).load(models_dir)?));
+        };
+        anyhow::ensure!(kind == BackendKind::OpenAi, "{} is not an OpenAI-compatible text server", server.base());
+        anyhow::ensure!(
+            choice.gguf.is_none(),
+            "--gguf runs a file here; with --backend, --model names the server's model"
+        );
+        let model = match model {
+            Some(model) => model,
+            None => openai::list_models(&server)?
+                .into_iter()
+                .next()
+                .with_context(|| format!("{} lists no models", server.base()))?,
+        };
+        Ok(Self::Remote(server, RemoteText { model, top_logprobs: 0 }))
+    }
+
+    /// The model as a conversation records it.
+    fn model_ref(&self, choice: &ModelChoice, earlier: Option<&TextModelRef>) -> Option<TextModelRef> {
+        match self {
+            Self::Local(_) => choice.or_model(earlier).model_ref(),
+            Self::Remote(server, request) => {
+                Some(TextModelRef::Remote { backend: server.base().to_owned(), model: request.model.clone() })
+            }
+        }
+    }
+
+    fn generate(&mut self, spec: &GenerateSpec, on_text: &mut dyn FnMut(&str)) -> anyhow::Result<Generated> {
+        match self {
+            Self::Local(model) => {
+                Ok(generate(model.as_mut(), spec, &CancelToken::new(), &mut |_, piece| on_text(piece))?)
+            }
+            Self::Remote(server, request) => {
+                Ok(openai::generate(server, request, spec, &|| false, &mut |_, piece| on_text(piece))?)
+            }
+        }
+    }
+}
+
 /// `text --chat --conversation FILE`: answers the prompt with the file's
 /// turns as context and appends both to the file (created if missing). The
-/// conversation keeps its model and settings unless flags change them.
+/// conversation keeps its model (a remote one included) and settings unless
+/// flags change them.
 fn continue_conversation(
     models_dir: &Path,
     choice: &ModelChoice,
+    backend: &BackendArgs,
     run: TextRun,
     sampling: &SamplingArgs,
     path: &Path,
@@ -197,8 +274,9 @@ fn continue_conversation(
     } else {
         Conversation::new(choice.model_ref(), SamplingParams::default(), DEFAULT_MAX_TOKENS)
     };
-    let choice = choice.or_model(conversation.model.as_ref());
-    conversation.model = choice.model_ref();
+    let earlier = conversation.model.clone();
+    let mut engine = Engine::open(models_dir, choice, backend, earlier.as_ref())?;
+    conversation.model = engine.model_ref(choice, earlier.as_ref());
     conversation.sampling = sampling.params_over(&conversation.sampling)?;
     conversation.max_new_tokens = run.max_tokens.unwrap_or(conversation.max_new_tokens);
     if let Some(system) = run.system {
@@ -207,10 +285,9 @@ fn continue_conversation(
     if !run.stop.is_empty() {
         conversation.stop_strings = run.stop;
     }
-    let mut model = choice.load(models_dir)?;
     conversation.push_user(&run.prompt);
     let spec = conversation.next_turn().map_err(anyhow::Error::msg)?;
-    let result = stream(model.as_mut(), &spec, run.json)?;
+    let result = stream(&mut engine, &spec, run.json)?;
     conversation.push_answer(&result.text);
     conversations::save(path, &mut conversation)?;
     if !run.json {
@@ -227,10 +304,10 @@ fn continue_conversation(
 
 /// Generates, streaming text to stdout (or, with `json`, printing the result
 /// as one object at the end).
-fn stream(model: &mut dyn TextModel, spec: &GenerateSpec, json: bool) -> anyhow::Result<Generated> {
+fn stream(engine: &mut Engine, spec: &GenerateSpec, json: bool) -> anyhow::Result<Generated> {
     let mut out = std::io::stdout().lock();
     let mut write_error = None;
-    let result = generate(model, spec, &CancelToken::new(), &mut |_, piece| {
+    let result = engine.generate(spec, &mut |piece| {
         if !json && write_error.is_none() {
             write_error = out.write_all(piece.as_bytes()).and_then(|()| out.flush()).err();
         }
@@ -248,11 +325,18 @@ fn stream(model: &mut dyn TextModel, spec: &GenerateSpec, json: bool) -> anyhow:
 
 /// Prompt and generation statistics on stderr.
 fn report(result: &Generated) {
+    let prompt_tokens = match &result.served {
+        Some(served) => served.prompt_tokens.map_or_else(|| "?".to_owned(), |n| n.to_string()),
+        None => result.prompt_ids.len().to_string(),
+    };
+    if let Some(served) = &result.served {
+        eprintln!("served by {} ({})", served.backend, served.model);
+    }
     eprintln!(
         "{} prompt tokens in {:.2} s, {} new tokens in {:.2} s ({:.1} tokens/s), stopped: {:?}",
-        result.prompt_ids.len(),
+        prompt_tokens,
         result.prompt_seconds,
-        result.ids.len(),
+        result.generated_tokens(),
         result.generate_seconds,
         result.tokens_per_second(),
         result.stop

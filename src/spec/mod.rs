@@ -4,6 +4,7 @@
 //! the file formats all use these types, so none of them has to import
 //! another's code to name them.
 
+pub mod backend;
 pub mod conversation;
 pub mod image;
 pub mod latency;

@@ -71,6 +71,8 @@ pub enum TextModelRef {
     Id(String),
     /// A llama-family GGUF file anywhere on disk.
     File(std::path::PathBuf),
+    /// A model on an OpenAI-compatible server: its base URL and the server's model id.
+    Remote { backend: String, model: String },
 }
 
 impl std::fmt::Display for TextModelRef {
@@ -78,6 +80,7 @@ impl std::fmt::Display for TextModelRef {
         match self {
             Self::Id(id) => f.write_str(id),
             Self::File(path) => write!(f, "{}", path.display()),
+            Self::Remote { backend, model } => write!(f, "{model} @ {backend}"),
         }
     }
 }
@@ -140,12 +143,53 @@ pub struct Generated {
     /// Earliest messages of `history` left out so the prompt fits the context.
     #[serde(default)]
     pub dropped_messages: usize,
+    /// Generated on a remote server rather than here: which, and what it
+    /// told of the tokens (`prompt_ids` and `ids` are then empty unless it
+    /// returned ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served: Option<Served>,
+}
+
+/// What a remote text server told about one generation.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Served {
+    /// The server's base URL.
+    pub backend: String,
+    /// The model id the server ran.
+    pub model: String,
+    /// Its count of prompt tokens, if it gave one.
+    pub prompt_tokens: Option<usize>,
+    /// Its count of generated tokens (or the tokens streamed, if it gave no count).
+    pub completion_tokens: usize,
+    /// The generated tokens with their log-probabilities, where the server returned them.
+    pub tokens: Vec<RemoteToken>,
+}
+
+/// One generated token as a remote server reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RemoteToken {
+    /// Its text.
+    pub text: String,
+    /// Its id, where the server gave it (vLLM's `token_id:N` form).
+    pub id: Option<u32>,
+    /// Natural log of its probability.
+    pub logprob: f32,
+    /// The most likely alternatives at its position, best first, with their log-probabilities.
+    pub top: Vec<(String, f32)>,
 }
 
 impl Generated {
     /// Generated tokens per second (after the prompt).
     pub fn tokens_per_second(&self) -> f64 {
-        self.ids.len() as f64 / self.generate_seconds.max(1e-9)
+        self.generated_tokens() as f64 / self.generate_seconds.max(1e-9)
+    }
+
+    /// How many tokens were generated (a remote server's count where the ids are not known).
+    pub fn generated_tokens(&self) -> usize {
+        match &self.served {
+            Some(served) if self.ids.is_empty() => served.completion_tokens,
+            _ => self.ids.len(),
+        }
     }
 }
 

@@ -198,5 +198,6 @@ pub fn generate_reusing(
         generate_seconds: start.elapsed().as_secs_f64(),
         reused_tokens,
         dropped_messages,
+        served: None,
     })
 }

@@ -57,6 +57,7 @@ mod tests {
             generate_seconds: 0.5,
             reused_tokens: 0,
             dropped_messages: 0,
+            served: None,
         };
         let file = text_with_settings("smollm2", "SmolLM2", &spec, &out);
         for line in ["seed: 42", "chat: true", "prompt: \"Say \\\"hi\\\"\\nplease\"", "stop: [\"\\n\\n\"]", "top_k: 40"]

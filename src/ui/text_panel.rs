@@ -208,6 +208,7 @@ impl TextPanel {
                 Some(TextModelRef::File(path)) => {
                     path.file_name().map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into_owned())
                 }
+                Some(remote @ TextModelRef::Remote { .. }) => remote.to_string(),
                 None => "(no model)".into(),
             };
             egui::ComboBox::from_label("Language model").selected_text(shown).show_ui(ui, |ui| {

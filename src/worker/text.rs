@@ -32,6 +32,9 @@ impl Service for TextService {
         let WorkerRequest::Generate { model, spec, kv_cache } = env.request else {
             return Err("the text thread only generates text".into());
         };
+        if let TextModelRef::Remote { backend, model } = &model {
+            return remote_generate(env.job, backend, model, &spec, &env.cancel, events);
+        }
         let which = (model, kv_cache);
         self.generate(env.job, &which, &spec, &env.cancel, events).map(Some).map_err(|e| JobError(e.to_string()))
     }
@@ -57,6 +60,9 @@ impl TextService {
                     load_text_model_with(&manifest, &device, options)?
                 }
                 TextModelRef::File(path) => Box::new(GgufLlama::load_with(path, &device, options)?),
+                TextModelRef::Remote { model, .. } => {
+                    return Err(TextModelError::Refused { name: model.clone(), detail: "runs on its server".into() });
+                }
             };
             Ok::<_, TextModelError>((model, CachedTokens::default()))
         })?;
@@ -82,4 +88,26 @@ impl TextService {
         })?;
         Ok(WorkerEvent::TextDone { job, generated: Box::new(generated) })
     }
+}
+
+/// A generation on an OpenAI-compatible server, its text streamed as the
+/// local engine's is; cancelling closes the stream.
+fn remote_generate(
+    job: super::JobId,
+    backend: &str,
+    model: &str,
+    spec: &GenerateSpec,
+    cancel: &crate::train::cancel::CancelToken,
+    events: &EventSink,
+) -> Outcome {
+    let fail = |e: crate::remote::RemoteError| JobError(e.to_string());
+    let server = crate::remote::RemoteServer::new(backend, None).map_err(fail)?;
+    let request = crate::remote::openai::RemoteText { model: model.to_owned(), top_logprobs: 0 };
+    events.send(WorkerEvent::TextStarted { job, model_name: format!("{model} @ {backend}"), prompt: Vec::new() });
+    let generated =
+        crate::remote::openai::generate(&server, &request, spec, &|| cancel.is_cancelled(), &mut |_, text| {
+            events.send(WorkerEvent::TextTokens { job, token: None, text: text.to_owned() });
+        })
+        .map_err(fail)?;
+    Ok(Some(WorkerEvent::TextDone { job, generated: Box::new(generated) }))
 }

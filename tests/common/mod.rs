@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 pub mod llama_cpp;
+pub mod servers;
 
 use std::path::{Path, PathBuf};
 

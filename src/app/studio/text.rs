@@ -55,7 +55,7 @@ impl StudioApp {
     pub(super) fn chat_available(&self, model: &TextModelRef) -> bool {
         match model {
             TextModelRef::Id(id) => self.text_models.iter().any(|m| &m.id == id && m.has_chat_template()),
-            TextModelRef::File(_) => true,
+            TextModelRef::File(_) | TextModelRef::Remote { .. } => true,
         }
     }
 

@@ -1,0 +1,53 @@
+//! `--backend URL` and `--backend-kind`: one command run on a remote server.
+
+use clap::Args;
+
+use crate::hub::config::Token;
+use crate::remote::RemoteServer;
+use crate::remote::detect::detect;
+use crate::spec::backend::BackendKind;
+
+/// The environment variable holding a backend's API key (a key on the
+/// command line would show in the process list and the shell history).
+pub const API_KEY_VAR: &str = "LATENT_STUDIO_API_KEY";
+
+/// Where to run: here (no flag) or on a server.
+#[derive(Args, Debug, Clone, Default)]
+pub struct BackendArgs {
+    /// Run on a remote server instead of this machine: its base URL
+    /// (http://host:port). A key, if the server needs one, is read from
+    /// LATENT_STUDIO_API_KEY.
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// The server's protocol [default: asked of the server].
+    #[arg(long, value_enum, requires = "backend")]
+    pub backend_kind: Option<BackendKindArg>,
+}
+
+/// `--backend-kind` values.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKindArg {
+    Openai,
+    A1111,
+}
+
+impl BackendArgs {
+    /// The server and its protocol, if `--backend` was given.
+    pub fn server(&self) -> anyhow::Result<Option<(RemoteServer, BackendKind)>> {
+        let Some(url) = &self.backend else { return Ok(None) };
+        Ok(Some(connect(url, self.backend_kind)?))
+    }
+}
+
+/// The server at `url` with the key from the environment, and its protocol
+/// (`kind`, or asked of the server).
+pub fn connect(url: &str, kind: Option<BackendKindArg>) -> anyhow::Result<(RemoteServer, BackendKind)> {
+    let key = std::env::var(API_KEY_VAR).ok().and_then(|k| Token::parse(&k));
+    let server = RemoteServer::new(url, key)?;
+    let kind = match kind {
+        Some(BackendKindArg::Openai) => BackendKind::OpenAi,
+        Some(BackendKindArg::A1111) => BackendKind::A1111,
+        None => detect(&server)?,
+    };
+    Ok((server, kind))
+}
