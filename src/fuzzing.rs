@@ -61,6 +61,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("train_sources", train_sources),
     ("conversation", conversation),
     ("sse", sse),
+    ("http_request", http_request),
+    ("openai_stream", openai_stream),
 ];
 
 /// A PNG's text chunks or a GIF's comments, then the settings read from
@@ -424,4 +426,25 @@ pub fn sse(data: &[u8]) {
         Ok(events)
     });
     assert_eq!(whole, split);
+}
+
+/// A request as `serve` reads it: the head, then the body as both OpenAI
+/// endpoints check it. A spec that passes must be within the limits.
+pub fn http_request(data: &[u8]) {
+    let end = data.windows(4).position(|w| w == b"\r\n\r\n").map_or(data.len(), |i| i + 4);
+    let _ = crate::serve::http::parse_head(&data[..end]);
+    for chat in [true, false] {
+        if let Ok(spec) = crate::serve::openai_api::check_request(&data[end..], chat, 64) {
+            assert!((1..=64).contains(&spec.max_new_tokens));
+            assert!(spec.sampling.validate().is_ok());
+        }
+    }
+}
+
+/// An OpenAI-compatible server's event stream, chat and plain, as the
+/// remote text backend reads it.
+pub fn openai_stream(data: &[u8]) {
+    for chat in [true, false] {
+        let _ = crate::remote::openai::decode_stream(data, chat);
+    }
 }

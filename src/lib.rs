@@ -20,6 +20,7 @@ pub mod library;
 pub mod nn;
 pub mod remote;
 pub mod runtime;
+pub mod serve;
 pub mod spec;
 pub mod text;
 pub mod train;

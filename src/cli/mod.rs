@@ -20,6 +20,7 @@ mod latent_control;
 mod library;
 mod model_args;
 mod outliers;
+mod serve;
 mod text;
 mod train;
 mod train_args;
@@ -274,6 +275,9 @@ pub enum Command {
         #[arg(long, default_value = "main")]
         revision: String,
     },
+    /// Serve the studio's models over the OpenAI (/v1) and A1111 (/sdapi/v1)
+    /// protocols, to other studios and any client of either.
+    Serve(Box<serve::ServeArgs>),
     /// Train a model.
     Train {
         #[command(subcommand)]
@@ -349,6 +353,7 @@ fn run_here(command: Command, models_dir: PathBuf) -> anyhow::Result<()> {
             outliers::denoise(&models_dir, &run)
         }
         Command::Pull { repo, file, revision } => hub::run_pull(&repo, &file, &revision),
+        Command::Serve(args) => serve::serve(&models_dir, *args),
         Command::Train { what } => train::run(what, &models_dir),
         Command::Bench { what } => bench::run(what, &models_dir),
     }

@@ -115,9 +115,15 @@ pub struct SamplingArgs {
     /// Penalty for tokens among the last --repeat-window ones (1: off) [default: 1.1].
     #[arg(long)]
     pub repeat_penalty: Option<f32>,
-    /// How many recent tokens the penalty looks at [default: 64].
+    /// How many recent tokens the penalties look at [default: 64].
     #[arg(long)]
     pub repeat_window: Option<usize>,
+    /// Subtract this per occurrence of a recent token from its logit (OpenAI's; 0: off) [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub frequency_penalty: Option<f32>,
+    /// Subtract this from every recent token's logit (OpenAI's; 0: off) [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub presence_penalty: Option<f32>,
     /// Seed: the same seed and settings give the same text [default: 0].
     #[arg(long)]
     pub seed: Option<u64>,
@@ -133,6 +139,8 @@ impl SamplingArgs {
             min_p: self.min_p.unwrap_or(base.min_p),
             repeat_penalty: self.repeat_penalty.unwrap_or(base.repeat_penalty),
             repeat_window: self.repeat_window.unwrap_or(base.repeat_window),
+            frequency_penalty: self.frequency_penalty.unwrap_or(base.frequency_penalty),
+            presence_penalty: self.presence_penalty.unwrap_or(base.presence_penalty),
             seed: self.seed.unwrap_or(base.seed),
         };
         p.validate().map_err(anyhow::Error::msg)?;

@@ -115,6 +115,20 @@ pub fn generate(
     })
 }
 
+/// A whole event stream as [`generate`] reads it: the text, the tokens and
+/// why it ended (the fuzz target's body: a lying server gets an error).
+pub fn decode_stream(bytes: &[u8], chat: bool) -> Result<(String, Vec<RemoteToken>, Option<StopReason>), String> {
+    let mut stream = StreamState::new(chat);
+    for event in SseParser::default().feed(bytes).map_err(|e| e.to_string())? {
+        if event.data == "[DONE]" {
+            break;
+        }
+        let chunk: Value = serde_json::from_str(&event.data).map_err(|e| e.to_string())?;
+        stream.chunk(&chunk)?;
+    }
+    Ok((stream.text, stream.tokens, stream.finish))
+}
+
 /// The JSON body for `spec`.
 fn request_body(request: &RemoteText, spec: &GenerateSpec) -> Value {
     let s = &spec.sampling;
@@ -128,6 +142,8 @@ fn request_body(request: &RemoteText, spec: &GenerateSpec) -> Value {
         "repeat_penalty": s.repeat_penalty,
         "repetition_penalty": s.repeat_penalty,
         "repeat_last_n": s.repeat_window,
+        "frequency_penalty": s.frequency_penalty,
+        "presence_penalty": s.presence_penalty,
         "seed": s.seed,
         "stream": true,
         "stream_options": { "include_usage": true },

@@ -17,20 +17,44 @@ pub struct SamplingParams {
     pub repeat_penalty: f32,
     /// How many of the latest tokens count as recent.
     pub repeat_window: usize,
+    /// Subtracted from a recent token's logit once per time it occurred (0: off).
+    #[serde(default)]
+    pub frequency_penalty: f32,
+    /// Subtracted from the logit of every token that occurred recently (0: off).
+    #[serde(default)]
+    pub presence_penalty: f32,
     /// Seed of the draw.
     pub seed: u64,
 }
 
 impl Default for SamplingParams {
     fn default() -> Self {
-        Self { temperature: 0.7, top_k: 40, top_p: 0.95, min_p: 0.05, repeat_penalty: 1.1, repeat_window: 64, seed: 0 }
+        Self {
+            temperature: 0.7,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            repeat_penalty: 1.1,
+            repeat_window: 64,
+            ..Self::greedy()
+        }
     }
 }
 
 impl SamplingParams {
     /// Greedy decoding with no penalty: the reference behaviour for comparisons.
     pub fn greedy() -> Self {
-        Self { temperature: 0.0, top_k: 0, top_p: 1.0, min_p: 0.0, repeat_penalty: 1.0, repeat_window: 0, seed: 0 }
+        Self {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            repeat_penalty: 1.0,
+            repeat_window: 0,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
+            seed: 0,
+        }
     }
 
     /// A message naming the first value out of range.
@@ -40,6 +64,8 @@ impl SamplingParams {
             (self.top_p > 0.0 && self.top_p <= 1.0, "top-p must be in (0, 1]"),
             ((0.0..1.0).contains(&self.min_p), "min-p must be in [0, 1)"),
             (self.repeat_penalty > 0.0 && self.repeat_penalty.is_finite(), "repetition penalty must be > 0"),
+            ((-2.0..=2.0).contains(&self.frequency_penalty), "frequency penalty must be in [-2, 2]"),
+            ((-2.0..=2.0).contains(&self.presence_penalty), "presence penalty must be in [-2, 2]"),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, msg)) => Err(crate::spec::InvalidSetting((*msg).to_owned())),

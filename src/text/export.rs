@@ -118,6 +118,7 @@ pub fn sample_text(trainer: &TextTrainer, max_new: usize) -> Result<(String, Str
         repeat_penalty: 1.0,
         repeat_window: 0,
         seed: 0,
+        ..SamplingParams::greedy()
     };
     let prompt = if SAMPLE_PROMPT.chars().all(|c| trainer.alphabet().contains(&c)) {
         SAMPLE_PROMPT.to_owned()

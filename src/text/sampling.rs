@@ -27,6 +27,7 @@ impl Sampler {
         let p = &self.params;
         let recent = &history[history.len().saturating_sub(p.repeat_window)..];
         apply_repetition_penalty(logits, recent, p.repeat_penalty);
+        apply_occurrence_penalties(logits, recent, p.frequency_penalty, p.presence_penalty);
         if p.temperature == 0.0 {
             return argmax(logits);
         }
@@ -66,6 +67,24 @@ pub fn apply_repetition_penalty(logits: &mut [f32], recent: &[u32], penalty: f32
     for &id in recent {
         if let Some(l) = logits.get_mut(id as usize).filter(|_| seen.insert(id)) {
             *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
+        }
+    }
+}
+
+/// OpenAI's frequency and presence penalties as llama.cpp applies them
+/// (after the repetition penalty, over the same recent tokens): a token seen
+/// n times loses `n × frequency + presence` from its logit.
+pub fn apply_occurrence_penalties(logits: &mut [f32], recent: &[u32], frequency: f32, presence: f32) {
+    if frequency == 0.0 && presence == 0.0 {
+        return;
+    }
+    let mut counts = std::collections::HashMap::new();
+    for &id in recent {
+        *counts.entry(id).or_insert(0u32) += 1;
+    }
+    for (id, n) in counts {
+        if let Some(l) = logits.get_mut(id as usize) {
+            *l -= n as f32 * frequency + presence;
         }
     }
 }
@@ -177,6 +196,13 @@ mod tests {
     }
 
     #[test]
+    fn frequency_counts_occurrences_and_presence_counts_once() {
+        let mut logits = [2.0f32, -1.0, 0.5, 3.0];
+        apply_occurrence_penalties(&mut logits, &[0, 1, 0, 0], 0.5, 0.25);
+        assert_eq!(logits, [2.0 - 1.5 - 0.25, -1.0 - 0.5 - 0.25, 0.5, 3.0]);
+    }
+
+    #[test]
     fn min_p_and_top_k_filter() {
         let mut c: Vec<(u32, f64)> = vec![(0, 0.5), (1, 0.3), (2, 0.04), (3, 0.16)];
         c.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -212,6 +238,7 @@ mod tests {
             repeat_penalty: 1.0,
             repeat_window: 0,
             seed: 9,
+            ..SamplingParams::greedy()
         });
         let n = 20_000;
         let zeros = (0..n).filter(|_| s.sample(&mut logits.clone(), &[]) == 0).count();
