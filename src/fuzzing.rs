@@ -429,10 +429,13 @@ pub fn sse(data: &[u8]) {
 }
 
 /// A request as `serve` reads it: the head, then the body as both OpenAI
-/// endpoints check it. A spec that passes must be within the limits.
+/// endpoints and both A1111 image endpoints check it. A spec that passes must be within the limits.
 pub fn http_request(data: &[u8]) {
     let end = data.windows(4).position(|w| w == b"\r\n\r\n").map_or(data.len(), |i| i + 4);
     let _ = crate::serve::http::parse_head(&data[..end]);
+    for img2img in [true, false] {
+        let _ = crate::serve::a1111_api::check_request(&data[end..], img2img);
+    }
     for chat in [true, false] {
         if let Ok(spec) = crate::serve::openai_api::check_request(&data[end..], chat, 64) {
             assert!((1..=64).contains(&spec.max_new_tokens));

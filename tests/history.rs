@@ -24,6 +24,7 @@ fn record(prompt: &str, seed: u64, model: &str) -> ImageRecord {
         model_hash: None,
         lora_hashes: Vec::new(),
         latent: None,
+        served: None,
     }
 }
 

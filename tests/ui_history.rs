@@ -26,6 +26,7 @@ fn write(path: &std::path::Path, prompt: &str, seed: u64, latent: Option<LatentR
         model_hash: None,
         lora_hashes: Vec::new(),
         latent,
+        served: None,
     };
     let image = RgbImage::from_fn(32, 32, |x, y| image::Rgb([(x * 8) as u8, (y * 8) as u8, seed as u8]));
     std::fs::write(path, encode_png(&image, &record.chunks()).unwrap()).unwrap();

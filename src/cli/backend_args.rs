@@ -32,22 +32,28 @@ pub enum BackendKindArg {
 }
 
 impl BackendArgs {
-    /// The server and its protocol, if `--backend` was given.
-    pub fn server(&self) -> anyhow::Result<Option<(RemoteServer, BackendKind)>> {
+    /// The server, if `--backend` was given, checked to speak `wanted`.
+    pub fn server(&self, wanted: BackendKind) -> anyhow::Result<Option<RemoteServer>> {
         let Some(url) = &self.backend else { return Ok(None) };
-        Ok(Some(connect(url, self.backend_kind)?))
+        Ok(Some(connect(url, self.backend_kind, wanted)?))
     }
 }
 
-/// The server at `url` with the key from the environment, and its protocol
-/// (`kind`, or asked of the server).
-pub fn connect(url: &str, kind: Option<BackendKindArg>) -> anyhow::Result<(RemoteServer, BackendKind)> {
+/// The server at `url` with the key from the environment. Its protocol is
+/// `kind` if given, else asked of the server; it must be `wanted`.
+pub fn connect(url: &str, kind: Option<BackendKindArg>, wanted: BackendKind) -> anyhow::Result<RemoteServer> {
     let key = std::env::var(API_KEY_VAR).ok().and_then(|k| Token::parse(&k));
     let server = RemoteServer::new(url, key)?;
-    let kind = match kind {
-        Some(BackendKindArg::Openai) => BackendKind::OpenAi,
-        Some(BackendKindArg::A1111) => BackendKind::A1111,
+    let kinds = match kind {
+        Some(BackendKindArg::Openai) => vec![BackendKind::OpenAi],
+        Some(BackendKindArg::A1111) => vec![BackendKind::A1111],
         None => detect(&server)?,
     };
-    Ok((server, kind))
+    let what = match wanted {
+        BackendKind::OpenAi => "an OpenAI-compatible text server",
+        BackendKind::A1111 => "an A1111-compatible image server",
+        BackendKind::Local => "this machine",
+    };
+    anyhow::ensure!(kinds.contains(&wanted), "{} is not {what}", server.base());
+    Ok(server)
 }

@@ -50,6 +50,7 @@ fn run(root: &std::path::Path, args: &BenchHistoryArgs) -> anyhow::Result<()> {
             model_hash: None,
             lora_hashes: Vec::new(),
             latent: None,
+            served: None,
         };
         let image = RgbImage::from_fn(32, 32, |x, y| image::Rgb([(x * 8) as u8, (y * 8) as u8, (n % 251) as u8]));
         std::fs::write(dir.join(format!("image-{n:05}.png")), encode_png(&image, &record.chunks())?)?;

@@ -22,60 +22,65 @@ use crate::train::cancel::CancelToken;
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
     #[command(flatten)]
-    source: ModelArgs,
+    pub(super) source: ModelArgs,
     #[arg(long)]
-    prompt: String,
+    pub(super) prompt: String,
     #[command(flatten)]
-    sampling: SamplingArgs,
+    pub(super) sampling: SamplingArgs,
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub(super) seed: u64,
     /// A1111's variation seed: start from the seed's noise slerped towards this seed's.
     #[arg(long, requires = "variation_strength")]
-    variation_seed: Option<u64>,
+    pub(super) variation_seed: Option<u64>,
     /// How far towards the variation seed's noise (0: none, 1: all of it).
     #[arg(long, requires = "variation_seed")]
-    variation_strength: Option<f64>,
+    pub(super) variation_strength: Option<f64>,
     /// img2img: start from this image.
     #[arg(long)]
-    init_image: Option<PathBuf>,
+    pub(super) init_image: Option<PathBuf>,
     /// img2img: share of the schedule to run (1 = ignore the image's content).
     #[arg(long, default_value_t = 0.75)]
-    strength: f64,
+    pub(super) strength: f64,
     /// Start from this initial latent (float32 .npy, shape [1, c, h, w] or [c, h, w]) instead of the seed's.
     #[arg(long)]
-    noise: Option<PathBuf>,
+    pub(super) noise: Option<PathBuf>,
     /// The per-step noise of stochastic samplers (Euler a, DDPM, LCM): float32
     /// .npy of shape [steps, 1, c, h, w], row i used at step i (to compare with another implementation).
     #[arg(long)]
-    step_noise: Option<PathBuf>,
+    pub(super) step_noise: Option<PathBuf>,
     /// A LoRA to merge, as FILE:WEIGHT (or FILE for weight 1); repeatable.
     #[arg(long, value_parser = parse_lora)]
-    lora: Vec<(PathBuf, f64)>,
+    pub(super) lora: Vec<(PathBuf, f64)>,
     /// Where the prompt's <lora:name:weight> tags are looked up (name.safetensors); repeatable.
     #[arg(long)]
-    lora_dir: Vec<PathBuf>,
+    pub(super) lora_dir: Vec<PathBuf>,
     /// Textual-inversion embeddings (A1111's .safetensors) used by name in prompts; repeatable.
     #[arg(long)]
-    embeddings_dir: Vec<PathBuf>,
+    pub(super) embeddings_dir: Vec<PathBuf>,
     /// A tiny preview decoder (TAESD/TAESDXL in diffusers' AutoencoderTiny
     /// layout: a folder or its .safetensors) for the --preview-every images.
     #[arg(long)]
-    preview_decoder: Option<PathBuf>,
+    pub(super) preview_decoder: Option<PathBuf>,
     /// Decode the final image with the preview decoder too (fast, lower quality).
     #[arg(long, requires = "preview_decoder")]
-    preview_decoder_final: bool,
+    pub(super) preview_decoder_final: bool,
     /// Also write the initial latent the run started from as .npy.
     #[arg(long)]
-    save_noise: Option<PathBuf>,
+    pub(super) save_noise: Option<PathBuf>,
     /// Write a preview of the predicted image every K steps (OUT-step-NNN.png).
     #[arg(long, default_value_t = 0)]
-    preview_every: usize,
+    pub(super) preview_every: usize,
+    /// Images in one call (--backend only; the second is OUT-2.png, and so on).
+    #[arg(long, default_value_t = 1)]
+    pub(super) batch: usize,
+    #[command(flatten)]
+    pub(super) backend: super::backend_args::BackendArgs,
     /// The PNG to write (never overwritten).
     #[arg(long)]
-    out: PathBuf,
+    pub(super) out: PathBuf,
 }
 
-fn parse_lora(s: &str) -> Result<(PathBuf, f64), String> {
+pub(super) fn parse_lora(s: &str) -> Result<(PathBuf, f64), String> {
     match s.rsplit_once(':') {
         Some((path, weight)) if !path.is_empty() && weight.parse::<f64>().is_ok() => {
             Ok((PathBuf::from(path), weight.parse().unwrap_or(1.0)))
@@ -89,6 +94,10 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
     if args.out.exists() {
         bail!("{} exists; the studio never overwrites (choose another --out)", args.out.display());
     }
+    if let Some(server) = args.backend.server(crate::spec::backend::BackendKind::A1111)? {
+        return super::generate_remote::generate_remote(&server, &args);
+    }
+    anyhow::ensure!(args.batch == 1, "--batch is for --backend; here, run generate once per seed");
     let (pipeline, model_name) = args.source.load(models_dir)?;
     let mut request = args.sampling.request(&pipeline, &args.prompt, args.seed, SamplerKind::EulerAncestral);
     request.strength = args.strength;
@@ -173,6 +182,7 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
         init_image: args.init_image.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()),
         noise_origin: args.noise.as_ref().and_then(|p| p.file_name()).map(|n| format!("file {}", n.to_string_lossy())),
         latent: None,
+        served: None,
     };
     let png = encode_png(&generated.image, &record.chunks()).map_err(anyhow::Error::msg)?;
     write_new_file(&args.out, &png)?;

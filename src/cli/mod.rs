@@ -13,6 +13,7 @@ mod bench_text;
 mod bench_train;
 mod directions;
 mod generate;
+mod generate_remote;
 mod history;
 mod hub;
 mod latent;

@@ -16,7 +16,8 @@ use crate::nn::default_device;
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
     /// Installed diffusion model id (see `latent-studio models`).
-    #[arg(long, conflicts_with_all = ["model_dir", "model_file"], required_unless_present_any = ["model_dir", "model_file"])]
+    /// With --backend: the server's checkpoint (default: its current one).
+    #[arg(long, conflicts_with_all = ["model_dir", "model_file"])]
     pub model: Option<String>,
     /// A diffusers model folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/).
     #[arg(long, conflicts_with = "model_file")]
@@ -83,7 +84,11 @@ impl SamplingArgs {
     /// A request with these settings for `prompt` and `seed` (size: the
     /// model's native one unless given; `sampler` unless one is given).
     pub fn request(&self, pipeline: &DiffusionPipeline, prompt: &str, seed: u64, sampler: SamplerKind) -> ImageRequest {
-        let native = pipeline.native_size().unwrap_or(512);
+        self.request_at(pipeline.native_size().unwrap_or(512), prompt, seed, sampler)
+    }
+
+    /// [`Self::request`] with `native` as the size when none is given.
+    pub fn request_at(&self, native: usize, prompt: &str, seed: u64, sampler: SamplerKind) -> ImageRequest {
         ImageRequest {
             negative: self.negative.clone(),
             steps: self.steps,

@@ -27,6 +27,12 @@ pub struct ServeArgs {
     /// Most new tokens one request may ask for.
     #[arg(long, default_value_t = 4096)]
     pub max_tokens: usize,
+    /// Most denoising steps one image request may ask for.
+    #[arg(long, default_value_t = 150)]
+    pub max_steps: usize,
+    /// Largest image side one request may ask for, in pixels.
+    #[arg(long, default_value_t = 1024)]
+    pub max_side: usize,
     /// Longest one job may run, in seconds, before it is stopped.
     #[arg(long, default_value_t = 600)]
     pub job_seconds: u64,
@@ -43,6 +49,11 @@ pub fn serve(models_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         max_tokens: args.max_tokens.max(1),
         max_connections: args.max_connections.max(1),
         job_time: std::time::Duration::from_secs(args.job_seconds.max(1)),
+        image: crate::serve::a1111_api::ImageLimits {
+            max_steps: args.max_steps.max(1),
+            max_side: args.max_side.max(64),
+            ..Default::default()
+        },
         ..Limits::default()
     };
     let options = ServeOptions {

@@ -216,18 +216,17 @@ impl Engine {
         backend: &BackendArgs,
         earlier: Option<&TextModelRef>,
     ) -> anyhow::Result<Self> {
-        let remote = match (backend.server()?, earlier) {
-            (Some((server, kind)), _) => Some((server, kind, choice.model.clone())),
+        let remote = match (backend.server(BackendKind::OpenAi)?, earlier) {
+            (Some(server), _) => Some((server, choice.model.clone())),
             (None, Some(TextModelRef::Remote { backend: url, model })) if choice.model_ref().is_none() => {
-                let (server, kind) = super::backend_args::connect(url, None)?;
-                Some((server, kind, Some(model.clone())))
+                let server = super::backend_args::connect(url, None, BackendKind::OpenAi)?;
+                Some((server, Some(model.clone())))
             }
             (None, _) => None,
         };
-        let Some((server, kind, model)) = remote else {
+        let Some((server, model)) = remote else {
             return Ok(Self::Local(choice.or_model(earlier).load(models_dir)?));
         };
-        anyhow::ensure!(kind == BackendKind::OpenAi, "{} is not an OpenAI-compatible text server", server.base());
         anyhow::ensure!(
             choice.gguf.is_none(),
             "--gguf runs a file here; with --backend, --model names the server's model"

@@ -48,6 +48,18 @@ pub struct ImageRecord {
     /// Made from latent controls (pad, concept sliders, travel): how.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latent: Option<LatentRecipe>,
+    /// Made on a remote server: which, and the infotext it wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served: Option<ServedImage>,
+}
+
+/// Where a remote image was made and what the server said of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedImage {
+    /// The server's base URL.
+    pub backend: String,
+    /// The server's own infotext (A1111's `parameters`), if it gave one.
+    pub infotext: Option<String>,
 }
 
 impl ImageRecord {
@@ -61,6 +73,7 @@ impl ImageRecord {
             model_hash: None,
             lora_hashes: Vec::new(),
             latent: Some(latent),
+            served: None,
         }
     }
 
@@ -131,13 +144,38 @@ impl ImageRecord {
             model_hash: field("Model hash").map(str::to_owned),
             lora_hashes: field("Lora hashes").map(parse_lora_hashes).unwrap_or_default(),
             latent: None,
+            served: None,
         }
     }
 
-    /// PNG text chunks: `parameters` and ours.
+    /// PNG text chunks: `parameters` (a remote server's own infotext where
+    /// it gave one, so its users read what it wrote) and ours.
     pub fn chunks(&self) -> Vec<(String, String)> {
         let json = serde_json::to_string(self).unwrap_or_default();
-        vec![(PARAMETERS_KEY.to_owned(), self.to_params().to_a1111()), (RECORD_KEY.to_owned(), json)]
+        let parameters = match self.served.as_ref().and_then(|s| s.infotext.clone()) {
+            Some(infotext) => infotext,
+            None => self.to_params().to_a1111(),
+        };
+        vec![(PARAMETERS_KEY.to_owned(), parameters), (RECORD_KEY.to_owned(), json)]
+    }
+
+    /// Records that a server at `backend` made the image, merging what its
+    /// infotext says over what was asked: the seed it used (a server may
+    /// draw one), its model's name and hash.
+    pub fn merge_served(&mut self, backend: &str, infotext: Option<String>, seed: Option<u64>) {
+        let params = infotext.as_deref().and_then(|t| GenerationParams::parse_a1111(t).ok());
+        if let Some(p) = &params {
+            self.request.seed = p.seed;
+            if !p.model.is_empty() {
+                self.model = p.model.clone();
+            }
+            let hash = p.extra.iter().find(|(k, _)| k == "Model hash").map(|(_, v)| v.clone());
+            self.model_hash = hash.or(self.model_hash.take());
+        }
+        if let Some(seed) = seed {
+            self.request.seed = seed;
+        }
+        self.served = Some(ServedImage { backend: backend.to_owned(), infotext });
     }
 }
 
@@ -181,6 +219,7 @@ mod tests {
             model_hash: Some("6ce0161689".into()),
             lora_hashes: vec![("glow".into(), "0123456789ab".into())],
             latent: None,
+            served: None,
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.png");

@@ -5,6 +5,7 @@
 //! streams (server-sent events, `io::sse`), and reports failures that name
 //! the server, never the API key.
 
+pub mod a1111;
 pub mod detect;
 pub mod http;
 pub mod openai;

@@ -6,19 +6,23 @@
 //! heads and every wait have limits, so a slow or hostile client holds only
 //! its own connection.
 
+pub mod a1111_api;
 pub mod answer;
 pub mod http;
+pub mod image_jobs;
 pub mod openai_api;
 pub mod text_jobs;
 
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use a1111_api::ImageLimits;
 use answer::{ApiError, Dialect, write_json};
 use http::{Connection, Head, HttpError, Timeouts};
+use image_jobs::ImageQueue;
 use text_jobs::TextQueue;
 
 use crate::hub::config::Token;
@@ -33,6 +37,8 @@ pub struct Limits {
     pub queue: usize,
     /// Most new tokens one request may ask for.
     pub max_tokens: usize,
+    /// Most steps, pixels per side and images per request.
+    pub image: ImageLimits,
     /// Most bytes of a text request's body.
     pub text_body: usize,
     /// Most bytes of an image request's body (img2img carries an image).
@@ -50,6 +56,7 @@ impl Default for Limits {
             max_connections: 256,
             queue: 16,
             max_tokens: 4096,
+            image: ImageLimits::default(),
             text_body: 1 << 20,
             image_body: 32 << 20,
             body_budget: 256 << 20,
@@ -76,6 +83,10 @@ pub struct State {
     api_key: Option<Token>,
     models_dir: PathBuf,
     pub text: TextQueue,
+    pub images: ImageQueue,
+    pub image_limits: ImageLimits,
+    /// The checkpoint used when a request names none (A1111's `sd_model_checkpoint` option).
+    current_image: Mutex<Option<String>>,
     connections: AtomicUsize,
     body_bytes: AtomicUsize,
 }
@@ -85,6 +96,37 @@ impl State {
     pub fn text_models(&self) -> Vec<String> {
         let (manifests, _) = discover(&self.models_dir);
         manifests.into_iter().filter(|m| m.family == Family::Text).map(|m| m.id).collect()
+    }
+
+    /// Ids of the installed diffusion models.
+    pub fn image_models(&self) -> Vec<String> {
+        let (manifests, _) = discover(&self.models_dir);
+        manifests.into_iter().filter(|m| m.family == Family::Diffusion).map(|m| m.id).collect()
+    }
+
+    /// The checkpoint a request without `sd_model_checkpoint` uses: the one
+    /// set through `/sdapi/v1/options`, else the first installed.
+    pub fn current_image_model(&self) -> Option<String> {
+        let set = self.current_image.lock().ok().and_then(|c| c.clone());
+        set.or_else(|| self.image_models().into_iter().next())
+    }
+
+    /// The folder `<lora:NAME>` tags are looked up in.
+    fn lora_dir(&self) -> PathBuf {
+        self.models_dir.join("loras")
+    }
+
+    /// Names of the LoRA files in [`Self::lora_dir`].
+    pub fn lora_names(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.lora_dir()) else { return Vec::new() };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .collect();
+        names.sort();
+        names
     }
 }
 
@@ -104,8 +146,12 @@ impl Server {
             anyhow::bail!("{} is reachable from other machines: give --api-key (or serve on 127.0.0.1)", options.host);
         }
         let listener = TcpListener::bind(&addrs[..])?;
+        let lora_dirs = vec![options.models_dir.join("loras")];
         let state = State {
             text: TextQueue::start(options.models_dir.clone(), options.limits.queue)?,
+            images: ImageQueue::start(options.models_dir.clone(), lora_dirs, options.limits.queue)?,
+            image_limits: options.limits.image,
+            current_image: Mutex::new(None),
             limits: options.limits,
             api_key: options.api_key,
             models_dir: options.models_dir,
@@ -216,16 +262,55 @@ fn serve_request(connection: &mut Connection, state: &State, head: &Head) -> Res
     let keep_alive = head.keep_alive;
     let out = connection.stream();
     match (head.method.as_str(), head.path.trim_end_matches('/')) {
-        ("GET", "/v1/models") => {
-            write_json(out, 200, &openai_api::models(state), keep_alive).map_err(ApiError::gone)?
+        ("GET", "/v1/models") => write_json(out, 200, &openai_api::models(state), keep_alive),
+        ("POST", "/v1/chat/completions") => return Ok(openai_api::complete(state, &body, true, out, keep_alive)?),
+        ("POST", "/v1/completions") => return Ok(openai_api::complete(state, &body, false, out, keep_alive)?),
+        ("GET", "/sdapi/v1/sd-models") => write_json(out, 200, &a1111_api::sd_models(state), keep_alive),
+        ("GET", "/sdapi/v1/samplers") => write_json(out, 200, &a1111_api::samplers(), keep_alive),
+        ("GET", "/sdapi/v1/loras") => write_json(out, 200, &a1111_api::loras(state), keep_alive),
+        ("GET", "/sdapi/v1/progress") => write_json(out, 200, &a1111_api::progress(state), keep_alive),
+        ("GET", "/sdapi/v1/options") => {
+            let options = serde_json::json!({ "sd_model_checkpoint": state.current_image_model() });
+            write_json(out, 200, &options, keep_alive)
         }
-        ("POST", "/v1/chat/completions") => openai_api::complete(state, &body, true, out, keep_alive)?,
-        ("POST", "/v1/completions") => openai_api::complete(state, &body, false, out, keep_alive)?,
+        ("POST", "/sdapi/v1/options") => {
+            set_options(state, &body)?;
+            write_json(out, 200, &serde_json::Value::Null, keep_alive)
+        }
+        ("POST", "/sdapi/v1/interrupt") => {
+            state.images.interrupt();
+            write_json(out, 200, &serde_json::Value::Null, keep_alive)
+        }
+        ("POST", "/sdapi/v1/txt2img") => {
+            let answer = a1111_api::generate(state, &body, false, out)?;
+            write_json(out, 200, &answer, keep_alive)
+        }
+        ("POST", "/sdapi/v1/img2img") => {
+            let answer = a1111_api::generate(state, &body, true, out)?;
+            write_json(out, 200, &answer, keep_alive)
+        }
         ("GET" | "HEAD", "" | "/health") => {
-            let health = serde_json::json!({ "status": "ok", "text_waiting": state.text.waiting() });
-            write_json(out, 200, &health, keep_alive).map_err(ApiError::gone)?;
+            let health = serde_json::json!({
+                "status": "ok", "text_waiting": state.text.waiting(), "images_waiting": state.images.waiting(),
+            });
+            write_json(out, 200, &health, keep_alive)
         }
         (_, path) => return Err(ApiError::not_found(path).into()),
+    }
+    .map_err(|e| ApiError::gone(e).into())
+}
+
+/// `POST /sdapi/v1/options`: only the checkpoint can be set.
+fn set_options(state: &State, body: &[u8]) -> Result<(), ApiError> {
+    let options: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::status(422, format!("the request body: {e}")))?;
+    if let Some(model) = options.get("sd_model_checkpoint").and_then(|m| m.as_str()) {
+        if !state.image_models().iter().any(|m| m == model) {
+            return Err(ApiError::status(404, format!("no checkpoint {model:?} here (see /sdapi/v1/sd-models)")));
+        }
+        if let Ok(mut current) = state.current_image.lock() {
+            *current = Some(model.to_owned());
+        }
     }
     Ok(())
 }

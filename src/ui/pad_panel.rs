@@ -368,6 +368,7 @@ mod tests {
             model_hash: None,
             lora_hashes: Vec::new(),
             latent: Some(moved.recipe()),
+            served: None,
         };
         assert!(panel.restore(&record));
         assert_eq!((panel.pad.at, panel.concepts.len(), panel.steps), ((0.2, 0.9), 1, 9));

@@ -200,6 +200,7 @@ impl ImageService {
             model_hash,
             lora_hashes,
             latent: None,
+            served: None,
         };
         // The image reaches the panel even if it cannot be written.
         let saved = encode_png(&generated.image, &record.chunks())

@@ -75,3 +75,14 @@ pub fn llama_server(gguf: &Path, log_dir: &Path) -> Served {
     command.args(["--verbose", "false", "--port", &port.to_string(), "--model"]).arg(gguf);
     Served::start(command, port, "/v1/models", log_dir.join("llama-server.log"))
 }
+
+/// stable-diffusion.cpp's `sd-server` (`scripts/fetch-sd-server.sh` builds it) on a diffusers folder.
+pub fn sd_server(model: &Path, log_dir: &Path) -> Served {
+    let binary =
+        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/latent-studio/sd-server/bin/sd-server");
+    assert!(binary.is_file(), "no sd-server at {}: run scripts/fetch-sd-server.sh", binary.display());
+    let port = free_port();
+    let mut command = Command::new(binary);
+    command.args(["--listen-ip", "127.0.0.1", "--listen-port", &port.to_string(), "-t", "2", "-m"]).arg(model);
+    Served::start(command, port, "/sdapi/v1/sd-models", log_dir.join("sd-server.log"))
+}
