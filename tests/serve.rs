@@ -258,3 +258,82 @@ fn other_addresses_need_a_key_and_every_request_must_carry_it() {
     let err = openai::list_models(&remote).unwrap_err().to_string();
     assert!(err.contains("API key") && !err.contains("wrong"), "{err}");
 }
+
+/// The emoji model in-process: the reference for images served.
+fn pipeline_image(request: &latent_studio::spec::image::ImageRequest) -> image::RgbImage {
+    use latent_studio::diffusion::pipeline::{DiffusionPipeline, GenerateInputs};
+    let pipeline =
+        DiffusionPipeline::load(&common::shipped_models().join("emoji-ldm"), &candle_core::Device::Cpu).unwrap();
+    let generated =
+        pipeline.generate_with(request, GenerateInputs::default(), &mut |_| {}, &CancelToken::new()).unwrap().unwrap();
+    generated.image
+}
+
+#[test]
+fn a1111_clients_get_the_pipelines_own_images_with_progress_and_interrupt() {
+    use latent_studio::remote::a1111::{self, RemoteImageJob};
+    use latent_studio::spec::image::{ImageRequest, SamplerKind};
+    let url = start(Limits::default(), None);
+    let remote = RemoteServer::new(&url, None).unwrap();
+    let catalogue = a1111::catalogue(&remote).unwrap();
+    assert!(catalogue.models.iter().any(|m| m == "emoji-ldm"), "{catalogue:?}");
+    assert!(catalogue.samplers.iter().any(|s| s == "DPM++ 2M"), "{catalogue:?}");
+
+    // An A1111-style script gets the same image the pipeline makes in-process.
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("script.png");
+    let out = Command::new(common::servers::llama_venv_python())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/a1111_client.py"))
+        .args([url.as_str(), png.to_str().unwrap(), "emoji-ldm"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["all_seeds"], serde_json::json!([11]));
+    assert!(info["infotexts"][0].as_str().unwrap().contains("Sampler: Euler a"));
+    let request = ImageRequest {
+        steps: 6,
+        guidance: 3.0,
+        width: 32,
+        height: 32,
+        sampler: SamplerKind::EulerAncestral,
+        ..ImageRequest::new("a smiling face", 11)
+    };
+    let reference = pipeline_image(&request);
+    assert_eq!(image::open(&png).unwrap().to_rgb8(), reference, "the script's image is the pipeline's");
+
+    // The studio's own client, a batch of two: seeds 11 and 12, the record merged.
+    let job = RemoteImageJob { request: &request, model: Some("emoji-ldm"), init_image: None, batch: 2, loras: &[] };
+    let (images, interrupted) = a1111::generate(&remote, &job, &|| false, &mut |_| {}).unwrap();
+    assert!(!interrupted);
+    assert_eq!(images.len(), 2);
+    assert_eq!(images[0].image, reference);
+    assert_eq!(images.iter().map(|i| i.seed).collect::<Vec<_>>(), [Some(11), Some(12)]);
+
+    // Progress while a long job runs, then interrupt: the job ends with the image it had reached.
+    let long = ImageRequest { steps: 150, ..request.clone() };
+    let progress_seen = std::sync::Mutex::new(Vec::new());
+    let interrupt_after = std::sync::atomic::AtomicBool::new(false);
+    let job = RemoteImageJob { request: &long, batch: 1, ..job };
+    let (images, interrupted) =
+        a1111::generate(&remote, &job, &|| interrupt_after.load(std::sync::atomic::Ordering::SeqCst), &mut |p| {
+            if p.step >= 3 && p.preview.is_some() {
+                interrupt_after.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            progress_seen.lock().unwrap().push((p.step, p.steps, p.preview.is_some()));
+        })
+        .unwrap();
+    let seen = progress_seen.into_inner().unwrap();
+    assert!(interrupted, "progress seen: {seen:?}");
+    assert!(seen.iter().any(|&(step, steps, preview)| step >= 3 && steps == 150 && preview), "{seen:?}");
+    assert_eq!(images.len(), 1, "the image reached so far");
+    let last_step = seen.last().unwrap().0;
+    assert!(last_step < 150, "stopped early: {seen:?}");
+
+    // Limits answer in A1111's shape.
+    let answer = raw(&url, &post("/sdapi/v1/txt2img", r#"{"prompt":"x","steps":10000}"#));
+    assert!(answer.starts_with("HTTP/1.1 422") && answer.contains("steps must be between 1 and 150"), "{answer}");
+    let answer =
+        raw(&url, &post("/sdapi/v1/txt2img", r#"{"prompt":"x","override_settings":{"sd_model_checkpoint":"nope"}}"#));
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+}

@@ -185,8 +185,8 @@ fn request_of(body: &ImageBody, img2img: bool, limits: ImageLimits) -> Result<(I
     }
     let (width, height) = (body.width.unwrap_or(512), body.height.unwrap_or(512));
     for side in [width, height] {
-        if !(64..=limits.max_side).contains(&side) || side % 8 != 0 {
-            return Err(bad(format!("width and height must be multiples of 8 from 64 to {}", limits.max_side)));
+        if !(8..=limits.max_side).contains(&side) || side % 8 != 0 {
+            return Err(bad(format!("width and height must be multiples of 8 from 8 to {}", limits.max_side)));
         }
     }
     let count = body.batch_size.unwrap_or(1).max(1).saturating_mul(body.n_iter.unwrap_or(1).max(1));
@@ -290,6 +290,7 @@ mod tests {
         assert!(too_many.message.contains("steps must be between 1 and 150"));
         assert!(request_of(&body(json!({"width": 4096})), false, limits).is_err());
         assert!(request_of(&body(json!({"width": 500})), false, limits).is_err());
+        assert!(request_of(&body(json!({"width": 0})), false, limits).is_err());
         assert!(request_of(&body(json!({"batch_size": 4, "n_iter": 4})), false, limits).is_err());
         assert!(request_of(&body(json!({"sampler_name": "Restart"})), false, limits).is_err());
         assert!(request_of(&body(json!({"denoising_strength": 0})), true, limits).is_err());

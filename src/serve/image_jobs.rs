@@ -95,16 +95,11 @@ impl ImageQueue {
 
 fn run(models_dir: &Path, lora_dirs: &[PathBuf], queue: &Receiver<ImageJob>, progress: &Mutex<ImageProgress>) {
     let mut loaded: Option<(String, DiffusionPipeline)> = None;
-    let set = |update: &dyn Fn(&mut ImageProgress)| {
-        if let Ok(mut p) = progress.lock() {
-            update(&mut p);
-        }
-    };
     for job in queue {
         if job.cancel.is_cancelled() {
             continue;
         }
-        set(&|p| {
+        update(progress, |p| {
             *p = ImageProgress {
                 active: true,
                 steps: job.request.steps,
@@ -114,13 +109,13 @@ fn run(models_dir: &Path, lora_dirs: &[PathBuf], queue: &Receiver<ImageJob>, pro
             }
         });
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_job(models_dir, lora_dirs, &mut loaded, &job, &set)
+            run_job(models_dir, lora_dirs, &mut loaded, &job, progress)
         }));
         let result = outcome.unwrap_or_else(|_| {
             loaded = None;
             Err(format!("the studio failed running {} (an internal error)", job.model))
         });
-        set(&|p| *p = ImageProgress::default());
+        update(progress, |p| *p = ImageProgress::default());
         let _ = job.done.send(result);
     }
 }
@@ -130,7 +125,7 @@ fn run_job(
     lora_dirs: &[PathBuf],
     loaded: &mut Option<(String, DiffusionPipeline)>,
     job: &ImageJob,
-    set: &dyn Fn(&dyn Fn(&mut ImageProgress)),
+    progress: &Mutex<ImageProgress>,
 ) -> Result<ImagesDone, String> {
     if loaded.as_ref().is_none_or(|(id, _)| *id != job.model) {
         *loaded = None;
@@ -154,7 +149,7 @@ fn run_job(
             if let Some(preview) = &report.preview {
                 last_preview = Some(preview.clone());
             }
-            set(&|p| {
+            update(progress, |p| {
                 p.step = report.step;
                 p.steps = report.total;
                 p.image = i;
@@ -184,4 +179,11 @@ fn run_job(
         }
     }
     Ok(ImagesDone { images, interrupted: false })
+}
+
+/// Changes the shared progress (a poisoned lock leaves it as it was).
+fn update(progress: &Mutex<ImageProgress>, change: impl FnOnce(&mut ImageProgress)) {
+    if let Ok(mut p) = progress.lock() {
+        change(&mut p);
+    }
 }
