@@ -9,9 +9,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use latent_studio::hub::config::Token;
@@ -45,31 +45,9 @@ fn in_process(spec: &GenerateSpec) -> String {
     generate(&mut model, spec, &CancelToken::new(), &mut |_, _| {}).unwrap().text
 }
 
-/// `latent-studio serve` as a process on a free port, killed on drop.
-struct ServeProcess(std::process::Child, String);
-
-impl ServeProcess {
-    fn start(flags: &[&str]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_latent-studio"));
-        command.args(["serve", "--port", "0"]).args(flags).env("LATENT_STUDIO_MODELS", common::shipped_models());
-        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.trim().strip_prefix("serving on ").expect("the address line").to_owned();
-        Self(child, url)
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_openai_client_gets_the_engines_own_greedy_text() {
-    let server = ServeProcess::start(&["--api-key", "sekret"]);
+    let server = common::servers::ServeProcess::start(&["--api-key", "sekret"]);
     let reference = in_process(&chat(QUESTION, 24));
     // A stop string from the middle of the answer: its third word.
     let stop = reference.split_whitespace().nth(2).expect("a few words").to_owned();
@@ -149,7 +127,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn abuse_leaves_the_server_serving_others_within_bounded_memory() {
-    let server = ServeProcess::start(&["--queue", "1", "--max-tokens", "256", "--job-seconds", "4"]);
+    let server = common::servers::ServeProcess::start(&["--queue", "1", "--max-tokens", "256", "--job-seconds", "4"]);
     let url = server.1.clone();
     let ok_chat = |max_tokens: usize| {
         let body = format!(

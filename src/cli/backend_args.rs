@@ -3,9 +3,10 @@
 use clap::Args;
 
 use crate::hub::config::Token;
-use crate::remote::RemoteServer;
 use crate::remote::detect::detect;
-use crate::spec::backend::BackendKind;
+use crate::remote::pool::Pool;
+use crate::remote::{RemoteError, RemoteServer};
+use crate::spec::backend::{BackendConfig, BackendKind};
 
 /// The environment variable holding a backend's API key (a key on the
 /// command line would show in the process list and the shell history).
@@ -15,10 +16,12 @@ pub const API_KEY_VAR: &str = "LATENT_STUDIO_API_KEY";
 #[derive(Args, Debug, Clone, Default)]
 pub struct BackendArgs {
     /// Run on a remote server instead of this machine: its base URL
-    /// (http://host:port). A key, if the server needs one, is read from
+    /// (http://host:port). Repeat it to spread over several servers: the
+    /// job runs on the least-loaded one with the model and moves to the next
+    /// if that one fails. A key, if the servers need one, is read from
     /// LATENT_STUDIO_API_KEY.
     #[arg(long)]
-    pub backend: Option<String>,
+    pub backend: Vec<String>,
     /// The server's protocol [default: asked of the server].
     #[arg(long, value_enum, requires = "backend")]
     pub backend_kind: Option<BackendKindArg>,
@@ -32,10 +35,23 @@ pub enum BackendKindArg {
 }
 
 impl BackendArgs {
-    /// The server, if `--backend` was given, checked to speak `wanted`.
-    pub fn server(&self, wanted: BackendKind) -> anyhow::Result<Option<RemoteServer>> {
-        let Some(url) = &self.backend else { return Ok(None) };
-        Ok(Some(connect(url, self.backend_kind, wanted)?))
+    /// The servers given with `--backend`, as a pool of `wanted`'s kind
+    /// whose health was just checked; `None` without the flag.
+    pub fn pool(&self, wanted: BackendKind) -> anyhow::Result<Option<Pool>> {
+        if self.backend.is_empty() {
+            return Ok(None);
+        }
+        let servers = self
+            .backend
+            .iter()
+            .map(|url| {
+                let server = connect(url, self.backend_kind, wanted)?;
+                Ok((BackendConfig { kind: wanted, url: server.base().to_owned() }, server))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let pool = Pool::new(wanted, servers);
+        pool.check_all();
+        Ok(Some(pool))
     }
 }
 
@@ -47,7 +63,11 @@ pub fn connect(url: &str, kind: Option<BackendKindArg>, wanted: BackendKind) -> 
     let kinds = match kind {
         Some(BackendKindArg::Openai) => vec![BackendKind::OpenAi],
         Some(BackendKindArg::A1111) => vec![BackendKind::A1111],
-        None => detect(&server)?,
+        // A server that cannot be reached now is kept: the pool pauses it and another may serve.
+        None => match detect(&server) {
+            Err(RemoteError::Connect { .. }) => vec![wanted],
+            other => other?,
+        },
     };
     let what = match wanted {
         BackendKind::OpenAi => "an OpenAI-compatible text server",

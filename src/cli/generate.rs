@@ -94,8 +94,8 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
     if args.out.exists() {
         bail!("{} exists; the studio never overwrites (choose another --out)", args.out.display());
     }
-    if let Some(server) = args.backend.server(crate::spec::backend::BackendKind::A1111)? {
-        return super::generate_remote::generate_remote(&server, &args);
+    if let Some(pool) = args.backend.pool(crate::spec::backend::BackendKind::A1111)? {
+        return super::generate_remote::generate_remote(&pool, &args);
     }
     anyhow::ensure!(args.batch == 1, "--batch is for --backend; here, run generate once per seed");
     let (pipeline, model_name) = args.source.load(models_dir)?;

@@ -11,12 +11,12 @@ use super::generate::GenerateArgs;
 use crate::io::image_record::ImageRecord;
 use crate::io::output::write_new_file;
 use crate::io::png_meta::encode_png;
-use crate::remote::RemoteServer;
 use crate::remote::a1111::{self, RemoteImageJob};
+use crate::remote::pool::Pool;
 use crate::spec::image::{SamplerKind, VariationSeed};
 
 /// Runs `generate` on `server`.
-pub fn generate_remote(server: &RemoteServer, args: &GenerateArgs) -> anyhow::Result<()> {
+pub fn generate_remote(pool: &Pool, args: &GenerateArgs) -> anyhow::Result<()> {
     let local_only = [
         (args.source.model_dir.is_some() || args.source.model_file.is_some(), "--model-dir/--model-file"),
         (
@@ -58,15 +58,22 @@ pub fn generate_remote(server: &RemoteServer, args: &GenerateArgs) -> anyhow::Re
             .progress_chars("=> "),
     );
     let started = std::time::Instant::now();
-    let (images, _) = a1111::generate(server, &job, &|| false, &mut |p| {
-        if p.steps > 0 {
-            bar.set_length(p.steps as u64);
-            bar.set_position(p.step as u64);
+    let mut on_attempt = |url: &str, attempt: usize| {
+        if attempt > 1 {
+            bar.suspend(|| eprintln!("the previous server failed; generating again on {url}"));
         }
+    };
+    let ((images, _), url) = pool.run(job.model, &mut on_attempt, &mut |server| {
+        a1111::generate(server, &job, &|| false, &mut |p| {
+            if p.steps > 0 {
+                bar.set_length(p.steps as u64);
+                bar.set_position(p.step as u64);
+            }
+        })
     })?;
     bar.finish_and_clear();
     if images.is_empty() {
-        bail!("{} returned no image", server.base());
+        bail!("{url} returned no image");
     }
     let model = args.source.model.clone().unwrap_or_else(|| "(the server's)".to_owned());
     for (i, (image, out)) in images.into_iter().zip(&outs).enumerate() {
@@ -80,10 +87,10 @@ pub fn generate_remote(server: &RemoteServer, args: &GenerateArgs) -> anyhow::Re
             latent: None,
             served: None,
         };
-        record.merge_served(server.base(), image.infotext, image.seed);
+        record.merge_served(&url, image.infotext, image.seed);
         let png = encode_png(&image.image, &record.chunks()).map_err(anyhow::Error::msg)?;
         write_new_file(out, &png)?;
-        eprintln!("wrote {} ({}) in {:.1} s", out.display(), server.base(), started.elapsed().as_secs_f64());
+        eprintln!("wrote {} ({url}) in {:.1} s", out.display(), started.elapsed().as_secs_f64());
     }
     Ok(())
 }

@@ -10,8 +10,8 @@ use clap::Args;
 use super::backend_args::BackendArgs;
 use crate::io::conversations;
 use crate::library::{find_manifest, load_text_model_with};
-use crate::remote::RemoteServer;
 use crate::remote::openai::{self, RemoteText};
+use crate::remote::pool::Pool;
 use crate::spec::backend::BackendKind;
 use crate::spec::conversation::Conversation;
 use crate::spec::text::TextModelRef;
@@ -199,32 +199,33 @@ pub fn text(
     Ok(())
 }
 
-/// What runs the generation: a model loaded here, or a model on an
-/// OpenAI-compatible server.
+/// What runs the generation: a model loaded here, or a model on
+/// OpenAI-compatible servers (the first healthy one that has it, the next
+/// if it fails).
 enum Engine {
     Local(Box<dyn TextModel>),
-    Remote(RemoteServer, RemoteText),
+    Remote(Pool, RemoteText),
 }
 
 impl Engine {
-    /// The model the flags name: on `--backend` if given (its `--model` is
-    /// the server's model id, or the first it lists), else here; with
-    /// neither, `earlier` (a conversation's model) decides.
+    /// The model the flags name: on the `--backend` servers if given (its
+    /// `--model` is the servers' model id, or the first one listed), else
+    /// here; with neither, `earlier` (a conversation's model) decides.
     fn open(
         models_dir: &Path,
         choice: &ModelChoice,
         backend: &BackendArgs,
         earlier: Option<&TextModelRef>,
     ) -> anyhow::Result<Self> {
-        let remote = match (backend.server(BackendKind::OpenAi)?, earlier) {
-            (Some(server), _) => Some((server, choice.model.clone())),
+        let remote = match (backend.pool(BackendKind::OpenAi)?, earlier) {
+            (Some(pool), _) => Some((pool, choice.model.clone())),
             (None, Some(TextModelRef::Remote { backend: url, model })) if choice.model_ref().is_none() => {
-                let server = super::backend_args::connect(url, None, BackendKind::OpenAi)?;
-                Some((server, Some(model.clone())))
+                let earlier = BackendArgs { backend: vec![url.clone()], backend_kind: None };
+                earlier.pool(BackendKind::OpenAi)?.map(|pool| (pool, Some(model.clone())))
             }
             (None, _) => None,
         };
-        let Some((server, model)) = remote else {
+        let Some((pool, model)) = remote else {
             return Ok(Self::Local(choice.or_model(earlier).load(models_dir)?));
         };
         anyhow::ensure!(
@@ -233,21 +234,27 @@ impl Engine {
         );
         let model = match model {
             Some(model) => model,
-            None => openai::list_models(&server)?
+            None => pool
+                .statuses()
                 .into_iter()
-                .next()
-                .with_context(|| format!("{} lists no models", server.base()))?,
+                .find_map(|s| s.models.into_iter().next())
+                .context("no --backend server answered with a model list")?,
         };
-        Ok(Self::Remote(server, RemoteText { model, top_logprobs: 0 }))
+        Ok(Self::Remote(pool, RemoteText { model, top_logprobs: 0 }))
     }
 
-    /// The model as a conversation records it.
-    fn model_ref(&self, choice: &ModelChoice, earlier: Option<&TextModelRef>) -> Option<TextModelRef> {
-        match self {
-            Self::Local(_) => choice.or_model(earlier).model_ref(),
-            Self::Remote(server, request) => {
-                Some(TextModelRef::Remote { backend: server.base().to_owned(), model: request.model.clone() })
+    /// The model as a conversation records it (a remote one by the server that answered).
+    fn model_ref(
+        &self,
+        choice: &ModelChoice,
+        earlier: Option<&TextModelRef>,
+        result: &Generated,
+    ) -> Option<TextModelRef> {
+        match (self, &result.served) {
+            (Self::Remote(_, request), Some(served)) => {
+                Some(TextModelRef::Remote { backend: served.backend.clone(), model: request.model.clone() })
             }
+            _ => choice.or_model(earlier).model_ref(),
         }
     }
 
@@ -256,8 +263,16 @@ impl Engine {
             Self::Local(model) => {
                 Ok(generate(model.as_mut(), spec, &CancelToken::new(), &mut |_, piece| on_text(piece))?)
             }
-            Self::Remote(server, request) => {
-                Ok(openai::generate(server, request, spec, &|| false, &mut |_, piece| on_text(piece))?)
+            Self::Remote(pool, request) => {
+                let mut on_attempt = |url: &str, attempt: usize| {
+                    if attempt > 1 {
+                        eprintln!("\n(the previous server failed; generating again on {url})");
+                    }
+                };
+                let (generated, _) = pool.run(Some(&request.model), &mut on_attempt, &mut |server| {
+                    openai::generate(server, request, spec, &|| false, &mut |_, piece| on_text(piece))
+                })?;
+                Ok(generated)
             }
         }
     }
@@ -283,7 +298,6 @@ fn continue_conversation(
     };
     let earlier = conversation.model.clone();
     let mut engine = Engine::open(models_dir, choice, backend, earlier.as_ref())?;
-    conversation.model = engine.model_ref(choice, earlier.as_ref());
     conversation.sampling = sampling.params_over(&conversation.sampling)?;
     conversation.max_new_tokens = run.max_tokens.unwrap_or(conversation.max_new_tokens);
     if let Some(system) = run.system {
@@ -295,6 +309,7 @@ fn continue_conversation(
     conversation.push_user(&run.prompt);
     let spec = conversation.next_turn().map_err(anyhow::Error::msg)?;
     let result = stream(&mut engine, &spec, run.json)?;
+    conversation.model = engine.model_ref(choice, earlier.as_ref(), &result);
     conversation.push_answer(&result.text);
     conversations::save(path, &mut conversation)?;
     if !run.json {

@@ -9,5 +9,6 @@ pub mod a1111;
 pub mod detect;
 pub mod http;
 pub mod openai;
+pub mod pool;
 
 pub use http::{RemoteError, RemoteServer};

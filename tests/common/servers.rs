@@ -1,6 +1,7 @@
 //! Real servers started on 127.0.0.1 for the remote-backend tests, killed
 //! when dropped.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -85,4 +86,26 @@ pub fn sd_server(model: &Path, log_dir: &Path) -> Served {
     let mut command = Command::new(binary);
     command.args(["--listen-ip", "127.0.0.1", "--listen-port", &port.to_string(), "-t", "2", "-m"]).arg(model);
     Served::start(command, port, "/sdapi/v1/sd-models", log_dir.join("sd-server.log"))
+}
+
+/// `latent-studio serve` as a process on a free port, killed on drop.
+pub struct ServeProcess(pub std::process::Child, pub String);
+
+impl ServeProcess {
+    pub fn start(flags: &[&str]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_latent-studio"));
+        command.args(["serve", "--port", "0"]).args(flags).env("LATENT_STUDIO_MODELS", super::shipped_models());
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().strip_prefix("serving on ").expect("the address line").to_owned();
+        Self(child, url)
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

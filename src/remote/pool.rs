@@ -1,0 +1,287 @@
+//! Many servers at once. A job for a model goes to the least-loaded
+//! healthy backend that has it; when that server dies, times out or is
+//! busy, the job is run again on the next one, so the caller gets exactly
+//! one result (and writes its output once). A backend that fails is paused
+//! and asked again after a backoff that doubles per failure (1 s … 60 s);
+//! health checks list its models, which is also how models are found.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::http::{RemoteError, RemoteServer};
+use crate::spec::backend::{BackendConfig, BackendKind};
+
+/// First pause after a failure; it doubles per failure in a row.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest pause.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// A healthy backend is checked again this often.
+const RECHECK: Duration = Duration::from_secs(15);
+
+/// How a backend is doing.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Health {
+    /// Not asked yet.
+    Unknown,
+    Healthy,
+    /// Failed `failures` times in a row; asked again at `retry_at`.
+    Paused {
+        failures: u32,
+        retry_at: Instant,
+        error: String,
+    },
+}
+
+/// What the UI shows of one backend.
+#[derive(Clone, Debug)]
+pub struct BackendStatus {
+    pub config: BackendConfig,
+    pub health: Health,
+    /// Its models (text ids, or image checkpoints).
+    pub models: Vec<String>,
+    /// Jobs it is running for us now.
+    pub in_flight: usize,
+    /// Jobs it finished for us.
+    pub done: usize,
+}
+
+struct Backend {
+    server: RemoteServer,
+    status: Mutex<BackendStatus>,
+    checked_at: Mutex<Option<Instant>>,
+}
+
+/// Every remote backend of one kind the user added.
+#[derive(Clone)]
+pub struct Pool {
+    kind: BackendKind,
+    backends: Arc<Vec<Backend>>,
+}
+
+impl Pool {
+    /// A pool of `servers` (each with its config), all speaking `kind`.
+    pub fn new(kind: BackendKind, servers: Vec<(BackendConfig, RemoteServer)>) -> Self {
+        let backends = servers
+            .into_iter()
+            .map(|(config, server)| Backend {
+                server,
+                status: Mutex::new(BackendStatus {
+                    config,
+                    health: Health::Unknown,
+                    models: Vec::new(),
+                    in_flight: 0,
+                    done: 0,
+                }),
+                checked_at: Mutex::new(None),
+            })
+            .collect();
+        Self { kind, backends: Arc::new(backends) }
+    }
+
+    /// Asks every backend that is due (never asked, paused past its
+    /// backoff, or healthy and not asked for a while) for its models.
+    pub fn check_due(&self) {
+        for backend in self.backends.iter() {
+            let due = {
+                let status = lock(&backend.status);
+                let last = *lock(&backend.checked_at);
+                match &status.health {
+                    Health::Unknown => true,
+                    Health::Paused { retry_at, .. } => Instant::now() >= *retry_at,
+                    Health::Healthy => last.is_none_or(|t| t.elapsed() >= RECHECK),
+                }
+            };
+            if due {
+                self.check(backend);
+            }
+        }
+    }
+
+    /// Asks every backend now, whatever its state.
+    pub fn check_all(&self) {
+        for backend in self.backends.iter() {
+            self.check(backend);
+        }
+    }
+
+    fn check(&self, backend: &Backend) {
+        let listed = match self.kind {
+            BackendKind::OpenAi => super::openai::list_models(&backend.server),
+            BackendKind::A1111 => super::a1111::catalogue(&backend.server).map(|c| c.models),
+            BackendKind::Local => Ok(Vec::new()),
+        };
+        *lock(&backend.checked_at) = Some(Instant::now());
+        match listed {
+            Ok(models) => {
+                let mut status = lock(&backend.status);
+                status.models = models;
+                status.health = Health::Healthy;
+            }
+            Err(e) => pause(backend, &e),
+        }
+    }
+
+    /// Every backend's state, in the order they were added.
+    pub fn statuses(&self) -> Vec<BackendStatus> {
+        self.backends.iter().map(|b| lock(&b.status).clone()).collect()
+    }
+
+    /// Runs `job` on the least-loaded healthy backend that has `model`; if
+    /// it fails in a way another backend may not (unreachable, died
+    /// mid-way, busy, a server error), that backend is paused and the job
+    /// runs on the next. `on_attempt` hears each backend tried, before the
+    /// job runs there. The result comes with the URL of the backend that
+    /// produced it.
+    pub fn run<T>(
+        &self,
+        model: Option<&str>,
+        on_attempt: &mut dyn FnMut(&str, usize),
+        job: &mut dyn FnMut(&RemoteServer) -> Result<T, RemoteError>,
+    ) -> Result<(T, String), RemoteError> {
+        let mut tried = Vec::new();
+        let mut last_error = None;
+        loop {
+            let Some(index) = self.pick(model, &tried) else {
+                return Err(last_error.unwrap_or_else(|| {
+                    let what = model.map_or_else(
+                        || "no backend is healthy".to_owned(),
+                        |m| format!("no healthy backend has the model {m:?}"),
+                    );
+                    RemoteError::Invalid(what)
+                }));
+            };
+            tried.push(index);
+            let backend = &self.backends[index];
+            let url = backend.server.base().to_owned();
+            on_attempt(&url, tried.len());
+            lock(&backend.status).in_flight += 1;
+            let result = job(&backend.server);
+            let mut status = lock(&backend.status);
+            status.in_flight -= 1;
+            match result {
+                Ok(value) => {
+                    status.done += 1;
+                    return Ok((value, url));
+                }
+                Err(e) if e.is_retryable() => {
+                    drop(status);
+                    pause(backend, &e);
+                    last_error = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The least-loaded healthy backend listing `model` (any, with `None`),
+    /// not in `tried` (ties go to the one added first).
+    fn pick(&self, model: Option<&str>, tried: &[usize]) -> Option<usize> {
+        self.backends
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !tried.contains(i))
+            .filter_map(|(i, b)| {
+                let status = lock(&b.status);
+                let has = model.is_none_or(|model| status.models.iter().any(|m| m == model));
+                let usable = status.health == Health::Healthy && has;
+                usable.then_some((status.in_flight, i))
+            })
+            .min()
+            .map(|(_, i)| i)
+    }
+}
+
+/// Marks `backend` failed: paused for a backoff that doubles per failure in a row.
+fn pause(backend: &Backend, error: &RemoteError) {
+    let mut status = lock(&backend.status);
+    let failures = match &status.health {
+        Health::Paused { failures, .. } => failures + 1,
+        _ => 1,
+    };
+    let backoff = FIRST_BACKOFF.saturating_mul(1 << (failures - 1).min(6)).min(MAX_BACKOFF);
+    status.health = Health::Paused { failures, retry_at: Instant::now() + backoff, error: error.to_string() };
+}
+
+/// A lock whose poisoning (a panic while held) leaves plain data usable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(n: usize) -> Pool {
+        let servers = (0..n)
+            .map(|i| {
+                let url = format!("http://127.0.0.1:{}", 1 + i);
+                (BackendConfig { kind: BackendKind::OpenAi, url: url.clone() }, RemoteServer::new(&url, None).unwrap())
+            })
+            .collect();
+        Pool::new(BackendKind::OpenAi, servers)
+    }
+
+    fn set(pool: &Pool, i: usize, health: Health, models: &[&str], in_flight: usize) {
+        let mut status = lock(&pool.backends[i].status);
+        status.health = health;
+        status.models = models.iter().map(|m| m.to_string()).collect();
+        status.in_flight = in_flight;
+    }
+
+    #[test]
+    fn least_loaded_healthy_backend_with_the_model() {
+        let p = pool(3);
+        set(&p, 0, Health::Healthy, &["a"], 2);
+        set(&p, 1, Health::Healthy, &["a", "b"], 1);
+        set(&p, 2, Health::Paused { failures: 1, retry_at: Instant::now(), error: "x".into() }, &["a"], 0);
+        assert_eq!(p.pick(Some("a"), &[]), Some(1));
+        assert_eq!(p.pick(Some("a"), &[1]), Some(0));
+        assert_eq!(p.pick(Some("b"), &[1]), None);
+        assert_eq!(p.pick(Some("c"), &[]), None);
+        assert_eq!(p.pick(None, &[]), Some(1));
+    }
+
+    #[test]
+    fn a_failing_backend_is_paused_and_the_job_runs_on_the_next_once() {
+        let p = pool(2);
+        set(&p, 0, Health::Healthy, &["a"], 0);
+        set(&p, 1, Health::Healthy, &["a"], 0);
+        let mut runs = Vec::new();
+        let (value, url) = p
+            .run(Some("a"), &mut |_, _| {}, &mut |server| {
+                runs.push(server.base().to_owned());
+                if runs.len() == 1 { Err(server.dropped("/p", "connection reset")) } else { Ok(7) }
+            })
+            .unwrap();
+        assert_eq!((value, url.as_str()), (7, "http://127.0.0.1:2"));
+        assert_eq!(runs, ["http://127.0.0.1:1", "http://127.0.0.1:2"], "once per backend, one result");
+        let statuses = p.statuses();
+        assert!(matches!(statuses[0].health, Health::Paused { failures: 1, .. }));
+        assert_eq!((statuses[1].done, statuses[1].in_flight), (1, 0));
+        // A refusal of the request itself is not retried elsewhere.
+        let refused =
+            p.run(Some("a"), &mut |_, _| {}, &mut |s| -> Result<(), _> { Err(s.bad_answer("/p", "nonsense")) });
+        assert!(matches!(refused, Err(RemoteError::BadAnswer { .. })));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_a_minute() {
+        let p = pool(1);
+        let error = RemoteError::Invalid("down".into());
+        let mut waits = Vec::new();
+        for _ in 0..9 {
+            pause(&p.backends[0], &error);
+            if let Health::Paused { retry_at, .. } = lock(&p.backends[0].status).health {
+                waits.push((retry_at - Instant::now()).as_secs_f64().round() as u64);
+            }
+        }
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
+    #[test]
+    fn unreachable_backends_are_paused_by_the_check() {
+        let p = pool(1);
+        p.check_due();
+        assert!(matches!(p.statuses()[0].health, Health::Paused { failures: 1, .. }));
+    }
+}
