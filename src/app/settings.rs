@@ -54,6 +54,9 @@ pub struct Settings {
     /// again in the Train view; dropped if it no longer reads.
     #[serde(deserialize_with = "readable_run")]
     pub unfinished_training: Option<TrainRequest>,
+    /// Remote backends (their API keys live apart, in the owner-only key file).
+    #[serde(default)]
+    pub backends: Vec<crate::spec::backend::BackendConfig>,
 }
 
 /// The run, if it still reads (settings written by another version may not).
@@ -112,6 +115,7 @@ impl Default for Settings {
             unfinished_downloads: Vec::new(),
             training_folder: None,
             unfinished_training: None,
+            backends: Vec::new(),
         }
     }
 }

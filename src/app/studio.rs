@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use eframe::egui_wgpu::RenderState;
 
+mod backends;
 mod chat;
 mod frame;
 mod history;
@@ -50,6 +51,10 @@ const SOFTWARE_RENDERER_STREAM_INTERVAL: std::time::Duration = std::time::Durati
 /// The whole application state.
 pub struct StudioApp {
     worker: WorkerHandle,
+    /// Where the remote backends' API keys are kept (owner-only).
+    key_store: Option<crate::remote::keys::KeyStore>,
+    /// The remote backends' state, read once per frame.
+    backend_views: Vec<crate::spec::backend::BackendView>,
     models: Vec<ModelManifest>,
     /// The language models among `models` (the text panel's picker).
     text_models: Vec<ModelManifest>,
@@ -175,6 +180,8 @@ impl StudioApp {
         pad.model = image.model.clone();
         let mut app = Self {
             worker,
+            key_store: crate::remote::keys::KeyStore::default_location(),
+            backend_views: Vec::new(),
             image,
             pad,
             explore_diffusion: false,
@@ -207,6 +214,7 @@ impl StudioApp {
             app.apply(UiCommand::RescanLibrary);
         }
         app.restore_downloads();
+        app.use_backends();
         app.restore_conversation();
         if app.settings.tab == crate::ui::commands::Tab::History {
             app.apply(UiCommand::RefreshHistory);
@@ -264,6 +272,7 @@ impl StudioApp {
         let Some(command) = self.apply_pad_command(command) else { return };
         let Some(command) = self.apply_history_command(command) else { return };
         let Some(command) = self.apply_models_command(command) else { return };
+        let Some(command) = self.apply_backend_command(command) else { return };
         let Some(command) = self.apply_vae_tools_command(command) else { return };
         match command {
             UiCommand::SelectModel(id) => {
@@ -376,6 +385,9 @@ impl StudioApp {
             | UiCommand::DeleteRepo(_)
             | UiCommand::RefreshInstalled
             | UiCommand::SaveHubToken(_)
+            // Handled by `apply_backend_command`.
+            | UiCommand::AddBackend { .. }
+            | UiCommand::RemoveBackend(_)
             | UiCommand::ChooseTrainingFolder(_)
             | UiCommand::PreviewTrainingFolder => {}
         }

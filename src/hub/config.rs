@@ -22,6 +22,11 @@ impl Token {
         (!cleaned.is_empty()).then(|| Self(cleaned.to_owned()))
     }
 
+    /// The token itself, to store it (never to show or log it).
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+
     /// The `Authorization` header's value.
     pub fn bearer(&self) -> String {
         format!("Bearer {}", self.0)

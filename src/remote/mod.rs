@@ -8,6 +8,7 @@
 pub mod a1111;
 pub mod detect;
 pub mod http;
+pub mod keys;
 pub mod openai;
 pub mod pool;
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::http::{RemoteError, RemoteServer};
-use crate::spec::backend::{BackendConfig, BackendKind};
+use crate::spec::backend::{BackendConfig, BackendHealth, BackendKind, BackendView};
 
 /// First pause after a failure; it doubles per failure in a row.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -124,6 +124,33 @@ impl Pool {
     /// Every backend's state, in the order they were added.
     pub fn statuses(&self) -> Vec<BackendStatus> {
         self.backends.iter().map(|b| lock(&b.status).clone()).collect()
+    }
+
+    /// Every backend's state as plain data for the UI.
+    pub fn views(&self) -> Vec<BackendView> {
+        self.statuses()
+            .into_iter()
+            .map(|s| BackendView {
+                health: match s.health {
+                    Health::Unknown => BackendHealth::Unknown,
+                    Health::Healthy => BackendHealth::Healthy,
+                    Health::Paused { failures, retry_at, error } => BackendHealth::Paused {
+                        failures,
+                        retry_in_secs: retry_at.saturating_duration_since(Instant::now()).as_secs(),
+                        error,
+                    },
+                },
+                config: s.config,
+                models: s.models,
+                in_flight: s.in_flight,
+                done: s.done,
+            })
+            .collect()
+    }
+
+    /// The backends' kind.
+    pub fn kind(&self) -> BackendKind {
+        self.kind
     }
 
     /// Runs `job` on the least-loaded healthy backend that has `model`; if

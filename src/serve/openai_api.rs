@@ -82,7 +82,7 @@ struct TextBody {
     #[serde(default)]
     stream_options: Option<StreamOptions>,
     n: Option<usize>,
-    logprobs: Option<Value>,
+    // `logprobs` is accepted and answered with `null`, as servers without them do.
 }
 
 /// `GET /v1/models`.
@@ -159,9 +159,6 @@ fn spec_of(body: &TextBody, chat: bool, models: &[String], limit: usize) -> Resu
     }
     if body.n.is_some_and(|n| n != 1) {
         return Err(ApiError::bad("only n = 1 is supported".into()));
-    }
-    if body.logprobs.as_ref().is_some_and(|l| !matches!(l, Value::Null | Value::Bool(false))) {
-        return Err(ApiError::bad("logprobs are not supported by this server".into()));
     }
     let max_new_tokens = body.max_completion_tokens.or(body.max_tokens).unwrap_or(limit);
     if max_new_tokens == 0 || max_new_tokens > limit {

@@ -36,3 +36,35 @@ pub struct BackendConfig {
     /// Base URL (`http://host:port`), without a trailing slash.
     pub url: String,
 }
+
+/// How a backend is doing, as the UI shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendHealth {
+    /// Not asked yet.
+    Unknown,
+    Healthy,
+    /// Failed `failures` times in a row; asked again in `retry_in_secs`.
+    Paused {
+        failures: u32,
+        retry_in_secs: u64,
+        error: String,
+    },
+}
+
+/// One backend's state, models and load.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendView {
+    pub config: BackendConfig,
+    pub health: BackendHealth,
+    /// Its models (text ids, or image checkpoints).
+    pub models: Vec<String>,
+    /// Jobs it runs for us now.
+    pub in_flight: usize,
+    /// Jobs it finished for us.
+    pub done: usize,
+}
+
+/// Short form of a backend's URL for menus (`host:port`).
+pub fn short_url(url: &str) -> &str {
+    url.split_once("://").map_or(url, |(_, rest)| rest).trim_end_matches('/')
+}

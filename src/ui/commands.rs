@@ -213,4 +213,11 @@ pub enum UiCommand {
     RefreshInstalled,
     /// Keep this Hub token (in `$HF_HOME/token`, owner-only) and use it.
     SaveHubToken(Token),
+    /// Add a remote backend (its key, if any, goes to the owner-only key file).
+    AddBackend {
+        config: crate::spec::backend::BackendConfig,
+        key: Option<Token>,
+    },
+    /// Remove a remote backend (and forget its key).
+    RemoveBackend(crate::spec::backend::BackendConfig),
 }

@@ -28,6 +28,8 @@ const RESULT_SIDE: f32 = 96.0;
 pub struct ImagePanelContext<'a> {
     /// Installed diffusion models.
     pub models: &'a [ModelManifest],
+    /// Checkpoints of the healthy A1111-compatible backends, each with the backends that have it.
+    pub remote: &'a [(String, Vec<String>)],
     /// The model library's items (checkpoints, VAEs, LoRAs, …).
     pub library: &'a [LibraryItem],
     /// The library's folders.
@@ -226,6 +228,16 @@ impl ImagePanel {
                     };
                     let label = format!("{} ({})", item.name, item.kind.label());
                     if ui.selectable_label(same, label).clicked() {
+                        out.push(UiCommand::SelectImageModel(chosen));
+                    }
+                }
+                if !ctx.remote.is_empty() {
+                    ui.separator();
+                }
+                for (model, urls) in ctx.remote {
+                    let chosen = ImageModelRef::Remote { model: model.clone() };
+                    let label = super::backends_view::remote_label(model, urls);
+                    if ui.selectable_label(self.model.as_ref() == Some(&chosen), label).on_hover_text(urls.join("\n")).clicked() {
                         out.push(UiCommand::SelectImageModel(chosen));
                     }
                 }

@@ -1,6 +1,7 @@
 //! Panels and widgets. egui only: nothing here touches models or threads.
 
 pub mod about;
+pub mod backends_view;
 pub mod busy;
 pub mod commands;
 pub mod conversation_view;

@@ -133,6 +133,8 @@ pub struct ModelsPanel {
     pub confirm_delete: Option<String>,
     /// The token field (cleared once saved).
     pub token_input: String,
+    /// The remote backends' add form.
+    pub backends: super::backends_view::BackendsPanel,
 }
 
 impl ModelsPanel {

@@ -1,7 +1,8 @@
 //! Draws the Models view: the catalogue and "any repo id", the chosen
 //! repo's files (sizes, GGUF quantizations, the default ones ticked), the
 //! download queue (progress, speed, ETA; pause, resume, cancel) and the
-//! installed repos (size, licence, open folder, delete).
+//! installed repos (size, licence, open folder, delete); above them, the
+//! remote backends (`backends_view`).
 
 use std::path::Path;
 
@@ -20,10 +21,14 @@ pub struct ModelsViewContext<'a> {
     pub offline: bool,
     /// Whether a token is in use (its value is never shown).
     pub has_token: bool,
+    /// The remote backends and their state.
+    pub backends: &'a [crate::spec::backend::BackendView],
 }
 
 impl ModelsPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &ModelsViewContext<'_>, out: &mut Vec<UiCommand>) {
+        self.backends.ui(ui, ctx.backends, out);
+        ui.separator();
         ui.horizontal(|ui| {
             ui.label(format!("Hugging Face Hub: {}", ctx.endpoint));
             ui.label(RichText::new(format!("cache {}", ctx.cache_dir.display())).weak().small());

@@ -17,6 +17,8 @@ use crate::worker::{JobId, TextModelRef, TokenPiece};
 pub struct TextPanelContext<'a> {
     /// Installed language models.
     pub models: &'a [ModelManifest],
+    /// Models of the healthy OpenAI-compatible backends, each with the backends that have it.
+    pub remote: &'a [(String, Vec<String>)],
 }
 
 /// The text panel's state.
@@ -112,7 +114,13 @@ impl TextPanel {
     }
 
     /// The worker tokenized the prompt.
+    /// A job that moved to another backend starts again: what it streamed so far goes.
     pub fn started(&mut self, model_name: String, prompt: Vec<TokenPiece>) {
+        self.output.clear();
+        self.output_tokens.clear();
+        if self.answering {
+            self.chat_view.answer.clear();
+        }
         self.model_name = model_name;
         self.prompt_tokens = prompt;
         self.started = Some(std::time::Instant::now());
@@ -215,6 +223,18 @@ impl TextPanel {
                 for m in ctx.models {
                     let chosen = TextModelRef::Id(m.id.clone());
                     if ui.selectable_label(self.model.as_ref() == Some(&chosen), &m.name).clicked() {
+                        out.push(UiCommand::SelectTextModel(chosen));
+                    }
+                }
+                if !ctx.remote.is_empty() {
+                    ui.separator();
+                }
+                for (model, urls) in ctx.remote {
+                    let backend = urls.first().cloned().unwrap_or_default();
+                    let chosen = TextModelRef::Remote { backend, model: model.clone() };
+                    let same = matches!(&self.model, Some(TextModelRef::Remote { model: m, .. }) if m == model);
+                    let label = super::backends_view::remote_label(model, urls);
+                    if ui.selectable_label(same, label).on_hover_text(urls.join("\n")).clicked() {
                         out.push(UiCommand::SelectTextModel(chosen));
                     }
                 }
@@ -390,8 +410,13 @@ fn tokens_ui(ui: &mut egui::Ui, tokens: &[TokenPiece], shades: [Color32; 2]) {
         for (i, t) in tokens.iter().enumerate() {
             let shade = shades[i % 2];
             let text = t.piece.replace('\n', "\\n").replace(' ', "·");
+            let id = t.id.map_or_else(|| "id not given by the server".to_owned(), |id| format!("id {id}"));
+            let hover = match t.probability {
+                Some(p) => format!("{id}, probability {:.1}%", 100.0 * p),
+                None => id,
+            };
             ui.label(RichText::new(text).monospace().background_color(shade).color(Color32::WHITE))
-                .on_hover_text(format!("id {}", t.id));
+                .on_hover_text(hover);
         }
     });
 }

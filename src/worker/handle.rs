@@ -34,6 +34,8 @@ pub struct WorkerHandle {
     handed_on: HashSet<JobId>,
     /// The worker's event sink (shared settings only: it is the worker's to send on).
     sink: EventSink,
+    /// The remote backends, shared with the text and image threads.
+    backends: super::backends::Backends,
 }
 
 impl WorkerHandle {
@@ -58,8 +60,9 @@ impl WorkerHandle {
     fn spawn_with(cache: ModelCache, waker: Waker) -> std::io::Result<Self> {
         let (req_tx, req_rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
         let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
+        let backends = super::backends::Backends::start(Arc::clone(&waker));
         let sink = EventSink::new(ev_tx, waker);
-        let worker = Worker::new(cache, req_rx, sink.clone());
+        let worker = Worker::new(cache, req_rx, sink.clone(), backends.clone());
         let thread = std::thread::Builder::new().name("inference-worker".into()).spawn(move || worker.run())?;
         Ok(Self {
             requests: req_tx,
@@ -71,7 +74,13 @@ impl WorkerHandle {
             own_thread: HashSet::new(),
             handed_on: HashSet::new(),
             sink,
+            backends,
         })
+    }
+
+    /// The remote backends remote jobs run on (set them from the settings).
+    pub fn backends(&self) -> &super::backends::Backends {
+        &self.backends
     }
 
     /// Sets the least time between two wake-ups of the UI by streamed text

@@ -27,6 +27,7 @@ use crate::train::cancel::CancelToken;
 /// pipeline it names (kept loaded between requests).
 pub struct ImageService {
     models_dir: PathBuf,
+    backends: super::backends::Backends,
     loaded: LoadedModel<ImageModelRef, DiffusionPipeline>,
     /// The latent pad's encoded prompts, and the model they belong to.
     scene: (Option<ImageModelRef>, LatentScene),
@@ -34,8 +35,8 @@ pub struct ImageService {
 
 impl ImageService {
     /// A service loading installed models from `models_dir`.
-    pub fn new(models_dir: PathBuf) -> Self {
-        Self { models_dir, loaded: LoadedModel::default(), scene: (None, LatentScene::default()) }
+    pub fn new(models_dir: PathBuf, backends: super::backends::Backends) -> Self {
+        Self { models_dir, backends, loaded: LoadedModel::default(), scene: (None, LatentScene::default()) }
     }
 }
 
@@ -69,6 +70,9 @@ impl ImageService {
                     let vocab = Some(clip_vocab_path(models_dir));
                     let spec = SingleFileSpec { file: file.clone(), config: None, vae: vae.clone(), vocab };
                     return DiffusionPipeline::load_single_file(&spec, &device).map_err(|e| e.to_string());
+                }
+                ImageModelRef::Remote { model } => {
+                    return Err(format!("{model} runs on its server; the pad and travel need a model on this machine"));
                 }
             };
             DiffusionPipeline::load(&dir, &device).map_err(|e| e.to_string())
@@ -158,6 +162,10 @@ impl ImageService {
         cancel: &CancelToken,
         events: &EventSink,
     ) -> Result<Option<WorkerEvent>, JobError> {
+        if let ImageModelRef::Remote { model } = &spec.model {
+            let pool = self.backends.a1111();
+            return super::remote_image::generate_remote(&pool, job, spec, model, cancel, events);
+        }
         let total = spec.request.steps;
         events.send(WorkerEvent::Progress { job, step: 0, total, message: format!("loading {}", spec.model) });
         let pipeline = self.pipeline(&spec.model)?;

@@ -1,11 +1,13 @@
 //! The background inference worker: a named thread that owns the models.
 //! The app talks to it only through [`WorkerHandle`].
 
+pub mod backends;
 pub mod cache;
 pub mod downloads;
 pub mod handle;
 mod image;
 pub mod protocol;
+mod remote_image;
 pub mod run;
 pub mod skeleton;
 mod text;

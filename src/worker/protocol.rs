@@ -49,6 +49,8 @@ pub enum ImageModelRef {
     Dir(PathBuf),
     /// A single-file checkpoint (A1111/ComfyUI layout), optionally with a separate VAE file.
     File { file: PathBuf, vae: Option<PathBuf> },
+    /// A checkpoint of the A1111-compatible backends (their title for it).
+    Remote { model: String },
 }
 
 impl std::fmt::Display for ImageModelRef {
@@ -60,6 +62,7 @@ impl std::fmt::Display for ImageModelRef {
                 "{}",
                 path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
             ),
+            Self::Remote { model } => write!(f, "{model} (remote)"),
             // A1111 names a checkpoint by its file stem.
             Self::File { file, .. } => write!(
                 f,
@@ -119,12 +122,14 @@ pub struct TravelJob {
 }
 
 /// One token as the text panel shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TokenPiece {
-    /// Token id.
-    pub id: u32,
+    /// Token id (`None` from a server that does not give ids).
+    pub id: Option<u32>,
     /// What the token stands for on its own (`piece` of the tokenizer).
     pub piece: String,
+    /// Its probability, where a remote server reported it.
+    pub probability: Option<f32>,
 }
 
 /// Work the app asks of the worker.

@@ -42,6 +42,8 @@ pub struct Worker {
     text: Option<ServiceThread>,
     /// Started on the first image request.
     image: Option<ServiceThread>,
+    /// The remote backends the text and image threads run remote jobs on.
+    backends: super::backends::Backends,
 }
 
 /// Least time between two wake-ups of the UI for streamed text, unless the
@@ -102,8 +104,13 @@ impl EventSink {
 
 impl Worker {
     /// A worker over `cache`, reading `requests` and reporting to `events`.
-    pub fn new(cache: ModelCache, requests: Receiver<Envelope>, events: EventSink) -> Self {
-        Self { cache, requests, events, queue: VecDeque::new(), text: None, image: None }
+    pub fn new(
+        cache: ModelCache,
+        requests: Receiver<Envelope>,
+        events: EventSink,
+        backends: super::backends::Backends,
+    ) -> Self {
+        Self { cache, requests, events, queue: VecDeque::new(), text: None, image: None, backends }
     }
 
     /// Serves requests until `Shutdown` or until the app drops its handle.
@@ -225,12 +232,20 @@ impl Worker {
             }
             WorkerRequest::Generate { .. } => {
                 let (models_dir, events) = (self.cache.models_dir().to_owned(), self.events.clone());
-                let start = || ServiceThread::spawn("text-generator", events, TextService::new(models_dir));
+                let start = || {
+                    ServiceThread::spawn("text-generator", events, TextService::new(models_dir, self.backends.clone()))
+                };
                 return hand_on(&mut self.text, "text", start, env);
             }
             WorkerRequest::GenerateImage(_) | WorkerRequest::RenderPad(_) | WorkerRequest::RenderTravel(_) => {
                 let (models_dir, events) = (self.cache.models_dir().to_owned(), self.events.clone());
-                let start = || ServiceThread::spawn("image-generator", events, ImageService::new(models_dir));
+                let start = || {
+                    ServiceThread::spawn(
+                        "image-generator",
+                        events,
+                        ImageService::new(models_dir, self.backends.clone()),
+                    )
+                };
                 return hand_on(&mut self.image, "image", start, env);
             }
             WorkerRequest::Train(request) => {

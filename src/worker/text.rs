@@ -17,13 +17,14 @@ use crate::text::model::{TextModel, TextModelError};
 /// the tokens after what the previous request already fed).
 pub struct TextService {
     models_dir: std::path::PathBuf,
+    backends: super::backends::Backends,
     loaded: LoadedModel<(TextModelRef, KvPrecision), (Box<dyn TextModel>, CachedTokens)>,
 }
 
 impl TextService {
     /// A service loading installed models from `models_dir`.
-    pub fn new(models_dir: std::path::PathBuf) -> Self {
-        Self { models_dir, loaded: LoadedModel::default() }
+    pub fn new(models_dir: std::path::PathBuf, backends: super::backends::Backends) -> Self {
+        Self { models_dir, backends, loaded: LoadedModel::default() }
     }
 }
 
@@ -32,8 +33,8 @@ impl Service for TextService {
         let WorkerRequest::Generate { model, spec, kv_cache } = env.request else {
             return Err("the text thread only generates text".into());
         };
-        if let TextModelRef::Remote { backend, model } = &model {
-            return remote_generate(env.job, backend, model, &spec, &env.cancel, events);
+        if let TextModelRef::Remote { model, .. } = &model {
+            return remote_generate(&self.backends.openai(), env.job, model, &spec, &env.cancel, events);
         }
         let which = (model, kv_cache);
         self.generate(env.job, &which, &spec, &env.cancel, events).map(Some).map_err(|e| JobError(e.to_string()))
@@ -79,35 +80,49 @@ impl TextService {
     ) -> Result<WorkerEvent, TextModelError> {
         let (model, cached) = self.model(which)?;
         let model = model.as_mut();
-        let prompt =
-            prompt_ids(model, spec)?.into_iter().map(|id| TokenPiece { id, piece: model.codec().piece(id) }).collect();
+        let prompt = prompt_ids(model, spec)?
+            .into_iter()
+            .map(|id| TokenPiece { id: Some(id), piece: model.codec().piece(id), probability: None })
+            .collect();
         events.send(WorkerEvent::TextStarted { job, model_name: model.name().to_owned(), prompt });
         let generated = generate_reusing(model, cached, spec, cancel, &mut |token, text| {
-            let piece = token.map(|(id, piece)| TokenPiece { id, piece: piece.to_owned() });
+            let piece =
+                token.map(|(id, piece)| TokenPiece { id: Some(id), piece: piece.to_owned(), probability: None });
             events.send(WorkerEvent::TextTokens { job, token: piece, text: text.to_owned() });
         })?;
         Ok(WorkerEvent::TextDone { job, generated: Box::new(generated) })
     }
 }
 
-/// A generation on an OpenAI-compatible server, its text streamed as the
-/// local engine's is; cancelling closes the stream.
+/// A generation on the OpenAI-compatible backends that have `model` (the
+/// least-loaded healthy one; the next if it fails, the answer then starting
+/// over), its text streamed as the local engine's is. Cancelling closes the
+/// stream. Where the server returns log-probabilities, the token view shows
+/// each token with its probability.
 fn remote_generate(
+    pool: &crate::remote::pool::Pool,
     job: super::JobId,
-    backend: &str,
     model: &str,
     spec: &GenerateSpec,
     cancel: &crate::train::cancel::CancelToken,
     events: &EventSink,
 ) -> Outcome {
-    let fail = |e: crate::remote::RemoteError| JobError(e.to_string());
-    let server = crate::remote::RemoteServer::new(backend, None).map_err(fail)?;
-    let request = crate::remote::openai::RemoteText { model: model.to_owned(), top_logprobs: 0 };
-    events.send(WorkerEvent::TextStarted { job, model_name: format!("{model} @ {backend}"), prompt: Vec::new() });
-    let generated =
-        crate::remote::openai::generate(&server, &request, spec, &|| cancel.is_cancelled(), &mut |_, text| {
-            events.send(WorkerEvent::TextTokens { job, token: None, text: text.to_owned() });
+    let request = crate::remote::openai::RemoteText { model: model.to_owned(), top_logprobs: 1 };
+    let mut on_attempt = |url: &str, _: usize| {
+        let model_name = format!("{model} @ {}", crate::spec::backend::short_url(url));
+        events.send(WorkerEvent::TextStarted { job, model_name, prompt: Vec::new() });
+    };
+    let (generated, _) = pool
+        .run(Some(model), &mut on_attempt, &mut |server| {
+            crate::remote::openai::generate(server, &request, spec, &|| cancel.is_cancelled(), &mut |tokens, text| {
+                let token = tokens.first().map(|t| TokenPiece {
+                    id: t.id,
+                    piece: t.text.clone(),
+                    probability: Some(t.logprob.exp()),
+                });
+                events.send(WorkerEvent::TextTokens { job, token, text: text.to_owned() });
+            })
         })
-        .map_err(fail)?;
+        .map_err(|e| JobError(e.to_string()))?;
     Ok(Some(WorkerEvent::TextDone { job, generated: Box::new(generated) }))
 }

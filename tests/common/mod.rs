@@ -283,3 +283,14 @@ pub fn write_emoji_folder(dir: &std::path::Path) {
 }
 pub mod hub_standin;
 pub mod image_folder;
+
+/// As [`step_until`], waiting up to 60 s (health checks run every 15 s).
+pub fn step_until_long<S>(h: &mut egui_kittest::Harness<'_, S>, what: &str, done: impl Fn(&S) -> bool) {
+    let start = std::time::Instant::now();
+    while !done(h.state()) {
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "timed out waiting for {what}");
+        h.step();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    h.step();
+}

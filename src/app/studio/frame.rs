@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use super::StudioApp;
+use crate::spec::backend::BackendKind;
 use crate::ui::about::about_window;
+use crate::ui::backends_view::remote_models;
 use crate::ui::commands::{Slot, Tab, UiCommand};
 use crate::ui::image_panel::ImagePanelContext;
 use crate::ui::jobs::Purpose;
@@ -73,6 +75,7 @@ impl StudioApp {
             eprintln!("frame at {:.3} s: {:?}", ctx.input(|i| i.time), ctx.repaint_causes());
         }
         self.handle_events(&ctx);
+        self.refresh_backend_views();
         self.handle_dropped_files(&ctx);
         if self.text.running.is_some() && self.text.last_token_at.is_some_and(|t| t.elapsed() < STREAM_DRIVES_FRAMES) {
             // Streamed tokens wake the UI (every 250 or 500 ms): the busy
@@ -111,8 +114,10 @@ impl StudioApp {
                 egui::ScrollArea::vertical().show(ui, |ui| self.train.ui(ui, &mut out));
             }
             Tab::Image => {
+                let remote = remote_models(&self.backend_views, BackendKind::A1111);
                 let panel_ctx = ImagePanelContext {
                     models: &self.image_models,
+                    remote: &remote,
                     library: &self.library,
                     folders: &self.settings.model_folders,
                 };
@@ -128,6 +133,7 @@ impl StudioApp {
                     cache_dir: &config.cache_dir,
                     offline: config.offline,
                     has_token: config.token.is_some(),
+                    backends: &self.backend_views,
                 };
                 egui::ScrollArea::vertical().show(ui, |ui| self.models_panel.ui(ui, &view_ctx, &mut out));
                 if self.models_panel.busy() {
@@ -136,7 +142,8 @@ impl StudioApp {
             }
             Tab::History => self.history.ui(ui, &mut out),
             Tab::Text => {
-                let panel_ctx = TextPanelContext { models: &self.text_models };
+                let remote = remote_models(&self.backend_views, BackendKind::OpenAi);
+                let panel_ctx = TextPanelContext { models: &self.text_models, remote: &remote };
                 egui::ScrollArea::vertical().show(ui, |ui| self.text.ui(ui, &panel_ctx, &mut out));
                 if self.text.running.is_some() && !crate::ui::busy::frames_come(&ctx) {
                     ctx.request_repaint_after(std::time::Duration::from_millis(500)); // tokens/s ticks
