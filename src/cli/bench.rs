@@ -19,6 +19,9 @@ use crate::vae::train::{TrainVaeSpec, VaeTrainer};
 /// What to measure.
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
+    /// Serving overhead: first-token latency and tokens/s through `serve`
+    /// against the same engine in-process, then many streams at once.
+    Serve(Box<super::bench_serve::BenchServeArgs>),
     /// Seconds per denoising step and per image of a diffusion model (DDIM by default).
     Diffusion(Box<super::bench_diffusion::BenchDiffusionArgs>),
     /// The latent pad's latency from a new cursor or slider position to pixels.
@@ -146,6 +149,7 @@ pub fn run(cmd: BenchCommand, models_dir: &Path) -> anyhow::Result<()> {
         BenchCommand::Hub { repo, file, runs, frames, json } => {
             super::bench_hub::bench_hub(models_dir, &repo, &file, runs.max(1), frames, json)
         }
+        BenchCommand::Serve(args) => super::bench_serve::bench_serve(models_dir, &args),
         BenchCommand::Text { model, prompt_tokens, gen_tokens, runs, json } => {
             super::bench_text::bench_text(models_dir, &model, prompt_tokens, gen_tokens, runs.max(1), json)
         }

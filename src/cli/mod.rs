@@ -9,6 +9,7 @@ mod bench_gan;
 mod bench_history;
 mod bench_hub;
 mod bench_pad;
+mod bench_serve;
 mod bench_text;
 mod bench_train;
 mod directions;

@@ -345,7 +345,10 @@ impl TextPanel {
     /// Tokens so far and their rate, and why the last generation ended.
     fn rate_ui(&self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
-            let count = self.output_tokens.len();
+            let count = match &self.last {
+                Some(g) if g.served.is_some() => g.generated_tokens(),
+                _ => self.output_tokens.len(),
+            };
             let rate = match (&self.last, self.started) {
                 (Some(g), _) => Some(g.tokens_per_second()),
                 (None, Some(t)) if count > 0 => Some(count as f64 / t.elapsed().as_secs_f64().max(1e-6)),
@@ -375,6 +378,11 @@ impl TextPanel {
 /// What the user should know about an answer: the prompt tokens reused
 /// from the cache, and the earliest messages left out of a full context.
 fn answer_note(g: &Generated) -> String {
+    if let Some(served) = &g.served {
+        let prompt = served.prompt_tokens.map_or_else(|| "?".to_owned(), |n| n.to_string());
+        let host = crate::spec::backend::short_url(&served.backend);
+        return format!("{prompt} prompt tokens, {} new tokens, on {host}", g.generated_tokens());
+    }
     let mut note = format!(
         "{} prompt tokens, {} reused from the cache; {} new tokens",
         g.prompt_ids.len(),
