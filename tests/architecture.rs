@@ -38,6 +38,7 @@ fn allowed(module: &str) -> &'static [&'static str] {
             "remote::openai",
             "serve::http",
             "serve::openai_api",
+            "serve::a1111_api",
         ],
         "worker" => &[
             "spec",

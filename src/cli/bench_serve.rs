@@ -33,6 +33,10 @@ pub struct BenchServeArgs {
     /// Streams held open at once in the concurrency run (0 skips it).
     #[arg(long, default_value_t = 32)]
     pub streams: usize,
+    /// Another OpenAI-compatible server on the same model (llama.cpp's, say)
+    /// timed in the same rounds, through the same client.
+    #[arg(long)]
+    pub also: Option<String>,
 }
 
 /// One generation's timing.
@@ -90,7 +94,11 @@ pub fn bench_serve(models_dir: &Path, args: &BenchServeArgs) -> anyhow::Result<(
     generate_reusing(model.as_mut(), &mut cached, &spec, &CancelToken::new(), &mut |_, _| {})?;
     openai::generate(&remote, &request, &spec, &|| false, &mut |_, _| {})?;
 
-    let (mut local, mut served) = (Vec::new(), Vec::new());
+    let other = args.also.as_deref().map(|url| RemoteServer::new(url, None)).transpose()?;
+    if let Some(other) = &other {
+        openai::generate(other, &request, &spec, &|| false, &mut |_, _| {})?;
+    }
+    let (mut local, mut served, mut others) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..args.rounds.max(1) {
         // A new prompt each round, the same for both paths: only the template's prefix is reused.
         let spec = GenerateSpec { prompt: format!("{} (take {round})", spec.prompt), ..spec.clone() };
@@ -106,6 +114,14 @@ pub fn bench_serve(models_dir: &Path, args: &BenchServeArgs) -> anyhow::Result<(
             first.get_or_insert_with(|| start.elapsed());
         })?;
         served.push(Timing { first_token: first.unwrap_or_default(), tokens_per_second: out.tokens_per_second() });
+        if let Some(other) = &other {
+            let start = Instant::now();
+            let mut first = None;
+            let out = openai::generate(other, &request, &spec, &|| false, &mut |_, _| {
+                first.get_or_insert_with(|| start.elapsed());
+            })?;
+            others.push(Timing { first_token: first.unwrap_or_default(), tokens_per_second: out.tokens_per_second() });
+        }
     }
     let row = |name: &str, timings: &[Timing]| {
         let first = median(timings.iter().map(|t| t.first_token.as_secs_f64() * 1000.0).collect());
@@ -118,6 +134,9 @@ pub fn bench_serve(models_dir: &Path, args: &BenchServeArgs) -> anyhow::Result<(
     println!("|---|---|---|");
     let (local_first, local_rate) = row("in-process", &local);
     let (served_first, served_rate) = row("through serve (HTTP + SSE)", &served);
+    if let Some(url) = &args.also {
+        row(&format!("{url} (same client)"), &others);
+    }
     println!(
         "serving adds {:.1} ms to the first token and keeps {:.1} % of the tokens/s",
         served_first - local_first,
