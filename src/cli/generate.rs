@@ -15,7 +15,7 @@ use crate::io::image_record::{ImageRecord, read_image_record};
 use crate::io::npy::{NpyArray, npy_bytes, read_npy};
 use crate::io::output::write_new_file;
 use crate::io::png_meta::encode_png;
-use crate::spec::image::{SamplerKind, VariationSeed};
+use crate::spec::image::{ImageRequest, SamplerKind, VariationSeed};
 use crate::train::cancel::CancelToken;
 
 /// Flags of `generate`.
@@ -80,6 +80,29 @@ pub struct GenerateArgs {
     pub(super) out: PathBuf,
 }
 
+impl GenerateArgs {
+    /// The request the flags describe (`native` as the size when none is
+    /// given) and the init image, read.
+    pub(super) fn request_and_init(&self, native: usize) -> anyhow::Result<(ImageRequest, Option<image::RgbImage>)> {
+        let mut request = self.sampling.request_at(native, &self.prompt, self.seed, SamplerKind::EulerAncestral);
+        request.strength = self.strength;
+        request.variation =
+            self.variation_seed.zip(self.variation_strength).map(|(seed, strength)| VariationSeed { seed, strength });
+        let init = match &self.init_image {
+            Some(path) => Some(
+                image::open(path).with_context(|| format!("cannot read the init image {}", path.display()))?.to_rgb8(),
+            ),
+            None => None,
+        };
+        Ok((request, init))
+    }
+
+    /// The init image's file name, as the record keeps it.
+    pub(super) fn init_name(&self) -> Option<String> {
+        self.init_image.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned())
+    }
+}
+
 pub(super) fn parse_lora(s: &str) -> Result<(PathBuf, f64), String> {
     match s.rsplit_once(':') {
         Some((path, weight)) if !path.is_empty() && weight.parse::<f64>().is_ok() => {
@@ -99,16 +122,7 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
     }
     anyhow::ensure!(args.batch == 1, "--batch is for --backend; here, run generate once per seed");
     let (pipeline, model_name) = args.source.load(models_dir)?;
-    let mut request = args.sampling.request(&pipeline, &args.prompt, args.seed, SamplerKind::EulerAncestral);
-    request.strength = args.strength;
-    request.variation =
-        args.variation_seed.zip(args.variation_strength).map(|(seed, strength)| VariationSeed { seed, strength });
-    let init = match &args.init_image {
-        Some(path) => {
-            Some(image::open(path).with_context(|| format!("cannot read the init image {}", path.display()))?.to_rgb8())
-        }
-        None => None,
-    };
+    let (request, init) = args.request_and_init(pipeline.native_size().unwrap_or(512))?;
     let noise = match &args.noise {
         Some(path) => Some(read_npy(path)?.data),
         None => None,
@@ -179,7 +193,7 @@ pub fn generate(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<()> {
         model: model_name,
         model_hash,
         lora_hashes,
-        init_image: args.init_image.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()),
+        init_image: args.init_name(),
         noise_origin: args.noise.as_ref().and_then(|p| p.file_name()).map(|n| format!("file {}", n.to_string_lossy())),
         latent: None,
         served: None,

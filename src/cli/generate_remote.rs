@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::generate::GenerateArgs;
@@ -13,7 +13,6 @@ use crate::io::output::write_new_file;
 use crate::io::png_meta::encode_png;
 use crate::remote::a1111::{self, RemoteImageJob};
 use crate::remote::pool::Pool;
-use crate::spec::image::{SamplerKind, VariationSeed};
 
 /// Runs `generate` on `server`.
 pub fn generate_remote(pool: &Pool, args: &GenerateArgs) -> anyhow::Result<()> {
@@ -33,16 +32,7 @@ pub fn generate_remote(pool: &Pool, args: &GenerateArgs) -> anyhow::Result<()> {
     if let Some(taken) = outs.iter().find(|p| p.exists()) {
         bail!("{} exists; the studio never overwrites (choose another --out)", taken.display());
     }
-    let mut request = args.sampling.request_at(512, &args.prompt, args.seed, SamplerKind::EulerAncestral);
-    request.strength = args.strength;
-    request.variation =
-        args.variation_seed.zip(args.variation_strength).map(|(seed, strength)| VariationSeed { seed, strength });
-    let init = match &args.init_image {
-        Some(path) => {
-            Some(image::open(path).with_context(|| format!("cannot read the init image {}", path.display()))?.to_rgb8())
-        }
-        None => None,
-    };
+    let (request, init) = args.request_and_init(512)?;
     let loras: Vec<(String, f64)> = args.lora.iter().map(|(name, w)| (name.display().to_string(), *w)).collect();
     let job = RemoteImageJob {
         request: &request,
@@ -77,17 +67,9 @@ pub fn generate_remote(pool: &Pool, args: &GenerateArgs) -> anyhow::Result<()> {
     }
     let model = args.source.model.clone().unwrap_or_else(|| "(the server's)".to_owned());
     for (i, (image, out)) in images.into_iter().zip(&outs).enumerate() {
-        let mut record = ImageRecord {
-            request: crate::spec::image::ImageRequest { seed: request.seed + i as u64, ..request.clone() },
-            model: model.clone(),
-            init_image: args.init_image.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()),
-            noise_origin: None,
-            model_hash: None,
-            lora_hashes: Vec::new(),
-            latent: None,
-            served: None,
-        };
-        record.merge_served(&url, image.infotext, image.seed);
+        let request = crate::spec::image::ImageRequest { seed: request.seed + i as u64, ..request.clone() };
+        let record =
+            ImageRecord::from_server(request, model.clone(), args.init_name(), &url, image.infotext, image.seed);
         let png = encode_png(&image.image, &record.chunks()).map_err(anyhow::Error::msg)?;
         write_new_file(out, &png)?;
         eprintln!("wrote {} ({url}) in {:.1} s", out.display(), started.elapsed().as_secs_f64());

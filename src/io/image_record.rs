@@ -159,6 +159,30 @@ impl ImageRecord {
         vec![(PARAMETERS_KEY.to_owned(), parameters), (RECORD_KEY.to_owned(), json)]
     }
 
+    /// The record of an image a server at `backend` made for `request`
+    /// (see [`Self::merge_served`]).
+    pub fn from_server(
+        request: ImageRequest,
+        model: String,
+        init_image: Option<String>,
+        backend: &str,
+        infotext: Option<String>,
+        seed: Option<u64>,
+    ) -> Self {
+        let mut record = Self {
+            request,
+            model,
+            init_image,
+            noise_origin: None,
+            model_hash: None,
+            lora_hashes: Vec::new(),
+            latent: None,
+            served: None,
+        };
+        record.merge_served(backend, infotext, seed);
+        record
+    }
+
     /// Records that a server at `backend` made the image, merging what its
     /// infotext says over what was asked: the seed it used (a server may
     /// draw one), its model's name and hash.

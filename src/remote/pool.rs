@@ -39,6 +39,8 @@ pub struct BackendStatus {
     pub health: Health,
     /// Its models (text ids, or image checkpoints).
     pub models: Vec<String>,
+    /// An image server's LoRAs (by the names its prompts take).
+    pub loras: Vec<String>,
     /// Jobs it is running for us now.
     pub in_flight: usize,
     /// Jobs it finished for us.
@@ -69,6 +71,7 @@ impl Pool {
                     config,
                     health: Health::Unknown,
                     models: Vec::new(),
+                    loras: Vec::new(),
                     in_flight: 0,
                     done: 0,
                 }),
@@ -106,15 +109,16 @@ impl Pool {
 
     fn check(&self, backend: &Backend) {
         let listed = match self.kind {
-            BackendKind::OpenAi => super::openai::list_models(&backend.server),
-            BackendKind::A1111 => super::a1111::catalogue(&backend.server).map(|c| c.models),
-            BackendKind::Local => Ok(Vec::new()),
+            BackendKind::OpenAi => super::openai::list_models(&backend.server).map(|models| (models, Vec::new())),
+            BackendKind::A1111 => super::a1111::catalogue(&backend.server).map(|c| (c.models, c.loras)),
+            BackendKind::Local => Ok((Vec::new(), Vec::new())),
         };
         *lock(&backend.checked_at) = Some(Instant::now());
         match listed {
-            Ok(models) => {
+            Ok((models, loras)) => {
                 let mut status = lock(&backend.status);
                 status.models = models;
+                status.loras = loras;
                 status.health = Health::Healthy;
             }
             Err(e) => pause(backend, &e),
@@ -142,6 +146,7 @@ impl Pool {
                 },
                 config: s.config,
                 models: s.models,
+                loras: s.loras,
                 in_flight: s.in_flight,
                 done: s.done,
             })

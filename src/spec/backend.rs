@@ -58,6 +58,8 @@ pub struct BackendView {
     pub health: BackendHealth,
     /// Its models (text ids, or image checkpoints).
     pub models: Vec<String>,
+    /// An image server's LoRAs.
+    pub loras: Vec<String>,
     /// Jobs it runs for us now.
     pub in_flight: usize,
     /// Jobs it finished for us.

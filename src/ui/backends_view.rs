@@ -139,3 +139,50 @@ pub fn remote_label(model: &str, urls: &[String]) -> String {
         n => format!("{model} @ {first} +{}", n - 1),
     }
 }
+
+/// The LoRAs of the healthy image backends that have `model`, each once.
+pub fn remote_loras(backends: &[BackendView], model: &str) -> Vec<String> {
+    let mut loras: Vec<String> = backends
+        .iter()
+        .filter(|v| v.config.kind == BackendKind::A1111 && v.health == BackendHealth::Healthy)
+        .filter(|v| v.models.iter().any(|m| m == model))
+        .flat_map(|v| v.loras.iter().cloned())
+        .collect();
+    loras.sort();
+    loras.dedup();
+    loras
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(url: &str, kind: BackendKind, health: BackendHealth, models: &[&str], loras: &[&str]) -> BackendView {
+        BackendView {
+            config: BackendConfig { kind, url: url.into() },
+            health,
+            models: models.iter().map(|m| m.to_string()).collect(),
+            loras: loras.iter().map(|m| m.to_string()).collect(),
+            in_flight: 0,
+            done: 0,
+        }
+    }
+
+    #[test]
+    fn pickers_list_healthy_backends_models_once_with_their_backends() {
+        let down = BackendHealth::Paused { failures: 1, retry_in_secs: 1, error: "x".into() };
+        let views = [
+            view("http://a:1", BackendKind::A1111, BackendHealth::Healthy, &["sd15", "xl"], &["film"]),
+            view("http://b:2", BackendKind::A1111, BackendHealth::Healthy, &["sd15"], &["ink", "film"]),
+            view("http://c:3", BackendKind::A1111, down, &["sd15"], &["gone"]),
+            view("http://d:4", BackendKind::OpenAi, BackendHealth::Healthy, &["llama"], &[]),
+        ];
+        let images = remote_models(&views, BackendKind::A1111);
+        assert_eq!(images[0], ("sd15".to_owned(), vec!["http://a:1".to_owned(), "http://b:2".to_owned()]));
+        assert_eq!(images.len(), 2);
+        assert_eq!(remote_label(&images[0].0, &images[0].1), "sd15 @ a:1 +1");
+        assert_eq!(remote_loras(&views, "sd15"), ["film", "ink"]);
+        assert_eq!(remote_loras(&views, "xl"), ["film"]);
+        assert_eq!(remote_models(&views, BackendKind::OpenAi)[0].0, "llama");
+    }
+}

@@ -30,6 +30,8 @@ pub struct ImagePanelContext<'a> {
     pub models: &'a [ModelManifest],
     /// Checkpoints of the healthy A1111-compatible backends, each with the backends that have it.
     pub remote: &'a [(String, Vec<String>)],
+    /// The LoRAs of the backends that have the chosen remote checkpoint.
+    pub remote_loras: &'a [String],
     /// The model library's items (checkpoints, VAEs, LoRAs, …).
     pub library: &'a [LibraryItem],
     /// The library's folders.
@@ -278,12 +280,16 @@ impl ImagePanel {
                     out.push(UiCommand::SelectImageModel(ImageModelRef::File { file: file.clone(), vae }));
                 }
             }
-            let loras: Vec<&LibraryItem> = ctx.library.iter().filter(|i| i.kind == ItemKind::Lora).collect();
+            // A remote checkpoint takes its servers' LoRAs; a local one the library's.
+            let loras: Vec<String> = match &self.model {
+                Some(ImageModelRef::Remote { .. }) => ctx.remote_loras.to_vec(),
+                _ => ctx.library.iter().filter(|i| i.kind == ItemKind::Lora).map(|i| i.name.clone()).collect(),
+            };
             if !loras.is_empty() {
                 let shown = self.lora_choice.clone().unwrap_or_else(|| "(choose)".into());
                 egui::ComboBox::from_label("LoRA").selected_text(shown).show_ui(ui, |ui| {
-                    for item in &loras {
-                        ui.selectable_value(&mut self.lora_choice, Some(item.name.clone()), &item.name);
+                    for name in &loras {
+                        ui.selectable_value(&mut self.lora_choice, Some(name.clone()), name);
                     }
                 });
                 ui.add(egui::Slider::new(&mut self.lora_weight, -1.0..=2.0).step_by(0.05).text("weight"));

@@ -91,6 +91,7 @@ impl Backends {
             config: config.clone(),
             health: BackendHealth::Paused { failures: 0, retry_in_secs: 0, error: error.clone() },
             models: Vec::new(),
+            loras: Vec::new(),
             in_flight: 0,
             done: 0,
         });

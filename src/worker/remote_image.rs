@@ -52,17 +52,9 @@ pub fn generate_remote(
         return Ok(None);
     }
     let image = images.into_iter().next().ok_or_else(|| JobError(format!("{url} returned no image")))?;
-    let mut record = ImageRecord {
-        request: spec.request.clone(),
-        model: model.to_owned(),
-        init_image: spec.init.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()),
-        noise_origin: None,
-        model_hash: None,
-        lora_hashes: Vec::new(),
-        latent: None,
-        served: None,
-    };
-    record.merge_served(&url, image.infotext, image.seed);
+    let init_name = spec.init.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+    let record =
+        ImageRecord::from_server(spec.request.clone(), model.to_owned(), init_name, &url, image.infotext, image.seed);
     // The image reaches the panel even if it cannot be written.
     let saved = encode_png(&image.image, &record.chunks())
         .map_err(|e| e.to_string())

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::StudioApp;
 use crate::spec::backend::BackendKind;
 use crate::ui::about::about_window;
-use crate::ui::backends_view::remote_models;
+use crate::ui::backends_view::{remote_loras, remote_models};
 use crate::ui::commands::{Slot, Tab, UiCommand};
 use crate::ui::image_panel::ImagePanelContext;
 use crate::ui::jobs::Purpose;
@@ -115,9 +115,14 @@ impl StudioApp {
             }
             Tab::Image => {
                 let remote = remote_models(&self.backend_views, BackendKind::A1111);
+                let remote_loras = match &self.image.model {
+                    Some(crate::worker::ImageModelRef::Remote { model }) => remote_loras(&self.backend_views, model),
+                    _ => Vec::new(),
+                };
                 let panel_ctx = ImagePanelContext {
                     models: &self.image_models,
                     remote: &remote,
+                    remote_loras: &remote_loras,
                     library: &self.library,
                     folders: &self.settings.model_folders,
                 };
