@@ -74,15 +74,35 @@ fn the_openai_client_gets_the_engines_own_greedy_text() {
     let plain = GenerateSpec { prompt: "The sky is".into(), chat: false, ..chat("", 8) };
     assert_eq!(got["plain"], in_process(&plain).as_str());
     assert_eq!(got["missing"], serde_json::json!([404, "model_not_found"]));
+    // Log-probabilities: greedy, so each token is its position's best, and they spell the answer.
+    let scored = got["logprobs"].as_array().unwrap();
+    assert_eq!(scored.len(), 6);
+    for entry in scored {
+        let (token, logprob, top) = (&entry[0], entry[1].as_f64().unwrap(), entry[2].as_array().unwrap());
+        assert_eq!((top.len(), &top[0][0]), (2, token), "{entry}");
+        assert!(logprob <= 0.0 && logprob == top[0][1].as_f64().unwrap() && top[1][1].as_f64().unwrap() <= logprob);
+    }
+    let spelled: String = scored.iter().map(|e| e[0].as_str().unwrap()).collect();
+    assert!(reference.starts_with(&spelled), "{spelled:?} begins {reference:?}");
     assert_eq!(got["wrong_key"], 401);
 
     // One studio using another: the remote client against serve.
     let remote = RemoteServer::new(&server.1, Token::parse("sekret")).unwrap();
     let kinds = latent_studio::remote::detect::detect(&remote).unwrap();
     assert!(kinds.contains(&latent_studio::spec::backend::BackendKind::OpenAi), "{kinds:?}");
-    let request = RemoteText { model: MODEL.into(), top_logprobs: 0 };
+    let request = RemoteText { model: MODEL.into(), top_logprobs: 2 };
     let served = openai::generate(&remote, &request, &chat(QUESTION, 24), &|| false, &mut |_, _| {}).unwrap();
     assert_eq!(served.text, reference);
+    let tokens = &served.served.as_ref().unwrap().tokens;
+    assert_eq!(tokens.len(), 24, "one log-probability per token, streamed");
+    assert_eq!(tokens.iter().map(|t| t.text.as_str()).collect::<String>(), reference);
+    // A plain completion's log-probabilities, in that endpoint's list shape.
+    let request = RemoteText { model: MODEL.into(), top_logprobs: 3 };
+    let plain = GenerateSpec { prompt: "The sky is".into(), chat: false, ..chat("", 8) };
+    let continued = openai::generate(&remote, &request, &plain, &|| false, &mut |_, _| {}).unwrap();
+    let tokens = &continued.served.as_ref().unwrap().tokens;
+    assert_eq!(tokens.len(), 8);
+    assert!(tokens.iter().all(|t| t.top.len() == 3 && t.top[0].0 == t.text && t.top[0].1 == t.logprob), "{tokens:?}");
     let usage = served.served.unwrap();
     let whole_usage = &got["whole"]["usage"];
     assert_eq!(usage.prompt_tokens, whole_usage[0].as_u64().map(|n| n as usize), "usage streamed on request");

@@ -1,7 +1,8 @@
 //! Remote backends in egui_kittest, against the studio's own `serve` (a real
 //! server on 127.0.0.1): add it in the Models view (URL, protocol, API key),
 //! see it turn healthy with its models, pick its model in the Text view and
-//! chat through it (the answer joins the conversation), pick its checkpoint in
+//! chat through it (the answer joins the conversation, its tokens with
+//! the server's probabilities), pick its checkpoint in
 //! the Image view and generate (saved with the server's infotext), stop the
 //! server and see the backend turn unhealthy.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
@@ -92,7 +93,9 @@ fn add_a_backend_see_its_models_generate_through_it_and_see_it_fail() {
     let conversation = &h.state().text.chat_view.conversation;
     assert_eq!(conversation.messages.len(), 2, "the answer joined the conversation");
     assert_eq!(conversation.messages[1].content, last.text);
-    assert_eq!(h.state().text.output_tokens.len(), 0, "no log-probabilities from serve: no token chips");
+    let chips = &h.state().text.output_tokens;
+    assert_eq!(chips.len(), last.generated_tokens(), "a chip per token, from the server's log-probabilities");
+    assert!(chips.iter().all(|t| t.id.is_none() && t.probability.is_some_and(|p| p > 0.0 && p <= 1.0)));
     assert!(h.state().backend_views().iter().any(|v| v.done == 1), "the backend counts the job");
 
     // The Image view lists its checkpoint; generate through it, saved like a local image.

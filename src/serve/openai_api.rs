@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::State;
 use super::answer::{ApiError, Dialect, client_gone, write_json};
 use super::http::ChunkedWriter;
-use super::text_jobs::{TextEvent, TextJob};
+use super::text_jobs::{PieceLogprobs, TextEvent, TextJob};
 use crate::spec::text::{ChatMessage, GenerateSpec, Generated, SamplingParams, StopReason};
 use crate::train::cancel::CancelToken;
 
@@ -82,7 +82,27 @@ struct TextBody {
     #[serde(default)]
     stream_options: Option<StreamOptions>,
     n: Option<usize>,
-    // `logprobs` is accepted and answered with `null`, as servers without them do.
+    /// Chat: `true`/`false`; completions: the number of alternatives.
+    logprobs: Option<Value>,
+    /// Chat: alternatives per token with `logprobs: true`.
+    top_logprobs: Option<usize>,
+}
+
+/// Most alternatives per token a request may ask for (OpenAI's limit).
+const MAX_TOP_LOGPROBS: usize = 20;
+
+/// Alternatives per token the request asks log-probabilities for; `None`: none asked.
+fn logprobs_wanted(body: &TextBody, chat: bool) -> Result<Option<usize>, ApiError> {
+    let top = match (&body.logprobs, chat) {
+        (None | Some(Value::Null) | Some(Value::Bool(false)), _) => return Ok(None),
+        (Some(Value::Bool(true)), true) => body.top_logprobs.unwrap_or(0),
+        (Some(Value::Number(n)), false) => n.as_u64().map_or(usize::MAX, |n| n as usize),
+        _ => return Err(ApiError::bad("logprobs must be a boolean (chat) or a count (completions)".into())),
+    };
+    if top > MAX_TOP_LOGPROBS {
+        return Err(ApiError::bad(format!("at most {MAX_TOP_LOGPROBS} alternatives per token")));
+    }
+    Ok(Some(top))
 }
 
 /// `GET /v1/models`.
@@ -112,6 +132,7 @@ pub fn complete(
         events,
         cancel: cancel.clone(),
         deadline: Instant::now() + state.limits.job_time,
+        logprobs: logprobs_wanted(&body, chat)?,
     };
     state.text.submit(job).map_err(|_| ApiError::busy("the text queue is full"))?;
     // Whatever happens below (the client leaving, a failed write), the job stops.
@@ -121,8 +142,8 @@ pub fn complete(
     if body.stream {
         stream(out, keep_alive, &receiver, &reply, usage)
     } else {
-        let generated = wait(out, &receiver)?;
-        write_json(out, 200, &reply.whole(&generated), keep_alive).map_err(ApiError::gone)
+        let (generated, logprobs) = wait(out, &receiver)?;
+        write_json(out, 200, &reply.whole(&generated, &logprobs), keep_alive).map_err(ApiError::gone)
     }
 }
 
@@ -259,8 +280,9 @@ impl Reply {
         }
     }
 
-    /// One choice: `text` as a delta (streamed) or the whole message.
-    fn chunk(&self, text: Option<&str>, finish: Option<&str>, first: bool) -> Value {
+    /// One choice: `text` as a delta (streamed), with its tokens' log-probabilities.
+    fn chunk(&self, text: Option<&str>, logprobs: &[PieceLogprobs], finish: Option<&str>, first: bool) -> Value {
+        let logprobs = self.logprobs(logprobs);
         let choice = if self.chat {
             let mut delta = json!({});
             if first {
@@ -269,24 +291,57 @@ impl Reply {
             if let Some(text) = text {
                 delta["content"] = json!(text);
             }
-            json!({ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish })
+            json!({ "index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish })
         } else {
-            json!({ "index": 0, "text": text.unwrap_or(""), "logprobs": null, "finish_reason": finish })
+            json!({ "index": 0, "text": text.unwrap_or(""), "logprobs": logprobs, "finish_reason": finish })
         };
         json!({ "id": self.id, "object": self.object(true), "created": created(), "model": self.model, "choices": [choice] })
     }
 
-    fn whole(&self, generated: &Generated) -> Value {
+    fn whole(&self, generated: &Generated, logprobs: &[PieceLogprobs]) -> Value {
         let finish = finish_reason(generated.stop);
+        let logprobs = self.logprobs(logprobs);
         let choice = if self.chat {
-            json!({ "index": 0, "message": { "role": "assistant", "content": generated.text }, "logprobs": null, "finish_reason": finish })
+            json!({ "index": 0, "message": { "role": "assistant", "content": generated.text }, "logprobs": logprobs, "finish_reason": finish })
         } else {
-            json!({ "index": 0, "text": generated.text, "logprobs": null, "finish_reason": finish })
+            json!({ "index": 0, "text": generated.text, "logprobs": logprobs, "finish_reason": finish })
         };
         json!({
             "id": self.id, "object": self.object(false), "created": created(), "model": self.model,
             "choices": [choice], "usage": usage(generated),
         })
+    }
+}
+
+impl Reply {
+    /// Log-probabilities in the endpoint's shape (`null` when none were asked):
+    /// chat's `{"content": [{token, logprob, bytes, top_logprobs}]}`, or
+    /// completions' parallel `tokens` / `token_logprobs` / `top_logprobs` lists.
+    fn logprobs(&self, tokens: &[PieceLogprobs]) -> Value {
+        if tokens.is_empty() {
+            return Value::Null;
+        }
+        if self.chat {
+            let entry =
+                |token: &str, logprob: f32| json!({ "token": token, "logprob": logprob, "bytes": token.as_bytes() });
+            let content: Vec<Value> = tokens
+                .iter()
+                .map(|t| {
+                    let mut e = entry(&t.token, t.logprob);
+                    e["top_logprobs"] = t.top.iter().map(|(tok, lp)| entry(tok, *lp)).collect();
+                    e
+                })
+                .collect();
+            json!({ "content": content })
+        } else {
+            let tops: Vec<Value> =
+                tokens.iter().map(|t| t.top.iter().map(|(tok, lp)| (tok.clone(), json!(lp))).collect()).collect();
+            json!({
+                "tokens": tokens.iter().map(|t| t.token.as_str()).collect::<Vec<_>>(),
+                "token_logprobs": tokens.iter().map(|t| t.logprob).collect::<Vec<_>>(),
+                "top_logprobs": tops,
+            })
+        }
     }
 }
 
@@ -304,11 +359,15 @@ fn finish_reason(stop: StopReason) -> &'static str {
 }
 
 /// Waits for the whole answer, giving up if the client leaves.
-fn wait(out: &std::net::TcpStream, receiver: &crossbeam_channel::Receiver<TextEvent>) -> Result<Generated, ApiError> {
+fn wait(
+    out: &std::net::TcpStream,
+    receiver: &crossbeam_channel::Receiver<TextEvent>,
+) -> Result<(Generated, Vec<PieceLogprobs>), ApiError> {
+    let mut logprobs = Vec::new();
     loop {
         match receiver.recv_timeout(KEEP_ALIVE) {
-            Ok(TextEvent::Piece(_)) => {}
-            Ok(TextEvent::Done(generated)) => return Ok(*generated),
+            Ok(TextEvent::Piece(_, lp)) => logprobs.extend(lp),
+            Ok(TextEvent::Done(generated)) => return Ok((*generated, logprobs)),
             Ok(TextEvent::Failed(message)) => return Err(ApiError::failed(message)),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) if client_gone(out) => {
                 return Err(ApiError::gone(std::io::ErrorKind::ConnectionAborted.into()));
@@ -334,16 +393,17 @@ fn stream(
     let mut first = true;
     loop {
         match receiver.recv_timeout(KEEP_ALIVE) {
-            Ok(TextEvent::Piece(text)) if text.is_empty() => {}
-            Ok(TextEvent::Piece(text)) => {
-                send(&mut writer, &reply.chunk(Some(&text), None, first)).map_err(ApiError::gone)?;
+            Ok(TextEvent::Piece(text, None)) if text.is_empty() => {}
+            Ok(TextEvent::Piece(text, lp)) => {
+                let logprobs: Vec<PieceLogprobs> = lp.into_iter().collect();
+                send(&mut writer, &reply.chunk(Some(&text), &logprobs, None, first)).map_err(ApiError::gone)?;
                 first = false;
             }
             Ok(TextEvent::Done(generated)) => {
-                let last = reply.chunk(None, Some(finish_reason(generated.stop)), first);
+                let last = reply.chunk(None, &[], Some(finish_reason(generated.stop)), first);
                 send(&mut writer, &last).map_err(ApiError::gone)?;
                 if include_usage {
-                    let mut chunk = reply.chunk(None, None, false);
+                    let mut chunk = reply.chunk(None, &[], None, false);
                     chunk["choices"] = json!([]);
                     chunk["usage"] = usage(&generated);
                     send(&mut writer, &chunk).map_err(ApiError::gone)?;

@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::library::{find_manifest, load_text_model_with};
 use crate::spec::text::{GenerateSpec, Generated};
-use crate::text::generate::{CachedTokens, generate_reusing};
+use crate::text::generate::{CachedTokens, generate_with_logprobs};
 use crate::text::model::TextModel;
 use crate::train::cancel::CancelToken;
 
@@ -26,13 +26,24 @@ pub struct TextJob {
     pub cancel: CancelToken,
     /// The generation stops (as if at its token limit) at this time.
     pub deadline: Instant,
+    /// Report each token's log-probability with this many alternatives.
+    pub logprobs: Option<usize>,
+}
+
+/// A token's log-probability as a client reads it: texts, not ids.
+#[derive(Clone, Debug)]
+pub struct PieceLogprobs {
+    pub token: String,
+    pub logprob: f32,
+    pub top: Vec<(String, f32)>,
 }
 
 /// What a job reports to its connection.
 #[derive(Debug)]
 pub enum TextEvent {
-    /// New text (possibly empty mid-character), one per token.
-    Piece(String),
+    /// New text (possibly empty mid-character), one per token, with the
+    /// token's log-probabilities when the job asked for them.
+    Piece(String, Option<PieceLogprobs>),
     /// The generation ended; `Generated` has the whole text and counts.
     Done(Box<Generated>),
     /// It could not run; the message names the model or the cause.
@@ -66,8 +77,14 @@ impl TextQueue {
     }
 }
 
-/// The loaded model, its id and what its KV cache holds.
-type Loaded = (String, Box<dyn TextModel>, CachedTokens);
+/// The loaded model, its id, what its KV cache holds, and (once a client
+/// asked for log-probabilities) every token's text.
+struct Loaded {
+    id: String,
+    model: Box<dyn TextModel>,
+    cached: CachedTokens,
+    texts: Vec<String>,
+}
 
 fn run(models_dir: &std::path::Path, queue: &Receiver<TextJob>) {
     let mut loaded: Option<Loaded> = None;
@@ -91,18 +108,29 @@ fn run(models_dir: &std::path::Path, queue: &Receiver<TextJob>) {
 }
 
 fn run_job(models_dir: &std::path::Path, loaded: &mut Option<Loaded>, job: &TextJob) -> Result<Generated, String> {
-    if loaded.as_ref().is_none_or(|(id, ..)| *id != job.model) {
+    if loaded.as_ref().is_none_or(|l| l.id != job.model) {
         *loaded = None;
         let manifest = find_manifest(models_dir, &job.model).map_err(|e| e.to_string())?;
         let model = load_text_model_with(&manifest, &crate::nn::default_device(), Default::default())
             .map_err(|e| e.to_string())?;
-        *loaded = Some((job.model.clone(), model, CachedTokens::default()));
+        *loaded = Some(Loaded { id: job.model.clone(), model, cached: CachedTokens::default(), texts: Vec::new() });
     }
-    let Some((_, model, cached)) = loaded.as_mut() else {
+    let Some(Loaded { model, cached, texts, .. }) = loaded.as_mut() else {
         return Err("no model".into());
     };
-    generate_reusing(model.as_mut(), cached, &job.spec, &job.cancel, &mut |_, text| {
-        let gone = job.events.send(TextEvent::Piece(text.to_owned())).is_err();
+    if job.logprobs.is_some() && texts.is_empty() {
+        // Each token's own text, for log-probabilities named as clients read them.
+        let codec = model.codec();
+        *texts = (0..codec.vocab_size() as u32).map(|id| codec.decode(&[id]).unwrap_or_default()).collect();
+    }
+    let text_of = |id: u32| texts.get(id as usize).cloned().unwrap_or_default();
+    generate_with_logprobs(model.as_mut(), cached, &job.spec, &job.cancel, job.logprobs, &mut |_, lp, text| {
+        let piece = lp.map(|lp| PieceLogprobs {
+            token: text_of(lp.id),
+            logprob: lp.logprob,
+            top: lp.top.iter().map(|&(id, logprob)| (text_of(id), logprob)).collect(),
+        });
+        let gone = job.events.send(TextEvent::Piece(text.to_owned(), piece)).is_err();
         if gone || Instant::now() >= job.deadline {
             job.cancel.cancel();
         }

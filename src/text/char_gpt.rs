@@ -58,6 +58,10 @@ impl TextCodec for CharCodec {
         &[]
     }
 
+    fn vocab_size(&self) -> usize {
+        self.alphabet.len()
+    }
+
     fn chat_prompt(&self, _messages: &[ChatMessage]) -> Option<Result<String, TokenizerError>> {
         None
     }

@@ -88,6 +88,29 @@ impl CachedTokens {
 /// A new token: its id and what it stands for on its own (the token view).
 pub type NewToken<'a> = Option<(u32, &'a str)>;
 
+/// A generated token's natural-log probability under the model (the
+/// softmax of its logits before any sampling setting) and the most likely
+/// tokens at its position with theirs, best first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenLogprobs {
+    pub id: u32,
+    pub logprob: f32,
+    pub top: Vec<(u32, f32)>,
+}
+
+/// The log-probabilities of `id` and of the `top` most likely tokens.
+pub fn token_logprobs(logits: &[f32], id: u32, top: usize) -> TokenLogprobs {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let log_sum = logits.iter().map(|&l| (l as f64 - max).exp()).sum::<f64>().ln() + max;
+    let logprob = |l: f32| (l as f64 - log_sum) as f32;
+    let best = crate::text::sampling::softmax_top(logits, 1.0, top.max(1));
+    TokenLogprobs {
+        id,
+        logprob: logits.get(id as usize).map_or(f32::NEG_INFINITY, |&l| logprob(l)),
+        top: best.into_iter().take(top).map(|(t, _)| (t, logprob(logits[t as usize]))).collect(),
+    }
+}
+
 /// Runs generation; `on_text(Some((id, piece)), new_text)` is called for every
 /// token with the text it completes (empty while a multi-byte character is
 /// unfinished), and `on_text(None, rest)` once at the end if generation
@@ -111,6 +134,19 @@ pub fn generate_reusing(
     spec: &GenerateSpec,
     cancel: &CancelToken,
     on_text: &mut dyn FnMut(NewToken, &str),
+) -> Result<Generated, TextModelError> {
+    generate_with_logprobs(model, cached, spec, cancel, None, &mut |token, _, text| on_text(token, text))
+}
+
+/// [`generate_reusing`] that, with `logprobs` = `Some(top)`, also reports
+/// each new token's [`TokenLogprobs`] (with `top` alternatives) beside it.
+pub fn generate_with_logprobs(
+    model: &mut dyn TextModel,
+    cached: &mut CachedTokens,
+    spec: &GenerateSpec,
+    cancel: &CancelToken,
+    logprobs: Option<usize>,
+    on_text: &mut dyn FnMut(NewToken, Option<&TokenLogprobs>, &str),
 ) -> Result<Generated, TextModelError> {
     let Prompt { ids: prompt_ids, dropped_messages } = fit_prompt(model, spec)?;
     let context = model.context_len();
@@ -149,7 +185,10 @@ pub fn generate_reusing(
         if history.len() >= context {
             break StopReason::ContextFull;
         }
+        // The sampler changes the logits in place; the probabilities are the model's own.
+        let raw = logprobs.map(|_| logits.clone());
         let id = sampler.sample(&mut logits, &history);
+        let token_logprobs = raw.zip(logprobs).map(|(raw, top)| token_logprobs(&raw, id, top));
         if stop_ids.contains(&id) {
             break StopReason::StopToken;
         }
@@ -161,9 +200,9 @@ pub fn generate_reusing(
         let piece = model.codec().piece(id);
         let before = text.len();
         if decoded.ends_with('\u{FFFD}') {
-            on_text(Some((id, &piece)), "");
+            on_text(Some((id, &piece)), token_logprobs.as_ref(), "");
         } else {
-            on_text(Some((id, &piece)), &decoded);
+            on_text(Some((id, &piece)), token_logprobs.as_ref(), &decoded);
             text.push_str(&decoded);
             pending = ids.len();
         }
@@ -186,7 +225,7 @@ pub fn generate_reusing(
     cached.0 = fed;
     if stop != StopReason::StopString && pending < ids.len() {
         let rest = model.codec().decode(&ids[pending..])?;
-        on_text(None, &rest);
+        on_text(None, None, &rest);
         text.push_str(&rest);
     }
     Ok(Generated {
@@ -200,4 +239,20 @@ pub fn generate_reusing(
         dropped_messages,
         served: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_probabilities_are_the_log_softmax() {
+        let logits = [1.0f32, 3.0, 2.0, -1.0];
+        let z: f64 = logits.iter().map(|&l| f64::from(l).exp()).sum();
+        let got = token_logprobs(&logits, 2, 2);
+        assert!((f64::from(got.logprob) - (2.0 - z.ln())).abs() < 1e-6);
+        assert_eq!(got.top.iter().map(|t| t.0).collect::<Vec<_>>(), [1, 2]);
+        assert!((f64::from(got.top[0].1) - (3.0 - z.ln())).abs() < 1e-6);
+        assert!(token_logprobs(&logits, 0, 0).top.is_empty());
+    }
 }

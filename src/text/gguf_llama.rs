@@ -195,6 +195,10 @@ impl TextCodec for TextTokenizer {
         TextTokenizer::stop_ids(self)
     }
 
+    fn vocab_size(&self) -> usize {
+        TextTokenizer::vocab_size(self)
+    }
+
     fn chat_prompt(&self, messages: &[ChatMessage]) -> Option<Result<String, TokenizerError>> {
         self.has_chat_template().then(|| self.apply_chat_template(messages, true))
     }

@@ -42,6 +42,8 @@ pub trait TextCodec {
     fn piece(&self, id: u32) -> String;
     /// Ids that end generation.
     fn stop_ids(&self) -> &[u32];
+    /// How many token ids there are (ids are `0..vocab_size`).
+    fn vocab_size(&self) -> usize;
     /// The prompt for a chat, in the model's own template, ready for the
     /// assistant's answer; `None` if the model has no chat template.
     fn chat_prompt(&self, messages: &[ChatMessage]) -> Option<Result<String, TokenizerError>>;

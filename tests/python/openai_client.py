@@ -33,6 +33,11 @@ out["stop"] = {"text": stopped.choices[0].message.content, "finish": stopped.cho
 plain = client.completions.create(model=model, prompt="The sky is", max_tokens=8, temperature=0)
 out["plain"] = plain.choices[0].text
 
+scored = client.chat.completions.create(model=model, messages=question, max_tokens=6, temperature=0,
+                                        logprobs=True, top_logprobs=2)
+out["logprobs"] = [[c.token, c.logprob, [[t.token, t.logprob] for t in c.top_logprobs]]
+                   for c in scored.choices[0].logprobs.content]
+
 try:
     client.chat.completions.create(model="no-such-model", messages=question, max_tokens=4)
     out["missing"] = None
