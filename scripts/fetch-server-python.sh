@@ -9,5 +9,8 @@ marker=$venv/.server-python-1
 if [ -f "$marker" ]; then
   exit 0
 fi
-"$venv/bin/pip" install --quiet --disable-pip-version-check 'llama-cpp-python[server]==0.3.36' 'openai==3.63.0'
+# Normally scripts/fetch-models.sh made the venv; without it, this compiles llama.cpp (~5 min).
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+CMAKE_ARGS="-DGGML_NATIVE=ON" "$venv/bin/pip" install --quiet --disable-pip-version-check \
+  'llama-cpp-python[server]==0.3.36' 'openai==3.63.0'
 touch "$marker"
