@@ -16,8 +16,10 @@ curl -sSfL -o "$tmp/sdist.tar.gz" "$url"
 echo "$sha  $tmp/sdist.tar.gz" | sha256sum -c --quiet -
 tar xzf "$tmp/sdist.tar.gz" -C "$tmp"
 src=$tmp/stable_diffusion_cpp_python-$version/vendor/stable-diffusion.cpp
-cmake -S "$src" -B "$tmp/build" -DSD_BUILD_EXAMPLES=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$tmp/build" --target sd-server -j"$(nproc)" >/dev/null
+# The compiler's warnings about vendored code go to a log, shown only if the build fails.
+build() { "$@" >>"$tmp/build.log" 2>&1 || { tail -40 "$tmp/build.log" >&2; exit 1; }; }
+build cmake -S "$src" -B "$tmp/build" -DSD_BUILD_EXAMPLES=ON -DCMAKE_BUILD_TYPE=Release
+build cmake --build "$tmp/build" --target sd-server -j"$(nproc)"
 mkdir -p "$dest/bin"
 cp "$tmp/build/bin/sd-server" "$dest/bin/sd-server"
 touch "$dest/.built-$version"
