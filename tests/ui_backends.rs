@@ -55,13 +55,13 @@ fn add_a_backend_see_its_models_generate_through_it_and_see_it_fail() {
     let saved = std::fs::read_to_string(dir.path().join("keys.json")).unwrap();
     assert!(saved.contains("ui-key"), "the key is in the key file");
     assert!(!format!("{:?}", h.state().settings).contains("ui-key"), "and not in the settings");
-    common::step_until(&mut h, "a healthy text backend", |app| healthy(app, BackendKind::OpenAi));
+    common::step_until_within(&mut h, "a healthy text backend", 90, |app| healthy(app, BackendKind::OpenAi));
     h.get_by_label_contains("healthy");
     h.get_by_label_contains("2 models");
     // The same server as an image backend.
     let image_backend = latent_studio::spec::backend::BackendConfig { kind: BackendKind::A1111, url: server.1.clone() };
     h.state_mut().apply(UiCommand::AddBackend { config: image_backend, key: None });
-    common::step_until(&mut h, "a healthy image backend", |app| healthy(app, BackendKind::A1111));
+    common::step_until_within(&mut h, "a healthy image backend", 90, |app| healthy(app, BackendKind::A1111));
 
     // The Text view lists its model, marked with the backend; generate through it.
     h.state_mut().settings.tab = Tab::Text;
@@ -85,7 +85,7 @@ fn add_a_backend_see_its_models_generate_through_it_and_see_it_fail() {
     h.get_by_label("Send").click();
     h.step();
     assert!(h.state().text.running.is_some(), "Send started an answer");
-    common::step_until(&mut h, "the remote answer", |app| app.text.running.is_none());
+    common::step_until_within(&mut h, "the remote answer", 90, |app| app.text.running.is_none());
     let notices: Vec<_> = h.state().notices().iter().map(|n| n.text.clone()).collect();
     let last = h.state().text.last.clone().unwrap_or_else(|| panic!("no answer: {notices:?}"));
     assert_eq!(last.served.as_ref().unwrap().backend, server.1);
@@ -108,7 +108,7 @@ fn add_a_backend_see_its_models_generate_through_it_and_see_it_fail() {
     (panel.width, panel.height, panel.batch, panel.guidance) = (32, 32, 1, 3.0);
     h.run();
     h.get_by_label("Generate").click();
-    common::step_until(&mut h, "the remote image", |app| {
+    common::step_until_within(&mut h, "the remote image", 90, |app| {
         !app.image.results.is_empty() || app.image.queue.is_empty() && !app.notices().is_empty()
     });
     let path = h.state().image.results.first().map(|r| r.saved.clone()).expect("a result").expect("saved");
@@ -120,7 +120,8 @@ fn add_a_backend_see_its_models_generate_through_it_and_see_it_fail() {
     server.0.kill().unwrap();
     let _ = server.0.wait();
     h.state_mut().settings.tab = Tab::Models;
-    common::step_until_long(&mut h, "unhealthy backends", |app| {
+    // Health checks of healthy backends come every 15 s.
+    common::step_until_within(&mut h, "unhealthy backends", 60, |app| {
         app.backend_views().iter().all(|v| matches!(v.health, BackendHealth::Paused { .. }))
     });
     assert_eq!(h.get_all_by_label_contains("unhealthy").count(), 2, "both rows say so");

@@ -203,9 +203,14 @@ pub fn write_llama_gguf(path: &Path, spec: &TinyLlama) {
 
 /// Steps a kittest harness until `done` holds (then once more), failing after 30 s.
 pub fn step_until<S>(h: &mut egui_kittest::Harness<'_, S>, what: &str, done: impl Fn(&S) -> bool) {
+    step_until_within(h, what, 30, done);
+}
+
+/// As [`step_until`], failing after `seconds`.
+pub fn step_until_within<S>(h: &mut egui_kittest::Harness<'_, S>, what: &str, seconds: u64, done: impl Fn(&S) -> bool) {
     let start = std::time::Instant::now();
     while !done(h.state()) {
-        assert!(start.elapsed() < std::time::Duration::from_secs(30), "timed out waiting for {what}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(seconds), "timed out waiting for {what}");
         h.step();
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
@@ -283,14 +288,3 @@ pub fn write_emoji_folder(dir: &std::path::Path) {
 }
 pub mod hub_standin;
 pub mod image_folder;
-
-/// As [`step_until`], waiting up to 60 s (health checks run every 15 s).
-pub fn step_until_long<S>(h: &mut egui_kittest::Harness<'_, S>, what: &str, done: impl Fn(&S) -> bool) {
-    let start = std::time::Instant::now();
-    while !done(h.state()) {
-        assert!(start.elapsed() < std::time::Duration::from_secs(60), "timed out waiting for {what}");
-        h.step();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    h.step();
-}
