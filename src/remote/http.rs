@@ -89,6 +89,11 @@ impl RemoteServer {
         &self.base
     }
 
+    /// The key it sends, if any (to tell whether it changed; never to show).
+    pub fn key(&self) -> Option<&Token> {
+        self.key.as_ref()
+    }
+
     /// `GET path`, the answer parsed as JSON.
     pub fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, RemoteError> {
         let mut request = self.agent.get(format!("{}{path}", self.base));

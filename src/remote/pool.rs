@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::http::{RemoteError, RemoteServer};
+use crate::hub::config::Token;
 use crate::spec::backend::{BackendConfig, BackendHealth, BackendKind, BackendView};
 
 /// First pause after a failure; it doubles per failure in a row.
@@ -158,6 +159,16 @@ impl Pool {
         self.kind
     }
 
+    /// Each backend's URL with the key its server sends.
+    pub fn keys(&self) -> Vec<(String, Option<Token>)> {
+        self.backends.iter().map(|b| (b.server.base().to_owned(), b.server.key().cloned())).collect()
+    }
+
+    /// The backends' settings, in order.
+    pub fn configs(&self) -> Vec<BackendConfig> {
+        self.backends.iter().map(|b| lock(&b.status).config.clone()).collect()
+    }
+
     /// Runs `job` on the least-loaded healthy backend that has `model`; if
     /// it fails in a way another backend may not (unreachable, died
     /// mid-way, busy, a server error), that backend is paused and the job
@@ -173,7 +184,13 @@ impl Pool {
         let mut tried = Vec::new();
         let mut last_error = None;
         loop {
-            let Some(index) = self.pick(model, &tried) else {
+            let mut picked = self.pick(model, &tried);
+            if picked.is_none() && tried.is_empty() {
+                // Backends not asked yet (just added, or the app just started) are asked now.
+                self.check_due();
+                picked = self.pick(model, &tried);
+            }
+            let Some(index) = picked else {
                 return Err(last_error.unwrap_or_else(|| {
                     let what = model.map_or_else(
                         || "no backend is healthy".to_owned(),
@@ -308,6 +325,14 @@ mod tests {
             }
         }
         assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
+    #[test]
+    fn a_job_asks_backends_not_checked_yet_before_giving_up() {
+        let p = pool(1);
+        let err = p.run(Some("a"), &mut |_, _| {}, &mut |_| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("no healthy backend has the model \"a\""), "{err}");
+        assert!(matches!(p.statuses()[0].health, Health::Paused { .. }), "the job's pick asked it first");
     }
 
     #[test]

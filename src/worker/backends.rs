@@ -64,14 +64,18 @@ impl Backends {
                 Err(e) => invalid.push((config.clone(), e.to_string())),
             }
         }
-        let pools = Pools {
-            openai: Pool::new(BackendKind::OpenAi, openai),
-            a1111: Pool::new(BackendKind::A1111, a1111),
-            invalid,
+        let Ok(mut current) = self.pools.write() else { return };
+        // A pool whose backends did not change keeps its state (health, models, counts).
+        let same = |pool: &Pool, new: &[(BackendConfig, RemoteServer)]| {
+            pool.configs().iter().eq(new.iter().map(|(config, _)| config)) && !keys_changed(pool, keys)
         };
-        if let Ok(mut current) = self.pools.write() {
-            *current = pools;
+        if !same(&current.openai, &openai) {
+            current.openai = Pool::new(BackendKind::OpenAi, openai);
         }
+        if !same(&current.a1111, &a1111) {
+            current.a1111 = Pool::new(BackendKind::A1111, a1111);
+        }
+        current.invalid = invalid;
     }
 
     /// The text servers.
@@ -97,6 +101,11 @@ impl Backends {
         });
         pools.openai.views().into_iter().chain(pools.a1111.views()).chain(invalid).collect()
     }
+}
+
+/// Whether `keys` differs from the keys `pool`'s servers were made with.
+fn keys_changed(pool: &Pool, keys: &BTreeMap<String, Token>) -> bool {
+    pool.keys().iter().any(|(url, key)| keys.get(url) != key.as_ref())
 }
 
 /// Checks due backends once a tick; wakes the UI when a view changed. Ends
