@@ -235,7 +235,7 @@ impl Engine {
         let model = match model {
             Some(model) => model,
             None => pool
-                .statuses()
+                .views()
                 .into_iter()
                 .find_map(|s| s.models.into_iter().next())
                 .context("no --backend server answered with a model list")?,

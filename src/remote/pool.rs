@@ -19,39 +19,18 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// A healthy backend is checked again this often.
 const RECHECK: Duration = Duration::from_secs(15);
 
-/// How a backend is doing.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Health {
-    /// Not asked yet.
-    Unknown,
-    Healthy,
-    /// Failed `failures` times in a row; asked again at `retry_at`.
-    Paused {
-        failures: u32,
-        retry_at: Instant,
-        error: String,
-    },
-}
-
-/// What the UI shows of one backend.
-#[derive(Clone, Debug)]
-pub struct BackendStatus {
-    pub config: BackendConfig,
-    pub health: Health,
-    /// Its models (text ids, or image checkpoints).
-    pub models: Vec<String>,
-    /// An image server's LoRAs (by the names its prompts take).
-    pub loras: Vec<String>,
-    /// Jobs it is running for us now.
-    pub in_flight: usize,
-    /// Jobs it finished for us.
-    pub done: usize,
+/// A backend's state: what the UI sees of it, and when it is due again.
+struct State {
+    view: BackendView,
+    /// A paused backend is asked again at this time.
+    retry_at: Instant,
+    /// When it was last asked for its models.
+    checked_at: Option<Instant>,
 }
 
 struct Backend {
     server: RemoteServer,
-    status: Mutex<BackendStatus>,
-    checked_at: Mutex<Option<Instant>>,
+    state: Mutex<State>,
 }
 
 /// Every remote backend of one kind the user added.
@@ -68,15 +47,18 @@ impl Pool {
             .into_iter()
             .map(|(config, server)| Backend {
                 server,
-                status: Mutex::new(BackendStatus {
-                    config,
-                    health: Health::Unknown,
-                    models: Vec::new(),
-                    loras: Vec::new(),
-                    in_flight: 0,
-                    done: 0,
+                state: Mutex::new(State {
+                    view: BackendView {
+                        config,
+                        health: BackendHealth::Unknown,
+                        models: Vec::new(),
+                        loras: Vec::new(),
+                        in_flight: 0,
+                        done: 0,
+                    },
+                    retry_at: Instant::now(),
+                    checked_at: None,
                 }),
-                checked_at: Mutex::new(None),
             })
             .collect();
         Self { kind, backends: Arc::new(backends) }
@@ -87,12 +69,11 @@ impl Pool {
     pub fn check_due(&self) {
         for backend in self.backends.iter() {
             let due = {
-                let status = lock(&backend.status);
-                let last = *lock(&backend.checked_at);
-                match &status.health {
-                    Health::Unknown => true,
-                    Health::Paused { retry_at, .. } => Instant::now() >= *retry_at,
-                    Health::Healthy => last.is_none_or(|t| t.elapsed() >= RECHECK),
+                let state = lock(&backend.state);
+                match &state.view.health {
+                    BackendHealth::Unknown => true,
+                    BackendHealth::Paused { .. } => Instant::now() >= state.retry_at,
+                    BackendHealth::Healthy => state.checked_at.is_none_or(|t| t.elapsed() >= RECHECK),
                 }
             };
             if due {
@@ -114,42 +95,29 @@ impl Pool {
             BackendKind::A1111 => super::a1111::catalogue(&backend.server).map(|c| (c.models, c.loras)),
             BackendKind::Local => Ok((Vec::new(), Vec::new())),
         };
-        *lock(&backend.checked_at) = Some(Instant::now());
+        lock(&backend.state).checked_at = Some(Instant::now());
         match listed {
             Ok((models, loras)) => {
-                let mut status = lock(&backend.status);
-                status.models = models;
-                status.loras = loras;
-                status.health = Health::Healthy;
+                let view = &mut lock(&backend.state).view;
+                view.models = models;
+                view.loras = loras;
+                view.health = BackendHealth::Healthy;
             }
             Err(e) => pause(backend, &e),
         }
     }
 
     /// Every backend's state, in the order they were added.
-    pub fn statuses(&self) -> Vec<BackendStatus> {
-        self.backends.iter().map(|b| lock(&b.status).clone()).collect()
-    }
-
-    /// Every backend's state as plain data for the UI.
     pub fn views(&self) -> Vec<BackendView> {
-        self.statuses()
-            .into_iter()
-            .map(|s| BackendView {
-                health: match s.health {
-                    Health::Unknown => BackendHealth::Unknown,
-                    Health::Healthy => BackendHealth::Healthy,
-                    Health::Paused { failures, retry_at, error } => BackendHealth::Paused {
-                        failures,
-                        retry_in_secs: retry_at.saturating_duration_since(Instant::now()).as_secs(),
-                        error,
-                    },
-                },
-                config: s.config,
-                models: s.models,
-                loras: s.loras,
-                in_flight: s.in_flight,
-                done: s.done,
+        self.backends
+            .iter()
+            .map(|b| {
+                let state = lock(&b.state);
+                let mut view = state.view.clone();
+                if let BackendHealth::Paused { retry_in_secs, .. } = &mut view.health {
+                    *retry_in_secs = state.retry_at.saturating_duration_since(Instant::now()).as_secs();
+                }
+                view
             })
             .collect()
     }
@@ -166,7 +134,7 @@ impl Pool {
 
     /// The backends' settings, in order.
     pub fn configs(&self) -> Vec<BackendConfig> {
-        self.backends.iter().map(|b| lock(&b.status).config.clone()).collect()
+        self.backends.iter().map(|b| lock(&b.state).view.config.clone()).collect()
     }
 
     /// Runs `job` on the least-loaded healthy backend that has `model`; if
@@ -203,17 +171,17 @@ impl Pool {
             let backend = &self.backends[index];
             let url = backend.server.base().to_owned();
             on_attempt(&url, tried.len());
-            lock(&backend.status).in_flight += 1;
+            lock(&backend.state).view.in_flight += 1;
             let result = job(&backend.server);
-            let mut status = lock(&backend.status);
-            status.in_flight -= 1;
+            let mut state = lock(&backend.state);
+            state.view.in_flight -= 1;
             match result {
                 Ok(value) => {
-                    status.done += 1;
+                    state.view.done += 1;
                     return Ok((value, url));
                 }
                 Err(e) if e.is_retryable() => {
-                    drop(status);
+                    drop(state);
                     pause(backend, &e);
                     last_error = Some(e);
                 }
@@ -230,10 +198,10 @@ impl Pool {
             .enumerate()
             .filter(|(i, _)| !tried.contains(i))
             .filter_map(|(i, b)| {
-                let status = lock(&b.status);
-                let has = model.is_none_or(|model| status.models.iter().any(|m| m == model));
-                let usable = status.health == Health::Healthy && has;
-                usable.then_some((status.in_flight, i))
+                let view = &lock(&b.state).view;
+                let has = model.is_none_or(|model| view.models.iter().any(|m| m == model));
+                let usable = view.health == BackendHealth::Healthy && has;
+                usable.then_some((view.in_flight, i))
             })
             .min()
             .map(|(_, i)| i)
@@ -242,13 +210,14 @@ impl Pool {
 
 /// Marks `backend` failed: paused for a backoff that doubles per failure in a row.
 fn pause(backend: &Backend, error: &RemoteError) {
-    let mut status = lock(&backend.status);
-    let failures = match &status.health {
-        Health::Paused { failures, .. } => failures + 1,
+    let mut state = lock(&backend.state);
+    let failures = match &state.view.health {
+        BackendHealth::Paused { failures, .. } => failures + 1,
         _ => 1,
     };
     let backoff = FIRST_BACKOFF.saturating_mul(1 << (failures - 1).min(6)).min(MAX_BACKOFF);
-    status.health = Health::Paused { failures, retry_at: Instant::now() + backoff, error: error.to_string() };
+    state.retry_at = Instant::now() + backoff;
+    state.view.health = BackendHealth::Paused { failures, retry_in_secs: backoff.as_secs(), error: error.to_string() };
 }
 
 /// A lock whose poisoning (a panic while held) leaves plain data usable.
@@ -270,19 +239,19 @@ mod tests {
         Pool::new(BackendKind::OpenAi, servers)
     }
 
-    fn set(pool: &Pool, i: usize, health: Health, models: &[&str], in_flight: usize) {
-        let mut status = lock(&pool.backends[i].status);
-        status.health = health;
-        status.models = models.iter().map(|m| m.to_string()).collect();
-        status.in_flight = in_flight;
+    fn set(pool: &Pool, i: usize, health: BackendHealth, models: &[&str], in_flight: usize) {
+        let view = &mut lock(&pool.backends[i].state).view;
+        view.health = health;
+        view.models = models.iter().map(|m| m.to_string()).collect();
+        view.in_flight = in_flight;
     }
 
     #[test]
     fn least_loaded_healthy_backend_with_the_model() {
         let p = pool(3);
-        set(&p, 0, Health::Healthy, &["a"], 2);
-        set(&p, 1, Health::Healthy, &["a", "b"], 1);
-        set(&p, 2, Health::Paused { failures: 1, retry_at: Instant::now(), error: "x".into() }, &["a"], 0);
+        set(&p, 0, BackendHealth::Healthy, &["a"], 2);
+        set(&p, 1, BackendHealth::Healthy, &["a", "b"], 1);
+        set(&p, 2, BackendHealth::Paused { failures: 1, retry_in_secs: 0, error: "x".into() }, &["a"], 0);
         assert_eq!(p.pick(Some("a"), &[]), Some(1));
         assert_eq!(p.pick(Some("a"), &[1]), Some(0));
         assert_eq!(p.pick(Some("b"), &[1]), None);
@@ -293,8 +262,8 @@ mod tests {
     #[test]
     fn a_failing_backend_is_paused_and_the_job_runs_on_the_next_once() {
         let p = pool(2);
-        set(&p, 0, Health::Healthy, &["a"], 0);
-        set(&p, 1, Health::Healthy, &["a"], 0);
+        set(&p, 0, BackendHealth::Healthy, &["a"], 0);
+        set(&p, 1, BackendHealth::Healthy, &["a"], 0);
         let mut runs = Vec::new();
         let (value, url) = p
             .run(Some("a"), &mut |_, _| {}, &mut |server| {
@@ -304,8 +273,8 @@ mod tests {
             .unwrap();
         assert_eq!((value, url.as_str()), (7, "http://127.0.0.1:2"));
         assert_eq!(runs, ["http://127.0.0.1:1", "http://127.0.0.1:2"], "once per backend, one result");
-        let statuses = p.statuses();
-        assert!(matches!(statuses[0].health, Health::Paused { failures: 1, .. }));
+        let statuses = p.views();
+        assert!(matches!(statuses[0].health, BackendHealth::Paused { failures: 1, .. }));
         assert_eq!((statuses[1].done, statuses[1].in_flight), (1, 0));
         // A refusal of the request itself is not retried elsewhere.
         let refused =
@@ -320,9 +289,8 @@ mod tests {
         let mut waits = Vec::new();
         for _ in 0..9 {
             pause(&p.backends[0], &error);
-            if let Health::Paused { retry_at, .. } = lock(&p.backends[0].status).health {
-                waits.push((retry_at - Instant::now()).as_secs_f64().round() as u64);
-            }
+            let retry_at = lock(&p.backends[0].state).retry_at;
+            waits.push((retry_at - Instant::now()).as_secs_f64().round() as u64);
         }
         assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
     }
@@ -332,13 +300,13 @@ mod tests {
         let p = pool(1);
         let err = p.run(Some("a"), &mut |_, _| {}, &mut |_| Ok(())).unwrap_err();
         assert!(err.to_string().contains("no healthy backend has the model \"a\""), "{err}");
-        assert!(matches!(p.statuses()[0].health, Health::Paused { .. }), "the job's pick asked it first");
+        assert!(matches!(p.views()[0].health, BackendHealth::Paused { .. }), "the job's pick asked it first");
     }
 
     #[test]
     fn unreachable_backends_are_paused_by_the_check() {
         let p = pool(1);
         p.check_due();
-        assert!(matches!(p.statuses()[0].health, Health::Paused { failures: 1, .. }));
+        assert!(matches!(p.views()[0].health, BackendHealth::Paused { failures: 1, .. }));
     }
 }
