@@ -63,6 +63,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("sse", sse),
     ("http_request", http_request),
     ("openai_stream", openai_stream),
+    ("a1111_answer", a1111_answer),
 ];
 
 /// A PNG's text chunks or a GIF's comments, then the settings read from
@@ -450,4 +451,16 @@ pub fn openai_stream(data: &[u8]) {
     for chat in [true, false] {
         let _ = crate::remote::openai::decode_stream(data, chat);
     }
+}
+
+/// An A1111-compatible server's answers as the remote image backend reads
+/// them (txt2img's images with their infotexts, progress with its preview),
+/// and the API key file.
+pub fn a1111_answer(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = crate::remote::keys::parse_keys(&text);
+    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(data) else { return };
+    let Ok(server) = crate::remote::RemoteServer::new("http://127.0.0.1:9", None) else { return };
+    let _ = crate::remote::a1111::images_of(&server, "/sdapi/v1/txt2img", &answer);
+    let _ = crate::remote::a1111::progress_of(&answer);
 }

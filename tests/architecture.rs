@@ -35,7 +35,7 @@ fn allowed(module: &str) -> &'static [&'static str] {
             "text",
             "diffusion",
             "worker::train_plan",
-            "remote::openai",
+            "remote",
             "serve::http",
             "serve::openai_api",
             "serve::a1111_api",

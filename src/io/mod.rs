@@ -1,5 +1,6 @@
 //! Files: data sets, model manifests, PNG with metadata, GIF export, output paths.
 
+pub mod base64_image;
 pub mod chart;
 pub mod conversations;
 pub mod datasets;

@@ -4,17 +4,14 @@
 //! progress and preview from `/sdapi/v1/progress` while the image is made,
 //! and `/sdapi/v1/interrupt` when the user cancels.
 
-use std::io::Cursor;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use image::RgbImage;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::http::{RemoteError, RemoteServer};
-use crate::io::png_meta::encode_png;
+use crate::io::base64_image::{decode_base64_image, encode_base64_png};
 use crate::spec::image::ImageRequest;
 
 /// How often progress is asked for while an image is made.
@@ -121,8 +118,8 @@ pub fn request_body(job: &RemoteImageJob) -> Result<Value, RemoteError> {
         body["override_settings_restore_afterwards"] = json!(true);
     }
     if let Some(init) = job.init_image {
-        let png = encode_png(init, &[]).map_err(|e| RemoteError::Invalid(e.to_string()))?;
-        body["init_images"] = json!([STANDARD.encode(png)]);
+        let png = encode_base64_png(init, &[]).map_err(|e| RemoteError::Invalid(e.to_string()))?;
+        body["init_images"] = json!([png]);
         body["denoising_strength"] = json!(r.strength);
         body["resize_mode"] = json!(0);
     }
@@ -167,9 +164,14 @@ pub fn generate(
 pub fn progress(server: &RemoteServer) -> Result<Progress, RemoteError> {
     let path = "/sdapi/v1/progress?skip_current_image=false";
     let answer: Value = server.get_json(path)?;
+    progress_of(&answer).map_err(|e| server.bad_answer(path, &e))
+}
+
+/// A `/sdapi/v1/progress` answer read (fields a server leaves out count as 0).
+pub fn progress_of(answer: &Value) -> Result<Progress, String> {
     let count = |key: &str| answer.pointer(&format!("/state/{key}")).and_then(Value::as_u64).unwrap_or(0) as usize;
     let preview = match answer.get("current_image").and_then(Value::as_str) {
-        Some(b64) if !b64.is_empty() => Some(decode_image(b64).map_err(|e| server.bad_answer(path, &e))?.0),
+        Some(b64) if !b64.is_empty() => Some(decode_base64_image(b64)?.0),
         _ => None,
     };
     Ok(Progress {
@@ -194,7 +196,7 @@ pub fn images_of(server: &RemoteServer, path: &str, answer: &Value) -> Result<Ve
         .enumerate()
         .map(|(i, b64)| {
             let b64 = b64.as_str().ok_or_else(|| bad("an image that is not a string"))?;
-            let (image, chunks) = decode_image(b64).map_err(|e| bad(&e))?;
+            let (image, chunks) = decode_base64_image(b64).map_err(|e| bad(&format!("images[{i}]: {e}")))?;
             let png_parameters = chunks.into_iter().find(|(k, _)| k == "parameters").map(|(_, v)| v);
             let infotext = infotexts
                 .and_then(|t| t.get(i))
@@ -206,20 +208,6 @@ pub fn images_of(server: &RemoteServer, path: &str, answer: &Value) -> Result<Ve
             Ok(RemoteImage { image, infotext, seed })
         })
         .collect()
-}
-
-/// A base64 image (optionally a `data:` URL) as RGB, with its PNG text chunks.
-fn decode_image(b64: &str) -> Result<(RgbImage, Vec<(String, String)>), String> {
-    let b64 = b64.split_once(";base64,").map_or(b64, |(_, data)| data);
-    let bytes = STANDARD.decode(b64.trim()).map_err(|e| format!("an image that is not base64: {e}"))?;
-    let image = image::ImageReader::new(Cursor::new(&bytes))
-        .with_guessed_format()
-        .map_err(|e| e.to_string())?
-        .decode()
-        .map_err(|e| format!("an unreadable image: {e}"))?
-        .to_rgb8();
-    let chunks = crate::io::png_meta::text_chunks(&bytes).unwrap_or_default();
-    Ok((image, chunks))
 }
 
 #[cfg(test)]
@@ -246,14 +234,13 @@ mod tests {
         let init = RgbImage::new(8, 8);
         let body = request_body(&RemoteImageJob { init_image: Some(&init), ..job }).unwrap();
         assert_eq!(body["denoising_strength"], 0.75);
-        assert!(decode_image(body["init_images"][0].as_str().unwrap()).is_ok());
+        assert!(decode_base64_image(body["init_images"][0].as_str().unwrap()).is_ok());
     }
 
     #[test]
     fn answers_of_both_servers() {
         let server = RemoteServer::new("http://127.0.0.1:1", None).unwrap();
-        let png = STANDARD
-            .encode(encode_png(&RgbImage::new(4, 4), &[("parameters".into(), "a cat\nSteps: 2".into())]).unwrap());
+        let png = encode_base64_png(&RgbImage::new(4, 4), &[("parameters".into(), "a cat\nSteps: 2".into())]).unwrap();
         let a1111 =
             json!({ "images": [png], "info": json!({"infotexts": ["from info"], "all_seeds": [7]}).to_string() });
         let got = images_of(&server, "/p", &a1111).unwrap();

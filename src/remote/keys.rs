@@ -35,8 +35,7 @@ impl KeyStore {
     /// Every key, by URL (none if the file is missing or unreadable).
     pub fn load(&self) -> BTreeMap<String, Token> {
         let Ok(text) = std::fs::read_to_string(&self.path) else { return BTreeMap::new() };
-        let map: BTreeMap<String, String> = serde_json::from_str(&text).unwrap_or_default();
-        map.into_iter().filter_map(|(url, key)| Token::parse(&key).map(|t| (url, t))).collect()
+        parse_keys(&text)
     }
 
     /// Sets (or with `None`, forgets) the key of `url`.
@@ -54,6 +53,13 @@ impl KeyStore {
         let json = serde_json::to_vec_pretty(&map).map_err(std::io::Error::other)?;
         write_owner_only(&self.path, &json)
     }
+}
+
+/// The key file's text read: a JSON object from URL to key (a file that is
+/// not one, or an empty key, gives nothing).
+pub fn parse_keys(text: &str) -> BTreeMap<String, Token> {
+    let map: BTreeMap<String, String> = serde_json::from_str(text).unwrap_or_default();
+    map.into_iter().filter_map(|(url, key)| Token::parse(&key).map(|t| (url, t))).collect()
 }
 
 /// Writes `bytes` to `path` through a temporary file created owner-only

@@ -4,11 +4,8 @@
 //! with A1111's field names and defaults. Every image parameter has a
 //! limit; an init image is decoded under size limits (no decompression bomb).
 
-use std::io::Cursor;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use image::RgbImage;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -16,7 +13,7 @@ use serde_json::{Value, json};
 use super::State;
 use super::answer::{ApiError, client_gone};
 use super::image_jobs::{ImageJob, ImagesDone};
-use crate::io::png_meta::encode_png;
+use crate::io::base64_image::{decode_base64_image, encode_base64_png};
 use crate::spec::image::{ImageRequest, SamplerKind, VariationSeed};
 use crate::train::cancel::CancelToken;
 
@@ -33,9 +30,6 @@ impl Default for ImageLimits {
         Self { max_side: 1024, max_steps: 150, max_images: 8 }
     }
 }
-
-/// Largest init image accepted, per side, before it is even decoded.
-const MAX_INIT_SIDE: u32 = 4096;
 
 #[derive(Deserialize, Default)]
 struct OverrideSettings {
@@ -102,7 +96,7 @@ pub fn progress(state: &State) -> Value {
     } else {
         0.0
     };
-    let preview = p.preview.as_ref().and_then(|image| encode_png(image, &[]).ok()).map(|png| STANDARD.encode(png));
+    let preview = p.preview.as_ref().and_then(|image| encode_base64_png(image, &[]).ok());
     json!({
         "progress": fraction,
         "eta_relative": 0.0,
@@ -165,8 +159,7 @@ fn answer(done: &ImagesDone) -> Result<Value, ApiError> {
     let mut images = Vec::new();
     let mut infotexts = Vec::new();
     for (image, record) in &done.images {
-        let png = encode_png(image, &record.chunks()).map_err(|e| ApiError::failed(e.to_string()))?;
-        images.push(STANDARD.encode(png));
+        images.push(encode_base64_png(image, &record.chunks()).map_err(|e| ApiError::failed(e.to_string()))?);
         infotexts.push(record.to_params().to_a1111());
     }
     let seeds: Vec<u64> = done.images.iter().map(|(_, r)| r.request.seed).collect();
@@ -243,17 +236,8 @@ fn seed_of(seed: Option<i64>) -> u64 {
 /// An init image from base64 (or a `data:` URL), refused before decoding if
 /// its header claims more than the limit.
 fn decode_init(b64: &str) -> Result<RgbImage, ApiError> {
-    let bad = |message: String| ApiError::status(422, message);
-    let b64 = b64.split_once(";base64,").map_or(b64, |(_, data)| data);
-    let bytes = STANDARD.decode(b64.trim()).map_err(|e| bad(format!("init_images[0] is not base64: {e}")))?;
-    let mut reader =
-        image::ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| bad(e.to_string()))?;
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_INIT_SIDE);
-    limits.max_image_height = Some(MAX_INIT_SIDE);
-    limits.max_alloc = Some(256 << 20);
-    reader.limits(limits);
-    Ok(reader.decode().map_err(|e| bad(format!("init_images[0]: {e}")))?.to_rgb8())
+    let (image, _) = decode_base64_image(b64).map_err(|e| ApiError::status(422, format!("init_images[0]: {e}")))?;
+    Ok(image)
 }
 
 /// Every image request body a client can send, checked (the fuzz target's body).
@@ -298,10 +282,10 @@ mod tests {
 
     #[test]
     fn init_images_over_the_limit_are_refused_undecoded() {
-        let big = RgbImage::new(MAX_INIT_SIDE + 1, 1);
-        let b64 = STANDARD.encode(encode_png(&big, &[]).unwrap());
+        let big = RgbImage::new(crate::io::base64_image::MAX_SIDE + 1, 1);
+        let b64 = encode_base64_png(&big, &[]).unwrap();
         assert!(decode_init(&b64).is_err());
-        let ok = STANDARD.encode(encode_png(&RgbImage::new(8, 8), &[]).unwrap());
+        let ok = encode_base64_png(&RgbImage::new(8, 8), &[]).unwrap();
         assert_eq!(decode_init(&format!("data:image/png;base64,{ok}")).unwrap().dimensions(), (8, 8));
     }
 }
