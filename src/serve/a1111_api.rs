@@ -64,7 +64,8 @@ struct ImageBody {
 /// `GET /sdapi/v1/sd-models`: the installed diffusion models.
 pub fn sd_models(state: &State) -> Value {
     let models: Vec<Value> = state
-        .image_models()
+        .rescan()
+        .image
         .into_iter()
         .map(
             |id| json!({ "title": id, "model_name": id, "hash": null, "sha256": null, "filename": id, "config": null }),
@@ -128,7 +129,7 @@ pub fn generate(state: &State, body: &[u8], img2img: bool, out: &std::net::TcpSt
             .current_image_model()
             .ok_or_else(|| ApiError::status(404, "no diffusion model is installed".into()))?,
     };
-    if !state.image_models().contains(&model) {
+    if !state.knows(&model, |i| &i.image) {
         return Err(ApiError::status(404, format!("no checkpoint {model:?} here (see /sdapi/v1/sd-models)")));
     }
     let (done, receiver) = crossbeam_channel::bounded(1);

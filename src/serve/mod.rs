@@ -87,28 +87,53 @@ pub struct State {
     pub image_limits: ImageLimits,
     /// The checkpoint used when a request names none (A1111's `sd_model_checkpoint` option).
     current_image: Mutex<Option<String>>,
+    /// The installed models, read at start and again by the listings and
+    /// for a model not seen yet (not on every request).
+    installed: Mutex<Installed>,
     connections: AtomicUsize,
     body_bytes: AtomicUsize,
 }
 
+/// Installed model ids by family.
+#[derive(Clone, Debug, Default)]
+pub struct Installed {
+    pub text: Vec<String>,
+    pub image: Vec<String>,
+}
+
+impl Installed {
+    fn scan(models_dir: &std::path::Path) -> Self {
+        let (manifests, _) = discover(models_dir);
+        let ids = |family| manifests.iter().filter(|m| m.family == family).map(|m| m.id.clone()).collect();
+        Self { text: ids(Family::Text), image: ids(Family::Diffusion) }
+    }
+}
+
 impl State {
-    /// Ids of the installed text models, read afresh (a model installed while serving appears).
-    pub fn text_models(&self) -> Vec<String> {
-        let (manifests, _) = discover(&self.models_dir);
-        manifests.into_iter().filter(|m| m.family == Family::Text).map(|m| m.id).collect()
+    /// The installed models read again (a model installed while serving appears).
+    pub fn rescan(&self) -> Installed {
+        let installed = Installed::scan(&self.models_dir);
+        if let Ok(mut current) = self.installed.lock() {
+            *current = installed.clone();
+        }
+        installed
     }
 
-    /// Ids of the installed diffusion models.
-    pub fn image_models(&self) -> Vec<String> {
-        let (manifests, _) = discover(&self.models_dir);
-        manifests.into_iter().filter(|m| m.family == Family::Diffusion).map(|m| m.id).collect()
+    fn installed(&self) -> Installed {
+        self.installed.lock().map(|i| i.clone()).unwrap_or_default()
+    }
+
+    /// Whether `id` is an installed model of the family `pick` chooses
+    /// (the folder is read again only for an id not seen yet).
+    pub fn knows(&self, id: &str, pick: fn(&Installed) -> &Vec<String>) -> bool {
+        pick(&self.installed()).iter().any(|m| m == id) || pick(&self.rescan()).iter().any(|m| m == id)
     }
 
     /// The checkpoint a request without `sd_model_checkpoint` uses: the one
     /// set through `/sdapi/v1/options`, else the first installed.
     pub fn current_image_model(&self) -> Option<String> {
         let set = self.current_image.lock().ok().and_then(|c| c.clone());
-        set.or_else(|| self.image_models().into_iter().next())
+        set.or_else(|| self.installed().image.into_iter().next())
     }
 
     /// The folder `<lora:NAME>` tags are looked up in.
@@ -152,6 +177,7 @@ impl Server {
             images: ImageQueue::start(options.models_dir.clone(), lora_dirs, options.limits.queue)?,
             image_limits: options.limits.image,
             current_image: Mutex::new(None),
+            installed: Mutex::new(Installed::scan(&options.models_dir)),
             limits: options.limits,
             api_key: options.api_key,
             models_dir: options.models_dir,
@@ -305,7 +331,7 @@ fn set_options(state: &State, body: &[u8]) -> Result<(), ApiError> {
     let options: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| ApiError::status(422, format!("the request body: {e}")))?;
     if let Some(model) = options.get("sd_model_checkpoint").and_then(|m| m.as_str()) {
-        if !state.image_models().iter().any(|m| m == model) {
+        if !state.knows(model, |i| &i.image) {
             return Err(ApiError::status(404, format!("no checkpoint {model:?} here (see /sdapi/v1/sd-models)")));
         }
         if let Ok(mut current) = state.current_image.lock() {

@@ -108,7 +108,8 @@ fn logprobs_wanted(body: &TextBody, chat: bool) -> Result<Option<usize>, ApiErro
 /// `GET /v1/models`.
 pub fn models(state: &State) -> Value {
     let data: Vec<Value> = state
-        .text_models()
+        .rescan()
+        .text
         .into_iter()
         .map(|id| json!({ "id": id, "object": "model", "created": 0, "owned_by": "latent-studio" }))
         .collect();
@@ -123,7 +124,7 @@ pub fn complete(
     out: &mut std::net::TcpStream,
     keep_alive: bool,
 ) -> Result<(), ApiError> {
-    let (body, spec) = parse_request(body, chat, &state.text_models(), state.limits.max_tokens)?;
+    let (body, spec) = parse_request(body, chat, &|id| state.knows(id, |i| &i.text), state.limits.max_tokens)?;
     let (events, receiver) = crossbeam_channel::unbounded();
     let cancel = CancelToken::new();
     let job = TextJob {
@@ -161,21 +162,21 @@ impl Drop for CancelOnDrop {
 fn parse_request(
     body: &[u8],
     chat: bool,
-    models: &[String],
+    known: &dyn Fn(&str) -> bool,
     max_tokens: usize,
 ) -> Result<(TextBody, GenerateSpec), ApiError> {
     let body: TextBody = serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("the request body: {e}")))?;
-    let spec = spec_of(&body, chat, models, max_tokens)?;
+    let spec = spec_of(&body, chat, known, max_tokens)?;
     Ok((body, spec))
 }
 
 /// Every request body a client can send, checked (the fuzz target's body).
 pub fn check_request(body: &[u8], chat: bool, max_tokens: usize) -> Result<GenerateSpec, String> {
-    parse_request(body, chat, &["m".to_owned()], max_tokens).map(|(_, spec)| spec).map_err(|e| e.message)
+    parse_request(body, chat, &|id| id == "m", max_tokens).map(|(_, spec)| spec).map_err(|e| e.message)
 }
 
-fn spec_of(body: &TextBody, chat: bool, models: &[String], limit: usize) -> Result<GenerateSpec, ApiError> {
-    if !models.contains(&body.model) {
+fn spec_of(body: &TextBody, chat: bool, known: &dyn Fn(&str) -> bool, limit: usize) -> Result<GenerateSpec, ApiError> {
+    if !known(&body.model) {
         return Err(ApiError::model_not_found(&body.model));
     }
     if body.n.is_some_and(|n| n != 1) {
